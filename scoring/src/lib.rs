@@ -1,0 +1,1 @@
+//! Pure lead scoring for LeadRank.
