@@ -1,1 +1,26 @@
-//! placeholder
+//! sea-orm entities: the shapes of LeadRank's tables and nothing else.
+//! Behaviour lives in the `api` crate's services; every query there goes
+//! through its tenant scope.
+
+pub mod enums;
+
+pub mod activity;
+pub mod assignment_rule;
+pub mod audit_entry;
+pub mod job_lease;
+pub mod job_run;
+pub mod lead;
+pub mod lead_event;
+pub mod lead_field;
+pub mod login_failure;
+pub mod pipeline;
+pub mod predictor_model;
+pub mod refresh_session;
+pub mod score_event;
+pub mod scoring_model;
+pub mod signal_type;
+pub mod stage;
+pub mod team;
+pub mod team_member;
+pub mod tenant;
+pub mod user;

@@ -1,1 +1,36 @@
-//! placeholder
+//! Database migrations for LeadRank. The same migrations run on SQLite and
+//! PostgreSQL. Every tenant-owned table's primary key and every index that
+//! serves a tenant query start with `tenant_id`, so the data can later be
+//! distributed by tenant (e.g. Citus).
+//!
+//! One change per file; a migration that has shipped is never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod idens;
+mod m20261123_000001_tenants_users_teams;
+mod m20261123_000002_pipelines;
+mod m20261123_000003_configuration;
+mod m20261123_000004_leads;
+mod m20261123_000005_jobs;
+mod m20261123_000006_audit_and_throttling;
+mod m20261123_000007_assignment_rules;
+mod shape;
+
+/// Applies LeadRank's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_tenants_users_teams::Migration),
+            Box::new(m20261123_000002_pipelines::Migration),
+            Box::new(m20261123_000003_configuration::Migration),
+            Box::new(m20261123_000004_leads::Migration),
+            Box::new(m20261123_000005_jobs::Migration),
+            Box::new(m20261123_000006_audit_and_throttling::Migration),
+            Box::new(m20261123_000007_assignment_rules::Migration),
+        ]
+    }
+}

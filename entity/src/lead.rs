@@ -1,0 +1,62 @@
+//! A lead, with its latest score kept on the row.
+
+use crate::enums::LeadStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "leads")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub industry: Option<String>,
+    pub source: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub attributes: Json,
+    pub deal_value: Option<f64>,
+    pub owner_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub pipeline_id: Uuid,
+    pub stage_id: Uuid,
+    pub stage_entered_at: DateTimeUtc,
+    pub status: LeadStatus,
+    pub closed_at: Option<DateTimeUtc>,
+    pub close_reason: Option<String>,
+    pub score: f64,
+    pub tier: String,
+    pub tier_rank: i32,
+    pub priority: i64,
+    pub flags: i32,
+    pub close_probability: Option<f64>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub breakdown: Json,
+    pub scoring_model_id: Option<Uuid>,
+    pub model_version: Option<i32>,
+    pub next_follow_up_at: Option<DateTimeUtc>,
+    pub last_activity_at: Option<DateTimeUtc>,
+    pub last_inbound_at: Option<DateTimeUtc>,
+    pub last_outbound_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub signal_state: Json,
+    pub scored_at: Option<DateTimeUtc>,
+    pub pinned_tier: Option<String>,
+    pub pin_reason: Option<String>,
+    pub pin_expires_at: Option<DateTimeUtc>,
+    pub pinned_by: Option<Uuid>,
+    pub version: i32,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+//! One stage of a pipeline.
+
+use crate::enums::StageKind;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "stages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub pipeline_id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub kind: StageKind,
+    pub position: i32,
+    pub win_probability: f64,
+    pub rotting_days: Option<i32>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
