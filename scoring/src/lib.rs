@@ -1,1 +1,26 @@
 //! Pure lead scoring for LeadRank.
+//!
+//! This crate turns a tenant's model configuration and a lead's facts into a
+//! score from 0 to 100, a tier, flags, a next follow-up date and an explanation.
+//! It has no database, no async and no clock: `now` is always an argument, in
+//! Unix seconds.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod model;
+pub mod templates;
+
+pub use error::{ConfigError, TrainError};
+pub use model::{
+    BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionKind,
+    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,
+    ModelConfig, MonetaryParams, MonetarySource, OverrideParams, OverrideRule, PredictedParams,
+    RatingParams, RecencyParams, SignalDef, StageBasis, StageParams, StaleRule, Tier,
+    UrgentSignalRule,
+};
+
+/// A point in time: seconds since the Unix epoch (UTC).
+pub type UnixSeconds = i64;
+
+/// Seconds in a day.
+pub const SECONDS_PER_DAY: f64 = 86_400.0;
