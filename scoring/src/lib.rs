@@ -6,11 +6,24 @@
 //! Unix seconds.
 #![deny(missing_docs)]
 
+pub mod batch;
+pub mod decay;
+pub mod dimensions;
+pub mod engine;
 pub mod error;
+pub mod explain;
+pub mod facts;
 pub mod model;
+pub mod overrides;
 pub mod templates;
+pub mod tiers;
 
+pub use batch::{BatchExplanation, ContributionRow, LeadBatch, OverrideRow};
+pub use decay::{Activity, ActivityState, SignalAccumulator};
+pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
+pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
+pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind};
 pub use model::{
     BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionKind,
     DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,
