@@ -43,16 +43,16 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// Occurs when a training example's feature vector is shorter or longer
-    /// than the predictor's feature list.
-    #[error("example {index} has {got} feature values, expected {expected}")]
-    FeatureCount {
-        /// Position of the offending example in the training slice.
-        index: usize,
-        /// Number of values the example carried.
-        got: usize,
-        /// Number of features the predictor was built with.
-        expected: usize,
+    /// Occurs when the training rows do not hold exactly one value per
+    /// feature for every example.
+    #[error("training rows hold {values} values; {examples} examples of {features} features need {expected}", expected = examples * features)]
+    RowLength {
+        /// Values given.
+        values: usize,
+        /// Examples (labels) given.
+        examples: usize,
+        /// Features in the feature space.
+        features: usize,
     },
     /// Occurs when a training option is out of range (a negative or non-finite
     /// regularisation strength, a prior outside (0, 1)).

@@ -11,10 +11,12 @@ pub mod decay;
 pub mod dimensions;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod explain;
 pub mod facts;
 pub mod model;
 pub mod overrides;
+pub mod predictor;
 pub mod templates;
 pub mod tiers;
 
@@ -22,6 +24,7 @@ pub use batch::{BatchExplanation, ContributionRow, LeadBatch, OverrideRow};
 pub use decay::{Activity, ActivityState, SignalAccumulator};
 pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
+pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
 pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
 pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind};
 pub use model::{
@@ -31,6 +34,7 @@ pub use model::{
     RatingParams, RecencyParams, SignalDef, StageBasis, StageParams, StaleRule, Tier,
     UrgentSignalRule,
 };
+pub use predictor::{FeatureSpace, Predictor, TrainOptions};
 
 /// A point in time: seconds since the Unix epoch (UTC).
 pub type UnixSeconds = i64;
