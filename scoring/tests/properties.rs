@@ -230,3 +230,33 @@ fn a_batch_larger_than_one_chunk_scores_every_lead() {
     let card = model.scorecard(&batch, &explanation, 700, out[700]);
     assert_eq!(card, model.score(&leads[700], NOW));
 }
+
+#[cfg(feature = "parallel")]
+#[test]
+fn parallel_batch_scoring_agrees_with_one_core() {
+    let model = general();
+    let catalog = default_catalog();
+    let leads: Vec<LeadFacts> = (0..40_000)
+        .map(|i| {
+            let mut f = LeadFacts {
+                created_at: NOW - 50 * DAY,
+                ..LeadFacts::default()
+            };
+            f.attributes.insert(
+                "budget".into(),
+                AttributeValue::Number(f64::from(i % 5 + 1)),
+            );
+            f.activity.record(
+                &catalog.signals[(i % 17) as usize],
+                NOW - i64::from(i % 30) * DAY,
+                None,
+            );
+            f
+        })
+        .collect();
+    let batch = LeadBatch::from_facts(&model, &leads, NOW);
+    let (mut one, mut many) = (Vec::new(), Vec::new());
+    model.score_batch(&batch, &mut one);
+    model.score_batch_parallel(&batch, &mut many);
+    assert_eq!(one, many);
+}
