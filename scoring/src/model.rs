@@ -284,7 +284,8 @@ impl DimensionParams {
 /// * CATEGORY field: `values[option]` (required); options not in the table score 0.
 /// * BOOLEAN field: 1 for true, 0 for false.
 ///
-/// A lead without a value scores `missing` (default 0).
+/// A lead without a value scores `missing` (default 0) and shows raw value 0.
+/// A CATEGORY's raw value is its table value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RatingParams {
@@ -348,7 +349,8 @@ pub struct EngagementParams {
 }
 
 /// RECENCY: `1 − days_since_last_inbound / horizonDays`, clamped to 0–1; 0 when
-/// the lead never reached out. Raw value is days since the last inbound activity.
+/// the lead never reached out. Raw value is days since the last inbound activity,
+/// or −1 when there was none.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecencyParams {

@@ -492,3 +492,67 @@ fn the_saas_and_medical_templates_score_leads() {
     assert!(saas.total > 50.0, "{}", saas.total);
     assert_eq!(saas.contributions[0].dimension_key, "trial_activity");
 }
+
+#[test]
+fn an_rfm_model_for_existing_customers_is_just_configuration() {
+    let config = ModelConfig::parse(
+        &json!({
+            "dimensions": [
+                {"key": "r", "label": "Recency", "kind": "RECENCY", "weight": 40.0, "params": {"horizonDays": 90}},
+                {"key": "f", "label": "Frequency", "kind": "FREQUENCY", "weight": 30.0, "params": {"windowDays": 90, "target": 6}},
+                {"key": "m", "label": "Monetary", "kind": "MONETARY", "weight": 30.0,
+                 "params": {"source": "AMOUNTS", "windowDays": 365, "cap": 10000}}
+            ],
+            "tiers": [
+                {"key": "champion", "label": "Champions", "minScore": 70.0, "followUpEveryDays": 7.0},
+                {"key": "at_risk", "label": "At risk", "minScore": 0.0, "followUpEveryDays": 30.0}
+            ],
+            "overrides": [{"kind": "CHURN_RISK", "params": {"windowDays": 45, "belowFraction": 0.5, "atMostTier": "at_risk"}}]
+        }),
+        &catalog(),
+    )
+    .unwrap();
+    let mut f = lead();
+    record(&mut f, "purchase", 9.0, Some(100.0));
+    record(&mut f, "purchase", 30.0, Some(200.0));
+    record(&mut f, "purchase", 60.0, Some(700.0));
+    let card = score(&config, &f);
+    let want = 40.0 * (1.0 - 9.0 / 90.0) + 30.0 * 0.5 + 30.0 * 1000f64.ln_1p() / 10000f64.ln_1p();
+    assert_close(card.total, want);
+    assert_eq!(card.tier, "champion");
+    // Purchases dry up: two in the previous 45 days, none since.
+    let mut g = lead();
+    record(&mut g, "purchase", 50.0, Some(500.0));
+    record(&mut g, "purchase", 60.0, Some(500.0));
+    let card = score(&config, &g);
+    assert!(card.has_flag(LeadFlag::ChurnRisk));
+    assert_eq!(card.tier, "at_risk");
+}
+
+#[test]
+fn a_lifecycle_model_weighs_pipeline_position_and_stage_urgency() {
+    let config = ModelConfig::parse(
+        &json!({
+            "dimensions": [
+                {"key": "lifecycle", "label": "Lifecycle", "kind": "STAGE", "weight": 60.0, "params": {"basis": "POSITION"}},
+                {"key": "urgency", "label": "Stage urgency", "kind": "STAGE", "weight": 40.0, "params": {"basis": "WIN_PROBABILITY"}}
+            ],
+            "tiers": serde_json::to_value(templates::default_tiers()).unwrap()
+        }),
+        &catalog(),
+    )
+    .unwrap();
+    let negotiating = LeadFacts {
+        stage: StageFacts {
+            position: 4,
+            stage_count: 7,
+            win_probability: 0.8,
+            ..lead().stage
+        },
+        ..lead()
+    };
+    assert_close(
+        score(&config, &negotiating).total,
+        60.0 * 4.0 / 6.0 + 40.0 * 0.8,
+    );
+}
