@@ -5,7 +5,7 @@ use crate::UnixSeconds;
 use crate::batch::{BatchExplanation, LeadBatch};
 use crate::dimensions::Kernel;
 use crate::error::ConfigError;
-use crate::explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
+use crate::explain::{AppliedOverride, Contribution, ScoreSummary, Scorecard};
 use crate::facts::LeadFacts;
 use crate::model::{Catalog, ModelConfig};
 use crate::overrides::{CompiledRule, TierEffect};
@@ -191,12 +191,5 @@ impl CompiledModel {
             priority: summary.priority,
             computed_at: now,
         }
-    }
-}
-
-impl Flags {
-    /// Sets `flag`.
-    pub fn insert(&mut self, flag: LeadFlag) {
-        self.0 |= flag.bit();
     }
 }

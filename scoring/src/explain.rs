@@ -59,6 +59,11 @@ impl LeadFlag {
 pub struct Flags(pub u8);
 
 impl Flags {
+    /// Sets `flag`.
+    pub fn insert(&mut self, flag: LeadFlag) {
+        self.0 |= flag.bit();
+    }
+
     /// Whether `flag` is set.
     pub fn contains(self, flag: LeadFlag) -> bool {
         self.0 & flag.bit() != 0
