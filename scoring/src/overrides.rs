@@ -37,7 +37,8 @@ impl TierEffect {
 /// two batch columns (`a`, `b`), extracted from the facts by [`CompiledRule::extract`].
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum CompiledRule {
-    /// a = latest urgent occurrence (Unix seconds, −∞ when none).
+    /// a = latest urgent occurrence (Unix seconds, −∞ when none), b = index of
+    /// its signal in `signals`.
     Urgent {
         window_seconds: f64,
         rank: u8,
@@ -149,20 +150,22 @@ impl CompiledRule {
 
     /// Whether the rule uses a second column.
     pub(crate) fn has_b(&self) -> bool {
-        matches!(self, CompiledRule::Churn { .. })
+        matches!(
+            self,
+            CompiledRule::Churn { .. } | CompiledRule::Urgent { .. }
+        )
     }
 
     /// The rule's column values for one lead.
     pub(crate) fn extract(&self, facts: &LeadFacts, now: UnixSeconds) -> (f64, f64) {
         match self {
-            CompiledRule::Urgent { signals, .. } => (
-                signals
-                    .iter()
-                    .filter_map(|k| facts.activity.last_at(k))
-                    .max()
-                    .map_or(f64::NEG_INFINITY, |t| t as f64),
-                0.0,
-            ),
+            CompiledRule::Urgent { signals, .. } => signals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| facts.activity.last_at(k).map(|t| (t, i)))
+                // Latest first; on a tie the signal listed first.
+                .max_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)))
+                .map_or((f64::NEG_INFINITY, 0.0), |(t, i)| (t as f64, i as f64)),
             CompiledRule::Bant { criteria, .. } => (count_met(criteria, facts), 0.0),
             CompiledRule::Cold { .. } => (
                 facts
@@ -196,8 +199,13 @@ impl CompiledRule {
     pub(crate) fn reason(&self, a: f64, b: f64, now: UnixSeconds, tier_key: &str) -> String {
         let days = |seconds: f64| seconds / SECONDS_PER_DAY;
         match self {
-            CompiledRule::Urgent { window_seconds, .. } => format!(
-                "urgent signal {:.1} days ago (within {:.0} days): at least tier {tier_key}",
+            CompiledRule::Urgent {
+                window_seconds,
+                signals,
+                ..
+            } => format!(
+                "urgent signal {} {:.1} days ago (within {:.0} days): at least tier {tier_key}",
+                signals.get(b as usize).map_or("?", String::as_str),
                 days((now as f64 - a).max(0.0)),
                 days(*window_seconds)
             ),

@@ -275,7 +275,8 @@ fn an_urgent_signal_within_its_window_raises_a_lead_to_the_top_tier() {
         .unwrap();
     assert_eq!(o.effect, "raised C → A");
     assert!(
-        o.reason.contains("urgent signal 3.0 days ago"),
+        o.reason
+            .contains("urgent signal meeting_request 3.0 days ago"),
         "{}",
         o.reason
     );
