@@ -44,6 +44,10 @@ pub struct LeadBatch {
     rule_b: Vec<Vec<f64>>,
     /// Last outbound contact, or creation: the cadence counts from here.
     contact_base: Vec<f64>,
+    /// Pinned tier rank (NaN when none) and when the pin lapses (+∞ never).
+    pin_rank: Vec<f64>,
+    pin_until: Vec<f64>,
+    pin_reasons: Vec<Option<String>>,
 }
 
 impl LeadBatch {
@@ -83,6 +87,9 @@ impl LeadBatch {
                 .map(|r| if r.has_b() { col() } else { Vec::new() })
                 .collect(),
             contact_base: col(),
+            pin_rank: col(),
+            pin_until: col(),
+            pin_reasons: Vec::with_capacity(capacity),
         }
     }
 
@@ -128,6 +135,23 @@ impl LeadBatch {
         }
         let base = facts.activity.last_outbound_at.unwrap_or(facts.created_at);
         self.contact_base.push(base as f64);
+        let pin = facts
+            .pin
+            .as_ref()
+            .and_then(|p| model.config.tier_rank(&p.tier).map(|r| (p, r)));
+        match pin {
+            Some((p, rank)) => {
+                self.pin_rank.push(rank as f64);
+                self.pin_until
+                    .push(p.expires_at.map_or(f64::INFINITY, |t| t as f64));
+                self.pin_reasons.push(Some(p.reason.clone()));
+            }
+            None => {
+                self.pin_rank.push(f64::NAN);
+                self.pin_until.push(f64::INFINITY);
+                self.pin_reasons.push(None);
+            }
+        }
         self.len += 1;
     }
 
@@ -163,6 +187,17 @@ impl LeadBatch {
             g.reference.clear();
         }
         self.contact_base.clear();
+        self.pin_rank.clear();
+        self.pin_until.clear();
+        self.pin_reasons.clear();
+    }
+
+    pub(crate) fn pin(&self, lead: usize) -> Option<(&str, f64)> {
+        let reason = self.pin_reasons.get(lead)?.as_deref()?;
+        Some((
+            reason,
+            self.pin_until.get(lead).copied().unwrap_or(f64::INFINITY),
+        ))
     }
 
     pub(crate) fn rule_values(&self, rule: usize, lead: usize) -> (f64, f64) {
@@ -187,12 +222,15 @@ pub struct ContributionRow {
     pub points: f64,
 }
 
+/// [`OverrideRow::rule`] of a manager's pin rather than a model rule.
+pub const PIN_RULE: u16 = u16::MAX;
+
 /// One override that fired for one lead in a [`BatchExplanation`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OverrideRow {
     /// Lead index in the batch.
     pub lead: u32,
-    /// Rule index in the model.
+    /// Rule index in the model, or [`PIN_RULE`].
     pub rule: u16,
     /// Tier rank before the rule.
     pub from_rank: u8,
@@ -418,6 +456,23 @@ impl CompiledModel {
                         *sl = sl.max(slower);
                         sink.rule(s + i, ri, from, *r);
                     }
+                }
+            }
+            let pins = batch.pin_rank.get(s..e).unwrap_or(&[]);
+            let until = batch.pin_until.get(s..e).unwrap_or(&[]);
+            for (i, (((r, sl), &pin), &end)) in rank
+                .iter_mut()
+                .zip(slow.iter_mut())
+                .zip(pins)
+                .zip(until)
+                .enumerate()
+            {
+                if !pin.is_nan() && nowf < end {
+                    let from = *r;
+                    *r = pin as u8;
+                    // The manager chose this tier, so its cadence holds even when cold.
+                    *sl = 0.0;
+                    sink.rule(s + i, usize::from(PIN_RULE), from, *r);
                 }
             }
             let base = batch.contact_base.get(s..e).unwrap_or(&[]);

@@ -2,7 +2,7 @@
 //! score one lead or many.
 
 use crate::UnixSeconds;
-use crate::batch::{BatchExplanation, LeadBatch};
+use crate::batch::{BatchExplanation, LeadBatch, PIN_RULE};
 use crate::dimensions::Kernel;
 use crate::error::ConfigError;
 use crate::explain::{AppliedOverride, Contribution, ScoreSummary, Scorecard};
@@ -147,6 +147,9 @@ impl CompiledModel {
         let overrides = explanation
             .overrides_of(i)
             .filter_map(|o| {
+                if o.rule == PIN_RULE {
+                    return Some(self.pin_override(batch, i, o.from_rank, o.to_rank));
+                }
                 let rule = self.rules.get(usize::from(o.rule))?;
                 let (a, b) = batch.rule_values(usize::from(o.rule), i);
                 let from = self.tier_key(o.from_rank).to_string();
@@ -190,6 +193,32 @@ impl CompiledModel {
             next_follow_up_at: summary.next_follow_up_at,
             priority: summary.priority,
             computed_at: now,
+        }
+    }
+
+    fn pin_override(&self, batch: &LeadBatch, i: usize, from: u8, to: u8) -> AppliedOverride {
+        let (from, to) = (
+            self.tier_key(from).to_string(),
+            self.tier_key(to).to_string(),
+        );
+        let (reason, until) = batch.pin(i).unwrap_or(("", f64::INFINITY));
+        let lasting = if until.is_finite() {
+            let days = (until - batch.as_of() as f64) / crate::SECONDS_PER_DAY;
+            format!(" for {:.0} more day(s)", days.ceil())
+        } else {
+            String::new()
+        };
+        AppliedOverride {
+            rule: "PIN".to_string(),
+            effect: if from == to {
+                format!("pinned at {to}")
+            } else {
+                format!("pinned {from} → {to}")
+            },
+            reason: format!("tier pinned to {to} by a manager{lasting}: {reason}"),
+            from_tier: from,
+            to_tier: to,
+            flag: None,
         }
     }
 }

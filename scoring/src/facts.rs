@@ -134,6 +134,26 @@ pub struct LeadFacts {
     /// Learned close probability, 0–1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted_close_probability: Option<f64>,
+    /// A manager's tier pin; it applies after every override rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<TierPin>,
+}
+
+/// A manager's pin of a lead's tier, with a reason and an optional expiry.
+/// While it lasts the lead has the pinned tier whatever its score and rules
+/// say, with that tier's cadence (flags still show); the explanation lists it
+/// as a `PIN` override. A pin
+/// naming a tier the model does not have is ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierPin {
+    /// Tier key.
+    pub tier: String,
+    /// Why, in the manager's words.
+    pub reason: String,
+    /// When the pin lapses, Unix seconds; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<UnixSeconds>,
 }
 
 impl LeadFacts {

@@ -123,13 +123,13 @@ pub mod predictor;
 pub mod templates;
 pub mod tiers;
 
-pub use batch::{BatchExplanation, ContributionRow, LeadBatch, OverrideRow};
+pub use batch::{BatchExplanation, ContributionRow, LeadBatch, OverrideRow, PIN_RULE};
 pub use decay::{Activity, ActivityState, SignalAccumulator};
 pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
 pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
 pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
-pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind};
+pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin};
 pub use model::{
     BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionKind,
     DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,

@@ -3,7 +3,7 @@
 //! Rules apply in the model's order after the thresholds, each starting from the
 //! tier the previous one left, so a later rule wins: in the default model
 //! `URGENT_SIGNAL` comes last, and an urgent lead reaches the top tier even when
-//! it was cold.
+//! it was cold. A manager's [`crate::TierPin`] applies after every rule.
 
 use crate::dimensions::{CompiledCriterion, count_met};
 use crate::explain::LeadFlag;

@@ -557,3 +557,62 @@ fn a_lifecycle_model_weighs_pipeline_position_and_stage_urgency() {
         60.0 * 4.0 / 6.0 + 40.0 * 0.8,
     );
 }
+
+#[test]
+fn a_managers_pin_sets_the_tier_and_is_explained_until_it_expires() {
+    let mut f = lead();
+    f.pin = Some(scoring::TierPin {
+        tier: "A".into(),
+        reason: "strategic account".into(),
+        expires_at: Some(NOW + 3 * DAY),
+    });
+    let card = general(&f);
+    assert_eq!(card.tier, "A");
+    let pin = card.overrides.last().unwrap();
+    assert_eq!(pin.rule, "PIN");
+    assert_eq!(pin.effect, format!("pinned {} → A", card.base_tier));
+    assert_eq!(
+        pin.reason,
+        "tier pinned to A by a manager for 3 more day(s): strategic account"
+    );
+    assert_eq!(
+        card.next_follow_up_at,
+        f.created_at + 2 * DAY,
+        "A's cadence"
+    );
+
+    let expired = templates::general()
+        .compile(&default_catalog())
+        .unwrap()
+        .score(&f, NOW + 3 * DAY);
+    assert_ne!(expired.tier, "A");
+    assert!(expired.overrides.iter().all(|o| o.rule != "PIN"));
+}
+
+#[test]
+fn a_pin_to_a_tier_the_model_lacks_is_ignored() {
+    let mut f = lead();
+    f.pin = Some(scoring::TierPin {
+        tier: "S".into(),
+        reason: "typo".into(),
+        expires_at: None,
+    });
+    let card = general(&f);
+    assert!(card.overrides.iter().all(|o| o.rule != "PIN"));
+    assert_eq!(card.tier, card.base_tier);
+}
+
+#[test]
+fn a_pin_can_hold_an_urgent_lead_down() {
+    let mut f = lead();
+    record(&mut f, "meeting_request", 1.0, None);
+    f.pin = Some(scoring::TierPin {
+        tier: "C".into(),
+        reason: "on hold until budget year".into(),
+        expires_at: None,
+    });
+    let card = general(&f);
+    assert_eq!(card.tier, "C");
+    assert!(card.has_flag(LeadFlag::Urgent), "the flag still shows");
+    assert_eq!(card.overrides.last().unwrap().effect, "pinned A → C");
+}
