@@ -1,0 +1,224 @@
+//! The compiled model: a validated configuration with keys resolved, ready to
+//! score one lead or many.
+
+use crate::UnixSeconds;
+use crate::batch::{BatchExplanation, LeadBatch, PIN_RULE};
+use crate::dimensions::Kernel;
+use crate::error::ConfigError;
+use crate::explain::{AppliedOverride, Contribution, ScoreSummary, Scorecard};
+use crate::facts::LeadFacts;
+use crate::model::{Catalog, ModelConfig};
+use crate::overrides::{CompiledRule, TierEffect};
+use crate::tiers::CompiledTier;
+
+/// A model checked against a catalog once, with field, signal and tier keys
+/// resolved, for scoring many leads. Build it with [`ModelConfig::compile`].
+///
+/// Cheap to share across threads (`Send + Sync`); cloning copies the model.
+#[derive(Clone, Debug)]
+pub struct CompiledModel {
+    pub(crate) config: ModelConfig,
+    pub(crate) kernels: Vec<Kernel>,
+    pub(crate) weights: Vec<f64>,
+    pub(crate) tiers: Vec<CompiledTier>,
+    pub(crate) rules: Vec<CompiledRule>,
+}
+
+impl ModelConfig {
+    /// Validates against `catalog` and resolves every key once, so scoring does
+    /// no lookups in the model.
+    ///
+    /// # Errors
+    ///
+    /// Every validation problem, as [`ModelConfig::validate`] reports them, plus
+    /// any signal the model counts whose half-life in the catalog is not > 0
+    /// (path `catalog.signals[i].halfLifeDays`).
+    pub fn compile(&self, catalog: &Catalog) -> Result<CompiledModel, Vec<ConfigError>> {
+        let mut errors = self.validate(catalog).err().unwrap_or_default();
+        for (i, s) in catalog.signals.iter().enumerate() {
+            if !(s.half_life_days.is_finite() && s.half_life_days > 0.0) {
+                errors.push(ConfigError::new(
+                    format!("catalog.signals[{i}].halfLifeDays"),
+                    format!(
+                        "signal `{}` has half-life {} days; it must be > 0",
+                        s.key, s.half_life_days
+                    ),
+                ));
+            }
+            if !s.points.is_finite() {
+                errors.push(ConfigError::new(
+                    format!("catalog.signals[{i}].points"),
+                    format!("signal `{}` has non-finite points", s.key),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let rank_of = |key: &str| -> u8 {
+            self.tier_rank(key)
+                .and_then(|r| u8::try_from(r).ok())
+                .unwrap_or(0)
+        };
+        Ok(CompiledModel {
+            kernels: self
+                .dimensions
+                .iter()
+                .map(|d| Kernel::compile(&d.params, catalog))
+                .collect(),
+            weights: self.dimensions.iter().map(|d| d.weight).collect(),
+            tiers: self.tiers.iter().map(CompiledTier::new).collect(),
+            rules: self
+                .overrides
+                .iter()
+                .map(|o| CompiledRule::compile(&o.params, catalog, &rank_of))
+                .collect(),
+            config: self.clone(),
+        })
+    }
+}
+
+impl CompiledModel {
+    /// The configuration it was compiled from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Scores one lead at `now` (Unix seconds) with its full explanation.
+    /// Deterministic: the same model, facts and `now` give the same scorecard.
+    /// It runs the batch kernel on a batch of one, so it agrees exactly with
+    /// [`CompiledModel::score_batch`].
+    pub fn score(&self, facts: &LeadFacts, now: UnixSeconds) -> Scorecard {
+        let batch = LeadBatch::from_facts(self, std::slice::from_ref(facts), now);
+        let mut summaries = Vec::new();
+        let mut explanation = BatchExplanation::default();
+        self.explain_batch(&batch, &mut summaries, &mut explanation);
+        let summary = summaries.first().copied().unwrap_or_default();
+        self.scorecard(&batch, &explanation, 0, summary)
+    }
+
+    /// Scores one lead without the explanation (no allocation beyond the
+    /// batch of one).
+    pub fn score_summary(&self, facts: &LeadFacts, now: UnixSeconds) -> ScoreSummary {
+        let batch = LeadBatch::from_facts(self, std::slice::from_ref(facts), now);
+        let mut out = Vec::with_capacity(1);
+        self.score_batch(&batch, &mut out);
+        out.first().copied().unwrap_or_default()
+    }
+
+    /// The tier key of `rank` (0 = top); the lowest tier's key when out of range.
+    pub fn tier_key(&self, rank: u8) -> &str {
+        let tiers = &self.config.tiers;
+        tiers
+            .get(usize::from(rank))
+            .or(tiers.last())
+            .map_or("", |t| t.key.as_str())
+    }
+
+    /// Builds the full scorecard of lead `i` of `batch` from a batch explanation.
+    pub fn scorecard(
+        &self,
+        batch: &LeadBatch,
+        explanation: &BatchExplanation,
+        i: usize,
+        summary: ScoreSummary,
+    ) -> Scorecard {
+        let d = self.kernels.len();
+        let rows = explanation
+            .contributions
+            .get(i * d..(i + 1) * d)
+            .unwrap_or(&[]);
+        let contributions = self
+            .config
+            .dimensions
+            .iter()
+            .zip(rows)
+            .map(|(dim, row)| Contribution {
+                dimension_key: dim.key.clone(),
+                label: dim.label.clone(),
+                kind: dim.kind(),
+                raw_value: row.raw,
+                normalized: row.normalized,
+                weight: dim.weight,
+                points: row.points,
+            })
+            .collect();
+        let now = batch.as_of();
+        let overrides = explanation
+            .overrides_of(i)
+            .filter_map(|o| {
+                if o.rule == PIN_RULE {
+                    return Some(self.pin_override(batch, i, o.from_rank, o.to_rank));
+                }
+                let rule = self.rules.get(usize::from(o.rule))?;
+                let (a, b) = batch.rule_values(usize::from(o.rule), i);
+                let from = self.tier_key(o.from_rank).to_string();
+                let to = self.tier_key(o.to_rank).to_string();
+                let target = match rule.effect() {
+                    TierEffect::AtLeast(r) | TierEffect::AtMost(r) => self.tier_key(r),
+                    TierEffect::None => "",
+                };
+                let effect = match (rule.effect(), o.from_rank.cmp(&o.to_rank)) {
+                    (_, std::cmp::Ordering::Greater) => format!("raised {from} → {to}"),
+                    (_, std::cmp::Ordering::Less) => format!("capped {from} → {to}"),
+                    (TierEffect::None, _) => match rule.flag() {
+                        Some(f) => format!("flag {}", f.name()),
+                        None => "no change".to_string(),
+                    },
+                    _ => format!("no change (already {to})"),
+                };
+                Some(AppliedOverride {
+                    rule: rule.kind().to_string(),
+                    effect,
+                    reason: rule.reason(a, b, now, target),
+                    from_tier: from,
+                    to_tier: to,
+                    flag: rule.flag(),
+                })
+            })
+            .collect();
+        let base_rank = explanation
+            .base_ranks
+            .get(i)
+            .copied()
+            .unwrap_or(summary.tier_rank);
+        Scorecard {
+            total: summary.total,
+            tier: self.tier_key(summary.tier_rank).to_string(),
+            tier_rank: u32::from(summary.tier_rank),
+            base_tier: self.tier_key(base_rank).to_string(),
+            contributions,
+            overrides,
+            flags: summary.flags.to_vec(),
+            next_follow_up_at: summary.next_follow_up_at,
+            priority: summary.priority,
+            computed_at: now,
+        }
+    }
+
+    fn pin_override(&self, batch: &LeadBatch, i: usize, from: u8, to: u8) -> AppliedOverride {
+        let (from, to) = (
+            self.tier_key(from).to_string(),
+            self.tier_key(to).to_string(),
+        );
+        let (reason, until) = batch.pin(i).unwrap_or(("", f64::INFINITY));
+        let lasting = if until.is_finite() {
+            let days = (until - batch.as_of() as f64) / crate::SECONDS_PER_DAY;
+            format!(" for {:.0} more day(s)", days.ceil())
+        } else {
+            String::new()
+        };
+        AppliedOverride {
+            rule: "PIN".to_string(),
+            effect: if from == to {
+                format!("pinned at {to}")
+            } else {
+                format!("pinned {from} → {to}")
+            },
+            reason: format!("tier pinned to {to} by a manager{lasting}: {reason}"),
+            from_tier: from,
+            to_tier: to,
+            flag: None,
+        }
+    }
+}

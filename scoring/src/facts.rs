@@ -1,0 +1,164 @@
+//! What the engine knows about one lead.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixSeconds;
+use crate::decay::ActivityState;
+
+/// A lead field's value, as stored in the lead's `attributes` JSON: a number
+/// (RATING, NUMBER), a string (CATEGORY, TEXT) or a boolean.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// A rating 1–5 or a number.
+    Number(f64),
+    /// A category option or text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl AttributeValue {
+    /// The number, for RATING and NUMBER fields.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The string, for CATEGORY and TEXT fields.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The boolean, for BOOLEAN fields.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Self::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl From<f64> for AttributeValue {
+    fn from(v: f64) -> Self {
+        Self::Number(v)
+    }
+}
+
+impl From<&str> for AttributeValue {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_string())
+    }
+}
+
+impl From<bool> for AttributeValue {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+
+/// Kind of a pipeline stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StageKind {
+    /// Still being worked.
+    #[default]
+    Open,
+    /// Closed as won.
+    Won,
+    /// Closed as lost.
+    Lost,
+}
+
+/// The lead's current stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageFacts {
+    /// 0-based position of the stage in its pipeline.
+    pub position: u32,
+    /// Number of stages in the pipeline (positions 0 to count − 1).
+    pub stage_count: u32,
+    /// The stage's win probability, 0–1.
+    pub win_probability: f64,
+    /// OPEN, WON or LOST.
+    pub kind: StageKind,
+    /// When the lead entered the stage, Unix seconds.
+    pub entered_at: UnixSeconds,
+    /// Days idle in this stage before the lead is STALE; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotting_days: Option<u32>,
+}
+
+impl Default for StageFacts {
+    fn default() -> Self {
+        Self {
+            position: 0,
+            stage_count: 1,
+            win_probability: 0.0,
+            kind: StageKind::Open,
+            entered_at: 0,
+            rotting_days: None,
+        }
+    }
+}
+
+/// Everything the engine needs about one lead. The server builds it from the
+/// lead row: `attributes` straight from its JSON, `activity` from its activity
+/// state column, `stage` from its stage, and `predicted_close_probability` from
+/// [`crate::predictor::Predictor::predict`] when the tenant has a trained model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeadFacts {
+    /// Field key → value.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// Deal value in the tenant's currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deal_value: Option<f64>,
+    /// Current stage.
+    #[serde(default)]
+    pub stage: StageFacts,
+    /// Activity summary.
+    #[serde(default)]
+    pub activity: ActivityState,
+    /// When the lead was created, Unix seconds.
+    #[serde(default)]
+    pub created_at: UnixSeconds,
+    /// Learned close probability, 0–1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_close_probability: Option<f64>,
+    /// A manager's tier pin; it applies after every override rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<TierPin>,
+}
+
+/// A manager's pin of a lead's tier, with a reason and an optional expiry.
+/// While it lasts the lead has the pinned tier whatever its score and rules
+/// say, with that tier's cadence (flags still show); the explanation lists it
+/// as a `PIN` override. A pin
+/// naming a tier the model does not have is ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierPin {
+    /// Tier key.
+    pub tier: String,
+    /// Why, in the manager's words.
+    pub reason: String,
+    /// When the pin lapses, Unix seconds; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<UnixSeconds>,
+}
+
+impl LeadFacts {
+    /// The attribute `key`, if set.
+    pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
+        self.attributes.get(key)
+    }
+}

@@ -1,0 +1,239 @@
+//! Override rules: conditions on a lead that raise or cap its tier and set flags.
+//!
+//! Rules apply in the model's order after the thresholds, each starting from the
+//! tier the previous one left, so a later rule wins: in the default model
+//! `URGENT_SIGNAL` comes last, and an urgent lead reaches the top tier even when
+//! it was cold. A manager's [`crate::TierPin`] applies after every rule.
+
+use crate::dimensions::{CompiledCriterion, count_met};
+use crate::explain::LeadFlag;
+use crate::facts::{LeadFacts, StageKind};
+use crate::model::{Catalog, OverrideParams};
+use crate::{SECONDS_PER_DAY, UnixSeconds};
+
+/// What a rule does to the tier when its condition holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum TierEffect {
+    /// Raise to at least this rank.
+    AtLeast(u8),
+    /// Cap at this rank or below.
+    AtMost(u8),
+    /// Only set the flag.
+    None,
+}
+
+impl TierEffect {
+    #[inline(always)]
+    pub(crate) fn apply(self, rank: u8) -> u8 {
+        match self {
+            TierEffect::AtLeast(t) => rank.min(t),
+            TierEffect::AtMost(t) => rank.max(t),
+            TierEffect::None => rank,
+        }
+    }
+}
+
+/// A rule resolved against the catalog and the model's tiers. Each reads one or
+/// two batch columns (`a`, `b`), extracted from the facts by [`CompiledRule::extract`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum CompiledRule {
+    /// a = latest urgent occurrence (Unix seconds, −∞ when none), b = index of
+    /// its signal in `signals`.
+    Urgent {
+        window_seconds: f64,
+        rank: u8,
+        signals: Vec<String>,
+    },
+    /// a = criteria met.
+    Bant {
+        criteria: Vec<CompiledCriterion>,
+        at_least: f64,
+        rank: u8,
+    },
+    /// a = latest inbound activity, or creation when none (Unix seconds).
+    Cold {
+        silence_seconds: f64,
+        effect: TierEffect,
+        follow_up_seconds: f64,
+    },
+    /// a = when the stage rots (Unix seconds, +∞ when it never does).
+    Stale { effect: TierEffect },
+    /// a = inbound in the last window, b = in the window before.
+    Churn {
+        window_days: u32,
+        below_fraction: f64,
+        min_previous: f64,
+        effect: TierEffect,
+    },
+}
+
+impl CompiledRule {
+    pub(crate) fn compile(
+        params: &OverrideParams,
+        catalog: &Catalog,
+        rank_of: &dyn Fn(&str) -> u8,
+    ) -> Self {
+        let cap = |t: &Option<String>| {
+            t.as_deref()
+                .map_or(TierEffect::None, |k| TierEffect::AtMost(rank_of(k)))
+        };
+        match params {
+            OverrideParams::UrgentSignal(r) => CompiledRule::Urgent {
+                window_seconds: r.within_days * SECONDS_PER_DAY,
+                rank: r.tier.as_deref().map_or(0, rank_of),
+                signals: match &r.signals {
+                    Some(keys) => keys.clone(),
+                    None => catalog
+                        .signals
+                        .iter()
+                        .filter(|s| s.urgent)
+                        .map(|s| s.key.clone())
+                        .collect(),
+                },
+            },
+            OverrideParams::Bant(r) => CompiledRule::Bant {
+                criteria: r
+                    .criteria
+                    .iter()
+                    .map(|c| CompiledCriterion::compile(c, catalog))
+                    .collect(),
+                at_least: f64::from(r.at_least),
+                rank: rank_of(&r.tier),
+            },
+            OverrideParams::Cold(r) => CompiledRule::Cold {
+                silence_seconds: r.no_inbound_days * SECONDS_PER_DAY,
+                effect: cap(&r.at_most_tier),
+                follow_up_seconds: r.follow_up_every_days.unwrap_or(0.0) * SECONDS_PER_DAY,
+            },
+            OverrideParams::Stale(r) => CompiledRule::Stale {
+                effect: cap(&r.at_most_tier),
+            },
+            OverrideParams::ChurnRisk(r) => CompiledRule::Churn {
+                window_days: r.window_days,
+                below_fraction: r.below_fraction,
+                min_previous: f64::from(r.min_previous),
+                effect: cap(&r.at_most_tier),
+            },
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            CompiledRule::Urgent { .. } => "URGENT_SIGNAL",
+            CompiledRule::Bant { .. } => "BANT",
+            CompiledRule::Cold { .. } => "COLD",
+            CompiledRule::Stale { .. } => "STALE",
+            CompiledRule::Churn { .. } => "CHURN_RISK",
+        }
+    }
+
+    pub(crate) fn flag(&self) -> Option<LeadFlag> {
+        match self {
+            CompiledRule::Urgent { .. } => Some(LeadFlag::Urgent),
+            CompiledRule::Bant { .. } => None,
+            CompiledRule::Cold { .. } => Some(LeadFlag::Cold),
+            CompiledRule::Stale { .. } => Some(LeadFlag::Stale),
+            CompiledRule::Churn { .. } => Some(LeadFlag::ChurnRisk),
+        }
+    }
+
+    pub(crate) fn effect(&self) -> TierEffect {
+        match self {
+            CompiledRule::Urgent { rank, .. } | CompiledRule::Bant { rank, .. } => {
+                TierEffect::AtLeast(*rank)
+            }
+            CompiledRule::Cold { effect, .. }
+            | CompiledRule::Stale { effect }
+            | CompiledRule::Churn { effect, .. } => *effect,
+        }
+    }
+
+    /// Whether the rule uses a second column.
+    pub(crate) fn has_b(&self) -> bool {
+        matches!(
+            self,
+            CompiledRule::Churn { .. } | CompiledRule::Urgent { .. }
+        )
+    }
+
+    /// The rule's column values for one lead.
+    pub(crate) fn extract(&self, facts: &LeadFacts, now: UnixSeconds) -> (f64, f64) {
+        match self {
+            CompiledRule::Urgent { signals, .. } => signals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| facts.activity.last_at(k).map(|t| (t, i)))
+                // Latest first; on a tie the signal listed first.
+                .max_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)))
+                .map_or((f64::NEG_INFINITY, 0.0), |(t, i)| (t as f64, i as f64)),
+            CompiledRule::Bant { criteria, .. } => (count_met(criteria, facts), 0.0),
+            CompiledRule::Cold { .. } => (
+                facts
+                    .activity
+                    .last_inbound_at
+                    .map_or(facts.created_at, |t| t.max(facts.created_at)) as f64,
+                0.0,
+            ),
+            CompiledRule::Stale { .. } => {
+                let s = &facts.stage;
+                let rots = match (s.kind, s.rotting_days) {
+                    (StageKind::Open, Some(d)) => {
+                        s.entered_at as f64 + f64::from(d) * SECONDS_PER_DAY
+                    }
+                    _ => f64::INFINITY,
+                };
+                (rots, 0.0)
+            }
+            CompiledRule::Churn { window_days, .. } => (
+                f64::from(facts.activity.inbound_in_window(now, *window_days, 0)),
+                f64::from(
+                    facts
+                        .activity
+                        .inbound_in_window(now, *window_days, *window_days),
+                ),
+            ),
+        }
+    }
+
+    /// Why the rule fired, in plain English, from the column values.
+    pub(crate) fn reason(&self, a: f64, b: f64, now: UnixSeconds, tier_key: &str) -> String {
+        let days = |seconds: f64| seconds / SECONDS_PER_DAY;
+        match self {
+            CompiledRule::Urgent {
+                window_seconds,
+                signals,
+                ..
+            } => format!(
+                "urgent signal {} {:.1} days ago (within {:.0} days): at least tier {tier_key}",
+                signals.get(b as usize).map_or("?", String::as_str),
+                days((now as f64 - a).max(0.0)),
+                days(*window_seconds)
+            ),
+            CompiledRule::Bant {
+                criteria, at_least, ..
+            } => format!(
+                "{a:.0} of {} BANT criteria met (needs {at_least:.0}): at least tier {tier_key}",
+                criteria.len()
+            ),
+            CompiledRule::Cold {
+                silence_seconds, ..
+            } => format!(
+                "no inbound response for {:.0} days (cold after {:.0})",
+                days(now as f64 - a).floor(),
+                days(*silence_seconds)
+            ),
+            CompiledRule::Stale { .. } => format!(
+                "idle in its stage {:.0} days past the rotting limit",
+                days(now as f64 - a).floor()
+            ),
+            CompiledRule::Churn {
+                window_days,
+                below_fraction,
+                ..
+            } => format!(
+                "inbound interactions fell from {b:.0} to {a:.0} in the last {window_days} days (below {:.0}%)",
+                below_fraction * 100.0
+            ),
+        }
+    }
+}
