@@ -1,0 +1,243 @@
+//! Settings, read once from the environment and validated at start-up.
+//!
+//! Every variable has a safe default; a value that cannot be parsed stops the
+//! server with a message naming the variable. Secrets redact in `Debug`.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+
+/// A secret value that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where the JWT signing secret comes from.
+#[derive(Clone, Debug)]
+pub enum JwtSecretSource {
+    /// `LEADRANK_JWT_SECRET` was set.
+    Given(Secret),
+    /// Not set: generate one at first start and keep it in this file.
+    File(PathBuf),
+}
+
+/// The whole configuration of one server process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// `LEADRANK_BIND`: address and port to listen on.
+    pub bind: String,
+    /// `LEADRANK_JWT_SECRET`, or the file it is generated into.
+    pub jwt_secret: JwtSecretSource,
+    /// `LEADRANK_ACCESS_TOKEN_TTL_SECS`: lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// `LEADRANK_REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token.
+    pub refresh_token_ttl: Duration,
+    /// `LEADRANK_CORS_ORIGINS`: comma-separated origins allowed to call the
+    /// API from a browser; `*` allows any; empty allows none.
+    pub cors_origins: Vec<String>,
+    /// `LEADRANK_INTROSPECTION`: whether the schema may be introspected.
+    pub introspection: bool,
+    /// `LEADRANK_MAX_QUERY_DEPTH`.
+    pub max_query_depth: usize,
+    /// `LEADRANK_MAX_QUERY_COMPLEXITY`.
+    pub max_query_complexity: usize,
+    /// `LEADRANK_BODY_LIMIT_BYTES`: the largest request body accepted.
+    pub body_limit_bytes: usize,
+    /// `LEADRANK_LOGIN_MAX_FAILURES`: failed logins for one tenant and email
+    /// within the window before further attempts are refused.
+    pub login_max_failures: u32,
+    /// `LEADRANK_LOGIN_MAX_FAILURES_PER_CLIENT`: the same, per client address.
+    pub login_max_failures_per_client: u32,
+    /// `LEADRANK_LOGIN_WINDOW_SECS`: the throttling window.
+    pub login_window: Duration,
+    /// `LEADRANK_TRUST_FORWARDED_FOR`: take the client address from
+    /// `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
+    pub db_max_connections: u32,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    ///
+    /// # Errors
+    /// A variable that is set but cannot be parsed, naming it.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests can pass their own.
+    ///
+    /// # Errors
+    /// A variable that is set but cannot be parsed, naming it.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://leadrank.db".to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!("DATABASE_URL must start with sqlite:, postgres:// or postgresql://");
+        }
+        let jwt_secret = match get("LEADRANK_JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                bail!("LEADRANK_JWT_SECRET must be at least 32 characters")
+            }
+            Some(secret) => JwtSecretSource::Given(Secret::new(secret)),
+            None => JwtSecretSource::File(secret_file_beside(&database_url)),
+        };
+        Ok(Self {
+            bind: get("LEADRANK_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(parse(
+                &get,
+                "LEADRANK_ACCESS_TOKEN_TTL_SECS",
+                900,
+            )?),
+            refresh_token_ttl: Duration::from_secs(parse(
+                &get,
+                "LEADRANK_REFRESH_TOKEN_TTL_SECS",
+                30 * 24 * 3600,
+            )?),
+            cors_origins: get("LEADRANK_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            introspection: parse(&get, "LEADRANK_INTROSPECTION", true)?,
+            max_query_depth: parse(&get, "LEADRANK_MAX_QUERY_DEPTH", 12)?,
+            max_query_complexity: parse(&get, "LEADRANK_MAX_QUERY_COMPLEXITY", 2000)?,
+            body_limit_bytes: parse(&get, "LEADRANK_BODY_LIMIT_BYTES", 16 * 1024 * 1024)?,
+            login_max_failures: parse(&get, "LEADRANK_LOGIN_MAX_FAILURES", 5)?,
+            login_max_failures_per_client: parse(
+                &get,
+                "LEADRANK_LOGIN_MAX_FAILURES_PER_CLIENT",
+                50,
+            )?,
+            login_window: Duration::from_secs(parse(&get, "LEADRANK_LOGIN_WINDOW_SECS", 15 * 60)?),
+            trust_forwarded_for: parse(&get, "LEADRANK_TRUST_FORWARDED_FOR", false)?,
+            db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
+            database_url,
+        })
+    }
+
+    /// Whether the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .with_context(|| format!("{name} has an invalid value {raw:?}")),
+    }
+}
+
+/// The generated secret lives beside an SQLite file, or in the working
+/// directory for a server database.
+fn secret_file_beside(database_url: &str) -> PathBuf {
+    let Some(rest) = database_url.strip_prefix("sqlite:") else {
+        return PathBuf::from("leadrank.jwt-secret");
+    };
+    let path = rest
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return PathBuf::from("leadrank.jwt-secret");
+    }
+    PathBuf::from(format!("{path}.jwt-secret"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_localhost_with_a_generated_secret_beside_the_file() {
+        let settings = from(&[]).unwrap();
+        assert_eq!(settings.database_url, "sqlite://leadrank.db");
+        assert_eq!(settings.bind, "127.0.0.1:8080");
+        assert!(
+            matches!(settings.jwt_secret, JwtSecretSource::File(ref p) if p == &PathBuf::from("leadrank.db.jwt-secret"))
+        );
+        assert_eq!(settings.login_max_failures, 5);
+        assert_eq!(settings.login_max_failures_per_client, 50);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = from(&[("LEADRANK_ACCESS_TOKEN_TTL_SECS", "soon")]).unwrap_err();
+        assert!(
+            err.to_string().contains("LEADRANK_ACCESS_TOKEN_TTL_SECS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused() {
+        let err = from(&[("LEADRANK_JWT_SECRET", "short")]).unwrap_err();
+        assert!(err.to_string().contains("LEADRANK_JWT_SECRET"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = from(&[(
+            "LEADRANK_JWT_SECRET",
+            "0123456789abcdef0123456789abcdef-top",
+        )])
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+    }
+}

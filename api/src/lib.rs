@@ -1,0 +1,12 @@
+//! LeadRank: whom to follow up next, and why. A multi-tenant GraphQL
+//! backend that scores every lead through the pure `scoring` crate.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+pub mod tenancy;

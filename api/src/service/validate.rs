@@ -1,0 +1,212 @@
+//! Checks of user input at the edge: each names the input path it refuses.
+
+use crate::error::{AppError, AppResult};
+
+/// A required, trimmed text of at most `max` characters.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field` when empty or too long.
+pub fn required_text(field: &str, value: &str, max: usize) -> AppResult<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AppError::invalid(field, "must not be empty"));
+    }
+    optional_text(field, Some(value), max).map(|v| v.unwrap_or_default())
+}
+
+/// An optional text: trimmed, empty means absent, at most `max` characters.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field` when too long.
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> AppResult<Option<String>> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AppError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// An email address, lower-cased; a light check, since only a sent mail
+/// proves an address.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field` when it is not shaped like an address.
+pub fn email(field: &str, value: &str) -> AppResult<String> {
+    let value = value.trim().to_lowercase();
+    let valid = value.len() <= 254
+        && value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !value.chars().any(char::is_whitespace)
+        && value.matches('@').count() == 1;
+    if valid {
+        Ok(value)
+    } else {
+        Err(AppError::invalid(
+            field,
+            "must be an email address such as ana@example.com",
+        ))
+    }
+}
+
+/// A tenant slug: 3–63 lower-case letters, digits and inner hyphens.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn slug(field: &str, value: &str) -> AppResult<String> {
+    let value = value.trim().to_lowercase();
+    let valid = (3..=63).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value)
+    } else {
+        Err(AppError::invalid(
+            field,
+            "must be 3 to 63 lower-case letters, digits or hyphens, such as acme-sales",
+        ))
+    }
+}
+
+/// A new password: at least the minimum length.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn new_password(field: &str, value: &str) -> AppResult<()> {
+    let min = crate::auth::password::MIN_PASSWORD_CHARS;
+    if value.chars().count() < min {
+        return Err(AppError::invalid(
+            field,
+            format!("must be at least {min} characters"),
+        ));
+    }
+    if value.len() > 1024 {
+        return Err(AppError::invalid(field, "must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// A locale LeadRank speaks.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn locale(field: &str, value: &str) -> AppResult<String> {
+    match value.trim() {
+        "en" => Ok("en".into()),
+        "zh-CN" | "zh-cn" | "zh" => Ok("zh-CN".into()),
+        _ => Err(AppError::invalid(field, "must be \"en\" or \"zh-CN\"")),
+    }
+}
+
+/// An IANA time zone such as `Asia/Shanghai`.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn time_zone(field: &str, value: &str) -> AppResult<String> {
+    value
+        .trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| {
+            AppError::invalid(
+                field,
+                "must be an IANA time zone such as Europe/Berlin or Asia/Shanghai",
+            )
+        })
+}
+
+/// An id from the client.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn id(field: &str, value: &str) -> AppResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(value.trim()).map_err(|_| AppError::invalid(field, "is not a valid id"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn field_of(err: AppError) -> String {
+        match err {
+            AppError::InvalidInput { field, .. } => field,
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            email("input.email", "  Ana@Example.COM ").unwrap(),
+            "ana@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_emails_name_their_field() {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "a@b@example.com",
+        ] {
+            assert_eq!(
+                field_of(email("input.email", bad).unwrap_err()),
+                "input.email",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn slugs_are_lower_case_words_with_hyphens() {
+        assert_eq!(slug("s", "Acme-Sales").unwrap(), "acme-sales");
+        for bad in ["ab", "-acme", "acme-", "acme sales", "acme_sales", "销售"] {
+            assert!(slug("s", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_shorter_than_ten_characters_are_refused() {
+        assert!(new_password("p", "123456789").is_err());
+        assert!(new_password("p", "1234567890").is_ok());
+        assert!(new_password("p", "密码密码密码密码密码").is_ok());
+    }
+
+    #[test]
+    fn time_zones_must_be_known() {
+        assert_eq!(time_zone("t", "Asia/Shanghai").unwrap(), "Asia/Shanghai");
+        assert!(time_zone("t", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        assert!(required_text("n", "线索阶段", 4).is_ok());
+        assert!(required_text("n", "线索阶段x", 4).is_err());
+        assert!(required_text("n", "   ", 4).is_err());
+    }
+}
