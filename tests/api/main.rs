@@ -1,1 +1,14 @@
+//! LeadRank's integration tests: one binary, the real server on a random
+//! port with a fresh database per test. SQLite by default; set
+//! `TEST_DATABASE_URL=postgres://user:pass@host/db` to run every test in its
+//! own fresh PostgreSQL database instead (the role needs CREATEDB).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod accounts;
+mod limits;
+mod sessions;
+mod tenancy;
+mod throttling;

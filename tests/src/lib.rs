@@ -1,1 +1,1 @@
-
+//! Nothing here: the integration tests live in `tests/api/`.
