@@ -46,7 +46,15 @@ pub fn model_name(locale: &str) -> &'static str {
 /// The default pipeline of SPEC §1, in order.
 pub fn stages(locale: &str) -> Vec<StageDefault> {
     // (key, English, Chinese, kind, win probability, rotting days)
-    const STAGES: [(&str, &str, &str, StageKind, f64, Option<i32>); 8] = [
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        StageKind,
+        f64,
+        Option<i32>,
+    );
+    const STAGES: [Row; 8] = [
         ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(14)),
         (
             "initial_contact",
