@@ -6,6 +6,8 @@ pub mod account;
 pub mod audit;
 pub mod configuration;
 pub mod defaults;
+pub mod lead;
+pub mod rescoring;
 pub mod validate;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};

@@ -1,0 +1,999 @@
+//! Leads and their activities. Every mutation that changes a lead's facts
+//! re-scores it in the same transaction and records a score event when the
+//! score or tier moved.
+
+use chrono::{DateTime, Utc};
+use entity::{
+    activity,
+    enums::{Direction, FieldType, LeadStatus, Role, StageKind},
+    lead, lead_event, lead_field, pipeline, team, team_member, user,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    begin_write,
+    rescoring::{self, ModelInUse, TenantCatalog},
+    validate,
+};
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
+
+/// The longest TEXT attribute, in characters.
+const MAX_TEXT_ATTRIBUTE: usize = 2000;
+
+/// The fields of `CreateLeadInput`.
+#[derive(Default)]
+pub struct NewLead {
+    pub name: String,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    pub attributes: Option<Value>,
+    pub deal_value: Option<f64>,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    pub pipeline_id: Option<String>,
+    pub stage_key: Option<String>,
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// The fields of `UpdateLeadInput`; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct LeadChanges {
+    pub name: Option<String>,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    pub attributes: Option<Value>,
+    pub deal_value: Option<f64>,
+    pub team_id: Option<String>,
+}
+
+/// A phone number reduced to `+` and digits, so `+86 138-0000-0000` and
+/// `+8613800000000` are the same lead.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field` when it has too few or too many digits.
+pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
+    let trimmed = raw.trim();
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if !(6..=20).contains(&digits.len()) || trimmed.chars().any(|c| c.is_alphabetic()) {
+        return Err(AppError::invalid(
+            field,
+            "must be a phone number of 6 to 20 digits",
+        ));
+    }
+    Ok(if trimmed.starts_with('+') {
+        format!("+{digits}")
+    } else {
+        digits
+    })
+}
+
+/// Duplicate detection key for company + name.
+fn dedupe_key(company: Option<&str>, name: &str) -> Option<String> {
+    company.map(|c| {
+        format!(
+            "{}\u{1f}{}",
+            c.trim().to_lowercase(),
+            name.trim().to_lowercase()
+        )
+    })
+}
+
+/// Checks `changes` against the tenant's lead fields and merges them into
+/// `existing`; `null` removes a key. Every problem names
+/// `input.attributes.<key>`.
+///
+/// # Errors
+/// BAD_USER_INPUT for unknown keys, wrong types, ratings outside 1–5,
+/// options not in the list and missing required fields.
+pub fn merge_attributes(
+    fields: &[lead_field::Model],
+    existing: &Value,
+    changes: Option<&Value>,
+) -> AppResult<Value> {
+    let mut merged: Map<String, Value> = existing.as_object().cloned().unwrap_or_default();
+    if let Some(changes) = changes {
+        let Some(changes) = changes.as_object() else {
+            return Err(AppError::invalid(
+                "input.attributes",
+                "must be an object of field key to value",
+            ));
+        };
+        for (key, value) in changes {
+            let path = format!("input.attributes.{key}");
+            let Some(field) = fields.iter().find(|f| &f.key == key) else {
+                return Err(AppError::invalid(
+                    path,
+                    format!("there is no lead field \"{key}\""),
+                ));
+            };
+            if value.is_null() {
+                merged.remove(key);
+                continue;
+            }
+            merged.insert(key.clone(), check_attribute(field, value, &path)?);
+        }
+    }
+    if let Some(missing) = fields
+        .iter()
+        .find(|f| f.required && !merged.contains_key(&f.key))
+    {
+        return Err(AppError::invalid(
+            format!("input.attributes.{}", missing.key),
+            "is required",
+        ));
+    }
+    Ok(Value::Object(merged))
+}
+
+fn check_attribute(field: &lead_field::Model, value: &Value, path: &str) -> AppResult<Value> {
+    match field.field_type {
+        FieldType::Rating => match value.as_f64() {
+            Some(r) if (1.0..=5.0).contains(&r) && r.fract() == 0.0 => Ok(json!(r as i64)),
+            _ => Err(AppError::invalid(
+                path,
+                "must be a whole-number rating from 1 to 5",
+            )),
+        },
+        FieldType::Number => match value.as_f64() {
+            Some(n) if n.is_finite() => Ok(json!(n)),
+            _ => Err(AppError::invalid(path, "must be a number")),
+        },
+        FieldType::Boolean => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| AppError::invalid(path, "must be true or false")),
+        FieldType::Category => {
+            let options: Vec<String> =
+                serde_json::from_value(field.options.clone()).unwrap_or_default();
+            match value.as_str() {
+                Some(v) if options.iter().any(|o| o == v) => Ok(json!(v)),
+                _ => Err(AppError::invalid(
+                    path,
+                    format!("must be one of: {}", options.join(", ")),
+                )),
+            }
+        }
+        FieldType::Text => match value.as_str() {
+            Some(v) if v.chars().count() <= MAX_TEXT_ATTRIBUTE => Ok(json!(v.trim())),
+            Some(_) => Err(AppError::invalid(
+                path,
+                format!("must be at most {MAX_TEXT_ATTRIBUTE} characters"),
+            )),
+            None => Err(AppError::invalid(path, "must be text")),
+        },
+    }
+}
+
+/// Which leads the caller may see: a REP their own and the shared pool; a
+/// MANAGER also their teams' leads; ADMIN and OWNER all.
+///
+/// # Errors
+/// Database errors.
+pub async fn visibility<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+) -> AppResult<Condition> {
+    let own_or_pool = Condition::any()
+        .add(lead::Column::OwnerId.eq(principal.user_id))
+        .add(lead::Column::OwnerId.is_null());
+    match principal.role {
+        Role::Owner | Role::Admin => Ok(Condition::all()),
+        Role::Rep => Ok(own_or_pool),
+        Role::Manager => {
+            let teams: Vec<Uuid> = scope
+                .select::<team_member::Entity>()
+                .select_only()
+                .column(team_member::Column::TeamId)
+                .filter(team_member::Column::UserId.eq(principal.user_id))
+                .into_tuple()
+                .all(scope.conn())
+                .await?;
+            let members: Vec<Uuid> = scope
+                .select::<team_member::Entity>()
+                .select_only()
+                .column(team_member::Column::UserId)
+                .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
+                .into_tuple()
+                .all(scope.conn())
+                .await?;
+            Ok(own_or_pool
+                .add(lead::Column::TeamId.is_in(teams))
+                .add(lead::Column::OwnerId.is_in(members)))
+        }
+    }
+}
+
+/// The lead, if the caller may see it.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_visible<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<Option<lead::Model>> {
+    let visible = visibility(scope, principal).await?;
+    Ok(scope
+        .select::<lead::Entity>()
+        .filter(lead::Column::Id.eq(id))
+        .filter(visible)
+        .one(scope.conn())
+        .await?)
+}
+
+/// The lead, or NOT_FOUND when it does not exist, belongs to another tenant
+/// or is not visible to the caller.
+///
+/// # Errors
+/// NOT_FOUND; database errors.
+pub async fn get_visible<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    id: Uuid,
+) -> AppResult<lead::Model> {
+    find_visible(scope, principal, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("lead", id))
+}
+
+/// Refuses a duplicate of an existing lead (same email, phone, or company
+/// and name), naming the lead that exists.
+async fn refuse_duplicates<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    except: Option<Uuid>,
+    email: Option<&str>,
+    phone: Option<&str>,
+    dedupe: Option<&str>,
+) -> AppResult<()> {
+    let checks = [
+        ("email", lead::Column::Email, email),
+        ("phone", lead::Column::Phone, phone),
+        ("company and name", lead::Column::DedupeKey, dedupe),
+    ];
+    for (what, column, value) in checks {
+        let Some(value) = value else { continue };
+        let mut query = scope.select::<lead::Entity>().filter(column.eq(value));
+        if let Some(id) = except {
+            query = query.filter(lead::Column::Id.ne(id));
+        }
+        if let Some(existing) = query.one(scope.conn()).await? {
+            return Err(AppError::Conflict {
+                message: format!(
+                    "a lead with the same {what} already exists: \"{}\" ({})",
+                    existing.name, existing.id
+                ),
+                existing_id: Some(existing.id),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates a lead, scored before it is first seen.
+///
+/// # Errors
+/// BAD_USER_INPUT naming the field; CONFLICT for duplicates; NOT_FOUND for
+/// an owner, team or pipeline outside the tenant.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+pub async fn create_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    input: NewLead,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let name = validate::required_text("input.name", &input.name, 200)?;
+    let company = validate::optional_text("input.company", input.company.as_deref(), 200)?;
+    let email = input
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| validate::email("input.email", e))
+        .transpose()?;
+    let phone = input
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| normalise_phone("input.phone", p))
+        .transpose()?;
+    let industry = validate::optional_text("input.industry", input.industry.as_deref(), 120)?;
+    let source = validate::optional_text("input.source", input.source.as_deref(), 120)?;
+    let external_id =
+        validate::optional_text("input.externalId", input.external_id.as_deref(), 200)?;
+    let deal_value = check_deal_value(input.deal_value)?;
+    let created_at = input.created_at.unwrap_or(now).min(now);
+    let owner_id = input
+        .owner_id
+        .as_deref()
+        .map(|id| validate::id("input.ownerId", id))
+        .transpose()?;
+    let team_id = input
+        .team_id
+        .as_deref()
+        .map(|id| validate::id("input.teamId", id))
+        .transpose()?;
+    let pipeline_id = input
+        .pipeline_id
+        .as_deref()
+        .map(|id| validate::id("input.pipelineId", id))
+        .transpose()?;
+    // A rep's new lead is theirs; they cannot hand it to someone else.
+    let owner_id = match (principal.role, owner_id) {
+        (Role::Rep, Some(other)) if other != principal.user_id => {
+            return Err(AppError::Forbidden {
+                action: "create leads for other reps",
+            });
+        }
+        (Role::Rep, _) => Some(principal.user_id),
+        (_, owner) => owner,
+    };
+
+    let txn = begin_write(db).await?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let catalog = TenantCatalog::load(&scope).await?;
+    let attributes = merge_attributes(&catalog.fields, &json!({}), input.attributes.as_ref())?;
+    if let Some(owner) = owner_id {
+        active_user(&scope, owner, "input.ownerId").await?;
+    }
+    if let Some(team) = team_id {
+        scope.get::<team::Entity>(team).await?;
+    }
+    let pipeline = match pipeline_id {
+        Some(id) => scope.get::<pipeline::Entity>(id).await?,
+        None => scope
+            .select::<pipeline::Entity>()
+            .filter(pipeline::Column::IsDefault.eq(true))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::not_found("pipeline", "default"))?,
+    };
+    let stages = rescoring::pipeline_stages(&scope, pipeline.id).await?;
+    let stage = match input.stage_key.as_deref() {
+        Some(key) => stages.iter().find(|s| s.key == key).ok_or_else(|| {
+            AppError::invalid(
+                "input.stageKey",
+                format!("the pipeline has no stage \"{key}\""),
+            )
+        })?,
+        None => stages
+            .iter()
+            .find(|s| s.kind == StageKind::Open)
+            .ok_or_else(|| {
+                AppError::invalid("input.pipelineId", "the pipeline has no open stage")
+            })?,
+    };
+    if stage.kind != StageKind::Open {
+        return Err(AppError::invalid(
+            "input.stageKey",
+            "a new lead starts in an open stage; use closeLead to win or lose it",
+        ));
+    }
+    let dedupe = dedupe_key(company.as_deref(), &name);
+    refuse_duplicates(
+        &scope,
+        None,
+        email.as_deref(),
+        phone.as_deref(),
+        dedupe.as_deref(),
+    )
+    .await?;
+    if let Some(external) = &external_id
+        && let Some(existing) = scope
+            .select::<lead::Entity>()
+            .filter(lead::Column::ExternalId.eq(external.as_str()))
+            .one(&txn)
+            .await?
+    {
+        return Err(AppError::Conflict {
+            message: format!("a lead with external id \"{external}\" already exists"),
+            existing_id: Some(existing.id),
+        });
+    }
+
+    let model = ModelInUse::for_team(&scope, &catalog, team_id).await?;
+    let lead = lead::Model {
+        tenant_id: principal.tenant_id,
+        id: Uuid::now_v7(),
+        external_id,
+        name,
+        company,
+        email,
+        phone,
+        dedupe_key: dedupe,
+        industry,
+        source,
+        attributes,
+        deal_value,
+        owner_id,
+        team_id,
+        pipeline_id: pipeline.id,
+        stage_id: stage.id,
+        stage_entered_at: created_at,
+        status: LeadStatus::Open,
+        closed_at: None,
+        close_reason: None,
+        score: 0.0,
+        tier: String::new(),
+        tier_rank: 0,
+        priority: 0,
+        flags: 0,
+        close_probability: None,
+        breakdown: json!({}),
+        scoring_model_id: None,
+        model_version: None,
+        next_follow_up_at: None,
+        last_activity_at: None,
+        last_inbound_at: None,
+        last_outbound_at: None,
+        signal_state: json!({}),
+        scored_at: None,
+        pinned_tier: None,
+        pin_reason: None,
+        pin_expires_at: None,
+        pinned_by: None,
+        version: 1,
+        created_by: Some(principal.user_id),
+        created_at,
+        updated_at: now,
+    };
+    let mut row = lead.clone().into_active_model();
+    mark_all_set(&mut row);
+    let card = rescoring::score_onto(&mut row, &lead, &stages, &model, now)?;
+    let saved = scope.insert(row).await?;
+    rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Every column of a model built in code is to be written.
+fn mark_all_set(row: &mut lead::ActiveModel) {
+    use sea_orm::{ActiveModelTrait, Iterable};
+    for column in lead::Column::iter() {
+        if let Some(value) = row.get(column).into_value() {
+            row.set(column, value);
+        }
+    }
+}
+
+fn check_deal_value(value: Option<f64>) -> AppResult<Option<f64>> {
+    match value {
+        Some(v) if !v.is_finite() || v < 0.0 => Err(AppError::invalid(
+            "input.dealValue",
+            "must be a number of at least 0",
+        )),
+        other => Ok(other),
+    }
+}
+
+async fn active_user<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    id: Uuid,
+    field: &str,
+) -> AppResult<user::Model> {
+    match scope.find::<user::Entity>(id).await? {
+        Some(user) if user.active => Ok(user),
+        _ => Err(AppError::invalid(field, "no such user in your company")),
+    }
+}
+
+/// Loads a visible lead for a change, checks it is open where that matters,
+/// and hands back what re-scoring needs.
+struct Editing<'c, C> {
+    scope: TenantScope<'c, C>,
+    lead: lead::Model,
+}
+
+async fn start_editing<'c, C: ConnectionTrait>(
+    txn: &'c C,
+    principal: &Principal,
+    id: &str,
+) -> AppResult<Editing<'c, C>> {
+    let id = validate::id("input.id", id)?;
+    let scope = TenantScope::new(txn, principal.tenant_id);
+    let lead = get_visible(&scope, principal, id).await?;
+    Ok(Editing { scope, lead })
+}
+
+impl<C: ConnectionTrait> Editing<'_, C> {
+    /// Re-scores the changed lead, bumps its version, saves it and records
+    /// the score event, all in the caller's transaction.
+    async fn save(
+        self,
+        mut row: lead::ActiveModel,
+        changed: lead::Model,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<lead::Model> {
+        let catalog = TenantCatalog::load(&self.scope).await?;
+        let model = ModelInUse::for_team(&self.scope, &catalog, changed.team_id).await?;
+        let stages = rescoring::pipeline_stages(&self.scope, changed.pipeline_id).await?;
+        let card = rescoring::score_onto(&mut row, &changed, &stages, &model, now)?;
+        // Claim the version first: of two racing writers, one wins and the
+        // other gets CONFLICT, on every database.
+        let claimed = self
+            .scope
+            .update_many::<lead::Entity>()
+            .col_expr(
+                lead::Column::Version,
+                sea_orm::sea_query::Expr::value(self.lead.version + 1),
+            )
+            .filter(lead::Column::Id.eq(self.lead.id))
+            .filter(lead::Column::Version.eq(self.lead.version))
+            .exec(self.scope.conn())
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(AppError::Conflict {
+                message:
+                    "the lead was changed by someone else at the same time; reload and try again"
+                        .into(),
+                existing_id: Some(self.lead.id),
+            });
+        }
+        row.version = Set(self.lead.version + 1);
+        row.updated_at = Set(now);
+        let saved = self.scope.update(row).await?;
+        rescoring::record_change(
+            &self.scope,
+            saved.id,
+            Some((self.lead.score, &self.lead.tier)),
+            &card,
+            &model,
+            reason,
+            now,
+        )
+        .await?;
+        Ok(saved)
+    }
+}
+
+/// Applies `changes` to a lead when `expected_version` is still current.
+///
+/// # Errors
+/// CONFLICT on a stale version or a duplicate; BAD_USER_INPUT; NOT_FOUND.
+pub async fn update_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    expected_version: i32,
+    changes: LeadChanges,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    if current.version != expected_version {
+        return Err(AppError::Conflict {
+            message: format!(
+                "the lead changed since you loaded it (version {} now, you had {expected_version}); reload and try again",
+                current.version
+            ),
+            existing_id: Some(current.id),
+        });
+    }
+    let mut changed = current.clone();
+    if let Some(name) = changes.name {
+        changed.name = validate::required_text("input.name", &name, 200)?;
+    }
+    if let Some(company) = changes.company {
+        changed.company = validate::optional_text("input.company", Some(&company), 200)?;
+    }
+    if let Some(email) = changes.email {
+        changed.email = Some(email)
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| validate::email("input.email", &e))
+            .transpose()?;
+    }
+    if let Some(phone) = changes.phone {
+        changed.phone = Some(phone)
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| normalise_phone("input.phone", &p))
+            .transpose()?;
+    }
+    if let Some(industry) = changes.industry {
+        changed.industry = validate::optional_text("input.industry", Some(&industry), 120)?;
+    }
+    if changes.deal_value.is_some() {
+        changed.deal_value = check_deal_value(changes.deal_value)?;
+    }
+    if let Some(team) = changes.team_id {
+        let team = validate::id("input.teamId", &team)?;
+        editing.scope.get::<team::Entity>(team).await?;
+        changed.team_id = Some(team);
+    }
+    let fields = super::configuration::lead_fields(&editing.scope).await?;
+    changed.attributes =
+        merge_attributes(&fields, &current.attributes, changes.attributes.as_ref())?;
+    changed.dedupe_key = dedupe_key(changed.company.as_deref(), &changed.name);
+    refuse_duplicates(
+        &editing.scope,
+        Some(current.id),
+        changed.email.as_deref(),
+        changed.phone.as_deref(),
+        changed.dedupe_key.as_deref(),
+    )
+    .await?;
+
+    let mut row = current.clone().into_active_model();
+    row.name = Set(changed.name.clone());
+    row.company = Set(changed.company.clone());
+    row.email = Set(changed.email.clone());
+    row.phone = Set(changed.phone.clone());
+    row.industry = Set(changed.industry.clone());
+    row.deal_value = Set(changed.deal_value);
+    row.team_id = Set(changed.team_id);
+    row.attributes = Set(changed.attributes.clone());
+    row.dedupe_key = Set(changed.dedupe_key.clone());
+    let saved = editing.save(row, changed, "lead updated", now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Moves an open lead to another open stage of its pipeline.
+///
+/// # Errors
+/// BAD_USER_INPUT for an unknown or closing stage; NOT_FOUND.
+pub async fn move_lead_stage(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    stage_key: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    require_open(&current)?;
+    let stages = rescoring::pipeline_stages(&editing.scope, current.pipeline_id).await?;
+    let stage = stages.iter().find(|s| s.key == stage_key).ok_or_else(|| {
+        AppError::invalid(
+            "input.stageKey",
+            format!("the pipeline has no stage \"{stage_key}\""),
+        )
+    })?;
+    if stage.kind != StageKind::Open {
+        return Err(AppError::invalid(
+            "input.stageKey",
+            "won and lost stages are reached with closeLead",
+        ));
+    }
+    if stage.id == current.stage_id {
+        return Ok(current);
+    }
+    let from = stages
+        .iter()
+        .find(|s| s.id == current.stage_id)
+        .map(|s| s.key.clone());
+    let mut changed = current.clone();
+    changed.stage_id = stage.id;
+    changed.stage_entered_at = now;
+    let mut row = current.clone().into_active_model();
+    row.stage_id = Set(stage.id);
+    row.stage_entered_at = Set(now);
+    lead_history(
+        &editing.scope,
+        current.id,
+        "STAGE",
+        principal,
+        from,
+        Some(stage.key.clone()),
+        now,
+    )
+    .await?;
+    let reason = format!("moved to stage {}", stage.key);
+    let saved = editing.save(row, changed, &reason, now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Gives a lead to a user of the tenant, or back to the shared pool.
+///
+/// # Errors
+/// FORBIDDEN for reps assigning to others; BAD_USER_INPUT; NOT_FOUND.
+pub async fn assign_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    owner: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let owner = owner
+        .map(|o| validate::id("input.ownerId", o))
+        .transpose()?;
+    // A rep may take a lead from the pool or give theirs back, nothing more.
+    if principal.role == Role::Rep && owner.is_some_and(|o| o != principal.user_id) {
+        return Err(AppError::Forbidden {
+            action: "assign leads to other reps",
+        });
+    }
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    if let Some(owner) = owner {
+        active_user(&editing.scope, owner, "input.ownerId").await?;
+    }
+    if current.owner_id == owner {
+        return Ok(current);
+    }
+    let mut changed = current.clone();
+    changed.owner_id = owner;
+    let mut row = current.clone().into_active_model();
+    row.owner_id = Set(owner);
+    lead_history(
+        &editing.scope,
+        current.id,
+        "ASSIGNED",
+        principal,
+        current.owner_id.map(|o| o.to_string()),
+        owner.map(|o| o.to_string()),
+        now,
+    )
+    .await?;
+    let saved = editing.save(row, changed, "owner changed", now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// The fields of `RecordActivityInput`.
+pub struct NewActivity {
+    pub lead_id: String,
+    pub signal_key: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub direction: Option<Direction>,
+    pub note: Option<String>,
+    pub amount: Option<f64>,
+}
+
+/// Logs an activity and folds it into the lead's decayed accumulators
+/// (never re-reading its history), then re-scores.
+///
+/// # Errors
+/// BAD_USER_INPUT for unknown or retired signals, future dates and bad
+/// amounts; NOT_FOUND.
+pub async fn record_activity(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    input: NewActivity,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let note = validate::optional_text("input.note", input.note.as_deref(), 5000)?;
+    let occurred_at = input.occurred_at.unwrap_or(now);
+    if occurred_at > now + chrono::Duration::minutes(5) {
+        return Err(AppError::invalid(
+            "input.occurredAt",
+            "must not be in the future",
+        ));
+    }
+    if input.amount.is_some_and(|a| !a.is_finite()) {
+        return Err(AppError::invalid("input.amount", "must be a number"));
+    }
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, &input.lead_id)
+        .await
+        .map_err(|err| match err {
+            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
+            other => other,
+        })?;
+    let current = editing.lead.clone();
+    let catalog = TenantCatalog::load(&editing.scope).await?;
+    let signal = catalog.signal(&input.signal_key).ok_or_else(|| {
+        AppError::invalid(
+            "input.signalKey",
+            format!("there is no signal type \"{}\"", input.signal_key),
+        )
+    })?;
+    if signal.retired {
+        return Err(AppError::invalid(
+            "input.signalKey",
+            format!("the signal type \"{}\" is retired", signal.key),
+        ));
+    }
+    let direction = input.direction.unwrap_or(signal.direction);
+    editing
+        .scope
+        .insert(activity::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(current.id),
+            signal_key: Set(signal.key.clone()),
+            direction: Set(direction),
+            occurred_at: Set(occurred_at),
+            note: Set(note),
+            amount: Set(input.amount),
+            created_by: Set(Some(principal.user_id)),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+
+    let mut state: scoring::ActivityState =
+        serde_json::from_value(current.signal_state.clone()).unwrap_or_default();
+    let scoring_direction = match direction {
+        Direction::Inbound => scoring::Direction::Inbound,
+        Direction::Outbound => scoring::Direction::Outbound,
+    };
+    state.record_as(
+        &rescoring::signal_def(signal),
+        scoring_direction,
+        rescoring::secs(occurred_at),
+        input.amount,
+    );
+    let mut changed = current.clone();
+    changed.signal_state =
+        serde_json::to_value(&state).map_err(|err| AppError::Internal(err.into()))?;
+    changed.last_activity_at = current.last_activity_at.max(Some(occurred_at));
+    match direction {
+        Direction::Inbound => {
+            changed.last_inbound_at = current.last_inbound_at.max(Some(occurred_at))
+        }
+        Direction::Outbound => {
+            changed.last_outbound_at = current.last_outbound_at.max(Some(occurred_at))
+        }
+    }
+    let mut row = current.clone().into_active_model();
+    row.signal_state = Set(changed.signal_state.clone());
+    row.last_activity_at = Set(changed.last_activity_at);
+    row.last_inbound_at = Set(changed.last_inbound_at);
+    row.last_outbound_at = Set(changed.last_outbound_at);
+    let reason = format!("activity: {}", signal.key);
+    let saved = editing.save(row, changed, &reason, now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Closes an open lead as won or lost, moving it to the pipeline's won or
+/// lost stage.
+///
+/// # Errors
+/// BAD_USER_INPUT when already closed or the date is in the future; NOT_FOUND.
+pub async fn close_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    won: bool,
+    reason: Option<&str>,
+    closed_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let reason = validate::optional_text("input.reason", reason, 500)?;
+    let closed_at = closed_at.unwrap_or(now);
+    if closed_at > now + chrono::Duration::minutes(5) {
+        return Err(AppError::invalid(
+            "input.closedAt",
+            "must not be in the future",
+        ));
+    }
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    require_open(&current)?;
+    let kind = if won { StageKind::Won } else { StageKind::Lost };
+    let stages = rescoring::pipeline_stages(&editing.scope, current.pipeline_id).await?;
+    let stage = stages.iter().find(|s| s.kind == kind).ok_or_else(|| {
+        AppError::invalid(
+            "input.outcome",
+            "the lead's pipeline has no stage for this outcome",
+        )
+    })?;
+    let from = stages
+        .iter()
+        .find(|s| s.id == current.stage_id)
+        .map(|s| s.key.clone());
+    let status = if won {
+        LeadStatus::Won
+    } else {
+        LeadStatus::Lost
+    };
+    let mut changed = current.clone();
+    changed.stage_id = stage.id;
+    changed.stage_entered_at = closed_at;
+    changed.status = status;
+    let mut row = current.clone().into_active_model();
+    row.stage_id = Set(stage.id);
+    row.stage_entered_at = Set(closed_at);
+    row.status = Set(status);
+    row.closed_at = Set(Some(closed_at));
+    row.close_reason = Set(reason.clone());
+    lead_history(
+        &editing.scope,
+        current.id,
+        "STAGE",
+        principal,
+        from,
+        Some(stage.key.clone()),
+        now,
+    )
+    .await?;
+    let outcome = if won { "won" } else { "lost" };
+    let saved = editing
+        .save(row, changed, &format!("closed as {outcome}"), now)
+        .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+fn require_open(lead: &lead::Model) -> AppResult<()> {
+    if lead.status == LeadStatus::Open {
+        Ok(())
+    } else {
+        Err(AppError::invalid("input.id", "the lead is already closed"))
+    }
+}
+
+async fn lead_history<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead: Uuid,
+    kind: &str,
+    principal: &Principal,
+    from: Option<String>,
+    to: Option<String>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    scope
+        .insert(lead_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(lead),
+            kind: Set(kind.to_owned()),
+            actor_id: Set(Some(principal.user_id)),
+            at: Set(now),
+            from_value: Set(from),
+            to_value: Set(to),
+            data: Set(None),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+/// A lead's newest activities.
+///
+/// # Errors
+/// Database errors.
+pub async fn activities<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead: Uuid,
+    first: u64,
+) -> AppResult<Vec<activity::Model>> {
+    Ok(scope
+        .select::<activity::Entity>()
+        .filter(activity::Column::LeadId.eq(lead))
+        .order_by_desc(activity::Column::OccurredAt)
+        .order_by_desc(activity::Column::Id)
+        .limit(first)
+        .all(scope.conn())
+        .await?)
+}
+
+/// A lead's newest score events.
+///
+/// # Errors
+/// Database errors.
+pub async fn score_history<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead: Uuid,
+    first: u64,
+) -> AppResult<Vec<entity::score_event::Model>> {
+    use entity::score_event;
+    Ok(scope
+        .select::<score_event::Entity>()
+        .filter(score_event::Column::LeadId.eq(lead))
+        .order_by_desc(score_event::Column::At)
+        .order_by_desc(score_event::Column::Id)
+        .limit(first)
+        .all(scope.conn())
+        .await?)
+}

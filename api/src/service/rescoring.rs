@@ -1,0 +1,243 @@
+//! Turning a lead row into the `scoring` crate's facts, scoring it with the
+//! model that applies, and writing the result back onto the row. Shared by
+//! every mutation that changes a lead's facts (and, later, the nightly job).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use entity::{
+    enums::{FieldType, StageKind},
+    lead, lead_field, score_event, scoring_model, signal_type, stage,
+};
+use scoring::{Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::configuration;
+use crate::{
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
+
+/// A tenant's lead fields and signal types, as rows and as the scoring
+/// crate's catalog.
+pub struct TenantCatalog {
+    /// Lead field rows, in display order.
+    pub fields: Vec<lead_field::Model>,
+    /// Signal type rows.
+    pub signals: Vec<signal_type::Model>,
+    /// The same, for the scoring crate.
+    pub catalog: Catalog,
+}
+
+impl TenantCatalog {
+    /// Loads the tenant's fields and signals (two queries).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn load<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Self> {
+        let fields = configuration::lead_fields(scope).await?;
+        let signals = configuration::signal_types(scope).await?;
+        let catalog = Catalog {
+            fields: fields
+                .iter()
+                .map(|f| FieldDef {
+                    key: f.key.clone(),
+                    field_type: match f.field_type {
+                        FieldType::Rating => scoring::FieldType::Rating,
+                        FieldType::Category => scoring::FieldType::Category,
+                        FieldType::Number => scoring::FieldType::Number,
+                        FieldType::Boolean => scoring::FieldType::Boolean,
+                        FieldType::Text => scoring::FieldType::Text,
+                    },
+                    options: serde_json::from_value(f.options.clone()).unwrap_or_default(),
+                })
+                .collect(),
+            signals: signals.iter().map(signal_def).collect(),
+        };
+        Ok(Self {
+            fields,
+            signals,
+            catalog,
+        })
+    }
+
+    /// The signal type with `key`.
+    pub fn signal(&self, key: &str) -> Option<&signal_type::Model> {
+        self.signals.iter().find(|s| s.key == key)
+    }
+}
+
+/// The scoring crate's view of a signal type row.
+pub fn signal_def(s: &signal_type::Model) -> SignalDef {
+    SignalDef {
+        key: s.key.clone(),
+        points: s.points,
+        half_life_days: s.half_life_days,
+        urgent: s.urgent,
+        direction: match s.direction {
+            entity::enums::Direction::Inbound => scoring::Direction::Inbound,
+            entity::enums::Direction::Outbound => scoring::Direction::Outbound,
+        },
+        retired: s.retired,
+    }
+}
+
+/// The active model for a team (else the tenant default), compiled.
+pub struct ModelInUse {
+    /// The stored version.
+    pub row: scoring_model::Model,
+    /// Ready to score.
+    pub compiled: CompiledModel,
+}
+
+impl ModelInUse {
+    /// Loads and compiles the model that scores `team`'s leads.
+    ///
+    /// # Errors
+    /// INTERNAL when the stored model no longer fits the tenant's catalog.
+    pub async fn for_team<C: ConnectionTrait>(
+        scope: &TenantScope<'_, C>,
+        catalog: &TenantCatalog,
+        team: Option<Uuid>,
+    ) -> AppResult<Self> {
+        let row = configuration::active_scoring_model(scope, team).await?;
+        let compiled = scoring::ModelConfig::parse(&row.config, &catalog.catalog)
+            .and_then(|config| config.compile(&catalog.catalog))
+            .map_err(|errors| {
+                AppError::Internal(anyhow::anyhow!(
+                    "scoring model {} (version {}) does not fit the tenant's fields and signals: {}",
+                    row.id,
+                    row.version,
+                    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                ))
+            })?;
+        Ok(Self { row, compiled })
+    }
+}
+
+/// The stages of a pipeline, in order.
+///
+/// # Errors
+/// Database errors.
+pub async fn pipeline_stages<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    pipeline: Uuid,
+) -> AppResult<Vec<stage::Model>> {
+    Ok(scope
+        .select::<stage::Entity>()
+        .filter(stage::Column::PipelineId.eq(pipeline))
+        .order_by_asc(stage::Column::Position)
+        .all(scope.conn())
+        .await?)
+}
+
+/// Unix seconds of a timestamp.
+pub fn secs(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+/// A timestamp from Unix seconds (the epoch when out of range).
+pub fn from_secs(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// The scoring facts of a lead row in its pipeline.
+pub fn facts(lead: &lead::Model, stages: &[stage::Model]) -> LeadFacts {
+    let position = stages
+        .iter()
+        .position(|s| s.id == lead.stage_id)
+        .unwrap_or(0);
+    let stage = stages.get(position);
+    let attributes: BTreeMap<String, scoring::AttributeValue> =
+        serde_json::from_value(lead.attributes.clone()).unwrap_or_default();
+    LeadFacts {
+        attributes,
+        deal_value: lead.deal_value,
+        stage: StageFacts {
+            position: u32::try_from(position).unwrap_or(0),
+            stage_count: u32::try_from(stages.len().max(1)).unwrap_or(1),
+            win_probability: stage.map_or(0.0, |s| s.win_probability),
+            kind: match stage.map(|s| s.kind) {
+                Some(StageKind::Won) => scoring::StageKind::Won,
+                Some(StageKind::Lost) => scoring::StageKind::Lost,
+                _ => scoring::StageKind::Open,
+            },
+            entered_at: secs(lead.stage_entered_at),
+            rotting_days: stage
+                .and_then(|s| s.rotting_days)
+                .and_then(|d| u32::try_from(d).ok()),
+        },
+        activity: serde_json::from_value(lead.signal_state.clone()).unwrap_or_default(),
+        created_at: secs(lead.created_at),
+        predicted_close_probability: lead.close_probability,
+        pin: None,
+    }
+}
+
+/// Bit set of a scorecard's flags, as kept on the row for filtering.
+pub fn flag_bits(card: &Scorecard) -> i32 {
+    card.flags
+        .iter()
+        .fold(0, |bits, f| bits | i32::from(f.bit()))
+}
+
+/// Scores `lead` and writes the result onto `row`; returns the scorecard.
+pub fn score_onto(
+    row: &mut lead::ActiveModel,
+    lead: &lead::Model,
+    stages: &[stage::Model],
+    model: &ModelInUse,
+    now: DateTime<Utc>,
+) -> AppResult<Scorecard> {
+    let card = model.compiled.score(&facts(lead, stages), secs(now));
+    let breakdown = serde_json::to_value(&card).map_err(|err| AppError::Internal(err.into()))?;
+    row.score = Set(card.total);
+    row.tier = Set(card.tier.clone());
+    row.tier_rank = Set(i32::try_from(card.tier_rank).unwrap_or(i32::MAX));
+    row.priority = Set(card.priority);
+    row.flags = Set(flag_bits(&card));
+    row.breakdown = Set(breakdown);
+    row.next_follow_up_at = Set(Some(from_secs(card.next_follow_up_at)));
+    row.scoring_model_id = Set(Some(model.row.id));
+    row.model_version = Set(Some(model.row.version));
+    row.scored_at = Set(Some(now));
+    Ok(card)
+}
+
+/// Records a score event when the score or tier changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_change<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead_id: Uuid,
+    before: Option<(f64, &str)>,
+    card: &Scorecard,
+    model: &ModelInUse,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let unchanged =
+        before.is_some_and(|(score, tier)| (score - card.total).abs() < 1e-9 && tier == card.tier);
+    if unchanged {
+        return Ok(());
+    }
+    scope
+        .insert(score_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(lead_id),
+            at: Set(now),
+            old_score: Set(before.map(|(s, _)| s)),
+            new_score: Set(card.total),
+            old_tier: Set(before.map(|(_, t)| t.to_owned())),
+            new_tier: Set(card.tier.clone()),
+            reason: Set(reason.chars().take(500).collect()),
+            model_id: Set(Some(model.row.id)),
+            model_version: Set(model.row.version),
+            job_run_id: Set(None),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
