@@ -234,12 +234,18 @@ async fn execute(
     HttpResponse::Ok().json(response)
 }
 
+/// The most operations one batched request may carry.
+const MAX_BATCH: usize = 10;
+
 async fn graphql_post(
     req: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
+        Ok(batch) if batch.iter().count() > MAX_BATCH => {
+            bad_request(&format!("a batch may hold at most {MAX_BATCH} operations"))
+        }
         Ok(batch) => execute(&req, &state, batch).await,
         Err(err) => bad_request(&format!("the request body is not a GraphQL request: {err}")),
     }

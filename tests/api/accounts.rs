@@ -198,10 +198,12 @@ async fn a_taken_tenant_slug_is_a_conflict() {
         )
         .await;
     assert_eq!(error_code(&body), "CONFLICT");
-    assert_eq!(
-        body["errors"][0]["extensions"]["existingId"],
-        acme.id.as_str()
+    // The other company's id is not revealed.
+    assert!(
+        body["errors"][0]["extensions"]["existingId"].is_null(),
+        "{body}"
     );
+    assert!(!body.to_string().contains(&acme.id));
 }
 
 #[tokio::test]
@@ -396,4 +398,30 @@ async fn everything_but_sign_up_login_and_refresh_needs_a_token() {
             "{query}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_sign_up_and_login_answers_can_include_the_users_teams() {
+    let app = spawn_app().await;
+    let body = app
+        .graphql(
+            None,
+            "mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { email teams { name members { email } } } } }",
+            json!({"input": {"tenantName": "Acme", "tenantSlug": "acme", "email": "ana@acme.test", "password": "long enough password", "displayName": "Ana"}}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["signUp"]["user"]["teams"], json!([]));
+    let token = body["data"]["signUp"]["accessToken"].as_str().unwrap();
+    let team = app.create_team(token, "Enterprise", &[]).await;
+    assert!(team["data"]["createTeam"].is_object());
+    let login = app
+        .graphql(
+            None,
+            "mutation { login(input: {tenantSlug: \"acme\", email: \"ana@acme.test\", password: \"long enough password\"}) { user { teams { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(login["errors"].is_null(), "{login}");
+    assert_eq!(login["data"]["login"]["user"]["teams"], json!([]));
 }

@@ -67,3 +67,53 @@ async fn one_client_guessing_across_many_accounts_is_throttled() {
     assert_eq!(error_code(&body), "RATE_LIMITED");
     assert!(retry_after(&body) > 0);
 }
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_get_no_more_tries_than_the_limit() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let guesses = (0..10).map(|n| {
+        let password = if n == 9 { PASSWORD } else { "wrong password" };
+        Box::pin(app.login(&acme.slug, &acme.owner_email, password))
+    });
+    let answers = join_all(guesses.collect()).await;
+
+    let code = |b: &Value| {
+        b["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let refused = answers
+        .iter()
+        .filter(|b| code(b).as_deref() == Some("RATE_LIMITED"))
+        .count();
+    let checked = answers.len() - refused;
+    assert!(
+        checked <= 5,
+        "{checked} attempts reached the password check: {answers:?}"
+    );
+    assert!(refused >= 5);
+}
+
+/// Polls every request together, so they reach the server at once.
+async fn join_all<F: std::future::Future<Output = Value> + Unpin>(
+    mut futures: Vec<F>,
+) -> Vec<Value> {
+    let mut results = vec![None; futures.len()];
+    std::future::poll_fn(|cx| {
+        for (slot, future) in results.iter_mut().zip(futures.iter_mut()) {
+            if slot.is_none()
+                && let std::task::Poll::Ready(value) = std::pin::Pin::new(future).poll(cx)
+            {
+                *slot = Some(value);
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}

@@ -107,7 +107,15 @@ pub fn load_or_create_secret(source: &JwtSecretSource) -> anyhow::Result<Secret>
                 let secret = fs::read_to_string(path).with_context(|| {
                     format!("failed to read the JWT secret file {}", path.display())
                 })?;
-                return Ok(Secret::new(secret.trim()));
+                let secret = secret.trim();
+                // An empty or truncated file would make tokens forgeable.
+                if secret.len() < 32 {
+                    anyhow::bail!(
+                        "the JWT secret file {} holds fewer than 32 characters; delete it to generate a new one or set LEADRANK_JWT_SECRET",
+                        path.display()
+                    );
+                }
+                return Ok(Secret::new(secret));
             }
             let secret = random_token(48)?;
             write_owner_only(path, &secret)?;

@@ -7,7 +7,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Loaders, RequestContext};
-use crate::error::{AppError, IntoGraphql};
+use crate::{
+    error::{AppError, IntoGraphql},
+    service::account,
+    tenancy::TenantScope,
+};
 
 /// What a user may do in their tenant.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -80,6 +84,8 @@ pub struct User {
     pub role: Role,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
+    #[graphql(skip)]
+    pub tenant_id: uuid::Uuid,
 }
 
 impl From<user::Model> for User {
@@ -90,6 +96,7 @@ impl From<user::Model> for User {
             display_name: u.display_name,
             role: u.role.into(),
             uuid: u.id,
+            tenant_id: u.tenant_id,
         }
     }
 }
@@ -98,12 +105,22 @@ impl From<user::Model> for User {
 impl User {
     /// The teams the user belongs to, by name.
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
-        let teams = ctx
-            .data::<Loaders>()?
-            .teams_of_user
-            .load_one(self.uuid)
-            .await
-            .map_err(|e| e.extend_ref())?;
+        // Sign-up, login and refresh answer before a token exists: without
+        // request loaders, load directly within the user's own tenant.
+        let teams = match ctx.data_opt::<Loaders>() {
+            Some(loaders) => loaders
+                .teams_of_user
+                .load_one(self.uuid)
+                .await
+                .map_err(|e| e.extend_ref())?,
+            None => {
+                let db = &ctx.data::<RequestContext>()?.db;
+                account::teams_of_users(&TenantScope::new(db, self.tenant_id), &[self.uuid])
+                    .await
+                    .gql()?
+                    .remove(&self.uuid)
+            }
+        };
         Ok(teams
             .unwrap_or_default()
             .into_iter()
@@ -145,6 +162,8 @@ pub struct Team {
     pub name: String,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
+    #[graphql(skip)]
+    pub tenant_id: uuid::Uuid,
 }
 
 impl From<team::Model> for Team {
@@ -153,6 +172,7 @@ impl From<team::Model> for Team {
             id: ID(t.id.to_string()),
             name: t.name,
             uuid: t.id,
+            tenant_id: t.tenant_id,
         }
     }
 }
@@ -161,12 +181,20 @@ impl From<team::Model> for Team {
 impl Team {
     /// The team's members, by name.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
-        let members = ctx
-            .data::<Loaders>()?
-            .members_of_team
-            .load_one(self.uuid)
-            .await
-            .map_err(|e| e.extend_ref())?;
+        let members = match ctx.data_opt::<Loaders>() {
+            Some(loaders) => loaders
+                .members_of_team
+                .load_one(self.uuid)
+                .await
+                .map_err(|e| e.extend_ref())?,
+            None => {
+                let db = &ctx.data::<RequestContext>()?.db;
+                account::members_of_teams(&TenantScope::new(db, self.tenant_id), &[self.uuid])
+                    .await
+                    .gql()?
+                    .remove(&self.uuid)
+            }
+        };
         Ok(members
             .unwrap_or_default()
             .into_iter()

@@ -84,17 +84,19 @@ pub async fn sign_up(
     let display_name = validate::required_text("input.displayName", &input.display_name, 200)?;
     let locale = validate::locale("input.locale", &input.locale)?;
     let time_zone = validate::time_zone("input.timeZone", &input.time_zone)?;
-    let password_hash = hash_password(&input.password)?;
+    let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
-    if let Some(existing) = tenant::Entity::find()
+    // The taken tenant's id is not revealed: it belongs to someone else.
+    if tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(&slug))
         .one(&txn)
         .await?
+        .is_some()
     {
         return Err(AppError::Conflict {
             message: format!("the tenant slug \"{slug}\" is taken; choose another"),
-            existing_id: Some(existing.id),
+            existing_id: None,
         });
     }
     let tenant = tenant::Entity::insert(tenant::ActiveModel {
@@ -304,7 +306,9 @@ pub async fn login(
     let slug = tenant_slug.trim().to_lowercase();
     let email = email.trim().to_lowercase();
     let attempt = AttemptKeys::new(&slug, &email, client);
-    auth.throttle.check(db, &attempt, now).await?;
+    // The attempt is counted before the password is checked, so concurrent
+    // guesses cannot all slip under the limit; a success uncounts it.
+    let pending = auth.throttle.begin_attempt(db, &attempt, now).await?;
 
     let tenant = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(&slug))
@@ -321,18 +325,25 @@ pub async fn login(
         }
         None => None,
     };
-    let verified = match &user {
-        Some(user) => verify_password(password, &user.password_hash),
+    // Verify against a dummy hash when there is no user, so both cost the same.
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password = password.to_owned();
+    let verified = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => verify_password(&password, &hash),
         None => {
-            verify_against_nothing(password);
+            verify_against_nothing(&password);
             false
         }
-    };
+    })
+    .await
+    .map_err(|err| {
+        AppError::Internal(anyhow::Error::new(err).context("password check did not finish"))
+    })?;
     let (Some(tenant), Some(user), true) = (tenant, user, verified) else {
-        auth.throttle.record_failure(db, &attempt, now).await?;
         tracing::info!("login refused");
         return Err(AppError::Unauthorized(BAD_CREDENTIALS));
     };
+    pending.forget(db).await?;
     let txn = begin_write(db).await?;
     let session = issue_session(
         &TenantScope::new(&txn, tenant.id),
@@ -406,6 +417,16 @@ pub async fn refresh_session(
     let fresh = issue_session(&scope, auth, user, tenant, session.family_id, now).await?;
     txn.commit().await?;
     Ok(fresh)
+}
+
+async fn hash_off_thread(password: String) -> AppResult<String> {
+    // Argon2 takes tens of milliseconds of CPU: keep it off the request workers.
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|err| {
+            AppError::Internal(anyhow::Error::new(err).context("password hashing did not finish"))
+        })?
+        .map_err(AppError::Internal)
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -484,7 +505,7 @@ pub async fn create_user(
     validate::new_password("input.password", &input.password)?;
     let display_name = validate::required_text("input.displayName", &input.display_name, 200)?;
     let team_ids = parse_ids("input.teamIds", &input.team_ids)?;
-    let password_hash = hash_password(&input.password)?;
+    let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
