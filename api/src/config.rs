@@ -38,8 +38,9 @@ pub enum JwtSecretSource {
     File(PathBuf),
 }
 
-/// The whole configuration of one server process.
-#[derive(Clone, Debug)]
+/// The whole configuration of one server process. Its `Debug` hides the
+/// database password and the JWT secret.
+#[derive(Clone)]
 pub struct Settings {
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`.
     pub database_url: String,
@@ -74,6 +75,31 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
     pub db_max_connections: u32,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &crate::db::redact(&self.database_url))
+            .field("bind", &self.bind)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("cors_origins", &self.cors_origins)
+            .field("introspection", &self.introspection)
+            .field("max_query_depth", &self.max_query_depth)
+            .field("max_query_complexity", &self.max_query_complexity)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("login_max_failures", &self.login_max_failures)
+            .field(
+                "login_max_failures_per_client",
+                &self.login_max_failures_per_client,
+            )
+            .field("login_window", &self.login_window)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("db_max_connections", &self.db_max_connections)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -233,11 +259,16 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let settings = from(&[(
-            "LEADRANK_JWT_SECRET",
-            "0123456789abcdef0123456789abcdef-top",
-        )])
+        let settings = from(&[
+            (
+                "LEADRANK_JWT_SECRET",
+                "0123456789abcdef0123456789abcdef-top",
+            ),
+            ("DATABASE_URL", "postgres://lr:db-password@localhost/lr"),
+        ])
         .unwrap();
-        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(!printed.contains("db-password"), "{printed}");
     }
 }
