@@ -3,7 +3,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::idens::{RefreshSessions, TeamMembers, Teams, Tenants, Users};
-use crate::shape::{index, tenant_fk, tenant_table};
+use crate::shape::{index, owned_by_tenant, tenant_fk, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -40,12 +40,7 @@ impl MigrationTrait for Migration {
                     .col(integer_null(Users::Capacity))
                     .col(timestamp_with_time_zone(Users::CreatedAt))
                     .col(timestamp_with_time_zone(Users::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Users::Table, Users::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(Users::Table, Users::TenantId))
                     .to_owned(),
             )
             .await?;
@@ -64,12 +59,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(Teams::Name, 200))
                     .col(timestamp_with_time_zone(Teams::CreatedAt))
                     .col(timestamp_with_time_zone(Teams::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Teams::Table, Teams::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(Teams::Table, Teams::TenantId))
                     .to_owned(),
             )
             .await?;

@@ -2,8 +2,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::idens::{Pipelines, Stages, Tenants};
-use crate::shape::{index, tenant_fk, tenant_table};
+use crate::idens::{Pipelines, Stages};
+use crate::shape::{index, owned_by_tenant, tenant_fk, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -18,12 +18,7 @@ impl MigrationTrait for Migration {
                     .col(boolean(Pipelines::IsDefault).default(false))
                     .col(timestamp_with_time_zone(Pipelines::CreatedAt))
                     .col(timestamp_with_time_zone(Pipelines::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Pipelines::Table, Pipelines::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(Pipelines::Table, Pipelines::TenantId))
                     .to_owned(),
             )
             .await?;

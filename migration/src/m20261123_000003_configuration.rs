@@ -3,22 +3,11 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::idens::{LeadFields, PredictorModels, ScoringModels, SignalTypes, Teams, Tenants};
-use crate::shape::{index, tenant_fk, tenant_table};
+use crate::idens::{LeadFields, PredictorModels, ScoringModels, SignalTypes, Teams};
+use crate::shape::{index, owned_by_tenant, tenant_fk, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn owned_by_tenant<T: IntoIden + Clone + 'static>(
-    table: T,
-    tenant_id: T,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, tenant_id)
-        .to(Tenants::Table, Tenants::Id)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -3,10 +3,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::idens::{
-    Activities, LeadEvents, Leads, Pipelines, ScoreEvents, Stages, Teams, Tenants, Users,
-};
-use crate::shape::{index, tenant_fk, tenant_table};
+use crate::idens::{Activities, LeadEvents, Leads, Pipelines, ScoreEvents, Stages, Teams, Users};
+use crate::shape::{index, owned_by_tenant, tenant_fk, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -62,12 +60,7 @@ impl MigrationTrait for Migration {
                     .col(uuid_null(Leads::CreatedBy))
                     .col(timestamp_with_time_zone(Leads::CreatedAt))
                     .col(timestamp_with_time_zone(Leads::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Leads::Table, Leads::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(Leads::Table, Leads::TenantId))
                     .foreign_key(&mut tenant_fk(
                         Leads::Table,
                         Leads::OwnerId,

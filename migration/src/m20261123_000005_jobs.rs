@@ -3,8 +3,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::idens::{JobLeases, JobRuns, Tenants};
-use crate::shape::{index, tenant_table};
+use crate::idens::{JobLeases, JobRuns};
+use crate::shape::{index, owned_by_tenant, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -34,12 +34,7 @@ impl MigrationTrait for Migration {
                     .col(uuid_null(JobRuns::Checkpoint))
                     .col(json_binary_null(JobRuns::Details))
                     .col(text_null(JobRuns::Error))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(JobRuns::Table, JobRuns::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(JobRuns::Table, JobRuns::TenantId))
                     .to_owned(),
             )
             .await?;
@@ -69,12 +64,7 @@ impl MigrationTrait for Migration {
                             .col(JobLeases::TenantId)
                             .col(JobLeases::Kind),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(JobLeases::Table, JobLeases::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(JobLeases::Table, JobLeases::TenantId))
                     .to_owned(),
             )
             .await

@@ -3,8 +3,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::idens::{AuditLog, LoginFailures, Tenants};
-use crate::shape::{index, tenant_table};
+use crate::idens::{AuditLog, LoginFailures};
+use crate::shape::{index, owned_by_tenant, tenant_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,12 +22,7 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(AuditLog::EntityId, 64))
                     .col(json_binary_null(AuditLog::Before))
                     .col(json_binary_null(AuditLog::After))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(AuditLog::Table, AuditLog::TenantId)
-                            .to(Tenants::Table, Tenants::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut owned_by_tenant(AuditLog::Table, AuditLog::TenantId))
                     .to_owned(),
             )
             .await?;

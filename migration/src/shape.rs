@@ -57,3 +57,15 @@ where
     }
     stmt.to_owned()
 }
+
+/// `tenant_id` → `tenants.id`: the tenant's rows go when the tenant goes.
+pub fn owned_by_tenant<T: IntoIden + Clone + 'static>(
+    table: T,
+    tenant_id: T,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(table, tenant_id)
+        .to(crate::idens::Tenants::Table, crate::idens::Tenants::Id)
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
