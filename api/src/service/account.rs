@@ -699,22 +699,15 @@ pub async fn teams_of_users<C: ConnectionTrait>(
     let teams: HashMap<Uuid, team::Model> = scope
         .select::<team::Entity>()
         .filter(team::Column::Id.is_in(links.iter().map(|l| l.team_id)))
-        .order_by_asc(team::Column::Name)
         .all(scope.conn())
         .await?
         .into_iter()
         .map(|t| (t.id, t))
         .collect();
-    let mut by_user: HashMap<Uuid, Vec<team::Model>> = HashMap::new();
-    for link in links {
-        if let Some(team) = teams.get(&link.team_id) {
-            by_user.entry(link.user_id).or_default().push(team.clone());
-        }
-    }
-    for list in by_user.values_mut() {
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    Ok(by_user)
+    let pairs = links.iter().map(|l| (l.user_id, l.team_id));
+    Ok(group_by_link(pairs, &teams, |t: &team::Model| {
+        t.name.clone()
+    }))
 }
 
 /// The members of each of `team_ids`, in two queries whatever their number.
@@ -738,14 +731,27 @@ pub async fn members_of_teams<C: ConnectionTrait>(
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    let mut by_team: HashMap<Uuid, Vec<user::Model>> = HashMap::new();
-    for link in links {
-        if let Some(user) = users.get(&link.user_id) {
-            by_team.entry(link.team_id).or_default().push(user.clone());
+    let pairs = links.iter().map(|l| (l.team_id, l.user_id));
+    Ok(group_by_link(pairs, &users, |u: &user::Model| {
+        u.display_name.clone()
+    }))
+}
+
+/// Groups the rows that `(owner, row id)` links point at by owner, each
+/// group sorted by `sort_key`.
+fn group_by_link<T: Clone, K: Ord>(
+    links: impl Iterator<Item = (Uuid, Uuid)>,
+    rows: &HashMap<Uuid, T>,
+    sort_key: impl Fn(&T) -> K,
+) -> HashMap<Uuid, Vec<T>> {
+    let mut grouped: HashMap<Uuid, Vec<T>> = HashMap::new();
+    for (owner, row_id) in links {
+        if let Some(row) = rows.get(&row_id) {
+            grouped.entry(owner).or_default().push(row.clone());
         }
     }
-    for list in by_team.values_mut() {
-        list.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    for group in grouped.values_mut() {
+        group.sort_by_key(|row| sort_key(row));
     }
-    Ok(by_team)
+    grouped
 }
