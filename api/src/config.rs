@@ -158,7 +158,7 @@ impl Settings {
                 .unwrap_or_default(),
             introspection: parse(&get, "LEADRANK_INTROSPECTION", true)?,
             max_query_depth: parse(&get, "LEADRANK_MAX_QUERY_DEPTH", 12)?,
-            max_query_complexity: parse(&get, "LEADRANK_MAX_QUERY_COMPLEXITY", 2000)?,
+            max_query_complexity: parse(&get, "LEADRANK_MAX_QUERY_COMPLEXITY", 20_000)?,
             body_limit_bytes: parse(&get, "LEADRANK_BODY_LIMIT_BYTES", 16 * 1024 * 1024)?,
             login_max_failures: parse(&get, "LEADRANK_LOGIN_MAX_FAILURES", 5)?,
             login_max_failures_per_client: parse(

@@ -1,6 +1,12 @@
 //! Connecting to the database and applying migrations.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
@@ -32,6 +38,29 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
             redact(&settings.database_url)
         )
     })
+}
+
+/// How many statements a connection pool has run: lets a test check that
+/// a page of leads costs a constant number of queries whatever its size.
+#[derive(Clone, Default, Debug)]
+pub struct QueryCounter(Arc<AtomicU64>);
+
+impl QueryCounter {
+    /// Statements run so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts counting the statements `db` (and every clone made after this
+/// call) runs. One relaxed atomic add per statement.
+pub fn count_queries(db: &mut DatabaseConnection) -> QueryCounter {
+    let counter = QueryCounter::default();
+    let inner = Arc::clone(&counter.0);
+    db.set_metric_callback(move |_| {
+        inner.fetch_add(1, Ordering::Relaxed);
+    });
+    counter
 }
 
 /// Brings the schema up to date.

@@ -40,6 +40,7 @@ struct AppState {
 pub struct Application {
     port: u16,
     db: DatabaseConnection,
+    queries: db::QueryCounter,
     server: Server,
 }
 
@@ -50,8 +51,9 @@ impl Application {
     /// # Errors
     /// When the database, the secret file or the port is unusable.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = db::connect(&settings).await?;
+        let mut db = db::connect(&settings).await?;
         db::migrate(&db).await?;
+        let queries = db::count_queries(&mut db);
         let secret = load_or_create_secret(&settings.jwt_secret)?;
         let auth = Arc::new(Auth {
             keys: TokenKeys::from_secret(&secret),
@@ -92,7 +94,12 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(bind = %settings.bind, port, database = %db::redact(&settings.database_url), "LeadRank is listening");
-        Ok(Self { port, db, server })
+        Ok(Self {
+            port,
+            db,
+            queries,
+            server,
+        })
     }
 
     /// The bound port.
@@ -103,6 +110,11 @@ impl Application {
     /// The connection pool, for jobs that run beside the server.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Statements the server has run so far.
+    pub fn queries(&self) -> db::QueryCounter {
+        self.queries.clone()
     }
 
     /// Serves until SIGTERM or Ctrl-C, then finishes requests in flight.

@@ -11,6 +11,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The JWT secret the server signs with, to forge tokens in tests.
     pub jwt_secret: String,
+    /// Statements the server has run, to check queries stay constant.
+    pub queries: leadrank::db::QueryCounter,
     _dir: TempDir,
     postgres: Option<(String, String)>,
 }
@@ -77,11 +79,13 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .await
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let queries = app.queries();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         jwt_secret,
+        queries,
         _dir: dir,
         postgres,
     }

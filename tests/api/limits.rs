@@ -139,3 +139,28 @@ async fn only_configured_origins_may_call_from_a_browser() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_query_fanning_out_over_nested_lists_is_refused_before_it_runs() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let page = app
+        .graphql(
+            Some(&acme.token),
+            "{ leads(first: 50) { edges { node { id activities(first: 5) { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(page["errors"].is_null(), "{page}");
+
+    // 200 leads × 200 activities each: tens of thousands of rows.
+    let fan_out = app
+        .graphql(
+            Some(&acme.token),
+            "{ leads(first: 200) { edges { node { id activities(first: 200) { id signalKey note } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(fan_out["data"].is_null(), "{fan_out}");
+    assert!(error_message(&fan_out).contains("too complex"), "{fan_out}");
+}

@@ -2,12 +2,16 @@
 
 pub mod account;
 pub mod configuration;
+pub mod lead;
 pub mod loaders;
 pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, dataloader::DataLoader};
+use async_graphql::{
+    EmptySubscription, MergedObject, Schema,
+    dataloader::{DataLoader, HashMapCache, Loader},
+};
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -20,11 +24,15 @@ use crate::{
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(account::AccountQuery, configuration::ConfigurationQuery);
+pub struct Query(
+    account::AccountQuery,
+    configuration::ConfigurationQuery,
+    lead::LeadQuery,
+);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation);
+pub struct Mutation(account::AccountMutation, lead::LeadMutation);
 
 /// The schema type.
 pub type LeadRankSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -81,29 +89,54 @@ impl RequestContext {
     }
 }
 
-/// DataLoaders that batch related-object lookups within one request.
+/// DataLoaders that batch related-object lookups within one request. Each
+/// caches what it loaded for the rest of the request, so lists prime them in
+/// one batch (see `lead::prime`) and every item then reads from the cache:
+/// a page costs the same number of queries whatever its length.
 pub struct Loaders {
     /// Teams of a user.
-    pub teams_of_user: DataLoader<loaders::TeamsOfUser>,
+    pub teams_of_user: RequestLoader<loaders::TeamsOfUser>,
     /// Members of a team.
-    pub members_of_team: DataLoader<loaders::MembersOfTeam>,
+    pub members_of_team: RequestLoader<loaders::MembersOfTeam>,
+    /// Users by id.
+    pub user: RequestLoader<loaders::UserById>,
+    /// Teams by id.
+    pub team: RequestLoader<loaders::TeamById>,
+    /// Pipelines with their stages, by id.
+    pub pipeline: RequestLoader<loaders::PipelineById>,
+}
+
+/// A loader that lives for one request and remembers its results.
+pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
+
+fn request_loader<T: Loader<uuid::Uuid>>(loader: T) -> RequestLoader<T> {
+    // No batching delay: lists call `load_many` with every key at once, and
+    // a delay would only add latency to each request.
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+        .delay(std::time::Duration::ZERO)
 }
 
 impl Loaders {
     /// Loaders for one request of `tenant_id`.
     pub fn new(db: DatabaseConnection, tenant_id: uuid::Uuid) -> Self {
         Self {
-            teams_of_user: DataLoader::new(
-                loaders::TeamsOfUser {
-                    db: db.clone(),
-                    tenant_id,
-                },
-                tokio::spawn,
-            ),
-            members_of_team: DataLoader::new(
-                loaders::MembersOfTeam { db, tenant_id },
-                tokio::spawn,
-            ),
+            teams_of_user: request_loader(loaders::TeamsOfUser {
+                db: db.clone(),
+                tenant_id,
+            }),
+            members_of_team: request_loader(loaders::MembersOfTeam {
+                db: db.clone(),
+                tenant_id,
+            }),
+            user: request_loader(loaders::UserById {
+                db: db.clone(),
+                tenant_id,
+            }),
+            team: request_loader(loaders::TeamById {
+                db: db.clone(),
+                tenant_id,
+            }),
+            pipeline: request_loader(loaders::PipelineById { db, tenant_id }),
         }
     }
 }

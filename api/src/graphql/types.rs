@@ -63,6 +63,7 @@ pub enum ModelStatus {
 /// What a scoring dimension measures.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(remote = "scoring::DimensionKind")]
 pub enum DimensionKind {
     Rating,
     Bant,
@@ -443,7 +444,7 @@ pub struct TeamPayload {
 }
 
 /// Lets a shared (`Arc`) service error keep its code and field.
-trait ExtendRef {
+pub(super) trait ExtendRef {
     fn extend_ref(&self) -> async_graphql::Error;
 }
 

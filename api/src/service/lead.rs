@@ -48,7 +48,8 @@ pub struct NewLead {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// The fields of `UpdateLeadInput`; `None` leaves a field as it is.
+/// The fields of `UpdateLeadInput`; `None` leaves a field as it is, and
+/// an empty text or `Some(None)` clears it.
 #[derive(Default)]
 pub struct LeadChanges {
     pub name: Option<String>,
@@ -57,8 +58,8 @@ pub struct LeadChanges {
     pub phone: Option<String>,
     pub industry: Option<String>,
     pub attributes: Option<Value>,
-    pub deal_value: Option<f64>,
-    pub team_id: Option<String>,
+    pub deal_value: Option<Option<f64>>,
+    pub team_id: Option<Option<String>>,
 }
 
 /// A phone number reduced to `+` and digits, so `+86 138-0000-0000` and
@@ -608,13 +609,18 @@ pub async fn update_lead(
     if let Some(industry) = changes.industry {
         changed.industry = validate::optional_text("input.industry", Some(&industry), 120)?;
     }
-    if changes.deal_value.is_some() {
-        changed.deal_value = check_deal_value(changes.deal_value)?;
+    if let Some(deal_value) = changes.deal_value {
+        changed.deal_value = check_deal_value(deal_value)?;
     }
     if let Some(team) = changes.team_id {
-        let team = validate::id("input.teamId", &team)?;
-        editing.scope.get::<team::Entity>(team).await?;
-        changed.team_id = Some(team);
+        changed.team_id = match team {
+            Some(team) => {
+                let team = validate::id("input.teamId", &team)?;
+                editing.scope.get::<team::Entity>(team).await?;
+                Some(team)
+            }
+            None => None,
+        };
     }
     let fields = super::configuration::lead_fields(&editing.scope).await?;
     changed.attributes =

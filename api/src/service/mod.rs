@@ -7,6 +7,8 @@ pub mod audit;
 pub mod configuration;
 pub mod defaults;
 pub mod lead;
+pub mod lead_query;
+pub mod reasons;
 pub mod rescoring;
 pub mod validate;
 

@@ -1,0 +1,940 @@
+//! Leads, their activities and score history, the lead list and the
+//! follow-up queue.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result,
+    SimpleObject,
+};
+use chrono::{DateTime, Utc};
+use entity::{activity, lead, score_event};
+use serde_json::Value;
+
+use super::{
+    Loaders, RequestContext,
+    loaders::PipelineWithStages,
+    types::{DimensionKind, Direction, ExtendRef, Pipeline, Stage, Team, User},
+};
+use crate::{
+    auth::Principal,
+    error::{AppError, IntoGraphql},
+    service::{
+        account, configuration,
+        lead::{self as leads, LeadChanges, NewActivity, NewLead},
+        lead_query::{self, LeadFilter as Filter},
+        reasons::{self, QueueFacts},
+        validate,
+    },
+};
+
+/// Where a lead is in its life.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::enums::LeadStatus")]
+pub enum LeadStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+/// How a closed lead ended.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Outcome {
+    Won,
+    Lost,
+}
+
+/// A warning or signal on a lead.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "scoring::LeadFlag")]
+pub enum LeadFlag {
+    /// An urgent signal inside its window: follow up now.
+    Urgent,
+    /// No reply for a long time.
+    Cold,
+    /// Idle in its stage beyond the stage's rotting days.
+    Stale,
+    /// Replying less often than before.
+    ChurnRisk,
+    /// The next follow-up is due or past.
+    Overdue,
+}
+
+/// Orders of the lead list.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::service::lead_query::LeadOrder")]
+pub enum LeadOrder {
+    /// The follow-up queue's order: overdue, then tier, then score.
+    Priority,
+    /// Highest score first.
+    Score,
+    /// Soonest follow-up first.
+    NextFollowUp,
+    /// Most recently changed first.
+    Updated,
+}
+
+/// A lead with its latest score.
+pub struct Lead {
+    row: lead::Model,
+}
+
+impl From<lead::Model> for Lead {
+    fn from(row: lead::Model) -> Self {
+        Self { row }
+    }
+}
+
+impl Lead {
+    fn scorecard(&self) -> Result<scoring::Scorecard, AppError> {
+        serde_json::from_value(self.row.breakdown.clone()).map_err(|err| {
+            AppError::Internal(anyhow::Error::new(err).context(format!(
+                "lead {} has an unreadable score breakdown",
+                self.row.id
+            )))
+        })
+    }
+
+    async fn pipeline_with_stages(&self, ctx: &Context<'_>) -> Result<PipelineWithStages> {
+        ctx.data::<Loaders>()?
+            .pipeline
+            .load_one(self.row.pipeline_id)
+            .await
+            .map_err(|e| e.extend_ref())?
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "lead {} points at a missing pipeline",
+                    self.row.id
+                ))
+                .into()
+            })
+    }
+}
+
+/// Loads the owners, teams and pipelines of a list of leads in one batch
+/// each, when the query asks for them, so that every lead's own field then
+/// reads from the request's loader cache.
+async fn prime(ctx: &Context<'_>, rows: &[lead::Model], node: &[&str]) -> Result<()> {
+    let loaders = ctx.data::<Loaders>()?;
+    let mut selection = ctx.look_ahead();
+    for field in node {
+        selection = selection.field(field);
+    }
+    let wants = |field: &str| selection.field(field).exists();
+    let owners: Vec<_> = rows.iter().filter_map(|r| r.owner_id).collect();
+    let teams: Vec<_> = rows.iter().filter_map(|r| r.team_id).collect();
+    let pipelines: Vec<_> = rows.iter().map(|r| r.pipeline_id).collect();
+    let (users, teams, pipelines) = tokio::join!(
+        async {
+            if wants("owner") {
+                loaders.user.load_many(owners).await.map(drop)
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("team") {
+                loaders.team.load_many(teams).await.map(drop)
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("pipeline") || wants("stage") {
+                loaders.pipeline.load_many(pipelines).await.map(drop)
+            } else {
+                Ok(())
+            }
+        },
+    );
+    for loaded in [users, teams, pipelines] {
+        loaded.map_err(|e| e.extend_ref())?;
+    }
+    Ok(())
+}
+
+/// Whether the lead's follow-up is due at `now`; judged live, so a lead
+/// that fell due since it was scored shows as overdue at once.
+fn overdue_at(row: &lead::Model, now: DateTime<Utc>) -> bool {
+    row.status == entity::enums::LeadStatus::Open && row.next_follow_up_at.is_some_and(|d| d <= now)
+}
+
+#[Object]
+impl Lead {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+    /// The lead's id in the system it was imported from.
+    async fn external_id(&self) -> Option<&str> {
+        self.row.external_id.as_deref()
+    }
+    async fn name(&self) -> &str {
+        &self.row.name
+    }
+    async fn company(&self) -> Option<&str> {
+        self.row.company.as_deref()
+    }
+    /// Lower-cased.
+    async fn email(&self) -> Option<&str> {
+        self.row.email.as_deref()
+    }
+    /// Digits, with a leading `+` when given internationally.
+    async fn phone(&self) -> Option<&str> {
+        self.row.phone.as_deref()
+    }
+    async fn industry(&self) -> Option<&str> {
+        self.row.industry.as_deref()
+    }
+    /// Where the lead came from (web form, fair, import…).
+    async fn source(&self) -> Option<&str> {
+        self.row.source.as_deref()
+    }
+    /// The salesperson following it up; null in the shared pool.
+    async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(owner) = self.row.owner_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<Loaders>()?
+            .user
+            .load_one(owner)
+            .await
+            .map_err(|e| e.extend_ref())?
+            .map(User::from))
+    }
+    async fn team(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
+        let Some(team) = self.row.team_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<Loaders>()?
+            .team
+            .load_one(team)
+            .await
+            .map_err(|e| e.extend_ref())?
+            .map(Team::from))
+    }
+    async fn pipeline(&self, ctx: &Context<'_>) -> Result<Pipeline> {
+        let loaded = self.pipeline_with_stages(ctx).await?;
+        Ok(Pipeline::new(loaded.0.clone(), loaded.1.clone()))
+    }
+    async fn stage(&self, ctx: &Context<'_>) -> Result<Stage> {
+        let loaded = self.pipeline_with_stages(ctx).await?;
+        loaded
+            .1
+            .iter()
+            .find(|s| s.id == self.row.stage_id)
+            .cloned()
+            .map(Stage::from)
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "lead {} points at a missing stage",
+                    self.row.id
+                ))
+                .into()
+            })
+    }
+    async fn stage_entered_at(&self) -> DateTime<Utc> {
+        self.row.stage_entered_at
+    }
+    /// Field key to value, e.g. `{"budget": 5, "timeline": 3}`.
+    async fn attributes(&self) -> Json<&Value> {
+        Json(&self.row.attributes)
+    }
+    async fn deal_value(&self) -> Option<f64> {
+        self.row.deal_value
+    }
+    /// 0 to 100.
+    async fn score(&self) -> f64 {
+        self.row.score
+    }
+    /// A tier key of the model that scored it, e.g. "A".
+    async fn tier(&self) -> &str {
+        &self.row.tier
+    }
+    /// 0 = the top tier.
+    async fn tier_rank(&self) -> i32 {
+        self.row.tier_rank
+    }
+    /// 0 to 1, from the tenant's learned predictor once trained.
+    async fn close_probability(&self) -> Option<f64> {
+        self.row.close_probability
+    }
+    /// How the score was made: every dimension's points and the rules
+    /// that fired.
+    async fn score_breakdown(&self) -> Result<ScoreBreakdown> {
+        let card = self.scorecard().gql()?;
+        Ok(ScoreBreakdown {
+            total: card.total,
+            tier: card.tier,
+            base_tier: card.base_tier,
+            model_id: ID(self
+                .row
+                .scoring_model_id
+                .map(|id| id.to_string())
+                .unwrap_or_default()),
+            model_version: self.row.model_version.unwrap_or_default(),
+            computed_at: crate::service::rescoring::from_secs(card.computed_at),
+            contributions: card
+                .contributions
+                .into_iter()
+                .map(|c| Contribution {
+                    dimension_key: c.dimension_key,
+                    label: c.label,
+                    kind: c.kind.into(),
+                    raw_value: c.raw_value,
+                    normalized: c.normalized,
+                    weight: c.weight,
+                    points: c.points,
+                })
+                .collect(),
+            overrides: card
+                .overrides
+                .into_iter()
+                .map(|o| AppliedOverride {
+                    rule: o.rule,
+                    effect: o.effect,
+                    reason: o.reason,
+                })
+                .collect(),
+        })
+    }
+    /// Flags from the last scoring; OVERDUE is judged now.
+    async fn flags(&self) -> Vec<LeadFlag> {
+        let overdue = overdue_at(&self.row, Utc::now());
+        scoring::LeadFlag::ALL
+            .into_iter()
+            .filter(|f| match f {
+                scoring::LeadFlag::Overdue => overdue,
+                f => self.row.flags & i32::from(f.bit()) != 0,
+            })
+            .map(LeadFlag::from)
+            .collect()
+    }
+    async fn next_follow_up_at(&self) -> Option<DateTime<Utc>> {
+        self.row.next_follow_up_at
+    }
+    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.row.last_activity_at
+    }
+    async fn status(&self) -> LeadStatus {
+        self.row.status.into()
+    }
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.row.closed_at
+    }
+    async fn close_reason(&self) -> Option<&str> {
+        self.row.close_reason.as_deref()
+    }
+    /// Send it back as `expectedVersion` with `updateLead`.
+    async fn version(&self) -> i32 {
+        self.row.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.row.updated_at
+    }
+    /// Newest first.
+    #[graphql(complexity = "count_of(first) * child_complexity")]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<Activity>> {
+        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let first = bounded("first", first, 200).gql()?;
+        Ok(leads::activities(&scope, self.row.id, first)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Activity::from)
+            .collect())
+    }
+    /// Score and tier changes, newest first.
+    #[graphql(complexity = "count_of(first) * child_complexity")]
+    async fn score_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<ScoreEvent>> {
+        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let first = bounded("first", first, 200).gql()?;
+        Ok(leads::score_history(&scope, self.row.id, first)
+            .await
+            .gql()?
+            .into_iter()
+            .map(ScoreEvent::from)
+            .collect())
+    }
+}
+
+/// A list argument's size for the complexity limit: a page of 50 costs 50
+/// times its fields.
+fn count_of(first: i32) -> usize {
+    usize::try_from(first).unwrap_or(0).max(1)
+}
+
+fn bounded(field: &str, value: i32, max: u64) -> Result<u64, AppError> {
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= max)
+        .ok_or_else(|| AppError::invalid(field, format!("must be from 0 to {max}")))
+}
+
+/// How a score was made.
+#[derive(SimpleObject)]
+pub struct ScoreBreakdown {
+    pub total: f64,
+    pub tier: String,
+    /// The tier from the thresholds alone, before override rules.
+    pub base_tier: String,
+    pub model_id: ID,
+    pub model_version: i32,
+    pub computed_at: DateTime<Utc>,
+    /// Every dimension, in model order; the points sum to `total`.
+    pub contributions: Vec<Contribution>,
+    /// Rules that raised or capped the tier, in the order they applied.
+    pub overrides: Vec<AppliedOverride>,
+}
+
+/// One dimension's share of the score.
+#[derive(SimpleObject)]
+pub struct Contribution {
+    pub dimension_key: String,
+    pub label: String,
+    pub kind: DimensionKind,
+    /// The measured value in the dimension's unit (rating, days, points…).
+    pub raw_value: f64,
+    /// The value mapped to 0–1.
+    pub normalized: f64,
+    /// Percent of the total score.
+    pub weight: f64,
+    /// `weight × normalized`.
+    pub points: f64,
+}
+
+/// A rule that fired.
+#[derive(SimpleObject)]
+pub struct AppliedOverride {
+    pub rule: String,
+    /// What it did, e.g. "raised C → A".
+    pub effect: String,
+    pub reason: String,
+}
+
+/// Something that happened with a lead.
+#[derive(SimpleObject)]
+pub struct Activity {
+    pub id: ID,
+    pub signal_key: String,
+    pub direction: Direction,
+    pub occurred_at: DateTime<Utc>,
+    pub note: Option<String>,
+    pub amount: Option<f64>,
+}
+
+impl From<activity::Model> for Activity {
+    fn from(a: activity::Model) -> Self {
+        Self {
+            id: ID(a.id.to_string()),
+            signal_key: a.signal_key,
+            direction: a.direction.into(),
+            occurred_at: a.occurred_at,
+            note: a.note,
+            amount: a.amount,
+        }
+    }
+}
+
+/// A change of score or tier.
+#[derive(SimpleObject)]
+pub struct ScoreEvent {
+    pub at: DateTime<Utc>,
+    pub old_score: Option<f64>,
+    pub new_score: f64,
+    pub old_tier: Option<String>,
+    pub new_tier: String,
+    pub reason: String,
+    pub model_version: i32,
+}
+
+impl From<score_event::Model> for ScoreEvent {
+    fn from(e: score_event::Model) -> Self {
+        Self {
+            at: e.at,
+            old_score: e.old_score,
+            new_score: e.new_score,
+            old_tier: e.old_tier,
+            new_tier: e.new_tier,
+            reason: e.reason,
+            model_version: e.model_version,
+        }
+    }
+}
+
+/// One lead of the follow-up queue, with why it is there.
+#[derive(SimpleObject)]
+pub struct QueueEntry {
+    pub lead: Lead,
+    /// Larger comes first: overdue, then tier, then score.
+    pub priority: i32,
+    /// When the follow-up is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Whole days past due; 0 when not overdue.
+    pub overdue_days: i32,
+    /// Short phrases in the tenant's language, most pressing first.
+    pub reasons: Vec<String>,
+}
+
+/// Filters of the lead list; a list matches any of its values, and
+/// filters combine with AND.
+#[derive(InputObject, Default)]
+pub struct LeadFilter {
+    pub tiers: Option<Vec<String>>,
+    pub stage_keys: Option<Vec<String>>,
+    pub owner_id: Option<ID>,
+    pub team_id: Option<ID>,
+    pub status: Option<Vec<LeadStatus>>,
+    /// Leads with any of these flags.
+    pub flags: Option<Vec<LeadFlag>>,
+    /// Part of the name, company, email or phone, in any case.
+    pub text: Option<String>,
+    /// true: only the shared pool; false: only owned leads.
+    pub unassigned: Option<bool>,
+}
+
+impl LeadFilter {
+    fn into_service(self) -> Result<Filter, AppError> {
+        let id = |field: &str, v: Option<ID>| v.map(|v| validate::id(field, &v)).transpose();
+        Ok(Filter {
+            tiers: self.tiers,
+            stage_keys: self.stage_keys,
+            owner_id: id("filter.ownerId", self.owner_id)?,
+            team_id: id("filter.teamId", self.team_id)?,
+            status: self.status.map(|s| s.into_iter().map(Into::into).collect()),
+            flags: self.flags.map(|f| f.into_iter().map(Into::into).collect()),
+            text: self.text,
+            unassigned: self.unassigned,
+        })
+    }
+}
+
+/// A page of leads.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct LeadConnection {
+    pub edges: Vec<LeadEdge>,
+    pub page_info: PageInfo,
+    #[graphql(skip)]
+    principal: Principal,
+    #[graphql(skip)]
+    filter: Arc<Filter>,
+}
+
+#[ComplexObject]
+impl LeadConnection {
+    /// All leads matching the filter that the caller may see; counted only
+    /// when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let n = lead_query::count(&scope, &self.principal, &self.filter, Utc::now())
+            .await
+            .gql()?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+}
+
+/// A lead and its cursor.
+#[derive(SimpleObject)]
+pub struct LeadEdge {
+    /// Pass as `after` for the page that follows this lead.
+    pub cursor: String,
+    pub node: Lead,
+}
+
+/// Whether there is more.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(Default)]
+pub struct LeadQuery;
+
+#[Object]
+impl LeadQuery {
+    /// The lead, or null when it does not exist or the caller may not see it.
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let Ok(id) = validate::id("id", &id) else {
+            return Ok(None);
+        };
+        Ok(leads::find_visible(&scope, &principal, id)
+            .await
+            .gql()?
+            .map(Lead::from))
+    }
+
+    /// The leads the caller may see, filtered and ordered, a page at a time.
+    #[graphql(complexity = "count_of(first) * child_complexity")]
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilter>,
+        #[graphql(default_with = "LeadOrder::Priority")] order_by: LeadOrder,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> Result<LeadConnection> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let filter = filter.unwrap_or_default().into_service().gql()?;
+        let page = lead_query::page(
+            &scope,
+            &principal,
+            &filter,
+            order_by.into(),
+            first,
+            after.as_deref(),
+            Utc::now(),
+        )
+        .await
+        .gql()?;
+        let rows: Vec<lead::Model> = page.edges.iter().map(|(_, row)| row.clone()).collect();
+        prime(ctx, &rows, &["edges", "node"]).await?;
+        let end_cursor = page.edges.last().map(|(cursor, _)| cursor.clone());
+        Ok(LeadConnection {
+            edges: page
+                .edges
+                .into_iter()
+                .map(|(cursor, row)| LeadEdge {
+                    cursor,
+                    node: row.into(),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor,
+            },
+            principal,
+            filter: Arc::new(filter),
+        })
+    }
+
+    /// Whom to follow up next: the caller's open leads (or, for a manager,
+    /// a rep's of their team), overdue first, then by tier and score, each
+    /// with its reasons.
+    #[graphql(complexity = "count_of(limit) * child_complexity")]
+    async fn follow_up_queue(
+        &self,
+        ctx: &Context<'_>,
+        owner_id: Option<ID>,
+        #[graphql(default = 50)] limit: i32,
+    ) -> Result<Vec<QueueEntry>> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let now = Utc::now();
+        let owner = owner_id
+            .map(|id| validate::id("ownerId", &id))
+            .transpose()
+            .gql()?;
+        let owner = lead_query::queue_owner(&scope, &principal, owner)
+            .await
+            .gql()?;
+        let rows = lead_query::follow_up_queue(&scope, owner, limit, now)
+            .await
+            .gql()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, signals, primed) = tokio::join!(
+            account::get_tenant(&scope),
+            configuration::signal_types(&scope),
+            prime(ctx, &rows, &["lead"]),
+        );
+        let (tenant, signals) = (tenant.gql()?, signals.gql()?);
+        primed?;
+        // Stage names for the reasons; cached by `prime` when the query
+        // asked for stages or pipelines, else loaded here in one batch.
+        let pipelines = ctx
+            .data::<Loaders>()?
+            .pipeline
+            .load_many(rows.iter().map(|r| r.pipeline_id))
+            .await
+            .map_err(|e| e.extend_ref())?;
+        rows.into_iter()
+            .map(|row| {
+                let lead = Lead::from(row);
+                let card = lead.scorecard().gql()?;
+                let stage_name = pipelines
+                    .get(&lead.row.pipeline_id)
+                    .and_then(|p| p.1.iter().find(|s| s.id == lead.row.stage_id))
+                    .map_or("", |s| s.name.as_str());
+                let reasons = reasons::queue_reasons(
+                    &QueueFacts {
+                        lead: &lead.row,
+                        card: &card,
+                        stage_name,
+                        signals: &signals,
+                    },
+                    &tenant.locale,
+                    now,
+                );
+                let overdue = overdue_at(&lead.row, now);
+                let overdue_days = lead
+                    .row
+                    .next_follow_up_at
+                    .filter(|_| overdue)
+                    .map_or(0, |due| (now - due).num_days());
+                let rank = u8::try_from(lead.row.tier_rank).unwrap_or(u8::MAX);
+                Ok(QueueEntry {
+                    priority: i32::try_from(scoring::tiers::priority(
+                        overdue,
+                        rank,
+                        lead.row.score,
+                    ))
+                    .unwrap_or(i32::MAX),
+                    due_at: lead.row.next_follow_up_at,
+                    overdue_days: i32::try_from(overdue_days).unwrap_or(i32::MAX),
+                    reasons,
+                    lead,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateLeadInput {
+    pub name: String,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub industry: Option<String>,
+    /// Field key to value, checked against the tenant's lead fields.
+    pub attributes: Option<Json<Value>>,
+    pub deal_value: Option<f64>,
+    /// Null: the shared pool (a REP's new lead is always their own).
+    pub owner_id: Option<ID>,
+    pub team_id: Option<ID>,
+    /// Default: the tenant's default pipeline.
+    pub pipeline_id: Option<ID>,
+    /// Default: the pipeline's first stage.
+    pub stage_key: Option<String>,
+    pub external_id: Option<String>,
+    pub source: Option<String>,
+    /// For leads brought over from elsewhere; never in the future.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateLeadInput {
+    pub id: ID,
+    /// The `version` you loaded; a newer one means someone else changed it.
+    pub expected_version: i32,
+    pub name: Option<String>,
+    /// Null clears it, as for email, phone, industry, deal value and team.
+    pub company: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    /// Merged into the lead's attributes; a null value removes its key.
+    pub attributes: Option<Json<Value>>,
+    pub deal_value: MaybeUndefined<f64>,
+    pub team_id: MaybeUndefined<ID>,
+}
+
+#[derive(InputObject)]
+pub struct MoveStageInput {
+    pub id: ID,
+    pub stage_key: String,
+}
+
+#[derive(InputObject)]
+pub struct AssignLeadInput {
+    pub id: ID,
+    /// Null: back to the shared pool.
+    pub owner_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct RecordActivityInput {
+    pub lead_id: ID,
+    /// A key of the tenant's signal types.
+    pub signal_key: String,
+    /// Default: now. The past is allowed.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Default: the signal type's direction.
+    pub direction: Option<Direction>,
+    pub note: Option<String>,
+    pub amount: Option<f64>,
+}
+
+#[derive(InputObject)]
+pub struct CloseLeadInput {
+    pub id: ID,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    /// Default: now.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// The lead after a change, re-scored.
+#[derive(SimpleObject)]
+pub struct LeadPayload {
+    pub lead: Lead,
+}
+
+impl From<lead::Model> for LeadPayload {
+    fn from(row: lead::Model) -> Self {
+        Self { lead: row.into() }
+    }
+}
+
+/// Text to clear (empty) or set; absent leaves it as it is.
+fn text_change(value: MaybeUndefined<String>) -> Option<String> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(String::new()),
+        MaybeUndefined::Value(v) => Some(v),
+    }
+}
+
+#[derive(Default)]
+pub struct LeadMutation;
+
+#[Object]
+impl LeadMutation {
+    /// Adds a lead, scored at once. Duplicates (same email, phone, or
+    /// company and name) are refused with the existing lead's id.
+    async fn create_lead(&self, ctx: &Context<'_>, input: CreateLeadInput) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let input = NewLead {
+            name: input.name,
+            company: input.company,
+            email: input.email,
+            phone: input.phone,
+            industry: input.industry,
+            attributes: input.attributes.map(|j| j.0),
+            deal_value: input.deal_value,
+            owner_id: input.owner_id.map(|id| id.0),
+            team_id: input.team_id.map(|id| id.0),
+            pipeline_id: input.pipeline_id.map(|id| id.0),
+            stage_key: input.stage_key,
+            external_id: input.external_id,
+            source: input.source,
+            created_at: input.created_at,
+        };
+        Ok(leads::create_lead(&rc.db, &principal, input, Utc::now())
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Changes a lead's details when `expectedVersion` is still current.
+    async fn update_lead(&self, ctx: &Context<'_>, input: UpdateLeadInput) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let changes = LeadChanges {
+            name: input.name,
+            company: text_change(input.company),
+            email: text_change(input.email),
+            phone: text_change(input.phone),
+            industry: text_change(input.industry),
+            attributes: input.attributes.map(|j| j.0),
+            deal_value: match input.deal_value {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v)),
+            },
+            team_id: match input.team_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(v) => Some(Some(v.0)),
+            },
+        };
+        Ok(leads::update_lead(
+            &rc.db,
+            &principal,
+            &input.id,
+            input.expected_version,
+            changes,
+            Utc::now(),
+        )
+        .await
+        .gql()?
+        .into())
+    }
+
+    /// Moves an open lead to another open stage of its pipeline.
+    async fn move_lead_stage(
+        &self,
+        ctx: &Context<'_>,
+        input: MoveStageInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        Ok(
+            leads::move_lead_stage(&rc.db, &principal, &input.id, &input.stage_key, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Gives a lead to someone of the company, or back to the shared pool.
+    async fn assign_lead(&self, ctx: &Context<'_>, input: AssignLeadInput) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let owner = input.owner_id.map(|id| id.0);
+        Ok(
+            leads::assign_lead(&rc.db, &principal, &input.id, owner.as_deref(), Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Logs a call, an email, a visit… and re-scores the lead.
+    async fn record_activity(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordActivityInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let input = NewActivity {
+            lead_id: input.lead_id.0,
+            signal_key: input.signal_key,
+            occurred_at: input.occurred_at,
+            direction: input.direction.map(Into::into),
+            note: input.note,
+            amount: input.amount,
+        };
+        Ok(
+            leads::record_activity(&rc.db, &principal, input, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Closes an open lead as won or lost.
+    async fn close_lead(&self, ctx: &Context<'_>, input: CloseLeadInput) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        Ok(leads::close_lead(
+            &rc.db,
+            &principal,
+            &input.id,
+            input.outcome == Outcome::Won,
+            input.reason.as_deref(),
+            input.closed_at,
+            Utc::now(),
+        )
+        .await
+        .gql()?
+        .into())
+    }
+}

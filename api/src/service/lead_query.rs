@@ -1,0 +1,417 @@
+//! Reading leads: filtered, ordered pages with keyset cursors, counts, and
+//! the follow-up queue. Every query starts from the tenant scope and the
+//! caller's visibility.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use entity::{
+    enums::{LeadStatus, Role},
+    lead, stage, team_member,
+};
+use scoring::LeadFlag;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, ExprTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
+    sea_query::{Expr, Func, LikeExpr},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::lead::visibility;
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
+
+/// Largest page of `leads`.
+pub const MAX_PAGE: u64 = 200;
+/// Largest `followUpQueue`.
+pub const MAX_QUEUE: u64 = 200;
+
+/// The fields of `LeadFilter`; each list matches any of its values, and
+/// the filters combine with AND.
+#[derive(Default, Debug)]
+pub struct LeadFilter {
+    pub tiers: Option<Vec<String>>,
+    pub stage_keys: Option<Vec<String>>,
+    pub owner_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub status: Option<Vec<LeadStatus>>,
+    pub flags: Option<Vec<LeadFlag>>,
+    pub text: Option<String>,
+    pub unassigned: Option<bool>,
+}
+
+/// The orders of `LeadOrder`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeadOrder {
+    /// Queue priority, highest first.
+    Priority,
+    /// Score, highest first.
+    Score,
+    /// Next follow-up, soonest first.
+    NextFollowUp,
+    /// Last change, newest first.
+    Updated,
+}
+
+/// Where a page ended: the order it was taken in, the last lead's sort
+/// value and id. Carrying the value (not a position) keeps the next page
+/// right when leads are re-scored, added or closed in between: a lead that
+/// does not move is returned exactly once.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Cursor {
+    #[serde(rename = "o")]
+    order: LeadOrder,
+    #[serde(rename = "v")]
+    value: SortValue,
+    #[serde(rename = "i")]
+    id: Uuid,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[serde(untagged)]
+enum SortValue {
+    Int(i64),
+    Float(f64),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl Cursor {
+    fn of(order: LeadOrder, lead: &lead::Model) -> Self {
+        let value = match order {
+            LeadOrder::Priority => SortValue::Int(lead.priority),
+            LeadOrder::Score => SortValue::Float(lead.score),
+            LeadOrder::NextFollowUp => SortValue::Time(lead.next_follow_up_at),
+            LeadOrder::Updated => SortValue::Time(Some(lead.updated_at)),
+        };
+        Self {
+            order,
+            value,
+            id: lead.id,
+        }
+    }
+
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(raw: &str, order: LeadOrder) -> AppResult<Self> {
+        let cursor: Self = URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| AppError::invalid("after", "is not a cursor returned by this query"))?;
+        if cursor.order != order {
+            return Err(AppError::invalid(
+                "after",
+                "belongs to a different orderBy; start again without `after`",
+            ));
+        }
+        Ok(cursor)
+    }
+
+    /// Rows strictly after this cursor in `order`.
+    fn after(&self) -> AppResult<Condition> {
+        let id = lead::Column::Id;
+        let descending = |col: lead::Column, value: sea_orm::Value| {
+            Condition::any()
+                .add(col.lt(value.clone()))
+                .add(Condition::all().add(col.eq(value)).add(id.lt(self.id)))
+        };
+        Ok(match (&self.order, &self.value) {
+            (LeadOrder::Priority, SortValue::Int(v)) => {
+                descending(lead::Column::Priority, (*v).into())
+            }
+            (LeadOrder::Score, SortValue::Float(v)) => descending(lead::Column::Score, (*v).into()),
+            (LeadOrder::Score, SortValue::Int(v)) => {
+                descending(lead::Column::Score, (*v as f64).into())
+            }
+            (LeadOrder::Updated, SortValue::Time(Some(v))) => {
+                descending(lead::Column::UpdatedAt, (*v).into())
+            }
+            (LeadOrder::NextFollowUp, SortValue::Time(Some(v))) => {
+                // Ascending, leads without a follow-up date last.
+                let col = lead::Column::NextFollowUpAt;
+                Condition::any()
+                    .add(col.gt(*v))
+                    .add(col.is_null())
+                    .add(Condition::all().add(col.eq(*v)).add(id.gt(self.id)))
+            }
+            (LeadOrder::NextFollowUp, SortValue::Time(None)) => Condition::all()
+                .add(lead::Column::NextFollowUpAt.is_null())
+                .add(id.gt(self.id)),
+            _ => {
+                return Err(AppError::invalid(
+                    "after",
+                    "is not a cursor returned by this query",
+                ));
+            }
+        })
+    }
+}
+
+/// One page of leads.
+pub struct LeadPage {
+    /// The leads with their cursors, in order.
+    pub edges: Vec<(String, lead::Model)>,
+    /// Whether more follow.
+    pub has_next_page: bool,
+}
+
+/// The visible leads matching `filter`, before ordering.
+async fn filtered<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    filter: &LeadFilter,
+    now: DateTime<Utc>,
+) -> AppResult<Select<lead::Entity>> {
+    let mut query = scope
+        .select::<lead::Entity>()
+        .filter(visibility(scope, principal).await?);
+    if let Some(tiers) = &filter.tiers {
+        query = query.filter(lead::Column::Tier.is_in(tiers.iter().cloned()));
+    }
+    if let Some(keys) = &filter.stage_keys {
+        // Stage keys repeat across pipelines: match all stages with the key.
+        let stages: Vec<Uuid> = scope
+            .select::<stage::Entity>()
+            .select_only()
+            .column(stage::Column::Id)
+            .filter(stage::Column::Key.is_in(keys.iter().cloned()))
+            .into_tuple()
+            .all(scope.conn())
+            .await?;
+        query = query.filter(lead::Column::StageId.is_in(stages));
+    }
+    if let Some(owner) = filter.owner_id {
+        query = query.filter(lead::Column::OwnerId.eq(owner));
+    }
+    if let Some(team) = filter.team_id {
+        query = query.filter(lead::Column::TeamId.eq(team));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(lead::Column::Status.is_in(status.iter().copied()));
+    }
+    if let Some(flags) = &filter.flags {
+        // OVERDUE is judged at `now`, as the queue does; the others are as
+        // the lead was last scored.
+        let mask = flags
+            .iter()
+            .filter(|f| **f != LeadFlag::Overdue)
+            .fold(0i32, |m, f| m | i32::from(f.bit()));
+        let mut any = Condition::any();
+        if mask != 0 {
+            any = any.add(Expr::col(lead::Column::Flags).bit_and(mask).ne(0));
+        }
+        if flags.contains(&LeadFlag::Overdue) {
+            any = any.add(
+                Condition::all()
+                    .add(lead::Column::Status.eq(LeadStatus::Open))
+                    .add(lead::Column::NextFollowUpAt.lte(now)),
+            );
+        }
+        query = query.filter(any);
+    }
+    if let Some(text) = filter
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let like = |col: lead::Column| {
+            Expr::expr(Func::lower(Expr::col(col)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        query = query.filter(
+            Condition::any()
+                .add(like(lead::Column::Name))
+                .add(like(lead::Column::Company))
+                .add(like(lead::Column::Email))
+                .add(like(lead::Column::Phone)),
+        );
+    }
+    match filter.unassigned {
+        Some(true) => query = query.filter(lead::Column::OwnerId.is_null()),
+        Some(false) => query = query.filter(lead::Column::OwnerId.is_not_null()),
+        None => {}
+    }
+    Ok(query)
+}
+
+fn escape_like(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// A page of the visible leads matching `filter`, in `order`, after the
+/// cursor `after`.
+///
+/// # Errors
+/// BAD_USER_INPUT for `first` out of range or a foreign cursor.
+pub async fn page<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    filter: &LeadFilter,
+    order: LeadOrder,
+    first: i32,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<LeadPage> {
+    let first = u64::try_from(first)
+        .ok()
+        .filter(|f| *f <= MAX_PAGE)
+        .ok_or_else(|| AppError::invalid("first", format!("must be from 0 to {MAX_PAGE}")))?;
+    let mut query = filtered(scope, principal, filter, now).await?;
+    if let Some(raw) = after {
+        query = query.filter(Cursor::decode(raw, order)?.after()?);
+    }
+    query = match order {
+        LeadOrder::Priority => query
+            .order_by_desc(lead::Column::Priority)
+            .order_by_desc(lead::Column::Id),
+        LeadOrder::Score => query
+            .order_by_desc(lead::Column::Score)
+            .order_by_desc(lead::Column::Id),
+        LeadOrder::Updated => query
+            .order_by_desc(lead::Column::UpdatedAt)
+            .order_by_desc(lead::Column::Id),
+        LeadOrder::NextFollowUp => query
+            // NULLs last on both databases.
+            .order_by(lead::Column::NextFollowUpAt.is_null(), Order::Asc)
+            .order_by_asc(lead::Column::NextFollowUpAt)
+            .order_by_asc(lead::Column::Id),
+    };
+    let mut rows = query.limit(first + 1).all(scope.conn()).await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(LeadPage {
+        edges: rows
+            .into_iter()
+            .map(|lead| (Cursor::of(order, &lead).encode(), lead))
+            .collect(),
+        has_next_page,
+    })
+}
+
+/// How many visible leads match `filter`.
+///
+/// # Errors
+/// Database errors.
+pub async fn count<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    filter: &LeadFilter,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    Ok(filtered(scope, principal, filter, now)
+        .await?
+        .count(scope.conn())
+        .await?)
+}
+
+/// Whose queue the caller may read: their own; a MANAGER also their teams'
+/// members'; ADMIN and OWNER anyone's in the tenant.
+///
+/// # Errors
+/// FORBIDDEN; NOT_FOUND for a user outside the tenant.
+pub async fn queue_owner<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    owner: Option<Uuid>,
+) -> AppResult<Uuid> {
+    let Some(owner) = owner.filter(|o| *o != principal.user_id) else {
+        return Ok(principal.user_id);
+    };
+    scope.get::<entity::user::Entity>(owner).await?;
+    match principal.role {
+        Role::Owner | Role::Admin => Ok(owner),
+        Role::Rep => Err(AppError::Forbidden {
+            action: "read another rep's queue",
+        }),
+        Role::Manager => {
+            let mine: Vec<Uuid> = scope
+                .select::<team_member::Entity>()
+                .select_only()
+                .column(team_member::Column::TeamId)
+                .filter(team_member::Column::UserId.eq(principal.user_id))
+                .into_tuple()
+                .all(scope.conn())
+                .await?;
+            let shared = scope
+                .select::<team_member::Entity>()
+                .filter(team_member::Column::UserId.eq(owner))
+                .filter(team_member::Column::TeamId.is_in(mine))
+                .count(scope.conn())
+                .await?;
+            if shared > 0 {
+                Ok(owner)
+            } else {
+                Err(AppError::Forbidden {
+                    action: "read the queue of someone outside your teams",
+                })
+            }
+        }
+    }
+}
+
+/// `owner`'s open leads in follow-up order: overdue now first, then tier
+/// (top first), then score. Overdue is judged at `now`, not when the lead
+/// was last scored, so a follow-up that fell due since comes up at once.
+///
+/// # Errors
+/// BAD_USER_INPUT for `limit` out of range.
+pub async fn follow_up_queue<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    owner: Uuid,
+    limit: i32,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<lead::Model>> {
+    let limit = u64::try_from(limit)
+        .ok()
+        .filter(|l| *l <= MAX_QUEUE)
+        .ok_or_else(|| AppError::invalid("limit", format!("must be from 0 to {MAX_QUEUE}")))?;
+    let overdue = Expr::expr(Expr::case(lead::Column::NextFollowUpAt.lte(now), 1).finally(0));
+    Ok(scope
+        .select::<lead::Entity>()
+        .filter(lead::Column::OwnerId.eq(owner))
+        .filter(lead::Column::Status.eq(LeadStatus::Open))
+        .order_by(overdue, Order::Desc)
+        .order_by_asc(lead::Column::TierRank)
+        .order_by_desc(lead::Column::Score)
+        .order_by_asc(lead::Column::Id)
+        .limit(limit)
+        .all(scope.conn())
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_another_order() {
+        let cursor = Cursor {
+            order: LeadOrder::Score,
+            value: SortValue::Float(81.25),
+            id: Uuid::now_v7(),
+        };
+        let raw = cursor.encode();
+        assert_eq!(Cursor::decode(&raw, LeadOrder::Score).unwrap(), cursor);
+        assert!(Cursor::decode(&raw, LeadOrder::Priority).is_err());
+        assert!(Cursor::decode("not-a-cursor", LeadOrder::Score).is_err());
+    }
+
+    #[test]
+    fn like_wildcards_in_search_text_are_literal() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

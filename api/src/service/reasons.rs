@@ -1,0 +1,172 @@
+//! Why a lead is in the queue where it is, in the tenant's language: the
+//! short phrases a salesperson reads next to each name.
+
+use chrono::{DateTime, Utc};
+use entity::{lead, signal_type};
+use scoring::{ActivityState, LeadFlag, Scorecard};
+
+/// The words of one locale.
+struct Phrases {
+    urgent: fn(&str, i64) -> String,
+    due_today: &'static str,
+    overdue: fn(i64) -> String,
+    tier: fn(&str, f64) -> String,
+    cold: fn(i64) -> String,
+    stale: fn(&str, i64) -> String,
+    churn_risk: &'static str,
+}
+
+const EN: Phrases = Phrases {
+    urgent: |what, days| format!("urgent: {what} {}", en_ago(days)),
+    due_today: "follow-up due today",
+    overdue: |days| format!("overdue by {days} {}", plural(days, "day", "days")),
+    tier: |tier, score| format!("tier {tier}: score {score:.0}"),
+    cold: |days| format!("cold: no reply for {days} {}", plural(days, "day", "days")),
+    stale: |stage, days| format!("stale: {days} {} in {stage}", plural(days, "day", "days")),
+    churn_risk: "churn risk: replying less often than before",
+};
+
+const ZH: Phrases = Phrases {
+    urgent: |what, days| match days {
+        0 => format!("紧急：今天{what}"),
+        d => format!("紧急：{d}天前{what}"),
+    },
+    due_today: "今天需要跟进",
+    overdue: |days| format!("跟进已逾期{days}天"),
+    tier: |tier, score| format!("{tier}级：得分{score:.0}"),
+    cold: |days| format!("冷线索：{days}天未回复"),
+    stale: |stage, days| format!("停滞：在“{stage}”阶段已{days}天"),
+    churn_risk: "流失风险：回复比以前少",
+};
+
+fn plural(n: i64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
+fn en_ago(days: i64) -> String {
+    match days {
+        0 => "today".to_owned(),
+        1 => "1 day ago".to_owned(),
+        d => format!("{d} days ago"),
+    }
+}
+
+fn phrases(locale: &str) -> &'static Phrases {
+    if locale == "zh-CN" { &ZH } else { &EN }
+}
+
+/// Whole days from `from` to `to`, never negative.
+fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+    (to - from).num_days().max(0)
+}
+
+/// English labels start lower-case inside a sentence ("urgent: requests
+/// an urgent quote"); other scripts are left alone.
+fn in_sentence(label: &str, locale: &str) -> String {
+    if locale == "zh-CN" {
+        return label.to_owned();
+    }
+    let mut chars = label.chars();
+    match chars.next() {
+        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) => {
+            first.to_lowercase().chain(chars).collect()
+        }
+        _ => label.to_owned(),
+    }
+}
+
+/// What a queue entry needs to explain itself.
+pub struct QueueFacts<'a> {
+    pub lead: &'a lead::Model,
+    pub card: &'a Scorecard,
+    pub stage_name: &'a str,
+    pub signals: &'a [signal_type::Model],
+}
+
+/// The reasons for a queue entry, most pressing first: an urgent signal,
+/// an overdue follow-up, the tier and score, then cold, stale and churn
+/// warnings.
+pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -> Vec<String> {
+    let words = phrases(locale);
+    let QueueFacts {
+        lead,
+        card,
+        signals,
+        ..
+    } = facts;
+    let mut out = Vec::new();
+    if card.has_flag(LeadFlag::Urgent)
+        && let Some((label, at)) = latest_urgent_signal(lead, signals)
+    {
+        let label = in_sentence(label, locale);
+        out.push((words.urgent)(&label, days_between(at, now)));
+    }
+    if let Some(due) = lead.next_follow_up_at.filter(|due| *due <= now) {
+        let days = days_between(due, now);
+        out.push(if days == 0 {
+            words.due_today.to_owned()
+        } else {
+            (words.overdue)(days)
+        });
+    }
+    out.push((words.tier)(&lead.tier, lead.score));
+    if card.has_flag(LeadFlag::Cold) {
+        let since = lead.last_inbound_at.unwrap_or(lead.created_at);
+        out.push((words.cold)(days_between(since, now)));
+    }
+    if card.has_flag(LeadFlag::Stale) {
+        out.push((words.stale)(
+            facts.stage_name,
+            days_between(lead.stage_entered_at, now),
+        ));
+    }
+    if card.has_flag(LeadFlag::ChurnRisk) {
+        out.push(words.churn_risk.to_owned());
+    }
+    out
+}
+
+/// The urgent signal the lead showed most recently, with when.
+fn latest_urgent_signal<'s>(
+    lead: &lead::Model,
+    signals: &'s [signal_type::Model],
+) -> Option<(&'s str, DateTime<Utc>)> {
+    let state: ActivityState = serde_json::from_value(lead.signal_state.clone()).ok()?;
+    signals
+        .iter()
+        .filter(|s| s.urgent)
+        .filter_map(|s| {
+            let acc = state.signals.get(&s.key)?;
+            Some((s.label.as_str(), super::rescoring::from_secs(acc.ref_at)))
+        })
+        .max_by_key(|(_, at)| *at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_labels_read_inside_a_sentence() {
+        assert_eq!(
+            in_sentence("Requests an urgent quote", "en"),
+            "requests an urgent quote"
+        );
+        assert_eq!(in_sentence("CEO call", "en"), "CEO call");
+        assert_eq!(in_sentence("紧急索要报价", "zh-CN"), "紧急索要报价");
+    }
+
+    #[test]
+    fn phrases_count_days_in_each_language() {
+        assert_eq!((EN.overdue)(3), "overdue by 3 days");
+        assert_eq!((EN.overdue)(1), "overdue by 1 day");
+        assert_eq!((EN.tier)("A", 86.4), "tier A: score 86");
+        assert_eq!((EN.cold)(16), "cold: no reply for 16 days");
+        assert_eq!(
+            (EN.urgent)("requests an urgent quote", 2),
+            "urgent: requests an urgent quote 2 days ago"
+        );
+        assert_eq!((ZH.overdue)(3), "跟进已逾期3天");
+        assert_eq!((ZH.tier)("A", 86.0), "A级：得分86");
+    }
+}
