@@ -1,0 +1,391 @@
+//! `http-bench`: drives the real HTTP server the way salespeople do, on the
+//! demo tenant, and prints throughput and latency beside what the database
+//! alone costs for the same work.
+//!
+//! ```text
+//! DATABASE_URL=sqlite://leadrank.db cargo run --release -- demo --tenant demo --leads 100000
+//! DATABASE_URL=sqlite://leadrank.db cargo run --release -p tests --bin http-bench -- --tenant demo
+//! ```
+//!
+//! The server runs in this process on a random port, with a fresh signing
+//! secret: the bench signs the reps' access tokens itself, so it needs no
+//! passwords. Clients and server share the machine's cores, so the figures
+//! include the cost of the clients.
+
+#![allow(clippy::print_stdout)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use entity::{
+    enums::{LeadStatus, Role},
+    lead, tenant, user,
+};
+use leadrank::{
+    auth::{
+        Principal,
+        tokens::{TokenKeys, random_token},
+    },
+    config::{Secret, Settings},
+    service::lead_query,
+    startup::Application,
+    tenancy::TenantScope,
+};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const QUEUE: &str = "query($limit: Int!) { followUpQueue(limit: $limit) { priority dueAt overdueDays reasons
+    lead { id name company tier score flags nextFollowUpAt stage { key name } owner { id displayName }
+      scoreBreakdown { total tier modelVersion computedAt
+        contributions { dimensionKey label kind rawValue normalized weight points }
+        overrides { rule effect reason } } } } }";
+
+const RECORD: &str = "mutation($input: RecordActivityInput!) { recordActivity(input: $input) {
+    lead { id score tier flags version nextFollowUpAt } } }";
+
+const SIGNALS: [&str; 5] = [
+    "call",
+    "email",
+    "website_visit",
+    "inbound_inquiry",
+    "meeting",
+];
+
+struct Options {
+    tenant: String,
+    clients: usize,
+    seconds: u64,
+    warmup: u64,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        tenant: "demo".into(),
+        clients: 8,
+        seconds: 10,
+        warmup: 2,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--tenant" => options.tenant = value()?,
+            "--clients" => options.clients = value()?.parse().context("--clients")?,
+            "--seconds" => options.seconds = value()?.parse().context("--seconds")?,
+            "--warmup" => options.warmup = value()?.parse().context("--warmup")?,
+            "-h" | "--help" => {
+                println!(
+                    "http-bench [--tenant demo] [--clients 8] [--seconds 10] [--warmup 2]\n\
+                     Uses DATABASE_URL (default sqlite://leadrank.db); load the tenant first with\n\
+                     `leadrank demo --tenant demo --leads 100000`."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}; see --help"),
+        }
+    }
+    Ok(options)
+}
+
+/// Latencies of one scenario.
+struct Figures {
+    name: String,
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Figures {
+    fn quantile(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<34} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms   {} requests, {} errors",
+            self.name,
+            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            self.quantile(0.50),
+            self.quantile(0.99),
+            self.quantile(1.0),
+            self.latencies.len(),
+            self.errors,
+        );
+    }
+}
+
+/// Runs `work` from `clients` concurrent tasks for the warm-up, then for
+/// the measured time, and collects the measured latencies.
+async fn drive<F, Fut>(name: &str, options: &Options, work: F) -> Figures
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let work = Arc::new(work);
+    let warm_until = Instant::now() + Duration::from_secs(options.warmup);
+    let stop_at = warm_until + Duration::from_secs(options.seconds);
+    let tasks: Vec<_> = (0..options.clients)
+        .map(|client| {
+            let work = Arc::clone(&work);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let mut n: u64 = client as u64 * 1_000_003;
+                loop {
+                    let started = Instant::now();
+                    if started >= stop_at {
+                        break;
+                    }
+                    n = n
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let ok = work(client, n >> 17).await;
+                    if started >= warm_until {
+                        if ok {
+                            latencies.push(started.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut figures = Figures {
+        name: name.to_owned(),
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::from_secs(options.seconds),
+    };
+    for task in tasks {
+        if let Ok((latencies, errors)) = task.await {
+            figures.latencies.extend(latencies);
+            figures.errors += errors;
+        }
+    }
+    figures.latencies.sort();
+    figures
+}
+
+/// A rep with a token and some of their open leads.
+struct Rep {
+    principal: Principal,
+    token: String,
+    leads: Vec<Uuid>,
+}
+
+async fn reps(
+    db: &DatabaseConnection,
+    tenant: &tenant::Model,
+    keys: &TokenKeys,
+) -> anyhow::Result<Vec<Rep>> {
+    let users = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.id))
+        .filter(user::Column::Role.eq(Role::Rep))
+        .all(db)
+        .await?;
+    let mut reps = Vec::new();
+    let now = Utc::now();
+    for u in users {
+        let leads: Vec<Uuid> = lead::Entity::find()
+            .select_only()
+            .column(lead::Column::Id)
+            .filter(lead::Column::TenantId.eq(tenant.id))
+            .filter(lead::Column::OwnerId.eq(u.id))
+            .filter(lead::Column::Status.eq(LeadStatus::Open))
+            .order_by_asc(lead::Column::Id)
+            .limit(500)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if leads.is_empty() {
+            continue;
+        }
+        let principal = Principal {
+            tenant_id: tenant.id,
+            user_id: u.id,
+            role: u.role,
+        };
+        let token = keys.issue(&principal, now, now + chrono::Duration::hours(2))?;
+        reps.push(Rep {
+            principal,
+            token,
+            leads,
+        });
+    }
+    if reps.is_empty() {
+        bail!(
+            "tenant {} has no rep with open leads; load it with `leadrank demo`",
+            tenant.slug
+        );
+    }
+    Ok(reps)
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> bool {
+    let sent = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await;
+    let Ok(response) = sent else { return false };
+    if !response.status().is_success() {
+        return false;
+    }
+    match response.json::<Value>().await {
+        Ok(body) => body.get("errors").is_none(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    let database_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://leadrank.db".to_owned());
+    let secret = random_token(32)?;
+    let vars = [
+        ("DATABASE_URL", database_url.clone()),
+        ("LEADRANK_BIND", "127.0.0.1:0".to_owned()),
+        ("LEADRANK_JWT_SECRET", secret.clone()),
+        (
+            "LEADRANK_DB_MAX_CONNECTIONS",
+            (options.clients * 2).to_string(),
+        ),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })?;
+    let app = Application::build(settings).await?;
+    let db = app.db().clone();
+    let url = format!("http://127.0.0.1:{}/graphql", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let tenant = tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(&options.tenant))
+        .one(&db)
+        .await?
+        .with_context(|| {
+            format!(
+                "no tenant \"{}\" in {}; load it first with `leadrank demo --tenant {} --leads 100000`",
+                options.tenant,
+                leadrank::db::redact(&database_url),
+                options.tenant
+            )
+        })?;
+    let keys = TokenKeys::from_secret(&Secret::new(secret));
+    let reps = Arc::new(reps(&db, &tenant, &keys).await?);
+    let total: u64 = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant.id))
+        .count(&db)
+        .await?;
+    println!(
+        "LeadRank HTTP bench: {} on {}, {} leads, {} reps, {} clients, {} s each after {} s warm-up, {} cores",
+        tenant.slug,
+        leadrank::db::redact(&database_url),
+        total,
+        reps.len(),
+        options.clients,
+        options.seconds,
+        options.warmup,
+        std::thread::available_parallelism().map_or(0, usize::from),
+    );
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.clients)
+        .build()?;
+    let mut results = Vec::new();
+
+    let (c, u, r) = (client.clone(), url.clone(), Arc::clone(&reps));
+    results.push(
+        drive("followUpQueue(50) over HTTP", &options, move |_, n| {
+            let (c, u, r) = (c.clone(), u.clone(), Arc::clone(&r));
+            async move {
+                let rep = &r[(n as usize) % r.len()];
+                post(&c, &u, &rep.token, QUEUE, json!({"limit": 50})).await
+            }
+        })
+        .await,
+    );
+
+    let (c, u, r) = (client.clone(), url.clone(), Arc::clone(&reps));
+    results.push(
+        drive("recordActivity over HTTP", &options, move |_, n| {
+            let (c, u, r) = (c.clone(), u.clone(), Arc::clone(&r));
+            async move {
+                let rep = &r[(n as usize) % r.len()];
+                let lead = rep.leads[(n as usize / r.len()) % rep.leads.len()];
+                let signal = SIGNALS[(n as usize) % SIGNALS.len()];
+                let input = json!({"leadId": lead.to_string(), "signalKey": signal});
+                post(&c, &u, &rep.token, RECORD, json!({"input": input})).await
+            }
+        })
+        .await,
+    );
+
+    // The database alone: the same queue query, and a one-row update
+    // keyed like the mutation's, through the same pool and ORM.
+    let (d, r) = (db.clone(), Arc::clone(&reps));
+    results.push(
+        drive("  database: queue query", &options, move |_, n| {
+            let (d, r) = (d.clone(), Arc::clone(&r));
+            async move {
+                let rep = &r[(n as usize) % r.len()];
+                let scope = TenantScope::new(&d, rep.principal.tenant_id);
+                lead_query::follow_up_queue(&scope, rep.principal.user_id, 50, Utc::now())
+                    .await
+                    .is_ok()
+            }
+        })
+        .await,
+    );
+    let (d, r) = (db.clone(), Arc::clone(&reps));
+    results.push(
+        drive("  database: one-row update", &options, move |_, n| {
+            let (d, r) = (d.clone(), Arc::clone(&r));
+            async move {
+                let rep = &r[(n as usize) % r.len()];
+                let lead = rep.leads[(n as usize / r.len()) % rep.leads.len()];
+                TenantScope::new(&d, rep.principal.tenant_id)
+                    .update_many::<lead::Entity>()
+                    .col_expr(lead::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .filter(lead::Column::Id.eq(lead))
+                    .exec(&d)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await,
+    );
+
+    println!();
+    for figures in &results {
+        figures.print();
+    }
+    if results.iter().any(|f| f.errors > 0) {
+        bail!("some requests failed; see the error counts above");
+    }
+    Ok(())
+}
