@@ -15,6 +15,7 @@ mod m20261123_000004_leads;
 mod m20261123_000005_jobs;
 mod m20261123_000006_audit_and_throttling;
 mod m20261123_000007_assignment_rules;
+mod m20261123_000008_queue_index;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_jobs::Migration),
             Box::new(m20261123_000006_audit_and_throttling::Migration),
             Box::new(m20261123_000007_assignment_rules::Migration),
+            Box::new(m20261123_000008_queue_index::Migration),
         ]
     }
 }

@@ -378,8 +378,13 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .filter(|l| *l <= MAX_QUEUE)
         .ok_or_else(|| AppError::invalid("limit", format!("must be from 0 to {MAX_QUEUE}")))?;
     let overdue = Expr::expr(Expr::case(lead::Column::NextFollowUpAt.lte(now), 1).finally(0));
-    Ok(scope
+    // First the order, from the covering index alone (`ix_leads_queue_order`),
+    // then only the rows shown: sorting whole rows, breakdowns included,
+    // would read every open lead of the owner.
+    let ids: Vec<Uuid> = scope
         .select::<lead::Entity>()
+        .select_only()
+        .column(lead::Column::Id)
         .filter(lead::Column::OwnerId.eq(owner))
         .filter(lead::Column::Status.eq(LeadStatus::Open))
         .order_by(overdue, Order::Desc)
@@ -387,8 +392,21 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .order_by_desc(lead::Column::Score)
         .order_by_asc(lead::Column::Id)
         .limit(limit)
+        .into_tuple()
         .all(scope.conn())
-        .await?)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = scope
+        .select::<lead::Entity>()
+        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .all(scope.conn())
+        .await?;
+    let position: std::collections::HashMap<Uuid, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    rows.sort_by_key(|row| position.get(&row.id).copied().unwrap_or(usize::MAX));
+    Ok(rows)
 }
 
 #[cfg(test)]
