@@ -802,3 +802,93 @@ async fn queue_reasons_speak_the_tenants_language() {
     );
     assert_eq!(queue["data"]["followUpQueue"][0]["lead"]["name"], "李雷");
 }
+
+#[tokio::test]
+async fn the_list_filters_by_tier_stage_status_owner_text_and_pool() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let hot = app
+        .new_lead(&t.token, json!({"name": "Hot", "company": "Zeta 100% Ltd", "attributes": strong(), "ownerId": t.owner_id}))
+        .await;
+    let cold = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Cold", "company": "Alpha", "attributes": weak()}),
+        )
+        .await;
+    let moved = app
+        .new_lead(&t.token, json!({"name": "Moved", "email": "m@zeta.test"}))
+        .await;
+    app.lead_mutation(
+        &t.token,
+        "moveLeadStage",
+        "MoveStageInput",
+        json!({"id": moved["id"], "stageKey": "proposal"}),
+    )
+    .await;
+    let won = app.new_lead(&t.token, json!({"name": "Won"})).await;
+    app.lead_mutation(
+        &t.token,
+        "closeLead",
+        "CloseLeadInput",
+        json!({"id": won["id"], "outcome": "WON"}),
+    )
+    .await;
+
+    let names = |filter: Value, order: &'static str| {
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let body = app
+                .graphql(
+                    Some(&token),
+                    "query($f: LeadFilter, $o: LeadOrder!) { leads(filter: $f, orderBy: $o) { totalCount edges { node { name score } } } }",
+                    json!({"f": filter, "o": order}),
+                )
+                .await;
+            let conn = &body["data"]["leads"];
+            let names: Vec<String> = conn["edges"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{body}"))
+                .iter()
+                .map(|e| e["node"]["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(
+                conn["totalCount"].as_u64(),
+                Some(names.len() as u64),
+                "{body}"
+            );
+            names
+        }
+    };
+    let hot_tier = hot["tier"].as_str().unwrap_or_default();
+    assert_eq!(names(json!({"tiers": [hot_tier]}), "SCORE").await, ["Hot"]);
+    assert_eq!(
+        names(json!({"stageKeys": ["proposal"]}), "SCORE").await,
+        ["Moved"]
+    );
+    assert_eq!(names(json!({"status": ["WON"]}), "SCORE").await, ["Won"]);
+    assert_eq!(
+        names(json!({"ownerId": t.owner_id}), "SCORE").await,
+        ["Hot"]
+    );
+    assert_eq!(
+        names(json!({"text": "ZETA"}), "SCORE").await.len(),
+        2,
+        "company and email match"
+    );
+    assert_eq!(
+        names(json!({"text": "100%"}), "SCORE").await,
+        ["Hot"],
+        "% is literal"
+    );
+    assert_eq!(
+        names(json!({"unassigned": true, "status": ["OPEN"]}), "UPDATED").await,
+        ["Moved", "Cold"],
+        "newest change first"
+    );
+    let by_score = names(json!({"status": ["OPEN"]}), "SCORE").await;
+    assert_eq!(by_score.first().map(String::as_str), Some("Hot"));
+    assert_eq!(by_score.len(), 3);
+    assert!(by_score.contains(&cold["name"].as_str().unwrap_or_default().to_owned()));
+}
