@@ -73,6 +73,11 @@ pub struct Settings {
     /// `LEADRANK_TRUST_FORWARDED_FOR`: take the client address from
     /// `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// `LEADRANK_SCHEDULER`: run each tenant's nightly re-scoring from this
+    /// process. Off when an external scheduler runs `leadrank rescore`.
+    pub scheduler: bool,
+    /// `LEADRANK_JOB_CONCURRENCY`: tenants re-scored at the same time.
+    pub job_concurrency: usize,
     /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
     pub db_max_connections: u32,
 }
@@ -97,6 +102,8 @@ impl fmt::Debug for Settings {
             )
             .field("login_window", &self.login_window)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("scheduler", &self.scheduler)
+            .field("job_concurrency", &self.job_concurrency)
             .field("db_max_connections", &self.db_max_connections)
             .finish()
     }
@@ -168,6 +175,8 @@ impl Settings {
             )?,
             login_window: Duration::from_secs(parse(&get, "LEADRANK_LOGIN_WINDOW_SECS", 15 * 60)?),
             trust_forwarded_for: parse(&get, "LEADRANK_TRUST_FORWARDED_FOR", false)?,
+            scheduler: parse(&get, "LEADRANK_SCHEDULER", true)?,
+            job_concurrency: parse(&get, "LEADRANK_JOB_CONCURRENCY", 2)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
             database_url,
         })

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod jobs;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

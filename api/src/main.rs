@@ -17,6 +17,17 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Re-score now: retrain the close-probability predictor and re-score
+    /// every open lead, for cron or a Kubernetes CronJob. Exits non-zero
+    /// when a tenant's run fails.
+    Rescore {
+        /// The tenant's slug.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        tenant: Option<String>,
+        /// Every tenant, a few at a time (`LEADRANK_JOB_CONCURRENCY`).
+        #[arg(long)]
+        all: bool,
+    },
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
 }
@@ -41,6 +52,12 @@ async fn main() -> anyhow::Result<()> {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
             tracing::info!(database = %db::redact(&settings.database_url), "migrations applied");
+        }
+        Command::Rescore { tenant, all } => {
+            let conn = db::connect(&settings).await?;
+            db::migrate(&conn).await?;
+            leadrank::jobs::cli::rescore(&conn, tenant.as_deref(), all, settings.job_concurrency)
+                .await?;
         }
         Command::Schema => {}
     }

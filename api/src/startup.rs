@@ -68,6 +68,9 @@ impl Application {
                     .context("LEADRANK_LOGIN_WINDOW_SECS is too large")?,
             },
         });
+        if settings.scheduler {
+            crate::jobs::scheduler::spawn(db.clone(), settings.job_concurrency);
+        }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("failed to bind LEADRANK_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -13,6 +13,8 @@ pub struct TestApp {
     pub jwt_secret: String,
     /// Statements the server has run, to check queries stay constant.
     pub queries: leadrank::db::QueryCounter,
+    /// The server's pool, for running jobs at a chosen time.
+    pub db: sea_orm::DatabaseConnection,
     _dir: TempDir,
     postgres: Option<(String, String)>,
 }
@@ -62,6 +64,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ("LEADRANK_BIND".into(), "127.0.0.1:0".into()),
         ("LEADRANK_JWT_SECRET".into(), jwt_secret.clone()),
         ("LEADRANK_DB_MAX_CONNECTIONS".into(), "4".into()),
+        // Tests run the job themselves, at the time they choose.
+        ("LEADRANK_SCHEDULER".into(), "false".into()),
     ];
     vars.extend(
         overrides
@@ -80,12 +84,14 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let queries = app.queries();
+    let db = app.db().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         jwt_secret,
         queries,
+        db,
         _dir: dir,
         postgres,
     }

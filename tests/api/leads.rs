@@ -5,22 +5,23 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Tenant, TestApp, error_code, error_field, spawn_app};
 
-const LEAD_FIELDS: &str = "id name company email phone score tier tierRank flags status version
+pub(crate) const LEAD_FIELDS: &str =
+    "id name company email phone score tier tierRank flags status version closeProbability
     nextFollowUpAt attributes owner { id } team { id } stage { key kind } pipeline { name }
     scoreBreakdown { total tier modelVersion contributions { dimensionKey points weight normalized }
                      overrides { rule effect reason } }";
 
-fn strong() -> Value {
+pub(crate) fn strong() -> Value {
     json!({"budget": 5, "authority": 5, "need": 5, "timeline": 5, "industry_position": 5, "decision_chain": 5})
 }
 
-fn weak() -> Value {
+pub(crate) fn weak() -> Value {
     json!({"budget": 1, "authority": 1, "need": 2, "timeline": 1, "industry_position": 1, "decision_chain": 1})
 }
 
 impl TestApp {
     /// Creates a lead and returns the whole response.
-    async fn create_lead(&self, token: &str, input: Value) -> Value {
+    pub(crate) async fn create_lead(&self, token: &str, input: Value) -> Value {
         self.graphql(
             Some(token),
             &format!(
@@ -32,7 +33,7 @@ impl TestApp {
     }
 
     /// Creates a lead that must succeed, and returns it.
-    async fn new_lead(&self, token: &str, input: Value) -> Value {
+    pub(crate) async fn new_lead(&self, token: &str, input: Value) -> Value {
         let body = self.create_lead(token, input).await;
         let lead = body["data"]["createLead"]["lead"].clone();
         assert!(lead.is_object(), "createLead failed: {body}");
@@ -40,7 +41,7 @@ impl TestApp {
     }
 
     /// Runs a lead mutation whose payload is `{ lead }`; returns the body.
-    async fn lead_mutation(
+    pub(crate) async fn lead_mutation(
         &self,
         token: &str,
         name: &str,
@@ -57,7 +58,13 @@ impl TestApp {
         .await
     }
 
-    async fn record(&self, token: &str, lead: &str, signal: &str, extra: Value) -> Value {
+    pub(crate) async fn record(
+        &self,
+        token: &str,
+        lead: &str,
+        signal: &str,
+        extra: Value,
+    ) -> Value {
         let mut input = json!({"leadId": lead, "signalKey": signal});
         if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
             input.extend(extra.clone());
@@ -70,7 +77,7 @@ impl TestApp {
         lead
     }
 
-    async fn queue(&self, token: &str, owner: Option<&str>) -> Value {
+    pub(crate) async fn queue(&self, token: &str, owner: Option<&str>) -> Value {
         self.graphql(
             Some(token),
             "query($owner: ID) { followUpQueue(ownerId: $owner) { priority dueAt overdueDays reasons lead { id name tier score flags } } }",
@@ -79,7 +86,7 @@ impl TestApp {
         .await
     }
 
-    async fn lead_by_id(&self, token: &str, id: &str) -> Value {
+    pub(crate) async fn lead_by_id(&self, token: &str, id: &str) -> Value {
         let body = self
             .graphql(
                 Some(token),
@@ -92,7 +99,7 @@ impl TestApp {
     }
 
     /// Creates a user of `tenant` and signs them in: (id, token).
-    async fn member(
+    pub(crate) async fn member(
         &self,
         tenant: &Tenant,
         email: &str,
@@ -113,11 +120,11 @@ impl TestApp {
     }
 }
 
-fn score(lead: &Value) -> f64 {
+pub(crate) fn score(lead: &Value) -> f64 {
     lead["score"].as_f64().expect("a score")
 }
 
-fn flags(lead: &Value) -> Vec<&str> {
+pub(crate) fn flags(lead: &Value) -> Vec<&str> {
     lead["flags"]
         .as_array()
         .expect("flags")
@@ -126,7 +133,7 @@ fn flags(lead: &Value) -> Vec<&str> {
         .collect()
 }
 
-fn days_ago(days: i64) -> String {
+pub(crate) fn days_ago(days: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
 }
 
@@ -711,7 +718,7 @@ async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
 }
 
 impl TestApp {
-    async fn record_raw(&self, token: &str, lead: &str) -> Value {
+    pub(crate) async fn record_raw(&self, token: &str, lead: &str) -> Value {
         self.lead_mutation(
             token,
             "recordActivity",

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod accounts;
+mod jobs;
 mod leads;
 mod limits;
 mod sessions;

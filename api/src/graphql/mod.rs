@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod configuration;
+pub mod jobs;
 pub mod lead;
 pub mod loaders;
 pub mod types;
@@ -28,11 +29,16 @@ pub struct Query(
     account::AccountQuery,
     configuration::ConfigurationQuery,
     lead::LeadQuery,
+    jobs::JobQuery,
 );
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation, lead::LeadMutation);
+pub struct Mutation(
+    account::AccountMutation,
+    lead::LeadMutation,
+    jobs::JobMutation,
+);
 
 /// The schema type.
 pub type LeadRankSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -142,8 +142,39 @@ pub fn from_secs(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
+/// What scoring reads of a lead row: the columns the nightly job selects,
+/// or a whole row.
+pub struct FactSource<'a> {
+    pub stage_id: Uuid,
+    pub attributes: &'a serde_json::Value,
+    pub deal_value: Option<f64>,
+    pub stage_entered_at: DateTime<Utc>,
+    pub signal_state: &'a serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub close_probability: Option<f64>,
+}
+
+impl<'a> From<&'a lead::Model> for FactSource<'a> {
+    fn from(lead: &'a lead::Model) -> Self {
+        Self {
+            stage_id: lead.stage_id,
+            attributes: &lead.attributes,
+            deal_value: lead.deal_value,
+            stage_entered_at: lead.stage_entered_at,
+            signal_state: &lead.signal_state,
+            created_at: lead.created_at,
+            close_probability: lead.close_probability,
+        }
+    }
+}
+
 /// The scoring facts of a lead row in its pipeline.
 pub fn facts(lead: &lead::Model, stages: &[stage::Model]) -> LeadFacts {
+    facts_of(&FactSource::from(lead), stages)
+}
+
+/// The scoring facts of a lead's columns in its pipeline.
+pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
     let position = stages
         .iter()
         .position(|s| s.id == lead.stage_id)

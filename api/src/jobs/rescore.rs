@@ -1,0 +1,761 @@
+//! The re-scoring job of one tenant: retrain the close-probability
+//! predictor from closed leads, then stream the open leads in id order,
+//! score each at the run's `now`, and write back in bulk only the leads
+//! whose score, tier, flags or follow-up moved.
+//!
+//! Safe to run from several processes: a lease makes one run per tenant at
+//! a time; a run that dies leaves its checkpoint (the last lead id done) on
+//! its job run row, and the next claimant resumes from there under the same
+//! run id, so score events are not written twice. A write only lands when
+//! the lead's version is still the one read: a mutation that re-scored the
+//! lead meanwhile wins.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Instant,
+};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{
+    enums::{JobStatus, LeadStatus},
+    job_run, lead, predictor_model, stage,
+};
+use scoring::{FeatureSpace, LeadFlag, Predictor, TrainOptions};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::lease::Lease;
+use crate::{
+    error::{AppError, AppResult},
+    service::rescoring::{self, FactSource, ModelInUse, TenantCatalog, from_secs, secs},
+    tenancy::TenantScope,
+};
+
+/// The job's kind in `job_runs` and `job_leases`.
+pub const KIND: &str = "rescore";
+
+/// Why a run started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    ModelActivation,
+    Import,
+}
+
+impl Trigger {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "SCHEDULE",
+            Self::Manual => "MANUAL",
+            Self::ModelActivation => "MODEL_ACTIVATION",
+            Self::Import => "IMPORT",
+        }
+    }
+}
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Leads read, scored and written per batch; memory is bounded by it.
+    pub batch_size: u64,
+    /// How long a lease lives without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Who runs: host and process, for the lease.
+    pub holder: String,
+    /// Closed leads needed of each outcome before a predictor is trained.
+    pub min_closed_per_outcome: usize,
+    /// For tests: stop as if the process died after this many batches.
+    pub crash_after_batches: Option<usize>,
+    /// For tests: after the first batch is read and scored, wait on the
+    /// first barrier, then on the second before writing, so a test can
+    /// change a lead in between.
+    pub pause_before_first_write:
+        Option<std::sync::Arc<(tokio::sync::Barrier, tokio::sync::Barrier)>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            lease_ttl: Duration::seconds(120),
+            holder: format!(
+                "{}:{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "leadrank".into()),
+                std::process::id()
+            ),
+            min_closed_per_outcome: 10,
+            crash_after_batches: None,
+            pause_before_first_write: None,
+        }
+    }
+}
+
+/// What a run amounted to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The run finished (or failed) and its row says how.
+    Finished(Box<job_run::Model>),
+    /// Another process holds the tenant's lease; nothing was done.
+    Busy,
+}
+
+/// The columns the job reads: everything scoring needs and what it
+/// compares against, but not the stored breakdown, which is the bulk of a
+/// row and is rewritten when anything changed.
+#[derive(FromQueryResult)]
+struct Row {
+    id: Uuid,
+    version: i32,
+    team_id: Option<Uuid>,
+    pipeline_id: Uuid,
+    stage_id: Uuid,
+    stage_entered_at: DateTime<Utc>,
+    attributes: serde_json::Value,
+    deal_value: Option<f64>,
+    signal_state: serde_json::Value,
+    created_at: DateTime<Utc>,
+    close_probability: Option<f64>,
+    score: f64,
+    tier: String,
+    flags: i32,
+    next_follow_up_at: Option<DateTime<Utc>>,
+}
+
+/// One lead's new score, to be written.
+struct Change {
+    id: Uuid,
+    version: i32,
+    old_score: f64,
+    old_tier: String,
+    card: scoring::Scorecard,
+    close_probability: Option<f64>,
+    model_id: Uuid,
+    model_version: i32,
+}
+
+/// Counters kept on the job run row.
+#[derive(Default)]
+struct Progress {
+    scanned: i64,
+    changed: i64,
+    tier_moves: BTreeMap<(String, String), i64>,
+    newly_cold: i32,
+    stale: i32,
+    churn_risk: i32,
+    read_ms: u128,
+    score_ms: u128,
+    write_ms: u128,
+}
+
+impl Progress {
+    fn from_run(run: &job_run::Model) -> Self {
+        let tier_moves = run
+            .tier_changes
+            .as_array()
+            .map(|moves| {
+                moves
+                    .iter()
+                    .filter_map(|m| {
+                        Some((
+                            (m["from"].as_str()?.to_owned(), m["to"].as_str()?.to_owned()),
+                            m["count"].as_i64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            scanned: run.leads_scanned,
+            changed: run.leads_changed,
+            tier_moves,
+            newly_cold: run.newly_cold,
+            stale: run.stale,
+            churn_risk: run.churn_risk,
+            ..Self::default()
+        }
+    }
+
+    fn tier_changes(&self) -> serde_json::Value {
+        json!(
+            self.tier_moves
+                .iter()
+                .map(|((from, to), count)| json!({"from": from, "to": to, "count": count}))
+                .collect::<Vec<_>>()
+        )
+    }
+}
+
+/// Runs the job for one tenant at `now`.
+///
+/// # Errors
+/// Only when the run could not even be recorded; a failure during the run
+/// is recorded on the run row (status FAILED with the error) and returned
+/// as [`Outcome::Finished`].
+pub async fn run(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    trigger: Trigger,
+    requested_by: Option<Uuid>,
+    now: DateTime<Utc>,
+    options: &Options,
+) -> AppResult<Outcome> {
+    let Some(lease) =
+        Lease::claim(db, tenant_id, KIND, &options.holder, options.lease_ttl, now).await?
+    else {
+        return Ok(Outcome::Busy);
+    };
+    let scope = TenantScope::new(db, tenant_id);
+    // A run left RUNNING holds a checkpoint: its process died, its lease
+    // expired (we hold it now), so carry on from there.
+    let resumable = scope
+        .select::<job_run::Entity>()
+        .filter(job_run::Column::Kind.eq(KIND))
+        .filter(job_run::Column::Status.eq(JobStatus::Running))
+        .order_by_desc(job_run::Column::Id)
+        .one(db)
+        .await?;
+    let queued = match resumable {
+        Some(_) => None,
+        None => {
+            scope
+                .select::<job_run::Entity>()
+                .filter(job_run::Column::Kind.eq(KIND))
+                .filter(job_run::Column::Status.eq(JobStatus::Queued))
+                .order_by_asc(job_run::Column::Id)
+                .one(db)
+                .await?
+        }
+    };
+    let run = match (resumable, queued) {
+        (Some(run), _) => run,
+        (None, Some(queued)) => {
+            let mut row: job_run::ActiveModel = queued.into();
+            row.status = Set(JobStatus::Running);
+            row.started_at = Set(Some(now));
+            row.heartbeat_at = Set(Some(now));
+            scope.update(row).await?
+        }
+        (None, None) => {
+            scope
+                .insert(job_run::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    kind: Set(KIND.to_owned()),
+                    trigger: Set(trigger.as_str().to_owned()),
+                    status: Set(JobStatus::Running),
+                    team_id: Set(None),
+                    requested_by: Set(requested_by),
+                    queued_at: Set(now),
+                    started_at: Set(Some(now)),
+                    finished_at: Set(None),
+                    heartbeat_at: Set(Some(now)),
+                    leads_scanned: Set(0),
+                    leads_changed: Set(0),
+                    tier_changes: Set(json!([])),
+                    newly_cold: Set(0),
+                    stale: Set(0),
+                    churn_risk: Set(0),
+                    checkpoint: Set(None),
+                    details: Set(None),
+                    error: Set(None),
+                    ..Default::default()
+                })
+                .await?
+        }
+    };
+    let started = Instant::now();
+    let result = rescore(db, &scope, &lease, &run, now, options).await;
+    if let Err(AppError::Internal(err)) = &result
+        && err.to_string() == SIMULATED_CRASH
+    {
+        // As if the process died: leave the run RUNNING and the lease to expire.
+        let left = scope.get::<job_run::Entity>(run.id).await?;
+        return Ok(Outcome::Finished(Box::new(left)));
+    }
+    let finished =
+        now + Duration::milliseconds(i64::try_from(started.elapsed().as_millis()).unwrap_or(0));
+    let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
+    row.finished_at = Set(Some(finished));
+    match &result {
+        Ok(()) => row.status = Set(JobStatus::Succeeded),
+        Err(err) => {
+            tracing::error!(tenant_id = %tenant_id, run = %run.id, error = %err, "re-scoring failed");
+            row.status = Set(JobStatus::Failed);
+            row.error = Set(Some(err.to_string()));
+        }
+    }
+    let saved = scope.update(row).await?;
+    lease.release(db).await?;
+    Ok(Outcome::Finished(Box::new(saved)))
+}
+
+/// Records a run to be done, for a caller who answers at once and lets
+/// [`run`] pick it up.
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    trigger: Trigger,
+    team_id: Option<Uuid>,
+    requested_by: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<job_run::Model> {
+    TenantScope::new(db, tenant_id)
+        .insert(job_run::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            kind: Set(KIND.to_owned()),
+            trigger: Set(trigger.as_str().to_owned()),
+            status: Set(JobStatus::Queued),
+            team_id: Set(team_id),
+            requested_by: Set(requested_by),
+            queued_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+            heartbeat_at: Set(None),
+            leads_scanned: Set(0),
+            leads_changed: Set(0),
+            tier_changes: Set(json!([])),
+            newly_cold: Set(0),
+            stale: Set(0),
+            churn_risk: Set(0),
+            checkpoint: Set(None),
+            details: Set(None),
+            error: Set(None),
+            ..Default::default()
+        })
+        .await
+}
+
+/// Runs a queued run in the background, waiting for the tenant's lease
+/// while another run holds it.
+pub fn spawn_queued(db: DatabaseConnection, tenant_id: Uuid) {
+    tokio::spawn(async move {
+        let options = Options::default();
+        for _ in 0..120 {
+            match run(&db, tenant_id, Trigger::Manual, None, Utc::now(), &options).await {
+                Ok(Outcome::Busy) => tokio::time::sleep(std::time::Duration::from_secs(5)).await,
+                Ok(Outcome::Finished(_)) => return,
+                Err(err) => {
+                    tracing::error!(tenant_id = %tenant_id, error = %err, "a queued re-scoring could not start");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(tenant_id = %tenant_id, "a queued re-scoring waited 10 minutes for the tenant's lease; the next run will pick it up");
+    });
+}
+
+const SIMULATED_CRASH: &str = "simulated crash (test option crash_after_batches)";
+
+async fn rescore(
+    db: &DatabaseConnection,
+    scope: &TenantScope<'_, DatabaseConnection>,
+    lease: &Lease,
+    run: &job_run::Model,
+    now: DateTime<Utc>,
+    options: &Options,
+) -> AppResult<()> {
+    lease.heartbeat(db, Some(run.id), now).await?;
+    let catalog = TenantCatalog::load(scope).await?;
+    let stages = stages_by_pipeline(scope).await?;
+    let predictor = retrain(scope, &catalog, &stages, now, options).await?;
+    let mut models: HashMap<Option<Uuid>, ModelInUse> = HashMap::new();
+    let mut progress = Progress::from_run(run);
+    let mut checkpoint = run.checkpoint;
+    let mut last_log = Instant::now();
+    let mut batches = 0usize;
+    loop {
+        let t = Instant::now();
+        let mut query = lead_columns(scope.select::<lead::Entity>())
+            .filter(lead::Column::Status.eq(LeadStatus::Open))
+            .order_by_asc(lead::Column::Id)
+            .limit(options.batch_size);
+        if let Some(after) = checkpoint {
+            query = query.filter(lead::Column::Id.gt(after));
+        }
+        if let Some(team) = run.team_id {
+            query = query.filter(lead::Column::TeamId.eq(team));
+        }
+        let rows: Vec<Row> = query.into_model().all(db).await?;
+        progress.read_ms += t.elapsed().as_millis();
+        let Some(last) = rows.last().map(|r| r.id) else {
+            break;
+        };
+
+        let t = Instant::now();
+        let mut changes = Vec::new();
+        for row in &rows {
+            let team = row.team_id;
+            if let std::collections::hash_map::Entry::Vacant(slot) = models.entry(team) {
+                slot.insert(ModelInUse::for_team(scope, &catalog, team).await?);
+            }
+            let Some(model) = models.get(&team) else {
+                continue;
+            };
+            let pipeline = stages.get(&row.pipeline_id).map_or(&[][..], Vec::as_slice);
+            let mut facts = rescoring::facts_of(
+                &FactSource {
+                    stage_id: row.stage_id,
+                    attributes: &row.attributes,
+                    deal_value: row.deal_value,
+                    stage_entered_at: row.stage_entered_at,
+                    signal_state: &row.signal_state,
+                    created_at: row.created_at,
+                    close_probability: row.close_probability,
+                },
+                pipeline,
+            );
+            let probability = predictor
+                .as_ref()
+                .map(|p| p.predict(&facts))
+                .or(row.close_probability);
+            facts.predicted_close_probability = probability;
+            let card = model.compiled.score(&facts, secs(now));
+            let flags = rescoring::flag_bits(&card);
+            let was = |flag: LeadFlag| row.flags & i32::from(flag.bit()) != 0;
+            if card.has_flag(LeadFlag::Cold) && !was(LeadFlag::Cold) {
+                progress.newly_cold += 1;
+            }
+            progress.stale += i32::from(card.has_flag(LeadFlag::Stale));
+            progress.churn_risk += i32::from(card.has_flag(LeadFlag::ChurnRisk));
+            // Scores decay a little every night; a move under a hundredth of
+            // a point is not worth a write when nothing else moved.
+            let moved = (card.total - row.score).abs() >= 0.01
+                || card.tier != row.tier
+                || flags != row.flags
+                || row.next_follow_up_at.map(secs) != Some(card.next_follow_up_at)
+                || probability.map(|p| (p * 1e6).round())
+                    != row.close_probability.map(|p| (p * 1e6).round());
+            if moved {
+                if card.tier != row.tier {
+                    *progress
+                        .tier_moves
+                        .entry((row.tier.clone(), card.tier.clone()))
+                        .or_default() += 1;
+                }
+                changes.push(Change {
+                    id: row.id,
+                    version: row.version,
+                    old_score: row.score,
+                    old_tier: row.tier.clone(),
+                    card,
+                    close_probability: probability,
+                    model_id: model.row.id,
+                    model_version: model.row.version,
+                });
+            }
+        }
+        progress.score_ms += t.elapsed().as_millis();
+
+        if batches == 0
+            && let Some(pause) = &options.pause_before_first_write
+        {
+            pause.0.wait().await;
+            pause.1.wait().await;
+        }
+        let t = Instant::now();
+        progress.scanned += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let written = write_batch(db, scope.tenant_id(), run.id, &changes, now).await?;
+        progress.changed += i64::try_from(written).unwrap_or(i64::MAX);
+        checkpoint = Some(last);
+        save_progress(scope, run.id, &progress, checkpoint, now).await?;
+        lease.heartbeat(db, Some(run.id), now).await?;
+        progress.write_ms += t.elapsed().as_millis();
+
+        batches += 1;
+        if last_log.elapsed().as_secs() >= 5 {
+            tracing::info!(
+                tenant_id = %scope.tenant_id(), run = %run.id,
+                scanned = progress.scanned, changed = progress.changed,
+                "re-scoring in progress"
+            );
+            last_log = Instant::now();
+        }
+        if options.crash_after_batches == Some(batches) {
+            return Err(AppError::Internal(anyhow::anyhow!(SIMULATED_CRASH)));
+        }
+    }
+    let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
+    row.details = Set(Some(json!({
+        "readMs": progress.read_ms,
+        "scoreMs": progress.score_ms,
+        "writeMs": progress.write_ms,
+        "predictorTrained": predictor.is_some(),
+    })));
+    scope.update(row).await?;
+    tracing::info!(
+        tenant_id = %scope.tenant_id(), run = %run.id,
+        scanned = progress.scanned, changed = progress.changed,
+        newly_cold = progress.newly_cold,
+        read_ms = progress.read_ms as u64, score_ms = progress.score_ms as u64, write_ms = progress.write_ms as u64,
+        "re-scoring finished"
+    );
+    Ok(())
+}
+
+async fn stages_by_pipeline(
+    scope: &TenantScope<'_, DatabaseConnection>,
+) -> AppResult<HashMap<Uuid, Vec<stage::Model>>> {
+    let mut by_pipeline: HashMap<Uuid, Vec<stage::Model>> = HashMap::new();
+    for s in scope
+        .select::<stage::Entity>()
+        .order_by_asc(stage::Column::Position)
+        .all(scope.conn())
+        .await?
+    {
+        by_pipeline.entry(s.pipeline_id).or_default().push(s);
+    }
+    Ok(by_pipeline)
+}
+
+/// Trains the tenant's close-probability predictor from its closed leads
+/// and stores it as the new active version; `None` (keeping what open leads
+/// have) while there are too few won or lost leads to learn from.
+async fn retrain(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    catalog: &TenantCatalog,
+    stages: &HashMap<Uuid, Vec<stage::Model>>,
+    now: DateTime<Utc>,
+    options: &Options,
+) -> AppResult<Option<Predictor>> {
+    let mut closed: Vec<(Row, bool)> = Vec::new();
+    for (status, won) in [(LeadStatus::Won, true), (LeadStatus::Lost, false)] {
+        let rows: Vec<Row> = lead_columns(scope.select::<lead::Entity>())
+            .filter(lead::Column::Status.eq(status))
+            .into_model()
+            .all(scope.conn())
+            .await?;
+        closed.extend(rows.into_iter().map(|r| (r, won)));
+    }
+    let won = closed.iter().filter(|(_, won)| *won).count();
+    let lost = closed.len() - won;
+    if won < options.min_closed_per_outcome || lost < options.min_closed_per_outcome {
+        return Ok(None);
+    }
+    let examples: Vec<(scoring::LeadFacts, bool)> = closed
+        .iter()
+        .map(|(r, won)| {
+            let pipeline = stages.get(&r.pipeline_id).map_or(&[][..], Vec::as_slice);
+            let facts = rescoring::facts_of(
+                &FactSource {
+                    stage_id: r.stage_id,
+                    attributes: &r.attributes,
+                    deal_value: r.deal_value,
+                    stage_entered_at: r.stage_entered_at,
+                    signal_state: &r.signal_state,
+                    created_at: r.created_at,
+                    close_probability: None,
+                },
+                pipeline,
+            );
+            (facts, *won)
+        })
+        .collect();
+    let space = FeatureSpace::from_catalog(&catalog.catalog);
+    let predictor = Predictor::train(space, &examples, TrainOptions::default(), secs(now))
+        .map_err(|err| {
+            AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}"))
+        })?;
+    let version = scope
+        .select::<predictor_model::Entity>()
+        .filter(predictor_model::Column::TeamId.is_null())
+        .order_by_desc(predictor_model::Column::Version)
+        .one(scope.conn())
+        .await?
+        .map_or(1, |p| p.version + 1);
+    scope
+        .update_many::<predictor_model::Entity>()
+        .col_expr(predictor_model::Column::Active, false.into())
+        .filter(predictor_model::Column::TeamId.is_null())
+        .exec(scope.conn())
+        .await?;
+    scope
+        .insert(predictor_model::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            team_id: Set(None),
+            version: Set(version),
+            active: Set(true),
+            trained_at: Set(now),
+            training_rows: Set(i32::try_from(closed.len()).unwrap_or(i32::MAX)),
+            won: Set(i32::try_from(won).unwrap_or(i32::MAX)),
+            lost: Set(i32::try_from(lost).unwrap_or(i32::MAX)),
+            metrics: Set(json!({})),
+            model: Set(serde_json::to_value(&predictor).map_err(|e| AppError::Internal(e.into()))?),
+            ..Default::default()
+        })
+        .await?;
+    Ok(Some(predictor))
+}
+
+/// Selects the columns of [`Row`].
+fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
+    query.select_only().columns([
+        lead::Column::Id,
+        lead::Column::Version,
+        lead::Column::TeamId,
+        lead::Column::PipelineId,
+        lead::Column::StageId,
+        lead::Column::StageEnteredAt,
+        lead::Column::Attributes,
+        lead::Column::DealValue,
+        lead::Column::SignalState,
+        lead::Column::CreatedAt,
+        lead::Column::CloseProbability,
+        lead::Column::Score,
+        lead::Column::Tier,
+        lead::Column::Flags,
+        lead::Column::NextFollowUpAt,
+    ])
+}
+
+async fn save_progress(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    run: Uuid,
+    progress: &Progress,
+    checkpoint: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    scope
+        .update_many::<job_run::Entity>()
+        .col_expr(job_run::Column::LeadsScanned, progress.scanned.into())
+        .col_expr(job_run::Column::LeadsChanged, progress.changed.into())
+        .col_expr(job_run::Column::TierChanges, progress.tier_changes().into())
+        .col_expr(job_run::Column::NewlyCold, progress.newly_cold.into())
+        .col_expr(job_run::Column::Stale, progress.stale.into())
+        .col_expr(job_run::Column::ChurnRisk, progress.churn_risk.into())
+        .col_expr(job_run::Column::Checkpoint, checkpoint.into())
+        .col_expr(job_run::Column::HeartbeatAt, Some(now).into())
+        .filter(job_run::Column::Id.eq(run))
+        .exec(scope.conn())
+        .await?;
+    Ok(())
+}
+
+/// Columns written per changed lead, in the VALUES order.
+const WRITE_COLUMNS: usize = 12;
+
+/// Writes a batch's changes in one statement per chunk, each guarded by
+/// the version read, and their score events for tier changes; returns how
+/// many leads were written. One transaction per batch.
+async fn write_batch(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    run: Uuid,
+    changes: &[Change],
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    let txn = crate::service::begin_write(db).await?;
+    // The leads actually written: a lead a mutation changed meanwhile is not.
+    let mut written = std::collections::HashSet::new();
+    // Under SQLite's 32,766 bound values per statement.
+    for chunk in changes.chunks(1000) {
+        let mut values: Vec<Value> = vec![tenant_id.into()];
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for change in chunk {
+            let breakdown =
+                serde_json::to_value(&change.card).map_err(|e| AppError::Internal(e.into()))?;
+            let row: [Value; WRITE_COLUMNS] = [
+                change.id.into(),
+                change.version.into(),
+                change.card.total.into(),
+                change.card.tier.clone().into(),
+                i32::try_from(change.card.tier_rank)
+                    .unwrap_or(i32::MAX)
+                    .into(),
+                change.card.priority.into(),
+                rescoring::flag_bits(&change.card).into(),
+                breakdown.into(),
+                Some(from_secs(change.card.next_follow_up_at)).into(),
+                change.close_probability.into(),
+                Some(change.model_id).into(),
+                Some(change.model_version).into(),
+            ];
+            let first = values.len() + 1;
+            tuples.push(format!(
+                "({})",
+                (first..first + WRITE_COLUMNS)
+                    .map(|i| placeholder(backend, i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            values.extend(row);
+        }
+        values.push(Some(now).into());
+        let scored_at = placeholder(backend, values.len());
+        // UPDATE … FROM (VALUES …) reads the same on PostgreSQL and SQLite
+        // (3.33+); VALUES columns are column1, column2… on both.
+        let sql = format!(
+            "UPDATE leads SET score = v.column3, tier = v.column4, tier_rank = v.column5, \
+             priority = v.column6, flags = v.column7, breakdown = v.column8, \
+             next_follow_up_at = v.column9, close_probability = v.column10, \
+             scoring_model_id = v.column11, model_version = v.column12, scored_at = {scored_at} \
+             FROM (VALUES {}) AS v \
+             WHERE leads.tenant_id = {} AND leads.id = v.column1 AND leads.version = v.column2 \
+             AND leads.status = 'OPEN' RETURNING leads.id",
+            tuples.join(", "),
+            placeholder(backend, 1),
+        );
+        for row in txn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            written.insert(row.try_get::<Uuid>("", "id")?);
+        }
+    }
+    // Score events for tier changes; the unique (run, lead) index keeps a
+    // resumed run from writing one twice.
+    let events: Vec<entity::score_event::ActiveModel> = changes
+        .iter()
+        .filter(|c| c.card.tier != c.old_tier && written.contains(&c.id))
+        .map(|c| entity::score_event::ActiveModel {
+            tenant_id: Set(tenant_id),
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(c.id),
+            at: Set(now),
+            old_score: Set(Some(c.old_score)),
+            new_score: Set(c.card.total),
+            old_tier: Set(Some(c.old_tier.clone())),
+            new_tier: Set(c.card.tier.clone()),
+            reason: Set("nightly re-scoring".to_owned()),
+            model_id: Set(Some(c.model_id)),
+            model_version: Set(c.model_version),
+            job_run_id: Set(Some(run)),
+        })
+        .collect();
+    for chunk in events.chunks(2000) {
+        let inserted = entity::score_event::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::new()
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await;
+        match inserted {
+            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    txn.commit().await?;
+    Ok(written.len() as u64)
+}
+
+/// The `n`th (1-based) bound value; numbered on SQLite too, since the
+/// statement does not use them in order.
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}

@@ -1,0 +1,460 @@
+//! The nightly re-scoring job, run at chosen times (the clock is passed in,
+//! never slept on): decay and flags, one run at a time, resuming from a
+//! checkpoint, mutations winning over the job, failures kept per tenant,
+//! and retraining.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use entity::{enums::JobStatus, job_run, lead, score_event};
+use leadrank::jobs::{
+    rescore::{self, Options, Outcome, Trigger},
+    scheduler,
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    helpers::{TestApp, error_code, spawn_app},
+    leads::{flags, strong, weak},
+};
+
+fn uuid(id: &serde_json::Value) -> Uuid {
+    id.as_str().and_then(|s| s.parse().ok()).expect("a lead id")
+}
+
+async fn finished(outcome: Outcome) -> job_run::Model {
+    match outcome {
+        Outcome::Finished(run) => *run,
+        Outcome::Busy => panic!("the run found the lease taken"),
+    }
+}
+
+impl TestApp {
+    async fn rescore_at(
+        &self,
+        tenant: &str,
+        at: chrono::DateTime<Utc>,
+        options: &Options,
+    ) -> job_run::Model {
+        let outcome = rescore::run(
+            &self.db,
+            tenant.parse().expect("a tenant id"),
+            Trigger::Manual,
+            None,
+            at,
+            options,
+        )
+        .await
+        .expect("the run is recorded");
+        finished(outcome).await
+    }
+
+    async fn events_of_run(&self, run: Uuid) -> Vec<score_event::Model> {
+        score_event::Entity::find()
+            .filter(score_event::Column::JobRunId.eq(run))
+            .all(&self.db)
+            .await
+            .expect("score events")
+    }
+}
+
+#[tokio::test]
+async fn a_quiet_lead_decays_goes_cold_and_stale_and_changes_tier_after_the_job_runs_weeks_later() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Hot", "attributes": weak(), "ownerId": t.owner_id}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap_or_default().to_owned();
+    let hot = app
+        .record(&t.token, &id, "urgent_quote_request", json!({}))
+        .await;
+    assert_eq!(hot["tier"], "A");
+
+    // Today nothing has moved enough to be written.
+    let today = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
+    assert_eq!(today.status, JobStatus::Succeeded, "{today:?}");
+    assert_eq!((today.leads_scanned, today.leads_changed), (1, 0));
+
+    let later = Utc::now() + Duration::days(20);
+    let run = app.rescore_at(&t.id, later, &Options::default()).await;
+    assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
+    assert_eq!((run.leads_scanned, run.leads_changed), (1, 1));
+    assert_eq!(run.newly_cold, 1);
+    assert_eq!(
+        run.stale, 1,
+        "20 days in the first stage, which rots after 14"
+    );
+
+    let after = app.lead_by_id(&t.token, &id).await;
+    assert_ne!(after["tier"], "A", "{after}");
+    assert!(after["score"].as_f64() < hot["score"].as_f64());
+    let now_flags = flags(&after);
+    assert!(
+        now_flags.contains(&"COLD") && now_flags.contains(&"STALE"),
+        "{after}"
+    );
+    assert!(!now_flags.contains(&"URGENT"));
+
+    let runs = app
+        .graphql(
+            Some(&t.token),
+            "{ jobRuns { status trigger leadsScanned leadsChanged newlyCold tierChanges { from to count } } }",
+            json!({}),
+        )
+        .await;
+    let newest = &runs["data"]["jobRuns"][0];
+    assert_eq!(newest["status"], "SUCCEEDED", "{runs}");
+    assert_eq!(newest["tierChanges"][0]["from"], "A");
+    assert_eq!(newest["tierChanges"][0]["count"], 1);
+    let events = app.events_of_run(run.id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason, "nightly re-scoring");
+}
+
+#[tokio::test]
+async fn two_runners_started_together_make_one_run() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    for i in 0..5 {
+        app.new_lead(&t.token, json!({"name": format!("L{i}")}))
+            .await;
+    }
+    let tenant: Uuid = t.id.parse().expect("id");
+    let at = Utc::now() + Duration::days(3);
+    let one = Options {
+        holder: "one".into(),
+        ..Options::default()
+    };
+    let two = Options {
+        holder: "two".into(),
+        ..Options::default()
+    };
+    let (a, b) = tokio::join!(
+        rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &one),
+        rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &two),
+    );
+    let outcomes = [a.expect("recorded"), b.expect("recorded")];
+    let ran = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Finished(_)))
+        .count();
+    let runs = job_run::Entity::find()
+        .filter(job_run::Column::TenantId.eq(tenant))
+        .count(&app.db)
+        .await
+        .expect("count");
+    // Either one ran and the other found the lease taken, or the first
+    // finished before the second started: never two at once.
+    assert!(ran == 1 || runs == 2, "{outcomes:?}");
+    assert_eq!(runs, ran as u64);
+}
+
+#[tokio::test]
+async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let lead = app
+            .new_lead(
+                &t.token,
+                json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
+            )
+            .await;
+        app.record(
+            &t.token,
+            lead["id"].as_str().unwrap_or_default(),
+            "meeting_request",
+            json!({}),
+        )
+        .await;
+        ids.push(uuid(&lead["id"]));
+    }
+    let first_try = Utc::now() + Duration::days(10);
+    let dying = Options {
+        batch_size: 2,
+        crash_after_batches: Some(1),
+        ..Options::default()
+    };
+    let crashed = app.rescore_at(&t.id, first_try, &dying).await;
+    assert_eq!(
+        crashed.status,
+        JobStatus::Running,
+        "left as a dead process leaves it"
+    );
+    assert_eq!(crashed.leads_scanned, 2);
+    assert!(crashed.checkpoint.is_some());
+
+    // Before the lease expires nobody else may run; after, the run resumes.
+    let busy = rescore::run(
+        &app.db,
+        t.id.parse().expect("id"),
+        Trigger::Manual,
+        None,
+        first_try,
+        &Options {
+            holder: "other".into(),
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("recorded");
+    assert!(matches!(busy, Outcome::Busy));
+    let resumed_at = first_try + Duration::minutes(5);
+    let resumed = app
+        .rescore_at(
+            &t.id,
+            resumed_at,
+            &Options {
+                batch_size: 2,
+                holder: "other".into(),
+                ..Options::default()
+            },
+        )
+        .await;
+    assert_eq!(resumed.id, crashed.id, "the same run carries on");
+    assert_eq!(resumed.status, JobStatus::Succeeded);
+    assert_eq!(
+        resumed.leads_scanned, 5,
+        "each lead once: 2 before the crash, 3 after"
+    );
+
+    let events = app.events_of_run(resumed.id).await;
+    let mut leads: Vec<Uuid> = events.iter().map(|e| e.lead_id).collect();
+    leads.sort();
+    leads.dedup();
+    assert_eq!(
+        leads.len(),
+        events.len(),
+        "no lead has two events from one run"
+    );
+    assert_eq!(leads.len(), 5, "every lead dropped from A once");
+
+    // Running the same night again writes nothing more.
+    let again = app.rescore_at(&t.id, resumed_at, &Options::default()).await;
+    assert_eq!(again.leads_changed, 0);
+    assert!(app.events_of_run(again.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_mutation_during_the_run_is_not_overwritten() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let a = app
+        .new_lead(&t.token, json!({"name": "A", "attributes": weak()}))
+        .await;
+    let b = app
+        .new_lead(&t.token, json!({"name": "B", "attributes": weak()}))
+        .await;
+    let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
+    let options = Options {
+        pause_before_first_write: Some(Arc::clone(&pause)),
+        ..Options::default()
+    };
+    let db = app.db.clone();
+    let tenant: Uuid = t.id.parse().expect("id");
+    let later = Utc::now() + Duration::days(30);
+    let job = tokio::spawn(async move {
+        rescore::run(&db, tenant, Trigger::Manual, None, later, &options).await
+    });
+
+    pause.0.wait().await;
+    let mutated = app
+        .record(
+            &t.token,
+            a["id"].as_str().unwrap_or_default(),
+            "urgent_quote_request",
+            json!({}),
+        )
+        .await;
+    pause.1.wait().await;
+    let run = finished(job.await.expect("the job task").expect("recorded")).await;
+    assert_eq!(run.status, JobStatus::Succeeded);
+
+    let a_now = app
+        .lead_by_id(&t.token, a["id"].as_str().unwrap_or_default())
+        .await;
+    assert_eq!(
+        a_now["score"], mutated["score"],
+        "the mutation's score stands"
+    );
+    assert_eq!(a_now["tier"], "A");
+    assert_eq!(a_now["version"], mutated["version"]);
+    let b_row = lead::Entity::find()
+        .filter(lead::Column::Id.eq(uuid(&b["id"])))
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("lead b");
+    assert_eq!(
+        b_row.scored_at.map(|s| s.timestamp()),
+        Some(later.timestamp()),
+        "B was re-scored by the job"
+    );
+    assert_eq!(run.leads_changed, 1);
+}
+
+#[tokio::test]
+async fn one_tenants_failure_does_not_stop_the_others() {
+    let app = spawn_app().await;
+    let good = app.sign_up_tenant("good").await;
+    let bad = app.sign_up_tenant("bad").await;
+    for t in [&good, &bad] {
+        app.new_lead(&t.token, json!({"name": "L", "attributes": strong()}))
+            .await;
+    }
+    // Break the bad tenant's model so that scoring it fails.
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            match app.db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "UPDATE scoring_models SET config = '{\"dimensions\": 5}' WHERE tenant_id = $1"
+                }
+                _ => "UPDATE scoring_models SET config = '{\"dimensions\": 5}' WHERE tenant_id = ?",
+            },
+            [bad.id.parse::<Uuid>().expect("id").into()],
+        ))
+        .await
+        .expect("the model is broken");
+    let tenants = entity::tenant::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("tenants");
+    let outcomes = scheduler::run_tenants(
+        &app.db,
+        tenants,
+        Trigger::Schedule,
+        Utc::now(),
+        2,
+        &Options::default(),
+    )
+    .await
+    .expect("both run");
+    let mut by_tenant = std::collections::HashMap::new();
+    for outcome in outcomes {
+        let run = finished(outcome).await;
+        by_tenant.insert(run.tenant_id.to_string(), run);
+    }
+    assert_eq!(by_tenant[&good.id].status, JobStatus::Succeeded);
+    assert_eq!(by_tenant[&bad.id].status, JobStatus::Failed);
+    assert!(
+        by_tenant[&bad.id]
+            .error
+            .as_deref()
+            .is_some_and(|e| !e.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn retraining_moves_close_probability_the_way_the_history_says() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    for i in 0..12 {
+        for (attributes, outcome) in [(strong(), "WON"), (weak(), "LOST")] {
+            let lead = app
+                .new_lead(
+                    &t.token,
+                    json!({"name": format!("{outcome} {i}"), "attributes": attributes}),
+                )
+                .await;
+            let closed = app
+                .lead_mutation(
+                    &t.token,
+                    "closeLead",
+                    "CloseLeadInput",
+                    json!({"id": lead["id"], "outcome": outcome}),
+                )
+                .await;
+            assert!(closed["errors"].is_null(), "{closed}");
+        }
+    }
+    let likely = app
+        .new_lead(&t.token, json!({"name": "Likely", "attributes": strong()}))
+        .await;
+    let unlikely = app
+        .new_lead(&t.token, json!({"name": "Unlikely", "attributes": weak()}))
+        .await;
+    assert!(likely["closeProbability"].is_null());
+
+    let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
+    assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
+    let p = |lead: &serde_json::Value| {
+        let app = &app;
+        let token = t.token.clone();
+        let id = lead["id"].as_str().unwrap_or_default().to_owned();
+        async move {
+            let body = app
+                .graphql(
+                    Some(&token),
+                    "query($id: ID!) { lead(id: $id) { closeProbability } }",
+                    json!({"id": id}),
+                )
+                .await;
+            body["data"]["lead"]["closeProbability"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{body}"))
+        }
+    };
+    let (high, low) = (p(&likely).await, p(&unlikely).await);
+    assert!(high > low + 0.2, "strong {high} vs weak {low}");
+}
+
+#[tokio::test]
+async fn an_admin_runs_the_job_now_and_watches_it_finish() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    app.new_lead(&t.token, json!({"name": "L"})).await;
+    let rep = app.user_with_role(&t, "REP").await;
+    let refused = app
+        .graphql(
+            Some(&rep),
+            "mutation { runRescoring(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+
+    let started = app
+        .graphql(
+            Some(&t.token),
+            "mutation { runRescoring(input: {}) { id status trigger } }",
+            json!({}),
+        )
+        .await;
+    let run = &started["data"]["runRescoring"];
+    assert_eq!(run["trigger"], "MANUAL", "{started}");
+    let mut status = run["status"].as_str().unwrap_or_default().to_owned();
+    for _ in 0..200 {
+        if status == "SUCCEEDED" || status == "FAILED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let runs = app
+            .graphql(
+                Some(&t.token),
+                "{ jobRuns(first: 1) { id status leadsScanned } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(runs["data"]["jobRuns"][0]["id"], run["id"], "{runs}");
+        status = runs["data"]["jobRuns"][0]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+    }
+    assert_eq!(status, "SUCCEEDED");
+
+    // Another company sees none of it.
+    let other = app.sign_up_tenant("globex").await;
+    let theirs = app
+        .graphql(Some(&other.token), "{ jobRuns { id } }", json!({}))
+        .await;
+    assert_eq!(theirs["data"]["jobRuns"], json!([]), "{theirs}");
+}
