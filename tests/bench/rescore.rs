@@ -1,0 +1,142 @@
+//! `rescore-bench`: times the nightly re-scoring of one tenant and, on the
+//! same database in the same run, the floor: reading every lead row once
+//! and rewriting score and tier of every row in one bulk statement.
+//!
+//! ```text
+//! DATABASE_URL=… cargo run --release -- demo --tenant big --leads 1000000
+//! DATABASE_URL=… cargo run --release -p tests --bin rescore-bench -- --tenant big
+//! ```
+//!
+//! The run is scored a day after now, so decay moves scores and the job
+//! has real writing to do. Peak memory is the process's high-water mark
+//! (VmHWM) after the run, before the floor is measured.
+
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use entity::{lead, tenant};
+use futures_util::TryStreamExt;
+use leadrank::{
+    config::Settings,
+    db,
+    jobs::rescore::{self, Options, Outcome, Trigger},
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut slug = "demo".to_owned();
+    let mut batch_size = Options::default().batch_size;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tenant" => slug = args.next().context("--tenant needs a slug")?,
+            "--batch-size" => {
+                batch_size = args
+                    .next()
+                    .context("--batch-size needs a number")?
+                    .parse()?;
+            }
+            other => anyhow::bail!("unknown argument {other}; use --tenant SLUG [--batch-size N]"),
+        }
+    }
+    let settings = Settings::from_env()?;
+    let conn = db::connect(&settings).await?;
+    db::migrate(&conn).await?;
+    let tenant = tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(&slug))
+        .one(&conn)
+        .await?
+        .with_context(|| {
+            format!("no tenant \"{slug}\"; load it with `leadrank demo --tenant {slug}`")
+        })?;
+
+    let at = Utc::now() + Duration::days(1);
+    let options = Options {
+        batch_size,
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let outcome = rescore::run(&conn, tenant.id, Trigger::Manual, None, at, &options).await?;
+    let job_secs = started.elapsed().as_secs_f64();
+    let Outcome::Finished(run) = outcome else {
+        anyhow::bail!("another process holds the tenant's re-scoring lease");
+    };
+    let rss = peak_rss_mb();
+    let details = run.details.clone().unwrap_or_default();
+
+    // The floor: every open lead row read once, then one bulk rewrite.
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let mut stream = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant.id))
+        .filter(lead::Column::Status.eq(entity::enums::LeadStatus::Open))
+        .stream(&conn)
+        .await?;
+    while let Some(row) = stream.try_next().await? {
+        rows += u64::from(row.score >= 0.0);
+    }
+    drop(stream);
+    let read_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE leads SET score = score * 1.0, tier = tier WHERE tenant_id = $1 AND status = 'OPEN'"
+        }
+        _ => {
+            "UPDATE leads SET score = score * 1.0, tier = tier WHERE tenant_id = ?1 AND status = 'OPEN'"
+        }
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [tenant.id.into()],
+    ))
+    .await?;
+    let write_secs = started.elapsed().as_secs_f64();
+    let floor = read_secs + write_secs;
+
+    println!(
+        "re-scoring {} on {}: {:?}",
+        slug,
+        db::redact(&settings.database_url),
+        run.status
+    );
+    println!(
+        "  {} open leads scanned, {} written, {} newly cold, in {job_secs:.1} s = {:.0} leads/s",
+        run.leads_scanned,
+        run.leads_changed,
+        run.newly_cold,
+        run.leads_scanned as f64 / job_secs
+    );
+    println!(
+        "  split: read {} ms, score {} ms, write {} ms (batch {batch_size})",
+        details["readMs"], details["scoreMs"], details["writeMs"]
+    );
+    println!("  peak RSS {rss:.0} MB");
+    println!(
+        "floor: read {rows} rows {read_secs:.1} s + one bulk UPDATE {write_secs:.1} s = {floor:.1} s; the job takes {:.2}× the floor",
+        job_secs / floor
+    );
+    if let Some(error) = run.error {
+        anyhow::bail!("the run failed: {error}");
+    }
+    Ok(())
+}
