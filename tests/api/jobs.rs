@@ -404,6 +404,23 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
     };
     let (high, low) = (p(&likely).await, p(&unlikely).await);
     assert!(high > low + 0.2, "strong {high} vs weak {low}");
+
+    // Between trainings, a change re-predicts at once with the trained model.
+    let improved = app
+        .lead_mutation(
+            &t.token,
+            "updateLead",
+            "UpdateLeadInput",
+            json!({"id": unlikely["id"], "expectedVersion": 1, "attributes": strong()}),
+        )
+        .await;
+    let now = improved["data"]["updateLead"]["lead"]["closeProbability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{improved}"));
+    assert!(
+        (now - high).abs() < 1e-9,
+        "the same facts, the same probability: {now} vs {high}"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{
     enums::{FieldType, StageKind},
-    lead, lead_field, score_event, scoring_model, signal_type, stage,
+    lead, lead_field, predictor_model, score_event, scoring_model, signal_type, stage,
 };
 use scoring::{Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder};
@@ -83,12 +83,15 @@ pub fn signal_def(s: &signal_type::Model) -> SignalDef {
     }
 }
 
-/// The active model for a team (else the tenant default), compiled.
+/// The active model for a team (else the tenant default), compiled, with
+/// the tenant's close-probability predictor once the nightly job trained one.
 pub struct ModelInUse {
     /// The stored version.
     pub row: scoring_model::Model,
     /// Ready to score.
     pub compiled: CompiledModel,
+    /// Predicts `closeProbability` as a lead changes, between trainings.
+    pub predictor: Option<scoring::Predictor>,
 }
 
 impl ModelInUse {
@@ -112,7 +115,20 @@ impl ModelInUse {
                     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                 ))
             })?;
-        Ok(Self { row, compiled })
+        let predictor = scope
+            .select::<predictor_model::Entity>()
+            .filter(predictor_model::Column::Active.eq(true))
+            .filter(predictor_model::Column::TeamId.is_null())
+            .one(scope.conn())
+            .await?
+            // An unreadable predictor (an older format) is skipped, not fatal:
+            // the lead keeps its last probability until the next training.
+            .and_then(|p| serde_json::from_value(p.model).ok());
+        Ok(Self {
+            row,
+            compiled,
+            predictor,
+        })
     }
 }
 
@@ -221,7 +237,13 @@ pub fn score_onto(
     model: &ModelInUse,
     now: DateTime<Utc>,
 ) -> AppResult<Scorecard> {
-    let card = model.compiled.score(&facts(lead, stages), secs(now));
+    let mut facts = facts(lead, stages);
+    if let Some(predictor) = &model.predictor {
+        let probability = predictor.predict(&facts);
+        facts.predicted_close_probability = Some(probability);
+        row.close_probability = Set(Some(probability));
+    }
+    let card = model.compiled.score(&facts, secs(now));
     let breakdown = serde_json::to_value(&card).map_err(|err| AppError::Internal(err.into()))?;
     row.score = Set(card.total);
     row.tier = Set(card.tier.clone());
