@@ -475,3 +475,26 @@ async fn an_admin_runs_the_job_now_and_watches_it_finish() {
         .await;
     assert_eq!(theirs["data"]["jobRuns"], json!([]), "{theirs}");
 }
+
+#[tokio::test]
+async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Fading", "attributes": strong(), "ownerId": t.owner_id, "createdAt": crate::leads::days_ago(90)}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap_or_default().to_owned();
+    for days in [35, 40, 45, 50] {
+        app.record(&t.token, &id, "inbound_inquiry", json!({"occurredAt": crate::leads::days_ago(days)}))
+            .await;
+    }
+    // Busy the month before last, quiet since: flagged, and counted by the job.
+    let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
+    assert_eq!(run.status, JobStatus::Succeeded);
+    assert_eq!(run.churn_risk, 1, "{run:?}");
+    let after = app.lead_by_id(&t.token, &id).await;
+    assert!(flags(&after).contains(&"CHURN_RISK"), "{after}");
+}
