@@ -8,6 +8,7 @@
 mod helpers;
 
 mod accounts;
+mod configuration;
 mod leads;
 mod limits;
 mod sessions;

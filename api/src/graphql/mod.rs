@@ -1,6 +1,7 @@
 //! The GraphQL schema: thin resolvers over `service`, merged per domain.
 
 pub mod account;
+pub mod audit;
 pub mod configuration;
 pub mod lead;
 pub mod loaders;
@@ -28,11 +29,16 @@ pub struct Query(
     account::AccountQuery,
     configuration::ConfigurationQuery,
     lead::LeadQuery,
+    audit::AuditQuery,
 );
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation, lead::LeadMutation);
+pub struct Mutation(
+    account::AccountMutation,
+    lead::LeadMutation,
+    configuration::ConfigurationMutation,
+);
 
 /// The schema type.
 pub type LeadRankSchema = Schema<Query, Mutation, EmptySubscription>;
