@@ -697,9 +697,10 @@ async fn move_leads<C: ConnectionTrait>(
 }
 
 /// Re-scores the pipeline's open leads (but those just moved, which were
-/// scored in the new stages already). Their facts did not change, so their
-/// version stays: an edit a rep has open is not made stale by an admin's
-/// change of win probabilities. Returns how many were re-scored.
+/// scored in the new stages already). Each version is bumped like any
+/// mutation's that re-scores: the nightly job, which reads leads before it
+/// writes, then leaves them alone instead of writing back a score computed
+/// with the old stages. Returns how many were re-scored.
 async fn rescore_open_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     pipeline: Uuid,
@@ -721,6 +722,7 @@ async fn rescore_open_leads<C: ConnectionTrait>(
         after = Some(last.id);
         for lead in page.into_iter().filter(|l| !skip.contains(&l.id)) {
             let mut row = lead.clone().into_active_model();
+            row.version = Set(lead.version + 1);
             let model = rescoring.model(scope, lead.team_id).await?;
             let card = rescoring::score_onto(&mut row, &lead, stages, model, now)?;
             scope.update(row).await?;
