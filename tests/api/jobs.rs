@@ -488,8 +488,13 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
         .await;
     let id = lead["id"].as_str().unwrap_or_default().to_owned();
     for days in [35, 40, 45, 50] {
-        app.record(&t.token, &id, "inbound_inquiry", json!({"occurredAt": crate::leads::days_ago(days)}))
-            .await;
+        app.record(
+            &t.token,
+            &id,
+            "inbound_inquiry",
+            json!({"occurredAt": crate::leads::days_ago(days)}),
+        )
+        .await;
     }
     // Busy the month before last, quiet since: flagged, and counted by the job.
     let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;

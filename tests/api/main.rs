@@ -8,6 +8,7 @@
 mod helpers;
 
 mod accounts;
+mod configuration;
 mod jobs;
 mod leads;
 mod limits;

@@ -1,6 +1,7 @@
 //! The GraphQL schema: thin resolvers over `service`, merged per domain.
 
 pub mod account;
+pub mod audit;
 pub mod configuration;
 pub mod jobs;
 pub mod lead;
@@ -30,6 +31,7 @@ pub struct Query(
     configuration::ConfigurationQuery,
     lead::LeadQuery,
     jobs::JobQuery,
+    audit::AuditQuery,
 );
 
 /// Every mutation.
@@ -38,6 +40,7 @@ pub struct Mutation(
     account::AccountMutation,
     lead::LeadMutation,
     jobs::JobMutation,
+    configuration::ConfigurationMutation,
 );
 
 /// The schema type.

@@ -132,7 +132,7 @@ pub async fn sign_up(
         &scope,
         audit::Change {
             actor: Some(owner.id),
-            action: "tenant.create",
+            action: "tenant.created",
             entity: "tenant",
             entity_id: Some(tenant.id),
             before: None,
@@ -547,7 +547,7 @@ pub async fn create_user(
         &scope,
         audit::Change {
             actor: Some(principal.user_id),
-            action: "user.create",
+            action: "user.created",
             entity: "user",
             entity_id: Some(user.id),
             before: None,
@@ -632,7 +632,7 @@ pub async fn create_team(
         &scope,
         audit::Change {
             actor: Some(principal.user_id),
-            action: "team.create",
+            action: "team.created",
             entity: "team",
             entity_id: Some(team.id),
             before: None,

@@ -43,67 +43,235 @@ pub fn model_name(locale: &str) -> &'static str {
     }
 }
 
-/// The default pipeline of SPEC §1, in order.
-pub fn stages(locale: &str) -> Vec<StageDefault> {
-    // (key, English, Chinese, kind, win probability, rotting days)
-    type Row = (
-        &'static str,
-        &'static str,
-        &'static str,
-        StageKind,
-        f64,
-        Option<i32>,
-    );
-    const STAGES: [Row; 8] = [
-        ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(14)),
-        (
-            "initial_contact",
-            "Initial contact",
-            "初步接触",
-            StageKind::Open,
-            0.10,
-            Some(10),
-        ),
-        (
-            "needs_discovery",
-            "Needs discovery",
-            "需求了解",
-            StageKind::Open,
-            0.20,
-            Some(14),
-        ),
-        (
-            "proposal",
-            "Proposal / quote",
-            "方案报价",
-            StageKind::Open,
-            0.40,
-            Some(10),
-        ),
-        (
-            "intent_confirmed",
-            "Intent confirmed",
-            "意向确认",
-            StageKind::Open,
-            0.70,
-            Some(7),
-        ),
-        ("won", "Won", "签约/成交", StageKind::Won, 1.0, None),
-        // An existing customer: open, so churn warnings and follow-ups apply.
-        (
-            "post_sale",
-            "Post-sale maintenance",
-            "后续维护",
-            StageKind::Open,
-            1.0,
-            Some(30),
-        ),
-        ("lost", "Lost", "已流失", StageKind::Lost, 0.0, None),
-    ];
-    STAGES
-        .into_iter()
+/// A stage row of a pipeline template: key, English name, Chinese name,
+/// kind, win probability (0 to 1) and rotting days.
+type StageRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    StageKind,
+    f64,
+    Option<i32>,
+);
+
+const WON: StageRow = ("won", "Won", "签约/成交", StageKind::Won, 1.0, None);
+const LOST: StageRow = ("lost", "Lost", "已流失", StageKind::Lost, 0.0, None);
+
+/// The default pipeline of SPEC §1; also the `general` template.
+const GENERAL: &[StageRow] = &[
+    ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(14)),
+    (
+        "initial_contact",
+        "Initial contact",
+        "初步接触",
+        StageKind::Open,
+        0.10,
+        Some(10),
+    ),
+    (
+        "needs_discovery",
+        "Needs discovery",
+        "需求了解",
+        StageKind::Open,
+        0.20,
+        Some(14),
+    ),
+    (
+        "proposal",
+        "Proposal / quote",
+        "方案报价",
+        StageKind::Open,
+        0.40,
+        Some(10),
+    ),
+    (
+        "intent_confirmed",
+        "Intent confirmed",
+        "意向确认",
+        StageKind::Open,
+        0.70,
+        Some(7),
+    ),
+    WON,
+    // An existing customer: open, so churn warnings and follow-ups apply.
+    (
+        "post_sale",
+        "Post-sale maintenance",
+        "后续维护",
+        StageKind::Open,
+        1.0,
+        Some(30),
+    ),
+    LOST,
+];
+
+/// Software sold through a demo and a trial; deals move fast, so stages
+/// rot in days.
+const SAAS: &[StageRow] = &[
+    ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(7)),
+    (
+        "qualified",
+        "Qualified",
+        "需求确认",
+        StageKind::Open,
+        0.15,
+        Some(7),
+    ),
+    ("demo", "Demo", "产品演示", StageKind::Open, 0.30, Some(7)),
+    ("trial", "Trial", "试用中", StageKind::Open, 0.45, Some(14)),
+    (
+        "proposal",
+        "Proposal / quote",
+        "方案报价",
+        StageKind::Open,
+        0.60,
+        Some(10),
+    ),
+    (
+        "negotiation",
+        "Contract negotiation",
+        "合同谈判",
+        StageKind::Open,
+        0.80,
+        Some(7),
+    ),
+    WON,
+    LOST,
+];
+
+/// Schools and training: a trial lesson and a talk with the parents lead
+/// to enrolment.
+const EDUCATION: &[StageRow] = &[
+    ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(7)),
+    (
+        "initial_contact",
+        "Initial contact",
+        "初步接触",
+        StageKind::Open,
+        0.15,
+        Some(5),
+    ),
+    (
+        "trial_lesson",
+        "Trial lesson",
+        "试听课",
+        StageKind::Open,
+        0.40,
+        Some(7),
+    ),
+    (
+        "parent_talk",
+        "Parent talk",
+        "家长沟通",
+        StageKind::Open,
+        0.65,
+        Some(5),
+    ),
+    (
+        "enrolled",
+        "Enrolled",
+        "报名成交",
+        StageKind::Won,
+        1.0,
+        None,
+    ),
+    LOST,
+];
+
+/// Financial products: a risk assessment comes before the proposal.
+const FINANCE: &[StageRow] = &[
+    ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(14)),
+    (
+        "initial_contact",
+        "Initial contact",
+        "初步接触",
+        StageKind::Open,
+        0.10,
+        Some(10),
+    ),
+    (
+        "needs_discovery",
+        "Needs discovery",
+        "需求了解",
+        StageKind::Open,
+        0.20,
+        Some(14),
+    ),
+    (
+        "risk_assessment",
+        "Risk assessment",
+        "风险评估",
+        StageKind::Open,
+        0.35,
+        Some(14),
+    ),
+    (
+        "proposal",
+        "Proposal / quote",
+        "方案报价",
+        StageKind::Open,
+        0.55,
+        Some(10),
+    ),
+    (
+        "intent_confirmed",
+        "Intent confirmed",
+        "意向确认",
+        StageKind::Open,
+        0.75,
+        Some(7),
+    ),
+    WON,
+    LOST,
+];
+
+/// Medical devices: visits to the hospital, a treatment plan, then the
+/// hospital's procurement, which is slow, so those stages rot late.
+const MEDICAL: &[StageRow] = &[
+    ("lead", "Lead", "线索阶段", StageKind::Open, 0.05, Some(21)),
+    (
+        "first_visit",
+        "First visit",
+        "初次拜访",
+        StageKind::Open,
+        0.15,
+        Some(21),
+    ),
+    (
+        "follow_up_visit",
+        "Follow-up visit",
+        "复访",
+        StageKind::Open,
+        0.30,
+        Some(21),
+    ),
+    (
+        "treatment_plan",
+        "Treatment plan",
+        "诊疗方案",
+        StageKind::Open,
+        0.50,
+        Some(30),
+    ),
+    (
+        "procurement",
+        "Procurement approval",
+        "采购审批",
+        StageKind::Open,
+        0.70,
+        Some(45),
+    ),
+    WON,
+    LOST,
+];
+
+/// The names `createPipeline` accepts as `template`.
+pub const PIPELINE_TEMPLATES: [&str; 5] = ["general", "saas", "education", "finance", "medical"];
+
+fn localised(rows: &[StageRow], locale: &str) -> Vec<StageDefault> {
+    rows.iter()
         .map(
-            |(key, en, zh, kind, win_probability, rotting_days)| StageDefault {
+            |&(key, en, zh, kind, win_probability, rotting_days)| StageDefault {
                 key,
                 name: if is_zh(locale) { zh } else { en },
                 kind,
@@ -112,6 +280,25 @@ pub fn stages(locale: &str) -> Vec<StageDefault> {
             },
         )
         .collect()
+}
+
+/// The default pipeline of SPEC §1, in order.
+pub fn stages(locale: &str) -> Vec<StageDefault> {
+    localised(GENERAL, locale)
+}
+
+/// The stages of the pipeline template `name` (one of
+/// [`PIPELINE_TEMPLATES`]) in the tenant's locale; `None` for an unknown name.
+pub fn pipeline_template(name: &str, locale: &str) -> Option<Vec<StageDefault>> {
+    let rows = match name {
+        "general" => GENERAL,
+        "saas" => SAAS,
+        "education" => EDUCATION,
+        "finance" => FINANCE,
+        "medical" => MEDICAL,
+        _ => return None,
+    };
+    Some(localised(rows, locale))
 }
 
 /// The label of a default signal type.

@@ -4,10 +4,12 @@
 
 pub mod account;
 pub mod audit;
+pub mod catalog;
 pub mod configuration;
 pub mod defaults;
 pub mod lead;
 pub mod lead_query;
+pub mod pipeline;
 pub mod reasons;
 pub mod rescoring;
 pub mod validate;

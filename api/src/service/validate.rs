@@ -143,6 +143,29 @@ pub fn id(field: &str, value: &str) -> AppResult<uuid::Uuid> {
     uuid::Uuid::parse_str(value.trim()).map_err(|_| AppError::invalid(field, "is not a valid id"))
 }
 
+/// A configuration key (stage, signal type, lead field): 1 to 64 lower-case
+/// letters, digits and underscores, starting with a letter. Keys are what
+/// models, attributes and imports refer to, so they stay plain ASCII.
+///
+/// # Errors
+/// BAD_USER_INPUT on `field`.
+pub fn key(field: &str, value: &str) -> AppResult<String> {
+    let value = value.trim();
+    let valid = (1..=64).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(AppError::invalid(
+            field,
+            "must be 1 to 64 lower-case letters, digits or underscores, starting with a letter, such as trial_lesson",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -201,6 +224,23 @@ mod tests {
     fn time_zones_must_be_known() {
         assert_eq!(time_zone("t", "Asia/Shanghai").unwrap(), "Asia/Shanghai");
         assert!(time_zone("t", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn keys_are_lower_snake_case_ascii() {
+        assert_eq!(key("k", " trial_lesson2 ").unwrap(), "trial_lesson2");
+        for bad in [
+            "",
+            "Trial",
+            "2nd",
+            "_x",
+            "a-b",
+            "a b",
+            "阶段",
+            &"a".repeat(65),
+        ] {
+            assert!(key("k", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
