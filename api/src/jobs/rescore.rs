@@ -525,44 +525,59 @@ async fn retrain(
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<Option<Predictor>> {
-    let mut closed: Vec<(Row, bool)> = Vec::new();
+    // Closed leads are read in batches and encoded straight into feature
+    // rows, so memory holds numbers, not every closed lead's JSON.
+    let space = FeatureSpace::from_catalog(&catalog.catalog);
+    let mut features: Vec<f64> = Vec::new();
+    let mut labels: Vec<bool> = Vec::new();
     for (status, won) in [(LeadStatus::Won, true), (LeadStatus::Lost, false)] {
-        let rows: Vec<Row> = lead_columns(scope.select::<lead::Entity>())
-            .filter(lead::Column::Status.eq(status))
-            .into_model()
-            .all(scope.conn())
-            .await?;
-        closed.extend(rows.into_iter().map(|r| (r, won)));
+        let mut after: Option<Uuid> = None;
+        loop {
+            let mut query = lead_columns(scope.select::<lead::Entity>())
+                .filter(lead::Column::Status.eq(status))
+                .order_by_asc(lead::Column::Id)
+                .limit(options.batch_size);
+            if let Some(after) = after {
+                query = query.filter(lead::Column::Id.gt(after));
+            }
+            let rows: Vec<Row> = query.into_model().all(scope.conn()).await?;
+            let Some(last) = rows.last().map(|r| r.id) else {
+                break;
+            };
+            for r in &rows {
+                let pipeline = stages.get(&r.pipeline_id).map_or(&[][..], Vec::as_slice);
+                let facts = rescoring::facts_of(
+                    &FactSource {
+                        stage_id: r.stage_id,
+                        attributes: &r.attributes,
+                        deal_value: r.deal_value,
+                        stage_entered_at: r.stage_entered_at,
+                        signal_state: &r.signal_state,
+                        created_at: r.created_at,
+                        close_probability: None,
+                    },
+                    pipeline,
+                );
+                space.encode_into(&facts, &mut features);
+                labels.push(won);
+            }
+            after = Some(last);
+        }
     }
-    let won = closed.iter().filter(|(_, won)| *won).count();
-    let lost = closed.len() - won;
+    let won = labels.iter().filter(|w| **w).count();
+    let lost = labels.len() - won;
     if won < options.min_closed_per_outcome || lost < options.min_closed_per_outcome {
         return Ok(None);
     }
-    let examples: Vec<(scoring::LeadFacts, bool)> = closed
-        .iter()
-        .map(|(r, won)| {
-            let pipeline = stages.get(&r.pipeline_id).map_or(&[][..], Vec::as_slice);
-            let facts = rescoring::facts_of(
-                &FactSource {
-                    stage_id: r.stage_id,
-                    attributes: &r.attributes,
-                    deal_value: r.deal_value,
-                    stage_entered_at: r.stage_entered_at,
-                    signal_state: &r.signal_state,
-                    created_at: r.created_at,
-                    close_probability: None,
-                },
-                pipeline,
-            );
-            (facts, *won)
-        })
-        .collect();
-    let space = FeatureSpace::from_catalog(&catalog.catalog);
-    let predictor = Predictor::train(space, &examples, TrainOptions::default(), secs(now))
-        .map_err(|err| {
-            AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}"))
-        })?;
+    let predictor = Predictor::train_rows(
+        space,
+        &features,
+        &labels,
+        TrainOptions::default(),
+        secs(now),
+    )
+    .map_err(|err| AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}")))?;
+    drop(features);
     let version = scope
         .select::<predictor_model::Entity>()
         .filter(predictor_model::Column::TeamId.is_null())
@@ -583,7 +598,7 @@ async fn retrain(
             version: Set(version),
             active: Set(true),
             trained_at: Set(now),
-            training_rows: Set(i32::try_from(closed.len()).unwrap_or(i32::MAX)),
+            training_rows: Set(i32::try_from(labels.len()).unwrap_or(i32::MAX)),
             won: Set(i32::try_from(won).unwrap_or(i32::MAX)),
             lost: Set(i32::try_from(lost).unwrap_or(i32::MAX)),
             metrics: Set(json!({})),
