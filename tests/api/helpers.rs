@@ -1,7 +1,7 @@
 //! Starting the server for a test and talking to it as a frontend would.
 
 use leadrank::{config::Settings, startup::Application};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -11,6 +11,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The JWT secret the server signs with, to forge tokens in tests.
     pub jwt_secret: String,
+    /// The server's database, for work done beside it (the demo loader).
+    pub db: DatabaseConnection,
     _dir: TempDir,
     postgres: Option<(String, String)>,
 }
@@ -77,11 +79,13 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         .await
         .expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::new(),
         jwt_secret,
+        db,
         _dir: dir,
         postgres,
     }

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod accounts;
+mod demo;
 mod limits;
 mod sessions;
 mod tenancy;
