@@ -1,7 +1,7 @@
 //! The `leadrank` command: the server and its maintenance subcommands.
 
 use clap::{Parser, Subcommand};
-use leadrank::{config::Settings, db, graphql, startup::Application, telemetry};
+use leadrank::{config::Settings, db, demo, graphql, startup::Application, telemetry};
 
 /// LeadRank: whom to follow up next, and why.
 #[derive(Parser)]
@@ -30,6 +30,25 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
+    /// Create a new tenant full of scored demo leads and activities, and
+    /// print how to sign in to it. Applies migrations first.
+    Demo {
+        /// The new tenant's slug; refused when it exists.
+        #[arg(long)]
+        tenant: String,
+        /// How many leads to create.
+        #[arg(long)]
+        leads: u64,
+        /// Activities per lead on average; better leads get more.
+        #[arg(long, default_value_t = 10)]
+        activities_per_lead: u32,
+        /// The same seed gives the same data (but new ids and password).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Sales reps, spread over four teams with a manager each.
+        #[arg(long, default_value_t = 20)]
+        reps: u32,
+    },
 }
 
 #[tokio::main]
@@ -58,6 +77,26 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&conn).await?;
             leadrank::jobs::cli::rescore(&conn, tenant.as_deref(), all, settings.job_concurrency)
                 .await?;
+        }
+        Command::Demo {
+            tenant,
+            leads,
+            activities_per_lead,
+            seed,
+            reps,
+        } => {
+            let conn = db::connect(&settings).await?;
+            db::migrate(&conn).await?;
+            let options = demo::DemoOptions {
+                tenant_slug: tenant,
+                leads,
+                activities_per_lead,
+                seed,
+                reps,
+                now: chrono::Utc::now(),
+            };
+            let summary = demo::generate(&conn, &demo::auth(&settings)?, options).await?;
+            print!("{}", summary.report());
         }
         Command::Schema => {}
     }

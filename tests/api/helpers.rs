@@ -1,7 +1,7 @@
 //! Starting the server for a test and talking to it as a frontend would.
 
 use leadrank::{config::Settings, startup::Application};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -14,7 +14,7 @@ pub struct TestApp {
     /// Statements the server has run, to check queries stay constant.
     pub queries: leadrank::db::QueryCounter,
     /// The server's pool, for running jobs at a chosen time.
-    pub db: sea_orm::DatabaseConnection,
+    pub db: DatabaseConnection,
     _dir: TempDir,
     postgres: Option<(String, String)>,
 }

@@ -9,6 +9,7 @@ mod helpers;
 
 mod accounts;
 mod configuration;
+mod demo;
 mod jobs;
 mod leads;
 mod limits;

@@ -84,7 +84,7 @@ pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
 }
 
 /// Duplicate detection key for company + name.
-fn dedupe_key(company: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn dedupe_key(company: Option<&str>, name: &str) -> Option<String> {
     company.map(|c| {
         format!(
             "{}\u{1f}{}",

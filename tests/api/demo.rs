@@ -1,0 +1,91 @@
+//! `leadrank demo`: a new tenant full of scored leads, whose people can sign
+//! in with the password it prints.
+
+use std::collections::BTreeSet;
+
+use entity::{activity, enums::LeadStatus, lead};
+use leadrank::{
+    config::Settings,
+    demo::{self, DemoOptions, DemoSummary},
+};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// Runs the demo loader beside the server; the error is its message.
+async fn generate(app: &TestApp, slug: &str, leads: u64) -> Result<DemoSummary, String> {
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let options = DemoOptions {
+        tenant_slug: slug.into(),
+        leads,
+        activities_per_lead: 10,
+        seed: 7,
+        reps: 6,
+        now: chrono::Utc::now(),
+    };
+    demo::generate(&app.db, &demo::auth(&settings).unwrap(), options)
+        .await
+        .map_err(|err| format!("{err:#}"))
+}
+
+#[tokio::test]
+async fn a_demo_tenant_has_scored_leads_in_several_tiers_and_its_people_can_sign_in() {
+    let app = spawn_app().await;
+
+    let summary = generate(&app, "demo", 300).await.unwrap();
+
+    assert_eq!(lead::Entity::find().count(&app.db).await.unwrap(), 300);
+    let tiers: BTreeSet<String> = lead::Entity::find()
+        .select_only()
+        .column(lead::Column::Tier)
+        .into_tuple()
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(tiers.len() >= 3, "tiers: {tiers:?}");
+    for status in [LeadStatus::Won, LeadStatus::Lost] {
+        let closed = lead::Entity::find()
+            .filter(lead::Column::Status.eq(status))
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert!(closed > 0, "no {status:?} leads");
+    }
+    let activities = activity::Entity::find().count(&app.db).await.unwrap();
+    assert!(
+        (2_100..=3_900).contains(&activities),
+        "{activities} activities"
+    );
+    assert_eq!(summary.activities, activities);
+
+    let password = summary.password.expose();
+    for email in [
+        summary.owner_email.clone(),
+        summary.email("manager4"),
+        summary.email("rep6"),
+    ] {
+        let login = app.login("demo", &email, password).await;
+        let token = login["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{email} cannot sign in: {login}"));
+        let body = app
+            .graphql(Some(token), "{ tenant { slug } }", json!({}))
+            .await;
+        assert_eq!(body["data"]["tenant"]["slug"], "demo", "{body}");
+    }
+    assert!(summary.report().contains(password));
+}
+
+#[tokio::test]
+async fn a_demo_refuses_a_tenant_slug_that_is_taken() {
+    let app = spawn_app().await;
+    app.sign_up_tenant("taken").await;
+
+    let err = generate(&app, "taken", 10).await.err().unwrap();
+
+    assert!(err.contains("\"taken\" already exists"), "{err}");
+    assert_eq!(lead::Entity::find().count(&app.db).await.unwrap(), 0);
+}
