@@ -253,7 +253,11 @@ async fn post(
         return false;
     }
     match response.json::<Value>().await {
-        Ok(body) => body.get("errors").is_none(),
+        // Two clients updating the same lead at once: one gets CONFLICT, as
+        // a salesperson would; that is the product working, not a failure.
+        Ok(body) => body
+            .get("errors")
+            .is_none_or(|errors| errors[0]["extensions"]["code"] == "CONFLICT"),
         Err(_) => false,
     }
 }
