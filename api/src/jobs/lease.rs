@@ -7,7 +7,10 @@ use entity::job_lease;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::{
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
 
 /// A held lease.
 #[derive(Clone, Debug)]
@@ -55,12 +58,12 @@ impl Lease {
         if matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
             return Ok(Some(lease));
         }
-        let taken = job_lease::Entity::update_many()
+        let taken = TenantScope::new(db, tenant_id)
+            .update_many::<job_lease::Entity>()
             .col_expr(job_lease::Column::Holder, holder.into())
             .col_expr(job_lease::Column::AcquiredAt, now.into())
             .col_expr(job_lease::Column::HeartbeatAt, now.into())
             .col_expr(job_lease::Column::ExpiresAt, (now + ttl).into())
-            .filter(job_lease::Column::TenantId.eq(tenant_id))
             .filter(job_lease::Column::Kind.eq(kind))
             .filter(job_lease::Column::ExpiresAt.lt(now))
             .exec(db)
@@ -79,11 +82,11 @@ impl Lease {
         run: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> AppResult<()> {
-        let kept = job_lease::Entity::update_many()
+        let kept = TenantScope::new(db, self.tenant_id)
+            .update_many::<job_lease::Entity>()
             .col_expr(job_lease::Column::HeartbeatAt, now.into())
             .col_expr(job_lease::Column::ExpiresAt, (now + self.ttl).into())
             .col_expr(job_lease::Column::JobRunId, run.into())
-            .filter(job_lease::Column::TenantId.eq(self.tenant_id))
             .filter(job_lease::Column::Kind.eq(&self.kind))
             .filter(job_lease::Column::Holder.eq(&self.holder))
             .exec(db)
@@ -104,8 +107,8 @@ impl Lease {
     /// # Errors
     /// Database errors.
     pub async fn release<C: ConnectionTrait>(&self, db: &C) -> AppResult<()> {
-        job_lease::Entity::delete_many()
-            .filter(job_lease::Column::TenantId.eq(self.tenant_id))
+        TenantScope::new(db, self.tenant_id)
+            .delete_many::<job_lease::Entity>()
             .filter(job_lease::Column::Kind.eq(&self.kind))
             .filter(job_lease::Column::Holder.eq(&self.holder))
             .exec(db)

@@ -242,30 +242,11 @@ pub async fn run(
             scope.update(row).await?
         }
         (None, None) => {
-            scope
-                .insert(job_run::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    kind: Set(KIND.to_owned()),
-                    trigger: Set(trigger.as_str().to_owned()),
-                    status: Set(JobStatus::Running),
-                    team_id: Set(None),
-                    requested_by: Set(requested_by),
-                    queued_at: Set(now),
-                    started_at: Set(Some(now)),
-                    finished_at: Set(None),
-                    heartbeat_at: Set(Some(now)),
-                    leads_scanned: Set(0),
-                    leads_changed: Set(0),
-                    tier_changes: Set(json!([])),
-                    newly_cold: Set(0),
-                    stale: Set(0),
-                    churn_risk: Set(0),
-                    checkpoint: Set(None),
-                    details: Set(None),
-                    error: Set(None),
-                    ..Default::default()
-                })
-                .await?
+            let mut row = new_run(trigger, None, requested_by, now);
+            row.status = Set(JobStatus::Running);
+            row.started_at = Set(Some(now));
+            row.heartbeat_at = Set(Some(now));
+            scope.insert(row).await?
         }
     };
     let started = Instant::now();
@@ -308,29 +289,39 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> AppResult<job_run::Model> {
     TenantScope::new(db, tenant_id)
-        .insert(job_run::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            kind: Set(KIND.to_owned()),
-            trigger: Set(trigger.as_str().to_owned()),
-            status: Set(JobStatus::Queued),
-            team_id: Set(team_id),
-            requested_by: Set(requested_by),
-            queued_at: Set(now),
-            started_at: Set(None),
-            finished_at: Set(None),
-            heartbeat_at: Set(None),
-            leads_scanned: Set(0),
-            leads_changed: Set(0),
-            tier_changes: Set(json!([])),
-            newly_cold: Set(0),
-            stale: Set(0),
-            churn_risk: Set(0),
-            checkpoint: Set(None),
-            details: Set(None),
-            error: Set(None),
-            ..Default::default()
-        })
+        .insert(new_run(trigger, team_id, requested_by, now))
         .await
+}
+
+/// A QUEUED run row with zeroed counters.
+fn new_run(
+    trigger: Trigger,
+    team_id: Option<Uuid>,
+    requested_by: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> job_run::ActiveModel {
+    job_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(KIND.to_owned()),
+        trigger: Set(trigger.as_str().to_owned()),
+        status: Set(JobStatus::Queued),
+        team_id: Set(team_id),
+        requested_by: Set(requested_by),
+        queued_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        heartbeat_at: Set(None),
+        leads_scanned: Set(0),
+        leads_changed: Set(0),
+        tier_changes: Set(json!([])),
+        newly_cold: Set(0),
+        stale: Set(0),
+        churn_risk: Set(0),
+        checkpoint: Set(None),
+        details: Set(None),
+        error: Set(None),
+        ..Default::default()
+    }
 }
 
 /// Runs a queued run in the background, waiting for the tenant's lease

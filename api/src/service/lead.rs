@@ -196,14 +196,7 @@ pub async fn visibility<C: ConnectionTrait>(
         Role::Owner | Role::Admin => Ok(Condition::all()),
         Role::Rep => Ok(own_or_pool),
         Role::Manager => {
-            let teams: Vec<Uuid> = scope
-                .select::<team_member::Entity>()
-                .select_only()
-                .column(team_member::Column::TeamId)
-                .filter(team_member::Column::UserId.eq(principal.user_id))
-                .into_tuple()
-                .all(scope.conn())
-                .await?;
+            let teams = teams_of(scope, principal.user_id).await?;
             let members: Vec<Uuid> = scope
                 .select::<team_member::Entity>()
                 .select_only()
@@ -217,6 +210,24 @@ pub async fn visibility<C: ConnectionTrait>(
                 .add(lead::Column::OwnerId.is_in(members)))
         }
     }
+}
+
+/// The ids of the teams `user` belongs to.
+///
+/// # Errors
+/// Database errors.
+pub async fn teams_of<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    user: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    Ok(scope
+        .select::<team_member::Entity>()
+        .select_only()
+        .column(team_member::Column::TeamId)
+        .filter(team_member::Column::UserId.eq(user))
+        .into_tuple()
+        .all(scope.conn())
+        .await?)
 }
 
 /// The lead, if the caller may see it.

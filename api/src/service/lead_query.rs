@@ -17,7 +17,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::lead::visibility;
+use super::lead::{teams_of, visibility};
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
@@ -336,14 +336,7 @@ pub async fn queue_owner<C: ConnectionTrait>(
             action: "read another rep's queue",
         }),
         Role::Manager => {
-            let mine: Vec<Uuid> = scope
-                .select::<team_member::Entity>()
-                .select_only()
-                .column(team_member::Column::TeamId)
-                .filter(team_member::Column::UserId.eq(principal.user_id))
-                .into_tuple()
-                .all(scope.conn())
-                .await?;
+            let mine = teams_of(scope, principal.user_id).await?;
             let shared = scope
                 .select::<team_member::Entity>()
                 .filter(team_member::Column::UserId.eq(owner))
