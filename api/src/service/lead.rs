@@ -527,13 +527,25 @@ impl<C: ConnectionTrait> Editing<'_, C> {
     /// the score event, all in the caller's transaction.
     async fn save(
         self,
-        mut row: lead::ActiveModel,
+        row: lead::ActiveModel,
         changed: lead::Model,
         reason: &str,
         now: DateTime<Utc>,
     ) -> AppResult<lead::Model> {
         let catalog = TenantCatalog::load(&self.scope).await?;
-        let model = ModelInUse::for_team(&self.scope, &catalog, changed.team_id).await?;
+        self.save_with(&catalog, row, changed, reason, now).await
+    }
+
+    /// As [`Self::save`], with the tenant's catalog already loaded.
+    async fn save_with(
+        self,
+        catalog: &TenantCatalog,
+        mut row: lead::ActiveModel,
+        changed: lead::Model,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<lead::Model> {
+        let model = ModelInUse::for_team(&self.scope, catalog, changed.team_id).await?;
         let stages = rescoring::pipeline_stages(&self.scope, changed.pipeline_id).await?;
         let card = rescoring::score_onto(&mut row, &changed, &stages, &model, now)?;
         // Claim the version first: of two racing writers, one wins and the
@@ -867,7 +879,9 @@ pub async fn record_activity(
     row.last_inbound_at = Set(changed.last_inbound_at);
     row.last_outbound_at = Set(changed.last_outbound_at);
     let reason = format!("activity: {}", signal.key);
-    let saved = editing.save(row, changed, &reason, now).await?;
+    let saved = editing
+        .save_with(&catalog, row, changed, &reason, now)
+        .await?;
     txn.commit().await?;
     Ok(saved)
 }
