@@ -77,22 +77,33 @@ pub enum LeadOrder {
 /// A lead with its latest score.
 pub struct Lead {
     row: lead::Model,
+    /// The stored breakdown, parsed once for the queue's reasons and the
+    /// `scoreBreakdown` field alike.
+    card: std::sync::OnceLock<scoring::Scorecard>,
 }
 
 impl From<lead::Model> for Lead {
     fn from(row: lead::Model) -> Self {
-        Self { row }
+        Self {
+            row,
+            card: std::sync::OnceLock::new(),
+        }
     }
 }
 
 impl Lead {
-    fn scorecard(&self) -> Result<scoring::Scorecard, AppError> {
-        serde_json::from_value(self.row.breakdown.clone()).map_err(|err| {
-            AppError::Internal(anyhow::Error::new(err).context(format!(
-                "lead {} has an unreadable score breakdown",
-                self.row.id
-            )))
-        })
+    fn scorecard(&self) -> Result<&scoring::Scorecard, AppError> {
+        if let Some(card) = self.card.get() {
+            return Ok(card);
+        }
+        let card = <scoring::Scorecard as serde::Deserialize>::deserialize(&self.row.breakdown)
+            .map_err(|err| {
+                AppError::Internal(anyhow::Error::new(err).context(format!(
+                    "lead {} has an unreadable score breakdown",
+                    self.row.id
+                )))
+            })?;
+        Ok(self.card.get_or_init(|| card))
     }
 
     async fn pipeline_with_stages(&self, ctx: &Context<'_>) -> Result<PipelineWithStages> {
@@ -266,8 +277,8 @@ impl Lead {
         let card = self.scorecard().gql()?;
         Ok(ScoreBreakdown {
             total: card.total,
-            tier: card.tier,
-            base_tier: card.base_tier,
+            tier: card.tier.clone(),
+            base_tier: card.base_tier.clone(),
             model_id: ID(self
                 .row
                 .scoring_model_id
@@ -277,10 +288,10 @@ impl Lead {
             computed_at: crate::service::rescoring::from_secs(card.computed_at),
             contributions: card
                 .contributions
-                .into_iter()
+                .iter()
                 .map(|c| Contribution {
-                    dimension_key: c.dimension_key,
-                    label: c.label,
+                    dimension_key: c.dimension_key.clone(),
+                    label: c.label.clone(),
                     kind: c.kind.into(),
                     raw_value: c.raw_value,
                     normalized: c.normalized,
@@ -290,11 +301,11 @@ impl Lead {
                 .collect(),
             overrides: card
                 .overrides
-                .into_iter()
+                .iter()
                 .map(|o| AppliedOverride {
-                    rule: o.rule,
-                    effect: o.effect,
-                    reason: o.reason,
+                    rule: o.rule.clone(),
+                    effect: o.effect.clone(),
+                    reason: o.reason.clone(),
                 })
                 .collect(),
         })
@@ -673,7 +684,7 @@ impl LeadQuery {
                 let reasons = reasons::queue_reasons(
                     &QueueFacts {
                         lead: &lead.row,
-                        card: &card,
+                        card,
                         stage_name,
                         signals: &signals,
                     },
