@@ -118,7 +118,7 @@ async fn a_quiet_lead_decays_goes_cold_and_stale_and_changes_tier_after_the_job_
 }
 
 #[tokio::test]
-async fn two_runners_started_together_make_one_run() {
+async fn a_second_runner_finds_the_tenant_busy_while_the_first_holds_the_lease() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     for i in 0..5 {
@@ -127,32 +127,44 @@ async fn two_runners_started_together_make_one_run() {
     }
     let tenant: Uuid = t.id.parse().expect("id");
     let at = Utc::now() + Duration::days(3);
+    // The first runner stops mid-run, holding the lease, while a second
+    // one starts: it must find the tenant busy, and one run is recorded.
+    let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
     let one = Options {
         holder: "one".into(),
+        pause_before_first_write: Some(Arc::clone(&pause)),
         ..Options::default()
     };
     let two = Options {
         holder: "two".into(),
         ..Options::default()
     };
-    let (a, b) = tokio::join!(
-        rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &one),
-        rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &two),
-    );
-    let outcomes = [a.expect("recorded"), b.expect("recorded")];
-    let ran = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Finished(_)))
-        .count();
+    let db = app.db.clone();
+    let first =
+        tokio::spawn(
+            async move { rescore::run(&db, tenant, Trigger::Schedule, None, at, &one).await },
+        );
+    pause.0.wait().await;
+    let second = rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &two)
+        .await
+        .expect("recorded");
+    assert!(matches!(second, Outcome::Busy), "{second:?}");
+    pause.1.wait().await;
+    let run = finished(first.await.expect("the first runner").expect("recorded")).await;
+    assert_eq!(run.status, JobStatus::Succeeded);
+    assert_eq!(run.leads_scanned, 5);
     let runs = job_run::Entity::find()
         .filter(job_run::Column::TenantId.eq(tenant))
         .count(&app.db)
         .await
         .expect("count");
-    // Either one ran and the other found the lease taken, or the first
-    // finished before the second started: never two at once.
-    assert!(ran == 1 || runs == 2, "{outcomes:?}");
-    assert_eq!(runs, ran as u64);
+    assert_eq!(runs, 1);
+
+    // Once the lease is released, the next runner may go.
+    let later = rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &two)
+        .await
+        .expect("recorded");
+    assert!(matches!(later, Outcome::Finished(_)));
 }
 
 #[tokio::test]
