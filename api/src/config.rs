@@ -78,6 +78,9 @@ pub struct Settings {
     pub scheduler: bool,
     /// `LEADRANK_JOB_CONCURRENCY`: tenants re-scored at the same time.
     pub job_concurrency: usize,
+    /// `LEADRANK_ACTIVATION_INLINE_LEADS`: a model activation re-scores up
+    /// to this many open leads in the request; more go to the re-scoring job.
+    pub activation_inline_leads: u64,
     /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
     pub db_max_connections: u32,
 }
@@ -104,6 +107,7 @@ impl fmt::Debug for Settings {
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("scheduler", &self.scheduler)
             .field("job_concurrency", &self.job_concurrency)
+            .field("activation_inline_leads", &self.activation_inline_leads)
             .field("db_max_connections", &self.db_max_connections)
             .finish()
     }
@@ -177,6 +181,7 @@ impl Settings {
             trust_forwarded_for: parse(&get, "LEADRANK_TRUST_FORWARDED_FOR", false)?,
             scheduler: parse(&get, "LEADRANK_SCHEDULER", true)?,
             job_concurrency: parse(&get, "LEADRANK_JOB_CONCURRENCY", 2)?,
+            activation_inline_leads: parse(&get, "LEADRANK_ACTIVATION_INLINE_LEADS", 2000)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
             database_url,
         })

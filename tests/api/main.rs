@@ -13,6 +13,7 @@ mod demo;
 mod jobs;
 mod leads;
 mod limits;
+mod models;
 mod sessions;
 mod tenancy;
 mod throttling;

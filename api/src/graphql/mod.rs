@@ -6,6 +6,7 @@ pub mod configuration;
 pub mod jobs;
 pub mod lead;
 pub mod loaders;
+pub mod models;
 pub mod types;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub struct Query(
     lead::LeadQuery,
     jobs::JobQuery,
     audit::AuditQuery,
+    models::ModelQuery,
 );
 
 /// Every mutation.
@@ -41,6 +43,7 @@ pub struct Mutation(
     lead::LeadMutation,
     jobs::JobMutation,
     configuration::ConfigurationMutation,
+    models::ModelMutation,
 );
 
 /// The schema type.
@@ -50,7 +53,10 @@ pub type LeadRankSchema = Schema<Query, Mutation, EmptySubscription>;
 pub fn build_schema(settings: &Settings) -> LeadRankSchema {
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(settings.max_query_depth)
-        .limit_complexity(settings.max_query_complexity);
+        .limit_complexity(settings.max_query_complexity)
+        .data(models::ActivationInlineLeads(
+            settings.activation_inline_leads,
+        ));
     let builder = if settings.introspection {
         builder
     } else {

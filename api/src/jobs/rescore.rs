@@ -125,6 +125,7 @@ struct Row {
     tier: String,
     flags: i32,
     next_follow_up_at: Option<DateTime<Utc>>,
+    scoring_model_id: Option<Uuid>,
 }
 
 /// One lead's new score, to be written.
@@ -242,7 +243,7 @@ pub async fn run(
             scope.update(row).await?
         }
         (None, None) => {
-            let mut row = new_run(trigger, None, requested_by, now);
+            let mut row = queued_run(trigger, None, requested_by, now);
             row.status = Set(JobStatus::Running);
             row.started_at = Set(Some(now));
             row.heartbeat_at = Set(Some(now));
@@ -289,12 +290,12 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> AppResult<job_run::Model> {
     TenantScope::new(db, tenant_id)
-        .insert(new_run(trigger, team_id, requested_by, now))
+        .insert(queued_run(trigger, team_id, requested_by, now))
         .await
 }
 
-/// A QUEUED run row with zeroed counters.
-fn new_run(
+/// A QUEUED run row with zeroed counters, for [`run`] to pick up.
+pub fn queued_run(
     trigger: Trigger,
     team_id: Option<Uuid>,
     requested_by: Option<Uuid>,
@@ -356,7 +357,19 @@ async fn rescore(
     lease.heartbeat(db, Some(run.id), now).await?;
     let catalog = TenantCatalog::load(scope).await?;
     let stages = stages_by_pipeline(scope).await?;
-    let predictor = retrain(scope, &catalog, &stages, now, options).await?;
+    // Re-scoring after a model activation keeps the predictor in use, so
+    // the leads get exactly the scores the model's preview announced.
+    let activation = run.trigger == Trigger::ModelActivation.as_str();
+    let trained = if activation {
+        None
+    } else {
+        retrain(scope, &catalog, &stages, now, options).await?
+    };
+    let reason = if activation {
+        "scoring model activated"
+    } else {
+        "nightly re-scoring"
+    };
     let mut models: HashMap<Option<Uuid>, ModelInUse> = HashMap::new();
     let mut progress = Progress::from_run(run);
     let mut checkpoint = run.checkpoint;
@@ -403,8 +416,9 @@ async fn rescore(
                 },
                 pipeline,
             );
-            let probability = predictor
+            let probability = trained
                 .as_ref()
+                .or(model.predictor.as_ref())
                 .map(|p| p.predict(&facts))
                 .or(row.close_probability);
             facts.predicted_close_probability = probability;
@@ -419,6 +433,7 @@ async fn rescore(
             // Scores decay a little every night; a move under a hundredth of
             // a point is not worth a write when nothing else moved.
             let moved = (card.total - row.score).abs() >= 0.01
+                || row.scoring_model_id != Some(model.row.id)
                 || card.tier != row.tier
                 || flags != row.flags
                 || row.next_follow_up_at.map(secs) != Some(card.next_follow_up_at)
@@ -453,7 +468,7 @@ async fn rescore(
         }
         let t = Instant::now();
         progress.scanned += i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let written = write_batch(db, scope.tenant_id(), run.id, &changes, now).await?;
+        let written = write_batch(db, scope.tenant_id(), run.id, &changes, reason, now).await?;
         progress.changed += i64::try_from(written).unwrap_or(i64::MAX);
         checkpoint = Some(last);
         save_progress(scope, run.id, &progress, checkpoint, now).await?;
@@ -478,7 +493,7 @@ async fn rescore(
         "readMs": progress.read_ms,
         "scoreMs": progress.score_ms,
         "writeMs": progress.write_ms,
-        "predictorTrained": predictor.is_some(),
+        "predictorTrained": trained.is_some(),
     })));
     scope.update(row).await?;
     tracing::info!(
@@ -618,6 +633,7 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::Tier,
         lead::Column::Flags,
         lead::Column::NextFollowUpAt,
+        lead::Column::ScoringModelId,
     ])
 }
 
@@ -655,6 +671,7 @@ async fn write_batch(
     tenant_id: Uuid,
     run: Uuid,
     changes: &[Change],
+    reason: &str,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     if changes.is_empty() {
@@ -733,7 +750,7 @@ async fn write_batch(
             new_score: Set(c.card.total),
             old_tier: Set(Some(c.old_tier.clone())),
             new_tier: Set(c.card.tier.clone()),
-            reason: Set("nightly re-scoring".to_owned()),
+            reason: Set(reason.to_owned()),
             model_id: Set(Some(c.model_id)),
             model_version: Set(c.model_version),
             job_run_id: Set(Some(run)),

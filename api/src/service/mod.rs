@@ -3,12 +3,14 @@
 //! [`TenantScope`](crate::tenancy::TenantScope).
 
 pub mod account;
+pub mod analytics;
 pub mod audit;
 pub mod catalog;
 pub mod configuration;
 pub mod defaults;
 pub mod lead;
 pub mod lead_query;
+pub mod models;
 pub mod pipeline;
 pub mod reasons;
 pub mod rescoring;

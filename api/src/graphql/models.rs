@@ -1,0 +1,411 @@
+//! Scoring model versions (draft, preview, activate) and the analytics
+//! that judge them: funnel, tier distribution, model evaluation.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::lead;
+use sea_orm::{ColumnTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use super::{
+    RequestContext,
+    jobs::{JobRun, TierMove},
+    lead::Lead,
+    types::{DimensionKind, ScoringModel, Stage},
+};
+use crate::{
+    error::{AppError, IntoGraphql},
+    service::{analytics, lead::visibility, models},
+};
+
+/// How many leads a model activation re-scores in the request; beyond it
+/// the re-scoring job does it in the background.
+#[derive(Clone, Copy)]
+pub struct ActivationInlineLeads(pub u64);
+
+/// A weighted dimension of a new model version.
+#[derive(InputObject)]
+pub struct DimensionInput {
+    pub key: String,
+    pub label: String,
+    pub kind: DimensionKind,
+    /// Percentage of the total score; the weights sum to 100.
+    pub weight: f64,
+    /// Kind-specific parameters, e.g. `{"field": "budget"}` for RATING.
+    pub params: Option<Json<Value>>,
+}
+
+/// A score threshold and its cadence; tiers are listed from the top.
+#[derive(InputObject)]
+pub struct TierInput {
+    pub key: String,
+    pub label: String,
+    pub min_score: f64,
+    pub follow_up_every_days: f64,
+}
+
+/// A rule that raises or caps the tier: URGENT_SIGNAL, BANT, COLD, STALE
+/// or CHURN_RISK.
+#[derive(InputObject)]
+pub struct OverrideInput {
+    pub kind: String,
+    pub params: Option<Json<Value>>,
+}
+
+/// A new draft version: from a template, from the active model
+/// (`copyActive`) or from scratch; the parts given replace the base's.
+#[derive(InputObject)]
+pub struct ScoringModelInput {
+    /// The team whose model this is; null for the tenant default.
+    pub team_id: Option<ID>,
+    pub name: String,
+    /// general, saas or medical.
+    pub template: Option<String>,
+    #[graphql(default = false)]
+    pub copy_active: bool,
+    pub dimensions: Option<Vec<DimensionInput>>,
+    pub tiers: Option<Vec<TierInput>>,
+    pub overrides: Option<Vec<OverrideInput>>,
+}
+
+#[derive(InputObject)]
+pub struct PreviewInput {
+    pub model_id: ID,
+}
+
+/// A draft to activate, or an older retired version to roll back to.
+#[derive(InputObject)]
+pub struct ActivateInput {
+    pub model_id: ID,
+}
+
+/// The result of `createScoringModelDraft` and `activateScoringModel`.
+#[derive(SimpleObject)]
+pub struct ScoringModelPayload {
+    pub model: ScoringModel,
+    /// The re-scoring run, when the leads were too many to re-score in the
+    /// request; `jobRuns` shows its progress.
+    pub job_run: Option<JobRun>,
+}
+
+/// Mean and deciles of scores.
+#[derive(SimpleObject)]
+pub struct ScoreStats {
+    pub mean: f64,
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+}
+
+impl From<scoring::ScoreStats> for ScoreStats {
+    fn from(s: scoring::ScoreStats) -> Self {
+        Self {
+            mean: s.mean,
+            p10: s.p10,
+            p50: s.p50,
+            p90: s.p90,
+        }
+    }
+}
+
+/// A lead whose score the new version moves.
+#[derive(SimpleObject)]
+pub struct LeadMove {
+    pub lead: Lead,
+    pub from_score: f64,
+    pub to_score: f64,
+    pub from_tier: String,
+    pub to_tier: String,
+}
+
+/// Both models judged on the scope's closed leads, as they stood just
+/// before closing.
+#[derive(SimpleObject)]
+pub struct ModelComparison {
+    pub closed_leads: i32,
+    /// ROC AUC of the model in use; null with a single outcome.
+    pub auc_before: Option<f64>,
+    /// ROC AUC of the previewed version.
+    pub auc_after: Option<f64>,
+}
+
+/// What activating a version would do to the open leads it would score.
+#[derive(SimpleObject)]
+pub struct ScoringPreview {
+    pub leads_evaluated: i32,
+    /// Every (from, to) pair of tiers with its count, unchanged ones too.
+    pub tier_moves: Vec<TierMove>,
+    /// The leads' scores now.
+    pub before: ScoreStats,
+    /// Their scores under the version.
+    pub after: ScoreStats,
+    /// The 20 leads that move most, tier changes first.
+    pub biggest_moves: Vec<LeadMove>,
+    /// Null when the scope has no closed leads.
+    pub closed_leads_auc: Option<ModelComparison>,
+}
+
+/// One stage of a pipeline's funnel.
+#[derive(SimpleObject)]
+pub struct FunnelStage {
+    pub stage: Stage,
+    /// Leads that entered the stage in the window.
+    pub entered: i32,
+    /// Of those, leads that went on further down the pipeline.
+    pub advanced: i32,
+    /// advanced / entered.
+    pub conversion_rate: f64,
+    /// Mean days spent in the stage by the leads that left it.
+    pub average_days: Option<f64>,
+}
+
+/// Open leads in a tier.
+#[derive(SimpleObject)]
+pub struct TierCount {
+    pub tier: String,
+    pub count: i32,
+}
+
+/// Closed leads in one tier of a model.
+#[derive(SimpleObject)]
+pub struct TierEvaluation {
+    pub tier: String,
+    pub leads: i32,
+    pub won: i32,
+    pub won_rate: f64,
+    /// won rate / overall won rate: 2 means twice as likely to win.
+    pub lift: f64,
+}
+
+/// A model judged on the closed leads of its scope.
+#[derive(SimpleObject)]
+pub struct ModelEvaluation {
+    pub model_id: ID,
+    pub closed_leads: i32,
+    pub auc: Option<f64>,
+    pub tiers: Vec<TierEvaluation>,
+}
+
+fn count(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+#[derive(Default)]
+pub struct ModelQuery;
+
+#[Object]
+impl ModelQuery {
+    /// Stage by stage: leads entered, advanced, conversion and days spent,
+    /// between `from` and `to` (OWNER, ADMIN and MANAGER).
+    async fn funnel(
+        &self,
+        ctx: &Context<'_>,
+        pipeline_id: ID,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<FunnelStage>> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let stages = analytics::funnel(&scope, &principal, &pipeline_id, from, to)
+            .await
+            .gql()?;
+        Ok(stages
+            .into_iter()
+            .map(|s| FunnelStage {
+                conversion_rate: s.conversion_rate(),
+                entered: count(s.entered),
+                advanced: count(s.advanced),
+                average_days: s.average_days,
+                stage: s.stage.into(),
+            })
+            .collect())
+    }
+
+    /// Open leads per tier among those the caller sees, of one team or all.
+    async fn tier_distribution(
+        &self,
+        ctx: &Context<'_>,
+        team_id: Option<ID>,
+    ) -> Result<Vec<TierCount>> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let counts =
+            analytics::tier_distribution(&scope, &principal, team_id.as_ref().map(|t| t.as_str()))
+                .await
+                .gql()?;
+        Ok(counts
+            .into_iter()
+            .map(|(tier, n)| TierCount {
+                tier,
+                count: count(n),
+            })
+            .collect())
+    }
+
+    /// A model version judged on its scope's closed leads: AUC, won rate
+    /// and lift per tier (OWNER, ADMIN; MANAGER for their teams).
+    async fn model_evaluation(&self, ctx: &Context<'_>, model_id: ID) -> Result<ModelEvaluation> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let e = models::evaluation(&scope, &principal, &model_id)
+            .await
+            .gql()?;
+        Ok(ModelEvaluation {
+            model_id,
+            closed_leads: count(e.closed_leads),
+            auc: e.auc,
+            tiers: e
+                .tiers
+                .into_iter()
+                .map(|t| TierEvaluation {
+                    tier: t.tier,
+                    leads: count(t.leads),
+                    won: count(t.won),
+                    won_rate: t.won_rate,
+                    lift: t.lift,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct ModelMutation;
+
+#[Object]
+impl ModelMutation {
+    /// Creates a draft version (OWNER, ADMIN; MANAGER for their team).
+    async fn create_scoring_model_draft(
+        &self,
+        ctx: &Context<'_>,
+        input: ScoringModelInput,
+    ) -> Result<ScoringModelPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let spec = models::DraftSpec {
+            team_id: input.team_id.map(|t| t.0),
+            name: input.name,
+            template: input.template,
+            copy_active: input.copy_active,
+            dimensions: input.dimensions.map(|dims| {
+                dims.into_iter()
+                    .map(|d| {
+                        json!({
+                            "key": d.key,
+                            "label": d.label,
+                            "kind": scoring::DimensionKind::from(d.kind),
+                            "weight": d.weight,
+                            "params": d.params.map_or(Value::Null, |p| p.0),
+                        })
+                    })
+                    .collect()
+            }),
+            tiers: input.tiers.map(|tiers| {
+                tiers
+                    .into_iter()
+                    .map(|t| {
+                        json!({
+                            "key": t.key,
+                            "label": t.label,
+                            "minScore": t.min_score,
+                            "followUpEveryDays": t.follow_up_every_days,
+                        })
+                    })
+                    .collect()
+            }),
+            overrides: input.overrides.map(|rules| {
+                rules
+                    .into_iter()
+                    .map(|o| json!({"kind": o.kind, "params": o.params.map_or(Value::Null, |p| p.0)}))
+                    .collect()
+            }),
+        };
+        let saved = models::create_draft(&rc.db, &principal, spec, Utc::now())
+            .await
+            .gql()?;
+        Ok(ScoringModelPayload {
+            model: ScoringModel::try_from(saved).gql()?,
+            job_run: None,
+        })
+    }
+
+    /// What activating a version would do; changes nothing (OWNER, ADMIN;
+    /// MANAGER for their team).
+    async fn preview_scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        input: PreviewInput,
+    ) -> Result<ScoringPreview> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let preview = models::preview(&scope, &principal, &input.model_id, Utc::now())
+            .await
+            .gql()?;
+        let visible = visibility(&scope, &principal).await.gql()?;
+        let leads = scope
+            .select::<lead::Entity>()
+            .filter(lead::Column::Id.is_in(preview.moved_leads.iter().copied()))
+            .filter(visible)
+            .all(scope.conn())
+            .await
+            .map_err(AppError::from)
+            .gql()?;
+        let mut leads: std::collections::HashMap<uuid::Uuid, lead::Model> =
+            leads.into_iter().map(|l| (l.id, l)).collect();
+        let c = preview.comparison;
+        let biggest_moves = c
+            .biggest_moves
+            .into_iter()
+            .zip(&preview.moved_leads)
+            .filter_map(|(m, id)| {
+                Some(LeadMove {
+                    lead: leads.remove(id)?.into(),
+                    from_score: m.from_score,
+                    to_score: m.to_score,
+                    from_tier: m.from_tier,
+                    to_tier: m.to_tier,
+                })
+            })
+            .collect();
+        Ok(ScoringPreview {
+            leads_evaluated: count(c.leads_evaluated),
+            tier_moves: c
+                .tier_moves
+                .into_iter()
+                .map(|m| TierMove {
+                    from: m.from,
+                    to: m.to,
+                    count: count(m.count),
+                })
+                .collect(),
+            before: c.before.into(),
+            after: c.after.into(),
+            biggest_moves,
+            closed_leads_auc: preview
+                .closed
+                .map(|(closed, before, after)| ModelComparison {
+                    closed_leads: count(closed),
+                    auc_before: before,
+                    auc_after: after,
+                }),
+        })
+    }
+
+    /// Makes a version active, retiring the one it replaces; a retired
+    /// version rolls back to it (OWNER and ADMIN). The affected open leads
+    /// are re-scored, in the background when they are many (`jobRun`).
+    async fn activate_scoring_model(
+        &self,
+        ctx: &Context<'_>,
+        input: ActivateInput,
+    ) -> Result<ScoringModelPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let limit = ctx
+            .data_opt::<ActivationInlineLeads>()
+            .map_or(2000, |l| l.0);
+        let activated = models::activate(&rc.db, &principal, &input.model_id, limit, Utc::now())
+            .await
+            .gql()?;
+        Ok(ScoringModelPayload {
+            model: ScoringModel::try_from(activated.model).gql()?,
+            job_run: activated.job_run.map(JobRun::from),
+        })
+    }
+}

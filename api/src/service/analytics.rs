@@ -1,0 +1,222 @@
+//! Where deals leak and how the tiers fill: the pipeline funnel from the
+//! stage moves the lead mutations record, and the tier distribution.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{
+    enums::{LeadStatus, Role, StageKind},
+    lead, lead_event, pipeline, stage,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
+use uuid::Uuid;
+
+use super::{configuration, lead::visibility, validate};
+use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
+
+/// A recorded stage move of a lead, by stage key.
+#[derive(FromQueryResult)]
+struct StageMove {
+    lead_id: Uuid,
+    at: DateTime<Utc>,
+    from_value: Option<String>,
+    to_value: Option<String>,
+}
+
+/// One stage of the funnel.
+pub struct FunnelStage {
+    pub stage: stage::Model,
+    /// Leads that entered the stage within the window.
+    pub entered: u64,
+    /// Of those, leads that went on to a stage further down the pipeline
+    /// (a lost stage does not count as advancing).
+    pub advanced: u64,
+    /// Mean days spent in the stage by the leads that entered it within
+    /// the window and have left it; none when none left.
+    pub average_days: Option<f64>,
+}
+
+impl FunnelStage {
+    /// advanced / entered, 0 when nothing entered.
+    pub fn conversion_rate(&self) -> f64 {
+        if self.entered == 0 {
+            0.0
+        } else {
+            self.advanced as f64 / self.entered as f64
+        }
+    }
+}
+
+/// The funnel of a pipeline over the leads that entered its stages between
+/// `from` and `to` (either open). A lead enters its first stage when it
+/// is created, and each stage it is moved or closed into.
+///
+/// # Errors
+/// FORBIDDEN for a REP; NOT_FOUND for an unknown pipeline.
+pub async fn funnel<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    pipeline_id: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> AppResult<Vec<FunnelStage>> {
+    principal.require_at_least(Role::Manager, "read the funnel")?;
+    let id = validate::id("pipelineId", pipeline_id)?;
+    scope.get::<pipeline::Entity>(id).await?;
+    let stages: Vec<stage::Model> = scope
+        .select::<stage::Entity>()
+        .filter(stage::Column::PipelineId.eq(id))
+        .order_by_asc(stage::Column::Position)
+        .all(scope.conn())
+        .await?;
+    let by_key: HashMap<&str, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key.as_str(), i))
+        .collect();
+    let by_id: HashMap<Uuid, usize> = stages.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+
+    let leads: Vec<(Uuid, DateTime<Utc>, Uuid)> = scope
+        .select::<lead::Entity>()
+        .select_only()
+        .columns([
+            lead::Column::Id,
+            lead::Column::CreatedAt,
+            lead::Column::StageId,
+        ])
+        .filter(lead::Column::PipelineId.eq(id))
+        .into_tuple()
+        .all(scope.conn())
+        .await?;
+    let of_pipeline = scope
+        .select::<lead::Entity>()
+        .select_only()
+        .column(lead::Column::Id)
+        .filter(lead::Column::PipelineId.eq(id))
+        .into_query();
+    let moves: Vec<StageMove> = scope
+        .select::<lead_event::Entity>()
+        .select_only()
+        .columns([
+            lead_event::Column::LeadId,
+            lead_event::Column::At,
+            lead_event::Column::FromValue,
+            lead_event::Column::ToValue,
+        ])
+        .filter(lead_event::Column::Kind.eq("STAGE"))
+        .filter(lead_event::Column::LeadId.in_subquery(of_pipeline))
+        .order_by_asc(lead_event::Column::At)
+        .order_by_asc(lead_event::Column::Id)
+        .into_model()
+        .all(scope.conn())
+        .await?;
+    let mut history: HashMap<Uuid, Vec<StageMove>> = HashMap::new();
+    for m in moves {
+        history.entry(m.lead_id).or_default().push(m);
+    }
+
+    let mut entered = vec![0u64; stages.len()];
+    let mut advanced = vec![0u64; stages.len()];
+    let mut days = vec![(0.0f64, 0u64); stages.len()];
+    let in_window = |at: DateTime<Utc>| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at <= t);
+    for (lead, created_at, stage_id) in leads {
+        let moves = history.remove(&lead).unwrap_or_default();
+        // The stages the lead went through, with when it entered each: it
+        // starts where its first move left from, or where it still is.
+        let first = match moves.first() {
+            Some(m) => m.from_value.as_deref().and_then(|k| by_key.get(k).copied()),
+            None => by_id.get(&stage_id).copied(),
+        };
+        let mut path: Vec<(Option<usize>, DateTime<Utc>)> = vec![(first, created_at)];
+        path.extend(moves.iter().map(|m| {
+            (
+                m.to_value.as_deref().and_then(|k| by_key.get(k).copied()),
+                m.at,
+            )
+        }));
+        for (i, (stage, at)) in path.iter().enumerate() {
+            let Some(stage) = *stage else { continue };
+            if !in_window(*at) {
+                continue;
+            }
+            entered[stage] += 1;
+            let later = &path[i + 1..];
+            let went_on = later.iter().any(|(s, _)| {
+                s.and_then(|s| stages.get(s)).is_some_and(|next| {
+                    next.kind != StageKind::Lost && next.position > stages[stage].position
+                })
+            });
+            advanced[stage] += u64::from(went_on);
+            if let Some((_, left_at)) = later.first() {
+                let spent = (*left_at - *at).num_seconds().max(0) as f64 / 86_400.0;
+                days[stage].0 += spent;
+                days[stage].1 += 1;
+            }
+        }
+    }
+    Ok(stages
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| FunnelStage {
+            stage,
+            entered: entered[i],
+            advanced: advanced[i],
+            average_days: (days[i].1 > 0).then(|| days[i].0 / days[i].1 as f64),
+        })
+        .collect())
+}
+
+/// Open leads per tier among those the caller may see, of one team or all,
+/// every tier of the model in use listed top first, even when empty; a
+/// tier no longer in the model (from an older version) follows.
+///
+/// # Errors
+/// NOT_FOUND for an unknown team.
+pub async fn tier_distribution<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    team: Option<&str>,
+) -> AppResult<Vec<(String, u64)>> {
+    let team = team.map(|t| validate::id("teamId", t)).transpose()?;
+    let model = configuration::active_scoring_model(scope, team).await?;
+    let visible = visibility(scope, principal).await?;
+    let mut query = scope
+        .select::<lead::Entity>()
+        .select_only()
+        .column(lead::Column::Tier)
+        .column_as(lead::Column::Id.count(), "count")
+        .filter(lead::Column::Status.eq(LeadStatus::Open))
+        .filter(visible)
+        .group_by(lead::Column::Tier);
+    if let Some(team) = team {
+        query = query.filter(lead::Column::TeamId.eq(team));
+    }
+    let counts: Vec<(String, i64)> = query.into_tuple().all(scope.conn()).await?;
+    let tiers: Vec<String> = model
+        .config
+        .get("tiers")
+        .and_then(|t| t.as_array())
+        .map(|tiers| {
+            tiers
+                .iter()
+                .filter_map(|t| t.get("key")?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let count_of = |tier: &str| {
+        counts
+            .iter()
+            .find(|(t, _)| t == tier)
+            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
+    };
+    let mut out: Vec<(String, u64)> = tiers.iter().map(|t| (t.clone(), count_of(t))).collect();
+    out.extend(
+        counts
+            .iter()
+            .filter(|(t, _)| !tiers.contains(t))
+            .map(|(t, n)| (t.clone(), u64::try_from(*n).unwrap_or(0))),
+    );
+    Ok(out)
+}
