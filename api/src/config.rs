@@ -81,6 +81,8 @@ pub struct Settings {
     /// `LEADRANK_ACTIVATION_INLINE_LEADS`: a model activation re-scores up
     /// to this many open leads in the request; more go to the re-scoring job.
     pub activation_inline_leads: u64,
+    /// `LEADRANK_SQLITE_CACHE_MB`: SQLite page cache per connection.
+    pub sqlite_cache_mb: u64,
     /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
     pub db_max_connections: u32,
 }
@@ -108,6 +110,7 @@ impl fmt::Debug for Settings {
             .field("scheduler", &self.scheduler)
             .field("job_concurrency", &self.job_concurrency)
             .field("activation_inline_leads", &self.activation_inline_leads)
+            .field("sqlite_cache_mb", &self.sqlite_cache_mb)
             .field("db_max_connections", &self.db_max_connections)
             .finish()
     }
@@ -182,6 +185,7 @@ impl Settings {
             scheduler: parse(&get, "LEADRANK_SCHEDULER", true)?,
             job_concurrency: parse(&get, "LEADRANK_JOB_CONCURRENCY", 2)?,
             activation_inline_leads: parse(&get, "LEADRANK_ACTIVATION_INLINE_LEADS", 2000)?,
+            sqlite_cache_mb: parse(&get, "LEADRANK_SQLITE_CACHE_MB", 64)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
             database_url,
         })

@@ -20,17 +20,22 @@ use crate::config::Settings;
 /// # Errors
 /// When the database cannot be reached.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    // SQLite's default page cache is 2 MB: a bulk re-score then reads every
+    // index page it updates from the OS again, and runs ten times slower
+    // than with the indexes of 100,000 leads held in memory.
+    let cache_kib = format!("-{}", settings.sqlite_cache_mb.saturating_mul(1024));
     let mut options = ConnectOptions::new(settings.database_url.clone());
     options
         .max_connections(settings.db_max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.create_if_missing(true)
                 .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .pragma("cache_size", cache_kib.clone())
         });
     Database::connect(options).await.with_context(|| {
         format!(

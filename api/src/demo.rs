@@ -33,8 +33,7 @@ use entity::{
 };
 use scoring::{ActivityState, Scorecard, SignalDef};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, IntoActiveModel, Iterable, QueryTrait, Statement,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, IntoActiveModel, Statement,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -45,7 +44,7 @@ use crate::{
     error::AppError,
     service::{
         account::{self, Auth, NewUser, SignUp},
-        begin_write, configuration,
+        begin_write, bulk, configuration,
         lead::dedupe_key,
         rescoring::{self, ModelInUse, TenantCatalog},
     },
@@ -54,10 +53,6 @@ use crate::{
 
 /// The most leads one run makes: phone numbers stay unique up to here.
 pub const MAX_LEADS: u64 = 10_000_000;
-
-/// SQLite's limit on bound parameters in one statement; PostgreSQL allows
-/// more, so one statement size fits both.
-const MAX_BOUND_PARAMETERS: usize = 32_766;
 
 /// Leads per transaction, with their activities and events: few enough
 /// commits to be fast, small enough to keep memory flat.
@@ -461,27 +456,11 @@ impl Batch {
     /// through a `TenantScope`: every row already carries the tenant.
     fn statements(self, backend: DbBackend) -> Vec<Statement> {
         let mut statements = Vec::new();
-        insert_statements(self.leads, backend, &mut statements);
-        insert_statements(self.activities, backend, &mut statements);
-        insert_statements(self.score_events, backend, &mut statements);
-        insert_statements(self.lead_events, backend, &mut statements);
+        bulk::insert_statements(self.leads, backend, &mut statements);
+        bulk::insert_statements(self.activities, backend, &mut statements);
+        bulk::insert_statements(self.score_events, backend, &mut statements);
+        bulk::insert_statements(self.lead_events, backend, &mut statements);
         statements
-    }
-}
-
-/// Inserts of `rows` in as few statements as the bound-parameter limit
-/// allows.
-fn insert_statements<A: ActiveModelTrait>(
-    rows: Vec<A>,
-    backend: DbBackend,
-    out: &mut Vec<Statement>,
-) {
-    let columns = <A::Entity as EntityTrait>::Column::iter().count();
-    let per_statement = (MAX_BOUND_PARAMETERS / columns.max(1)).max(1);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
-        out.push(<A::Entity as EntityTrait>::insert_many(chunk).build(backend));
     }
 }
 

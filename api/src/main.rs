@@ -28,6 +28,18 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Import leads from a CSV file (see the README's import section) as
+    /// the tenant's owner. Exits non-zero when any row is refused.
+    Import {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The CSV file, UTF-8, header row first.
+        file: std::path::PathBuf,
+        /// Check every row and report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
     /// Create a new tenant full of scored demo leads and activities, and
@@ -97,6 +109,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let summary = demo::generate(&conn, &demo::auth(&settings)?, options).await?;
             print!("{}", summary.report());
+        }
+        Command::Import {
+            tenant,
+            file,
+            dry_run,
+        } => {
+            let conn = db::connect(&settings).await?;
+            db::migrate(&conn).await?;
+            leadrank::jobs::import_cli::import(&conn, &tenant, &file, dry_run).await?;
         }
         Command::Schema => {}
     }

@@ -10,6 +10,7 @@ mod helpers;
 mod accounts;
 mod configuration;
 mod demo;
+mod import;
 mod jobs;
 mod leads;
 mod limits;

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod configuration;
+pub mod import;
 pub mod jobs;
 pub mod lead;
 pub mod loaders;
@@ -44,6 +45,7 @@ pub struct Mutation(
     jobs::JobMutation,
     configuration::ConfigurationMutation,
     models::ModelMutation,
+    import::ImportMutation,
 );
 
 /// The schema type.

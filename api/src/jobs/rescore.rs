@@ -276,6 +276,22 @@ pub async fn run(
     Ok(Outcome::Finished(Box::new(saved)))
 }
 
+/// The tenant's newest re-scoring run.
+///
+/// # Errors
+/// Database errors.
+pub async fn latest_run(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+) -> AppResult<Option<job_run::Model>> {
+    Ok(TenantScope::new(db, tenant_id)
+        .select::<job_run::Entity>()
+        .filter(job_run::Column::Kind.eq(KIND))
+        .order_by_desc(job_run::Column::Id)
+        .one(db)
+        .await?)
+}
+
 /// Records a run to be done, for a caller who answers at once and lets
 /// [`run`] pick it up.
 ///

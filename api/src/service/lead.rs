@@ -141,7 +141,11 @@ pub fn merge_attributes(
     Ok(Value::Object(merged))
 }
 
-fn check_attribute(field: &lead_field::Model, value: &Value, path: &str) -> AppResult<Value> {
+pub(crate) fn check_attribute(
+    field: &lead_field::Model,
+    value: &Value,
+    path: &str,
+) -> AppResult<Value> {
     match field.field_type {
         FieldType::Rating => match value.as_f64() {
             Some(r) if (1.0..=5.0).contains(&r) && r.fract() == 0.0 => Ok(json!(r as i64)),
@@ -474,7 +478,7 @@ pub async fn create_lead(
 }
 
 /// Every column of a model built in code is to be written.
-fn mark_all_set(row: &mut lead::ActiveModel) {
+pub(crate) fn mark_all_set(row: &mut lead::ActiveModel) {
     use sea_orm::{ActiveModelTrait, Iterable};
     for column in lead::Column::iter() {
         if let Some(value) = row.get(column).into_value() {

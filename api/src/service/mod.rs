@@ -5,9 +5,11 @@
 pub mod account;
 pub mod analytics;
 pub mod audit;
+pub mod bulk;
 pub mod catalog;
 pub mod configuration;
 pub mod defaults;
+pub mod import;
 pub mod lead;
 pub mod lead_query;
 pub mod models;

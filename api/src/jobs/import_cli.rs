@@ -1,0 +1,118 @@
+//! `leadrank import`: a CSV of leads from the command line, with a progress
+//! bar on standard error and the report on standard output.
+
+use std::io::Write as _;
+
+use chrono::Utc;
+use entity::{
+    enums::{JobStatus, Role},
+    tenant, user,
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+
+use super::rescore::{self, Options, Outcome, Trigger};
+use crate::{auth::Principal, service::import};
+
+/// Imports `path` into the tenant as its owner; with closed leads, then
+/// re-scores the tenant so the predictor learns from them.
+///
+/// # Errors
+/// An unknown tenant, an unreadable file, rows refused, or the database.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub async fn import(
+    db: &DatabaseConnection,
+    slug: &str,
+    path: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let tenant = tenant::Entity::find()
+        .filter(tenant::Column::Slug.eq(slug))
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no tenant \"{slug}\""))?;
+    let owner = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.id))
+        .filter(user::Column::Role.eq(Role::Owner))
+        .filter(user::Column::Active.eq(true))
+        .order_by_asc(user::Column::CreatedAt)
+        .one(db)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the tenant \"{slug}\" has no active owner"))?;
+    let principal = Principal {
+        tenant_id: tenant.id,
+        user_id: owner.id,
+        role: Role::Owner,
+    };
+    let csv = std::fs::read(path)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+    let started = std::time::Instant::now();
+    let report = import::import(
+        db,
+        &principal,
+        &csv,
+        dry_run,
+        |done, total| {
+            let width = 30;
+            let filled = usize::try_from(done * width / total.max(1)).unwrap_or(0);
+            eprint!(
+                "\r[{}{}] {done}/{total} rows",
+                "#".repeat(filled),
+                ".".repeat(usize::try_from(width).unwrap_or(0).saturating_sub(filled))
+            );
+            std::io::stderr().flush().ok();
+            if done == total {
+                eprintln!();
+            }
+        },
+        Utc::now(),
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let verb = if dry_run { "would be" } else { "" };
+    println!(
+        "{} rows: {} {verb} created, {} {verb} updated, {} unchanged, {} refused ({:.1} s)",
+        report.rows,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.refused,
+        started.elapsed().as_secs_f64()
+    );
+    if !report.errors.is_empty() {
+        println!("{}", import::describe(&report.errors));
+    }
+    if report.rescoring_run.is_some() {
+        println!(
+            "re-scoring the tenant so its close-probability model learns from the closed leads…"
+        );
+        match rescore::run(
+            db,
+            tenant.id,
+            Trigger::Import,
+            None,
+            Utc::now(),
+            &Options::default(),
+        )
+        .await?
+        {
+            Outcome::Busy => {
+                println!("another process is re-scoring this tenant; it will pick the import up")
+            }
+            Outcome::Finished(run) if run.status == JobStatus::Succeeded => println!(
+                "re-scored: {} leads scanned, {} changed",
+                run.leads_scanned, run.leads_changed
+            ),
+            Outcome::Finished(run) => anyhow::bail!(
+                "re-scoring after the import failed: {}",
+                run.error.unwrap_or_default()
+            ),
+        }
+    }
+    if !report.errors.is_empty() {
+        anyhow::bail!(
+            "{} row(s) refused; see the lines above",
+            report.refused.max(1)
+        );
+    }
+    Ok(())
+}

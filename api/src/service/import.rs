@@ -1,0 +1,1301 @@
+//! Importing leads from a CSV file: their fields, owner, team, stage,
+//! outcome and activity history, so a company starts with what it knows
+//! and its close-probability model learns from its past deals at once.
+//!
+//! Every row is checked before anything is written, and a dry run stops
+//! there. A real run writes the valid rows in batches of
+//! [`ROWS_PER_TRANSACTION`], each lead scored as it lands; new leads go in
+//! as multi-row inserts, as the demo loader writes them, because one
+//! `createLead` per row would take minutes for a large file. A row with an
+//! `external_id` already in the tenant updates that lead, and a row that
+//! would change nothing is left alone, so importing a file twice changes
+//! nothing the second time.
+//!
+//! The format is described in the README's import section.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use entity::{
+    activity,
+    enums::{Direction, FieldType, JobStatus, LeadStatus, StageKind},
+    job_run, lead, lead_event, lead_field, pipeline, score_event, stage, team, user,
+};
+use scoring::ActivityState;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult,
+    IntoActiveModel, QueryFilter, QuerySelect,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    begin_write, bulk,
+    lead::{check_attribute, dedupe_key, mark_all_set, normalise_phone},
+    rescoring::{self, ModelInUse, TenantCatalog, secs},
+    validate,
+};
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    jobs::rescore::{self, Trigger},
+    tenancy::TenantScope,
+};
+
+/// Rows written per transaction.
+pub const ROWS_PER_TRANSACTION: usize = 1000;
+/// Occurrences one `signal:<key>` cell may hold.
+const MAX_OCCURRENCES: usize = 1000;
+
+/// One problem with the file: its line (the header is line 1), the column
+/// and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportError {
+    pub line: u64,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// What an import did, or for a dry run would do.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Data rows in the file.
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// Rows that match their lead already.
+    pub unchanged: u64,
+    /// Rows refused for the problems in `errors`.
+    pub refused: u64,
+    /// Every problem, by line.
+    pub errors: Vec<ImportError>,
+    /// The import's own run, whose counters show progress.
+    pub import_run: Option<job_run::Model>,
+    /// The re-scoring run queued to retrain the predictor, when closed
+    /// leads were imported.
+    pub rescoring_run: Option<job_run::Model>,
+}
+
+/// The columns a file may have; lead fields and signals by key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Column {
+    Name,
+    Company,
+    Email,
+    Phone,
+    Industry,
+    DealValue,
+    ExternalId,
+    Source,
+    CreatedAt,
+    OwnerEmail,
+    Team,
+    Stage,
+    Status,
+    ClosedAt,
+    CloseReason,
+    Field(usize),
+    Signal(usize),
+}
+
+const FIXED_COLUMNS: [(&str, Column); 16] = [
+    ("name", Column::Name),
+    ("company", Column::Company),
+    ("email", Column::Email),
+    ("phone", Column::Phone),
+    ("industry", Column::Industry),
+    ("deal_value", Column::DealValue),
+    ("external_id", Column::ExternalId),
+    ("source", Column::Source),
+    ("created_at", Column::CreatedAt),
+    ("owner_email", Column::OwnerEmail),
+    ("team", Column::Team),
+    ("stage", Column::Stage),
+    ("status", Column::Status),
+    ("outcome", Column::Status),
+    ("closed_at", Column::ClosedAt),
+    ("close_reason", Column::CloseReason),
+];
+
+/// A row that passed every check, ready to write.
+struct Row {
+    line: u64,
+    name: String,
+    company: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    industry: Option<String>,
+    source: Option<String>,
+    deal_value: Option<f64>,
+    external_id: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    owner: Option<Uuid>,
+    team: Option<Uuid>,
+    /// The open stage the lead is (or was, before closing) in.
+    stage: Option<usize>,
+    status: LeadStatus,
+    closed_at: Option<DateTime<Utc>>,
+    close_reason: Option<String>,
+    attributes: Map<String, Value>,
+    /// (signal index, when), oldest first, from cells of dates.
+    activities: Vec<(usize, DateTime<Utc>)>,
+    /// (signal index, how many), from cells of counts.
+    counts: Vec<(usize, usize)>,
+    /// The lead this row updates.
+    existing: Option<Uuid>,
+}
+
+/// The keys an existing lead may be found by.
+#[derive(FromQueryResult)]
+struct KnownLead {
+    id: Uuid,
+    external_id: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    dedupe_key: Option<String>,
+}
+
+/// What the tenant already has that rows refer to.
+struct Context {
+    catalog: TenantCatalog,
+    users: HashMap<String, Uuid>,
+    teams: HashMap<String, Uuid>,
+    pipeline: pipeline::Model,
+    stages: Vec<stage::Model>,
+    /// external id → lead id
+    external: HashMap<String, Uuid>,
+    /// email, phone and company+name → lead id, for duplicates
+    emails: HashMap<String, Uuid>,
+    phones: HashMap<String, Uuid>,
+    dedupe: HashMap<String, Uuid>,
+}
+
+impl Context {
+    async fn load<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Self> {
+        let catalog = TenantCatalog::load(scope).await?;
+        let users = scope
+            .select::<user::Entity>()
+            .filter(user::Column::Active.eq(true))
+            .all(scope.conn())
+            .await?
+            .into_iter()
+            .map(|u| (u.email.to_lowercase(), u.id))
+            .collect();
+        let teams = scope
+            .select::<team::Entity>()
+            .all(scope.conn())
+            .await?
+            .into_iter()
+            .map(|t| (t.name.trim().to_lowercase(), t.id))
+            .collect();
+        let pipeline = scope
+            .select::<pipeline::Entity>()
+            .filter(pipeline::Column::IsDefault.eq(true))
+            .one(scope.conn())
+            .await?
+            .ok_or_else(|| AppError::not_found("pipeline", "default"))?;
+        let stages = rescoring::pipeline_stages(scope, pipeline.id).await?;
+        let known: Vec<KnownLead> = scope
+            .select::<lead::Entity>()
+            .select_only()
+            .columns([
+                lead::Column::Id,
+                lead::Column::ExternalId,
+                lead::Column::Email,
+                lead::Column::Phone,
+                lead::Column::DedupeKey,
+            ])
+            .into_model()
+            .all(scope.conn())
+            .await?;
+        let mut context = Self {
+            catalog,
+            users,
+            teams,
+            pipeline,
+            stages,
+            external: HashMap::new(),
+            emails: HashMap::new(),
+            phones: HashMap::new(),
+            dedupe: HashMap::new(),
+        };
+        for known in known {
+            for (map, key) in [
+                (&mut context.external, known.external_id),
+                (&mut context.emails, known.email),
+                (&mut context.phones, known.phone),
+                (&mut context.dedupe, known.dedupe_key),
+            ] {
+                if let Some(key) = key {
+                    map.insert(key, known.id);
+                }
+            }
+        }
+        Ok(context)
+    }
+
+    fn stage_named(&self, value: &str) -> Option<usize> {
+        let wanted = value.trim().to_lowercase();
+        self.stages
+            .iter()
+            .position(|s| s.key == wanted || s.name.trim().to_lowercase() == wanted)
+    }
+}
+
+/// Checks `csv` and, unless `dry_run`, writes its valid rows; `progress`
+/// hears (rows done, rows to write) after each batch.
+///
+/// # Errors
+/// FORBIDDEN below ADMIN; database errors. Problems with the file are in
+/// the report, not errors.
+pub async fn import(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    csv: &[u8],
+    dry_run: bool,
+    mut progress: impl FnMut(u64, u64),
+    now: DateTime<Utc>,
+) -> AppResult<ImportReport> {
+    principal.require_admin("import leads")?;
+    let scope = TenantScope::new(db, principal.tenant_id);
+    let context = Context::load(&scope).await?;
+    let mut report = ImportReport::default();
+    let rows = check_file(&context, csv, now, &mut report);
+    if dry_run || rows.is_empty() {
+        report.created = rows.iter().filter(|r| r.existing.is_none()).count() as u64;
+        report.updated = rows.len() as u64 - report.created;
+        return Ok(report);
+    }
+
+    let run = job_run::ActiveModel {
+        kind: Set("import".to_owned()),
+        status: Set(JobStatus::Running),
+        started_at: Set(Some(now)),
+        heartbeat_at: Set(Some(now)),
+        ..rescore::queued_run(Trigger::Manual, None, Some(principal.user_id), now)
+    };
+    let run = scope.insert(run).await?;
+    let mut writer = Writer {
+        scope: TenantScope::new(db, principal.tenant_id),
+        context: &context,
+        principal,
+        models: HashMap::new(),
+        now,
+        closed_written: 0,
+    };
+    let total = rows.len() as u64;
+    let mut done = 0u64;
+    let mut failure = None;
+    for batch in rows.chunks(ROWS_PER_TRANSACTION) {
+        match writer.write(db, batch).await {
+            Ok(counts) => {
+                report.created += counts.0;
+                report.updated += counts.1;
+                report.unchanged += counts.2;
+            }
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+        done += batch.len() as u64;
+        progress(done, total);
+        scope
+            .update_many::<job_run::Entity>()
+            .col_expr(
+                job_run::Column::LeadsScanned,
+                i64::try_from(done).unwrap_or(i64::MAX).into(),
+            )
+            .col_expr(
+                job_run::Column::LeadsChanged,
+                i64::try_from(report.created + report.updated)
+                    .unwrap_or(i64::MAX)
+                    .into(),
+            )
+            .col_expr(job_run::Column::HeartbeatAt, Some(Utc::now()).into())
+            .filter(job_run::Column::Id.eq(run.id))
+            .exec(db)
+            .await?;
+    }
+    let mut finished: job_run::ActiveModel = run.into();
+    finished.finished_at = Set(Some(Utc::now()));
+    finished.details = Set(Some(json!({
+        "rows": report.rows,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "refused": report.refused,
+    })));
+    match &failure {
+        None => finished.status = Set(JobStatus::Succeeded),
+        Some(err) => {
+            finished.status = Set(JobStatus::Failed);
+            finished.error = Set(Some(err.to_string()));
+        }
+    }
+    report.import_run = Some(scope.update(finished).await?);
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    if writer.closed_written > 0 {
+        // Past outcomes teach the close-probability model: retrain now
+        // rather than at night.
+        report.rescoring_run = Some(
+            rescore::enqueue(
+                db,
+                principal.tenant_id,
+                Trigger::Import,
+                None,
+                Some(principal.user_id),
+                now,
+            )
+            .await?,
+        );
+    }
+    Ok(report)
+}
+
+/// Reads and checks every row; problems go to the report.
+fn check_file(
+    context: &Context,
+    csv: &[u8],
+    now: DateTime<Utc>,
+    report: &mut ImportReport,
+) -> Vec<Row> {
+    let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(csv);
+    let header = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(err) => {
+            report.errors.push(ImportError {
+                line: 1,
+                field: None,
+                message: format!("the header row cannot be read: {err}"),
+            });
+            return Vec::new();
+        }
+    };
+    let columns = match read_header(context, &header) {
+        Ok(columns) => columns,
+        Err(errors) => {
+            report.errors.extend(errors);
+            // Without knowing every column, no row can be read right.
+            report.rows = reader.records().count() as u64;
+            report.refused = report.rows;
+            return Vec::new();
+        }
+    };
+    let mut rows = Vec::new();
+    let mut seen = Seen::default();
+    for record in reader.records() {
+        report.rows += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(err) => {
+                report.refused += 1;
+                report.errors.push(ImportError {
+                    line: err.position().map_or(report.rows + 1, |p| p.line()),
+                    field: None,
+                    message: format!("the row cannot be read: {err}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(report.rows + 1, |p| p.line());
+        if record.len() != columns.len() {
+            report.refused += 1;
+            report.errors.push(ImportError {
+                line,
+                field: None,
+                message: format!(
+                    "has {} values; the header has {} columns",
+                    record.len(),
+                    columns.len()
+                ),
+            });
+            continue;
+        }
+        let mut errors = Vec::new();
+        let row = check_row(
+            context,
+            &columns,
+            &header,
+            &record,
+            line,
+            now,
+            &mut seen,
+            &mut errors,
+        );
+        if errors.is_empty() {
+            rows.push(row);
+        } else {
+            report.refused += 1;
+            report.errors.extend(errors);
+        }
+    }
+    rows
+}
+
+fn read_header(
+    context: &Context,
+    header: &csv::StringRecord,
+) -> Result<Vec<Column>, Vec<ImportError>> {
+    let mut columns = Vec::new();
+    let mut errors = Vec::new();
+    let error = |field: &str, message: String| ImportError {
+        line: 1,
+        field: Some(field.to_owned()),
+        message,
+    };
+    for name in header {
+        let key = name.trim().to_lowercase();
+        let column = if let Some((_, c)) = FIXED_COLUMNS.iter().find(|(n, _)| *n == key) {
+            Some(*c)
+        } else if let Some(signal) = key.strip_prefix("signal:") {
+            match context.catalog.signals.iter().position(|s| s.key == signal) {
+                Some(i) if context.catalog.signals[i].retired => {
+                    errors.push(error(
+                        name,
+                        format!("the signal \"{signal}\" is retired and takes no new activities"),
+                    ));
+                    None
+                }
+                Some(i) => Some(Column::Signal(i)),
+                None => {
+                    errors.push(error(name, format!("there is no signal type \"{signal}\"")));
+                    None
+                }
+            }
+        } else if let Some(i) = context.catalog.fields.iter().position(|f| f.key == key) {
+            Some(Column::Field(i))
+        } else {
+            errors.push(error(
+                name,
+                "unknown column: expected a lead column (name, company, email, phone, industry, deal_value, external_id, source, created_at, owner_email, team, stage, status, closed_at, close_reason), a lead field key or signal:<key>".to_owned(),
+            ));
+            None
+        };
+        if let Some(column) = column {
+            if columns.contains(&column) {
+                errors.push(error(name, "appears twice".to_owned()));
+            }
+            columns.push(column);
+        }
+    }
+    if !columns.contains(&Column::Name) {
+        errors.push(ImportError {
+            line: 1,
+            field: Some("name".into()),
+            message: "the name column is required".into(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(columns)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Keys taken by earlier rows of the file, with their line.
+#[derive(Default)]
+struct Seen {
+    external: HashMap<String, u64>,
+    emails: HashMap<String, u64>,
+    phones: HashMap<String, u64>,
+    dedupe: HashMap<String, u64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_row(
+    context: &Context,
+    columns: &[Column],
+    header: &csv::StringRecord,
+    record: &csv::StringRecord,
+    line: u64,
+    now: DateTime<Utc>,
+    seen: &mut Seen,
+    errors: &mut Vec<ImportError>,
+) -> Row {
+    let mut row = Row {
+        line,
+        name: String::new(),
+        company: None,
+        email: None,
+        phone: None,
+        industry: None,
+        source: None,
+        deal_value: None,
+        external_id: None,
+        created_at: None,
+        owner: None,
+        team: None,
+        stage: None,
+        status: LeadStatus::Open,
+        closed_at: None,
+        close_reason: None,
+        attributes: Map::new(),
+        activities: Vec::new(),
+        counts: Vec::new(),
+        existing: None,
+    };
+    let mut signal_cells = Vec::new();
+    for ((column, value), name) in columns.iter().zip(record).zip(header) {
+        let value = value.trim();
+        let mut fail = |message: String| {
+            errors.push(ImportError {
+                line,
+                field: Some(name.trim().to_owned()),
+                message,
+            });
+        };
+        let text = |max: usize| -> Result<Option<String>, String> {
+            validate::optional_text("", Some(value), max)
+                .map_err(|e| e.to_string())
+                .map(|v| v.filter(|v| !v.is_empty()))
+        };
+        let result: Result<(), String> = (|| {
+            match *column {
+                Column::Name => {
+                    row.name = text(200)?.ok_or("is required")?;
+                }
+                Column::Company => row.company = text(200)?,
+                Column::Industry => row.industry = text(120)?,
+                Column::Source => row.source = text(120)?,
+                Column::CloseReason => row.close_reason = text(500)?,
+                Column::ExternalId => row.external_id = text(200)?,
+                Column::Email if !value.is_empty() => {
+                    row.email =
+                        Some(validate::email("", value).map_err(|_| "is not an email address")?);
+                }
+                Column::Phone if !value.is_empty() => {
+                    row.phone = Some(normalise_phone("", value).map_err(|e| e.to_string())?);
+                }
+                Column::DealValue if !value.is_empty() => {
+                    let v: f64 = value.parse().map_err(|_| "must be a number")?;
+                    if !v.is_finite() || v < 0.0 {
+                        return Err("must be a number of 0 or more".into());
+                    }
+                    row.deal_value = Some(v);
+                }
+                Column::CreatedAt if !value.is_empty() => {
+                    let at = parse_time(value)?;
+                    if at > now {
+                        return Err("must not be in the future".into());
+                    }
+                    row.created_at = Some(at);
+                }
+                Column::ClosedAt if !value.is_empty() => {
+                    let at = parse_time(value)?;
+                    if at > now {
+                        return Err("must not be in the future".into());
+                    }
+                    row.closed_at = Some(at);
+                }
+                Column::OwnerEmail if !value.is_empty() => {
+                    row.owner = Some(
+                        *context
+                            .users
+                            .get(&value.to_lowercase())
+                            .ok_or("no active user of your company has this email")?,
+                    );
+                }
+                Column::Team if !value.is_empty() => {
+                    row.team = Some(
+                        *context
+                            .teams
+                            .get(&value.to_lowercase())
+                            .ok_or_else(|| format!("there is no team \"{value}\""))?,
+                    );
+                }
+                Column::Stage if !value.is_empty() => {
+                    row.stage = Some(context.stage_named(value).ok_or_else(|| {
+                        format!(
+                            "the pipeline \"{}\" has no stage \"{value}\"; use a stage key or name",
+                            context.pipeline.name
+                        )
+                    })?);
+                }
+                Column::Status if !value.is_empty() => {
+                    row.status = match value.to_lowercase().as_str() {
+                        "open" => LeadStatus::Open,
+                        "won" => LeadStatus::Won,
+                        "lost" => LeadStatus::Lost,
+                        _ => return Err("must be open, won or lost".into()),
+                    };
+                }
+                Column::Field(i) if !value.is_empty() => {
+                    let field = &context.catalog.fields[i];
+                    let parsed = cell_value(field, value)?;
+                    let checked = check_attribute(field, &parsed, "").map_err(|e| e.to_string())?;
+                    row.attributes.insert(field.key.clone(), checked);
+                }
+                Column::Signal(i) if !value.is_empty() => signal_cells.push((i, value)),
+                _ => {}
+            }
+            Ok(())
+        })();
+        if let Err(message) = result {
+            fail(message);
+        }
+    }
+    check_stage_and_outcome(context, &mut row, header, columns, errors);
+    for (signal, cell) in signal_cells {
+        let column = format!("signal:{}", context.catalog.signals[signal].key);
+        match occurrences(cell, now) {
+            Ok(Occurrences::Count(n)) => row.counts.push((signal, n)),
+            Ok(Occurrences::Dates(times)) => row
+                .activities
+                .extend(times.into_iter().map(|at| (signal, at))),
+            Err(message) => errors.push(ImportError {
+                line,
+                field: Some(column),
+                message,
+            }),
+        }
+    }
+    row.activities.sort_by_key(|(_, at)| *at);
+    for field in context.catalog.fields.iter().filter(|f| f.required) {
+        if !row.attributes.contains_key(&field.key) && row.external_id.is_none() {
+            errors.push(ImportError {
+                line,
+                field: Some(field.key.clone()),
+                message: "is required".into(),
+            });
+        }
+    }
+    check_duplicates(context, &mut row, seen, errors);
+    row
+}
+
+fn check_stage_and_outcome(
+    context: &Context,
+    row: &mut Row,
+    header: &csv::StringRecord,
+    columns: &[Column],
+    errors: &mut Vec<ImportError>,
+) {
+    let column_name = |wanted: Column, fallback: &str| {
+        columns
+            .iter()
+            .zip(header)
+            .find(|(c, _)| **c == wanted)
+            .map_or(fallback.to_owned(), |(_, n)| n.trim().to_owned())
+    };
+    let mut fail = |column: Column, fallback: &str, message: &str| {
+        errors.push(ImportError {
+            line: row.line,
+            field: Some(column_name(column, fallback)),
+            message: message.to_owned(),
+        });
+    };
+    let closing = row
+        .stage
+        .and_then(|i| context.stages.get(i))
+        .map(|s| s.kind);
+    match (row.status, closing) {
+        // A won or lost stage in the stage column says the outcome.
+        (LeadStatus::Open, Some(StageKind::Won)) if !columns.contains(&Column::Status) => {
+            row.status = LeadStatus::Won;
+        }
+        (LeadStatus::Open, Some(StageKind::Lost)) if !columns.contains(&Column::Status) => {
+            row.status = LeadStatus::Lost;
+        }
+        (LeadStatus::Open, Some(StageKind::Won | StageKind::Lost)) => fail(
+            Column::Stage,
+            "stage",
+            "is a won or lost stage but the status is open",
+        ),
+        (LeadStatus::Won, Some(StageKind::Lost)) | (LeadStatus::Lost, Some(StageKind::Won)) => {
+            fail(Column::Stage, "stage", "contradicts the status")
+        }
+        _ => {}
+    }
+    if matches!(closing, Some(StageKind::Won | StageKind::Lost)) {
+        // The stage before the close is unknown; the close stage follows
+        // from the status.
+        row.stage = None;
+    }
+    match (row.status, row.closed_at) {
+        (LeadStatus::Open, Some(_)) => fail(
+            Column::ClosedAt,
+            "closed_at",
+            "is only for won or lost leads",
+        ),
+        (LeadStatus::Won | LeadStatus::Lost, None) => fail(
+            Column::ClosedAt,
+            "closed_at",
+            "is required for a won or lost lead",
+        ),
+        (_, Some(closed)) if row.created_at.is_some_and(|c| c > closed) => {
+            fail(Column::ClosedAt, "closed_at", "is before created_at")
+        }
+        _ => {}
+    }
+}
+
+fn check_duplicates(
+    context: &Context,
+    row: &mut Row,
+    seen: &mut Seen,
+    errors: &mut Vec<ImportError>,
+) {
+    let line = row.line;
+    if let Some(external) = &row.external_id {
+        if let Some(first) = seen.external.get(external) {
+            errors.push(ImportError {
+                line,
+                field: Some("external_id".into()),
+                message: format!("repeats the external id of line {first}"),
+            });
+        } else {
+            seen.external.insert(external.clone(), line);
+        }
+        row.existing = context.external.get(external).copied();
+    }
+    let dedupe = dedupe_key(row.company.as_deref(), &row.name);
+    let checks = [
+        (
+            "email",
+            row.email.clone(),
+            &context.emails,
+            &mut seen.emails,
+        ),
+        (
+            "phone",
+            row.phone.clone(),
+            &context.phones,
+            &mut seen.phones,
+        ),
+        ("company", dedupe, &context.dedupe, &mut seen.dedupe),
+    ];
+    for (column, key, existing, seen) in checks {
+        let Some(key) = key else { continue };
+        let what = if column == "company" {
+            "company and name".to_owned()
+        } else {
+            column.to_owned()
+        };
+        if let Some(other) = existing.get(&key).filter(|id| Some(**id) != row.existing) {
+            errors.push(ImportError {
+                line,
+                field: Some(column.into()),
+                message: format!("a lead with the same {what} already exists ({other})"),
+            });
+        } else if let Some(first) = seen.get(&key) {
+            errors.push(ImportError {
+                line,
+                field: Some(column.into()),
+                message: format!("has the same {what} as line {first}"),
+            });
+        } else {
+            seen.insert(key, line);
+        }
+    }
+}
+
+/// A cell as the JSON value a lead field holds.
+fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
+    match field.field_type {
+        FieldType::Rating | FieldType::Number => value
+            .parse::<f64>()
+            .map(|n| json!(n))
+            .map_err(|_| "must be a number".to_owned()),
+        FieldType::Boolean => match value.to_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" => Ok(Value::Bool(false)),
+            _ => Err("must be true or false".into()),
+        },
+        FieldType::Category | FieldType::Text => Ok(json!(value)),
+    }
+}
+
+/// A date or time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or `YYYY-MM-DD`.
+fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(at) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(at.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+        .ok_or_else(|| format!("\"{value}\" is not a date; use YYYY-MM-DD or RFC 3339"))
+}
+
+/// What a `signal:<key>` cell holds.
+enum Occurrences {
+    /// How many times, when is not known: spread over the lead's life.
+    Count(usize),
+    Dates(Vec<DateTime<Utc>>),
+}
+
+/// A `signal:<key>` cell: a count or `;`-separated dates.
+fn occurrences(cell: &str, now: DateTime<Utc>) -> Result<Occurrences, String> {
+    if let Ok(count) = cell.parse::<usize>() {
+        if count > MAX_OCCURRENCES {
+            return Err(format!("at most {MAX_OCCURRENCES} occurrences"));
+        }
+        return Ok(Occurrences::Count(count));
+    }
+    let times: Vec<DateTime<Utc>> = cell
+        .split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(parse_time)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e}; or give a count"))?;
+    if times.len() > MAX_OCCURRENCES {
+        return Err(format!("at most {MAX_OCCURRENCES} occurrences"));
+    }
+    if times.iter().any(|t| *t > now) {
+        return Err("dates must not be in the future".into());
+    }
+    Ok(Occurrences::Dates(times))
+}
+
+/// `count` times spread evenly between `start` and `end`, both excluded.
+fn spread(count: usize, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let span = (end - start).num_seconds().max(0);
+    let parts = i64::try_from(count + 1).unwrap_or(i64::MAX);
+    (1..=count)
+        .map(|i| start + chrono::Duration::seconds(span * i64::try_from(i).unwrap_or(0) / parts))
+        .collect()
+}
+
+/// Times of the activities a lead has, by lead and signal key.
+type KnownActivities = HashMap<(Uuid, String), Vec<i64>>;
+
+/// Writes batches of checked rows.
+struct Writer<'a> {
+    scope: TenantScope<'a, DatabaseConnection>,
+    context: &'a Context,
+    principal: &'a Principal,
+    models: HashMap<Option<Uuid>, ModelInUse>,
+    now: DateTime<Utc>,
+    closed_written: u64,
+}
+
+impl Writer<'_> {
+    /// Writes one batch in one transaction; (created, updated, unchanged).
+    async fn write(&mut self, db: &DatabaseConnection, rows: &[Row]) -> AppResult<(u64, u64, u64)> {
+        for row in rows {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.models.entry(row.team) {
+                slot.insert(
+                    ModelInUse::for_team(&self.scope, &self.context.catalog, row.team).await?,
+                );
+            }
+        }
+        let updates: Vec<Uuid> = rows.iter().filter_map(|r| r.existing).collect();
+        let mut existing: HashMap<Uuid, lead::Model> = self
+            .scope
+            .select::<lead::Entity>()
+            .filter(lead::Column::Id.is_in(updates.iter().copied()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|l| (l.id, l))
+            .collect();
+        let mut known_activities: KnownActivities = HashMap::new();
+        let stored: Vec<(Uuid, String, DateTime<Utc>)> = self
+            .scope
+            .select::<activity::Entity>()
+            .select_only()
+            .columns([
+                activity::Column::LeadId,
+                activity::Column::SignalKey,
+                activity::Column::OccurredAt,
+            ])
+            .filter(activity::Column::LeadId.is_in(updates.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (lead, key, at) in stored {
+            known_activities
+                .entry((lead, key))
+                .or_default()
+                .push(secs(at));
+        }
+
+        let mut inserts = Batch::default();
+        let mut changed_rows = Vec::new();
+        let (mut created, mut updated, mut unchanged) = (0, 0, 0);
+        for row in rows {
+            let current = row.existing.and_then(|id| existing.remove(&id));
+            match self.lead_of(row, current.as_ref(), &mut known_activities, &mut inserts)? {
+                Outcome::Created => created += 1,
+                Outcome::Updated(change) => {
+                    updated += 1;
+                    changed_rows.push(*change);
+                }
+                Outcome::Unchanged => unchanged += 1,
+            }
+        }
+
+        let backend = db.get_database_backend();
+        let txn = begin_write(db).await?;
+        let scope = TenantScope::new(&txn, self.principal.tenant_id);
+        for statement in inserts.statements(backend) {
+            txn.execute_raw(statement).await?;
+        }
+        for (row, version) in changed_rows {
+            let id = match &row.id {
+                Set(id) => *id,
+                _ => continue,
+            };
+            // A lead changed since the file was checked keeps that change.
+            let result = scope
+                .update_many::<lead::Entity>()
+                .set(row)
+                .filter(lead::Column::Id.eq(id))
+                .filter(lead::Column::Version.eq(version))
+                .exec(&txn)
+                .await?;
+            if result.rows_affected == 0 {
+                return Err(AppError::Conflict {
+                    message: format!(
+                        "lead {id} changed while the file was imported; import the file again"
+                    ),
+                    existing_id: Some(id),
+                });
+            }
+        }
+        txn.commit().await?;
+        Ok((created, updated, unchanged))
+    }
+
+    /// The lead a row describes, new or changed, queued for writing with
+    /// its activities and events.
+    fn lead_of(
+        &mut self,
+        row: &Row,
+        current: Option<&lead::Model>,
+        known_activities: &mut KnownActivities,
+        batch: &mut Batch,
+    ) -> AppResult<Outcome> {
+        let tenant_id = self.principal.tenant_id;
+        let context = self.context;
+        let now = self.now;
+        let id = current.map_or_else(Uuid::now_v7, |c| c.id);
+        let open_stage = row
+            .stage
+            .and_then(|i| context.stages.get(i))
+            .or_else(|| {
+                current
+                    .and_then(|c| context.stages.iter().find(|s| s.id == c.stage_id))
+                    .filter(|s| s.kind == StageKind::Open)
+            })
+            .or_else(|| context.stages.iter().find(|s| s.kind == StageKind::Open))
+            .ok_or_else(|| AppError::invalid("stage", "the default pipeline has no open stage"))?;
+        let created_at = row
+            .created_at
+            .or(current.map(|c| c.created_at))
+            .unwrap_or(now);
+
+        let mut lead = match current {
+            Some(c) => c.clone(),
+            None => blank_lead(
+                tenant_id,
+                id,
+                self.principal.user_id,
+                context.pipeline.id,
+                now,
+            ),
+        };
+        lead.name.clone_from(&row.name);
+        for (slot, value) in [
+            (&mut lead.company, &row.company),
+            (&mut lead.email, &row.email),
+            (&mut lead.phone, &row.phone),
+            (&mut lead.industry, &row.industry),
+            (&mut lead.source, &row.source),
+            (&mut lead.external_id, &row.external_id),
+            (&mut lead.close_reason, &row.close_reason),
+        ] {
+            if value.is_some() {
+                slot.clone_from(value);
+            }
+        }
+        lead.dedupe_key = dedupe_key(lead.company.as_deref(), &lead.name);
+        if row.deal_value.is_some() {
+            lead.deal_value = row.deal_value;
+        }
+        if row.owner.is_some() {
+            lead.owner_id = row.owner;
+        }
+        if row.team.is_some() {
+            lead.team_id = row.team;
+        }
+        lead.created_at = created_at;
+        let mut attributes = lead.attributes.as_object().cloned().unwrap_or_default();
+        attributes.extend(row.attributes.clone());
+        lead.attributes = Value::Object(attributes);
+
+        // The outcome: a lead closes as the file says; a closed one stays so.
+        let was_open = current.is_none_or(|c| c.status == LeadStatus::Open);
+        let closes = was_open && row.status != LeadStatus::Open;
+        if was_open && !closes {
+            if lead.stage_id != open_stage.id || current.is_none() {
+                lead.stage_entered_at = if current.is_none() { created_at } else { now };
+            }
+            lead.stage_id = open_stage.id;
+        }
+        if closes {
+            let kind = if row.status == LeadStatus::Won {
+                StageKind::Won
+            } else {
+                StageKind::Lost
+            };
+            let closing = context
+                .stages
+                .iter()
+                .find(|s| s.kind == kind)
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "status",
+                        "the default pipeline has no stage for this outcome",
+                    )
+                })?;
+            let closed_at = row.closed_at.unwrap_or(now);
+            lead.stage_id = closing.id;
+            lead.stage_entered_at = closed_at;
+            lead.status = row.status;
+            lead.closed_at = Some(closed_at);
+            batch.lead_events.push(lead_event::ActiveModel {
+                tenant_id: Set(tenant_id),
+                id: Set(Uuid::now_v7()),
+                lead_id: Set(id),
+                kind: Set("STAGE".into()),
+                actor_id: Set(Some(self.principal.user_id)),
+                at: Set(closed_at),
+                from_value: Set(Some(open_stage.key.clone())),
+                to_value: Set(Some(closing.key.clone())),
+                data: Set(Some(json!({"reason": "imported"}))),
+            });
+            self.closed_written += 1;
+        }
+
+        // Activities not already recorded, folded into the signal state the
+        // way `recordActivity` folds them.
+        let mut state: ActivityState =
+            serde_json::from_value(lead.signal_state.clone()).unwrap_or_default();
+        let mut new: Vec<(usize, DateTime<Utc>)> = Vec::new();
+        for (signal, at) in &row.activities {
+            let known = known_activities
+                .entry((id, context.catalog.signals[*signal].key.clone()))
+                .or_default();
+            if !known.contains(&secs(*at)) {
+                known.push(secs(*at));
+                new.push((*signal, *at));
+            }
+        }
+        // A count is a total: a second import of the same count adds none.
+        let end = lead.closed_at.unwrap_or(now);
+        for (signal, count) in &row.counts {
+            let known = known_activities
+                .entry((id, context.catalog.signals[*signal].key.clone()))
+                .or_default();
+            let missing = count.saturating_sub(known.len());
+            let times = spread(missing, lead.created_at.min(end), end);
+            known.extend(times.iter().map(|t| secs(*t)));
+            new.extend(times.into_iter().map(|at| (*signal, at)));
+        }
+        new.sort_by_key(|(_, at)| *at);
+        let added = new.len();
+        for (signal, at) in &new {
+            let def = &context.catalog.catalog.signals[*signal];
+            let stored = &context.catalog.signals[*signal];
+            state.record_as(def, def.direction, secs(*at), None);
+            let last = match stored.direction {
+                Direction::Inbound => &mut lead.last_inbound_at,
+                Direction::Outbound => &mut lead.last_outbound_at,
+            };
+            *last = (*last).max(Some(*at));
+            batch.activities.push(activity::ActiveModel {
+                tenant_id: Set(tenant_id),
+                id: Set(Uuid::now_v7()),
+                lead_id: Set(id),
+                signal_key: Set(def.key.clone()),
+                direction: Set(stored.direction),
+                occurred_at: Set(*at),
+                note: Set(None),
+                amount: Set(None),
+                created_by: Set(Some(self.principal.user_id)),
+                created_at: Set(now),
+            });
+        }
+        lead.last_activity_at = lead.last_inbound_at.max(lead.last_outbound_at);
+        lead.signal_state =
+            serde_json::to_value(&state).map_err(|e| AppError::Internal(e.into()))?;
+
+        if let Some(current) = current
+            && added == 0
+            && same_facts(current, &lead)
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        let Some(model) = self.models.get(&lead.team_id) else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "no model loaded for the lead's team"
+            )));
+        };
+        let mut active = lead.clone().into_active_model();
+        // Every column as the file left it, for the update as for the insert.
+        mark_all_set(&mut active);
+        let card = rescoring::score_onto(&mut active, &lead, &context.stages, model, now)?;
+        let before = current.map(|c| (c.score, c.tier.clone()));
+        let moved = before
+            .as_ref()
+            .is_none_or(|(s, t)| (s - card.total).abs() >= 1e-9 || *t != card.tier);
+        if moved {
+            batch.score_events.push(score_event::ActiveModel {
+                tenant_id: Set(tenant_id),
+                id: Set(Uuid::now_v7()),
+                lead_id: Set(id),
+                at: Set(now),
+                old_score: Set(before.as_ref().map(|(s, _)| *s)),
+                new_score: Set(card.total),
+                old_tier: Set(before.map(|(_, t)| t)),
+                new_tier: Set(card.tier.clone()),
+                reason: Set("imported".into()),
+                model_id: Set(Some(model.row.id)),
+                model_version: Set(model.row.version),
+                job_run_id: Set(None),
+            });
+        }
+        match current {
+            None => {
+                batch.leads.push(active);
+                Ok(Outcome::Created)
+            }
+            Some(current) => {
+                active.version = Set(current.version + 1);
+                active.updated_at = Set(now);
+                Ok(Outcome::Updated(Box::new((active, current.version))))
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Created,
+    /// The changed row and the version it was read at.
+    Updated(Box<(lead::ActiveModel, i32)>),
+    Unchanged,
+}
+
+/// Whether two versions of a lead hold the same facts.
+fn same_facts(a: &lead::Model, b: &lead::Model) -> bool {
+    a.name == b.name
+        && a.company == b.company
+        && a.email == b.email
+        && a.phone == b.phone
+        && a.industry == b.industry
+        && a.source == b.source
+        && a.deal_value == b.deal_value
+        && a.attributes == b.attributes
+        && a.owner_id == b.owner_id
+        && a.team_id == b.team_id
+        && a.stage_id == b.stage_id
+        && a.status == b.status
+        && a.closed_at == b.closed_at
+        && a.close_reason == b.close_reason
+        && a.created_at == b.created_at
+}
+
+fn blank_lead(
+    tenant_id: Uuid,
+    id: Uuid,
+    by: Uuid,
+    pipeline: Uuid,
+    now: DateTime<Utc>,
+) -> lead::Model {
+    lead::Model {
+        tenant_id,
+        id,
+        external_id: None,
+        name: String::new(),
+        company: None,
+        email: None,
+        phone: None,
+        dedupe_key: None,
+        industry: None,
+        source: None,
+        attributes: json!({}),
+        deal_value: None,
+        owner_id: None,
+        team_id: None,
+        pipeline_id: pipeline,
+        stage_id: Uuid::nil(),
+        stage_entered_at: now,
+        status: LeadStatus::Open,
+        closed_at: None,
+        close_reason: None,
+        score: 0.0,
+        tier: String::new(),
+        tier_rank: 0,
+        priority: 0,
+        flags: 0,
+        close_probability: None,
+        breakdown: json!({}),
+        scoring_model_id: None,
+        model_version: None,
+        next_follow_up_at: None,
+        last_activity_at: None,
+        last_inbound_at: None,
+        last_outbound_at: None,
+        signal_state: json!({}),
+        scored_at: None,
+        pinned_tier: None,
+        pin_reason: None,
+        pin_expires_at: None,
+        pinned_by: None,
+        version: 1,
+        created_by: Some(by),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// New rows of one batch, inserted leads first.
+#[derive(Default)]
+struct Batch {
+    leads: Vec<lead::ActiveModel>,
+    activities: Vec<activity::ActiveModel>,
+    score_events: Vec<score_event::ActiveModel>,
+    lead_events: Vec<lead_event::ActiveModel>,
+}
+
+impl Batch {
+    fn statements(self, backend: sea_orm::DbBackend) -> Vec<sea_orm::Statement> {
+        let mut statements = Vec::new();
+        bulk::insert_statements(self.leads, backend, &mut statements);
+        bulk::insert_statements(self.activities, backend, &mut statements);
+        bulk::insert_statements(self.score_events, backend, &mut statements);
+        bulk::insert_statements(self.lead_events, backend, &mut statements);
+        statements
+    }
+}
+
+/// Line numbers and messages, for people reading a report.
+pub fn describe(errors: &[ImportError]) -> String {
+    let mut by_line: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for e in errors {
+        let text = match &e.field {
+            Some(f) => format!("{f}: {}", e.message),
+            None => e.message.clone(),
+        };
+        by_line.entry(e.line).or_default().push(text);
+    }
+    by_line
+        .into_iter()
+        .map(|(line, problems)| format!("line {line}: {}", problems.join("; ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
