@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     begin_write,
-    rescoring::{self, ModelInUse, TenantCatalog},
+    rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
 use crate::{
@@ -547,7 +547,10 @@ impl<C: ConnectionTrait> Editing<'_, C> {
     ) -> AppResult<lead::Model> {
         let model = ModelInUse::for_team(&self.scope, catalog, changed.team_id).await?;
         let stages = rescoring::pipeline_stages(&self.scope, changed.pipeline_id).await?;
-        let card = rescoring::score_onto(&mut row, &changed, &stages, &model, now)?;
+        let mut pinners = Pinners::default();
+        pinners.load_for_leads(&self.scope, [&changed]).await?;
+        let card =
+            rescoring::score_onto_pinned(&mut row, &changed, &pinners, &stages, &model, now)?;
         // Claim the version first: of two racing writers, one wins and the
         // other gets CONFLICT, on every database.
         let claimed = self
