@@ -12,6 +12,8 @@ pub struct Model {
     pub locale: String,
     pub time_zone: String,
     pub nightly_hour: i32,
+    /// Whether a REP may pin the tier of a lead they own.
+    pub reps_may_pin: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -12,6 +12,7 @@ pub enum Tenants {
     Locale,
     TimeZone,
     NightlyHour,
+    RepsMayPin,
     CreatedAt,
     UpdatedAt,
 }

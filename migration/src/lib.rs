@@ -16,6 +16,7 @@ mod m20261123_000005_jobs;
 mod m20261123_000006_audit_and_throttling;
 mod m20261123_000007_assignment_rules;
 mod m20261123_000008_queue_index;
+mod m20261123_000009_pin_policy;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_audit_and_throttling::Migration),
             Box::new(m20261123_000007_assignment_rules::Migration),
             Box::new(m20261123_000008_queue_index::Migration),
+            Box::new(m20261123_000009_pin_policy::Migration),
         ]
     }
 }

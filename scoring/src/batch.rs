@@ -17,7 +17,7 @@ use crate::decay::exp2;
 use crate::dimensions::Kernel;
 use crate::engine::CompiledModel;
 use crate::explain::ScoreSummary;
-use crate::facts::LeadFacts;
+use crate::facts::{LeadFacts, TierPin};
 use crate::overrides::CompiledRule;
 use crate::tiers::{priority, rank_of};
 
@@ -47,7 +47,8 @@ pub struct LeadBatch {
     /// Pinned tier rank (NaN when none) and when the pin lapses (+∞ never).
     pin_rank: Vec<f64>,
     pin_until: Vec<f64>,
-    pin_reasons: Vec<Option<String>>,
+    /// The pin itself, for its explanation; pins are rare, so a clone is cheap.
+    pins: Vec<Option<TierPin>>,
 }
 
 impl LeadBatch {
@@ -89,7 +90,7 @@ impl LeadBatch {
             contact_base: col(),
             pin_rank: col(),
             pin_until: col(),
-            pin_reasons: Vec::with_capacity(capacity),
+            pins: Vec::with_capacity(capacity),
         }
     }
 
@@ -144,12 +145,12 @@ impl LeadBatch {
                 self.pin_rank.push(rank as f64);
                 self.pin_until
                     .push(p.expires_at.map_or(f64::INFINITY, |t| t as f64));
-                self.pin_reasons.push(Some(p.reason.clone()));
+                self.pins.push(Some(p.clone()));
             }
             None => {
                 self.pin_rank.push(f64::NAN);
                 self.pin_until.push(f64::INFINITY);
-                self.pin_reasons.push(None);
+                self.pins.push(None);
             }
         }
         self.len += 1;
@@ -189,13 +190,13 @@ impl LeadBatch {
         self.contact_base.clear();
         self.pin_rank.clear();
         self.pin_until.clear();
-        self.pin_reasons.clear();
+        self.pins.clear();
     }
 
-    pub(crate) fn pin(&self, lead: usize) -> Option<(&str, f64)> {
-        let reason = self.pin_reasons.get(lead)?.as_deref()?;
+    pub(crate) fn pin(&self, lead: usize) -> Option<(&TierPin, f64)> {
+        let pin = self.pins.get(lead)?.as_ref()?;
         Some((
-            reason,
+            pin,
             self.pin_until.get(lead).copied().unwrap_or(f64::INFINITY),
         ))
     }

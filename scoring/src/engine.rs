@@ -201,10 +201,14 @@ impl CompiledModel {
             self.tier_key(from).to_string(),
             self.tier_key(to).to_string(),
         );
-        let (reason, until) = batch.pin(i).unwrap_or(("", f64::INFINITY));
+        let (by, reason, until) = match batch.pin(i) {
+            Some((pin, until)) => (pin.pinned_by.as_deref(), pin.reason.as_str(), until),
+            None => (None, "", f64::INFINITY),
+        };
+        // A date, not "n more days": the explanation is stored with the
+        // score and read days later.
         let lasting = if until.is_finite() {
-            let days = (until - batch.as_of() as f64) / crate::SECONDS_PER_DAY;
-            format!(" for {:.0} more day(s)", days.ceil())
+            format!(" until {}", utc_date(until as UnixSeconds))
         } else {
             String::new()
         };
@@ -215,10 +219,49 @@ impl CompiledModel {
             } else {
                 format!("pinned {from} → {to}")
             },
-            reason: format!("tier pinned to {to} by a manager{lasting}: {reason}"),
+            reason: format!(
+                "tier pinned to {to} by {}{lasting}: {reason}",
+                by.unwrap_or("a manager")
+            ),
             from_tier: from,
             to_tier: to,
             flag: None,
+        }
+    }
+}
+
+/// The UTC calendar date of `at` (Unix seconds) as `YYYY-MM-DD`, by Howard
+/// Hinnant's days-to-civil algorithm: the crate keeps no clock or calendar
+/// dependency for one date in an explanation.
+fn utc_date(at: UnixSeconds) -> String {
+    let days = at.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_date;
+
+    #[test]
+    fn utc_dates_match_the_calendar() {
+        for (at, date) in [
+            (0, "1970-01-01"),
+            (951_782_400, "2000-02-29"),
+            (1_750_000_000, "2025-06-15"),
+            (1_764_547_199, "2025-11-30"),
+            (1_796_083_200, "2026-12-01"),
+            (-86_400, "1969-12-31"),
+        ] {
+            assert_eq!(utc_date(at), date, "{at}");
         }
     }
 }

@@ -141,9 +141,10 @@ pub struct LeadFacts {
 
 /// A manager's pin of a lead's tier, with a reason and an optional expiry.
 /// While it lasts the lead has the pinned tier whatever its score and rules
-/// say, with that tier's cadence (flags still show); the explanation lists it
-/// as a `PIN` override. A pin
-/// naming a tier the model does not have is ignored.
+/// say, with that tier's cadence (flags still show; the score is computed as
+/// ever); the explanation lists it as a `PIN` override naming who set it,
+/// why and until when. A pin naming a tier the model does not have is
+/// ignored, and so is one at or after `expires_at`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TierPin {
@@ -154,6 +155,9 @@ pub struct TierPin {
     /// When the pin lapses, Unix seconds; never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<UnixSeconds>,
+    /// Who set it, by name, for the explanation; "a manager" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_by: Option<String>,
 }
 
 impl LeadFacts {

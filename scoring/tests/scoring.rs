@@ -565,6 +565,7 @@ fn a_managers_pin_sets_the_tier_and_is_explained_until_it_expires() {
         tier: "A".into(),
         reason: "strategic account".into(),
         expires_at: Some(NOW + 3 * DAY),
+        pinned_by: Some("Mia Manager".into()),
     });
     let card = general(&f);
     assert_eq!(card.tier, "A");
@@ -573,7 +574,7 @@ fn a_managers_pin_sets_the_tier_and_is_explained_until_it_expires() {
     assert_eq!(pin.effect, format!("pinned {} → A", card.base_tier));
     assert_eq!(
         pin.reason,
-        "tier pinned to A by a manager for 3 more day(s): strategic account"
+        "tier pinned to A by Mia Manager until 2025-06-18: strategic account"
     );
     assert_eq!(
         card.next_follow_up_at,
@@ -596,6 +597,7 @@ fn a_pin_to_a_tier_the_model_lacks_is_ignored() {
         tier: "S".into(),
         reason: "typo".into(),
         expires_at: None,
+        pinned_by: None,
     });
     let card = general(&f);
     assert!(card.overrides.iter().all(|o| o.rule != "PIN"));
@@ -610,9 +612,15 @@ fn a_pin_can_hold_an_urgent_lead_down() {
         tier: "C".into(),
         reason: "on hold until budget year".into(),
         expires_at: None,
+        pinned_by: None,
     });
     let card = general(&f);
     assert_eq!(card.tier, "C");
     assert!(card.has_flag(LeadFlag::Urgent), "the flag still shows");
-    assert_eq!(card.overrides.last().unwrap().effect, "pinned A → C");
+    let pin = card.overrides.last().unwrap();
+    assert_eq!(pin.effect, "pinned A → C");
+    assert_eq!(
+        pin.reason,
+        "tier pinned to C by a manager: on hold until budget year"
+    );
 }

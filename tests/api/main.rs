@@ -15,6 +15,7 @@ mod jobs;
 mod leads;
 mod limits;
 mod models;
+mod pins;
 mod sessions;
 mod tenancy;
 mod throttling;

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{
     RequestContext,
-    types::{AuthPayload, Role, Team, TeamPayload, Tenant, User, UserPayload},
+    types::{AuthPayload, Role, Team, TeamPayload, Tenant, TenantPayload, User, UserPayload},
 };
 use crate::{error::IntoGraphql, service::account};
 
@@ -51,6 +51,13 @@ pub struct CreateUserInput {
 pub struct CreateTeamInput {
     pub name: String,
     pub member_ids: Option<Vec<ID>>,
+}
+
+/// Settings to change; an absent one stays as it is.
+#[derive(InputObject)]
+pub struct UpdateTenantSettingsInput {
+    /// Whether a REP may pin the tier of a lead they own.
+    pub reps_may_pin: Option<bool>,
 }
 
 fn ids(list: Option<Vec<ID>>) -> Vec<String> {
@@ -165,6 +172,25 @@ impl AccountMutation {
             .await
             .gql()?;
         Ok(UserPayload { user: user.into() })
+    }
+
+    /// Changes the company's settings (OWNER and ADMIN); audited.
+    async fn update_tenant_settings(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantSettingsInput,
+    ) -> Result<TenantPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let settings = account::TenantSettings {
+            reps_may_pin: input.reps_may_pin,
+        };
+        let tenant = account::update_tenant_settings(&rc.db, &principal, settings, Utc::now())
+            .await
+            .gql()?;
+        Ok(TenantPayload {
+            tenant: tenant.into(),
+        })
     }
 
     /// Creates a team (OWNER and ADMIN).

@@ -21,7 +21,7 @@ use crate::{
     error::{AppError, IntoGraphql},
     service::{
         account, configuration,
-        lead::{self as leads, LeadChanges, NewActivity, NewLead},
+        lead::{self as leads, LeadChanges, NewActivity, NewLead, NewTierPin},
         lead_query::{self, LeadFilter as Filter},
         reasons::{self, QueueFacts},
         validate,
@@ -271,6 +271,21 @@ impl Lead {
     async fn close_probability(&self) -> Option<f64> {
         self.row.close_probability
     }
+    /// The tier pin holding this lead at a tier of someone's choosing;
+    /// null when there is none or it has expired. The score is computed
+    /// as ever; `scoreBreakdown.overrides` shows the pin as `PIN`.
+    async fn pin(&self) -> Option<TierPin> {
+        let tier = self.row.pinned_tier.clone()?;
+        if self.row.pin_expires_at.is_some_and(|end| end <= Utc::now()) {
+            return None;
+        }
+        Some(TierPin {
+            tier,
+            reason: self.row.pin_reason.clone().unwrap_or_default(),
+            expires_at: self.row.pin_expires_at,
+            pinned_by_id: self.row.pinned_by,
+        })
+    }
     /// How the score was made: every dimension's points and the rules
     /// that fired.
     async fn score_breakdown(&self) -> Result<ScoreBreakdown> {
@@ -433,6 +448,38 @@ pub struct AppliedOverride {
     /// What it did, e.g. "raised C → A".
     pub effect: String,
     pub reason: String,
+}
+
+/// A lead's tier, held by someone with a reason until it expires.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TierPin {
+    /// A tier key of the model that scores the lead.
+    pub tier: String,
+    /// Why, in the words of who pinned it.
+    pub reason: String,
+    /// When the pin lapses and the model's tier applies again; never when
+    /// null.
+    pub expires_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pinned_by_id: Option<uuid::Uuid>,
+}
+
+#[ComplexObject]
+impl TierPin {
+    /// Who pinned it.
+    async fn pinned_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(user) = self.pinned_by_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .data::<Loaders>()?
+            .user
+            .load_one(user)
+            .await
+            .map_err(|e| e.extend_ref())?
+            .map(User::from))
+    }
 }
 
 /// Something that happened with a lead.
@@ -790,6 +837,22 @@ pub struct CloseLeadInput {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
+#[derive(InputObject)]
+pub struct PinLeadTierInput {
+    pub id: ID,
+    /// A tier key of the model that scores the lead, e.g. "A".
+    pub tier: String,
+    /// Why, shown in the lead's explanation; up to 500 characters.
+    pub reason: String,
+    /// When the pin lapses; in the future. Null: until it is removed.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct UnpinLeadTierInput {
+    pub id: ID,
+}
+
 /// The lead after a change, re-scored.
 #[derive(SimpleObject)]
 pub struct LeadPayload {
@@ -925,6 +988,46 @@ impl LeadMutation {
         };
         Ok(
             leads::record_activity(&rc.db, &principal, input, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Holds an open lead at a tier, with a reason and an optional expiry;
+    /// its score is still computed and shown. OWNER, ADMIN and MANAGER for
+    /// leads they see; a REP for leads they own when the company allows it
+    /// (`Tenant.repsMayPin`). Replaces an earlier pin. Audited.
+    async fn pin_lead_tier(
+        &self,
+        ctx: &Context<'_>,
+        input: PinLeadTierInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let input = NewTierPin {
+            id: input.id.0,
+            tier: input.tier,
+            reason: input.reason,
+            expires_at: input.expires_at,
+        };
+        Ok(leads::pin_lead_tier(&rc.db, &principal, input, Utc::now())
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Removes a lead's tier pin, so the model's tier applies again; who
+    /// may is as for `pinLeadTier`. Audited.
+    async fn unpin_lead_tier(
+        &self,
+        ctx: &Context<'_>,
+        input: UnpinLeadTierInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        Ok(
+            leads::unpin_lead_tier(&rc.db, &principal, &input.id, Utc::now())
                 .await
                 .gql()?
                 .into(),

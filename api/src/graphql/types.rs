@@ -140,6 +140,10 @@ pub struct Tenant {
     pub time_zone: String,
     /// The local hour (0–23, in `timeZone`) of the nightly re-scoring.
     pub nightly_hour: i32,
+    /// Whether a REP may pin the tier of a lead they own (`pinLeadTier`);
+    /// OWNER, ADMIN and MANAGER always may. Changed with
+    /// `updateTenantSettings`.
+    pub reps_may_pin: bool,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -151,6 +155,7 @@ impl From<tenant::Model> for Tenant {
             locale: t.locale,
             time_zone: t.time_zone,
             nightly_hour: t.nightly_hour,
+            reps_may_pin: t.reps_may_pin,
         }
     }
 }
@@ -441,6 +446,12 @@ pub struct UserPayload {
 #[derive(SimpleObject)]
 pub struct TeamPayload {
     pub team: Team,
+}
+
+/// The result of `updateTenantSettings`.
+#[derive(SimpleObject)]
+pub struct TenantPayload {
+    pub tenant: Tenant,
 }
 
 /// Lets a shared (`Arc`) service error keep its code and field.

@@ -31,7 +31,9 @@ use uuid::Uuid;
 use super::lease::Lease;
 use crate::{
     error::{AppError, AppResult},
-    service::rescoring::{self, FactSource, ModelInUse, TenantCatalog, from_secs, secs},
+    service::rescoring::{
+        self, FactSource, ModelInUse, PinSource, Pinners, TenantCatalog, from_secs, secs,
+    },
     tenancy::TenantScope,
 };
 
@@ -126,6 +128,27 @@ struct Row {
     flags: i32,
     next_follow_up_at: Option<DateTime<Utc>>,
     scoring_model_id: Option<Uuid>,
+    scored_at: Option<DateTime<Utc>>,
+    pinned_tier: Option<String>,
+    pin_reason: Option<String>,
+    pin_expires_at: Option<DateTime<Utc>>,
+    pinned_by: Option<Uuid>,
+}
+
+impl Row {
+    /// Whether the lead has a tier pin still in force at `now`.
+    fn pinned_at(&self, now: DateTime<Utc>) -> bool {
+        self.pinned_tier.is_some() && self.pin_expires_at.is_none_or(|end| end > now)
+    }
+
+    /// Whether a pin lapsed since the lead was last scored: its stored tier
+    /// and explanation still show the pin.
+    fn pin_lapsed_since_scored(&self, now: DateTime<Utc>) -> bool {
+        self.pinned_tier.is_some()
+            && self
+                .pin_expires_at
+                .is_some_and(|end| end <= now && self.scored_at.is_none_or(|at| at < end))
+    }
 }
 
 /// One lead's new score, to be written.
@@ -387,6 +410,7 @@ async fn rescore(
         "nightly re-scoring"
     };
     let mut models: HashMap<Option<Uuid>, ModelInUse> = HashMap::new();
+    let mut pinners = Pinners::default();
     let mut progress = Progress::from_run(run);
     let mut checkpoint = run.checkpoint;
     let mut last_log = Instant::now();
@@ -410,6 +434,16 @@ async fn rescore(
         };
 
         let t = Instant::now();
+        // Pins are few: their pinners' names, for the explanation, come in
+        // one small query per batch that has new ones, not a join on every row.
+        pinners
+            .load(
+                scope,
+                rows.iter()
+                    .filter(|r| r.pinned_at(now))
+                    .filter_map(|r| r.pinned_by),
+            )
+            .await?;
         let mut changes = Vec::new();
         for row in &rows {
             let team = row.team_id;
@@ -429,6 +463,16 @@ async fn rescore(
                     signal_state: &row.signal_state,
                     created_at: row.created_at,
                     close_probability: row.close_probability,
+                    // A lapsed pin is passed on too and ignored by the engine
+                    // from its expiry; its columns stay (the job writes
+                    // scores, not the lead's facts) until someone pins or
+                    // unpins again, and `Lead.pin` hides it.
+                    pin: PinSource::of(
+                        row.pinned_tier.as_deref(),
+                        row.pin_reason.as_deref(),
+                        row.pin_expires_at,
+                        pinners.name(row.pinned_by),
+                    ),
                 },
                 pipeline,
             );
@@ -451,6 +495,7 @@ async fn rescore(
             let moved = (card.total - row.score).abs() >= 0.01
                 || row.scoring_model_id != Some(model.row.id)
                 || card.tier != row.tier
+                || row.pin_lapsed_since_scored(now)
                 || flags != row.flags
                 || row.next_follow_up_at.map(secs) != Some(card.next_follow_up_at)
                 || probability.map(|p| (p * 1e6).round())
@@ -577,6 +622,8 @@ async fn retrain(
                         signal_state: &r.signal_state,
                         created_at: r.created_at,
                         close_probability: None,
+                        // A pin sets a tier, which the predictor does not read.
+                        pin: None,
                     },
                     pipeline,
                 );
@@ -650,6 +697,11 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::Flags,
         lead::Column::NextFollowUpAt,
         lead::Column::ScoringModelId,
+        lead::Column::ScoredAt,
+        lead::Column::PinnedTier,
+        lead::Column::PinReason,
+        lead::Column::PinExpiresAt,
+        lead::Column::PinnedBy,
     ])
 }
 

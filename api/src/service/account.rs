@@ -106,6 +106,7 @@ pub async fn sign_up(
         locale: Set(locale.clone()),
         time_zone: Set(time_zone),
         nightly_hour: Set(2),
+        reps_may_pin: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -445,6 +446,55 @@ pub async fn get_tenant<C: ConnectionTrait>(
         .one(scope.conn())
         .await?
         .ok_or_else(|| AppError::not_found("tenant", scope.tenant_id()))
+}
+
+/// The fields of `UpdateTenantSettingsInput`; `None` leaves a setting as
+/// it is.
+#[derive(Default)]
+pub struct TenantSettings {
+    pub reps_may_pin: Option<bool>,
+}
+
+/// Changes the caller's tenant's settings, audited with the settings before
+/// and after.
+///
+/// # Errors
+/// FORBIDDEN below ADMIN.
+pub async fn update_tenant_settings(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    settings: TenantSettings,
+    now: DateTime<Utc>,
+) -> AppResult<tenant::Model> {
+    principal.require_admin("change the company's settings")?;
+    let txn = begin_write(db).await?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let current = get_tenant(&scope).await?;
+    let reps_may_pin = settings.reps_may_pin.unwrap_or(current.reps_may_pin);
+    if reps_may_pin == current.reps_may_pin {
+        return Ok(current);
+    }
+    // The tenants table is the one table without `tenant_id`: the row is
+    // the caller's tenant itself, addressed by the principal's tenant id.
+    let mut row: tenant::ActiveModel = current.clone().into();
+    row.reps_may_pin = Set(reps_may_pin);
+    row.updated_at = Set(now);
+    let saved = tenant::Entity::update(row).exec(&txn).await?;
+    audit::record(
+        &scope,
+        audit::Change {
+            actor: Some(principal.user_id),
+            action: "tenant.settings_updated",
+            entity: "tenant",
+            entity_id: Some(saved.id),
+            before: Some(json!({"repsMayPin": current.reps_may_pin})),
+            after: Some(json!({"repsMayPin": saved.reps_may_pin})),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
 }
 
 /// The caller.

@@ -16,8 +16,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
-    begin_write,
-    rescoring::{self, ModelInUse, TenantCatalog},
+    account, audit, begin_write,
+    rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
 use crate::{
@@ -551,7 +551,10 @@ impl<C: ConnectionTrait> Editing<'_, C> {
     ) -> AppResult<lead::Model> {
         let model = ModelInUse::for_team(&self.scope, catalog, changed.team_id).await?;
         let stages = rescoring::pipeline_stages(&self.scope, changed.pipeline_id).await?;
-        let card = rescoring::score_onto(&mut row, &changed, &stages, &model, now)?;
+        let mut pinners = Pinners::default();
+        pinners.load_for_leads(&self.scope, [&changed]).await?;
+        let card =
+            rescoring::score_onto_pinned(&mut row, &changed, &pinners, &stages, &model, now)?;
         // Claim the version first: of two racing writers, one wins and the
         // other gets CONFLICT, on every database.
         let claimed = self
@@ -959,6 +962,203 @@ pub async fn close_lead(
         .await?;
     txn.commit().await?;
     Ok(saved)
+}
+
+/// The longest reason for a tier pin, in characters.
+const MAX_PIN_REASON: usize = 500;
+
+/// The fields of `PinLeadTierInput`.
+pub struct NewTierPin {
+    pub id: String,
+    pub tier: String,
+    pub reason: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Pins an open lead's tier, with a reason and an optional expiry. The
+/// score is still computed as ever; only the tier (and with it the
+/// follow-up cadence) is held until the pin expires or is removed. Audited.
+///
+/// # Errors
+/// BAD_USER_INPUT for a tier the lead's model lacks, an empty or long
+/// reason, an expiry not in the future or a closed lead; FORBIDDEN for a
+/// rep (see [`require_may_pin`]); NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+pub async fn pin_lead_tier(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    input: NewTierPin,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let reason = validate::required_text("input.reason", &input.reason, MAX_PIN_REASON)?;
+    if input.expires_at.is_some_and(|at| at <= now) {
+        return Err(AppError::invalid(
+            "input.expiresAt",
+            "must be in the future",
+        ));
+    }
+    let tier = input.tier.trim();
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, &input.id).await?;
+    // Saving consumes the editing; history and audit follow in the same
+    // transaction.
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let current = editing.lead.clone();
+    require_may_pin(&scope, principal, &current).await?;
+    require_open(&current)?;
+    let catalog = TenantCatalog::load(&scope).await?;
+    let model = ModelInUse::for_team(&scope, &catalog, current.team_id).await?;
+    let tiers = &model.compiled.config().tiers;
+    if !tiers.iter().any(|t| t.key == tier) {
+        let keys: Vec<&str> = tiers.iter().map(|t| t.key.as_str()).collect();
+        return Err(AppError::invalid(
+            "input.tier",
+            format!(
+                "the lead's scoring model has no tier \"{tier}\"; its tiers are {}",
+                keys.join(", ")
+            ),
+        ));
+    }
+    let pinner = account::me(&scope, principal).await?;
+
+    let mut changed = current.clone();
+    changed.pinned_tier = Some(tier.to_owned());
+    changed.pin_reason = Some(reason.clone());
+    changed.pin_expires_at = input.expires_at;
+    changed.pinned_by = Some(principal.user_id);
+    let mut row = current.clone().into_active_model();
+    row.pinned_tier = Set(changed.pinned_tier.clone());
+    row.pin_reason = Set(changed.pin_reason.clone());
+    row.pin_expires_at = Set(changed.pin_expires_at);
+    row.pinned_by = Set(changed.pinned_by);
+    let why = format!("tier pinned to {tier} by {}: {reason}", pinner.display_name);
+    let saved = editing.save_with(&catalog, row, changed, &why, now).await?;
+    lead_history(
+        &scope,
+        current.id,
+        "PIN",
+        principal,
+        Some(current.tier.clone()),
+        Some(saved.tier.clone()),
+        now,
+    )
+    .await?;
+    audit::record(
+        &scope,
+        audit::Change {
+            actor: Some(principal.user_id),
+            action: "lead.tier_pinned",
+            entity: "lead",
+            entity_id: Some(current.id),
+            before: pin_of(&current),
+            after: pin_of(&saved),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Removes a lead's tier pin (expired or not), so its tier is the model's
+/// again. A lead without a pin is answered as it is. Audited.
+///
+/// # Errors
+/// FORBIDDEN as for [`pin_lead_tier`]; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+pub async fn unpin_lead_tier(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let current = editing.lead.clone();
+    require_may_pin(&scope, principal, &current).await?;
+    if current.pinned_tier.is_none() {
+        return Ok(current);
+    }
+    let unpinner = account::me(&scope, principal).await?;
+    let mut changed = current.clone();
+    changed.pinned_tier = None;
+    changed.pin_reason = None;
+    changed.pin_expires_at = None;
+    changed.pinned_by = None;
+    let mut row = current.clone().into_active_model();
+    row.pinned_tier = Set(None);
+    row.pin_reason = Set(None);
+    row.pin_expires_at = Set(None);
+    row.pinned_by = Set(None);
+    let why = format!("tier pin removed by {}", unpinner.display_name);
+    let saved = editing.save(row, changed, &why, now).await?;
+    lead_history(
+        &scope,
+        current.id,
+        "UNPIN",
+        principal,
+        Some(current.tier.clone()),
+        Some(saved.tier.clone()),
+        now,
+    )
+    .await?;
+    audit::record(
+        &scope,
+        audit::Change {
+            actor: Some(principal.user_id),
+            action: "lead.tier_unpinned",
+            entity: "lead",
+            entity_id: Some(current.id),
+            before: pin_of(&current),
+            after: None,
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Who may pin or unpin a lead's tier: OWNER, ADMIN and MANAGER any lead
+/// they can see (the caller has loaded it through visibility already); a
+/// REP only a lead they own, and only when the tenant allows reps to.
+///
+/// # Errors
+/// FORBIDDEN; database errors.
+async fn require_may_pin<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    lead: &lead::Model,
+) -> AppResult<()> {
+    match principal.role {
+        Role::Owner | Role::Admin | Role::Manager => Ok(()),
+        Role::Rep => {
+            if !account::get_tenant(scope).await?.reps_may_pin {
+                return Err(AppError::Forbidden {
+                    action: "pin lead tiers; your company lets only managers do it",
+                });
+            }
+            if lead.owner_id != Some(principal.user_id) {
+                return Err(AppError::Forbidden {
+                    action: "pin the tier of a lead you do not own",
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A lead's pin as the audit log keeps it; none without one.
+fn pin_of(lead: &lead::Model) -> Option<Value> {
+    lead.pinned_tier.as_ref().map(|tier| {
+        json!({
+            "tier": tier,
+            "reason": lead.pin_reason,
+            "expiresAt": lead.pin_expires_at,
+            "pinnedBy": lead.pinned_by,
+        })
+    })
 }
 
 fn require_open(lead: &lead::Model) -> AppResult<()> {

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{
     audit, begin_write, configuration,
     lead::teams_of,
-    rescoring::{self, FactSource, ModelInUse, TenantCatalog, secs},
+    rescoring::{self, FactSource, ModelInUse, PinSource, TenantCatalog, secs},
     validate,
 };
 use crate::{
@@ -327,6 +327,9 @@ struct Row {
     tier: String,
     status: LeadStatus,
     closed_at: Option<DateTime<Utc>>,
+    pinned_tier: Option<String>,
+    pin_reason: Option<String>,
+    pin_expires_at: Option<DateTime<Utc>>,
 }
 
 fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
@@ -344,6 +347,9 @@ fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::En
         lead::Column::Tier,
         lead::Column::Status,
         lead::Column::ClosedAt,
+        lead::Column::PinnedTier,
+        lead::Column::PinReason,
+        lead::Column::PinExpiresAt,
     ])
 }
 
@@ -410,6 +416,15 @@ fn source(row: &Row) -> FactSource<'_> {
         signal_state: &row.signal_state,
         created_at: row.created_at,
         close_probability: row.close_probability,
+        // A pinned lead keeps its pin under any version, so the preview
+        // holds it at its tier too. Only tiers are compared here, never the
+        // explanation, so the pinner's name is not needed.
+        pin: PinSource::of(
+            row.pinned_tier.as_deref(),
+            row.pin_reason.as_deref(),
+            row.pin_expires_at,
+            None,
+        ),
     }
 }
 
@@ -465,6 +480,8 @@ impl ClosedLeads {
         if let Some(stage) = before {
             source.stage_id = stage.id;
         }
+        // The model is judged on its own tiers, not on a manager's pin.
+        source.pin = None;
         source.stage_entered_at = closed_at;
         (rescoring::facts_of(&source, stages), secs(closed_at))
     }

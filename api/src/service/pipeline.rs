@@ -21,7 +21,7 @@ use super::{
     account, audit, begin_write,
     configuration::PipelineWithStages,
     defaults,
-    rescoring::{self, ModelInUse, TenantCatalog},
+    rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
 use crate::{
@@ -641,6 +641,7 @@ async fn move_leads<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let reason = format!("stage {} removed: moved to {}", from.key, to.key);
+    let mut pinners = Pinners::default();
     let mut moved = 0;
     let mut after = None;
     loop {
@@ -654,6 +655,7 @@ async fn move_leads<C: ConnectionTrait>(
             break;
         };
         after = Some(last.id);
+        pinners.load_for_leads(scope, &page).await?;
         for current in page {
             let mut changed = current.clone();
             changed.stage_id = to.id;
@@ -664,7 +666,8 @@ async fn move_leads<C: ConnectionTrait>(
             row.version = Set(current.version + 1);
             row.updated_at = Set(now);
             let model = rescoring.model(scope, current.team_id).await?;
-            let card = rescoring::score_onto(&mut row, &changed, stages, model, now)?;
+            let card =
+                rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, model, now)?;
             scope.update(row).await?;
             scope
                 .insert(lead_event::ActiveModel {
@@ -712,6 +715,7 @@ async fn rescore_open_leads<C: ConnectionTrait>(
     let open = sea_orm::Condition::all()
         .add(lead::Column::PipelineId.eq(pipeline))
         .add(lead::Column::Status.eq(LeadStatus::Open));
+    let mut pinners = Pinners::default();
     let mut rescored = 0;
     let mut after = None;
     loop {
@@ -720,11 +724,12 @@ async fn rescore_open_leads<C: ConnectionTrait>(
             break;
         };
         after = Some(last.id);
+        pinners.load_for_leads(scope, &page).await?;
         for lead in page.into_iter().filter(|l| !skip.contains(&l.id)) {
             let mut row = lead.clone().into_active_model();
             row.version = Set(lead.version + 1);
             let model = rescoring.model(scope, lead.team_id).await?;
-            let card = rescoring::score_onto(&mut row, &lead, stages, model, now)?;
+            let card = rescoring::score_onto_pinned(&mut row, &lead, &pinners, stages, model, now)?;
             scope.update(row).await?;
             rescoring::record_change(
                 scope,

@@ -2,15 +2,19 @@
 //! model that applies, and writing the result back onto the row. Shared by
 //! every mutation that changes a lead's facts (and, later, the nightly job).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{
     enums::{FieldType, StageKind},
-    lead, lead_field, predictor_model, score_event, scoring_model, signal_type, stage,
+    lead, lead_field, predictor_model, score_event, scoring_model, signal_type, stage, user,
 };
-use scoring::{Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder};
+use scoring::{
+    Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts, TierPin,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use super::configuration;
@@ -168,6 +172,36 @@ pub struct FactSource<'a> {
     pub signal_state: &'a serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub close_probability: Option<f64>,
+    /// The lead's tier pin, if it has one.
+    pub pin: Option<PinSource<'a>>,
+}
+
+/// A lead's tier pin columns, with the pinner's name for the explanation.
+#[derive(Clone, Copy)]
+pub struct PinSource<'a> {
+    pub tier: &'a str,
+    pub reason: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Display name of who pinned it; the explanation says "a manager"
+    /// without one.
+    pub pinned_by: Option<&'a str>,
+}
+
+impl<'a> PinSource<'a> {
+    /// The pin columns of a lead; none when it has no pinned tier.
+    pub fn of(
+        pinned_tier: Option<&'a str>,
+        pin_reason: Option<&'a str>,
+        pin_expires_at: Option<DateTime<Utc>>,
+        pinned_by: Option<&'a str>,
+    ) -> Option<Self> {
+        Some(Self {
+            tier: pinned_tier?,
+            reason: pin_reason.unwrap_or_default(),
+            expires_at: pin_expires_at,
+            pinned_by,
+        })
+    }
 }
 
 impl<'a> From<&'a lead::Model> for FactSource<'a> {
@@ -180,13 +214,83 @@ impl<'a> From<&'a lead::Model> for FactSource<'a> {
             signal_state: &lead.signal_state,
             created_at: lead.created_at,
             close_probability: lead.close_probability,
+            pin: PinSource::of(
+                lead.pinned_tier.as_deref(),
+                lead.pin_reason.as_deref(),
+                lead.pin_expires_at,
+                None,
+            ),
         }
     }
 }
 
-/// The scoring facts of a lead row in its pipeline.
-pub fn facts(lead: &lead::Model, stages: &[stage::Model]) -> LeadFacts {
-    facts_of(&FactSource::from(lead), stages)
+/// The scoring facts of a lead row in its pipeline; `pinned_by` names who
+/// pinned its tier, if anyone did.
+pub fn facts(lead: &lead::Model, pinned_by: Option<&str>, stages: &[stage::Model]) -> LeadFacts {
+    let mut source = FactSource::from(lead);
+    if let Some(pin) = &mut source.pin {
+        pin.pinned_by = pinned_by;
+    }
+    facts_of(&source, stages)
+}
+
+/// Display names of the users who pinned leads' tiers, loaded as leads need
+/// them, for the explanation of their pins.
+#[derive(Default)]
+pub struct Pinners(HashMap<Uuid, String>);
+
+impl Pinners {
+    /// Loads the names of `users` not known yet, in one query (none when
+    /// all are known).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn load<C: ConnectionTrait>(
+        &mut self,
+        scope: &TenantScope<'_, C>,
+        users: impl IntoIterator<Item = Uuid>,
+    ) -> AppResult<()> {
+        let missing: BTreeSet<Uuid> = users
+            .into_iter()
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<(Uuid, String)> = scope
+            .select::<user::Entity>()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::DisplayName)
+            .filter(user::Column::Id.is_in(missing))
+            .into_tuple()
+            .all(scope.conn())
+            .await?;
+        self.0.extend(names);
+        Ok(())
+    }
+
+    /// The name of `user`, once loaded.
+    pub fn name(&self, user: Option<Uuid>) -> Option<&str> {
+        user.and_then(|id| self.0.get(&id)).map(String::as_str)
+    }
+
+    /// Loads the names of whoever pinned `leads`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn load_for_leads<'l, C: ConnectionTrait>(
+        &mut self,
+        scope: &TenantScope<'_, C>,
+        leads: impl IntoIterator<Item = &'l lead::Model>,
+    ) -> AppResult<()> {
+        let pinners: Vec<Uuid> = leads
+            .into_iter()
+            .filter(|l| l.pinned_tier.is_some())
+            .filter_map(|l| l.pinned_by)
+            .collect();
+        self.load(scope, pinners).await
+    }
 }
 
 /// The scoring facts of a lead's columns in its pipeline.
@@ -218,7 +322,15 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
         activity: serde_json::from_value(lead.signal_state.clone()).unwrap_or_default(),
         created_at: secs(lead.created_at),
         predicted_close_probability: lead.close_probability,
-        pin: None,
+        // An expired pin is passed on as it is: the engine ignores it from
+        // its `expires_at`, so scoring at any `now` is right without the
+        // columns being cleared.
+        pin: lead.pin.map(|pin| TierPin {
+            tier: pin.tier.to_owned(),
+            reason: pin.reason.to_owned(),
+            expires_at: pin.expires_at.map(secs),
+            pinned_by: pin.pinned_by.map(str::to_owned),
+        }),
     }
 }
 
@@ -230,6 +342,8 @@ pub fn flag_bits(card: &Scorecard) -> i32 {
 }
 
 /// Scores `lead` and writes the result onto `row`; returns the scorecard.
+/// A pinned lead's explanation says "a manager" pinned it: callers that may
+/// meet pinned leads use [`score_onto_pinned`] to name the pinner.
 pub fn score_onto(
     row: &mut lead::ActiveModel,
     lead: &lead::Model,
@@ -237,7 +351,19 @@ pub fn score_onto(
     model: &ModelInUse,
     now: DateTime<Utc>,
 ) -> AppResult<Scorecard> {
-    let mut facts = facts(lead, stages);
+    score_onto_pinned(row, lead, &Pinners::default(), stages, model, now)
+}
+
+/// As [`score_onto`], with the names of whoever pinned leads' tiers.
+pub fn score_onto_pinned(
+    row: &mut lead::ActiveModel,
+    lead: &lead::Model,
+    pinners: &Pinners,
+    stages: &[stage::Model],
+    model: &ModelInUse,
+    now: DateTime<Utc>,
+) -> AppResult<Scorecard> {
+    let mut facts = facts(lead, pinners.name(lead.pinned_by), stages);
     if let Some(predictor) = &model.predictor {
         let probability = predictor.predict(&facts);
         facts.predicted_close_probability = Some(probability);
