@@ -280,6 +280,7 @@ pub async fn import(
         context: &context,
         principal,
         models: HashMap::new(),
+        pinners: rescoring::Pinners::default(),
         now,
         closed_written: 0,
     };
@@ -878,6 +879,7 @@ struct Writer<'a> {
     context: &'a Context,
     principal: &'a Principal,
     models: HashMap<Option<Uuid>, ModelInUse>,
+    pinners: rescoring::Pinners,
     now: DateTime<Utc>,
     closed_written: u64,
 }
@@ -923,6 +925,12 @@ impl Writer<'_> {
                 .push(secs(at));
         }
 
+        // A pinned lead's breakdown names who pinned it.
+        let mut pinners = rescoring::Pinners::default();
+        pinners
+            .load_for_leads(&self.scope, existing.values())
+            .await?;
+        self.pinners = pinners;
         let mut inserts = Batch::default();
         let mut changed_rows = Vec::new();
         let (mut created, mut updated, mut unchanged) = (0, 0, 0);
@@ -1148,7 +1156,14 @@ impl Writer<'_> {
         let mut active = lead.clone().into_active_model();
         // Every column as the file left it, for the update as for the insert.
         mark_all_set(&mut active);
-        let card = rescoring::score_onto(&mut active, &lead, &context.stages, model, now)?;
+        let card = rescoring::score_onto_pinned(
+            &mut active,
+            &lead,
+            &self.pinners,
+            &context.stages,
+            model,
+            now,
+        )?;
         let before = current.map(|c| (c.score, c.tier.clone()));
         let moved = before
             .as_ref()
