@@ -108,10 +108,12 @@ async fn main() -> anyhow::Result<()> {
         .map(|m| m.count)
         .sum();
     println!(
-        "preview: {} open leads, {} change tier, {} closed leads judged",
+        "preview: {} open leads, {} change tier, {} closed leads judged (last run: open leads {} ms, closed leads {} ms)",
         preview.comparison.leads_evaluated,
         moved,
-        preview.closed.map_or(0, |c| c.0)
+        preview.closed.map_or(0, |c| c.0),
+        preview.open_ms,
+        preview.closed_ms,
     );
     println!(
         "preview: median {:.3} s (runs: {})",

@@ -32,7 +32,8 @@ use super::lease::Lease;
 use crate::{
     error::{AppError, AppResult},
     service::rescoring::{
-        self, FactSource, ModelInUse, PinSource, Pinners, TenantCatalog, from_secs, secs,
+        self, FactSource, JsonSource, ModelInUse, PinSource, Pinners, TenantCatalog, from_secs,
+        secs,
     },
     tenancy::TenantScope,
 };
@@ -118,9 +119,9 @@ struct Row {
     pipeline_id: Uuid,
     stage_id: Uuid,
     stage_entered_at: DateTime<Utc>,
-    attributes: serde_json::Value,
+    attributes: String,
     deal_value: Option<f64>,
-    signal_state: serde_json::Value,
+    signal_state: String,
     created_at: DateTime<Utc>,
     close_probability: Option<f64>,
     score: f64,
@@ -457,10 +458,10 @@ async fn rescore(
             let mut facts = rescoring::facts_of(
                 &FactSource {
                     stage_id: row.stage_id,
-                    attributes: &row.attributes,
+                    attributes: JsonSource::Text(&row.attributes),
                     deal_value: row.deal_value,
                     stage_entered_at: row.stage_entered_at,
-                    signal_state: &row.signal_state,
+                    signal_state: JsonSource::Text(&row.signal_state),
                     created_at: row.created_at,
                     close_probability: row.close_probability,
                     // A lapsed pin is passed on too and ignored by the engine
@@ -616,10 +617,10 @@ async fn retrain(
                 let facts = rescoring::facts_of(
                     &FactSource {
                         stage_id: r.stage_id,
-                        attributes: &r.attributes,
+                        attributes: JsonSource::Text(&r.attributes),
                         deal_value: r.deal_value,
                         stage_entered_at: r.stage_entered_at,
-                        signal_state: &r.signal_state,
+                        signal_state: JsonSource::Text(&r.signal_state),
                         created_at: r.created_at,
                         close_probability: None,
                         // A pin sets a tier, which the predictor does not read.
@@ -680,16 +681,14 @@ async fn retrain(
 
 /// Selects the columns of [`Row`].
 fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
-    query.select_only().columns([
+    let query = query.select_only().columns([
         lead::Column::Id,
         lead::Column::Version,
         lead::Column::TeamId,
         lead::Column::PipelineId,
         lead::Column::StageId,
         lead::Column::StageEnteredAt,
-        lead::Column::Attributes,
         lead::Column::DealValue,
-        lead::Column::SignalState,
         lead::Column::CreatedAt,
         lead::Column::CloseProbability,
         lead::Column::Score,
@@ -702,7 +701,9 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::PinReason,
         lead::Column::PinExpiresAt,
         lead::Column::PinnedBy,
-    ])
+    ]);
+    let query = rescoring::json_as_text(query, lead::Column::Attributes);
+    rescoring::json_as_text(query, lead::Column::SignalState)
 }
 
 async fn save_progress(

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{
     audit, begin_write, configuration,
     lead::teams_of,
-    rescoring::{self, FactSource, ModelInUse, PinSource, TenantCatalog, secs},
+    rescoring::{self, FactSource, JsonSource, ModelInUse, PinSource, TenantCatalog, secs},
     validate,
 };
 use crate::{
@@ -318,9 +318,9 @@ struct Row {
     pipeline_id: Uuid,
     stage_id: Uuid,
     stage_entered_at: DateTime<Utc>,
-    attributes: Value,
+    attributes: String,
     deal_value: Option<f64>,
-    signal_state: Value,
+    signal_state: String,
     created_at: DateTime<Utc>,
     close_probability: Option<f64>,
     score: f64,
@@ -333,14 +333,12 @@ struct Row {
 }
 
 fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
-    query.select_only().columns([
+    let query = query.select_only().columns([
         lead::Column::Id,
         lead::Column::PipelineId,
         lead::Column::StageId,
         lead::Column::StageEnteredAt,
-        lead::Column::Attributes,
         lead::Column::DealValue,
-        lead::Column::SignalState,
         lead::Column::CreatedAt,
         lead::Column::CloseProbability,
         lead::Column::Score,
@@ -350,7 +348,9 @@ fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::En
         lead::Column::PinnedTier,
         lead::Column::PinReason,
         lead::Column::PinExpiresAt,
-    ])
+    ]);
+    let query = rescoring::json_as_text(query, lead::Column::Attributes);
+    rescoring::json_as_text(query, lead::Column::SignalState)
 }
 
 /// Calls `each` with every lead matching `filter`, a page at a time in id
@@ -410,10 +410,10 @@ fn open_facts(row: &Row, stages: &[stage::Model], model: &ModelInUse) -> scoring
 fn source(row: &Row) -> FactSource<'_> {
     FactSource {
         stage_id: row.stage_id,
-        attributes: &row.attributes,
+        attributes: JsonSource::Text(&row.attributes),
         deal_value: row.deal_value,
         stage_entered_at: row.stage_entered_at,
-        signal_state: &row.signal_state,
+        signal_state: JsonSource::Text(&row.signal_state),
         created_at: row.created_at,
         close_probability: row.close_probability,
         // A pinned lead keeps its pin under any version, so the preview
@@ -537,6 +537,10 @@ pub struct Preview {
     /// Closed leads judged, and each model's AUC on them; none without
     /// closed leads.
     pub closed: Option<(usize, Option<f64>, Option<f64>)>,
+    /// Time spent on the open leads and on the closed ones, for the log and
+    /// the benchmark.
+    pub open_ms: u128,
+    pub closed_ms: u128,
 }
 
 /// Compares a version with the model in use over the open leads it would
@@ -567,6 +571,7 @@ pub async fn preview<C: ConnectionTrait>(
     let stages = stages_by_pipeline(scope).await?;
     let filter = leads_of_scope(scope, candidate.team_id).await?;
 
+    let started = std::time::Instant::now();
     let mut ids = Vec::new();
     let mut before: Vec<(f64, String)> = Vec::new();
     let mut after: Vec<(f64, u8)> = Vec::new();
@@ -598,15 +603,25 @@ pub async fn preview<C: ConnectionTrait>(
         .filter_map(|m| ids.get(m.index).copied())
         .collect();
 
+    let open_ms = started.elapsed().as_millis();
+    let started = std::time::Instant::now();
     let judged = judge_closed(scope, filter, &stages, &[&current.compiled, &compiled]).await?;
     let closed = match judged.as_slice() {
         [old, new] if !old.is_empty() => Some((old.len(), auc(old), auc(new))),
         _ => None,
     };
+    let closed_ms = started.elapsed().as_millis();
+    tracing::info!(
+        model = %candidate.id, leads = comparison.leads_evaluated,
+        open_ms = open_ms as u64, closed_ms = closed_ms as u64,
+        "scoring model previewed"
+    );
     Ok(Preview {
         comparison,
         moved_leads,
         closed,
+        open_ms,
+        closed_ms,
     })
 }
 

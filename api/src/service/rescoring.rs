@@ -166,14 +166,49 @@ pub fn from_secs(secs: i64) -> DateTime<Utc> {
 /// or a whole row.
 pub struct FactSource<'a> {
     pub stage_id: Uuid,
-    pub attributes: &'a serde_json::Value,
+    pub attributes: JsonSource<'a>,
     pub deal_value: Option<f64>,
     pub stage_entered_at: DateTime<Utc>,
-    pub signal_state: &'a serde_json::Value,
+    pub signal_state: JsonSource<'a>,
     pub created_at: DateTime<Utc>,
     pub close_probability: Option<f64>,
     /// The lead's tier pin, if it has one.
     pub pin: Option<PinSource<'a>>,
+}
+
+/// A JSON column as read: parsed already, or as the text the bulk readers
+/// select, which deserialises straight into the scoring types without a
+/// `serde_json::Value` in between.
+#[derive(Clone, Copy)]
+pub enum JsonSource<'a> {
+    Value(&'a serde_json::Value),
+    Text(&'a str),
+}
+
+impl JsonSource<'_> {
+    /// The value as `T`; the default when it does not read as one (an
+    /// older shape), so one odd row does not stop a re-score.
+    fn parse<T: serde::de::DeserializeOwned + Default>(self) -> T {
+        match self {
+            Self::Value(v) => T::deserialize(v).unwrap_or_default(),
+            Self::Text(t) => serde_json::from_str(t).unwrap_or_default(),
+        }
+    }
+}
+
+/// Selects a JSON column as text, named as the column, for [`JsonSource::Text`].
+pub fn json_as_text(
+    query: sea_orm::Select<lead::Entity>,
+    column: lead::Column,
+) -> sea_orm::Select<lead::Entity> {
+    use sea_orm::{
+        QuerySelect,
+        sea_query::{Alias, Expr, ExprTrait},
+    };
+    query.column_as(
+        Expr::col((lead::Entity, column)).cast_as(Alias::new("text")),
+        sea_orm::IdenStatic::as_str(&column),
+    )
 }
 
 /// A lead's tier pin columns, with the pinner's name for the explanation.
@@ -208,10 +243,10 @@ impl<'a> From<&'a lead::Model> for FactSource<'a> {
     fn from(lead: &'a lead::Model) -> Self {
         Self {
             stage_id: lead.stage_id,
-            attributes: &lead.attributes,
+            attributes: JsonSource::Value(&lead.attributes),
             deal_value: lead.deal_value,
             stage_entered_at: lead.stage_entered_at,
-            signal_state: &lead.signal_state,
+            signal_state: JsonSource::Value(&lead.signal_state),
             created_at: lead.created_at,
             close_probability: lead.close_probability,
             pin: PinSource::of(
@@ -300,8 +335,7 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
         .position(|s| s.id == lead.stage_id)
         .unwrap_or(0);
     let stage = stages.get(position);
-    let attributes: BTreeMap<String, scoring::AttributeValue> =
-        serde_json::from_value(lead.attributes.clone()).unwrap_or_default();
+    let attributes: BTreeMap<String, scoring::AttributeValue> = lead.attributes.parse();
     LeadFacts {
         attributes,
         deal_value: lead.deal_value,
@@ -319,7 +353,7 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
                 .and_then(|s| s.rotting_days)
                 .and_then(|d| u32::try_from(d).ok()),
         },
-        activity: serde_json::from_value(lead.signal_state.clone()).unwrap_or_default(),
+        activity: lead.signal_state.parse(),
         created_at: secs(lead.created_at),
         predicted_close_probability: lead.close_probability,
         // An expired pin is passed on as it is: the engine ignores it from
