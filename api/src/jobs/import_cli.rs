@@ -68,9 +68,9 @@ pub async fn import(
     )
     .await
     .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let verb = if dry_run { "would be" } else { "" };
+    let verb = if dry_run { " would be" } else { "" };
     println!(
-        "{} rows: {} {verb} created, {} {verb} updated, {} unchanged, {} refused ({:.1} s)",
+        "{} rows: {}{verb} created, {}{verb} updated, {} unchanged, {} refused ({:.1} s)",
         report.rows,
         report.created,
         report.updated,
