@@ -4,9 +4,18 @@
 
 use sea_orm::{ActiveModelTrait, DbBackend, EntityTrait, Iterable, QueryTrait, Statement};
 
-/// SQLite's limit on bound parameters in one statement; PostgreSQL allows
-/// more, so one statement size fits both.
-const MAX_BOUND_PARAMETERS: usize = 32_766;
+/// Bound parameters per statement. SQLite allows 32,766, but looking a
+/// parameter up while binding costs time in proportion to their number:
+/// statements that large spent a sixth of an import binding, and 4,000 made
+/// a 20,000-row import twice as fast. PostgreSQL has no such cost, and
+/// there the round trips of smaller statements made a 100,000-row import
+/// twice as slow, so it keeps large ones.
+fn max_bound_parameters(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Sqlite => 4_000,
+        _ => 32_766,
+    }
+}
 
 /// Inserts of `rows` in as few statements as the bound-parameter limit
 /// allows. The rows must already carry their tenant: these statements are
@@ -17,7 +26,7 @@ pub fn insert_statements<A: ActiveModelTrait>(
     out: &mut Vec<Statement>,
 ) {
     let columns = <A::Entity as EntityTrait>::Column::iter().count();
-    let per_statement = (MAX_BOUND_PARAMETERS / columns.max(1)).max(1);
+    let per_statement = (max_bound_parameters(backend) / columns.max(1)).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
