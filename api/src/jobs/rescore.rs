@@ -396,7 +396,7 @@ async fn rescore(
 ) -> AppResult<()> {
     lease.heartbeat(db, Some(run.id), now).await?;
     let catalog = TenantCatalog::load(scope).await?;
-    let stages = stages_by_pipeline(scope).await?;
+    let stages = rescoring::stages_by_pipeline(scope).await?;
     // Re-scoring after a model activation keeps the predictor in use, so
     // the leads get exactly the scores the model's preview announced.
     let activation = run.trigger == Trigger::ModelActivation.as_str();
@@ -566,21 +566,6 @@ async fn rescore(
         "re-scoring finished"
     );
     Ok(())
-}
-
-async fn stages_by_pipeline(
-    scope: &TenantScope<'_, DatabaseConnection>,
-) -> AppResult<HashMap<Uuid, Vec<stage::Model>>> {
-    let mut by_pipeline: HashMap<Uuid, Vec<stage::Model>> = HashMap::new();
-    for s in scope
-        .select::<stage::Entity>()
-        .order_by_asc(stage::Column::Position)
-        .all(scope.conn())
-        .await?
-    {
-        by_pipeline.entry(s.pipeline_id).or_default().push(s);
-    }
-    Ok(by_pipeline)
 }
 
 /// Trains the tenant's close-probability predictor from its closed leads

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::{
     begin_write, bulk,
-    lead::{check_attribute, dedupe_key, mark_all_set, normalise_phone},
+    lead::{blank_lead, check_attribute, dedupe_key, mark_all_set, normalise_phone},
     rescoring::{self, ModelInUse, TenantCatalog, secs},
     validate,
 };
@@ -1222,60 +1222,6 @@ fn same_facts(a: &lead::Model, b: &lead::Model) -> bool {
         && a.closed_at == b.closed_at
         && a.close_reason == b.close_reason
         && a.created_at == b.created_at
-}
-
-fn blank_lead(
-    tenant_id: Uuid,
-    id: Uuid,
-    by: Uuid,
-    pipeline: Uuid,
-    now: DateTime<Utc>,
-) -> lead::Model {
-    lead::Model {
-        tenant_id,
-        id,
-        external_id: None,
-        name: String::new(),
-        company: None,
-        email: None,
-        phone: None,
-        dedupe_key: None,
-        industry: None,
-        source: None,
-        attributes: json!({}),
-        deal_value: None,
-        owner_id: None,
-        team_id: None,
-        pipeline_id: pipeline,
-        stage_id: Uuid::nil(),
-        stage_entered_at: now,
-        status: LeadStatus::Open,
-        closed_at: None,
-        close_reason: None,
-        score: 0.0,
-        tier: String::new(),
-        tier_rank: 0,
-        priority: 0,
-        flags: 0,
-        close_probability: None,
-        breakdown: json!({}),
-        scoring_model_id: None,
-        model_version: None,
-        next_follow_up_at: None,
-        last_activity_at: None,
-        last_inbound_at: None,
-        last_outbound_at: None,
-        signal_state: json!({}),
-        scored_at: None,
-        pinned_tier: None,
-        pin_reason: None,
-        pin_expires_at: None,
-        pinned_by: None,
-        version: 1,
-        created_by: Some(by),
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 /// New rows of one batch, inserted leads first.

@@ -424,8 +424,6 @@ pub async fn create_lead(
 
     let model = ModelInUse::for_team(&scope, &catalog, team_id).await?;
     let lead = lead::Model {
-        tenant_id: principal.tenant_id,
-        id: Uuid::now_v7(),
         external_id,
         name,
         company,
@@ -438,9 +436,53 @@ pub async fn create_lead(
         deal_value,
         owner_id,
         team_id,
-        pipeline_id: pipeline.id,
         stage_id: stage.id,
         stage_entered_at: created_at,
+        created_at,
+        ..blank_lead(
+            principal.tenant_id,
+            Uuid::now_v7(),
+            principal.user_id,
+            pipeline.id,
+            now,
+        )
+    };
+    let mut row = lead.clone().into_active_model();
+    mark_all_set(&mut row);
+    let card = rescoring::score_onto(&mut row, &lead, &stages, &model, now)?;
+    let saved = scope.insert(row).await?;
+    rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// A new, open, unscored lead row with every optional column empty, for
+/// the code that creates leads to fill in.
+pub(crate) fn blank_lead(
+    tenant_id: Uuid,
+    id: Uuid,
+    by: Uuid,
+    pipeline: Uuid,
+    now: DateTime<Utc>,
+) -> lead::Model {
+    lead::Model {
+        tenant_id,
+        id,
+        external_id: None,
+        name: String::new(),
+        company: None,
+        email: None,
+        phone: None,
+        dedupe_key: None,
+        industry: None,
+        source: None,
+        attributes: json!({}),
+        deal_value: None,
+        owner_id: None,
+        team_id: None,
+        pipeline_id: pipeline,
+        stage_id: Uuid::nil(),
+        stage_entered_at: now,
         status: LeadStatus::Open,
         closed_at: None,
         close_reason: None,
@@ -464,17 +506,10 @@ pub async fn create_lead(
         pin_expires_at: None,
         pinned_by: None,
         version: 1,
-        created_by: Some(principal.user_id),
-        created_at,
+        created_by: Some(by),
+        created_at: now,
         updated_at: now,
-    };
-    let mut row = lead.clone().into_active_model();
-    mark_all_set(&mut row);
-    let card = rescoring::score_onto(&mut row, &lead, &stages, &model, now)?;
-    let saved = scope.insert(row).await?;
-    rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
-    txn.commit().await?;
-    Ok(saved)
+    }
 }
 
 /// Every column of a model built in code is to be written.

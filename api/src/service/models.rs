@@ -379,22 +379,6 @@ async fn for_each_lead<C: ConnectionTrait>(
     }
 }
 
-/// Every stage of the tenant, by pipeline, in order.
-async fn stages_by_pipeline<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-) -> AppResult<HashMap<Uuid, Vec<stage::Model>>> {
-    let mut by_pipeline: HashMap<Uuid, Vec<stage::Model>> = HashMap::new();
-    for s in scope
-        .select::<stage::Entity>()
-        .order_by_asc(stage::Column::Position)
-        .all(scope.conn())
-        .await?
-    {
-        by_pipeline.entry(s.pipeline_id).or_default().push(s);
-    }
-    Ok(by_pipeline)
-}
-
 /// The facts of an open lead as the re-scoring job sees them: the
 /// predictor in use re-predicts the close probability.
 fn open_facts(row: &Row, stages: &[stage::Model], model: &ModelInUse) -> scoring::LeadFacts {
@@ -568,7 +552,7 @@ pub async fn preview<C: ConnectionTrait>(
     let catalog = TenantCatalog::load(scope).await?;
     let compiled = compile_stored(&candidate, &catalog, "input.modelId")?;
     let current = ModelInUse::for_team(scope, &catalog, candidate.team_id).await?;
-    let stages = stages_by_pipeline(scope).await?;
+    let stages = rescoring::stages_by_pipeline(scope).await?;
     let filter = leads_of_scope(scope, candidate.team_id).await?;
 
     let started = std::time::Instant::now();
@@ -769,7 +753,7 @@ pub async fn evaluation<C: ConnectionTrait>(
     }
     let catalog = TenantCatalog::load(scope).await?;
     let compiled = compile_stored(&model, &catalog, "modelId")?;
-    let stages = stages_by_pipeline(scope).await?;
+    let stages = rescoring::stages_by_pipeline(scope).await?;
     let filter = leads_of_scope(scope, model.team_id).await?;
     let judged = judge_closed(scope, filter, &stages, &[&compiled]).await?;
     let judged = judged.first().map_or(&[][..], Vec::as_slice);

@@ -152,6 +152,26 @@ pub async fn pipeline_stages<C: ConnectionTrait>(
         .await?)
 }
 
+/// Every stage of the tenant, by pipeline, in order.
+///
+/// # Errors
+/// Database errors.
+pub async fn stages_by_pipeline<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+) -> AppResult<std::collections::HashMap<Uuid, Vec<stage::Model>>> {
+    let mut by_pipeline: std::collections::HashMap<Uuid, Vec<stage::Model>> =
+        std::collections::HashMap::new();
+    for s in scope
+        .select::<stage::Entity>()
+        .order_by_asc(stage::Column::Position)
+        .all(scope.conn())
+        .await?
+    {
+        by_pipeline.entry(s.pipeline_id).or_default().push(s);
+    }
+    Ok(by_pipeline)
+}
+
 /// Unix seconds of a timestamp.
 pub fn secs(at: DateTime<Utc>) -> i64 {
     at.timestamp()
