@@ -212,6 +212,58 @@ impl TestApp {
         .await
     }
 
+    /// Creates an empty team and returns its id.
+    pub async fn new_team(&self, token: &str, name: &str) -> String {
+        let body = self.create_team(token, name, &[]).await;
+        body["data"]["createTeam"]["team"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createTeam failed: {body}"))
+            .to_owned()
+    }
+
+    /// Waits (up to 20 seconds) for the job run `id` to succeed or fail,
+    /// and returns it as `jobRuns` lists it.
+    pub async fn finished_run(&self, token: &str, id: &Value) -> Value {
+        for _ in 0..400 {
+            let body = self
+                .graphql(
+                    Some(token),
+                    "{ jobRuns(first: 50) { id kind trigger status error leadsScanned } }",
+                    json!({}),
+                )
+                .await;
+            let run = body["data"]["jobRuns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == *id)
+                .unwrap_or_else(|| panic!("run {id} is not listed: {body}"))
+                .clone();
+            if run["status"] == "SUCCEEDED" || run["status"] == "FAILED" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the run {id} did not finish within 20 seconds");
+    }
+
+    /// The tenant's 200 newest audit entries, newest first.
+    pub async fn audit_entries(&self, token: &str) -> Vec<Value> {
+        let body = self
+            .graphql(
+                Some(token),
+                "{ auditLog(first: 200) { edges { node { action entity entityId before after actor { id } } } } }",
+                json!({}),
+            )
+            .await;
+        body["data"]["auditLog"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("auditLog failed: {body}"))
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect()
+    }
+
     /// Signs in as a newly created user of `tenant` with `role`.
     pub async fn user_with_role(&self, tenant: &Tenant, role: &str) -> String {
         let email = format!("{}@{}.test", role.to_lowercase(), tenant.slug);

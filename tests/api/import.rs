@@ -26,7 +26,7 @@ const MIXED_ERRORS: [(i64, &str); 4] = [(5, "email"), (6, "stage"), (7, "budget"
 async fn a_dry_run_reports_every_bad_row_by_line_and_column_and_writes_nothing() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    new_team(&app, &t.token, "East").await;
+    app.new_team(&t.token, "East").await;
 
     let report = import_report(&app, &t.token, &mixed_csv(&t.owner_email), true).await;
 
@@ -62,7 +62,7 @@ async fn an_import_writes_the_valid_rows_with_their_history_and_importing_the_fi
  {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    let east = new_team(&app, &t.token, "East").await;
+    let east = app.new_team(&t.token, "East").await;
     let csv = mixed_csv(&t.owner_email);
 
     let report = import_report(&app, &t.token, &csv, false).await;
@@ -78,7 +78,7 @@ async fn an_import_writes_the_valid_rows_with_their_history_and_importing_the_fi
     let retraining = &report["jobRun"];
     assert_eq!(retraining["trigger"], "IMPORT", "{report}");
     assert_eq!(retraining["kind"], "rescore", "{report}");
-    let finished = finished_run(&app, &t.token, &retraining["id"]).await;
+    let finished = app.finished_run(&t.token, &retraining["id"]).await;
     assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
 
     let leads = leads_by_external_id(&app, &t.token).await;
@@ -240,7 +240,7 @@ async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_c
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(counts(&report), (26, 0, 0, 0), "{report}");
     assert_eq!(report["jobRun"]["trigger"], "IMPORT", "{report}");
-    let retrained = finished_run(&app, &t.token, &report["jobRun"]["id"]).await;
+    let retrained = app.finished_run(&t.token, &report["jobRun"]["id"]).await;
     assert_eq!(retrained["status"], "SUCCEEDED", "{retrained}");
     let leads = leads_by_external_id(&app, &t.token).await;
     for key in ["OPEN-STRONG", "OPEN-WEAK"] {
@@ -397,7 +397,7 @@ async fn the_example_file_of_the_readme_imports_without_a_single_error() {
         "created, updated, skipped, unchanged: {report}"
     );
     assert_eq!(report["jobRun"]["trigger"], "IMPORT", "{report}");
-    let retrained = finished_run(&app, &t.token, &report["jobRun"]["id"]).await;
+    let retrained = app.finished_run(&t.token, &report["jobRun"]["id"]).await;
     assert_eq!(retrained["status"], "SUCCEEDED", "{retrained}");
 
     let leads = leads_by_external_id(&app, &t.token).await;
@@ -596,40 +596,6 @@ fn instant(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
         .with_timezone(&Utc)
-}
-
-async fn new_team(app: &TestApp, token: &str, name: &str) -> String {
-    let body = app.create_team(token, name, &[]).await;
-    body["data"]["createTeam"]["team"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("createTeam failed: {body}"))
-        .to_owned()
-}
-
-/// Waits (up to 20 seconds) for the job run `id` to succeed or fail, and
-/// returns it as `jobRuns` lists it.
-async fn finished_run(app: &TestApp, token: &str, id: &Value) -> Value {
-    for _ in 0..400 {
-        let body = app
-            .graphql(
-                Some(token),
-                "{ jobRuns(first: 50) { id kind trigger status error } }",
-                json!({}),
-            )
-            .await;
-        let run = body["data"]["jobRuns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["id"] == *id)
-            .unwrap_or_else(|| panic!("run {id} is not listed: {body}"))
-            .clone();
-        if run["status"] == "SUCCEEDED" || run["status"] == "FAILED" {
-            return run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the run {id} did not finish within 20 seconds");
 }
 
 /// Runs the re-scoring job now, waiting (up to 20 seconds) while a run

@@ -118,7 +118,7 @@ async fn a_draft_starts_from_the_active_model_a_template_or_explicit_parts_and_t
 async fn a_team_with_its_own_model_scores_its_leads_differently_from_the_tenant_default() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    let team = new_team(&app, &t.token, "Enterprise").await;
+    let team = app.new_team(&t.token, "Enterprise").await;
     let default = active_model(&app, &t.token, None).await;
     let inside = app
         .new_lead(
@@ -511,7 +511,7 @@ async fn an_invalid_model_is_refused_with_the_field_named_and_nothing_is_saved()
     assert_eq!(listed.len(), 1, "nothing saved: {listed:?}");
     assert_eq!(listed[0]["id"], active["id"]);
     assert_eq!(active_model(&app, &t.token, None).await, active);
-    let log = audit_entries(&app, &t.token).await;
+    let log = app.audit_entries(&t.token).await;
     assert!(
         log.iter().all(|e| e["entity"] != "scoring_model"),
         "{log:?}"
@@ -532,8 +532,8 @@ async fn reps_may_not_touch_models_managers_only_draft_for_their_team_and_anothe
  {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    let east = new_team(&app, &t.token, "East").await;
-    let west = new_team(&app, &t.token, "West").await;
+    let east = app.new_team(&t.token, "East").await;
+    let west = app.new_team(&t.token, "West").await;
     let (_, manager) = app.member(&t, "boss@acme.test", "MANAGER", &[&east]).await;
     let rep = app.user_with_role(&t, "REP").await;
     let admin = app.user_with_role(&t, "ADMIN").await;
@@ -668,7 +668,8 @@ async fn the_audit_log_keeps_each_draft_activation_and_rollback_with_before_and_
     activate(&app, &t.token, &id(&second)).await;
     activate(&app, &t.token, &id(&first)).await;
 
-    let entries: Vec<Value> = audit_entries(&app, &t.token)
+    let entries: Vec<Value> = app
+        .audit_entries(&t.token)
         .await
         .into_iter()
         .filter(|e| e["entity"] == "scoring_model")
@@ -752,30 +753,8 @@ async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_o
     );
     assert_eq!(run["trigger"], "MODEL_ACTIVATION");
 
-    let mut status = run["status"].as_str().unwrap_or_default().to_owned();
-    let mut finished = Value::Null;
-    for _ in 0..200 {
-        if status == "SUCCEEDED" || status == "FAILED" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let runs = app
-            .graphql(
-                Some(&t.token),
-                "{ jobRuns { id status trigger leadsScanned } }",
-                json!({}),
-            )
-            .await;
-        finished = runs["data"]["jobRuns"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{runs}"))
-            .iter()
-            .find(|r| r["id"] == run["id"])
-            .cloned()
-            .unwrap_or_else(|| panic!("the run is listed: {runs}"));
-        status = finished["status"].as_str().unwrap_or_default().to_owned();
-    }
-    assert_eq!(status, "SUCCEEDED", "{finished}");
+    let finished = app.finished_run(&t.token, &run["id"]).await;
+    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
     assert_eq!(finished["trigger"], "MODEL_ACTIVATION");
     assert_eq!(finished["leadsScanned"], LEADS);
 
@@ -936,7 +915,7 @@ async fn the_funnel_counts_who_entered_each_stage_and_who_moved_further() {
 async fn the_tier_distribution_counts_the_open_leads_each_caller_may_see() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    let east = new_team(&app, &t.token, "East").await;
+    let east = app.new_team(&t.token, "East").await;
     let (rep1, rep1_token) = app.member(&t, "rep1@acme.test", "REP", &[&east]).await;
     let (rep2, rep2_token) = app.member(&t, "rep2@acme.test", "REP", &[]).await;
     let (_, manager) = app.member(&t, "boss@acme.test", "MANAGER", &[&east]).await;
@@ -1092,7 +1071,7 @@ async fn a_models_evaluation_shows_strong_leads_won_more_often_than_weak_ones() 
     );
 
     // A team model without closed leads in its scope has nothing to judge.
-    let team = new_team(&app, &t.token, "East").await;
+    let team = app.new_team(&t.token, "East").await;
     let team_draft = draft(
         &app,
         &t.token,
@@ -1274,14 +1253,6 @@ async fn active_model(app: &TestApp, token: &str, team: Option<&str>) -> Value {
     model
 }
 
-async fn new_team(app: &TestApp, token: &str, name: &str) -> String {
-    let body = app.create_team(token, name, &[]).await;
-    body["data"]["createTeam"]["team"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("createTeam failed: {body}"))
-        .to_owned()
-}
-
 /// A lead's score, tier and which model version scored it.
 async fn scored(app: &TestApp, token: &str, lead: &str) -> Value {
     let body = app
@@ -1322,23 +1293,6 @@ async fn move_stage(app: &TestApp, token: &str, lead: &str, stage: &str) {
         body["data"]["moveLeadStage"]["lead"]["stage"]["key"], stage,
         "moveLeadStage failed: {body}"
     );
-}
-
-/// The newest audit entries, newest first.
-async fn audit_entries(app: &TestApp, token: &str) -> Vec<Value> {
-    let body = app
-        .graphql(
-            Some(token),
-            "{ auditLog(first: 50) { edges { node { action entity entityId before after actor { id } } } } }",
-            json!({}),
-        )
-        .await;
-    body["data"]["auditLog"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("auditLog failed: {body}"))
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
 }
 
 async fn tier_distribution(app: &TestApp, token: &str, team: Option<&str>) -> Value {

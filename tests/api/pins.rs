@@ -155,18 +155,9 @@ impl TestApp {
 
     /// The tenant's audit entries with `action`, newest first.
     async fn audited(&self, token: &str, action: &str) -> Vec<Value> {
-        let body = self
-            .graphql(
-                Some(token),
-                "{ auditLog(first: 200) { edges { node { action entity entityId before after actor { id } } } } }",
-                json!({}),
-            )
-            .await;
-        body["data"]["auditLog"]["edges"]
-            .as_array()
-            .unwrap_or_else(|| panic!("auditLog failed: {body}"))
-            .iter()
-            .map(|e| e["node"].clone())
+        self.audit_entries(token)
+            .await
+            .into_iter()
             .filter(|n| n["action"] == action)
             .collect()
     }
