@@ -32,8 +32,7 @@ use super::lease::Lease;
 use crate::{
     error::{AppError, AppResult},
     service::rescoring::{
-        self, FactSource, JsonSource, ModelInUse, PinSource, Pinners, TenantCatalog, from_secs,
-        secs,
+        self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
     },
     tenancy::TenantScope,
 };
@@ -113,40 +112,30 @@ pub enum Outcome {
 /// row and is rewritten when anything changed.
 #[derive(FromQueryResult)]
 struct Row {
-    id: Uuid,
+    #[sea_orm(nested)]
+    facts: FactColumns,
     version: i32,
     team_id: Option<Uuid>,
-    pipeline_id: Uuid,
-    stage_id: Uuid,
-    stage_entered_at: DateTime<Utc>,
-    attributes: String,
-    deal_value: Option<f64>,
-    signal_state: String,
-    created_at: DateTime<Utc>,
-    close_probability: Option<f64>,
     score: f64,
     tier: String,
     flags: i32,
     next_follow_up_at: Option<DateTime<Utc>>,
     scoring_model_id: Option<Uuid>,
     scored_at: Option<DateTime<Utc>>,
-    pinned_tier: Option<String>,
-    pin_reason: Option<String>,
-    pin_expires_at: Option<DateTime<Utc>>,
-    pinned_by: Option<Uuid>,
 }
 
 impl Row {
     /// Whether the lead has a tier pin still in force at `now`.
     fn pinned_at(&self, now: DateTime<Utc>) -> bool {
-        self.pinned_tier.is_some() && self.pin_expires_at.is_none_or(|end| end > now)
+        self.facts.pinned_tier.is_some() && self.facts.pin_expires_at.is_none_or(|end| end > now)
     }
 
     /// Whether a pin lapsed since the lead was last scored: its stored tier
     /// and explanation still show the pin.
     fn pin_lapsed_since_scored(&self, now: DateTime<Utc>) -> bool {
-        self.pinned_tier.is_some()
+        self.facts.pinned_tier.is_some()
             && self
+                .facts
                 .pin_expires_at
                 .is_some_and(|end| end <= now && self.scored_at.is_none_or(|at| at < end))
     }
@@ -430,7 +419,7 @@ async fn rescore(
         }
         let rows: Vec<Row> = query.into_model().all(db).await?;
         progress.read_ms += t.elapsed().as_millis();
-        let Some(last) = rows.last().map(|r| r.id) else {
+        let Some(last) = rows.last().map(|r| r.facts.id) else {
             break;
         };
 
@@ -442,7 +431,7 @@ async fn rescore(
                 scope,
                 rows.iter()
                     .filter(|r| r.pinned_at(now))
-                    .filter_map(|r| r.pinned_by),
+                    .filter_map(|r| r.facts.pinned_by),
             )
             .await?;
         let mut changes = Vec::new();
@@ -454,34 +443,21 @@ async fn rescore(
             let Some(model) = models.get(&team) else {
                 continue;
             };
-            let pipeline = stages.get(&row.pipeline_id).map_or(&[][..], Vec::as_slice);
+            let pipeline = stages
+                .get(&row.facts.pipeline_id)
+                .map_or(&[][..], Vec::as_slice);
+            // A lapsed pin is passed on too and ignored by the engine from its
+            // expiry; its columns stay (the job writes scores, not the lead's
+            // facts) until someone pins or unpins again, and `Lead.pin` hides it.
             let mut facts = rescoring::facts_of(
-                &FactSource {
-                    stage_id: row.stage_id,
-                    attributes: JsonSource::Text(&row.attributes),
-                    deal_value: row.deal_value,
-                    stage_entered_at: row.stage_entered_at,
-                    signal_state: JsonSource::Text(&row.signal_state),
-                    created_at: row.created_at,
-                    close_probability: row.close_probability,
-                    // A lapsed pin is passed on too and ignored by the engine
-                    // from its expiry; its columns stay (the job writes
-                    // scores, not the lead's facts) until someone pins or
-                    // unpins again, and `Lead.pin` hides it.
-                    pin: PinSource::of(
-                        row.pinned_tier.as_deref(),
-                        row.pin_reason.as_deref(),
-                        row.pin_expires_at,
-                        pinners.name(row.pinned_by),
-                    ),
-                },
+                &row.facts.source(pinners.name(row.facts.pinned_by)),
                 pipeline,
             );
             let probability = trained
                 .as_ref()
                 .or(model.predictor.as_ref())
                 .map(|p| p.predict(&facts))
-                .or(row.close_probability);
+                .or(row.facts.close_probability);
             facts.predicted_close_probability = probability;
             let card = model.compiled.score(&facts, secs(now));
             let flags = rescoring::flag_bits(&card);
@@ -500,7 +476,7 @@ async fn rescore(
                 || flags != row.flags
                 || row.next_follow_up_at.map(secs) != Some(card.next_follow_up_at)
                 || probability.map(|p| (p * 1e6).round())
-                    != row.close_probability.map(|p| (p * 1e6).round());
+                    != row.facts.close_probability.map(|p| (p * 1e6).round());
             if moved {
                 if card.tier != row.tier {
                     *progress
@@ -509,7 +485,7 @@ async fn rescore(
                         .or_default() += 1;
                 }
                 changes.push(Change {
-                    id: row.id,
+                    id: row.facts.id,
                     version: row.version,
                     old_score: row.score,
                     old_tier: row.tier.clone(),
@@ -594,22 +570,20 @@ async fn retrain(
                 query = query.filter(lead::Column::Id.gt(after));
             }
             let rows: Vec<Row> = query.into_model().all(scope.conn()).await?;
-            let Some(last) = rows.last().map(|r| r.id) else {
+            let Some(last) = rows.last().map(|r| r.facts.id) else {
                 break;
             };
             for r in &rows {
-                let pipeline = stages.get(&r.pipeline_id).map_or(&[][..], Vec::as_slice);
+                let pipeline = stages
+                    .get(&r.facts.pipeline_id)
+                    .map_or(&[][..], Vec::as_slice);
+                // Neither the close probability nor a pin (a tier) is a
+                // feature of the predictor it trains.
                 let facts = rescoring::facts_of(
                     &FactSource {
-                        stage_id: r.stage_id,
-                        attributes: JsonSource::Text(&r.attributes),
-                        deal_value: r.deal_value,
-                        stage_entered_at: r.stage_entered_at,
-                        signal_state: JsonSource::Text(&r.signal_state),
-                        created_at: r.created_at,
                         close_probability: None,
-                        // A pin sets a tier, which the predictor does not read.
                         pin: None,
+                        ..r.facts.source(None)
                     },
                     pipeline,
                 );
@@ -666,29 +640,16 @@ async fn retrain(
 
 /// Selects the columns of [`Row`].
 fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
-    let query = query.select_only().columns([
-        lead::Column::Id,
+    FactColumns::select(query).columns([
         lead::Column::Version,
         lead::Column::TeamId,
-        lead::Column::PipelineId,
-        lead::Column::StageId,
-        lead::Column::StageEnteredAt,
-        lead::Column::DealValue,
-        lead::Column::CreatedAt,
-        lead::Column::CloseProbability,
         lead::Column::Score,
         lead::Column::Tier,
         lead::Column::Flags,
         lead::Column::NextFollowUpAt,
         lead::Column::ScoringModelId,
         lead::Column::ScoredAt,
-        lead::Column::PinnedTier,
-        lead::Column::PinReason,
-        lead::Column::PinExpiresAt,
-        lead::Column::PinnedBy,
-    ]);
-    let query = rescoring::json_as_text(query, lead::Column::Attributes);
-    rescoring::json_as_text(query, lead::Column::SignalState)
+    ])
 }
 
 async fn save_progress(

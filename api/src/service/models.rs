@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{
     audit, begin_write, configuration,
     lead::teams_of,
-    rescoring::{self, FactSource, JsonSource, ModelInUse, PinSource, TenantCatalog, secs},
+    rescoring::{self, FactColumns, ModelInUse, TenantCatalog, secs},
     validate,
 };
 use crate::{
@@ -314,43 +314,21 @@ async fn leads_of_scope<C: ConnectionTrait>(
 /// The columns scoring reads, and the stored result to compare with.
 #[derive(FromQueryResult)]
 struct Row {
-    id: Uuid,
-    pipeline_id: Uuid,
-    stage_id: Uuid,
-    stage_entered_at: DateTime<Utc>,
-    attributes: String,
-    deal_value: Option<f64>,
-    signal_state: String,
-    created_at: DateTime<Utc>,
-    close_probability: Option<f64>,
+    #[sea_orm(nested)]
+    facts: FactColumns,
     score: f64,
     tier: String,
     status: LeadStatus,
     closed_at: Option<DateTime<Utc>>,
-    pinned_tier: Option<String>,
-    pin_reason: Option<String>,
-    pin_expires_at: Option<DateTime<Utc>>,
 }
 
 fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
-    let query = query.select_only().columns([
-        lead::Column::Id,
-        lead::Column::PipelineId,
-        lead::Column::StageId,
-        lead::Column::StageEnteredAt,
-        lead::Column::DealValue,
-        lead::Column::CreatedAt,
-        lead::Column::CloseProbability,
+    FactColumns::select(query).columns([
         lead::Column::Score,
         lead::Column::Tier,
         lead::Column::Status,
         lead::Column::ClosedAt,
-        lead::Column::PinnedTier,
-        lead::Column::PinReason,
-        lead::Column::PinExpiresAt,
-    ]);
-    let query = rescoring::json_as_text(query, lead::Column::Attributes);
-    rescoring::json_as_text(query, lead::Column::SignalState)
+    ])
 }
 
 /// Calls `each` with every lead matching `filter`, a page at a time in id
@@ -371,7 +349,7 @@ async fn for_each_lead<C: ConnectionTrait>(
         }
         let rows: Vec<Row> = query.into_model().all(scope.conn()).await?;
         let full = rows.len() as u64 == PAGE;
-        after = rows.last().map(|r| r.id);
+        after = rows.last().map(|r| r.facts.id);
         rows.into_iter().for_each(&mut each);
         if !full {
             return Ok(());
@@ -382,34 +360,19 @@ async fn for_each_lead<C: ConnectionTrait>(
 /// The facts of an open lead as the re-scoring job sees them: the
 /// predictor in use re-predicts the close probability.
 fn open_facts(row: &Row, stages: &[stage::Model], model: &ModelInUse) -> scoring::LeadFacts {
-    let mut facts = rescoring::facts_of(&source(row), stages);
+    let mut facts = rescoring::facts_of(
+        // A pinned lead keeps its pin under any version, so the preview
+        // holds it at its tier too; only tiers are compared here, so the
+        // pinner's name is not needed.
+        &row.facts.source(None),
+        stages,
+    );
     facts.predicted_close_probability = model
         .predictor
         .as_ref()
         .map(|p| p.predict(&facts))
-        .or(row.close_probability);
+        .or(row.facts.close_probability);
     facts
-}
-
-fn source(row: &Row) -> FactSource<'_> {
-    FactSource {
-        stage_id: row.stage_id,
-        attributes: JsonSource::Text(&row.attributes),
-        deal_value: row.deal_value,
-        stage_entered_at: row.stage_entered_at,
-        signal_state: JsonSource::Text(&row.signal_state),
-        created_at: row.created_at,
-        close_probability: row.close_probability,
-        // A pinned lead keeps its pin under any version, so the preview
-        // holds it at its tier too. Only tiers are compared here, never the
-        // explanation, so the pinner's name is not needed.
-        pin: PinSource::of(
-            row.pinned_tier.as_deref(),
-            row.pin_reason.as_deref(),
-            row.pin_expires_at,
-            None,
-        ),
-    }
 }
 
 /// Closed leads as they stood just before closing: in the stage they left
@@ -452,15 +415,15 @@ impl ClosedLeads {
 
     /// The facts of a closed lead before its close, and when that was.
     fn facts(&self, row: &Row, stages: &[stage::Model]) -> (scoring::LeadFacts, i64) {
-        let closed_at = row.closed_at.unwrap_or(row.stage_entered_at);
+        let closed_at = row.closed_at.unwrap_or(row.facts.stage_entered_at);
         // A lead closed without a recorded move (imported history) is
         // judged in the pipeline's first stage: no stage advantage.
         let before = self
             .left
-            .get(&row.id)
+            .get(&row.facts.id)
             .and_then(|key| stages.iter().find(|s| &s.key == key))
             .or_else(|| stages.iter().find(|s| s.kind == StageKind::Open));
-        let mut source = source(row);
+        let mut source = row.facts.source(None);
         if let Some(stage) = before {
             source.stage_id = stage.id;
         }
@@ -491,7 +454,9 @@ async fn judge_closed<C: ConnectionTrait>(
         .add(filter)
         .add(lead::Column::Status.is_in([LeadStatus::Won, LeadStatus::Lost]));
     for_each_lead(scope, filter, |row| {
-        let pipeline = stages.get(&row.pipeline_id).map_or(&[][..], Vec::as_slice);
+        let pipeline = stages
+            .get(&row.facts.pipeline_id)
+            .map_or(&[][..], Vec::as_slice);
         let (facts, at) = closed.facts(&row, pipeline);
         for (model, out) in models.iter().zip(judged.iter_mut()) {
             let summary = model.score_summary(&facts, at);
@@ -566,10 +531,12 @@ pub async fn preview<C: ConnectionTrait>(
             .add(filter.clone())
             .add(lead::Column::Status.eq(LeadStatus::Open)),
         |row| {
-            let pipeline = stages.get(&row.pipeline_id).map_or(&[][..], Vec::as_slice);
+            let pipeline = stages
+                .get(&row.facts.pipeline_id)
+                .map_or(&[][..], Vec::as_slice);
             let facts = open_facts(&row, pipeline, &current);
             let summary = compiled.score_summary(&facts, at);
-            ids.push(row.id);
+            ids.push(row.facts.id);
             after.push((summary.total, summary.tier_rank));
             before.push((row.score, row.tier));
         },

@@ -217,7 +217,7 @@ impl JsonSource<'_> {
 }
 
 /// Selects a JSON column as text, named as the column, for [`JsonSource::Text`].
-pub fn json_as_text(
+fn json_as_text(
     query: sea_orm::Select<lead::Entity>,
     column: lead::Column,
 ) -> sea_orm::Select<lead::Entity> {
@@ -229,6 +229,68 @@ pub fn json_as_text(
         Expr::col((lead::Entity, column)).cast_as(Alias::new("text")),
         sea_orm::IdenStatic::as_str(&column),
     )
+}
+
+/// The columns scoring reads of a lead, for the readers that go through
+/// many leads (the nightly job, the preview): the JSON ones as text, and
+/// never the stored breakdown, the bulk of a row. Nest it in a reader's own
+/// row with `#[sea_orm(nested)]` and select with [`FactColumns::select`].
+#[derive(sea_orm::FromQueryResult)]
+pub struct FactColumns {
+    pub id: Uuid,
+    pub pipeline_id: Uuid,
+    pub stage_id: Uuid,
+    pub stage_entered_at: DateTime<Utc>,
+    pub attributes: String,
+    pub deal_value: Option<f64>,
+    pub signal_state: String,
+    pub created_at: DateTime<Utc>,
+    pub close_probability: Option<f64>,
+    pub pinned_tier: Option<String>,
+    pub pin_reason: Option<String>,
+    pub pin_expires_at: Option<DateTime<Utc>>,
+    pub pinned_by: Option<Uuid>,
+}
+
+impl FactColumns {
+    /// Selects these columns; add the reader's own with `.columns(…)`.
+    pub fn select(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
+        use sea_orm::QuerySelect;
+        let query = query.select_only().columns([
+            lead::Column::Id,
+            lead::Column::PipelineId,
+            lead::Column::StageId,
+            lead::Column::StageEnteredAt,
+            lead::Column::DealValue,
+            lead::Column::CreatedAt,
+            lead::Column::CloseProbability,
+            lead::Column::PinnedTier,
+            lead::Column::PinReason,
+            lead::Column::PinExpiresAt,
+            lead::Column::PinnedBy,
+        ]);
+        let query = json_as_text(query, lead::Column::Attributes);
+        json_as_text(query, lead::Column::SignalState)
+    }
+
+    /// What scoring reads, with the pinner's name for the explanation.
+    pub fn source<'a>(&'a self, pinned_by: Option<&'a str>) -> FactSource<'a> {
+        FactSource {
+            stage_id: self.stage_id,
+            attributes: JsonSource::Text(&self.attributes),
+            deal_value: self.deal_value,
+            stage_entered_at: self.stage_entered_at,
+            signal_state: JsonSource::Text(&self.signal_state),
+            created_at: self.created_at,
+            close_probability: self.close_probability,
+            pin: PinSource::of(
+                self.pinned_tier.as_deref(),
+                self.pin_reason.as_deref(),
+                self.pin_expires_at,
+                pinned_by,
+            ),
+        }
+    }
 }
 
 /// A lead's tier pin columns, with the pinner's name for the explanation.
