@@ -1,4 +1,5 @@
-//! A team's rule for handing unowned leads to reps.
+//! A rule for handing unowned leads to reps: the company's (no team) or a
+//! team's.
 
 use sea_orm::entity::prelude::*;
 
@@ -9,7 +10,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub team_id: Uuid,
+    pub team_id: Option<Uuid>,
     pub name: String,
     pub strategy: String,
     #[sea_orm(column_type = "JsonBinary")]
@@ -17,6 +18,7 @@ pub struct Model {
     pub position: i32,
     pub active: bool,
     pub last_assigned_user_id: Option<Uuid>,
+    pub max_open_per_rep: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -321,6 +321,7 @@ pub enum AssignmentRules {
     Position,
     Active,
     LastAssignedUserId,
+    MaxOpenPerRep,
     CreatedAt,
     UpdatedAt,
 }

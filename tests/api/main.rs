@@ -8,6 +8,7 @@
 mod helpers;
 
 mod accounts;
+mod assignment;
 mod configuration;
 mod demo;
 mod import;

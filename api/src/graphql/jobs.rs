@@ -53,6 +53,8 @@ pub struct JobRun {
     /// Open leads idle beyond their stage's rotting days.
     pub stale: i32,
     pub churn_risk: i32,
+    /// Unowned leads the run handed to reps by the assignment rules.
+    pub leads_assigned: i32,
     pub error: Option<String>,
 }
 
@@ -89,6 +91,11 @@ impl From<job_run::Model> for JobRun {
             newly_cold: r.newly_cold,
             stale: r.stale,
             churn_risk: r.churn_risk,
+            leads_assigned: r
+                .details
+                .as_ref()
+                .and_then(|d| d["leadsAssigned"].as_i64())
+                .map_or(0, count),
             error: r.error,
         }
     }

@@ -8,7 +8,7 @@ use async_graphql::{
     SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use entity::{activity, lead, score_event};
+use entity::{activity, lead, lead_event, score_event};
 use serde_json::Value;
 
 use super::{
@@ -393,6 +393,102 @@ impl Lead {
             .into_iter()
             .map(ScoreEvent::from)
             .collect())
+    }
+    /// What happened to the lead, newest first: stage moves, assignments
+    /// (by a person or by a rule), closes, pins.
+    #[graphql(complexity = "count_of(first) * child_complexity")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<LeadEvent>> {
+        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let first = bounded("first", first, 200).gql()?;
+        Ok(leads::lead_events(&scope, self.row.id, first)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|row| LeadEvent { row })
+            .collect())
+    }
+}
+
+/// Something that happened to a lead.
+pub struct LeadEvent {
+    row: lead_event::Model,
+}
+
+async fn user_named(ctx: &Context<'_>, id: Option<&str>) -> Result<Option<User>> {
+    let Some(id) = id.and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .data::<Loaders>()?
+        .user
+        .load_one(id)
+        .await
+        .map_err(|e| e.extend_ref())?
+        .map(User::from))
+}
+
+#[Object]
+impl LeadEvent {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED, PIN
+    /// or UNPIN.
+    async fn kind(&self) -> &str {
+        &self.row.kind
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.row.at
+    }
+    /// Who did it; null when LeadRank did (an assignment rule, an import's
+    /// history).
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        user_named(ctx, self.row.actor_id.map(|a| a.to_string()).as_deref()).await
+    }
+    /// The value before: a stage key, or an owner's id for ASSIGNED.
+    async fn from_value(&self) -> Option<&str> {
+        self.row.from_value.as_deref()
+    }
+    /// The value after: a stage key, or an owner's id for ASSIGNED (null:
+    /// back to the pool).
+    async fn to_value(&self) -> Option<&str> {
+        self.row.to_value.as_deref()
+    }
+    /// For ASSIGNED: the owner before.
+    async fn previous_owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if self.row.kind != "ASSIGNED" {
+            return Ok(None);
+        }
+        user_named(ctx, self.row.from_value.as_deref()).await
+    }
+    /// For ASSIGNED: the owner after.
+    async fn new_owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        if self.row.kind != "ASSIGNED" {
+            return Ok(None);
+        }
+        user_named(ctx, self.row.to_value.as_deref()).await
+    }
+    /// The assignment rule that made an automatic assignment.
+    async fn rule_id(&self) -> Option<ID> {
+        self.data_str("rule_id").map(|id| ID(id.to_owned()))
+    }
+    /// The rule's name when it made the assignment.
+    async fn rule_name(&self) -> Option<&str> {
+        self.data_str("rule_name")
+    }
+    /// Why, when recorded: `imported` for history written by an import.
+    async fn reason(&self) -> Option<&str> {
+        self.data_str("reason")
+    }
+}
+
+impl LeadEvent {
+    fn data_str(&self, key: &str) -> Option<&str> {
+        self.row.data.as_ref().and_then(|d| d[key].as_str())
     }
 }
 
@@ -917,16 +1013,8 @@ impl LeadMutation {
             phone: text_change(input.phone),
             industry: text_change(input.industry),
             attributes: input.attributes.map(|j| j.0),
-            deal_value: match input.deal_value {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(Some(v)),
-            },
-            team_id: match input.team_id {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(v) => Some(Some(v.0)),
-            },
+            deal_value: input.deal_value.into(),
+            team_id: Option::<Option<ID>>::from(input.team_id).map(|team| team.map(|id| id.0)),
         };
         Ok(leads::update_lead(
             &rc.db,

@@ -1,6 +1,7 @@
 //! The GraphQL schema: thin resolvers over `service`, merged per domain.
 
 pub mod account;
+pub mod assignment;
 pub mod audit;
 pub mod configuration;
 pub mod import;
@@ -35,6 +36,7 @@ pub struct Query(
     jobs::JobQuery,
     audit::AuditQuery,
     models::ModelQuery,
+    assignment::AssignmentQuery,
 );
 
 /// Every mutation.
@@ -46,6 +48,7 @@ pub struct Mutation(
     configuration::ConfigurationMutation,
     models::ModelMutation,
     import::ImportMutation,
+    assignment::AssignmentMutation,
 );
 
 /// The schema type.

@@ -83,6 +83,11 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub role: Role,
+    /// An away rep gets no leads from the assignment rules.
+    pub away: bool,
+    /// The most open leads the assignment rules give this user; null for
+    /// no limit of their own.
+    pub capacity: Option<i32>,
     #[graphql(skip)]
     pub uuid: uuid::Uuid,
     #[graphql(skip)]
@@ -96,6 +101,8 @@ impl From<user::Model> for User {
             email: u.email,
             display_name: u.display_name,
             role: u.role.into(),
+            away: u.away,
+            capacity: u.capacity,
             uuid: u.id,
             tenant_id: u.tenant_id,
         }

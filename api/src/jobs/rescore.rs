@@ -31,8 +31,11 @@ use uuid::Uuid;
 use super::lease::Lease;
 use crate::{
     error::{AppError, AppResult},
-    service::rescoring::{
-        self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
+    service::{
+        assignment,
+        rescoring::{
+            self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
+        },
     },
     tenancy::TenantScope,
 };
@@ -526,8 +529,11 @@ async fn rescore(
             return Err(AppError::Internal(anyhow::anyhow!(SIMULATED_CRASH)));
         }
     }
+    // The pool is handed out after scoring, so tier filters see tonight's tiers.
+    let assigned = assignment::assign_pool(db, scope.tenant_id(), run.team_id, now).await?;
     let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
     row.details = Set(Some(json!({
+        "leadsAssigned": assigned,
         "readMs": progress.read_ms,
         "scoreMs": progress.score_ms,
         "writeMs": progress.write_ms,

@@ -30,6 +30,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
+    assignment::{Assigner, Candidate},
     begin_write, bulk,
     lead::{blank_lead, check_attribute, dedupe_key, mark_all_set, normalise_phone},
     rescoring::{self, ModelInUse, TenantCatalog, secs},
@@ -281,6 +282,7 @@ pub async fn import(
         principal,
         models: HashMap::new(),
         pinners: rescoring::Pinners::default(),
+        assigner: Assigner::load(&scope).await?,
         now,
         closed_written: 0,
     };
@@ -798,7 +800,7 @@ fn check_duplicates(
 }
 
 /// A cell as the JSON value a lead field holds.
-fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
+pub(crate) fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
     match field.field_type {
         FieldType::Rating | FieldType::Number => value
             .parse::<f64>()
@@ -880,6 +882,8 @@ struct Writer<'a> {
     principal: &'a Principal,
     models: HashMap<Option<Uuid>, ModelInUse>,
     pinners: rescoring::Pinners,
+    /// Hands the file's open, unowned leads to reps by the tenant's rules.
+    assigner: Option<Assigner>,
     now: DateTime<Utc>,
     closed_written: u64,
 }
@@ -951,6 +955,9 @@ impl Writer<'_> {
         let scope = TenantScope::new(&txn, self.principal.tenant_id);
         for statement in inserts.statements(backend) {
             txn.execute_raw(statement).await?;
+        }
+        if let Some(assigner) = &mut self.assigner {
+            assigner.save(&scope).await?;
         }
         for (row, version) in changed_rows {
             let id = match &row.id {
@@ -1164,6 +1171,19 @@ impl Writer<'_> {
             model,
             now,
         )?;
+        if lead.status == LeadStatus::Open
+            && lead.owner_id.is_none()
+            && let Some(assigner) = &mut self.assigner
+            && let Some(pick) = assigner.pick(&Candidate {
+                team_id: lead.team_id,
+                tier: &card.tier,
+                source: lead.source.as_deref(),
+                attributes: &lead.attributes,
+            })
+        {
+            active.owner_id = Set(Some(pick.user_id));
+            batch.lead_events.push(pick.event(tenant_id, id, now));
+        }
         let before = current.map(|c| (c.score, c.tier.clone()));
         let moved = before
             .as_ref()

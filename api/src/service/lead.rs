@@ -16,7 +16,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
-    account, audit, begin_write,
+    account,
+    assignment::{Assigner, Candidate},
+    audit, begin_write,
     rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
@@ -450,7 +452,27 @@ pub async fn create_lead(
     let mut row = lead.clone().into_active_model();
     mark_all_set(&mut row);
     let card = rescoring::score_onto(&mut row, &lead, &stages, &model, now)?;
+    // An unowned lead goes to a rep by the tenant's rules, on its new tier.
+    let mut assigned = None;
+    if owner_id.is_none()
+        && let Some(mut assigner) = Assigner::load(&scope).await?
+        && let Some(pick) = assigner.pick(&Candidate {
+            team_id,
+            tier: &card.tier,
+            source: lead.source.as_deref(),
+            attributes: &lead.attributes,
+        })
+    {
+        row.owner_id = Set(Some(pick.user_id));
+        assigner.save(&scope).await?;
+        assigned = Some(pick);
+    }
     let saved = scope.insert(row).await?;
+    if let Some(pick) = assigned {
+        scope
+            .insert(pick.event(principal.tenant_id, saved.id, now))
+            .await?;
+    }
     rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
     txn.commit().await?;
     Ok(saved)
@@ -1263,6 +1285,25 @@ pub async fn score_history<C: ConnectionTrait>(
         .filter(score_event::Column::LeadId.eq(lead))
         .order_by_desc(score_event::Column::At)
         .order_by_desc(score_event::Column::Id)
+        .limit(first)
+        .all(scope.conn())
+        .await?)
+}
+
+/// A lead's newest lifecycle events: stage moves, assignments, closes, pins.
+///
+/// # Errors
+/// Database errors.
+pub async fn lead_events<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead: Uuid,
+    first: u64,
+) -> AppResult<Vec<lead_event::Model>> {
+    Ok(scope
+        .select::<lead_event::Entity>()
+        .filter(lead_event::Column::LeadId.eq(lead))
+        .order_by_desc(lead_event::Column::At)
+        .order_by_desc(lead_event::Column::Id)
         .limit(first)
         .all(scope.conn())
         .await?)

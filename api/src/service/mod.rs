@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod analytics;
+pub mod assignment;
 pub mod audit;
 pub mod bulk;
 pub mod catalog;
