@@ -85,6 +85,32 @@ pub struct Settings {
     pub sqlite_cache_mb: u64,
     /// `LEADRANK_DB_MAX_CONNECTIONS`: database pool size.
     pub db_max_connections: u32,
+    /// `LEADRANK_WEBHOOK_*`: how webhooks are checked and sent.
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhook endpoints are checked and their deliveries sent.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// `LEADRANK_WEBHOOK_WORKER`: send deliveries from this process.
+    pub worker: bool,
+    /// `LEADRANK_WEBHOOK_POLL_MS`: how often the worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// `LEADRANK_WEBHOOK_TIMEOUT_SECS`: how long one request may take.
+    pub timeout: Duration,
+    /// `LEADRANK_WEBHOOK_RETRY_BASE_MS`: the wait before the first retry,
+    /// doubled for each further one (at most six hours).
+    pub retry_base: Duration,
+    /// `LEADRANK_WEBHOOK_MAX_ATTEMPTS`: attempts before a delivery fails for good.
+    pub max_attempts: i32,
+    /// `LEADRANK_WEBHOOK_DISABLE_AFTER`: failed attempts in a row after
+    /// which an endpoint is disabled.
+    pub disable_after: i32,
+    /// `LEADRANK_WEBHOOK_CONCURRENCY`: requests in flight per endpoint.
+    pub per_endpoint: usize,
+    /// `LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST`: accept `http://` URLs to
+    /// localhost, for development; otherwise only `https://`.
+    pub allow_http_localhost: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -112,6 +138,7 @@ impl fmt::Debug for Settings {
             .field("activation_inline_leads", &self.activation_inline_leads)
             .field("sqlite_cache_mb", &self.sqlite_cache_mb)
             .field("db_max_connections", &self.db_max_connections)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -187,6 +214,24 @@ impl Settings {
             activation_inline_leads: parse(&get, "LEADRANK_ACTIVATION_INLINE_LEADS", 2000)?,
             sqlite_cache_mb: parse(&get, "LEADRANK_SQLITE_CACHE_MB", 64)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
+            webhooks: WebhookSettings {
+                worker: parse(&get, "LEADRANK_WEBHOOK_WORKER", true)?,
+                poll_interval: Duration::from_millis(parse(
+                    &get,
+                    "LEADRANK_WEBHOOK_POLL_MS",
+                    1000,
+                )?),
+                timeout: Duration::from_secs(parse(&get, "LEADRANK_WEBHOOK_TIMEOUT_SECS", 10)?),
+                retry_base: Duration::from_millis(parse(
+                    &get,
+                    "LEADRANK_WEBHOOK_RETRY_BASE_MS",
+                    30_000,
+                )?),
+                max_attempts: parse(&get, "LEADRANK_WEBHOOK_MAX_ATTEMPTS", 10)?.max(1),
+                disable_after: parse(&get, "LEADRANK_WEBHOOK_DISABLE_AFTER", 50)?.max(1),
+                per_endpoint: parse(&get, "LEADRANK_WEBHOOK_CONCURRENCY", 4)?.max(1),
+                allow_http_localhost: parse(&get, "LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", false)?,
+            },
             database_url,
         })
     }

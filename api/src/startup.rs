@@ -71,6 +71,9 @@ impl Application {
         if settings.scheduler {
             crate::jobs::scheduler::spawn(db.clone(), settings.job_concurrency);
         }
+        if settings.webhooks.worker {
+            crate::jobs::webhooks::spawn(db.clone(), settings.webhooks.clone());
+        }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("failed to bind LEADRANK_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -68,6 +68,8 @@ tenant_owned! {
     job_lease => "job lease", None;
     audit_entry => "audit entry", Some(entity::audit_entry::Column::Id);
     assignment_rule => "assignment rule", Some(entity::assignment_rule::Column::Id);
+    webhook_endpoint => "webhook endpoint", Some(entity::webhook_endpoint::Column::Id);
+    webhook_delivery => "webhook delivery", Some(entity::webhook_delivery::Column::Id);
 }
 
 /// Queries and writes confined to one tenant, over a connection or a

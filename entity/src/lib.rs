@@ -24,3 +24,5 @@ pub mod team;
 pub mod team_member;
 pub mod tenant;
 pub mod user;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

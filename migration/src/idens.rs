@@ -325,3 +325,39 @@ pub enum AssignmentRules {
     CreatedAt,
     UpdatedAt,
 }
+
+#[derive(DeriveIden, Clone)]
+pub enum WebhookEndpoints {
+    Table,
+    TenantId,
+    Id,
+    Url,
+    Description,
+    EventTypes,
+    Secret,
+    Active,
+    DisabledReason,
+    ConsecutiveFailures,
+    CreatedBy,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden, Clone)]
+pub enum WebhookDeliveries {
+    Table,
+    TenantId,
+    Id,
+    EndpointId,
+    EventId,
+    EventType,
+    Payload,
+    Status,
+    Attempts,
+    NextAttemptAt,
+    LockedUntil,
+    LastStatusCode,
+    LastError,
+    CreatedAt,
+    DeliveredAt,
+}

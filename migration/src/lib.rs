@@ -18,6 +18,7 @@ mod m20261123_000007_assignment_rules;
 mod m20261123_000008_queue_index;
 mod m20261123_000009_pin_policy;
 mod m20261124_000010_tenant_assignment_rules;
+mod m20261124_000011_webhooks;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_queue_index::Migration),
             Box::new(m20261123_000009_pin_policy::Migration),
             Box::new(m20261124_000010_tenant_assignment_rules::Migration),
+            Box::new(m20261124_000011_webhooks::Migration),
         ]
     }
 }

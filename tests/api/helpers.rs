@@ -15,6 +15,8 @@ pub struct TestApp {
     pub queries: leadrank::db::QueryCounter,
     /// The server's pool, for running jobs at a chosen time.
     pub db: DatabaseConnection,
+    /// Its database, for a second server on the same data.
+    pub database_url: String,
     _dir: TempDir,
     postgres: Option<(String, String)>,
 }
@@ -60,7 +62,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let (database_url, postgres) = fresh_database(&dir).await;
     let jwt_secret = format!("test-secret-{}", uuid::Uuid::now_v7().simple());
     let mut vars: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), database_url),
+        ("DATABASE_URL".into(), database_url.clone()),
         ("LEADRANK_BIND".into(), "127.0.0.1:0".into()),
         ("LEADRANK_JWT_SECRET".into(), jwt_secret.clone()),
         ("LEADRANK_DB_MAX_CONNECTIONS".into(), "4".into()),
@@ -85,16 +87,30 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let queries = app.queries();
     let db = app.db().clone();
+    let database_url = settings_url(&vars);
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: {
+            leadrank::jobs::webhooks::install_tls_provider();
+            reqwest::Client::new()
+        },
         jwt_secret,
         queries,
         db,
+        database_url,
         _dir: dir,
         postgres,
     }
+}
+
+/// The database the server was given: the fresh one, or an override.
+fn settings_url(vars: &[(String, String)]) -> String {
+    vars.iter()
+        .rev()
+        .find(|(k, _)| k == "DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 impl Drop for TestApp {

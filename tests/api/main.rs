@@ -20,3 +20,4 @@ mod pins;
 mod sessions;
 mod tenancy;
 mod throttling;
+mod webhooks;

@@ -10,6 +10,7 @@ pub mod lead;
 pub mod loaders;
 pub mod models;
 pub mod types;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub struct Query(
     audit::AuditQuery,
     models::ModelQuery,
     assignment::AssignmentQuery,
+    webhooks::WebhookQuery,
 );
 
 /// Every mutation.
@@ -49,6 +51,7 @@ pub struct Mutation(
     models::ModelMutation,
     import::ImportMutation,
     assignment::AssignmentMutation,
+    webhooks::WebhookMutation,
 );
 
 /// The schema type.
@@ -61,7 +64,8 @@ pub fn build_schema(settings: &Settings) -> LeadRankSchema {
         .limit_complexity(settings.max_query_complexity)
         .data(models::ActivationInlineLeads(
             settings.activation_inline_leads,
-        ));
+        ))
+        .data(settings.webhooks.clone());
     let builder = if settings.introspection {
         builder
     } else {

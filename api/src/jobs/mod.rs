@@ -6,3 +6,4 @@ pub mod import_cli;
 pub mod lease;
 pub mod rescore;
 pub mod scheduler;
+pub mod webhooks;

@@ -33,6 +33,7 @@ use crate::{
     error::{AppError, AppResult},
     service::{
         assignment,
+        events::{self, Event, LeadState, LeadSummary},
         rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
@@ -118,6 +119,9 @@ struct Row {
     #[sea_orm(nested)]
     facts: FactColumns,
     version: i32,
+    name: String,
+    company: Option<String>,
+    owner_id: Option<Uuid>,
     team_id: Option<Uuid>,
     score: f64,
     tier: String,
@@ -148,6 +152,12 @@ impl Row {
 struct Change {
     id: Uuid,
     version: i32,
+    /// As webhook events show the lead.
+    name: String,
+    company: Option<String>,
+    owner_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+    old_flags: i32,
     old_score: f64,
     old_tier: String,
     card: scoring::Scorecard,
@@ -287,7 +297,11 @@ pub async fn run(
             row.error = Set(Some(err.to_string()));
         }
     }
-    let saved = scope.update(row).await?;
+    let txn = crate::service::begin_write(db).await?;
+    let in_txn = TenantScope::new(&txn, tenant_id);
+    let saved = in_txn.update(row).await?;
+    events::emit(&in_txn, &[Event::job_finished(&saved, finished)], finished).await?;
+    txn.commit().await?;
     lease.release(db).await?;
     Ok(Outcome::Finished(Box::new(saved)))
 }
@@ -490,6 +504,11 @@ async fn rescore(
                 changes.push(Change {
                     id: row.facts.id,
                     version: row.version,
+                    name: row.name.clone(),
+                    company: row.company.clone(),
+                    owner_id: row.owner_id,
+                    team_id: row.team_id,
+                    old_flags: row.flags,
                     old_score: row.score,
                     old_tier: row.tier.clone(),
                     card,
@@ -648,6 +667,9 @@ async fn retrain(
 fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
     FactColumns::select(query).columns([
         lead::Column::Version,
+        lead::Column::Name,
+        lead::Column::Company,
+        lead::Column::OwnerId,
         lead::Column::TeamId,
         lead::Column::Score,
         lead::Column::Tier,
@@ -791,6 +813,33 @@ async fn write_batch(
             Err(err) => return Err(err.into()),
         }
     }
+    // Webhook events in the same transaction: a resumed run starts after
+    // the last committed batch, so it never announces a change twice.
+    let mut out = Vec::new();
+    for c in changes.iter().filter(|c| written.contains(&c.id)) {
+        let state = |tier: &str, flags: i32| LeadState {
+            tier: tier.to_owned(),
+            flags,
+            owner_id: c.owner_id,
+            status: LeadStatus::Open,
+        };
+        out.extend(events::lead_changed(
+            tenant_id,
+            Some(&state(&c.old_tier, c.old_flags)),
+            &LeadSummary {
+                id: c.id,
+                name: c.name.clone(),
+                company: c.company.clone(),
+                team_id: c.team_id,
+                score: c.card.total,
+                state: state(&c.card.tier, rescoring::flag_bits(&c.card)),
+            },
+            reason,
+            None,
+            now,
+        ));
+    }
+    events::emit(&TenantScope::new(&txn, tenant_id), &out, now).await?;
     txn.commit().await?;
     Ok(written.len() as u64)
 }

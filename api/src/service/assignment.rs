@@ -36,7 +36,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    audit, begin_write, import::cell_value, lead::check_attribute, lead::teams_of, validate,
+    audit, begin_write,
+    events::{self, ByRule, LeadState, LeadSummary},
+    import::cell_value,
+    lead::{check_attribute, teams_of},
+    validate,
 };
 use crate::{
     auth::Principal,
@@ -850,8 +854,12 @@ pub async fn assign_pool(
             .columns([
                 lead::Column::Id,
                 lead::Column::Version,
+                lead::Column::Name,
+                lead::Column::Company,
                 lead::Column::TeamId,
+                lead::Column::Score,
                 lead::Column::Tier,
+                lead::Column::Flags,
                 lead::Column::Source,
                 lead::Column::Attributes,
             ])
@@ -865,38 +873,85 @@ pub async fn assign_pool(
         if let Some(team) = team {
             query = query.filter(lead::Column::TeamId.eq(team));
         }
-        type PoolRow = (Uuid, i32, Option<Uuid>, String, Option<String>, Value);
-        let rows: Vec<PoolRow> = query.into_tuple().all(&txn).await?;
-        let Some(last) = rows.last().map(|r| r.0) else {
+        let rows: Vec<PoolLead> = query.into_model().all(&txn).await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
             return Ok(assigned);
         };
-        let mut events = Vec::new();
-        for (id, version, team_id, tier, source, attributes) in &rows {
+        let mut history = Vec::new();
+        let mut out = Vec::new();
+        for lead in &rows {
             let Some(pick) = assigner.pick(&Candidate {
-                team_id: *team_id,
-                tier,
-                source: source.as_deref(),
-                attributes,
+                team_id: lead.team_id,
+                tier: &lead.tier,
+                source: lead.source.as_deref(),
+                attributes: &lead.attributes,
             }) else {
                 continue;
             };
             let done = scope
                 .update_many::<lead::Entity>()
                 .col_expr(lead::Column::OwnerId, Expr::value(Some(pick.user_id)))
-                .col_expr(lead::Column::Version, Expr::value(version + 1))
+                .col_expr(lead::Column::Version, Expr::value(lead.version + 1))
                 .col_expr(lead::Column::UpdatedAt, Expr::value(now))
-                .filter(lead::Column::Id.eq(*id))
-                .filter(lead::Column::Version.eq(*version))
+                .filter(lead::Column::Id.eq(lead.id))
+                .filter(lead::Column::Version.eq(lead.version))
                 .exec(&txn)
                 .await?;
             if done.rows_affected == 1 {
-                events.push(pick.event(tenant_id, *id, now));
+                history.push(pick.event(tenant_id, lead.id, now));
+                let before = lead.state(None);
+                let after = LeadSummary {
+                    id: lead.id,
+                    name: lead.name.clone(),
+                    company: lead.company.clone(),
+                    team_id: lead.team_id,
+                    score: lead.score,
+                    state: lead.state(Some(pick.user_id)),
+                };
+                out.extend(events::lead_changed(
+                    tenant_id,
+                    Some(&before),
+                    &after,
+                    "assigned from the pool",
+                    Some(ByRule {
+                        id: pick.rule_id,
+                        name: &pick.rule_name,
+                    }),
+                    now,
+                ));
                 assigned += 1;
             }
         }
-        scope.insert_many(events).await?;
+        events::emit(&scope, &out, now).await?;
+        scope.insert_many(history).await?;
         assigner.save(&scope).await?;
         txn.commit().await?;
         after = Some(last);
+    }
+}
+
+/// An open, unowned lead as the pool pass reads it.
+#[derive(sea_orm::FromQueryResult)]
+struct PoolLead {
+    id: Uuid,
+    version: i32,
+    name: String,
+    company: Option<String>,
+    team_id: Option<Uuid>,
+    score: f64,
+    tier: String,
+    flags: i32,
+    source: Option<String>,
+    attributes: Value,
+}
+
+impl PoolLead {
+    fn state(&self, owner_id: Option<Uuid>) -> LeadState {
+        LeadState {
+            tier: self.tier.clone(),
+            flags: self.flags,
+            owner_id,
+            status: LeadStatus::Open,
+        }
     }
 }

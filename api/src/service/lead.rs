@@ -19,6 +19,7 @@ use super::{
     account,
     assignment::{Assigner, Candidate},
     audit, begin_write,
+    events::{self, ByRule, LeadState, LeadSummary},
     rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
@@ -468,11 +469,23 @@ pub async fn create_lead(
         assigned = Some(pick);
     }
     let saved = scope.insert(row).await?;
-    if let Some(pick) = assigned {
+    if let Some(pick) = &assigned {
         scope
             .insert(pick.event(principal.tenant_id, saved.id, now))
             .await?;
     }
+    let changes = events::lead_changed(
+        principal.tenant_id,
+        None,
+        &LeadSummary::from(&saved),
+        "created",
+        assigned.as_ref().map(|p| ByRule {
+            id: p.rule_id,
+            name: &p.rule_name,
+        }),
+        now,
+    );
+    events::emit(&scope, &changes, now).await?;
     rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
     txn.commit().await?;
     Ok(saved)
@@ -636,6 +649,15 @@ impl<C: ConnectionTrait> Editing<'_, C> {
         row.version = Set(self.lead.version + 1);
         row.updated_at = Set(now);
         let saved = self.scope.update(row).await?;
+        let changes = events::lead_changed(
+            saved.tenant_id,
+            Some(&LeadState::from(&self.lead)),
+            &LeadSummary::from(&saved),
+            reason,
+            None,
+            now,
+        );
+        events::emit(&self.scope, &changes, now).await?;
         rescoring::record_change(
             &self.scope,
             saved.id,

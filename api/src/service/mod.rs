@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod configuration;
 pub mod defaults;
+pub mod events;
 pub mod import;
 pub mod lead;
 pub mod lead_query;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod reasons;
 pub mod rescoring;
 pub mod validate;
+pub mod webhooks;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 

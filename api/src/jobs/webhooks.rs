@@ -1,0 +1,392 @@
+//! The webhook worker: sends the outbox's due deliveries, signed, with
+//! retries and exponential backoff, a few at a time per endpoint, and
+//! disables an endpoint that keeps failing.
+//!
+//! Several replicas may run it: a delivery is claimed (`locked_until`) by
+//! one conditional UPDATE before it is sent, so only one process sends
+//! each attempt. A delivery is marked DELIVERED once its endpoint answered
+//! 2xx and is never sent again; a process dying between the answer and the
+//! mark sends it once more after the claim expires, with the same event id
+//! for the receiver to de-duplicate.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{webhook_delivery, webhook_endpoint};
+use futures_util::{StreamExt, stream};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    config::WebhookSettings,
+    error::{AppError, AppResult},
+    service::webhooks::{headers, sign},
+    tenancy::TenantScope,
+};
+
+/// Deliveries claimed per tenant per pass.
+const CLAIM_BATCH: u64 = 100;
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF_SECS: i64 = 6 * 3600;
+
+/// Makes ring the process's TLS crypto provider. reqwest is built without
+/// a bundled one (its default, aws-lc, needs a C toolchain and minutes of
+/// build); ring is already in the tree for the database driver's TLS. Any
+/// HTTP client in the process needs this first; a second call is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client deliveries go through: no redirects (a receiver that
+/// moved must be re-registered), the configured timeout per request.
+///
+/// # Errors
+/// When TLS cannot be set up.
+pub fn client(settings: &WebhookSettings) -> anyhow::Result<reqwest::Client> {
+    install_tls_provider();
+    Ok(reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("LeadRank-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// Runs the worker in the background until the process ends.
+pub fn spawn(db: DatabaseConnection, settings: WebhookSettings) {
+    tokio::spawn(async move {
+        let client = match client(&settings) {
+            Ok(client) => client,
+            Err(err) => {
+                tracing::error!(error = %err, "webhooks cannot be sent: the HTTP client failed to start");
+                return;
+            }
+        };
+        let mut ticker = tokio::time::interval(settings.poll_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = deliver_due(&db, &client, &settings, Utc::now()).await {
+                tracing::warn!(error = %err, "webhook worker pass failed; retrying at the next poll");
+            }
+        }
+    });
+}
+
+/// One pass: sends every delivery due at `now`; returns how many were attempted.
+///
+/// # Errors
+/// Database errors.
+pub async fn deliver_due(
+    db: &DatabaseConnection,
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    // The one read across tenants: which tenants have something due. The
+    // rest of the pass goes through each tenant's scope.
+    let tenants: Vec<Uuid> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::TenantId)
+        .distinct()
+        .filter(webhook_delivery::Column::Status.eq("PENDING"))
+        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut attempted = 0;
+    for tenant in tenants {
+        attempted += deliver_tenant(db, client, settings, tenant, now).await?;
+    }
+    Ok(attempted)
+}
+
+async fn deliver_tenant(
+    db: &DatabaseConnection,
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    tenant: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<usize> {
+    let scope = TenantScope::new(db, tenant);
+    let due = scope
+        .select::<webhook_delivery::Entity>()
+        .filter(webhook_delivery::Column::Status.eq("PENDING"))
+        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+        .filter(
+            Condition::any()
+                .add(webhook_delivery::Column::LockedUntil.is_null())
+                .add(webhook_delivery::Column::LockedUntil.lt(now)),
+        )
+        .order_by_asc(webhook_delivery::Column::NextAttemptAt)
+        .order_by_asc(webhook_delivery::Column::Id)
+        .limit(CLAIM_BATCH)
+        .all(db)
+        .await?;
+    let lock = now
+        + Duration::from_std(settings.timeout).unwrap_or_else(|_| Duration::seconds(10))
+        + Duration::seconds(60);
+    let mut claimed = Vec::new();
+    for delivery in due {
+        let won = scope
+            .update_many::<webhook_delivery::Entity>()
+            .col_expr(
+                webhook_delivery::Column::LockedUntil,
+                Expr::value(Some(lock)),
+            )
+            .filter(webhook_delivery::Column::Id.eq(delivery.id))
+            .filter(webhook_delivery::Column::Status.eq("PENDING"))
+            .filter(
+                Condition::any()
+                    .add(webhook_delivery::Column::LockedUntil.is_null())
+                    .add(webhook_delivery::Column::LockedUntil.lt(now)),
+            )
+            .exec(db)
+            .await?;
+        if won.rows_affected == 1 {
+            claimed.push(delivery);
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let endpoints: HashMap<Uuid, webhook_endpoint::Model> = scope
+        .select::<webhook_endpoint::Entity>()
+        .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|d| d.endpoint_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let mut by_endpoint: HashMap<Uuid, Vec<webhook_delivery::Model>> = HashMap::new();
+    for delivery in claimed {
+        by_endpoint
+            .entry(delivery.endpoint_id)
+            .or_default()
+            .push(delivery);
+    }
+    let count = by_endpoint.values().map(Vec::len).sum();
+    let scope = &scope;
+    let passes = by_endpoint.into_iter().map(|(id, deliveries)| {
+        let endpoint = endpoints.get(&id).cloned();
+        async move {
+            let Some(endpoint) = endpoint.filter(|e| e.active) else {
+                for delivery in &deliveries {
+                    give_up(scope, delivery, "the endpoint is disabled or deleted").await?;
+                }
+                return Ok::<_, AppError>(());
+            };
+            let results: Vec<AppResult<()>> = stream::iter(deliveries)
+                .map(|delivery| attempt(scope, client, settings, &endpoint, delivery))
+                .buffer_unordered(settings.per_endpoint)
+                .collect()
+                .await;
+            results.into_iter().collect()
+        }
+    });
+    for result in futures_util::future::join_all(passes).await {
+        result?;
+    }
+    Ok(count)
+}
+
+/// What an attempt came to.
+enum Answer {
+    Delivered(u16),
+    Refused(Option<u16>, String),
+}
+
+async fn post(
+    client: &reqwest::Client,
+    endpoint: &webhook_endpoint::Model,
+    delivery: &webhook_delivery::Model,
+) -> Answer {
+    let body = match serde_json::to_vec(&delivery.payload) {
+        Ok(body) => body,
+        Err(err) => return Answer::Refused(None, format!("the payload cannot be encoded: {err}")),
+    };
+    let timestamp = Utc::now().timestamp();
+    let sent = client
+        .post(&endpoint.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(headers::EVENT_ID, delivery.event_id.to_string())
+        .header(headers::EVENT_TYPE, &delivery.event_type)
+        .header(headers::TIMESTAMP, timestamp.to_string())
+        .header(headers::SIGNATURE, sign(&endpoint.secret, timestamp, &body))
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => {
+            Answer::Delivered(response.status().as_u16())
+        }
+        Ok(response) => Answer::Refused(
+            Some(response.status().as_u16()),
+            format!("the endpoint answered HTTP {}", response.status()),
+        ),
+        // Without the URL: it may carry a receiver's own token.
+        Err(err) => Answer::Refused(None, err.without_url().to_string()),
+    }
+}
+
+async fn attempt(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    endpoint: &webhook_endpoint::Model,
+    delivery: webhook_delivery::Model,
+) -> AppResult<()> {
+    let answer = post(client, endpoint, &delivery).await;
+    let now = Utc::now();
+    let attempts = delivery.attempts + 1;
+    let update = scope
+        .update_many::<webhook_delivery::Entity>()
+        .filter(webhook_delivery::Column::Id.eq(delivery.id))
+        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+        .col_expr(
+            webhook_delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    match answer {
+        Answer::Delivered(code) => {
+            update
+                .col_expr(webhook_delivery::Column::Status, Expr::value("DELIVERED"))
+                .col_expr(
+                    webhook_delivery::Column::LastStatusCode,
+                    Expr::value(Some(i32::from(code))),
+                )
+                .col_expr(
+                    webhook_delivery::Column::DeliveredAt,
+                    Expr::value(Some(now)),
+                )
+                .exec(scope.conn())
+                .await?;
+            scope
+                .update_many::<webhook_endpoint::Entity>()
+                .col_expr(
+                    webhook_endpoint::Column::ConsecutiveFailures,
+                    Expr::value(0),
+                )
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .exec(scope.conn())
+                .await?;
+        }
+        Answer::Refused(code, error) => {
+            tracing::warn!(
+                tenant_id = %scope.tenant_id(), endpoint = %endpoint.id, delivery = %delivery.id,
+                event_type = %delivery.event_type, attempts, error = %error,
+                "webhook delivery failed"
+            );
+            let status = if attempts >= settings.max_attempts {
+                "FAILED"
+            } else {
+                "PENDING"
+            };
+            update
+                .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+                .col_expr(
+                    webhook_delivery::Column::LastStatusCode,
+                    Expr::value(code.map(i32::from)),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LastError,
+                    Expr::value(Some(error.chars().take(1000).collect::<String>())),
+                )
+                .col_expr(
+                    webhook_delivery::Column::NextAttemptAt,
+                    Expr::value(now + backoff(settings, attempts)),
+                )
+                .exec(scope.conn())
+                .await?;
+            scope
+                .update_many::<webhook_endpoint::Entity>()
+                .col_expr(
+                    webhook_endpoint::Column::ConsecutiveFailures,
+                    sea_orm::sea_query::ExprTrait::add(
+                        Expr::col(webhook_endpoint::Column::ConsecutiveFailures),
+                        1,
+                    ),
+                )
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .exec(scope.conn())
+                .await?;
+            let disabled = scope
+                .update_many::<webhook_endpoint::Entity>()
+                .col_expr(webhook_endpoint::Column::Active, Expr::value(false))
+                .col_expr(
+                    webhook_endpoint::Column::DisabledReason,
+                    Expr::value(Some(format!(
+                        "disabled after {} failed attempts in a row; the last: {}",
+                        settings.disable_after,
+                        error.chars().take(500).collect::<String>()
+                    ))),
+                )
+                .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
+                .filter(webhook_endpoint::Column::Id.eq(endpoint.id))
+                .filter(webhook_endpoint::Column::Active.eq(true))
+                .filter(webhook_endpoint::Column::ConsecutiveFailures.gte(settings.disable_after))
+                .exec(scope.conn())
+                .await?;
+            if disabled.rows_affected == 1 {
+                tracing::warn!(
+                    tenant_id = %scope.tenant_id(), endpoint = %endpoint.id,
+                    "webhook endpoint disabled after repeated failures"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The wait after `attempts` failed attempts: the base, doubled each time.
+fn backoff(settings: &WebhookSettings, attempts: i32) -> Duration {
+    let base = i64::try_from(settings.retry_base.as_millis()).unwrap_or(i64::MAX);
+    let factor = 1_i64 << attempts.clamp(1, 30).saturating_sub(1);
+    Duration::milliseconds(base.saturating_mul(factor).min(MAX_BACKOFF_SECS * 1000))
+}
+
+async fn give_up(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    delivery: &webhook_delivery::Model,
+    why: &str,
+) -> AppResult<()> {
+    scope
+        .update_many::<webhook_delivery::Entity>()
+        .col_expr(webhook_delivery::Column::Status, Expr::value("FAILED"))
+        .col_expr(webhook_delivery::Column::LastError, Expr::value(Some(why)))
+        .col_expr(
+            webhook_delivery::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(webhook_delivery::Column::Id.eq(delivery.id))
+        .exec(scope.conn())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_six_hours() {
+        let settings = WebhookSettings {
+            worker: true,
+            poll_interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(10),
+            retry_base: std::time::Duration::from_secs(30),
+            max_attempts: 10,
+            disable_after: 50,
+            per_endpoint: 4,
+            allow_http_localhost: false,
+        };
+        assert_eq!(backoff(&settings, 1), Duration::seconds(30));
+        assert_eq!(backoff(&settings, 2), Duration::seconds(60));
+        assert_eq!(backoff(&settings, 3), Duration::seconds(120));
+        assert_eq!(backoff(&settings, 20), Duration::hours(6));
+    }
+}

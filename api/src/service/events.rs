@@ -1,0 +1,285 @@
+//! Events out: what changed about a lead or a job, written to the webhook
+//! outbox in the transaction of the change itself. A crash after the commit
+//! still delivers (the worker finds the rows); a rolled-back change sends
+//! nothing.
+
+use chrono::{DateTime, Utc};
+use entity::{enums::LeadStatus, lead, webhook_delivery, webhook_endpoint};
+use scoring::LeadFlag;
+use sea_orm::{
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{error::AppResult, tenancy::TenantScope};
+
+/// The kinds of event a webhook endpoint can ask for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EventType {
+    TierChanged,
+    BecameUrgent,
+    WentCold,
+    Assigned,
+    Closed,
+    JobFinished,
+}
+
+impl EventType {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [Self; 6] = [
+        Self::TierChanged,
+        Self::BecameUrgent,
+        Self::WentCold,
+        Self::Assigned,
+        Self::Closed,
+        Self::JobFinished,
+    ];
+
+    /// The name in payloads and in an endpoint's list, e.g. `lead.tier_changed`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TierChanged => "lead.tier_changed",
+            Self::BecameUrgent => "lead.became_urgent",
+            Self::WentCold => "lead.went_cold",
+            Self::Assigned => "lead.assigned",
+            Self::Closed => "lead.closed",
+            Self::JobFinished => "job.finished",
+        }
+    }
+
+    /// The kind named `name`.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// One event, the same for every endpoint it goes to.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: Uuid,
+    pub kind: EventType,
+    /// The whole JSON body a receiver gets.
+    pub payload: Value,
+}
+
+impl Event {
+    fn new(kind: EventType, tenant_id: Uuid, data: Value, at: DateTime<Utc>) -> Self {
+        let id = Uuid::now_v7();
+        Self {
+            id,
+            kind,
+            payload: json!({
+                "id": id,
+                "type": kind.as_str(),
+                "tenantId": tenant_id,
+                "occurredAt": at,
+                "data": data,
+            }),
+        }
+    }
+
+    /// `job.finished` for a job run as it ended.
+    #[must_use]
+    pub fn job_finished(run: &entity::job_run::Model, at: DateTime<Utc>) -> Self {
+        Self::new(
+            EventType::JobFinished,
+            run.tenant_id,
+            json!({"jobRun": {
+                "id": run.id,
+                "kind": run.kind,
+                "trigger": run.trigger,
+                "status": run.status.to_value(),
+                "leadsScanned": run.leads_scanned,
+                "leadsChanged": run.leads_changed,
+                "tierChanges": run.tier_changes,
+                "newlyCold": run.newly_cold,
+                "error": run.error,
+            }}),
+            at,
+        )
+    }
+}
+
+/// What the events compare: a lead's tier, flags, owner and status.
+#[derive(Clone, Debug)]
+pub struct LeadState {
+    pub tier: String,
+    pub flags: i32,
+    pub owner_id: Option<Uuid>,
+    pub status: LeadStatus,
+}
+
+impl From<&lead::Model> for LeadState {
+    fn from(l: &lead::Model) -> Self {
+        Self {
+            tier: l.tier.clone(),
+            flags: l.flags,
+            owner_id: l.owner_id,
+            status: l.status,
+        }
+    }
+}
+
+/// A lead as an event shows it: enough for a chat message; a receiver
+/// reads the rest through the API by id.
+#[derive(Clone, Debug)]
+pub struct LeadSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub company: Option<String>,
+    pub team_id: Option<Uuid>,
+    pub score: f64,
+    pub state: LeadState,
+}
+
+impl From<&lead::Model> for LeadSummary {
+    fn from(l: &lead::Model) -> Self {
+        Self {
+            id: l.id,
+            name: l.name.clone(),
+            company: l.company.clone(),
+            team_id: l.team_id,
+            score: l.score,
+            state: LeadState::from(l),
+        }
+    }
+}
+
+fn flag_names(bits: i32) -> Vec<&'static str> {
+    [
+        (LeadFlag::Urgent, "URGENT"),
+        (LeadFlag::Cold, "COLD"),
+        (LeadFlag::Stale, "STALE"),
+        (LeadFlag::ChurnRisk, "CHURN_RISK"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| bits & i32::from(flag.bit()) != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// An assignment rule that made an assignment, for `lead.assigned`.
+pub struct ByRule<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+}
+
+/// The events of one lead's change from `before` (none for a new lead).
+#[must_use]
+pub fn lead_changed(
+    tenant_id: Uuid,
+    before: Option<&LeadState>,
+    after: &LeadSummary,
+    reason: &str,
+    rule: Option<ByRule<'_>>,
+    at: DateTime<Utc>,
+) -> Vec<Event> {
+    let now = &after.state;
+    let lead = json!({
+        "id": after.id,
+        "name": after.name,
+        "company": after.company,
+        "ownerId": now.owner_id,
+        "teamId": after.team_id,
+        "score": (after.score * 100.0).round() / 100.0,
+        "tier": now.tier,
+        "flags": flag_names(now.flags),
+        "status": now.status.to_value(),
+    });
+    let mut events = Vec::new();
+    let mut push = |kind, extra: Value| {
+        let mut data = json!({"lead": lead, "reason": reason});
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        events.push(Event::new(kind, tenant_id, data, at));
+    };
+    let was = |flag: LeadFlag| before.is_some_and(|b| b.flags & i32::from(flag.bit()) != 0);
+    let is = |flag: LeadFlag| now.flags & i32::from(flag.bit()) != 0;
+    if before.is_none_or(|b| b.tier != now.tier) {
+        push(
+            EventType::TierChanged,
+            json!({"previousTier": before.map(|b| b.tier.clone())}),
+        );
+    }
+    if is(LeadFlag::Urgent) && !was(LeadFlag::Urgent) {
+        push(EventType::BecameUrgent, json!({}));
+    }
+    if is(LeadFlag::Cold) && !was(LeadFlag::Cold) {
+        push(EventType::WentCold, json!({}));
+    }
+    if now.owner_id.is_some() && before.is_none_or(|b| b.owner_id != now.owner_id) {
+        push(
+            EventType::Assigned,
+            json!({
+                "previousOwnerId": before.and_then(|b| b.owner_id),
+                "rule": rule.map(|r| json!({"id": r.id, "name": r.name})),
+            }),
+        );
+    }
+    if now.status != LeadStatus::Open && before.is_some_and(|b| b.status == LeadStatus::Open) {
+        push(EventType::Closed, json!({"outcome": now.status.to_value()}));
+    }
+    events
+}
+
+/// Writes a delivery for each event to each active endpoint of the tenant
+/// that asked for its kind, in the caller's transaction.
+///
+/// # Errors
+/// Database errors.
+pub async fn emit<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let endpoints: Vec<(Uuid, Value)> = scope
+        .select::<webhook_endpoint::Entity>()
+        .select_only()
+        .columns([
+            webhook_endpoint::Column::Id,
+            webhook_endpoint::Column::EventTypes,
+        ])
+        .filter(webhook_endpoint::Column::Active.eq(true))
+        .into_tuple()
+        .all(scope.conn())
+        .await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for (endpoint, wanted) in &endpoints {
+        let wanted: Vec<&str> = wanted
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for event in events.iter().filter(|e| wanted.contains(&e.kind.as_str())) {
+            rows.push(webhook_delivery::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                endpoint_id: Set(*endpoint),
+                event_id: Set(event.id),
+                event_type: Set(event.kind.as_str().to_owned()),
+                payload: Set(event.payload.clone()),
+                status: Set("PENDING".into()),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                locked_until: Set(None),
+                last_status_code: Set(None),
+                last_error: Set(None),
+                created_at: Set(now),
+                delivered_at: Set(None),
+                ..Default::default()
+            });
+        }
+    }
+    for chunk in rows.chunks(500) {
+        scope.insert_many(chunk.to_vec()).await?;
+    }
+    Ok(())
+}

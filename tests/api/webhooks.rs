@@ -1,0 +1,592 @@
+//! Webhooks: signed deliveries from the transactional outbox, retried with
+//! backoff under the same event id, logged, disabled when an endpoint keeps
+//! failing, delivered after a crash, and confined to their company.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::{
+    helpers::{TestApp, error_code, error_field, spawn_app, spawn_app_with},
+    leads::weak,
+};
+
+/// Fast polls and retries, and http to the test's own receiver.
+const FAST: [(&str, &str); 3] = [
+    ("LEADRANK_WEBHOOK_POLL_MS", "50"),
+    ("LEADRANK_WEBHOOK_RETRY_BASE_MS", "50"),
+    ("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true"),
+];
+
+/// One request as the receiver got it.
+#[derive(Clone, Debug)]
+struct Received {
+    event_id: String,
+    event_type: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    received: Mutex<Vec<Received>>,
+    /// Status codes to answer with, in order; 200 once they run out.
+    script: Mutex<VecDeque<u16>>,
+}
+
+/// A webhook receiver on localhost.
+struct Receiver {
+    url: String,
+    inbox: Arc<Inbox>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> Self {
+        let inbox = Arc::new(Inbox::default());
+        inbox.script.lock().unwrap().extend(script.iter().copied());
+        let shared = web::Data::from(inbox.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("a free port");
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        Self {
+            url: format!("http://127.0.0.1:{port}/hooks/leadrank"),
+            inbox,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.inbox.received.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 seconds) until `n` requests have arrived.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..200 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "expected {n} deliveries within 10 s, got {:?}",
+            self.received()
+        );
+    }
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    inbox.received.lock().unwrap().push(Received {
+        event_id: header("LeadRank-Event-Id"),
+        event_type: header("LeadRank-Event-Type"),
+        timestamp: header("LeadRank-Timestamp"),
+        signature: header("LeadRank-Signature"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let code = inbox.script.lock().unwrap().pop_front().unwrap_or(200);
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
+}
+
+/// What a receiver does with the secret: recompute the HMAC of
+/// `"{timestamp}.{body}"` and compare in constant time.
+fn verifies(secret: &str, timestamp: &str, body: &str, signature: &str) -> bool {
+    let Some(hex_sig) = signature.strip_prefix("v1=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    mac.verify_slice(&expected).is_ok()
+}
+
+impl TestApp {
+    /// Registers an endpoint; (id, secret).
+    async fn endpoint(&self, token: &str, url: &str, types: &[&str]) -> (String, String) {
+        let body = self
+            .create_endpoint(token, json!({"url": url, "eventTypes": types}))
+            .await;
+        let payload = &body["data"]["createWebhookEndpoint"];
+        assert!(payload.is_object(), "createWebhookEndpoint failed: {body}");
+        (
+            payload["endpoint"]["id"].as_str().unwrap().to_owned(),
+            payload["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn create_endpoint(&self, token: &str, input: Value) -> Value {
+        self.graphql(
+            Some(token),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { secret endpoint { id url eventTypes active } } }",
+            json!({"input": input}),
+        )
+        .await
+    }
+
+    async fn deliveries(&self, token: &str) -> Vec<Value> {
+        let body = self
+            .graphql(
+                Some(token),
+                "{ webhookDeliveries { eventId eventType status attempts lastStatusCode lastError } }",
+                json!({}),
+            )
+            .await;
+        body["data"]["webhookDeliveries"]
+            .as_array()
+            .unwrap_or_else(|| panic!("webhookDeliveries failed: {body}"))
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_verification() {
+    let app = spawn_app_with(&FAST).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let receiver = Receiver::start(&[]).await;
+    let (_, secret) = app
+        .endpoint(
+            &acme.token,
+            &receiver.url,
+            &["LEAD_BECAME_URGENT", "LEAD_TIER_CHANGED"],
+        )
+        .await;
+    let lead = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Quiet", "attributes": weak(), "ownerId": acme.owner_id}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap();
+    let first_tier = lead["tier"].as_str().unwrap().to_owned();
+    app.record(&acme.token, id, "urgent_quote_request", json!({}))
+        .await;
+
+    // The new lead's first tier, then the urgent signal's two events.
+    let got = receiver.wait_for(3).await;
+    let types: Vec<&str> = got.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "lead.tier_changed",
+            "lead.tier_changed",
+            "lead.became_urgent"
+        ],
+        "{got:?}"
+    );
+    for r in &got {
+        assert!(
+            verifies(&secret, &r.timestamp, &r.body, &r.signature),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.json()["id"],
+            r.event_id.as_str(),
+            "the header names the body's event"
+        );
+        assert_eq!(r.json()["data"]["lead"]["id"], id);
+    }
+    let lifted = got[1].json();
+    assert_eq!(lifted["data"]["previousTier"], first_tier.as_str());
+    assert_eq!(lifted["data"]["lead"]["tier"], "A");
+    assert_eq!(lifted["data"]["lead"]["flags"], json!(["URGENT"]));
+    assert_eq!(lifted["data"]["reason"], "activity: urgent_quote_request");
+
+    // A body changed on the way, or a signature made with another secret,
+    // does not verify.
+    let r = &got[2];
+    let tampered = r.body.replace("\"A\"", "\"D\"");
+    assert_ne!(tampered, r.body);
+    assert!(!verifies(&secret, &r.timestamp, &tampered, &r.signature));
+    assert!(!verifies(
+        "whsec_other",
+        &r.timestamp,
+        &r.body,
+        &r.signature
+    ));
+    let later = (r.timestamp.parse::<i64>().unwrap() + 1).to_string();
+    assert!(
+        !verifies(&secret, &later, &r.body, &r.signature),
+        "the timestamp is signed too"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_the_same_id_and_the_log_shows_it()
+ {
+    let app = spawn_app_with(&FAST).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let receiver = Receiver::start(&[500, 500]).await;
+    app.endpoint(&acme.token, &receiver.url, &["LEAD_ASSIGNED"])
+        .await;
+    let lead = app
+        .new_lead(&acme.token, json!({"name": "Pool lead"}))
+        .await;
+    let body = app
+        .lead_mutation(
+            &acme.token,
+            "assignLead",
+            "AssignLeadInput",
+            json!({"id": lead["id"], "ownerId": acme.owner_id}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let got = receiver.wait_for(3).await;
+    assert!(got.iter().all(|r| r.event_id == got[0].event_id), "{got:?}");
+    assert_eq!(
+        got[0].json()["data"]["lead"]["ownerId"],
+        acme.owner_id.as_str()
+    );
+    let mut log = Vec::new();
+    for _ in 0..200 {
+        log = app.deliveries(&acme.token).await;
+        if log.first().is_some_and(|d| d["status"] == "DELIVERED") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["status"], "DELIVERED");
+    assert_eq!(log[0]["attempts"], 3);
+    assert_eq!(log[0]["lastStatusCode"], 200);
+    assert_eq!(log[0]["eventId"], got[0].event_id.as_str());
+    // Delivered means done: nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 3);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_is_disabled_with_the_reason() {
+    let mut settings = FAST.to_vec();
+    settings.push(("LEADRANK_WEBHOOK_DISABLE_AFTER", "3"));
+    let app = spawn_app_with(&settings).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let receiver = Receiver::start(&[503; 20]).await;
+    let (id, _) = app
+        .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
+        .await;
+    let lead = app.new_lead(&acme.token, json!({"name": "Gone"})).await;
+    app.lead_mutation(
+        &acme.token,
+        "closeLead",
+        "CloseLeadInput",
+        json!({"id": lead["id"], "outcome": "LOST", "reason": "no budget"}),
+    )
+    .await;
+
+    let mut endpoint = Value::Null;
+    for _ in 0..200 {
+        let body = app
+            .graphql(
+                Some(&acme.token),
+                "{ webhookEndpoints { id active disabledReason consecutiveFailures } }",
+                json!({}),
+            )
+            .await;
+        endpoint = body["data"]["webhookEndpoints"][0].clone();
+        if endpoint["active"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(endpoint["id"], id.as_str());
+    assert_eq!(endpoint["active"], false, "{endpoint}");
+    assert_eq!(endpoint["consecutiveFailures"], 3);
+    let reason = endpoint["disabledReason"].as_str().unwrap();
+    assert!(
+        reason.contains("3 failed attempts") && reason.contains("503"),
+        "{reason}"
+    );
+    let log = app.deliveries(&acme.token).await;
+    assert_eq!(log[0]["lastStatusCode"], 503);
+
+    // Re-enabling clears the count and the reason.
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $input) { endpoint { active disabledReason consecutiveFailures } } }",
+            json!({"input": {"id": id, "active": true}}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateWebhookEndpoint"]["endpoint"],
+        json!({"active": true, "disabledReason": null, "consecutiveFailures": 0})
+    );
+}
+
+#[tokio::test]
+async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
+    let mut stopped = FAST.to_vec();
+    // As if the process died right after the commit: no worker sends.
+    stopped.push(("LEADRANK_WEBHOOK_WORKER", "false"));
+    let first = spawn_app_with(&stopped).await;
+    let acme = first.sign_up_tenant("acme").await;
+    let receiver = Receiver::start(&[]).await;
+    first
+        .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
+        .await;
+    let lead = first.new_lead(&acme.token, json!({"name": "Signed"})).await;
+    let body = first
+        .lead_mutation(
+            &acme.token,
+            "closeLead",
+            "CloseLeadInput",
+            json!({"id": lead["id"], "outcome": "WON", "reason": "contract signed"}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let log = first.deliveries(&acme.token).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "PENDING");
+    assert!(receiver.received().is_empty());
+
+    // Another process on the same database picks the outbox up.
+    let mut restarted = FAST.to_vec();
+    restarted.push(("DATABASE_URL", first.database_url.as_str()));
+    restarted.push(("LEADRANK_JWT_SECRET", first.jwt_secret.as_str()));
+    let second = spawn_app_with(&restarted).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].event_type, "lead.closed");
+    assert_eq!(got[0].json()["data"]["outcome"], "WON");
+    assert_eq!(got[0].event_id, log[0]["eventId"].as_str().unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "exactly once");
+    let log = second.deliveries(&acme.token).await;
+    assert_eq!(log[0]["status"], "DELIVERED");
+}
+
+#[tokio::test]
+async fn job_runs_are_announced_and_a_rotated_secret_signs_from_then_on() {
+    let app = spawn_app_with(&FAST).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let receiver = Receiver::start(&[]).await;
+    let (id, old_secret) = app
+        .endpoint(&acme.token, &receiver.url, &["JOB_FINISHED"])
+        .await;
+    let rotated = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret endpoint { id } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let secret = rotated["data"]["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{rotated}"))
+        .to_owned();
+    assert_ne!(secret, old_secret);
+    let run = app
+        .graphql(
+            Some(&acme.token),
+            "mutation { runRescoring(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
+    let run_id = run["data"]["runRescoring"]["id"].clone();
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].event_type, "job.finished");
+    assert_eq!(got[0].json()["data"]["jobRun"]["id"], run_id);
+    assert_eq!(got[0].json()["data"]["jobRun"]["status"], "SUCCEEDED");
+    assert!(verifies(
+        &secret,
+        &got[0].timestamp,
+        &got[0].body,
+        &got[0].signature
+    ));
+    assert!(!verifies(
+        &old_secret,
+        &got[0].timestamp,
+        &got[0].body,
+        &got[0].signature
+    ));
+
+    // The audit log records the endpoint's life, never a secret.
+    let entries = app.audit_entries(&acme.token).await;
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"webhook.created") && actions.contains(&"webhook.secret_rotated"));
+    let dump = serde_json::to_string(&entries).unwrap();
+    assert!(!dump.contains(&secret) && !dump.contains(&old_secret));
+}
+
+#[tokio::test]
+async fn urls_are_checked_only_admins_manage_webhooks_and_a_second_company_sees_none_of_it() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let globex = app.sign_up_tenant("globex").await;
+    for (url, why) in [
+        ("http://hooks.example.com/x", "must use https"),
+        (
+            "http://127.0.0.1:9/x",
+            "LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST",
+        ),
+        (
+            "https://user:pw@hooks.example.com/",
+            "user name or password",
+        ),
+        ("hooks.example.com", "is not a URL"),
+    ] {
+        let body = app
+            .create_endpoint(
+                &acme.token,
+                json!({"url": url, "eventTypes": ["LEAD_CLOSED"]}),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{url}: {body}");
+        assert_eq!(error_field(&body), "input.url");
+        assert!(
+            body["errors"][0]["message"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    let none = app
+        .create_endpoint(
+            &acme.token,
+            json!({"url": "https://hooks.example.com/", "eventTypes": []}),
+        )
+        .await;
+    assert_eq!(error_field(&none), "input.eventTypes");
+
+    let (id, _) = app
+        .endpoint(
+            &acme.token,
+            "https://hooks.example.com/leadrank",
+            &["LEAD_CLOSED"],
+        )
+        .await;
+    let manager = app.user_with_role(&acme, "MANAGER").await;
+    let body = app
+        .create_endpoint(
+            &manager,
+            json!({"url": "https://hooks.example.com/", "eventTypes": ["LEAD_CLOSED"]}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    let body = app
+        .graphql(Some(&manager), "{ webhookEndpoints { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+
+    let listed = app
+        .graphql(
+            Some(&globex.token),
+            "{ webhookEndpoints { id } webhookDeliveries { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["data"]["webhookEndpoints"], json!([]), "{listed}");
+    for query in [
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret } }",
+        "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { deletedId } }",
+        "query($id: ID!) { webhookDeliveries(endpointId: $id) { id } }",
+    ] {
+        let body = app
+            .graphql(Some(&globex.token), query, json!({"id": id}))
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{query}: {body}");
+    }
+    // Globex's own changes never reach Acme's endpoint.
+    let lead = app.new_lead(&globex.token, json!({"name": "Theirs"})).await;
+    app.lead_mutation(
+        &globex.token,
+        "closeLead",
+        "CloseLeadInput",
+        json!({"id": lead["id"], "outcome": "LOST"}),
+    )
+    .await;
+    assert!(app.deliveries(&acme.token).await.is_empty());
+    assert!(app.deliveries(&globex.token).await.is_empty());
+}
+
+/// The README's example receiver (`tests/examples/webhook_receiver.py`),
+/// run as a reader would run it, accepts a real delivery.
+#[tokio::test]
+async fn the_example_receiver_verifies_a_real_delivery() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let app = spawn_app_with(&FAST).await;
+    let acme = app.sign_up_tenant("acme").await;
+    // The secret comes with the endpoint; the receiver's port after it starts.
+    let (id, secret) = app
+        .endpoint(&acme.token, "http://127.0.0.1:9/", &["LEAD_CLOSED"])
+        .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/webhook_receiver.py");
+    let mut child = Command::new("python3")
+        .args([script, "--port", "0"])
+        .env("LEADRANK_WEBHOOK_SECRET", &secret)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the example");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |lines: &std::sync::mpsc::Receiver<String>| {
+        lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the receiver prints a line within 10 s")
+    };
+    let listening = next_line(&lines);
+    let port = listening.strip_prefix("listening on ").expect("its port");
+    let moved = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $input) { endpoint { url } } }",
+            json!({"input": {"id": id, "url": format!("http://127.0.0.1:{port}/")}}),
+        )
+        .await;
+    assert!(moved["errors"].is_null(), "{moved}");
+    let lead = app.new_lead(&acme.token, json!({"name": "Example"})).await;
+    app.lead_mutation(
+        &acme.token,
+        "closeLead",
+        "CloseLeadInput",
+        json!({"id": lead["id"], "outcome": "WON"}),
+    )
+    .await;
+    let verdict = tokio::task::spawn_blocking(move || next_line(&lines))
+        .await
+        .unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    assert!(
+        verdict.starts_with("verified ") && verdict.ends_with(" lead.closed"),
+        "{verdict}"
+    );
+}
