@@ -87,6 +87,12 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// `LEADRANK_WEBHOOK_*`: how webhooks are checked and sent.
     pub webhooks: WebhookSettings,
+    /// `LEADRANK_SUBSCRIPTION_BUFFER`: batches of changes held for the
+    /// slowest subscriber before it is disconnected.
+    pub subscription_buffer: usize,
+    /// `LEADRANK_LIVE_UPDATES`: feed subscriptions from the database's
+    /// change notices (off: subscriptions receive nothing).
+    pub live_updates: bool,
 }
 
 /// How webhook endpoints are checked and their deliveries sent.
@@ -139,6 +145,8 @@ impl fmt::Debug for Settings {
             .field("sqlite_cache_mb", &self.sqlite_cache_mb)
             .field("db_max_connections", &self.db_max_connections)
             .field("webhooks", &self.webhooks)
+            .field("subscription_buffer", &self.subscription_buffer)
+            .field("live_updates", &self.live_updates)
             .finish()
     }
 }
@@ -214,6 +222,8 @@ impl Settings {
             activation_inline_leads: parse(&get, "LEADRANK_ACTIVATION_INLINE_LEADS", 2000)?,
             sqlite_cache_mb: parse(&get, "LEADRANK_SQLITE_CACHE_MB", 64)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
+            subscription_buffer: parse(&get, "LEADRANK_SUBSCRIPTION_BUFFER", 1024)?,
+            live_updates: parse(&get, "LEADRANK_LIVE_UPDATES", true)?,
             webhooks: WebhookSettings {
                 worker: parse(&get, "LEADRANK_WEBHOOK_WORKER", true)?,
                 poll_interval: Duration::from_millis(parse(

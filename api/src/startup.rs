@@ -7,6 +7,7 @@ use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
     body::MessageBody,
     dev::{Server, ServiceRequest, ServiceResponse},
+    guard,
     http::header,
     middleware::{Next, from_fn},
     web,
@@ -77,9 +78,13 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("failed to bind LEADRANK_BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let bus = crate::live::Bus::new(settings.subscription_buffer);
+        if settings.live_updates {
+            bus.spawn_listener(db.clone());
+        }
         let state = web::Data::new(AppState {
             db: db.clone(),
-            schema: build_schema(&settings),
+            schema: build_schema(&settings, bus),
             auth,
             trust_forwarded_for: settings.trust_forwarded_for,
         });
@@ -92,6 +97,12 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .route("/graphql", web::post().to(graphql_post))
+                .route(
+                    "/graphql",
+                    web::get()
+                        .guard(guard::Header("upgrade", "websocket"))
+                        .to(graphql_ws),
+                )
                 .route("/graphql", web::get().to(graphql_get))
                 .route("/healthz", web::get().to(healthz))
                 .route("/", web::get().to(ide))
@@ -277,6 +288,22 @@ async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         Ok(request) => execute(&req, &state, async_graphql::BatchRequest::Single(request)).await,
         Err(err) => bad_request(&format!("the query string is not a GraphQL request: {err}")),
     }
+}
+
+/// Subscriptions: the same endpoint, upgraded to a WebSocket.
+async fn graphql_ws(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    crate::ws::serve(
+        &req,
+        body,
+        state.schema.clone(),
+        state.db.clone(),
+        state.auth.clone(),
+        client_address(&req, state.trust_forwarded_for),
+    )
 }
 
 fn bad_request(message: &str) -> HttpResponse {

@@ -7,6 +7,7 @@ pub mod enums;
 pub mod activity;
 pub mod assignment_rule;
 pub mod audit_entry;
+pub mod change_notice;
 pub mod job_lease;
 pub mod job_run;
 pub mod lead;

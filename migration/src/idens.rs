@@ -361,3 +361,12 @@ pub enum WebhookDeliveries {
     CreatedAt,
     DeliveredAt,
 }
+
+#[derive(DeriveIden, Clone)]
+pub enum ChangeNotices {
+    Table,
+    TenantId,
+    Id,
+    Payload,
+    CreatedAt,
+}

@@ -19,6 +19,7 @@ mod m20261123_000008_queue_index;
 mod m20261123_000009_pin_policy;
 mod m20261124_000010_tenant_assignment_rules;
 mod m20261124_000011_webhooks;
+mod m20261124_000012_change_notices;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_pin_policy::Migration),
             Box::new(m20261124_000010_tenant_assignment_rules::Migration),
             Box::new(m20261124_000011_webhooks::Migration),
+            Box::new(m20261124_000012_change_notices::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ mod import;
 mod jobs;
 mod leads;
 mod limits;
+mod live;
 mod models;
 mod pins;
 mod sessions;

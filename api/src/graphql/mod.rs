@@ -7,6 +7,7 @@ pub mod configuration;
 pub mod import;
 pub mod jobs;
 pub mod lead;
+pub mod live;
 pub mod loaders;
 pub mod models;
 pub mod types;
@@ -15,7 +16,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use async_graphql::{
-    EmptySubscription, MergedObject, Schema,
+    MergedObject, Schema,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
 use sea_orm::DatabaseConnection;
@@ -55,11 +56,13 @@ pub struct Mutation(
 );
 
 /// The schema type.
-pub type LeadRankSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type LeadRankSchema = Schema<Query, Mutation, live::Subscription>;
 
-/// Builds the schema with the limits from the settings.
-pub fn build_schema(settings: &Settings) -> LeadRankSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+/// Builds the schema with the limits from the settings; subscriptions
+/// read from `bus`.
+pub fn build_schema(settings: &Settings, bus: crate::live::Bus) -> LeadRankSchema {
+    let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
+        .data(bus)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
         .data(models::ActivationInlineLeads(
@@ -76,7 +79,7 @@ pub fn build_schema(settings: &Settings) -> LeadRankSchema {
 
 /// The schema's SDL, as exported to `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), live::Subscription)
         .finish()
         .sdl()
 }

@@ -33,7 +33,7 @@ use crate::{
     error::{AppError, AppResult},
     service::{
         assignment,
-        events::{self, Event, LeadState, LeadSummary},
+        events::{self, Event, LeadState, LeadSummary, Outgoing},
         rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
@@ -300,7 +300,11 @@ pub async fn run(
     let txn = crate::service::begin_write(db).await?;
     let in_txn = TenantScope::new(&txn, tenant_id);
     let saved = in_txn.update(row).await?;
-    events::emit(&in_txn, &[Event::job_finished(&saved, finished)], finished).await?;
+    let out = Outgoing {
+        events: vec![Event::job_finished(&saved, finished)],
+        ..Outgoing::default()
+    };
+    events::emit(&in_txn, &out, finished).await?;
     txn.commit().await?;
     lease.release(db).await?;
     Ok(Outcome::Finished(Box::new(saved)))
@@ -815,7 +819,7 @@ async fn write_batch(
     }
     // Webhook events in the same transaction: a resumed run starts after
     // the last committed batch, so it never announces a change twice.
-    let mut out = Vec::new();
+    let mut out = Outgoing::default();
     for c in changes.iter().filter(|c| written.contains(&c.id)) {
         let state = |tier: &str, flags: i32| LeadState {
             tier: tier.to_owned(),
@@ -823,7 +827,7 @@ async fn write_batch(
             owner_id: c.owner_id,
             status: LeadStatus::Open,
         };
-        out.extend(events::lead_changed(
+        out.lead(
             tenant_id,
             Some(&state(&c.old_tier, c.old_flags)),
             &LeadSummary {
@@ -837,7 +841,7 @@ async fn write_batch(
             reason,
             None,
             now,
-        ));
+        );
     }
     events::emit(&TenantScope::new(&txn, tenant_id), &out, now).await?;
     txn.commit().await?;

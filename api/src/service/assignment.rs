@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::{
     audit, begin_write,
-    events::{self, ByRule, LeadState, LeadSummary},
+    events::{self, ByRule, LeadState, LeadSummary, Outgoing},
     import::cell_value,
     lead::{check_attribute, teams_of},
     validate,
@@ -878,7 +878,7 @@ pub async fn assign_pool(
             return Ok(assigned);
         };
         let mut history = Vec::new();
-        let mut out = Vec::new();
+        let mut out = Outgoing::default();
         for lead in &rows {
             let Some(pick) = assigner.pick(&Candidate {
                 team_id: lead.team_id,
@@ -908,7 +908,7 @@ pub async fn assign_pool(
                     score: lead.score,
                     state: lead.state(Some(pick.user_id)),
                 };
-                out.extend(events::lead_changed(
+                out.lead(
                     tenant_id,
                     Some(&before),
                     &after,
@@ -918,7 +918,7 @@ pub async fn assign_pool(
                         name: &pick.rule_name,
                     }),
                     now,
-                ));
+                );
                 assigned += 1;
             }
         }

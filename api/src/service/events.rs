@@ -1,18 +1,90 @@
-//! Events out: what changed about a lead or a job, written to the webhook
-//! outbox in the transaction of the change itself. A crash after the commit
-//! still delivers (the worker finds the rows); a rolled-back change sends
-//! nothing.
+//! Events out: what changed about a lead or a job, written in the
+//! transaction of the change itself, so a rolled-back change announces
+//! nothing and a committed one is not lost.
+//!
+//! Two kinds leave here:
+//! - notices, small and for every change of a lead, to the live
+//!   subscriptions of every server process: by NOTIFY on PostgreSQL
+//!   (delivered at commit), through the `change_notices` table on SQLite;
+//! - webhook events, for the kinds endpoints ask for, to the outbox the
+//!   webhook worker sends from.
 
 use chrono::{DateTime, Utc};
-use entity::{enums::LeadStatus, lead, webhook_delivery, webhook_endpoint};
+use entity::{change_notice, enums::LeadStatus, lead, webhook_delivery, webhook_endpoint};
 use scoring::LeadFlag;
 use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, QueryFilter,
+    QuerySelect, Statement,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{error::AppResult, tenancy::TenantScope};
+use crate::{
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
+
+/// The PostgreSQL channel notices go through.
+pub const CHANNEL: &str = "leadrank_changes";
+
+/// Notices per NOTIFY payload: well under PostgreSQL's 8,000 bytes.
+const NOTICES_PER_PAYLOAD: usize = 25;
+
+/// One lead changed: enough for a subscriber to decide whether to re-read
+/// it, never its data (the subscriber reads what it may see).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    #[serde(rename = "l")]
+    pub lead_id: Uuid,
+    #[serde(rename = "o")]
+    pub owner_id: Option<Uuid>,
+    /// The owner before, when the change gave the lead to someone else.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub previous_owner_id: Option<Uuid>,
+    #[serde(rename = "r")]
+    pub reason: String,
+}
+
+/// Notices of one tenant, as one payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeBatch {
+    #[serde(rename = "t")]
+    pub tenant_id: Uuid,
+    #[serde(rename = "n")]
+    pub notices: Vec<Notice>,
+}
+
+/// What one transaction announces.
+#[derive(Default)]
+pub struct Outgoing {
+    pub notices: Vec<Notice>,
+    pub events: Vec<Event>,
+}
+
+impl Outgoing {
+    /// A lead's change from `before` (none for a new lead): its notice and
+    /// its webhook events.
+    pub fn lead(
+        &mut self,
+        tenant_id: Uuid,
+        before: Option<&LeadState>,
+        after: &LeadSummary,
+        reason: &str,
+        rule: Option<ByRule<'_>>,
+        at: DateTime<Utc>,
+    ) {
+        let previous = before.and_then(|b| b.owner_id);
+        self.notices.push(Notice {
+            lead_id: after.id,
+            owner_id: after.state.owner_id,
+            previous_owner_id: previous.filter(|p| Some(*p) != after.state.owner_id),
+            reason: reason.chars().take(80).collect(),
+        });
+        self.events
+            .extend(lead_changed(tenant_id, before, after, reason, rule, at));
+    }
+}
 
 /// The kinds of event a webhook endpoint can ask for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -226,12 +298,70 @@ pub fn lead_changed(
     events
 }
 
-/// Writes a delivery for each event to each active endpoint of the tenant
-/// that asked for its kind, in the caller's transaction.
+/// Sends what `out` announces, in the caller's transaction.
 ///
 /// # Errors
 /// Database errors.
 pub async fn emit<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    out: &Outgoing,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    notify(scope, &out.notices, now).await?;
+    outbox(scope, &out.events, now).await
+}
+
+/// Hands notices to every server process once the transaction commits.
+async fn notify<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    notices: &[Notice],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let backend = scope.conn().get_database_backend();
+    let mut payloads = Vec::new();
+    for chunk in notices.chunks(NOTICES_PER_PAYLOAD) {
+        payloads.push(
+            serde_json::to_string(&NoticeBatch {
+                tenant_id: scope.tenant_id(),
+                notices: chunk.to_vec(),
+            })
+            .map_err(|e| AppError::Internal(e.into()))?,
+        );
+    }
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    if backend == DbBackend::Postgres {
+        // One round trip for the whole change, however many payloads.
+        let calls: Vec<String> = (0..payloads.len())
+            .map(|i| format!("pg_notify($1, ${})", i + 2))
+            .collect();
+        let mut values: Vec<sea_orm::Value> = vec![CHANNEL.into()];
+        values.extend(payloads.into_iter().map(Into::into));
+        scope
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!("SELECT {}", calls.join(", ")),
+                values,
+            ))
+            .await?;
+        return Ok(());
+    }
+    let rows = payloads
+        .into_iter()
+        .map(|payload| change_notice::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            payload: Set(payload),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    scope.insert_many(rows).await
+}
+
+/// Writes a delivery for each event to each active endpoint of the tenant
+/// that asked for its kind.
+async fn outbox<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     events: &[Event],
     now: DateTime<Utc>,

@@ -19,7 +19,7 @@ use super::{
     account,
     assignment::{Assigner, Candidate},
     audit, begin_write,
-    events::{self, ByRule, LeadState, LeadSummary},
+    events::{self, ByRule, LeadState, LeadSummary, Outgoing},
     rescoring::{self, ModelInUse, Pinners, TenantCatalog},
     validate,
 };
@@ -474,7 +474,8 @@ pub async fn create_lead(
             .insert(pick.event(principal.tenant_id, saved.id, now))
             .await?;
     }
-    let changes = events::lead_changed(
+    let mut out = Outgoing::default();
+    out.lead(
         principal.tenant_id,
         None,
         &LeadSummary::from(&saved),
@@ -485,7 +486,7 @@ pub async fn create_lead(
         }),
         now,
     );
-    events::emit(&scope, &changes, now).await?;
+    events::emit(&scope, &out, now).await?;
     rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
     txn.commit().await?;
     Ok(saved)
@@ -649,7 +650,8 @@ impl<C: ConnectionTrait> Editing<'_, C> {
         row.version = Set(self.lead.version + 1);
         row.updated_at = Set(now);
         let saved = self.scope.update(row).await?;
-        let changes = events::lead_changed(
+        let mut out = Outgoing::default();
+        out.lead(
             saved.tenant_id,
             Some(&LeadState::from(&self.lead)),
             &LeadSummary::from(&saved),
@@ -657,7 +659,7 @@ impl<C: ConnectionTrait> Editing<'_, C> {
             None,
             now,
         );
-        events::emit(&self.scope, &changes, now).await?;
+        events::emit(&self.scope, &out, now).await?;
         rescoring::record_change(
             &self.scope,
             saved.id,

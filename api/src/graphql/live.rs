@@ -1,0 +1,261 @@
+//! Subscriptions: `leadChanged` and `queueChanged`, over WebSocket.
+//!
+//! A notice names a lead and its owners, never its data: each subscriber
+//! re-reads the lead through the same visibility rule as queries, so it
+//! never sees another tenant's or another rep's lead.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use async_graphql::{
+    Context, ErrorExtensions, ID, InputObject, Result, SimpleObject, Subscription,
+};
+use entity::enums::Role;
+use futures_util::{Stream, stream};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
+
+use super::{RequestContext, lead::Lead};
+use crate::{
+    auth::Principal,
+    error::{AppError, IntoGraphql},
+    live::Bus,
+    service::{
+        events::{Notice, NoticeBatch},
+        lead as leads, lead_query, validate,
+    },
+    tenancy::TenantScope,
+};
+
+/// Closes a subscriber's connection, with a reason, when it falls behind.
+#[derive(Default)]
+pub struct Kick {
+    notify: Notify,
+    reason: std::sync::Mutex<Option<String>>,
+}
+
+impl Kick {
+    fn kick(&self, reason: String) {
+        if let Ok(mut slot) = self.reason.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Waits until a subscription asks to close the connection; its reason.
+    pub async fn kicked(&self) -> String {
+        self.notify.notified().await;
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "closed by the server".into())
+    }
+}
+
+/// Which changes `leadChanged` reports; none: every lead the caller sees.
+#[derive(InputObject, Default)]
+pub struct LeadChangeFilter {
+    /// Only these leads.
+    pub lead_ids: Option<Vec<ID>>,
+    /// Only leads owned by this user after the change.
+    pub owner_id: Option<ID>,
+}
+
+/// A lead as it is after a change.
+#[derive(SimpleObject)]
+pub struct LeadChange {
+    /// The lead now: score, tier, flags, owner, stage.
+    pub lead: Lead,
+    /// What changed it, e.g. `activity: urgent_quote_request`.
+    pub reason: String,
+}
+
+/// A queue to refetch (`followUpQueue`): leads of its owner changed,
+/// arrived or left.
+#[derive(SimpleObject)]
+pub struct QueueChange {
+    pub owner_id: ID,
+    pub lead_ids: Vec<ID>,
+    pub reasons: Vec<String>,
+}
+
+/// What a subscription needs from the connection.
+struct Feed {
+    rx: broadcast::Receiver<Arc<NoticeBatch>>,
+    kick: Option<Arc<Kick>>,
+    tenant_id: Uuid,
+}
+
+impl Feed {
+    fn open(ctx: &Context<'_>, principal: &Principal) -> Result<Self> {
+        Ok(Self {
+            rx: ctx.data::<Bus>()?.subscribe(),
+            kick: ctx.data_opt::<Arc<Kick>>().cloned(),
+            tenant_id: principal.tenant_id,
+        })
+    }
+
+    /// The tenant's next batch of notices; `Err` when this subscriber fell
+    /// behind (its connection is then closed with the reason) or the bus
+    /// shut down.
+    async fn next(&mut self) -> Option<Result<Arc<NoticeBatch>, String>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(batch) if batch.tenant_id == self.tenant_id => return Some(Ok(batch)),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let reason =
+                        format!("too slow: {missed} updates were missed; reconnect and refetch");
+                    if let Some(kick) = &self.kick {
+                        kick.kick(reason.clone());
+                    }
+                    return Some(Err(reason));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+fn id_of(raw: &ID, field: &str) -> Result<Uuid> {
+    validate::id(field, raw).gql()
+}
+
+/// Whether a rep could see the lead of `notice` now, without asking the
+/// database: their own and the pool. Others are checked by re-reading.
+fn maybe_visible(principal: &Principal, notice: &Notice) -> bool {
+    principal.role != Role::Rep
+        || notice.owner_id.is_none()
+        || notice.owner_id == Some(principal.user_id)
+}
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Each change of a lead the caller may see: re-scored, moved,
+    /// assigned, closed. A subscriber that falls behind is disconnected
+    /// with the reason.
+    async fn lead_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadChangeFilter>,
+    ) -> Result<impl Stream<Item = Result<LeadChange>>> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let filter = filter.unwrap_or_default();
+        let only: Option<Vec<Uuid>> = filter
+            .lead_ids
+            .map(|ids| ids.iter().map(|id| id_of(id, "filter.leadIds")).collect())
+            .transpose()?;
+        let owner = filter
+            .owner_id
+            .map(|id| id_of(&id, "filter.ownerId"))
+            .transpose()?;
+        let feed = Feed::open(ctx, &principal)?;
+        let state = (feed, rc.db.clone(), VecDeque::<Notice>::new(), false);
+        Ok(stream::unfold(
+            state,
+            move |(mut feed, db, mut pending, done)| {
+                let only = only.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    loop {
+                        while let Some(notice) = pending.pop_front() {
+                            if only
+                                .as_ref()
+                                .is_some_and(|ids| !ids.contains(&notice.lead_id))
+                                || owner.is_some_and(|o| notice.owner_id != Some(o))
+                                || !maybe_visible(&principal, &notice)
+                            {
+                                continue;
+                            }
+                            let lead = visible_lead(&db, &principal, notice.lead_id).await;
+                            match lead {
+                                Ok(Some(lead)) => {
+                                    let change = LeadChange {
+                                        lead: lead.into(),
+                                        reason: notice.reason,
+                                    };
+                                    return Some((Ok(change), (feed, db, pending, false)));
+                                }
+                                Ok(None) => {}
+                                Err(err) => {
+                                    return Some((Err(err.extend()), (feed, db, pending, true)));
+                                }
+                            }
+                        }
+                        match feed.next().await? {
+                            Ok(batch) => pending.extend(batch.notices.iter().cloned()),
+                            Err(reason) => {
+                                let err = async_graphql::Error::new(reason);
+                                return Some((Err(err), (feed, db, pending, true)));
+                            }
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
+    /// The caller's queue (or, for a manager, a rep's of their team)
+    /// changed: refetch `followUpQueue`. One event per batch of changes.
+    async fn queue_changed(
+        &self,
+        ctx: &Context<'_>,
+        owner_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<QueueChange>>> {
+        let rc = ctx.data::<RequestContext>()?;
+        let (principal, scope) = rc.scope().gql()?;
+        let owner = owner_id.map(|id| id_of(&id, "ownerId")).transpose()?;
+        let owner = lead_query::queue_owner(&scope, &principal, owner)
+            .await
+            .gql()?;
+        let feed = Feed::open(ctx, &principal)?;
+        Ok(stream::unfold(
+            (feed, false),
+            move |(mut feed, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match feed.next().await? {
+                        Ok(batch) => {
+                            let mine: Vec<&Notice> = batch
+                                .notices
+                                .iter()
+                                .filter(|n| {
+                                    n.owner_id == Some(owner) || n.previous_owner_id == Some(owner)
+                                })
+                                .collect();
+                            if mine.is_empty() {
+                                continue;
+                            }
+                            let change = QueueChange {
+                                owner_id: ID(owner.to_string()),
+                                lead_ids: mine.iter().map(|n| ID(n.lead_id.to_string())).collect(),
+                                reasons: mine.iter().map(|n| n.reason.clone()).collect(),
+                            };
+                            return Some((Ok(change), (feed, false)));
+                        }
+                        Err(reason) => {
+                            return Some((Err(async_graphql::Error::new(reason)), (feed, true)));
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+async fn visible_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Option<entity::lead::Model>, AppError> {
+    leads::find_visible(&TenantScope::new(db, principal.tenant_id), principal, id).await
+}

@@ -1,0 +1,141 @@
+//! The live feed behind GraphQL subscriptions: every server process
+//! listens for the notices any process writes (NOTIFY on PostgreSQL, the
+//! `change_notices` table on SQLite) and fans them out in memory to its own
+//! subscribers.
+//!
+//! Publishing never waits for a subscriber: the in-memory channel is a
+//! bounded broadcast, and a subscriber that falls behind it loses its place
+//! and is disconnected with a reason, instead of slowing anyone down.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use entity::change_notice;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sqlx::postgres::PgListener,
+};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::service::events::{CHANNEL, NoticeBatch};
+
+/// How often SQLite's notices are read.
+const SQLITE_POLL: Duration = Duration::from_millis(100);
+
+/// How long SQLite keeps notices: a process reads them within a poll.
+const SQLITE_KEEP_MINUTES: i64 = 5;
+
+/// The process's fan-out of notices to its subscribers.
+#[derive(Clone)]
+pub struct Bus {
+    sender: broadcast::Sender<Arc<NoticeBatch>>,
+}
+
+impl Bus {
+    /// A bus holding up to `capacity` batches for its slowest subscriber.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self { sender }
+    }
+
+    /// A new subscriber's receiver.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<NoticeBatch>> {
+        self.sender.subscribe()
+    }
+
+    fn publish(&self, raw: &str) {
+        match serde_json::from_str::<NoticeBatch>(raw) {
+            // No subscriber is not an error.
+            Ok(batch) => drop(self.sender.send(Arc::new(batch))),
+            Err(err) => tracing::warn!(error = %err, "ignored a change notice that does not parse"),
+        }
+    }
+
+    /// Feeds the bus from the database until the process ends.
+    pub fn spawn_listener(&self, db: DatabaseConnection) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            match db.get_database_backend() {
+                DbBackend::Postgres => bus.listen_postgres(&db).await,
+                _ => bus.poll_sqlite(&db).await,
+            }
+        });
+    }
+
+    async fn listen_postgres(&self, db: &DatabaseConnection) {
+        let pool = db.get_postgres_connection_pool();
+        loop {
+            let listener = async {
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(CHANNEL).await?;
+                Ok::<_, sea_orm::sqlx::Error>(listener)
+            };
+            let mut listener = match listener.await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "live updates: cannot LISTEN; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            loop {
+                match listener.recv().await {
+                    Ok(notification) => self.publish(notification.payload()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "live updates: the LISTEN connection failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn poll_sqlite(&self, db: &DatabaseConnection) {
+        // The one read across tenants: new notices of any tenant, for this
+        // process's subscribers, who each re-read only what they may see.
+        let latest = || {
+            change_notice::Entity::find()
+                .select_only()
+                .column(change_notice::Column::Id)
+                .order_by_desc(change_notice::Column::Id)
+                .into_tuple::<Uuid>()
+                .one(db)
+        };
+        let mut last = latest().await.ok().flatten().unwrap_or(Uuid::nil());
+        let mut ticker = tokio::time::interval(SQLITE_POLL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut polls = 0u64;
+        loop {
+            ticker.tick().await;
+            let fresh = change_notice::Entity::find()
+                .filter(change_notice::Column::Id.gt(last))
+                .order_by_asc(change_notice::Column::Id)
+                .limit(1000)
+                .all(db)
+                .await;
+            match fresh {
+                Ok(rows) => {
+                    for row in rows {
+                        last = row.id;
+                        self.publish(&row.payload);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "live updates: reading notices failed"),
+            }
+            polls += 1;
+            if polls.is_multiple_of(600) {
+                let cutoff = Utc::now() - chrono::Duration::minutes(SQLITE_KEEP_MINUTES);
+                if let Err(err) = change_notice::Entity::delete_many()
+                    .filter(change_notice::Column::CreatedAt.lt(cutoff))
+                    .exec(db)
+                    .await
+                {
+                    tracing::warn!(error = %err, "live updates: pruning old notices failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Live updates over GraphQL subscriptions (graphql-transport-ws): a
+//! subscriber sees its lead's change and its queue move at once; another
+//! rep and another company see nothing; two server processes on one
+//! database share their updates.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest},
+};
+
+use crate::{
+    helpers::{TestApp, spawn_app, spawn_app_with},
+    leads::weak,
+};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws client with one subscription.
+struct Subscriber {
+    socket: Socket,
+}
+
+impl Subscriber {
+    /// Connects with `token` and starts `query`; panics unless the server
+    /// acknowledges the connection.
+    async fn start(app: &TestApp, token: &str, query: &str, variables: Value) -> Self {
+        let mut socket = Self::connect(app).await;
+        send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+        let ack = receive(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(
+            ack.as_ref().map(|m| m["type"].clone()),
+            Some(json!("connection_ack")),
+            "{ack:?}"
+        );
+        send(&mut socket, json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})).await;
+        Self { socket }
+    }
+
+    async fn connect(app: &TestApp) -> Socket {
+        let url = format!("{}/graphql", app.address.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, response) = connect_async(request).await.expect("the WebSocket opens");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("graphql-transport-ws")
+        );
+        socket
+    }
+
+    /// The next message of the subscription, within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let message = receive(&mut self.socket, wait).await?;
+            match message["type"].as_str() {
+                Some("next") => return Some(message["payload"].clone()),
+                Some("ping") => send(&mut self.socket, json!({"type": "pong"})).await,
+                _ => return Some(message),
+            }
+        }
+    }
+
+    /// Waits until a change of `lead` arrives, skipping others; its data.
+    async fn change_of(&mut self, lead: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some(payload) = self.next(left).await else {
+                break;
+            };
+            if payload["data"]["leadChanged"]["lead"]["id"] == lead {
+                return payload["data"]["leadChanged"].clone();
+            }
+        }
+        panic!("no change of lead {lead} within 5 s");
+    }
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("the socket takes the message");
+}
+
+/// The next JSON message within `wait`; `{"close": code, "reason": …}` for
+/// a close frame.
+async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(wait, socket.next()).await.ok()??;
+        match frame.ok()? {
+            Message::Text(text) => return serde_json::from_str(&text).ok(),
+            Message::Close(frame) => {
+                return Some(json!({
+                    "close": frame.as_ref().map(|f| u16::from(f.code)),
+                    "reason": frame.as_ref().map(|f| f.reason.to_string()),
+                }));
+            }
+            _ => {}
+        }
+    }
+}
+
+const LEAD_CHANGED: &str =
+    "subscription { leadChanged { reason lead { id tier score flags owner { id } } } }";
+const QUEUE_CHANGED: &str =
+    "subscription($owner: ID) { queueChanged(ownerId: $owner) { ownerId leadIds reasons } }";
+
+#[tokio::test]
+async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_elses() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let globex = app.sign_up_tenant("globex").await;
+    let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
+    let (_, bo_token) = app.member(&acme, "bo@acme.test", "REP", &[]).await;
+    let lead = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Quiet Co", "attributes": weak(), "ownerId": ada}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap();
+
+    let mut ada_leads = Subscriber::start(&app, &ada_token, LEAD_CHANGED, json!({})).await;
+    let mut ada_queue = Subscriber::start(&app, &ada_token, QUEUE_CHANGED, json!({})).await;
+    let mut bo_leads = Subscriber::start(&app, &bo_token, LEAD_CHANGED, json!({})).await;
+    let mut globex_leads = Subscriber::start(&app, &globex.token, LEAD_CHANGED, json!({})).await;
+    // Every subscription is live once it has seen a change it may see: a
+    // pool lead for Acme's reps, one of its own for Globex.
+    let pool = app.new_lead(&acme.token, json!({"name": "Walk-in"})).await;
+    let pool_id = pool["id"].as_str().unwrap();
+    ada_leads.change_of(pool_id).await;
+    bo_leads.change_of(pool_id).await;
+    let theirs = app
+        .new_lead(&globex.token, json!({"name": "Globex lead"}))
+        .await;
+    globex_leads.change_of(theirs["id"].as_str().unwrap()).await;
+
+    let sent = Instant::now();
+    app.record(&acme.token, id, "urgent_quote_request", json!({}))
+        .await;
+    let change = ada_leads.change_of(id).await;
+    let latency = sent.elapsed();
+    assert!(latency < Duration::from_secs(1), "took {latency:?}");
+    assert_eq!(change["reason"], "activity: urgent_quote_request");
+    assert_eq!(change["lead"]["tier"], "A");
+    assert_eq!(change["lead"]["flags"], json!(["URGENT"]));
+    let queue = ada_queue
+        .next(Duration::from_secs(1))
+        .await
+        .expect("the queue moved");
+    let queue = &queue["data"]["queueChanged"];
+    assert_eq!(queue["ownerId"], ada.as_str());
+    assert!(
+        queue["leadIds"].as_array().unwrap().iter().any(|l| l == id),
+        "{queue}"
+    );
+
+    // Another rep and another company get nothing of it.
+    assert_eq!(bo_leads.next(Duration::from_millis(400)).await, None);
+    assert_eq!(globex_leads.next(Duration::from_millis(100)).await, None);
+}
+
+#[tokio::test]
+async fn a_change_on_one_server_reaches_a_subscriber_of_another_on_the_same_database() {
+    let first = spawn_app().await;
+    let acme = first.sign_up_tenant("acme").await;
+    let second = spawn_app_with(&[
+        ("DATABASE_URL", first.database_url.as_str()),
+        ("LEADRANK_JWT_SECRET", first.jwt_secret.as_str()),
+    ])
+    .await;
+    let mut subscriber = Subscriber::start(&second, &acme.token, LEAD_CHANGED, json!({})).await;
+    let warm = second.new_lead(&acme.token, json!({"name": "Here"})).await;
+    subscriber.change_of(warm["id"].as_str().unwrap()).await;
+
+    let lead = first.new_lead(&acme.token, json!({"name": "There"})).await;
+    let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
+    assert_eq!(change["reason"], "created");
+}
+
+#[tokio::test]
+async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let (other, _) = app.member(&acme, "cy@acme.test", "REP", &[]).await;
+    let (_, rep) = app.member(&acme, "di@acme.test", "REP", &[]).await;
+
+    let mut socket = Subscriber::connect(&app).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    let refused = receive(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(refused["close"], 4403, "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("access token"),
+        "{refused}"
+    );
+
+    let mut socket = Subscriber::connect(&app).await;
+    send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": "Bearer forged.token.here"}})).await;
+    let refused = receive(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(refused["close"], 4403, "{refused}");
+
+    // A rep may not follow another rep's queue.
+    let mut sub = Subscriber::start(&app, &rep, QUEUE_CHANGED, json!({"owner": other})).await;
+    let answer = sub.next(Duration::from_secs(5)).await.expect("an answer");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    assert_eq!(answer["errors"][0]["path"], json!(["queueChanged"]));
+}
