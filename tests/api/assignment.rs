@@ -380,13 +380,11 @@ async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
         json!({"name": "All reps", "strategy": "ROUND_ROBIN"}),
     )
     .await;
-    let csv = format!(
-        "external_id,name,company,owner_email,status,closed_at\n\
+    let csv = "external_id,name,company,owner_email,status,closed_at\n\
          x1,Ada,Ada Co,,open,\n\
          x2,Bo,Bo Co,,open,\n\
          x3,Cy,Cy Co,rep1.north@acme.test,open,\n\
-         x4,Di,Di Co,,won,2026-01-05\n"
-    );
+         x4,Di,Di Co,,won,2026-01-05\n";
     let body = app
         .graphql(
             Some(&acme.token),

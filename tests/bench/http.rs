@@ -14,6 +14,8 @@
 
 #![allow(clippy::print_stdout)]
 
+mod subscribers;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -64,6 +66,8 @@ struct Options {
     clients: usize,
     seconds: u64,
     warmup: u64,
+    /// WebSocket subscribers for the second recordActivity run.
+    subscribers: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -72,6 +76,7 @@ fn options() -> anyhow::Result<Options> {
         clients: 8,
         seconds: 10,
         warmup: 2,
+        subscribers: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,9 +86,14 @@ fn options() -> anyhow::Result<Options> {
             "--clients" => options.clients = value()?.parse().context("--clients")?,
             "--seconds" => options.seconds = value()?.parse().context("--seconds")?,
             "--warmup" => options.warmup = value()?.parse().context("--warmup")?,
+            "--subscribers" => {
+                options.subscribers = value()?.parse().context("--subscribers")?;
+            }
             "-h" | "--help" => {
                 println!(
-                    "http-bench [--tenant demo] [--clients 8] [--seconds 10] [--warmup 2]\n\
+                    "http-bench [--tenant demo] [--clients 8] [--seconds 10] [--warmup 2] [--subscribers 200]\n\
+                     --subscribers N runs recordActivity again with N leadChanged subscribers\n\
+                     connected (as the reps, in turn) and reports when changes reached them.\n\
                      Uses DATABASE_URL (default sqlite://leadrank.db); load the tenant first with\n\
                      `leadrank demo --tenant demo --leads 100000`."
                 );
@@ -242,24 +252,35 @@ async fn post(
     query: &str,
     variables: Value,
 ) -> bool {
+    post_json(client, url, token, query, variables)
+        .await
+        .is_some()
+}
+
+/// The answer's body when the request succeeded (a CONFLICT counts as success).
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Option<Value> {
     let sent = client
         .post(url)
         .bearer_auth(token)
         .json(&json!({"query": query, "variables": variables}))
         .send()
         .await;
-    let Ok(response) = sent else { return false };
+    let response = sent.ok()?;
     if !response.status().is_success() {
-        return false;
+        return None;
     }
-    match response.json::<Value>().await {
-        // Two clients updating the same lead at once: one gets CONFLICT, as
-        // a salesperson would; that is the product working, not a failure.
-        Ok(body) => body
-            .get("errors")
-            .is_none_or(|errors| errors[0]["extensions"]["code"] == "CONFLICT"),
-        Err(_) => false,
-    }
+    let body = response.json::<Value>().await.ok()?;
+    // Two clients updating the same lead at once: one gets CONFLICT, as
+    // a salesperson would; that is the product working, not a failure.
+    body.get("errors")
+        .is_none_or(|errors| errors[0]["extensions"]["code"] == "CONFLICT")
+        .then_some(body)
 }
 
 #[tokio::main]
@@ -350,6 +371,10 @@ async fn main() -> anyhow::Result<()> {
         .await,
     );
 
+    if options.subscribers > 0 {
+        results.push(with_subscribers(&options, &client, &url, &reps).await?);
+    }
+
     // The database alone: the same queue query, and a one-row update
     // keyed like the mutation's, through the same pool and ORM.
     let (d, r) = (db.clone(), Arc::clone(&reps));
@@ -393,4 +418,70 @@ async fn main() -> anyhow::Result<()> {
         bail!("some requests failed; see the error counts above");
     }
     Ok(())
+}
+
+/// recordActivity again, with `options.subscribers` leadChanged
+/// subscribers connected; prints when the changes reached them.
+async fn with_subscribers(
+    options: &Options,
+    client: &reqwest::Client,
+    url: &str,
+    reps: &Arc<Vec<Rep>>,
+) -> anyhow::Result<Figures> {
+    let tokens: Vec<String> = (0..options.subscribers)
+        .map(|i| reps[i % reps.len()].token.clone())
+        .collect();
+    let arrivals = subscribers::connect(url, &tokens).await?;
+    let committed: Arc<
+        std::sync::Mutex<std::collections::HashMap<subscribers::ChangeKey, Instant>>,
+    > = Arc::default();
+    let (c, u, r, k) = (
+        client.clone(),
+        url.to_owned(),
+        Arc::clone(reps),
+        Arc::clone(&committed),
+    );
+    let name = format!("recordActivity, {} subscribers", options.subscribers);
+    let figures = drive(&name, options, move |_, n| {
+        let (c, u, r, k) = (c.clone(), u.clone(), Arc::clone(&r), Arc::clone(&k));
+        async move {
+            let rep = &r[(n as usize) % r.len()];
+            let lead = rep.leads[(n as usize / r.len()) % rep.leads.len()];
+            let signal = SIGNALS[(n as usize) % SIGNALS.len()];
+            let input = json!({"leadId": lead.to_string(), "signalKey": signal});
+            let Some(body) = post_json(&c, &u, &rep.token, RECORD, json!({"input": input})).await
+            else {
+                return false;
+            };
+            let saved = &body["data"]["recordActivity"]["lead"];
+            if let (Some(id), Some(version), Ok(mut map)) =
+                (saved["id"].as_str(), saved["version"].as_i64(), k.lock())
+            {
+                map.insert((id.to_owned(), version), Instant::now());
+            }
+            true
+        }
+    })
+    .await;
+    // Changes still on their way when the run stopped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let committed = committed.lock().map(|m| m.clone()).unwrap_or_default();
+    let delays = arrivals.delays(&committed);
+    let at = |q: f64| {
+        delays
+            .get(((delays.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    let per_change = options.subscribers as f64 / reps.len() as f64;
+    println!(
+        "event latency, commit to subscriber: p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms   \
+         {} arrivals of {} changes (each owner has {:.0} subscribers)",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        delays.len(),
+        committed.len(),
+        per_change,
+    );
+    Ok(figures)
 }
