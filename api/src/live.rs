@@ -7,18 +7,22 @@
 //! bounded broadcast, and a subscriber that falls behind it loses its place
 //! and is disconnected with a reason, instead of slowing anyone down.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use entity::change_notice;
+use entity::{change_notice, lead};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sqlx::postgres::PgListener,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{OnceCell, broadcast};
 use uuid::Uuid;
 
-use crate::service::events::{CHANNEL, NoticeBatch};
+use crate::{
+    error::AppResult,
+    service::events::{CHANNEL, NoticeBatch},
+    tenancy::TenantScope,
+};
 
 /// How often SQLite's notices are read.
 const SQLITE_POLL: Duration = Duration::from_millis(100);
@@ -26,10 +30,42 @@ const SQLITE_POLL: Duration = Duration::from_millis(100);
 /// How long SQLite keeps notices: a process reads them within a poll.
 const SQLITE_KEEP_MINUTES: i64 = 5;
 
+/// A batch of notices as subscribers get it: the leads it names are read
+/// once for all of this process's subscribers, who each keep only what they
+/// may see.
+pub struct Delivered {
+    pub batch: NoticeBatch,
+    leads: OnceCell<Arc<HashMap<Uuid, lead::Model>>>,
+}
+
+impl Delivered {
+    /// The batch's leads as they are now, read at most once.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn leads(
+        &self,
+        db: &DatabaseConnection,
+    ) -> AppResult<Arc<HashMap<Uuid, lead::Model>>> {
+        self.leads
+            .get_or_try_init(|| async {
+                let ids = self.batch.notices.iter().map(|n| n.lead_id);
+                let rows = TenantScope::new(db, self.batch.tenant_id)
+                    .select::<lead::Entity>()
+                    .filter(lead::Column::Id.is_in(ids))
+                    .all(db)
+                    .await?;
+                Ok(Arc::new(rows.into_iter().map(|l| (l.id, l)).collect()))
+            })
+            .await
+            .cloned()
+    }
+}
+
 /// The process's fan-out of notices to its subscribers.
 #[derive(Clone)]
 pub struct Bus {
-    sender: broadcast::Sender<Arc<NoticeBatch>>,
+    sender: broadcast::Sender<Arc<Delivered>>,
 }
 
 impl Bus {
@@ -42,14 +78,17 @@ impl Bus {
 
     /// A new subscriber's receiver.
     #[must_use]
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<NoticeBatch>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Delivered>> {
         self.sender.subscribe()
     }
 
     fn publish(&self, raw: &str) {
         match serde_json::from_str::<NoticeBatch>(raw) {
             // No subscriber is not an error.
-            Ok(batch) => drop(self.sender.send(Arc::new(batch))),
+            Ok(batch) => drop(self.sender.send(Arc::new(Delivered {
+                batch,
+                leads: OnceCell::new(),
+            }))),
             Err(err) => tracing::warn!(error = %err, "ignored a change notice that does not parse"),
         }
     }

@@ -226,3 +226,32 @@ async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
     );
     assert_eq!(answer["errors"][0]["path"], json!(["queueChanged"]));
 }
+
+#[tokio::test]
+async fn a_manager_follows_their_teams_leads_and_not_another_teams() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let east = app.new_team(&acme.token, "East").await;
+    let west = app.new_team(&acme.token, "West").await;
+    let (ed, _) = app.member(&acme, "ed@acme.test", "REP", &[&east]).await;
+    let (_, east_boss) = app
+        .member(&acme, "eve@acme.test", "MANAGER", &[&east])
+        .await;
+    let (_, west_boss) = app
+        .member(&acme, "wes@acme.test", "MANAGER", &[&west])
+        .await;
+    let mut east_sub = Subscriber::start(&app, &east_boss, LEAD_CHANGED, json!({})).await;
+    let mut west_sub = Subscriber::start(&app, &west_boss, LEAD_CHANGED, json!({})).await;
+    let pool = app.new_lead(&acme.token, json!({"name": "Walk-in"})).await;
+    let pool_id = pool["id"].as_str().unwrap();
+    east_sub.change_of(pool_id).await;
+    west_sub.change_of(pool_id).await;
+
+    // Ed's lead, outside any team: his manager sees it through him.
+    let lead = app
+        .new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
+        .await;
+    let change = east_sub.change_of(lead["id"].as_str().unwrap()).await;
+    assert_eq!(change["lead"]["owner"]["id"], ed.as_str());
+    assert_eq!(west_sub.next(Duration::from_millis(400)).await, None);
+}

@@ -1,8 +1,9 @@
 //! Subscriptions: `leadChanged` and `queueChanged`, over WebSocket.
 //!
-//! A notice names a lead and its owners, never its data: each subscriber
-//! re-reads the lead through the same visibility rule as queries, so it
-//! never sees another tenant's or another rep's lead.
+//! A notice names a lead and its owners, never its data: the process reads
+//! a batch's leads once, within the batch's tenant, and each subscriber
+//! keeps those it may see by the same rule as queries, so it never sees
+//! another tenant's or another rep's lead.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -11,19 +12,15 @@ use async_graphql::{
 };
 use entity::enums::Role;
 use futures_util::{Stream, stream};
-use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use super::{RequestContext, lead::Lead};
 use crate::{
     auth::Principal,
-    error::{AppError, IntoGraphql},
-    live::Bus,
-    service::{
-        events::{Notice, NoticeBatch},
-        lead as leads, lead_query, validate,
-    },
+    error::IntoGraphql,
+    live::{Bus, Delivered},
+    service::{events::Notice, lead::Viewer, lead_query, validate},
     tenancy::TenantScope,
 };
 
@@ -82,7 +79,7 @@ pub struct QueueChange {
 
 /// What a subscription needs from the connection.
 struct Feed {
-    rx: broadcast::Receiver<Arc<NoticeBatch>>,
+    rx: broadcast::Receiver<Arc<Delivered>>,
     kick: Option<Arc<Kick>>,
     tenant_id: Uuid,
 }
@@ -99,10 +96,12 @@ impl Feed {
     /// The tenant's next batch of notices; `Err` when this subscriber fell
     /// behind (its connection is then closed with the reason) or the bus
     /// shut down.
-    async fn next(&mut self) -> Option<Result<Arc<NoticeBatch>, String>> {
+    async fn next(&mut self) -> Option<Result<Arc<Delivered>, String>> {
         loop {
             match self.rx.recv().await {
-                Ok(batch) if batch.tenant_id == self.tenant_id => return Some(Ok(batch)),
+                Ok(delivered) if delivered.batch.tenant_id == self.tenant_id => {
+                    return Some(Ok(delivered));
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let reason =
@@ -154,46 +153,58 @@ impl Subscription {
             .owner_id
             .map(|id| id_of(&id, "filter.ownerId"))
             .transpose()?;
+        let viewer = Viewer::load(&TenantScope::new(&rc.db, principal.tenant_id), &principal)
+            .await
+            .gql()?;
         let feed = Feed::open(ctx, &principal)?;
-        let state = (feed, rc.db.clone(), VecDeque::<Notice>::new(), false);
+        let state = (feed, rc.db.clone(), VecDeque::<LeadChange>::new(), false);
+        let viewer = Arc::new(viewer);
         Ok(stream::unfold(
             state,
             move |(mut feed, db, mut pending, done)| {
-                let only = only.clone();
+                let (only, viewer) = (only.clone(), Arc::clone(&viewer));
                 async move {
                     if done {
                         return None;
                     }
                     loop {
-                        while let Some(notice) = pending.pop_front() {
-                            if only
-                                .as_ref()
-                                .is_some_and(|ids| !ids.contains(&notice.lead_id))
-                                || owner.is_some_and(|o| notice.owner_id != Some(o))
-                                || !maybe_visible(&principal, &notice)
-                            {
-                                continue;
-                            }
-                            let lead = visible_lead(&db, &principal, notice.lead_id).await;
-                            match lead {
-                                Ok(Some(lead)) => {
-                                    let change = LeadChange {
-                                        lead: lead.into(),
-                                        reason: notice.reason,
-                                    };
-                                    return Some((Ok(change), (feed, db, pending, false)));
-                                }
-                                Ok(None) => {}
-                                Err(err) => {
-                                    return Some((Err(err.extend()), (feed, db, pending, true)));
-                                }
-                            }
+                        if let Some(change) = pending.pop_front() {
+                            return Some((Ok(change), (feed, db, pending, false)));
                         }
-                        match feed.next().await? {
-                            Ok(batch) => pending.extend(batch.notices.iter().cloned()),
+                        let delivered = match feed.next().await? {
+                            Ok(delivered) => delivered,
                             Err(reason) => {
                                 let err = async_graphql::Error::new(reason);
                                 return Some((Err(err), (feed, db, pending, true)));
+                            }
+                        };
+                        let wanted: Vec<&Notice> = delivered
+                            .batch
+                            .notices
+                            .iter()
+                            .filter(|n| {
+                                only.as_ref().is_none_or(|ids| ids.contains(&n.lead_id))
+                                    && owner.is_none_or(|o| n.owner_id == Some(o))
+                                    && maybe_visible(&principal, n)
+                            })
+                            .collect();
+                        if wanted.is_empty() {
+                            continue;
+                        }
+                        let leads = match delivered.leads(&db).await {
+                            Ok(leads) => leads,
+                            Err(err) => {
+                                return Some((Err(err.extend()), (feed, db, pending, true)));
+                            }
+                        };
+                        for notice in wanted {
+                            if let Some(lead) =
+                                leads.get(&notice.lead_id).filter(|l| viewer.sees(l))
+                            {
+                                pending.push_back(LeadChange {
+                                    lead: lead.clone().into(),
+                                    reason: notice.reason.clone(),
+                                });
                             }
                         }
                     }
@@ -224,8 +235,9 @@ impl Subscription {
                 }
                 loop {
                     match feed.next().await? {
-                        Ok(batch) => {
-                            let mine: Vec<&Notice> = batch
+                        Ok(delivered) => {
+                            let mine: Vec<&Notice> = delivered
+                                .batch
                                 .notices
                                 .iter()
                                 .filter(|n| {
@@ -250,12 +262,4 @@ impl Subscription {
             },
         ))
     }
-}
-
-async fn visible_lead(
-    db: &DatabaseConnection,
-    principal: &Principal,
-    id: Uuid,
-) -> Result<Option<entity::lead::Model>, AppError> {
-    leads::find_visible(&TenantScope::new(db, principal.tenant_id), principal, id).await
 }

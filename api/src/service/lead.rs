@@ -219,6 +219,63 @@ pub async fn visibility<C: ConnectionTrait>(
     }
 }
 
+/// The same rule as [`visibility`], held in memory to judge many leads
+/// without a query each (live subscriptions).
+pub struct Viewer {
+    principal: Principal,
+    teams: Vec<Uuid>,
+    members: Vec<Uuid>,
+}
+
+impl Viewer {
+    /// The caller's teams and their members, read once.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn load<C: ConnectionTrait>(
+        scope: &TenantScope<'_, C>,
+        principal: &Principal,
+    ) -> AppResult<Self> {
+        let (teams, members) = if principal.role == Role::Manager {
+            let teams = teams_of(scope, principal.user_id).await?;
+            let members: Vec<Uuid> = scope
+                .select::<team_member::Entity>()
+                .select_only()
+                .column(team_member::Column::UserId)
+                .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
+                .into_tuple()
+                .all(scope.conn())
+                .await?;
+            (teams, members)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(Self {
+            principal: *principal,
+            teams,
+            members,
+        })
+    }
+
+    /// Whether the caller may see `lead`.
+    #[must_use]
+    pub fn sees(&self, lead: &lead::Model) -> bool {
+        if lead.tenant_id != self.principal.tenant_id {
+            return false;
+        }
+        let own_or_pool = lead.owner_id.is_none_or(|o| o == self.principal.user_id);
+        match self.principal.role {
+            Role::Owner | Role::Admin => true,
+            Role::Rep => own_or_pool,
+            Role::Manager => {
+                own_or_pool
+                    || lead.team_id.is_some_and(|t| self.teams.contains(&t))
+                    || lead.owner_id.is_some_and(|o| self.members.contains(&o))
+            }
+        }
+    }
+}
+
 /// The ids of the teams `user` belongs to.
 ///
 /// # Errors
