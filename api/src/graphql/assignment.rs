@@ -8,7 +8,7 @@ use entity::assignment_rule;
 
 use super::{
     Loaders, RequestContext,
-    types::{ExtendRef, Team, User},
+    types::{Team, User},
 };
 use crate::{
     error::IntoGraphql,
@@ -136,29 +136,11 @@ impl From<assignment_rule::Model> for AssignmentRule {
 impl AssignmentRule {
     /// The team whose leads and reps the rule serves; null for the company.
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
-        let Some(team) = self.row.team_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .team
-            .load_one(team)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(Team::from))
+        Loaders::team(ctx, self.row.team_id).await
     }
     /// The rep the rule chose last; round-robin carries on after them.
     async fn last_assigned_to(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(user) = self.row.last_assigned_user_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .user
-            .load_one(user)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(User::from))
+        Loaders::user(ctx, self.row.last_assigned_user_id).await
     }
 }
 

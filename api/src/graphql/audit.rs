@@ -46,16 +46,7 @@ impl From<audit_entry::Model> for AuditEntry {
 impl AuditEntry {
     /// Who made the change; null for the system.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(actor) = self.actor_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .user
-            .load_one(actor)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(User::from))
+        Loaders::user(ctx, self.actor_id).await
     }
 }
 

@@ -202,28 +202,10 @@ impl Lead {
     }
     /// The salesperson following it up; null in the shared pool.
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(owner) = self.row.owner_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .user
-            .load_one(owner)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(User::from))
+        Loaders::user(ctx, self.row.owner_id).await
     }
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
-        let Some(team) = self.row.team_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .team
-            .load_one(team)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(Team::from))
+        Loaders::team(ctx, self.row.team_id).await
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> Result<Pipeline> {
         let loaded = self.pipeline_with_stages(ctx).await?;
@@ -419,16 +401,7 @@ pub struct LeadEvent {
 }
 
 async fn user_named(ctx: &Context<'_>, id: Option<&str>) -> Result<Option<User>> {
-    let Some(id) = id.and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
-        return Ok(None);
-    };
-    Ok(ctx
-        .data::<Loaders>()?
-        .user
-        .load_one(id)
-        .await
-        .map_err(|e| e.extend_ref())?
-        .map(User::from))
+    Loaders::user(ctx, id.and_then(|id| uuid::Uuid::parse_str(id).ok())).await
 }
 
 #[Object]
@@ -447,7 +420,7 @@ impl LeadEvent {
     /// Who did it; null when LeadRank did (an assignment rule, an import's
     /// history).
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        user_named(ctx, self.row.actor_id.map(|a| a.to_string()).as_deref()).await
+        Loaders::user(ctx, self.row.actor_id).await
     }
     /// The value before: a stage key, or an owner's id for ASSIGNED.
     async fn from_value(&self) -> Option<&str> {
@@ -565,16 +538,7 @@ pub struct TierPin {
 impl TierPin {
     /// Who pinned it.
     async fn pinned_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(user) = self.pinned_by_id else {
-            return Ok(None);
-        };
-        Ok(ctx
-            .data::<Loaders>()?
-            .user
-            .load_one(user)
-            .await
-            .map_err(|e| e.extend_ref())?
-            .map(User::from))
+        Loaders::user(ctx, self.pinned_by_id).await
     }
 }
 

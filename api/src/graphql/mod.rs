@@ -144,6 +144,43 @@ fn request_loader<T: Loader<uuid::Uuid>>(loader: T) -> RequestLoader<T> {
 }
 
 impl Loaders {
+    /// The user `id` of the caller's tenant, through the request's loader;
+    /// none for no id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user(
+        ctx: &async_graphql::Context<'_>,
+        id: Option<uuid::Uuid>,
+    ) -> async_graphql::Result<Option<types::User>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(ctx
+            .data::<Self>()?
+            .user
+            .load_one(id)
+            .await
+            .map_err(|e| types::ExtendRef::extend_ref(&e))?
+            .map(types::User::from))
+    }
+
+    /// The team `id` of the caller's tenant, as [`Self::user`].
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn team(
+        ctx: &async_graphql::Context<'_>,
+        id: Option<uuid::Uuid>,
+    ) -> async_graphql::Result<Option<types::Team>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(ctx
+            .data::<Self>()?
+            .team
+            .load_one(id)
+            .await
+            .map_err(|e| types::ExtendRef::extend_ref(&e))?
+            .map(types::Team::from))
+    }
+
     /// Loaders for one request of `tenant_id`.
     pub fn new(db: DatabaseConnection, tenant_id: uuid::Uuid) -> Self {
         Self {
