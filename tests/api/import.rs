@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use entity::{enums::JobStatus, job_run};
 use leadrank::jobs::rescore::{self, Options, Outcome, Trigger};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, spawn_app};
@@ -261,6 +262,57 @@ async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_c
     };
     let (strong, weak) = (probability("OPEN-STRONG"), probability("OPEN-WEAK"));
     assert!(strong > weak, "strong {strong} vs weak {weak}");
+}
+
+#[tokio::test]
+async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    app.new_team(&t.token, "East").await;
+    app.new_team(&t.token, "West").await;
+    // East wins the big budgets; West, selling something else, loses them.
+    let mut csv = String::from("external_id,name,company,team,status,closed_at,budget\n");
+    for i in 1..=12 {
+        let closed = (Utc::now() - Duration::days(20 + i)).format("%Y-%m-%d");
+        for (team, big, small) in [("East", "won", "lost"), ("West", "lost", "won")] {
+            csv.push_str(&format!(
+                "{team}-B{i},{team} big {i},{team} Big {i},{team},{big},{closed},5\n"
+            ));
+            csv.push_str(&format!(
+                "{team}-S{i},{team} small {i},{team} Small {i},{team},{small},{closed},1\n"
+            ));
+        }
+    }
+    csv.push_str("EAST-OPEN,East prospect,East Prospect Co,East,open,,5\n");
+    csv.push_str("WEST-OPEN,West prospect,West Prospect Co,West,open,,5\n");
+    let report = import_report(&app, &t.token, &csv, false).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    app.finished_run(&t.token, &report["jobRun"]["id"]).await;
+    let run = rescore_now(&app, &t.id).await;
+    assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
+
+    let leads = leads_by_external_id(&app, &t.token).await;
+    let probability = |key: &str| {
+        leads[key]["closeProbability"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{}", leads[key]))
+    };
+    // The same budget, the same everything but the team: the tenant-wide
+    // history cancels out, each team's does not.
+    let (east, west) = (probability("EAST-OPEN"), probability("WEST-OPEN"));
+    assert!(east > west + 0.2, "East {east} vs West {west}");
+    let predictors = entity::predictor_model::Entity::find()
+        .filter(entity::predictor_model::Column::TenantId.eq(t.id.parse::<uuid::Uuid>().unwrap()))
+        .filter(entity::predictor_model::Column::Active.eq(true))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        predictors.len(),
+        3,
+        "the tenant's and one per team: {predictors:?}"
+    );
+    assert_eq!(predictors.iter().filter(|p| p.team_id.is_none()).count(), 1);
 }
 
 #[tokio::test]

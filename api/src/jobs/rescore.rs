@@ -476,6 +476,7 @@ async fn rescore(
             );
             let probability = trained
                 .as_ref()
+                .map(|t| t.for_team(team))
                 .or(model.predictor.as_ref())
                 .map(|p| p.predict(&facts))
                 .or(row.facts.close_probability);
@@ -573,21 +574,39 @@ async fn rescore(
     Ok(())
 }
 
-/// Trains the tenant's close-probability predictor from its closed leads
-/// and stores it as the new active version; `None` (keeping what open leads
-/// have) while there are too few won or lost leads to learn from.
+/// Predictors trained by one run: the tenant's, and each team's that had
+/// enough closed leads of its own.
+struct Trained {
+    tenant: Predictor,
+    teams: HashMap<Uuid, Predictor>,
+}
+
+impl Trained {
+    /// The predictor for a lead of `team`: its team's, else the tenant's.
+    fn for_team(&self, team: Option<Uuid>) -> &Predictor {
+        team.and_then(|t| self.teams.get(&t))
+            .unwrap_or(&self.tenant)
+    }
+}
+
+/// Trains the tenant's close-probability predictor from its closed leads,
+/// and one per team with enough closed leads of its own (a team sells
+/// differently, and its history says how), and stores them as the new
+/// active versions; `None` (keeping what open leads have) while the tenant
+/// has too few won or lost leads to learn from.
 async fn retrain(
     scope: &TenantScope<'_, DatabaseConnection>,
     catalog: &TenantCatalog,
     stages: &HashMap<Uuid, Vec<stage::Model>>,
     now: DateTime<Utc>,
     options: &Options,
-) -> AppResult<Option<Predictor>> {
+) -> AppResult<Option<Trained>> {
     // Closed leads are read in batches and encoded straight into feature
     // rows, so memory holds numbers, not every closed lead's JSON.
     let space = FeatureSpace::from_catalog(&catalog.catalog);
     let mut features: Vec<f64> = Vec::new();
     let mut labels: Vec<bool> = Vec::new();
+    let mut teams: Vec<Option<Uuid>> = Vec::new();
     for (status, won) in [(LeadStatus::Won, true), (LeadStatus::Lost, false)] {
         let mut after: Option<Uuid> = None;
         loop {
@@ -618,56 +637,103 @@ async fn retrain(
                 );
                 space.encode_into(&facts, &mut features);
                 labels.push(won);
+                teams.push(r.team_id);
             }
             after = Some(last);
         }
     }
-    let won = labels.iter().filter(|w| **w).count();
-    let lost = labels.len() - won;
-    if won < options.min_closed_per_outcome || lost < options.min_closed_per_outcome {
+    let enough = |labels: &[bool]| {
+        let won = labels.iter().filter(|w| **w).count();
+        won >= options.min_closed_per_outcome
+            && labels.len() - won >= options.min_closed_per_outcome
+    };
+    if !enough(&labels) {
         return Ok(None);
     }
-    let predictor = Predictor::train_rows(
-        space,
-        &features,
-        &labels,
-        TrainOptions::default(),
-        secs(now),
-    )
-    .map_err(|err| AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}")))?;
+    let width = space.len();
+    let train = |features: &[f64], labels: &[bool]| {
+        Predictor::train_rows(
+            space.clone(),
+            features,
+            labels,
+            TrainOptions::default(),
+            secs(now),
+        )
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}")))
+    };
+    let tenant = train(&features, &labels)?;
+    let mut by_team: HashMap<Uuid, (Vec<f64>, Vec<bool>)> = HashMap::new();
+    for (i, team) in teams.iter().enumerate() {
+        if let Some(team) = team {
+            let (rows, outcomes) = by_team.entry(*team).or_default();
+            rows.extend_from_slice(&features[i * width..(i + 1) * width]);
+            outcomes.push(labels[i]);
+        }
+    }
     drop(features);
+    let mut trained_teams = HashMap::new();
+    for (team, (rows, outcomes)) in by_team {
+        if enough(&outcomes) {
+            trained_teams.insert(team, (train(&rows, &outcomes)?, outcomes));
+        }
+    }
+
+    // Every scope's new version replaces all active ones: a team without
+    // enough history now falls back to the tenant's.
+    scope
+        .update_many::<predictor_model::Entity>()
+        .col_expr(predictor_model::Column::Active, false.into())
+        .filter(predictor_model::Column::Active.eq(true))
+        .exec(scope.conn())
+        .await?;
+    store_predictor(scope, None, &tenant, &labels, now).await?;
+    let mut teams = HashMap::new();
+    for (team, (predictor, outcomes)) in trained_teams {
+        store_predictor(scope, Some(team), &predictor, &outcomes, now).await?;
+        teams.insert(team, predictor);
+    }
+    Ok(Some(Trained { tenant, teams }))
+}
+
+/// Stores `predictor` as the active version of its scope (the tenant's,
+/// or `team`'s), trained on `labels`.
+async fn store_predictor(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    team: Option<Uuid>,
+    predictor: &Predictor,
+    labels: &[bool],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let version = scope
         .select::<predictor_model::Entity>()
-        .filter(predictor_model::Column::TeamId.is_null())
+        .filter(match team {
+            Some(team) => predictor_model::Column::TeamId.eq(team),
+            None => predictor_model::Column::TeamId.is_null(),
+        })
         .order_by_desc(predictor_model::Column::Version)
         .one(scope.conn())
         .await?
         .map_or(1, |p| p.version + 1);
-    scope
-        .update_many::<predictor_model::Entity>()
-        .col_expr(predictor_model::Column::Active, false.into())
-        .filter(predictor_model::Column::TeamId.is_null())
-        .exec(scope.conn())
-        .await?;
+    let won = labels.iter().filter(|w| **w).count();
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     scope
         .insert(predictor_model::ActiveModel {
             id: Set(Uuid::now_v7()),
-            team_id: Set(None),
+            team_id: Set(team),
             version: Set(version),
             active: Set(true),
             trained_at: Set(now),
-            training_rows: Set(i32::try_from(labels.len()).unwrap_or(i32::MAX)),
-            won: Set(i32::try_from(won).unwrap_or(i32::MAX)),
-            lost: Set(i32::try_from(lost).unwrap_or(i32::MAX)),
+            training_rows: Set(count(labels.len())),
+            won: Set(count(won)),
+            lost: Set(count(labels.len() - won)),
             metrics: Set(json!({})),
-            model: Set(serde_json::to_value(&predictor).map_err(|e| AppError::Internal(e.into()))?),
+            model: Set(serde_json::to_value(predictor).map_err(|e| AppError::Internal(e.into()))?),
             ..Default::default()
         })
         .await?;
-    Ok(Some(predictor))
+    Ok(())
 }
 
-/// Selects the columns of [`Row`].
 fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
     FactColumns::select(query).columns([
         lead::Column::Version,

@@ -119,12 +119,20 @@ impl ModelInUse {
                     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                 ))
             })?;
+        // The team's own predictor when its history trained one, else the
+        // tenant's.
+        let mut scopes = sea_orm::Condition::any().add(predictor_model::Column::TeamId.is_null());
+        if let Some(team) = team {
+            scopes = scopes.add(predictor_model::Column::TeamId.eq(team));
+        }
         let predictor = scope
             .select::<predictor_model::Entity>()
             .filter(predictor_model::Column::Active.eq(true))
-            .filter(predictor_model::Column::TeamId.is_null())
-            .one(scope.conn())
+            .filter(scopes)
+            .all(scope.conn())
             .await?
+            .into_iter()
+            .max_by_key(|p| p.team_id.is_some())
             // An unreadable predictor (an older format) is skipped, not fatal:
             // the lead keeps its last probability until the next training.
             .and_then(|p| serde_json::from_value(p.model).ok());
