@@ -794,8 +794,15 @@ async fn write_batch(
     let txn = crate::service::begin_write(db).await?;
     // The leads actually written: a lead a mutation changed meanwhile is not.
     let mut written = std::collections::HashSet::new();
-    // Under SQLite's 32,766 bound values per statement.
-    for chunk in changes.chunks(1000) {
+    // SQLite's driver looks each bound parameter up by a scan of the
+    // statement's list, so binding costs the square of their number: 1,000
+    // rows (12,000 parameters) per statement spent 40% of the job binding,
+    // and 80 rows took a 100,000-lead write from 30.3 s to 16.4 s.
+    let rows_per_statement = match backend {
+        DbBackend::Sqlite => 80,
+        _ => 1000,
+    };
+    for chunk in changes.chunks(rows_per_statement) {
         let mut values: Vec<Value> = vec![tenant_id.into()];
         let mut tuples = Vec::with_capacity(chunk.len());
         for change in chunk {

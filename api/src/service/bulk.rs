@@ -4,12 +4,14 @@
 
 use sea_orm::{ActiveModelTrait, DbBackend, EntityTrait, Iterable, QueryTrait, Statement};
 
-/// Bound parameters per statement. SQLite allows 32,766, but looking a
-/// parameter up while binding costs time in proportion to their number:
-/// statements that large spent a sixth of an import binding, and 4,000 made
-/// a 20,000-row import twice as fast. PostgreSQL has no such cost, and
-/// there the round trips of smaller statements made a 100,000-row import
-/// twice as slow, so it keeps large ones.
+/// Bound parameters per statement. SQLite allows 32,766, but the driver
+/// looks each parameter's name up while binding (`sqlite3_bind_parameter_name`,
+/// a scan of the statement's parameter list), so binding costs grow with the
+/// square of their number: statements that large spent a sixth of an import
+/// binding, and 4,000 made a 20,000-row import twice as fast (1,000 made the
+/// demo loader slower again). PostgreSQL has no such cost, and there the
+/// round trips of smaller statements made a 100,000-row import twice as
+/// slow, so it keeps large ones.
 fn max_bound_parameters(backend: DbBackend) -> usize {
     match backend {
         DbBackend::Sqlite => 4_000,
