@@ -192,11 +192,7 @@ pub async fn rules<C: ConnectionTrait>(
                 .add(assignment_rule::Column::TeamId.is_in(mine)),
         );
     }
-    let mut rules = query
-        .order_by_asc(assignment_rule::Column::Position)
-        .order_by_asc(assignment_rule::Column::Id)
-        .all(scope.conn())
-        .await?;
+    let mut rules = query.all(scope.conn()).await?;
     // Company rules (no team) first, then by team, each in position order.
     rules.sort_by_key(|r| (r.team_id, r.position, r.id));
     Ok(rules)

@@ -240,8 +240,7 @@ pub struct ByRule<'a> {
 }
 
 /// The events of one lead's change from `before` (none for a new lead).
-#[must_use]
-pub fn lead_changed(
+fn lead_changed(
     tenant_id: Uuid,
     before: Option<&LeadState>,
     after: &LeadSummary,
