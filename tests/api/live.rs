@@ -70,18 +70,48 @@ impl Subscriber {
         }
     }
 
-    /// Waits until a change of `lead` arrives, skipping others; its data.
-    async fn change_of(&mut self, lead: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
+    /// The first message naming `lead` within `wait`, skipping others.
+    async fn about(&mut self, lead: &str, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Some(payload) = self.next(left).await else {
-                break;
-            };
-            if payload["data"]["leadChanged"]["lead"]["id"] == lead {
-                return payload["data"]["leadChanged"].clone();
+            let payload = self.next(left).await?;
+            if payload.to_string().contains(lead) {
+                return Some(payload);
             }
         }
-        panic!("no change of lead {lead} within 5 s");
+        None
+    }
+
+    /// Waits until a change of `lead` arrives, skipping others; its data.
+    async fn change_of(&mut self, lead: &str) -> Value {
+        let payload = self
+            .about(lead, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no change of lead {lead} within 5 s"));
+        payload["data"]["leadChanged"].clone()
+    }
+
+    /// Asserts that nothing about `lead` arrives within `wait`.
+    async fn never_sees(&mut self, lead: &str, wait: Duration) {
+        if let Some(payload) = self.about(lead, wait).await {
+            panic!("expected nothing about {lead}, got {payload}");
+        }
+    }
+
+    /// A subscription starts on the server a moment after `subscribe` is
+    /// sent: creates leads from `input` (as `token`) until one arrives, so
+    /// what follows is seen by a live subscription.
+    async fn until_live(&mut self, app: &TestApp, token: &str, input: Value) {
+        for attempt in 0..10 {
+            let mut input = input.clone();
+            input["name"] = json!(format!("Warm-up {attempt} {}", uuid::Uuid::now_v7()));
+            let lead = app.new_lead(token, input).await;
+            let id = lead["id"].as_str().unwrap().to_owned();
+            if self.about(&id, Duration::from_secs(1)).await.is_some() {
+                return;
+            }
+        }
+        panic!("the subscription never went live");
     }
 }
 
@@ -135,15 +165,16 @@ async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_else
     let mut bo_leads = Subscriber::start(&app, &bo_token, LEAD_CHANGED, json!({})).await;
     let mut globex_leads = Subscriber::start(&app, &globex.token, LEAD_CHANGED, json!({})).await;
     // Every subscription is live once it has seen a change it may see: a
-    // pool lead for Acme's reps, one of its own for Globex.
-    let pool = app.new_lead(&acme.token, json!({"name": "Walk-in"})).await;
-    let pool_id = pool["id"].as_str().unwrap();
-    ada_leads.change_of(pool_id).await;
-    bo_leads.change_of(pool_id).await;
-    let theirs = app
-        .new_lead(&globex.token, json!({"name": "Globex lead"}))
+    // pool lead for Acme's reps, one of Ada's for her queue, one of its own
+    // for Globex.
+    ada_leads.until_live(&app, &acme.token, json!({})).await;
+    bo_leads.until_live(&app, &acme.token, json!({})).await;
+    ada_queue
+        .until_live(&app, &acme.token, json!({"ownerId": ada}))
         .await;
-    globex_leads.change_of(theirs["id"].as_str().unwrap()).await;
+    globex_leads
+        .until_live(&app, &globex.token, json!({}))
+        .await;
 
     let sent = Instant::now();
     app.record(&acme.token, id, "urgent_quote_request", json!({}))
@@ -155,7 +186,7 @@ async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_else
     assert_eq!(change["lead"]["tier"], "A");
     assert_eq!(change["lead"]["flags"], json!(["URGENT"]));
     let queue = ada_queue
-        .next(Duration::from_secs(1))
+        .about(id, Duration::from_secs(1))
         .await
         .expect("the queue moved");
     let queue = &queue["data"]["queueChanged"];
@@ -166,8 +197,10 @@ async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_else
     );
 
     // Another rep and another company get nothing of it.
-    assert_eq!(bo_leads.next(Duration::from_millis(400)).await, None);
-    assert_eq!(globex_leads.next(Duration::from_millis(100)).await, None);
+    bo_leads.never_sees(id, Duration::from_millis(400)).await;
+    globex_leads
+        .never_sees(id, Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]
@@ -180,8 +213,7 @@ async fn a_change_on_one_server_reaches_a_subscriber_of_another_on_the_same_data
     ])
     .await;
     let mut subscriber = Subscriber::start(&second, &acme.token, LEAD_CHANGED, json!({})).await;
-    let warm = second.new_lead(&acme.token, json!({"name": "Here"})).await;
-    subscriber.change_of(warm["id"].as_str().unwrap()).await;
+    subscriber.until_live(&second, &acme.token, json!({})).await;
 
     let lead = first.new_lead(&acme.token, json!({"name": "There"})).await;
     let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
@@ -242,16 +274,15 @@ async fn a_manager_follows_their_teams_leads_and_not_another_teams() {
         .await;
     let mut east_sub = Subscriber::start(&app, &east_boss, LEAD_CHANGED, json!({})).await;
     let mut west_sub = Subscriber::start(&app, &west_boss, LEAD_CHANGED, json!({})).await;
-    let pool = app.new_lead(&acme.token, json!({"name": "Walk-in"})).await;
-    let pool_id = pool["id"].as_str().unwrap();
-    east_sub.change_of(pool_id).await;
-    west_sub.change_of(pool_id).await;
+    east_sub.until_live(&app, &acme.token, json!({})).await;
+    west_sub.until_live(&app, &acme.token, json!({})).await;
 
     // Ed's lead, outside any team: his manager sees it through him.
     let lead = app
         .new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
         .await;
-    let change = east_sub.change_of(lead["id"].as_str().unwrap()).await;
+    let id = lead["id"].as_str().unwrap();
+    let change = east_sub.change_of(id).await;
     assert_eq!(change["lead"]["owner"]["id"], ed.as_str());
-    assert_eq!(west_sub.next(Duration::from_millis(400)).await, None);
+    west_sub.never_sees(id, Duration::from_millis(400)).await;
 }
