@@ -7,8 +7,8 @@
 //! DATABASE_URL=… cargo run --release -p tests --bin rescore-bench -- --tenant big
 //! ```
 //!
-//! The run is scored a day after now, so decay moves scores and the job
-//! has real writing to do. Peak memory is the process's high-water mark
+//! The run is scored a day after now (`--days N` for N days, to rerun on
+//! the same data), so decay moves scores and the job has real writing to do. Peak memory is the process's high-water mark
 //! (VmHWM) after the run, before the floor is measured.
 
 #![allow(clippy::print_stdout)]
@@ -44,6 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut slug = "demo".to_owned();
     let mut batch_size = Options::default().batch_size;
+    // Each run on the same data should find every score decayed, so a
+    // rerun is told to score further ahead than the one before.
+    let mut days = 1i64;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--tenant" => slug = args.next().context("--tenant needs a slug")?,
@@ -53,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
                     .context("--batch-size needs a number")?
                     .parse()?;
             }
-            other => anyhow::bail!("unknown argument {other}; use --tenant SLUG [--batch-size N]"),
+            "--days" => days = args.next().context("--days needs a number")?.parse()?,
+            other => anyhow::bail!(
+                "unknown argument {other}; use --tenant SLUG [--batch-size N] [--days N]"
+            ),
         }
     }
     let settings = Settings::from_env()?;
@@ -67,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
             format!("no tenant \"{slug}\"; load it with `leadrank demo --tenant {slug}`")
         })?;
 
-    let at = Utc::now() + Duration::days(1);
+    let at = Utc::now() + Duration::days(days);
     let options = Options {
         batch_size,
         ..Options::default()

@@ -19,6 +19,12 @@ fn max_bound_parameters(backend: DbBackend) -> usize {
     }
 }
 
+/// How many rows of `A` one multi-row insert takes on `backend`.
+pub fn rows_per_statement<A: ActiveModelTrait>(backend: DbBackend) -> usize {
+    let columns = <A::Entity as EntityTrait>::Column::iter().count();
+    (max_bound_parameters(backend) / columns.max(1)).max(1)
+}
+
 /// Inserts of `rows` in as few statements as the bound-parameter limit
 /// allows. The rows must already carry their tenant: these statements are
 /// built away from any connection, so not through a `TenantScope`.
@@ -27,8 +33,7 @@ pub fn insert_statements<A: ActiveModelTrait>(
     backend: DbBackend,
     out: &mut Vec<Statement>,
 ) {
-    let columns = <A::Entity as EntityTrait>::Column::iter().count();
-    let per_statement = (max_bound_parameters(backend) / columns.max(1)).max(1);
+    let per_statement = rows_per_statement::<A>(backend);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
