@@ -88,7 +88,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            batch_size: 2000,
+            batch_size: 5000,
             lease_ttl: Duration::seconds(120),
             holder: format!(
                 "{}:{}",
@@ -209,18 +209,17 @@ impl Progress {
     }
 
     /// Counts a batch in once its `written` leads are written.
-    fn add(&mut self, batch: Self, written: u64, write_ms: u128) {
+    fn add(&mut self, batch: &Self, written: u64) {
         self.scanned += batch.scanned;
         self.changed += i64::try_from(written).unwrap_or(i64::MAX);
-        for (tiers, count) in batch.tier_moves {
-            *self.tier_moves.entry(tiers).or_default() += count;
+        for (tiers, count) in &batch.tier_moves {
+            *self.tier_moves.entry(tiers.clone()).or_default() += count;
         }
         self.newly_cold += batch.newly_cold;
         self.stale += batch.stale;
         self.churn_risk += batch.churn_risk;
         self.read_ms += batch.read_ms;
         self.score_ms += batch.score_ms;
-        self.write_ms += write_ms;
     }
 
     fn tier_changes(&self) -> serde_json::Value {
@@ -463,14 +462,20 @@ async fn rescore(
         // waiting for the other.
         let write = async {
             let t = Instant::now();
-            let written =
-                write_batch(db, scope.tenant_id(), run.id, &batch.changes, reason, now).await?;
-            Ok::<_, AppError>((written, t.elapsed().as_millis()))
+            write_batch(
+                db,
+                scope.tenant_id(),
+                run.id,
+                &batch,
+                &mut progress,
+                reason,
+                now,
+            )
+            .await?;
+            Ok::<_, AppError>(t.elapsed().as_millis())
         };
-        let ((written, write_ms), following) =
-            tokio::try_join!(write, scorer.next(Some(batch.last)))?;
-        progress.add(batch.tally, written, write_ms);
-        save_progress(scope, run.id, &progress, Some(batch.last), now).await?;
+        let (write_ms, following) = tokio::try_join!(write, scorer.next(Some(batch.last)))?;
+        progress.write_ms += write_ms;
         lease.heartbeat(db, Some(run.id), now).await?;
         next = following;
 
@@ -825,8 +830,8 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
     ])
 }
 
-async fn save_progress(
-    scope: &TenantScope<'_, DatabaseConnection>,
+async fn save_progress<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
     run: Uuid,
     progress: &Progress,
     checkpoint: Option<Uuid>,
@@ -946,19 +951,20 @@ fn bulk_update_sql(backend: DbBackend) -> String {
 }
 
 /// Writes a batch's changes in one statement, each guarded by the version
-/// read, and their score events for tier changes; returns how many leads
-/// were written. One transaction per batch.
+/// read, their score events for tier changes and what they announce, and
+/// counts the batch into `progress` with its checkpoint, all in one
+/// transaction: a run resumed after a crash starts exactly after the last
+/// batch that landed, so nothing is announced or counted twice.
 async fn write_batch(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     run: Uuid,
-    changes: &[Change],
+    batch: &Scored,
+    progress: &mut Progress,
     reason: &str,
     now: DateTime<Utc>,
-) -> AppResult<u64> {
-    if changes.is_empty() {
-        return Ok(0);
-    }
+) -> AppResult<()> {
+    let changes = &batch.changes;
     let backend = db.get_database_backend();
     let rows: Vec<Written> = changes
         .iter()
@@ -980,9 +986,18 @@ async fn write_batch(
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| AppError::Internal(e.into()))?;
     let txn = crate::service::begin_write(db).await?;
+    if backend == DbBackend::Postgres {
+        // A batch lost to a crash with its checkpoint is simply written
+        // again by the resumed run, so the job need not wait for each
+        // commit to reach the disk.
+        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
     // The leads actually written: a lead a mutation changed meanwhile is not.
-    let written: std::collections::HashSet<Uuid> = txn
-        .query_all_raw(Statement::from_sql_and_values(
+    let written: std::collections::HashSet<Uuid> = if changes.is_empty() {
+        std::collections::HashSet::new()
+    } else {
+        txn.query_all_raw(Statement::from_sql_and_values(
             backend,
             bulk_update_sql(backend),
             [tenant_id.into(), rows.into(), Some(now).into()],
@@ -990,7 +1005,8 @@ async fn write_batch(
         .await?
         .iter()
         .map(|row| row.try_get::<Uuid>("", "id"))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?
+    };
     // Score events for tier changes; the unique (run, lead) index keeps a
     // resumed run from writing one twice.
     let events: Vec<entity::score_event::ActiveModel> = changes
@@ -1053,9 +1069,12 @@ async fn write_batch(
             now,
         );
     }
-    events::emit(&TenantScope::new(&txn, tenant_id), &out, now).await?;
+    let in_txn = TenantScope::new(&txn, tenant_id);
+    events::emit(&in_txn, &out, now).await?;
+    progress.add(&batch.tally, written.len() as u64);
+    save_progress(&in_txn, run, progress, Some(batch.last), now).await?;
     txn.commit().await?;
-    Ok(written.len() as u64)
+    Ok(())
 }
 
 #[cfg(test)]
