@@ -190,7 +190,7 @@ async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
     }
     let first_try = Utc::now() + Duration::days(10);
     let dying = Options {
-        batch_size: 2,
+        batch_size: Some(2),
         crash_after_batches: Some(1),
         ..Options::default()
     };
@@ -224,7 +224,7 @@ async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
             &t.id,
             resumed_at,
             &Options {
-                batch_size: 2,
+                batch_size: Some(2),
                 holder: "other".into(),
                 ..Options::default()
             },

@@ -43,7 +43,7 @@ fn peak_rss_mb() -> f64 {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut slug = "demo".to_owned();
-    let mut batch_size = Options::default().batch_size;
+    let mut batch_size = None;
     // Each run on the same data should find every score decayed, so a
     // rerun is told to score further ahead than the one before.
     let mut days = 1i64;
@@ -51,10 +51,11 @@ async fn main() -> anyhow::Result<()> {
         match arg.as_str() {
             "--tenant" => slug = args.next().context("--tenant needs a slug")?,
             "--batch-size" => {
-                batch_size = args
-                    .next()
-                    .context("--batch-size needs a number")?
-                    .parse()?;
+                batch_size = Some(
+                    args.next()
+                        .context("--batch-size needs a number")?
+                        .parse()?,
+                );
             }
             "--days" => days = args.next().context("--days needs a number")?.parse()?,
             other => anyhow::bail!(
@@ -73,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             format!("no tenant \"{slug}\"; load it with `leadrank demo --tenant {slug}`")
         })?;
 
+    let backend = conn.get_database_backend();
     let at = Utc::now() + Duration::days(days);
     let options = Options {
         batch_size,
@@ -101,7 +103,6 @@ async fn main() -> anyhow::Result<()> {
     drop(stream);
     let read_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let backend = conn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
             "UPDATE leads SET score = score * 1.0, tier = tier WHERE tenant_id = $1 AND status = 'OPEN'"
@@ -133,8 +134,11 @@ async fn main() -> anyhow::Result<()> {
         run.leads_scanned as f64 / job_secs
     );
     println!(
-        "  split: read {} ms, score {} ms, write {} ms (batch {batch_size})",
-        details["readMs"], details["scoreMs"], details["writeMs"]
+        "  split: read {} ms, score {} ms, write {} ms (batch {}; the next batch is read and scored while one is written)",
+        details["readMs"],
+        details["scoreMs"],
+        details["writeMs"],
+        options.batch_size(backend)
     );
     println!("  peak RSS {rss:.0} MB");
     println!(

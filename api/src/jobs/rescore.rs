@@ -69,7 +69,12 @@ impl Trigger {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Leads read, scored and written per batch; memory is bounded by it.
-    pub batch_size: u64,
+    /// `None` for the database's own: PostgreSQL writes a lead in two
+    /// thirds of the time at 5,000 per transaction as at 2,000, while
+    /// SQLite takes the same time per lead at either and larger batches
+    /// only cost memory (peak RSS 291 MB at 2,000 and 324 MB at 5,000 on
+    /// a million leads).
+    pub batch_size: Option<u64>,
     /// How long a lease lives without a heartbeat.
     pub lease_ttl: Duration,
     /// Who runs: host and process, for the lease.
@@ -88,7 +93,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            batch_size: 5000,
+            batch_size: None,
             lease_ttl: Duration::seconds(120),
             holder: format!(
                 "{}:{}",
@@ -99,6 +104,16 @@ impl Default for Options {
             crash_after_batches: None,
             pause_before_first_write: None,
         }
+    }
+}
+
+impl Options {
+    /// Leads per batch on `backend`.
+    pub fn batch_size(&self, backend: DbBackend) -> u64 {
+        self.batch_size.unwrap_or(match backend {
+            DbBackend::Postgres => 5000,
+            _ => 2000,
+        })
     }
 }
 
@@ -438,7 +453,7 @@ async fn rescore(
         db,
         scope,
         team: run.team_id,
-        batch_size: options.batch_size,
+        batch_size: options.batch_size(db.get_database_backend()),
         now,
         catalog: &catalog,
         stages: &stages,
@@ -693,7 +708,7 @@ async fn retrain(
             let mut query = lead_columns(scope.select::<lead::Entity>())
                 .filter(lead::Column::Status.eq(status))
                 .order_by_asc(lead::Column::Id)
-                .limit(options.batch_size);
+                .limit(options.batch_size(scope.conn().get_database_backend()));
             if let Some(after) = after {
                 query = query.filter(lead::Column::Id.gt(after));
             }
