@@ -203,20 +203,29 @@ pub async fn visibility<C: ConnectionTrait>(
         Role::Owner | Role::Admin => Ok(Condition::all()),
         Role::Rep => Ok(own_or_pool),
         Role::Manager => {
-            let teams = teams_of(scope, principal.user_id).await?;
-            let members: Vec<Uuid> = scope
-                .select::<team_member::Entity>()
-                .select_only()
-                .column(team_member::Column::UserId)
-                .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
-                .into_tuple()
-                .all(scope.conn())
-                .await?;
+            let (teams, members) = teams_and_members(scope, principal.user_id).await?;
             Ok(own_or_pool
                 .add(lead::Column::TeamId.is_in(teams))
                 .add(lead::Column::OwnerId.is_in(members)))
         }
     }
+}
+
+/// A manager's teams and everyone in them, whose leads the manager sees.
+async fn teams_and_members<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    manager: Uuid,
+) -> AppResult<(Vec<Uuid>, Vec<Uuid>)> {
+    let teams = teams_of(scope, manager).await?;
+    let members: Vec<Uuid> = scope
+        .select::<team_member::Entity>()
+        .select_only()
+        .column(team_member::Column::UserId)
+        .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
+        .into_tuple()
+        .all(scope.conn())
+        .await?;
+    Ok((teams, members))
 }
 
 /// The same rule as [`visibility`], held in memory to judge many leads
@@ -237,16 +246,7 @@ impl Viewer {
         principal: &Principal,
     ) -> AppResult<Self> {
         let (teams, members) = if principal.role == Role::Manager {
-            let teams = teams_of(scope, principal.user_id).await?;
-            let members: Vec<Uuid> = scope
-                .select::<team_member::Entity>()
-                .select_only()
-                .column(team_member::Column::UserId)
-                .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
-                .into_tuple()
-                .all(scope.conn())
-                .await?;
-            (teams, members)
+            teams_and_members(scope, principal.user_id).await?
         } else {
             (Vec::new(), Vec::new())
         };
