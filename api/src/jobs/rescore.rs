@@ -1001,13 +1001,6 @@ async fn write_batch(
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| AppError::Internal(e.into()))?;
     let txn = crate::service::begin_write(db).await?;
-    if backend == DbBackend::Postgres {
-        // A batch lost to a crash with its checkpoint is simply written
-        // again by the resumed run, so the job need not wait for each
-        // commit to reach the disk.
-        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-            .await?;
-    }
     // The leads actually written: a lead a mutation changed meanwhile is not.
     let written: std::collections::HashSet<Uuid> = if changes.is_empty() {
         std::collections::HashSet::new()
