@@ -255,11 +255,7 @@ async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_c
     let run = rescore_now(&app, &t.id).await;
     assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
     let leads = leads_by_external_id(&app, &t.token).await;
-    let probability = |key: &str| {
-        leads[key]["closeProbability"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{}", leads[key]))
-    };
+    let probability = |key: &str| close_probability(&leads, key);
     let (strong, weak) = (probability("OPEN-STRONG"), probability("OPEN-WEAK"));
     assert!(strong > weak, "strong {strong} vs weak {weak}");
 }
@@ -292,11 +288,7 @@ async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
     assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
 
     let leads = leads_by_external_id(&app, &t.token).await;
-    let probability = |key: &str| {
-        leads[key]["closeProbability"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{}", leads[key]))
-    };
+    let probability = |key: &str| close_probability(&leads, key);
     // The same budget, the same everything but the team: the tenant-wide
     // history cancels out, each team's does not.
     let (east, west) = (probability("EAST-OPEN"), probability("WEST-OPEN"));
@@ -590,6 +582,13 @@ async fn lead_count(app: &TestApp, token: &str) -> i64 {
 }
 
 /// Every lead the caller sees (at most 50), by external id.
+/// The lead's `closeProbability`; fails the test when it has none.
+fn close_probability(leads: &BTreeMap<String, Value>, key: &str) -> f64 {
+    leads[key]["closeProbability"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} has no close probability: {}", leads[key]))
+}
+
 async fn leads_by_external_id(app: &TestApp, token: &str) -> BTreeMap<String, Value> {
     let body = app
         .graphql(
