@@ -21,6 +21,7 @@ use std::{
     collections::{BTreeMap, HashSet},
     fmt::Write as _,
     ops::Range,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -44,9 +45,10 @@ use crate::{
     error::AppError,
     service::{
         account::{self, Auth, NewUser, SignUp},
-        begin_write, bulk, configuration,
+        begin_write, bulk,
         lead::dedupe_key,
-        rescoring::{self, ModelInUse, TenantCatalog},
+        rescoring::{self, ModelInUse},
+        tenant_config::TenantConfig,
     },
     tenancy::TenantScope,
 };
@@ -248,17 +250,13 @@ pub async fn generate(
 
     let started = Instant::now();
     let scope = TenantScope::new(db, people.tenant_id);
-    let catalog = TenantCatalog::load(&scope).await?;
-    // A new tenant has only its default model, which scores every team's leads.
-    let model = ModelInUse::for_team(&scope, &catalog, None).await?;
-    let pipeline = configuration::pipelines(&scope)
-        .await?
-        .into_iter()
-        .find(|p| p.pipeline.is_default)
+    let config = Arc::new(TenantConfig::load(&scope).await?);
+    let stages = config
+        .default_pipeline()
         .context("the new tenant has no default pipeline")?
-        .pipeline;
-    let stages = rescoring::pipeline_stages(&scope, pipeline.id).await?;
-    let maker = LeadMaker::new(&options, &people, catalog, model, &stages)?;
+        .1
+        .clone();
+    let maker = LeadMaker::new(&options, &people, config, &stages)?;
     let tally = load(db, maker, options.leads).await?;
 
     let teams = u32::try_from(people.teams.len()).unwrap_or(u32::MAX);
@@ -1054,8 +1052,8 @@ struct LeadMaker {
     owner: Uuid,
     teams: Vec<Uuid>,
     reps: Vec<(Uuid, Uuid)>,
-    catalog: TenantCatalog,
-    model: ModelInUse,
+    config: Arc<TenantConfig>,
+    model: Arc<ModelInUse>,
     stages: StagePlan,
     pipeline_id: Uuid,
     signals: Vec<SignalChoice>,
@@ -1069,11 +1067,13 @@ impl LeadMaker {
     fn new(
         options: &DemoOptions,
         people: &People,
-        catalog: TenantCatalog,
-        model: ModelInUse,
+        config: Arc<TenantConfig>,
         stages: &[stage::Model],
     ) -> anyhow::Result<Self> {
-        let signals = catalog
+        // A new tenant has only its default model, which scores every team's leads.
+        let model = config.model(None)?;
+        let signals = config
+            .catalog
             .signals
             .iter()
             .filter(|s| !s.retired)
@@ -1104,7 +1104,7 @@ impl LeadMaker {
             owner: people.owner,
             teams: people.teams.clone(),
             reps: people.reps.clone(),
-            catalog,
+            config,
             model,
             pipeline_id: plan.won.pipeline_id,
             stages: plan,
@@ -1250,7 +1250,7 @@ impl LeadMaker {
             let value = median * (0.8 * rng.normal()).exp() * (0.6 + 0.8 * quality);
             (value / 100.0).round().max(1.0) * 100.0
         });
-        let (attributes, source) = attributes(rng, &self.catalog.fields, quality, size);
+        let (attributes, source) = attributes(rng, &self.config.catalog.fields, quality, size);
         // Most leads belong to a rep (and so to their team); the rest wait in
         // the shared pool, some earmarked for a team.
         let (owner_id, team_id) = match rng.pick(&self.reps) {

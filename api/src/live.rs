@@ -20,7 +20,10 @@ use uuid::Uuid;
 
 use crate::{
     error::AppResult,
-    service::events::{CHANNEL, NoticeBatch},
+    service::{
+        events::{CHANNEL, NoticeBatch},
+        tenant_config,
+    },
     tenancy::TenantScope,
 };
 
@@ -84,6 +87,7 @@ impl Bus {
 
     fn publish(&self, raw: &str) {
         match serde_json::from_str::<NoticeBatch>(raw) {
+            Ok(batch) if batch.config_changed => tenant_config::invalidate(batch.tenant_id),
             // No subscriber is not an error.
             Ok(batch) => drop(self.sender.send(Arc::new(Delivered {
                 batch,

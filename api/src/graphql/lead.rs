@@ -20,11 +20,10 @@ use crate::{
     auth::Principal,
     error::{AppError, IntoGraphql},
     service::{
-        account, configuration,
         lead::{self as leads, LeadChanges, NewActivity, NewLead, NewTierPin},
         lead_query::{self, LeadFilter as Filter},
         reasons::{self, QueueFacts},
-        validate,
+        tenant_config, validate,
     },
 };
 
@@ -765,12 +764,9 @@ impl LeadQuery {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let (tenant, signals, primed) = tokio::join!(
-            account::get_tenant(&scope),
-            configuration::signal_types(&scope),
-            prime(ctx, &rows, &["lead"]),
-        );
-        let (tenant, signals) = (tenant.gql()?, signals.gql()?);
+        let (config, primed) =
+            tokio::join!(tenant_config::get(&scope), prime(ctx, &rows, &["lead"]),);
+        let config = config.gql()?;
         primed?;
         // Stage names for the reasons; cached by `prime` when the query
         // asked for stages or pipelines, else loaded here in one batch.
@@ -793,9 +789,9 @@ impl LeadQuery {
                         lead: &lead.row,
                         card,
                         stage_name,
-                        signals: &signals,
+                        signals: &config.catalog.signals,
                     },
-                    &tenant.locale,
+                    &config.tenant.locale,
                     now,
                 );
                 let overdue = overdue_at(&lead.row, now);

@@ -4,13 +4,13 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entity::{pipeline, stage, team, user};
-use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
+use entity::{team, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
     error::AppError,
-    service::account,
+    service::{account, tenant_config},
     tenancy::{TenantOwned, TenantScope},
 };
 
@@ -86,41 +86,21 @@ pub struct PipelineById {
 }
 
 /// A pipeline and its stages in order.
-pub type PipelineWithStages = Arc<(pipeline::Model, Vec<stage::Model>)>;
+pub type PipelineWithStages = tenant_config::PipelineStages;
 
 impl Loader<Uuid> for PipelineById {
     type Value = PipelineWithStages;
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        // Pipelines change rarely and every lead names one: the tenant's
+        // configuration in memory has them all.
         let scope = TenantScope::new(&self.db, self.tenant_id);
-        let load = async {
-            let pipelines = scope
-                .select::<pipeline::Entity>()
-                .filter(pipeline::Column::Id.is_in(keys.iter().copied()))
-                .all(&self.db)
-                .await?;
-            let stages = scope
-                .select::<stage::Entity>()
-                .filter(stage::Column::PipelineId.is_in(keys.iter().copied()))
-                .order_by_asc(stage::Column::Position)
-                .all(&self.db)
-                .await?;
-            let mut by_pipeline: HashMap<Uuid, Vec<stage::Model>> = HashMap::new();
-            for s in stages {
-                by_pipeline.entry(s.pipeline_id).or_default().push(s);
-            }
-            Ok::<_, AppError>(
-                pipelines
-                    .into_iter()
-                    .map(|p| {
-                        let stages = by_pipeline.remove(&p.id).unwrap_or_default();
-                        (p.id, Arc::new((p, stages)))
-                    })
-                    .collect(),
-            )
-        };
-        load.await.map_err(Arc::new)
+        let config = tenant_config::get(&scope).await.map_err(Arc::new)?;
+        Ok(keys
+            .iter()
+            .filter_map(|id| config.pipeline(*id).map(|p| (*id, Arc::clone(p))))
+            .collect())
     }
 }
 

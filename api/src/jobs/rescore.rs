@@ -37,6 +37,7 @@ use crate::{
         rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
+        tenant_config::{self, TenantConfig},
     },
     tenancy::TenantScope,
 };
@@ -434,15 +435,18 @@ async fn rescore(
     options: &Options,
 ) -> AppResult<()> {
     lease.heartbeat(db, Some(run.id), now).await?;
-    let catalog = TenantCatalog::load(scope).await?;
-    let stages = rescoring::stages_by_pipeline(scope).await?;
+    // Read afresh, not from this process's copy: the run must score with
+    // what is configured as it starts.
+    let config = TenantConfig::load(scope).await?;
+    let catalog = &config.catalog;
+    let stages = config.stages_by_pipeline();
     // Re-scoring after a model activation keeps the predictor in use, so
     // the leads get exactly the scores the model's preview announced.
     let activation = run.trigger == Trigger::ModelActivation.as_str();
     let trained = if activation {
         None
     } else {
-        retrain(scope, &catalog, &stages, now, options).await?
+        retrain(scope, catalog, &stages, now, options).await?
     };
     let reason = if activation {
         "scoring model activated"
@@ -455,7 +459,7 @@ async fn rescore(
         team: run.team_id,
         batch_size: options.batch_size(db.get_database_backend()),
         now,
-        catalog: &catalog,
+        config: &config,
         stages: &stages,
         trained: trained.as_ref(),
         models: HashMap::new(),
@@ -537,12 +541,12 @@ struct Scorer<'a> {
     team: Option<Uuid>,
     batch_size: u64,
     now: DateTime<Utc>,
-    catalog: &'a TenantCatalog,
+    config: &'a TenantConfig,
     stages: &'a HashMap<Uuid, Vec<stage::Model>>,
     /// Tonight's predictors, when the run retrained them.
     trained: Option<&'a Trained>,
     /// The model in use for each team's leads, loaded on first need.
-    models: HashMap<Option<Uuid>, ModelInUse>,
+    models: HashMap<Option<Uuid>, std::sync::Arc<ModelInUse>>,
     pinners: Pinners,
 }
 
@@ -594,7 +598,7 @@ impl Scorer<'_> {
         for row in &rows {
             let team = row.team_id;
             if let std::collections::hash_map::Entry::Vacant(slot) = self.models.entry(team) {
-                slot.insert(ModelInUse::for_team(self.scope, self.catalog, team).await?);
+                slot.insert(self.config.model(team)?);
             }
             let Some(model) = self.models.get(&team) else {
                 continue;
@@ -613,7 +617,7 @@ impl Scorer<'_> {
             let probability = self
                 .trained
                 .map(|t| t.for_team(team))
-                .or(model.predictor.as_ref())
+                .or(model.predictor.as_deref())
                 .map(|p| p.predict(&facts))
                 .or(row.facts.close_probability);
             facts.predicted_close_probability = probability;
@@ -773,27 +777,31 @@ async fn retrain(
         }
     }
 
-    // Every scope's new version replaces all active ones: a team without
-    // enough history now falls back to the tenant's.
-    scope
+    // Every scope's new version replaces all active ones, at once: a team
+    // without enough history now falls back to the tenant's.
+    let txn = crate::service::begin_write(scope.conn()).await?;
+    let in_txn = TenantScope::new(&txn, scope.tenant_id());
+    in_txn
         .update_many::<predictor_model::Entity>()
         .col_expr(predictor_model::Column::Active, false.into())
         .filter(predictor_model::Column::Active.eq(true))
-        .exec(scope.conn())
+        .exec(&txn)
         .await?;
-    store_predictor(scope, None, &tenant, &labels, now).await?;
+    store_predictor(&in_txn, None, &tenant, &labels, now).await?;
     let mut teams = HashMap::new();
     for (team, (predictor, outcomes)) in trained_teams {
-        store_predictor(scope, Some(team), &predictor, &outcomes, now).await?;
+        store_predictor(&in_txn, Some(team), &predictor, &outcomes, now).await?;
         teams.insert(team, predictor);
     }
+    // Mutations predict with the new version from now on.
+    tenant_config::commit_change(txn, scope.tenant_id(), now).await?;
     Ok(Some(Trained { tenant, teams }))
 }
 
 /// Stores `predictor` as the active version of its scope (the tenant's,
 /// or `team`'s), trained on `labels`.
-async fn store_predictor(
-    scope: &TenantScope<'_, DatabaseConnection>,
+async fn store_predictor<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
     team: Option<Uuid>,
     predictor: &Predictor,
     labels: &[bool],

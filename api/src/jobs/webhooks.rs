@@ -23,7 +23,10 @@ use uuid::Uuid;
 use crate::{
     config::WebhookSettings,
     error::{AppError, AppResult},
-    service::webhooks::{headers, sign},
+    service::{
+        tenant_config,
+        webhooks::{headers, sign},
+    },
     tenancy::TenantScope,
 };
 
@@ -335,6 +338,9 @@ async fn attempt(
                     tenant_id = %scope.tenant_id(), endpoint = %endpoint.id,
                     "webhook endpoint disabled after repeated failures"
                 );
+                // New events stop going to it, in every process.
+                tenant_config::announce(scope, now).await?;
+                tenant_config::invalidate(scope.tenant_id());
             }
         }
     }

@@ -15,7 +15,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{audit, begin_write, defaults, validate};
+use super::{audit, begin_write, defaults, tenant_config, validate};
 use crate::{
     auth::{
         Principal,
@@ -493,7 +493,7 @@ pub async fn update_tenant_settings(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(saved)
 }
 
@@ -606,7 +606,7 @@ pub async fn create_user(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(user)
 }
 
@@ -691,7 +691,7 @@ pub async fn create_team(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(team)
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     audit, begin_write,
     rescoring::{self, TenantCatalog},
-    validate,
+    tenant_config, validate,
 };
 use crate::{
     auth::Principal,
@@ -150,7 +150,7 @@ pub async fn upsert_signal_type(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(saved)
 }
 
@@ -264,7 +264,7 @@ pub async fn upsert_lead_field(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(saved)
 }
 

@@ -10,12 +10,9 @@
 //!   webhook worker sends from.
 
 use chrono::{DateTime, Utc};
-use entity::{change_notice, enums::LeadStatus, lead, webhook_delivery, webhook_endpoint};
+use entity::{change_notice, enums::LeadStatus, lead, webhook_delivery};
 use scoring::LeadFlag;
-use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, QueryFilter,
-    QuerySelect, Statement,
-};
+use sea_orm::{ActiveEnum, ActiveValue::Set, ConnectionTrait, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -51,8 +48,11 @@ pub struct Notice {
 pub struct NoticeBatch {
     #[serde(rename = "t")]
     pub tenant_id: Uuid,
-    #[serde(rename = "n")]
+    #[serde(rename = "n", default)]
     pub notices: Vec<Notice>,
+    /// The tenant's configuration changed: every process drops its copy.
+    #[serde(rename = "c", default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_changed: bool,
 }
 
 /// What one transaction announces.
@@ -316,17 +316,45 @@ async fn notify<C: ConnectionTrait>(
     notices: &[Notice],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let backend = scope.conn().get_database_backend();
     let mut payloads = Vec::new();
     for chunk in notices.chunks(NOTICES_PER_PAYLOAD) {
         payloads.push(
             serde_json::to_string(&NoticeBatch {
                 tenant_id: scope.tenant_id(),
                 notices: chunk.to_vec(),
+                config_changed: false,
             })
             .map_err(|e| AppError::Internal(e.into()))?,
         );
     }
+    send(scope, payloads, now).await
+}
+
+/// Tells every server process, once the transaction commits, that the
+/// tenant's configuration changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn announce_config_change<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let payload = serde_json::to_string(&NoticeBatch {
+        tenant_id: scope.tenant_id(),
+        notices: Vec::new(),
+        config_changed: true,
+    })
+    .map_err(|e| AppError::Internal(e.into()))?;
+    send(scope, vec![payload], now).await
+}
+
+/// Sends payloads on the notice channel at commit.
+async fn send<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    payloads: Vec<String>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let backend = scope.conn().get_database_backend();
     if payloads.is_empty() {
         return Ok(());
     }
@@ -368,27 +396,17 @@ async fn outbox<C: ConnectionTrait>(
     if events.is_empty() {
         return Ok(());
     }
-    let endpoints: Vec<(Uuid, Value)> = scope
-        .select::<webhook_endpoint::Entity>()
-        .select_only()
-        .columns([
-            webhook_endpoint::Column::Id,
-            webhook_endpoint::Column::EventTypes,
-        ])
-        .filter(webhook_endpoint::Column::Active.eq(true))
-        .into_tuple()
-        .all(scope.conn())
-        .await?;
+    let config = super::tenant_config::get(scope).await?;
+    let endpoints = &config.webhooks;
     if endpoints.is_empty() {
         return Ok(());
     }
     let mut rows = Vec::new();
-    for (endpoint, wanted) in &endpoints {
-        let wanted: Vec<&str> = wanted
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        for event in events.iter().filter(|e| wanted.contains(&e.kind.as_str())) {
+    for (endpoint, wanted) in endpoints {
+        for event in events
+            .iter()
+            .filter(|e| wanted.iter().any(|w| w == e.kind.as_str()))
+        {
             rows.push(webhook_delivery::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 endpoint_id: Set(*endpoint),

@@ -33,7 +33,8 @@ use super::{
     assignment::{Assigner, Candidate},
     begin_write, bulk,
     lead::{blank_lead, check_attribute, dedupe_key, mark_all_set, normalise_phone},
-    rescoring::{self, ModelInUse, TenantCatalog, secs},
+    rescoring::{self, ModelInUse, secs},
+    tenant_config::{self, TenantConfig},
     validate,
 };
 use crate::{
@@ -158,7 +159,7 @@ struct KnownLead {
 
 /// What the tenant already has that rows refer to.
 struct Context {
-    catalog: TenantCatalog,
+    config: std::sync::Arc<TenantConfig>,
     users: HashMap<String, Uuid>,
     teams: HashMap<String, Uuid>,
     pipeline: pipeline::Model,
@@ -173,7 +174,7 @@ struct Context {
 
 impl Context {
     async fn load<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Self> {
-        let catalog = TenantCatalog::load(scope).await?;
+        let config = tenant_config::get(scope).await?;
         let users = scope
             .select::<user::Entity>()
             .filter(user::Column::Active.eq(true))
@@ -189,13 +190,10 @@ impl Context {
             .into_iter()
             .map(|t| (t.name.trim().to_lowercase(), t.id))
             .collect();
-        let pipeline = scope
-            .select::<pipeline::Entity>()
-            .filter(pipeline::Column::IsDefault.eq(true))
-            .one(scope.conn())
-            .await?
+        let default = config
+            .default_pipeline()
             .ok_or_else(|| AppError::not_found("pipeline", "default"))?;
-        let stages = rescoring::pipeline_stages(scope, pipeline.id).await?;
+        let (pipeline, stages) = (default.0.clone(), default.1.clone());
         let known: Vec<KnownLead> = scope
             .select::<lead::Entity>()
             .select_only()
@@ -210,7 +208,7 @@ impl Context {
             .all(scope.conn())
             .await?;
         let mut context = Self {
-            catalog,
+            config,
             users,
             teams,
             pipeline,
@@ -458,8 +456,14 @@ fn read_header(
         let column = if let Some((_, c)) = FIXED_COLUMNS.iter().find(|(n, _)| *n == key) {
             Some(*c)
         } else if let Some(signal) = key.strip_prefix("signal:") {
-            match context.catalog.signals.iter().position(|s| s.key == signal) {
-                Some(i) if context.catalog.signals[i].retired => {
+            match context
+                .config
+                .catalog
+                .signals
+                .iter()
+                .position(|s| s.key == signal)
+            {
+                Some(i) if context.config.catalog.signals[i].retired => {
                     errors.push(error(
                         name,
                         format!("the signal \"{signal}\" is retired and takes no new activities"),
@@ -472,7 +476,13 @@ fn read_header(
                     None
                 }
             }
-        } else if let Some(i) = context.catalog.fields.iter().position(|f| f.key == key) {
+        } else if let Some(i) = context
+            .config
+            .catalog
+            .fields
+            .iter()
+            .position(|f| f.key == key)
+        {
             Some(Column::Field(i))
         } else {
             errors.push(error(
@@ -630,7 +640,7 @@ fn check_row(
                     };
                 }
                 Column::Field(i) if !value.is_empty() => {
-                    let field = &context.catalog.fields[i];
+                    let field = &context.config.catalog.fields[i];
                     let parsed = cell_value(field, value)?;
                     let checked = check_attribute(field, &parsed, "").map_err(|e| e.to_string())?;
                     row.attributes.insert(field.key.clone(), checked);
@@ -646,7 +656,7 @@ fn check_row(
     }
     check_stage_and_outcome(context, &mut row, header, columns, errors);
     for (signal, cell) in signal_cells {
-        let column = format!("signal:{}", context.catalog.signals[signal].key);
+        let column = format!("signal:{}", context.config.catalog.signals[signal].key);
         match occurrences(cell, now) {
             Ok(Occurrences::Count(n)) => row.counts.push((signal, n)),
             Ok(Occurrences::Dates(times)) => row
@@ -660,7 +670,7 @@ fn check_row(
         }
     }
     row.activities.sort_by_key(|(_, at)| *at);
-    for field in context.catalog.fields.iter().filter(|f| f.required) {
+    for field in context.config.catalog.fields.iter().filter(|f| f.required) {
         if !row.attributes.contains_key(&field.key) && row.external_id.is_none() {
             errors.push(ImportError {
                 line,
@@ -880,7 +890,7 @@ struct Writer<'a> {
     scope: TenantScope<'a, DatabaseConnection>,
     context: &'a Context,
     principal: &'a Principal,
-    models: HashMap<Option<Uuid>, ModelInUse>,
+    models: HashMap<Option<Uuid>, std::sync::Arc<ModelInUse>>,
     pinners: rescoring::Pinners,
     /// Hands the file's open, unowned leads to reps by the tenant's rules.
     assigner: Option<Assigner>,
@@ -893,9 +903,7 @@ impl Writer<'_> {
     async fn write(&mut self, db: &DatabaseConnection, rows: &[Row]) -> AppResult<(u64, u64, u64)> {
         for row in rows {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.models.entry(row.team) {
-                slot.insert(
-                    ModelInUse::for_team(&self.scope, &self.context.catalog, row.team).await?,
-                );
+                slot.insert(self.context.config.model(row.team)?);
             }
         }
         let updates: Vec<Uuid> = rows.iter().filter_map(|r| r.existing).collect();
@@ -1103,7 +1111,7 @@ impl Writer<'_> {
         let mut new: Vec<(usize, DateTime<Utc>)> = Vec::new();
         for (signal, at) in &row.activities {
             let known = known_activities
-                .entry((id, context.catalog.signals[*signal].key.clone()))
+                .entry((id, context.config.catalog.signals[*signal].key.clone()))
                 .or_default();
             if !known.contains(&secs(*at)) {
                 known.push(secs(*at));
@@ -1114,7 +1122,7 @@ impl Writer<'_> {
         let end = lead.closed_at.unwrap_or(now);
         for (signal, count) in &row.counts {
             let known = known_activities
-                .entry((id, context.catalog.signals[*signal].key.clone()))
+                .entry((id, context.config.catalog.signals[*signal].key.clone()))
                 .or_default();
             let missing = count.saturating_sub(known.len());
             let times = spread(missing, lead.created_at.min(end), end);
@@ -1124,8 +1132,8 @@ impl Writer<'_> {
         new.sort_by_key(|(_, at)| *at);
         let added = new.len();
         for (signal, at) in &new {
-            let def = &context.catalog.catalog.signals[*signal];
-            let stored = &context.catalog.signals[*signal];
+            let def = &context.config.catalog.catalog.signals[*signal];
+            let stored = &context.config.catalog.signals[*signal];
             state.record_as(def, def.direction, secs(*at), None);
             let last = match stored.direction {
                 Direction::Inbound => &mut lead.last_inbound_at,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     activity,
     enums::{Direction, FieldType, LeadStatus, Role, StageKind},
-    lead, lead_event, lead_field, pipeline, team, team_member, user,
+    lead, lead_event, lead_field, team, user,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, IntoActiveModel,
@@ -20,8 +20,8 @@ use super::{
     assignment::{Assigner, Candidate},
     audit, begin_write,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    rescoring::{self, ModelInUse, Pinners, TenantCatalog},
-    validate,
+    rescoring::{self, Pinners},
+    tenant_config, validate,
 };
 use crate::{
     auth::Principal,
@@ -216,15 +216,9 @@ async fn teams_and_members<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     manager: Uuid,
 ) -> AppResult<(Vec<Uuid>, Vec<Uuid>)> {
-    let teams = teams_of(scope, manager).await?;
-    let members: Vec<Uuid> = scope
-        .select::<team_member::Entity>()
-        .select_only()
-        .column(team_member::Column::UserId)
-        .filter(team_member::Column::TeamId.is_in(teams.iter().copied()))
-        .into_tuple()
-        .all(scope.conn())
-        .await?;
+    let config = tenant_config::get(scope).await?;
+    let teams = config.teams_of(manager).to_vec();
+    let members = config.members_of(&teams);
     Ok((teams, members))
 }
 
@@ -284,14 +278,7 @@ pub async fn teams_of<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     user: Uuid,
 ) -> AppResult<Vec<Uuid>> {
-    Ok(scope
-        .select::<team_member::Entity>()
-        .select_only()
-        .column(team_member::Column::TeamId)
-        .filter(team_member::Column::UserId.eq(user))
-        .into_tuple()
-        .all(scope.conn())
-        .await?)
+    Ok(tenant_config::get(scope).await?.teams_of(user).to_vec())
 }
 
 /// The lead, if the caller may see it.
@@ -422,8 +409,12 @@ pub async fn create_lead(
 
     let txn = begin_write(db).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
-    let catalog = TenantCatalog::load(&scope).await?;
-    let attributes = merge_attributes(&catalog.fields, &json!({}), input.attributes.as_ref())?;
+    let config = tenant_config::get(&scope).await?;
+    let attributes = merge_attributes(
+        &config.catalog.fields,
+        &json!({}),
+        input.attributes.as_ref(),
+    )?;
     if let Some(owner) = owner_id {
         active_user(&scope, owner, "input.ownerId").await?;
     }
@@ -431,15 +422,14 @@ pub async fn create_lead(
         scope.get::<team::Entity>(team).await?;
     }
     let pipeline = match pipeline_id {
-        Some(id) => scope.get::<pipeline::Entity>(id).await?,
-        None => scope
-            .select::<pipeline::Entity>()
-            .filter(pipeline::Column::IsDefault.eq(true))
-            .one(&txn)
-            .await?
+        Some(id) => config
+            .pipeline(id)
+            .ok_or_else(|| AppError::not_found("pipeline", id))?,
+        None => config
+            .default_pipeline()
             .ok_or_else(|| AppError::not_found("pipeline", "default"))?,
     };
-    let stages = rescoring::pipeline_stages(&scope, pipeline.id).await?;
+    let (pipeline, stages) = (&pipeline.0, &pipeline.1);
     let stage = match input.stage_key.as_deref() {
         Some(key) => stages.iter().find(|s| s.key == key).ok_or_else(|| {
             AppError::invalid(
@@ -482,7 +472,7 @@ pub async fn create_lead(
         });
     }
 
-    let model = ModelInUse::for_team(&scope, &catalog, team_id).await?;
+    let model = config.model(team_id)?;
     let lead = lead::Model {
         external_id,
         name,
@@ -509,7 +499,7 @@ pub async fn create_lead(
     };
     let mut row = lead.clone().into_active_model();
     mark_all_set(&mut row);
-    let card = rescoring::score_onto(&mut row, &lead, &stages, &model, now)?;
+    let card = rescoring::score_onto(&mut row, &lead, stages, &model, now)?;
     // An unowned lead goes to a rep by the tenant's rules, on its new tier.
     let mut assigned = None;
     if owner_id.is_none()
@@ -659,30 +649,17 @@ impl<C: ConnectionTrait> Editing<'_, C> {
     /// the score event, all in the caller's transaction.
     async fn save(
         self,
-        row: lead::ActiveModel,
-        changed: lead::Model,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> AppResult<lead::Model> {
-        let catalog = TenantCatalog::load(&self.scope).await?;
-        self.save_with(&catalog, row, changed, reason, now).await
-    }
-
-    /// As [`Self::save`], with the tenant's catalog already loaded.
-    async fn save_with(
-        self,
-        catalog: &TenantCatalog,
         mut row: lead::ActiveModel,
         changed: lead::Model,
         reason: &str,
         now: DateTime<Utc>,
     ) -> AppResult<lead::Model> {
-        let model = ModelInUse::for_team(&self.scope, catalog, changed.team_id).await?;
-        let stages = rescoring::pipeline_stages(&self.scope, changed.pipeline_id).await?;
+        let config = tenant_config::get(&self.scope).await?;
+        let model = config.model(changed.team_id)?;
+        let stages = config.stages(changed.pipeline_id);
         let mut pinners = Pinners::default();
         pinners.load_for_leads(&self.scope, [&changed]).await?;
-        let card =
-            rescoring::score_onto_pinned(&mut row, &changed, &pinners, &stages, &model, now)?;
+        let card = rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, &model, now)?;
         // Claim the version first: of two racing writers, one wins and the
         // other gets CONFLICT, on every database.
         let claimed = self
@@ -790,9 +767,12 @@ pub async fn update_lead(
             None => None,
         };
     }
-    let fields = super::configuration::lead_fields(&editing.scope).await?;
-    changed.attributes =
-        merge_attributes(&fields, &current.attributes, changes.attributes.as_ref())?;
+    let config = tenant_config::get(&editing.scope).await?;
+    changed.attributes = merge_attributes(
+        &config.catalog.fields,
+        &current.attributes,
+        changes.attributes.as_ref(),
+    )?;
     changed.dedupe_key = dedupe_key(changed.company.as_deref(), &changed.name);
     refuse_duplicates(
         &editing.scope,
@@ -833,7 +813,8 @@ pub async fn move_lead_stage(
     let editing = start_editing(&txn, principal, id).await?;
     let current = editing.lead.clone();
     require_open(&current)?;
-    let stages = rescoring::pipeline_stages(&editing.scope, current.pipeline_id).await?;
+    let config = tenant_config::get(&editing.scope).await?;
+    let stages = config.stages(current.pipeline_id);
     let stage = stages.iter().find(|s| s.key == stage_key).ok_or_else(|| {
         AppError::invalid(
             "input.stageKey",
@@ -964,8 +945,8 @@ pub async fn record_activity(
             other => other,
         })?;
     let current = editing.lead.clone();
-    let catalog = TenantCatalog::load(&editing.scope).await?;
-    let signal = catalog.signal(&input.signal_key).ok_or_else(|| {
+    let config = tenant_config::get(&editing.scope).await?;
+    let signal = config.catalog.signal(&input.signal_key).ok_or_else(|| {
         AppError::invalid(
             "input.signalKey",
             format!("there is no signal type \"{}\"", input.signal_key),
@@ -1024,9 +1005,7 @@ pub async fn record_activity(
     row.last_inbound_at = Set(changed.last_inbound_at);
     row.last_outbound_at = Set(changed.last_outbound_at);
     let reason = format!("activity: {}", signal.key);
-    let saved = editing
-        .save_with(&catalog, row, changed, &reason, now)
-        .await?;
+    let saved = editing.save(row, changed, &reason, now).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -1058,7 +1037,8 @@ pub async fn close_lead(
     let current = editing.lead.clone();
     require_open(&current)?;
     let kind = if won { StageKind::Won } else { StageKind::Lost };
-    let stages = rescoring::pipeline_stages(&editing.scope, current.pipeline_id).await?;
+    let config = tenant_config::get(&editing.scope).await?;
+    let stages = config.stages(current.pipeline_id);
     let stage = stages.iter().find(|s| s.kind == kind).ok_or_else(|| {
         AppError::invalid(
             "input.outcome",
@@ -1144,8 +1124,7 @@ pub async fn pin_lead_tier(
     let current = editing.lead.clone();
     require_may_pin(&scope, principal, &current).await?;
     require_open(&current)?;
-    let catalog = TenantCatalog::load(&scope).await?;
-    let model = ModelInUse::for_team(&scope, &catalog, current.team_id).await?;
+    let model = tenant_config::get(&scope).await?.model(current.team_id)?;
     let tiers = &model.compiled.config().tiers;
     if !tiers.iter().any(|t| t.key == tier) {
         let keys: Vec<&str> = tiers.iter().map(|t| t.key.as_str()).collect();
@@ -1170,7 +1149,7 @@ pub async fn pin_lead_tier(
     row.pin_expires_at = Set(changed.pin_expires_at);
     row.pinned_by = Set(changed.pinned_by);
     let why = format!("tier pinned to {tier} by {}: {reason}", pinner.display_name);
-    let saved = editing.save_with(&catalog, row, changed, &why, now).await?;
+    let saved = editing.save(row, changed, &why, now).await?;
     lead_history(
         &scope,
         current.id,
@@ -1272,7 +1251,7 @@ async fn require_may_pin<C: ConnectionTrait>(
     match principal.role {
         Role::Owner | Role::Admin | Role::Manager => Ok(()),
         Role::Rep => {
-            if !account::get_tenant(scope).await?.reps_may_pin {
+            if !tenant_config::get(scope).await?.tenant.reps_may_pin {
                 return Err(AppError::Forbidden {
                     action: "pin lead tiers; your company lets only managers do it",
                 });

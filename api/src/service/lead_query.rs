@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{
     enums::{LeadStatus, Role},
-    lead, stage, team_member,
+    lead, team_member,
 };
 use scoring::LeadFlag;
 use sea_orm::{
@@ -175,14 +175,14 @@ async fn filtered<C: ConnectionTrait>(
     }
     if let Some(keys) = &filter.stage_keys {
         // Stage keys repeat across pipelines: match all stages with the key.
-        let stages: Vec<Uuid> = scope
-            .select::<stage::Entity>()
-            .select_only()
-            .column(stage::Column::Id)
-            .filter(stage::Column::Key.is_in(keys.iter().cloned()))
-            .into_tuple()
-            .all(scope.conn())
-            .await?;
+        let config = super::tenant_config::get(scope).await?;
+        let stages: Vec<Uuid> = config
+            .pipelines()
+            .iter()
+            .flat_map(|p| p.1.iter())
+            .filter(|s| keys.contains(&s.key))
+            .map(|s| s.id)
+            .collect();
         query = query.filter(lead::Column::StageId.is_in(stages));
     }
     if let Some(owner) = filter.owner_id {

@@ -18,6 +18,7 @@ pub mod models;
 pub mod pipeline;
 pub mod reasons;
 pub mod rescoring;
+pub mod tenant_config;
 pub mod validate;
 pub mod webhooks;
 

@@ -25,7 +25,7 @@ use super::{
     audit, begin_write, configuration,
     lead::teams_of,
     rescoring::{self, FactColumns, ModelInUse, TenantCatalog, secs},
-    validate,
+    tenant_config, validate,
 };
 use crate::{
     auth::Principal,
@@ -514,10 +514,10 @@ pub async fn preview<C: ConnectionTrait>(
         "preview scoring models",
     )
     .await?;
-    let catalog = TenantCatalog::load(scope).await?;
-    let compiled = compile_stored(&candidate, &catalog, "input.modelId")?;
-    let current = ModelInUse::for_team(scope, &catalog, candidate.team_id).await?;
-    let stages = rescoring::stages_by_pipeline(scope).await?;
+    let config = tenant_config::get(scope).await?;
+    let compiled = compile_stored(&candidate, &config.catalog, "input.modelId")?;
+    let current = config.model(candidate.team_id)?;
+    let stages = config.stages_by_pipeline();
     let filter = leads_of_scope(scope, candidate.team_id).await?;
 
     let started = std::time::Instant::now();
@@ -658,7 +658,7 @@ pub async fn activate(
             now,
         ))
         .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
 
     if affected <= inline_limit {
         let options = rescore::Options::default();
@@ -718,9 +718,9 @@ pub async fn evaluation<C: ConnectionTrait>(
     if model.team_id.is_some() {
         require_may_draft(scope, principal, model.team_id, "evaluate scoring models").await?;
     }
-    let catalog = TenantCatalog::load(scope).await?;
-    let compiled = compile_stored(&model, &catalog, "modelId")?;
-    let stages = rescoring::stages_by_pipeline(scope).await?;
+    let config = tenant_config::get(scope).await?;
+    let compiled = compile_stored(&model, &config.catalog, "modelId")?;
+    let stages = config.stages_by_pipeline();
     let filter = leads_of_scope(scope, model.team_id).await?;
     let judged = judge_closed(scope, filter, &stages, &[&compiled]).await?;
     let judged = judged.first().map_or(&[][..], Vec::as_slice);

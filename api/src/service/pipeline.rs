@@ -21,7 +21,8 @@ use super::{
     account, audit, begin_write,
     configuration::PipelineWithStages,
     defaults,
-    rescoring::{self, ModelInUse, Pinners, TenantCatalog},
+    rescoring::{self, ModelInUse, Pinners},
+    tenant_config::{self, TenantConfig},
     validate,
 };
 use crate::{
@@ -140,7 +141,7 @@ pub async fn create_pipeline(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     tracing::info!(tenant_id = %principal.tenant_id, pipeline_id = %pipeline.id, "pipeline created");
     Ok(PipelineWithStages { pipeline, stages })
 }
@@ -203,7 +204,7 @@ pub async fn update_pipeline(
         let plan = plan(&old_stages, &specs, &changes.move_leads_to, &counts)?;
         stages = apply_stages(&scope, &old_stages, &specs, id, now).await?;
         let mut moved_ids = HashSet::new();
-        let mut rescoring = Rescoring::load(&scope).await?;
+        let rescoring = Rescoring::load(&scope).await?;
         for (from, to) in &plan.moves {
             let to = stages
                 .iter()
@@ -215,7 +216,7 @@ pub async fn update_pipeline(
                 from,
                 to,
                 &stages,
-                &mut rescoring,
+                &rescoring,
                 &mut moved_ids,
                 now,
             )
@@ -230,8 +231,7 @@ pub async fn update_pipeline(
                 .await?;
         }
         if scoring_facts_changed(&old_stages, &stages) {
-            let n =
-                rescore_open_leads(&scope, id, &stages, &mut rescoring, &moved_ids, now).await?;
+            let n = rescore_open_leads(&scope, id, &stages, &rescoring, &moved_ids, now).await?;
             tracing::info!(tenant_id = %principal.tenant_id, pipeline_id = %id, leads = n, "pipeline's open leads re-scored");
         }
     }
@@ -260,7 +260,7 @@ pub async fn update_pipeline(
         )
         .await?;
     }
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(PipelineWithStages { pipeline, stages })
 }
 
@@ -579,32 +579,23 @@ fn scoring_facts_changed(old: &[stage::Model], new: &[stage::Model]) -> bool {
     facts(old) != facts(new)
 }
 
-/// The tenant's catalog and the compiled models of the teams met so far.
+/// The tenant's configuration as the pipeline change sees it, for
+/// re-scoring its leads.
 struct Rescoring {
-    catalog: TenantCatalog,
-    models: HashMap<Option<Uuid>, ModelInUse>,
+    config: TenantConfig,
 }
 
 impl Rescoring {
+    /// Read in the change's own transaction, not from this process's copy,
+    /// which must not hold what may still roll back.
     async fn load<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Self> {
         Ok(Self {
-            catalog: TenantCatalog::load(scope).await?,
-            models: HashMap::new(),
+            config: TenantConfig::load(scope).await?,
         })
     }
 
-    async fn model<C: ConnectionTrait>(
-        &mut self,
-        scope: &TenantScope<'_, C>,
-        team: Option<Uuid>,
-    ) -> AppResult<&ModelInUse> {
-        if !self.models.contains_key(&team) {
-            let model = ModelInUse::for_team(scope, &self.catalog, team).await?;
-            self.models.insert(team, model);
-        }
-        self.models
-            .get(&team)
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a loaded model is missing")))
+    fn model(&self, team: Option<Uuid>) -> AppResult<std::sync::Arc<ModelInUse>> {
+        self.config.model(team)
     }
 }
 
@@ -636,7 +627,7 @@ async fn move_leads<C: ConnectionTrait>(
     from: &stage::Model,
     to: &stage::Model,
     stages: &[stage::Model],
-    rescoring: &mut Rescoring,
+    rescoring: &Rescoring,
     moved_ids: &mut HashSet<Uuid>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
@@ -665,9 +656,9 @@ async fn move_leads<C: ConnectionTrait>(
             row.stage_entered_at = Set(now);
             row.version = Set(current.version + 1);
             row.updated_at = Set(now);
-            let model = rescoring.model(scope, current.team_id).await?;
+            let model = rescoring.model(current.team_id)?;
             let card =
-                rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, model, now)?;
+                rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, &model, now)?;
             scope.update(row).await?;
             scope
                 .insert(lead_event::ActiveModel {
@@ -687,7 +678,7 @@ async fn move_leads<C: ConnectionTrait>(
                 current.id,
                 Some((current.score, &current.tier)),
                 &card,
-                model,
+                &model,
                 &reason,
                 now,
             )
@@ -708,7 +699,7 @@ async fn rescore_open_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     pipeline: Uuid,
     stages: &[stage::Model],
-    rescoring: &mut Rescoring,
+    rescoring: &Rescoring,
     skip: &HashSet<Uuid>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
@@ -728,15 +719,16 @@ async fn rescore_open_leads<C: ConnectionTrait>(
         for lead in page.into_iter().filter(|l| !skip.contains(&l.id)) {
             let mut row = lead.clone().into_active_model();
             row.version = Set(lead.version + 1);
-            let model = rescoring.model(scope, lead.team_id).await?;
-            let card = rescoring::score_onto_pinned(&mut row, &lead, &pinners, stages, model, now)?;
+            let model = rescoring.model(lead.team_id)?;
+            let card =
+                rescoring::score_onto_pinned(&mut row, &lead, &pinners, stages, &model, now)?;
             scope.update(row).await?;
             rescoring::record_change(
                 scope,
                 lead.id,
                 Some((lead.score, &lead.tier)),
                 &card,
-                model,
+                &model,
                 "pipeline stages changed",
                 now,
             )

@@ -2,12 +2,15 @@
 //! model that applies, and writing the result back onto the row. Shared by
 //! every mutation that changes a lead's facts (and, later, the nightly job).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{
     enums::{FieldType, StageKind},
-    lead, lead_field, predictor_model, score_event, scoring_model, signal_type, stage, user,
+    lead, lead_field, score_event, scoring_model, signal_type, stage, user,
 };
 use scoring::{
     Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts, TierPin,
@@ -93,54 +96,36 @@ pub struct ModelInUse {
     /// The stored version.
     pub row: scoring_model::Model,
     /// Ready to score.
-    pub compiled: CompiledModel,
+    pub compiled: Arc<CompiledModel>,
     /// Predicts `closeProbability` as a lead changes, between trainings.
-    pub predictor: Option<scoring::Predictor>,
+    pub predictor: Option<Arc<scoring::Predictor>>,
 }
 
 impl ModelInUse {
-    /// Loads and compiles the model that scores `team`'s leads.
+    /// Compiles a stored version against the tenant's catalog; the reason,
+    /// for the log, when it no longer fits.
     ///
     /// # Errors
-    /// INTERNAL when the stored model no longer fits the tenant's catalog.
-    pub async fn for_team<C: ConnectionTrait>(
-        scope: &TenantScope<'_, C>,
+    /// Every problem, in one message naming the version.
+    pub fn compile(
+        row: &scoring_model::Model,
         catalog: &TenantCatalog,
-        team: Option<Uuid>,
-    ) -> AppResult<Self> {
-        let row = configuration::active_scoring_model(scope, team).await?;
-        let compiled = scoring::ModelConfig::parse(&row.config, &catalog.catalog)
+    ) -> Result<Arc<CompiledModel>, String> {
+        scoring::ModelConfig::parse(&row.config, &catalog.catalog)
             .and_then(|config| config.compile(&catalog.catalog))
+            .map(Arc::new)
             .map_err(|errors| {
-                AppError::Internal(anyhow::anyhow!(
+                format!(
                     "scoring model {} (version {}) does not fit the tenant's fields and signals: {}",
                     row.id,
                     row.version,
-                    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                ))
-            })?;
-        // The team's own predictor when its history trained one, else the
-        // tenant's.
-        let mut scopes = sea_orm::Condition::any().add(predictor_model::Column::TeamId.is_null());
-        if let Some(team) = team {
-            scopes = scopes.add(predictor_model::Column::TeamId.eq(team));
-        }
-        let predictor = scope
-            .select::<predictor_model::Entity>()
-            .filter(predictor_model::Column::Active.eq(true))
-            .filter(scopes)
-            .all(scope.conn())
-            .await?
-            .into_iter()
-            .max_by_key(|p| p.team_id.is_some())
-            // An unreadable predictor (an older format) is skipped, not fatal:
-            // the lead keeps its last probability until the next training.
-            .and_then(|p| serde_json::from_value(p.model).ok());
-        Ok(Self {
-            row,
-            compiled,
-            predictor,
-        })
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })
     }
 }
 
@@ -158,26 +143,6 @@ pub async fn pipeline_stages<C: ConnectionTrait>(
         .order_by_asc(stage::Column::Position)
         .all(scope.conn())
         .await?)
-}
-
-/// Every stage of the tenant, by pipeline, in order.
-///
-/// # Errors
-/// Database errors.
-pub async fn stages_by_pipeline<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-) -> AppResult<std::collections::HashMap<Uuid, Vec<stage::Model>>> {
-    let mut by_pipeline: std::collections::HashMap<Uuid, Vec<stage::Model>> =
-        std::collections::HashMap::new();
-    for s in scope
-        .select::<stage::Entity>()
-        .order_by_asc(stage::Column::Position)
-        .all(scope.conn())
-        .await?
-    {
-        by_pipeline.entry(s.pipeline_id).or_default().push(s);
-    }
-    Ok(by_pipeline)
 }
 
 /// Unix seconds of a timestamp.

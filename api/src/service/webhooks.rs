@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{audit, begin_write, events::EventType, validate};
+use super::{audit, begin_write, events::EventType, tenant_config, validate};
 use crate::{
     auth::Principal,
     auth::tokens::random_token,
@@ -197,7 +197,7 @@ pub async fn create_endpoint(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok((saved, secret))
 }
 
@@ -250,7 +250,7 @@ pub async fn update_endpoint(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(saved)
 }
 
@@ -321,7 +321,7 @@ pub async fn delete_endpoint(
         now,
     )
     .await?;
-    txn.commit().await?;
+    tenant_config::commit_change(txn, principal.tenant_id, now).await?;
     Ok(())
 }
 
