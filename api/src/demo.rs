@@ -30,12 +30,10 @@ use chrono::{DateTime, Utc};
 use entity::{
     activity,
     enums::{Direction, FieldType, LeadStatus, Role, StageKind},
-    lead, lead_event, score_event, stage,
+    lead, lead_event, stage,
 };
-use scoring::{ActivityState, Scorecard, SignalDef};
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, IntoActiveModel, Statement,
-};
+use scoring::{ActivityState, SignalDef};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbBackend};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -45,8 +43,7 @@ use crate::{
     error::AppError,
     service::{
         account::{self, Auth, NewUser, SignUp},
-        begin_write, bulk,
-        lead::dedupe_key,
+        begin_write, lead_writer,
         rescoring::{self, ModelInUse},
         tenant_config::TenantConfig,
     },
@@ -320,12 +317,10 @@ async fn load(db: &DatabaseConnection, maker: LeadMaker, leads: u64) -> anyhow::
     tally.context("the lead generator made no batch")
 }
 
-/// Runs a batch's statements in one transaction.
-async fn write(db: &DatabaseConnection, statements: Vec<Statement>) -> anyhow::Result<()> {
+/// Runs a batch in one transaction.
+async fn write(db: &DatabaseConnection, batch: lead_writer::PreparedBulk) -> anyhow::Result<()> {
     let txn = begin_write(db).await?;
-    for statement in statements {
-        txn.execute_raw(statement).await?;
-    }
+    batch.write(&txn).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -437,29 +432,6 @@ fn display_name(local: &str) -> String {
         .chain(chars)
         .collect();
     format!("{capitalised} {digits}")
-}
-
-/// Rows of one transaction. Every row carries its tenant.
-#[derive(Default)]
-struct Batch {
-    leads: Vec<lead::ActiveModel>,
-    activities: Vec<activity::ActiveModel>,
-    score_events: Vec<score_event::ActiveModel>,
-    lead_events: Vec<lead_event::ActiveModel>,
-}
-
-impl Batch {
-    /// Multi-row inserts, leads before the rows that point at them. They are
-    /// built on the generator's thread, away from any connection, so not
-    /// through a `TenantScope`: every row already carries the tenant.
-    fn statements(self, backend: DbBackend) -> Vec<Statement> {
-        let mut statements = Vec::new();
-        bulk::insert_statements(self.leads, backend, &mut statements);
-        bulk::insert_statements(self.activities, backend, &mut statements);
-        bulk::insert_statements(self.score_events, backend, &mut statements);
-        bulk::insert_statements(self.lead_events, backend, &mut statements);
-        statements
-    }
 }
 
 /// SplitMix64: tiny, fast and good enough for plausible data; not for
@@ -1121,19 +1093,20 @@ impl LeadMaker {
         &mut self,
         range: Range<u64>,
         backend: DbBackend,
-    ) -> anyhow::Result<Vec<Statement>> {
-        let mut batch = Batch::default();
+    ) -> anyhow::Result<lead_writer::PreparedBulk> {
+        let mut batch = lead_writer::Bulk::new(self.tenant_id, backend);
         for index in range {
             self.make(index, &mut batch)?;
         }
-        self.tally.activities += batch.activities.len() as u64;
-        self.tally.events += (batch.score_events.len() + batch.lead_events.len()) as u64;
-        Ok(batch.statements(backend))
+        let (activities, events) = batch.counts();
+        self.tally.activities += activities as u64;
+        self.tally.events += events as u64;
+        Ok(batch.prepared())
     }
 
     /// Makes lead number `index` (from 0) with its activities and events,
     /// scores it and adds it all to `batch`.
-    fn make(&mut self, index: u64, batch: &mut Batch) -> anyhow::Result<()> {
+    fn make(&mut self, index: u64, batch: &mut lead_writer::Bulk) -> anyhow::Result<()> {
         // Triangular on [0, 1]: most leads are middling, few are excellent.
         let quality = (self.rng.unit() + self.rng.unit()) / 2.0;
         let profile = self.profile(index, quality);
@@ -1148,7 +1121,7 @@ impl LeadMaker {
         };
         if let Some(at) = story.closed_at {
             let from = self.stages.funnel_stage(&mut self.rng, quality).key.clone();
-            batch.lead_events.push(lead_event::ActiveModel {
+            batch.lead_event(lead_event::ActiveModel {
                 tenant_id: Set(self.tenant_id),
                 id: Set(Uuid::now_v7()),
                 lead_id: Set(lead_id),
@@ -1167,11 +1140,8 @@ impl LeadMaker {
         }
 
         let who = profile.identity;
-        let lead = lead::Model {
-            tenant_id: self.tenant_id,
-            id: lead_id,
-            external_id: None,
-            dedupe_key: dedupe_key(Some(&who.company), &who.name),
+        let creator = profile.owner_id.unwrap_or(self.owner);
+        let mut lead = lead::Model {
             name: who.name,
             company: Some(who.company),
             email: Some(who.email),
@@ -1182,7 +1152,6 @@ impl LeadMaker {
             deal_value: profile.deal_value,
             owner_id: profile.owner_id,
             team_id: profile.team_id,
-            pipeline_id: self.pipeline_id,
             stage_id: stage.id,
             stage_entered_at: rescoring::from_secs(stage_entered_at),
             status,
@@ -1191,47 +1160,27 @@ impl LeadMaker {
                 LeadStatus::Lost => self.rng.pick(&LOST_REASONS).map(|r| (*r).to_owned()),
                 _ => None,
             },
-            score: 0.0,
-            tier: String::new(),
-            tier_rank: 0,
-            priority: 0,
-            flags: 0,
-            close_probability: None,
-            breakdown: json!({}),
-            scoring_model_id: None,
-            model_version: None,
-            next_follow_up_at: None,
-            last_activity_at: totals.last_inbound.max(totals.last_outbound),
             last_inbound_at: totals.last_inbound,
             last_outbound_at: totals.last_outbound,
             signal_state: serde_json::to_value(&totals.state)
                 .context("failed to store a lead's activity state")?,
-            scored_at: None,
-            pinned_tier: None,
-            pin_reason: None,
-            pin_expires_at: None,
-            pinned_by: None,
-            version: 1,
-            created_by: Some(profile.owner_id.unwrap_or(self.owner)),
             created_at: rescoring::from_secs(story.created),
-            updated_at: self.scored_at,
+            ..lead_writer::blank(
+                self.tenant_id,
+                lead_id,
+                creator,
+                self.pipeline_id,
+                self.scored_at,
+            )
         };
-        let mut row = lead.clone().into_active_model();
-        let card = rescoring::score_onto(
-            &mut row,
-            &lead,
+        let card = lead_writer::score(
+            &mut lead,
+            None,
             &self.stages.all,
             &self.model,
             self.scored_at,
         )?;
-        batch.score_events.push(created_event(
-            self.tenant_id,
-            &lead,
-            &card,
-            &self.model,
-            self.scored_at,
-        ));
-        batch.leads.push(row);
+        batch.insert(lead, "created", self.scored_at);
         for flag in &card.flags {
             *self.tally.flags.entry(flag.name()).or_default() += 1;
         }
@@ -1308,7 +1257,7 @@ impl LeadMaker {
         profile: &Profile,
         story: &Story,
         quality: f64,
-        batch: &mut Batch,
+        batch: &mut lead_writer::Bulk,
     ) -> ActivityTotals {
         let rng = &mut self.rng;
         let (created, last_touch) = (story.created, story.last_touch);
@@ -1359,7 +1308,7 @@ impl LeadMaker {
                 Direction::Outbound => &mut totals.last_outbound,
             };
             *last = (*last).max(Some(occurred_at));
-            batch.activities.push(activity::ActiveModel {
+            batch.activity(activity::ActiveModel {
                 tenant_id: Set(self.tenant_id),
                 id: Set(Uuid::now_v7()),
                 lead_id: Set(lead_id),
@@ -1429,30 +1378,6 @@ struct ActivityTotals {
     state: ActivityState,
     last_inbound: Option<DateTime<Utc>>,
     last_outbound: Option<DateTime<Utc>>,
-}
-
-/// The score event `create_lead` records for a new lead.
-fn created_event(
-    tenant_id: Uuid,
-    lead: &lead::Model,
-    card: &Scorecard,
-    model: &ModelInUse,
-    now: DateTime<Utc>,
-) -> score_event::ActiveModel {
-    score_event::ActiveModel {
-        tenant_id: Set(tenant_id),
-        id: Set(Uuid::now_v7()),
-        lead_id: Set(lead.id),
-        at: Set(now),
-        old_score: Set(None),
-        new_score: Set(card.total),
-        old_tier: Set(None),
-        new_tier: Set(card.tier.clone()),
-        reason: Set("created".into()),
-        model_id: Set(Some(model.row.id)),
-        model_version: Set(model.row.version),
-        job_run_id: Set(None),
-    }
 }
 
 /// An everyday signal: the rep reaching out about a third of the time,

@@ -517,6 +517,48 @@ const LEAD: &str = "id externalId name company email phone status version score 
     closeProbability attributes owner { id } team { id } stage { key kind }
     scoreBreakdown { total tier } activities { signalKey occurredAt } scoreHistory { reason newTier }";
 
+#[tokio::test]
+async fn a_lead_from_the_future_or_worth_less_than_nothing_is_refused_alike_by_hand_and_by_import()
+{
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let later = (Utc::now() + Duration::days(2)).to_rfc3339();
+
+    let future = app
+        .create_lead(&t.token, json!({"name": "Later", "createdAt": later}))
+        .await;
+    assert_eq!(error_code(&future), "BAD_USER_INPUT", "{future}");
+    assert_eq!(
+        future["errors"][0]["extensions"]["field"],
+        "input.createdAt"
+    );
+    let negative = app
+        .create_lead(&t.token, json!({"name": "Owes us", "dealValue": -5}))
+        .await;
+    assert_eq!(error_code(&negative), "BAD_USER_INPUT", "{negative}");
+    assert_eq!(
+        negative["errors"][0]["extensions"]["field"],
+        "input.dealValue"
+    );
+
+    let csv = format!(
+        "name,created_at,deal_value\nLater,{},\nOwes us,,-5\n",
+        &later[..10]
+    );
+    let report = import_report(&app, &t.token, &csv, false).await;
+    assert_eq!(
+        message(&report, 2, "created_at"),
+        future["errors"][0]["message"],
+        "{report}"
+    );
+    assert_eq!(
+        message(&report, 3, "deal_value"),
+        negative["errors"][0]["message"],
+        "{report}"
+    );
+    assert_eq!(lead_count(&app, &t.token).await, 0, "nothing is written");
+}
+
 /// Runs `importLeads` and returns the whole response.
 async fn import_leads(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> Value {
     app.graphql(

@@ -22,8 +22,8 @@ use entity::{
 };
 use scoring::{FeatureSpace, LeadFlag, Predictor, TrainOptions};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -33,10 +33,9 @@ use crate::{
     error::{AppError, AppResult},
     service::{
         assignment,
-        events::{self, Event, LeadState, LeadSummary, Outgoing},
-        rescoring::{
-            self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
-        },
+        events::{self, Event, Outgoing},
+        lead_writer::{self, Rescored},
+        rescoring::{self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, secs},
         tenant_config::{self, TenantConfig},
     },
     tenancy::TenantScope,
@@ -162,24 +161,6 @@ impl Row {
                 .pin_expires_at
                 .is_some_and(|end| end <= now && self.scored_at.is_none_or(|at| at < end))
     }
-}
-
-/// One lead's new score, to be written.
-struct Change {
-    id: Uuid,
-    version: i32,
-    /// As webhook events show the lead.
-    name: String,
-    company: Option<String>,
-    owner_id: Option<Uuid>,
-    team_id: Option<Uuid>,
-    old_flags: i32,
-    old_score: f64,
-    old_tier: String,
-    card: scoring::Scorecard,
-    close_probability: Option<f64>,
-    model_id: Uuid,
-    model_version: i32,
 }
 
 /// Counters kept on the job run row.
@@ -552,7 +533,7 @@ struct Scorer<'a> {
 
 /// A batch read and scored, waiting to be written.
 struct Scored {
-    changes: Vec<Change>,
+    changes: Vec<Rescored>,
     /// The last lead read: the checkpoint once the batch is written.
     last: Uuid,
     /// What the batch adds to the run's counters once it is written; kept
@@ -646,7 +627,7 @@ impl Scorer<'_> {
                         .entry((row.tier.clone(), card.tier.clone()))
                         .or_default() += 1;
                 }
-                changes.push(Change {
+                changes.push(Rescored {
                     id: row.facts.id,
                     version: row.version,
                     name: row.name.clone(),
@@ -876,105 +857,8 @@ async fn save_progress<C: ConnectionTrait>(
     Ok(())
 }
 
-/// A changed lead as the bulk write reads it, one element of the JSON
-/// array bound as the statement's only parameter.
-#[derive(serde::Serialize)]
-struct Written<'a> {
-    id: Uuid,
-    version: i32,
-    score: f64,
-    tier: &'a str,
-    tier_rank: u32,
-    priority: i64,
-    flags: i32,
-    breakdown: &'a scoring::Scorecard,
-    /// As the driver writes a timestamp to SQLite, so stored dates compare
-    /// as text; PostgreSQL reads the same form.
-    next_follow_up_at: String,
-    close_probability: Option<f64>,
-    scoring_model_id: Uuid,
-    model_version: i32,
-}
-
-/// The JSON row's fields besides the id: name, PostgreSQL type, and
-/// whether SQLite keeps it as a UUID blob. All are written to the lead's
-/// column of the same name but `version`, the guard.
-const WRITTEN: [(&str, &str, bool); 11] = [
-    ("score", "double precision", false),
-    ("tier", "text", false),
-    ("tier_rank", "integer", false),
-    ("priority", "bigint", false),
-    ("flags", "integer", false),
-    ("breakdown", "jsonb", false),
-    ("next_follow_up_at", "timestamptz", false),
-    ("close_probability", "double precision", false),
-    ("scoring_model_id", "uuid", true),
-    ("model_version", "integer", false),
-    ("version", "integer", false),
-];
-
-/// The bulk write: every changed lead of a batch in one statement whose
-/// only bound parameters are the tenant, one JSON array and the time.
-/// Binding twelve parameters per lead cost SQLite a scan of the
-/// statement's parameter list per parameter (40% of the job in `perf`);
-/// the database parses the array natively on both backends. The version
-/// guard makes a lead a mutation re-scored after the read keep its score.
-fn bulk_update_sql(backend: DbBackend) -> String {
-    let set = WRITTEN
-        .iter()
-        .filter(|(name, _, _)| *name != "version")
-        .map(|(name, _, _)| format!("{name} = v.{name}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // (WITH clause, FROM source, tenant parameter, time parameter)
-    let (with, from, tenant, at) = match backend {
-        DbBackend::Postgres => {
-            let types = WRITTEN
-                .iter()
-                .map(|(name, ty, _)| format!("{name} {ty}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            (
-                String::new(),
-                format!("jsonb_to_recordset($2::jsonb) AS v(id uuid, {types})"),
-                "$1",
-                "$3",
-            )
-        }
-        _ => {
-            let uuid = |path: &str| format!("unhex(replace(value ->> '{path}', '-', ''))");
-            let columns = WRITTEN
-                .iter()
-                .map(|(name, _, is_uuid)| match (*name, is_uuid) {
-                    (_, true) => format!("{} AS {name}", uuid(name)),
-                    ("breakdown", _) => format!("value -> '{name}' AS {name}"),
-                    _ => format!("value ->> '{name}' AS {name}"),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            // Materialised, so the rows drive the join and each finds its
-            // lead by primary key: left to itself the planner scanned every
-            // open lead and the whole array once per lead.
-            (
-                format!(
-                    "WITH v AS MATERIALIZED (SELECT {} AS id, {columns} FROM json_each(?2)) ",
-                    uuid("id")
-                ),
-                "v".to_owned(),
-                "?1",
-                "?3",
-            )
-        }
-    };
-    format!(
-        "{with}UPDATE leads SET {set}, scored_at = {at} FROM {from} \
-         WHERE leads.tenant_id = {tenant} AND leads.id = v.id AND leads.version = v.version \
-         AND leads.status = 'OPEN' RETURNING leads.id"
-    )
-}
-
-/// Writes a batch's changes in one statement, each guarded by the version
-/// read, their score events for tier changes and what they announce, and
+/// Writes a batch's changes through the lead writer (each guarded by the
+/// version read, with their score events and what they announce) and
 /// counts the batch into `progress` with its checkpoint, all in one
 /// transaction: a run resumed after a crash starts exactly after the last
 /// batch that landed, so nothing is announced or counted twice.
@@ -987,143 +871,11 @@ async fn write_batch(
     reason: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let changes = &batch.changes;
-    let backend = db.get_database_backend();
-    let rows: Vec<Written> = changes
-        .iter()
-        .map(|c| Written {
-            id: c.id,
-            version: c.version,
-            score: c.card.total,
-            tier: &c.card.tier,
-            tier_rank: c.card.tier_rank,
-            priority: c.card.priority,
-            flags: rescoring::flag_bits(&c.card),
-            breakdown: &c.card,
-            next_follow_up_at: from_secs(c.card.next_follow_up_at)
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
-            close_probability: c.close_probability,
-            scoring_model_id: c.model_id,
-            model_version: c.model_version,
-        })
-        .collect();
-    let rows = serde_json::to_string(&rows).map_err(|e| AppError::Internal(e.into()))?;
     let txn = crate::service::begin_write(db).await?;
-    // The leads actually written: a lead a mutation changed meanwhile is not.
-    let written: std::collections::HashSet<Uuid> = if changes.is_empty() {
-        std::collections::HashSet::new()
-    } else {
-        txn.query_all_raw(Statement::from_sql_and_values(
-            backend,
-            bulk_update_sql(backend),
-            [tenant_id.into(), rows.into(), Some(now).into()],
-        ))
-        .await?
-        .iter()
-        .map(|row| row.try_get::<Uuid>("", "id"))
-        .collect::<Result<_, _>>()?
-    };
-    // Score events for tier changes; the unique (run, lead) index keeps a
-    // resumed run from writing one twice.
-    let events: Vec<entity::score_event::ActiveModel> = changes
-        .iter()
-        .filter(|c| c.card.tier != c.old_tier && written.contains(&c.id))
-        .map(|c| entity::score_event::ActiveModel {
-            tenant_id: Set(tenant_id),
-            id: Set(Uuid::now_v7()),
-            lead_id: Set(c.id),
-            at: Set(now),
-            old_score: Set(Some(c.old_score)),
-            new_score: Set(c.card.total),
-            old_tier: Set(Some(c.old_tier.clone())),
-            new_tier: Set(c.card.tier.clone()),
-            reason: Set(reason.to_owned()),
-            model_id: Set(Some(c.model_id)),
-            model_version: Set(c.model_version),
-            job_run_id: Set(Some(run)),
-        })
-        .collect();
-    let per_statement =
-        crate::service::bulk::rows_per_statement::<entity::score_event::ActiveModel>(backend);
-    for chunk in events.chunks(per_statement) {
-        let inserted = entity::score_event::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::new()
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await;
-        match inserted {
-            Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    // Webhook events in the same transaction: a resumed run starts after
-    // the last committed batch, so it never announces a change twice.
-    let mut out = Outgoing::default();
-    for c in changes.iter().filter(|c| written.contains(&c.id)) {
-        let state = |tier: &str, flags: i32| LeadState {
-            tier: tier.to_owned(),
-            flags,
-            owner_id: c.owner_id,
-            status: LeadStatus::Open,
-        };
-        out.lead(
-            tenant_id,
-            Some(&state(&c.old_tier, c.old_flags)),
-            &LeadSummary {
-                id: c.id,
-                name: c.name.clone(),
-                company: c.company.clone(),
-                team_id: c.team_id,
-                score: c.card.total,
-                state: state(&c.card.tier, rescoring::flag_bits(&c.card)),
-            },
-            reason,
-            None,
-            now,
-        );
-    }
     let in_txn = TenantScope::new(&txn, tenant_id);
-    events::emit(&in_txn, &out, now).await?;
+    let written = lead_writer::write_rescored(&in_txn, run, &batch.changes, reason, now).await?;
     progress.add(&batch.tally, written.len() as u64);
     save_progress(&in_txn, run, progress, Some(batch.last), now).await?;
     txn.commit().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-
-    use super::bulk_update_sql;
-
-    /// The bulk write must find each lead by primary key from the rows
-    /// given: the other way round, SQLite reads every open lead of the
-    /// tenant and the whole array once per lead, and a 100,000-lead run
-    /// took over ten minutes instead of seconds.
-    #[tokio::test]
-    async fn sqlite_finds_each_written_lead_by_primary_key() -> anyhow::Result<()> {
-        let db = Database::connect("sqlite::memory:").await?;
-        crate::db::migrate(&db).await?;
-        let plan = db
-            .query_all_raw(Statement::from_string(
-                DbBackend::Sqlite,
-                format!("EXPLAIN QUERY PLAN {}", bulk_update_sql(DbBackend::Sqlite)),
-            ))
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String>("", "detail"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let position = |needle: &str| plan.iter().position(|step| step.contains(needle));
-        let (Some(rows), Some(lookup)) = (
-            position("SCAN v"),
-            position("SEARCH leads USING INDEX sqlite_autoindex_leads_1 (tenant_id=? AND id=?)"),
-        ) else {
-            anyhow::bail!("unexpected plan: {plan:?}");
-        };
-        assert!(rows < lookup, "the rows must drive the join: {plan:?}");
-        Ok(())
-    }
 }

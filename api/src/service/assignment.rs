@@ -40,7 +40,7 @@ use super::{
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
     import::cell_value,
     lead::{check_attribute, teams_of},
-    validate,
+    lead_writer, validate,
 };
 use crate::{
     auth::Principal,
@@ -884,37 +884,30 @@ pub async fn assign_pool(
             }) else {
                 continue;
             };
-            let done = scope
-                .update_many::<lead::Entity>()
-                .col_expr(lead::Column::OwnerId, Expr::value(Some(pick.user_id)))
-                .col_expr(lead::Column::Version, Expr::value(lead.version + 1))
-                .col_expr(lead::Column::UpdatedAt, Expr::value(now))
-                .filter(lead::Column::Id.eq(lead.id))
-                .filter(lead::Column::Version.eq(lead.version))
-                .exec(&txn)
-                .await?;
-            if done.rows_affected == 1 {
+            let before = LeadSummary {
+                id: lead.id,
+                name: lead.name.clone(),
+                company: lead.company.clone(),
+                team_id: lead.team_id,
+                score: lead.score,
+                state: lead.state(None),
+            };
+            let rule = ByRule {
+                id: pick.rule_id,
+                name: &pick.rule_name,
+            };
+            if lead_writer::assign_owner(
+                &scope,
+                &before,
+                lead.version,
+                pick.user_id,
+                rule,
+                &mut out,
+                now,
+            )
+            .await?
+            {
                 history.push(pick.event(tenant_id, lead.id, now));
-                let before = lead.state(None);
-                let after = LeadSummary {
-                    id: lead.id,
-                    name: lead.name.clone(),
-                    company: lead.company.clone(),
-                    team_id: lead.team_id,
-                    score: lead.score,
-                    state: lead.state(Some(pick.user_id)),
-                };
-                out.lead(
-                    tenant_id,
-                    Some(&before),
-                    &after,
-                    "assigned from the pool",
-                    Some(ByRule {
-                        id: pick.rule_id,
-                        name: &pick.rule_name,
-                    }),
-                    now,
-                );
                 assigned += 1;
             }
         }

@@ -19,20 +19,21 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use entity::{
     activity,
     enums::{Direction, FieldType, JobStatus, LeadStatus, StageKind},
-    job_run, lead, lead_event, lead_field, pipeline, score_event, stage, team, user,
+    job_run, lead, lead_event, lead_field, pipeline, stage, team, user,
 };
 use scoring::ActivityState;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult,
-    IntoActiveModel, QueryFilter, QuerySelect,
+    QueryFilter, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
     assignment::{Assigner, Candidate},
-    begin_write, bulk,
-    lead::{blank_lead, check_attribute, dedupe_key, mark_all_set, normalise_phone},
+    begin_write,
+    lead::{check_attribute, normalise_phone},
+    lead_writer,
     rescoring::{self, ModelInUse, secs},
     tenant_config::{self, TenantConfig},
     validate,
@@ -588,17 +589,10 @@ fn check_row(
                 }
                 Column::DealValue if !value.is_empty() => {
                     let v: f64 = value.parse().map_err(|_| "must be a number")?;
-                    if !v.is_finite() || v < 0.0 {
-                        return Err("must be a number of 0 or more".into());
-                    }
-                    row.deal_value = Some(v);
+                    row.deal_value = lead_writer::check_deal_value(Some(v))?;
                 }
                 Column::CreatedAt if !value.is_empty() => {
-                    let at = parse_time(value)?;
-                    if at > now {
-                        return Err("must not be in the future".into());
-                    }
-                    row.created_at = Some(at);
+                    row.created_at = Some(lead_writer::check_created_at(parse_time(value)?, now)?);
                 }
                 Column::ClosedAt if !value.is_empty() => {
                     let at = parse_time(value)?;
@@ -768,7 +762,7 @@ fn check_duplicates(
         }
         row.existing = context.external.get(external).copied();
     }
-    let dedupe = dedupe_key(row.company.as_deref(), &row.name);
+    let dedupe = lead_writer::dedupe_key(row.company.as_deref(), &row.name);
     let checks = [
         (
             "email",
@@ -943,51 +937,24 @@ impl Writer<'_> {
             .load_for_leads(&self.scope, existing.values())
             .await?;
         self.pinners = pinners;
-        let mut inserts = Batch::default();
-        let mut changed_rows = Vec::new();
+        let mut batch = lead_writer::Bulk::new(self.principal.tenant_id, db.get_database_backend());
         let (mut created, mut updated, mut unchanged) = (0, 0, 0);
         for row in rows {
             let current = row.existing.and_then(|id| existing.remove(&id));
-            match self.lead_of(row, current.as_ref(), &mut known_activities, &mut inserts)? {
+            match self.lead_of(row, current.as_ref(), &mut known_activities, &mut batch)? {
                 Outcome::Created => created += 1,
-                Outcome::Updated(change) => {
-                    updated += 1;
-                    changed_rows.push(*change);
-                }
+                Outcome::Updated => updated += 1,
                 Outcome::Unchanged => unchanged += 1,
             }
         }
 
-        let backend = db.get_database_backend();
         let txn = begin_write(db).await?;
         let scope = TenantScope::new(&txn, self.principal.tenant_id);
-        for statement in inserts.statements(backend) {
-            txn.execute_raw(statement).await?;
-        }
+        // A lead changed since the file was checked keeps that change: the
+        // batch fails with CONFLICT.
+        batch.prepared().write(&txn).await?;
         if let Some(assigner) = &mut self.assigner {
             assigner.save(&scope).await?;
-        }
-        for (row, version) in changed_rows {
-            let id = match &row.id {
-                Set(id) => *id,
-                _ => continue,
-            };
-            // A lead changed since the file was checked keeps that change.
-            let result = scope
-                .update_many::<lead::Entity>()
-                .set(row)
-                .filter(lead::Column::Id.eq(id))
-                .filter(lead::Column::Version.eq(version))
-                .exec(&txn)
-                .await?;
-            if result.rows_affected == 0 {
-                return Err(AppError::Conflict {
-                    message: format!(
-                        "lead {id} changed while the file was imported; import the file again"
-                    ),
-                    existing_id: Some(id),
-                });
-            }
         }
         txn.commit().await?;
         Ok((created, updated, unchanged))
@@ -1000,7 +967,7 @@ impl Writer<'_> {
         row: &Row,
         current: Option<&lead::Model>,
         known_activities: &mut KnownActivities,
-        batch: &mut Batch,
+        batch: &mut lead_writer::Bulk,
     ) -> AppResult<Outcome> {
         let tenant_id = self.principal.tenant_id;
         let context = self.context;
@@ -1023,7 +990,7 @@ impl Writer<'_> {
 
         let mut lead = match current {
             Some(c) => c.clone(),
-            None => blank_lead(
+            None => lead_writer::blank(
                 tenant_id,
                 id,
                 self.principal.user_id,
@@ -1045,7 +1012,6 @@ impl Writer<'_> {
                 slot.clone_from(value);
             }
         }
-        lead.dedupe_key = dedupe_key(lead.company.as_deref(), &lead.name);
         if row.deal_value.is_some() {
             lead.deal_value = row.deal_value;
         }
@@ -1090,7 +1056,7 @@ impl Writer<'_> {
             lead.stage_entered_at = closed_at;
             lead.status = row.status;
             lead.closed_at = Some(closed_at);
-            batch.lead_events.push(lead_event::ActiveModel {
+            batch.lead_event(lead_event::ActiveModel {
                 tenant_id: Set(tenant_id),
                 id: Set(Uuid::now_v7()),
                 lead_id: Set(id),
@@ -1140,7 +1106,7 @@ impl Writer<'_> {
                 Direction::Outbound => &mut lead.last_outbound_at,
             };
             *last = (*last).max(Some(*at));
-            batch.activities.push(activity::ActiveModel {
+            batch.activity(activity::ActiveModel {
                 tenant_id: Set(tenant_id),
                 id: Set(Uuid::now_v7()),
                 lead_id: Set(id),
@@ -1168,59 +1134,29 @@ impl Writer<'_> {
                 "no model loaded for the lead's team"
             )));
         };
-        let mut active = lead.clone().into_active_model();
-        // Every column as the file left it, for the update as for the insert.
-        mark_all_set(&mut active);
-        let card = rescoring::score_onto_pinned(
-            &mut active,
-            &lead,
-            &self.pinners,
-            &context.stages,
-            model,
-            now,
-        )?;
+        let pinner = self.pinners.name(lead.pinned_by).map(str::to_owned);
+        lead_writer::score(&mut lead, pinner.as_deref(), &context.stages, model, now)?;
         if lead.status == LeadStatus::Open
             && lead.owner_id.is_none()
             && let Some(assigner) = &mut self.assigner
             && let Some(pick) = assigner.pick(&Candidate {
                 team_id: lead.team_id,
-                tier: &card.tier,
+                tier: &lead.tier,
                 source: lead.source.as_deref(),
                 attributes: &lead.attributes,
             })
         {
-            active.owner_id = Set(Some(pick.user_id));
-            batch.lead_events.push(pick.event(tenant_id, id, now));
-        }
-        let before = current.map(|c| (c.score, c.tier.clone()));
-        let moved = before
-            .as_ref()
-            .is_none_or(|(s, t)| (s - card.total).abs() >= 1e-9 || *t != card.tier);
-        if moved {
-            batch.score_events.push(score_event::ActiveModel {
-                tenant_id: Set(tenant_id),
-                id: Set(Uuid::now_v7()),
-                lead_id: Set(id),
-                at: Set(now),
-                old_score: Set(before.as_ref().map(|(s, _)| *s)),
-                new_score: Set(card.total),
-                old_tier: Set(before.map(|(_, t)| t)),
-                new_tier: Set(card.tier.clone()),
-                reason: Set("imported".into()),
-                model_id: Set(Some(model.row.id)),
-                model_version: Set(model.row.version),
-                job_run_id: Set(None),
-            });
+            lead.owner_id = Some(pick.user_id);
+            batch.lead_event(pick.event(tenant_id, id, now));
         }
         match current {
             None => {
-                batch.leads.push(active);
+                batch.insert(lead, "imported", now);
                 Ok(Outcome::Created)
             }
             Some(current) => {
-                active.version = Set(current.version + 1);
-                active.updated_at = Set(now);
-                Ok(Outcome::Updated(Box::new((active, current.version))))
+                batch.update(current, lead, "imported", now);
+                Ok(Outcome::Updated)
             }
         }
     }
@@ -1228,8 +1164,7 @@ impl Writer<'_> {
 
 enum Outcome {
     Created,
-    /// The changed row and the version it was read at.
-    Updated(Box<(lead::ActiveModel, i32)>),
+    Updated,
     Unchanged,
 }
 
@@ -1250,26 +1185,6 @@ fn same_facts(a: &lead::Model, b: &lead::Model) -> bool {
         && a.closed_at == b.closed_at
         && a.close_reason == b.close_reason
         && a.created_at == b.created_at
-}
-
-/// New rows of one batch, inserted leads first.
-#[derive(Default)]
-struct Batch {
-    leads: Vec<lead::ActiveModel>,
-    activities: Vec<activity::ActiveModel>,
-    score_events: Vec<score_event::ActiveModel>,
-    lead_events: Vec<lead_event::ActiveModel>,
-}
-
-impl Batch {
-    fn statements(self, backend: sea_orm::DbBackend) -> Vec<sea_orm::Statement> {
-        let mut statements = Vec::new();
-        bulk::insert_statements(self.leads, backend, &mut statements);
-        bulk::insert_statements(self.activities, backend, &mut statements);
-        bulk::insert_statements(self.score_events, backend, &mut statements);
-        bulk::insert_statements(self.lead_events, backend, &mut statements);
-        statements
-    }
 }
 
 /// Line numbers and messages, for people reading a report.

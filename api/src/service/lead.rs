@@ -9,8 +9,8 @@ use entity::{
     lead, lead_event, lead_field, team, user,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -19,7 +19,8 @@ use super::{
     account,
     assignment::{Assigner, Candidate},
     audit, begin_write,
-    events::{self, ByRule, LeadState, LeadSummary, Outgoing},
+    events::ByRule,
+    lead_writer,
     rescoring::{self, Pinners},
     tenant_config, validate,
 };
@@ -83,17 +84,6 @@ pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
         format!("+{digits}")
     } else {
         digits
-    })
-}
-
-/// Duplicate detection key for company + name.
-pub(crate) fn dedupe_key(company: Option<&str>, name: &str) -> Option<String> {
-    company.map(|c| {
-        format!(
-            "{}\u{1f}{}",
-            c.trim().to_lowercase(),
-            name.trim().to_lowercase()
-        )
     })
 }
 
@@ -380,7 +370,12 @@ pub async fn create_lead(
     let external_id =
         validate::optional_text("input.externalId", input.external_id.as_deref(), 200)?;
     let deal_value = check_deal_value(input.deal_value)?;
-    let created_at = input.created_at.unwrap_or(now).min(now);
+    let created_at = input
+        .created_at
+        .map(|at| lead_writer::check_created_at(at, now))
+        .transpose()
+        .map_err(|why| AppError::invalid("input.createdAt", why))?
+        .unwrap_or(now);
     let owner_id = input
         .owner_id
         .as_deref()
@@ -450,7 +445,7 @@ pub async fn create_lead(
             "a new lead starts in an open stage; use closeLead to win or lose it",
         ));
     }
-    let dedupe = dedupe_key(company.as_deref(), &name);
+    let dedupe = lead_writer::dedupe_key(company.as_deref(), &name);
     refuse_duplicates(
         &scope,
         None,
@@ -473,13 +468,12 @@ pub async fn create_lead(
     }
 
     let model = config.model(team_id)?;
-    let lead = lead::Model {
+    let mut lead = lead::Model {
         external_id,
         name,
         company,
         email,
         phone,
-        dedupe_key: dedupe,
         industry,
         source,
         attributes,
@@ -489,7 +483,7 @@ pub async fn create_lead(
         stage_id: stage.id,
         stage_entered_at: created_at,
         created_at,
-        ..blank_lead(
+        ..lead_writer::blank(
             principal.tenant_id,
             Uuid::now_v7(),
             principal.user_id,
@@ -497,122 +491,38 @@ pub async fn create_lead(
             now,
         )
     };
-    let mut row = lead.clone().into_active_model();
-    mark_all_set(&mut row);
-    let card = rescoring::score_onto(&mut row, &lead, stages, &model, now)?;
+    lead_writer::score(&mut lead, None, stages, &model, now)?;
     // An unowned lead goes to a rep by the tenant's rules, on its new tier.
     let mut assigned = None;
     if owner_id.is_none()
         && let Some(mut assigner) = Assigner::load(&scope).await?
         && let Some(pick) = assigner.pick(&Candidate {
             team_id,
-            tier: &card.tier,
+            tier: &lead.tier,
             source: lead.source.as_deref(),
             attributes: &lead.attributes,
         })
     {
-        row.owner_id = Set(Some(pick.user_id));
+        lead.owner_id = Some(pick.user_id);
         assigner.save(&scope).await?;
         assigned = Some(pick);
     }
-    let saved = scope.insert(row).await?;
+    let rule = assigned.as_ref().map(|p| ByRule {
+        id: p.rule_id,
+        name: &p.rule_name,
+    });
+    let saved = lead_writer::insert(&scope, lead, "created", rule, now).await?;
     if let Some(pick) = &assigned {
         scope
             .insert(pick.event(principal.tenant_id, saved.id, now))
             .await?;
     }
-    let mut out = Outgoing::default();
-    out.lead(
-        principal.tenant_id,
-        None,
-        &LeadSummary::from(&saved),
-        "created",
-        assigned.as_ref().map(|p| ByRule {
-            id: p.rule_id,
-            name: &p.rule_name,
-        }),
-        now,
-    );
-    events::emit(&scope, &out, now).await?;
-    rescoring::record_change(&scope, saved.id, None, &card, &model, "created", now).await?;
     txn.commit().await?;
     Ok(saved)
 }
 
-/// A new, open, unscored lead row with every optional column empty, for
-/// the code that creates leads to fill in.
-pub(crate) fn blank_lead(
-    tenant_id: Uuid,
-    id: Uuid,
-    by: Uuid,
-    pipeline: Uuid,
-    now: DateTime<Utc>,
-) -> lead::Model {
-    lead::Model {
-        tenant_id,
-        id,
-        external_id: None,
-        name: String::new(),
-        company: None,
-        email: None,
-        phone: None,
-        dedupe_key: None,
-        industry: None,
-        source: None,
-        attributes: json!({}),
-        deal_value: None,
-        owner_id: None,
-        team_id: None,
-        pipeline_id: pipeline,
-        stage_id: Uuid::nil(),
-        stage_entered_at: now,
-        status: LeadStatus::Open,
-        closed_at: None,
-        close_reason: None,
-        score: 0.0,
-        tier: String::new(),
-        tier_rank: 0,
-        priority: 0,
-        flags: 0,
-        close_probability: None,
-        breakdown: json!({}),
-        scoring_model_id: None,
-        model_version: None,
-        next_follow_up_at: None,
-        last_activity_at: None,
-        last_inbound_at: None,
-        last_outbound_at: None,
-        signal_state: json!({}),
-        scored_at: None,
-        pinned_tier: None,
-        pin_reason: None,
-        pin_expires_at: None,
-        pinned_by: None,
-        version: 1,
-        created_by: Some(by),
-        created_at: now,
-        updated_at: now,
-    }
-}
-
-/// Every column of a model built in code is to be written.
-pub(crate) fn mark_all_set(row: &mut lead::ActiveModel) {
-    use sea_orm::{ActiveModelTrait, Iterable};
-    for column in lead::Column::iter() {
-        if let Some(value) = row.get(column).into_value() {
-            row.set(column, value);
-        }
-    }
-}
-
 fn check_deal_value(value: Option<f64>) -> AppResult<Option<f64>> {
-    match value {
-        Some(v) if !v.is_finite() || v < 0.0 => Err(AppError::invalid(
-            "input.dealValue",
-            "must be a number of at least 0",
-        )),
-        other => Ok(other),
-    }
+    lead_writer::check_deal_value(value).map_err(|why| AppError::invalid("input.dealValue", why))
 }
 
 async fn active_user<C: ConnectionTrait>(
@@ -645,12 +555,12 @@ async fn start_editing<'c, C: ConnectionTrait>(
 }
 
 impl<C: ConnectionTrait> Editing<'_, C> {
-    /// Re-scores the changed lead, bumps its version, saves it and records
-    /// the score event, all in the caller's transaction.
+    /// Re-scores the changed lead and writes it while its version is the
+    /// one read, with its score event and its notice and events, all in
+    /// the caller's transaction.
     async fn save(
         self,
-        mut row: lead::ActiveModel,
-        changed: lead::Model,
+        mut changed: lead::Model,
         reason: &str,
         now: DateTime<Utc>,
     ) -> AppResult<lead::Model> {
@@ -659,52 +569,9 @@ impl<C: ConnectionTrait> Editing<'_, C> {
         let stages = config.stages(changed.pipeline_id);
         let mut pinners = Pinners::default();
         pinners.load_for_leads(&self.scope, [&changed]).await?;
-        let card = rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, &model, now)?;
-        // Claim the version first: of two racing writers, one wins and the
-        // other gets CONFLICT, on every database.
-        let claimed = self
-            .scope
-            .update_many::<lead::Entity>()
-            .col_expr(
-                lead::Column::Version,
-                sea_orm::sea_query::Expr::value(self.lead.version + 1),
-            )
-            .filter(lead::Column::Id.eq(self.lead.id))
-            .filter(lead::Column::Version.eq(self.lead.version))
-            .exec(self.scope.conn())
-            .await?;
-        if claimed.rows_affected != 1 {
-            return Err(AppError::Conflict {
-                message:
-                    "the lead was changed by someone else at the same time; reload and try again"
-                        .into(),
-                existing_id: Some(self.lead.id),
-            });
-        }
-        row.version = Set(self.lead.version + 1);
-        row.updated_at = Set(now);
-        let saved = self.scope.update(row).await?;
-        let mut out = Outgoing::default();
-        out.lead(
-            saved.tenant_id,
-            Some(&LeadState::from(&self.lead)),
-            &LeadSummary::from(&saved),
-            reason,
-            None,
-            now,
-        );
-        events::emit(&self.scope, &out, now).await?;
-        rescoring::record_change(
-            &self.scope,
-            saved.id,
-            Some((self.lead.score, &self.lead.tier)),
-            &card,
-            &model,
-            reason,
-            now,
-        )
-        .await?;
-        Ok(saved)
+        let pinner = pinners.name(changed.pinned_by).map(str::to_owned);
+        lead_writer::score(&mut changed, pinner.as_deref(), stages, &model, now)?;
+        lead_writer::update(&self.scope, &self.lead, changed, reason, now).await
     }
 }
 
@@ -773,7 +640,7 @@ pub async fn update_lead(
         &current.attributes,
         changes.attributes.as_ref(),
     )?;
-    changed.dedupe_key = dedupe_key(changed.company.as_deref(), &changed.name);
+    changed.dedupe_key = lead_writer::dedupe_key(changed.company.as_deref(), &changed.name);
     refuse_duplicates(
         &editing.scope,
         Some(current.id),
@@ -783,17 +650,7 @@ pub async fn update_lead(
     )
     .await?;
 
-    let mut row = current.clone().into_active_model();
-    row.name = Set(changed.name.clone());
-    row.company = Set(changed.company.clone());
-    row.email = Set(changed.email.clone());
-    row.phone = Set(changed.phone.clone());
-    row.industry = Set(changed.industry.clone());
-    row.deal_value = Set(changed.deal_value);
-    row.team_id = Set(changed.team_id);
-    row.attributes = Set(changed.attributes.clone());
-    row.dedupe_key = Set(changed.dedupe_key.clone());
-    let saved = editing.save(row, changed, "lead updated", now).await?;
+    let saved = editing.save(changed, "lead updated", now).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -837,9 +694,6 @@ pub async fn move_lead_stage(
     let mut changed = current.clone();
     changed.stage_id = stage.id;
     changed.stage_entered_at = now;
-    let mut row = current.clone().into_active_model();
-    row.stage_id = Set(stage.id);
-    row.stage_entered_at = Set(now);
     lead_history(
         &editing.scope,
         current.id,
@@ -851,7 +705,7 @@ pub async fn move_lead_stage(
     )
     .await?;
     let reason = format!("moved to stage {}", stage.key);
-    let saved = editing.save(row, changed, &reason, now).await?;
+    let saved = editing.save(changed, &reason, now).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -887,8 +741,6 @@ pub async fn assign_lead(
     }
     let mut changed = current.clone();
     changed.owner_id = owner;
-    let mut row = current.clone().into_active_model();
-    row.owner_id = Set(owner);
     lead_history(
         &editing.scope,
         current.id,
@@ -899,7 +751,7 @@ pub async fn assign_lead(
         now,
     )
     .await?;
-    let saved = editing.save(row, changed, "owner changed", now).await?;
+    let saved = editing.save(changed, "owner changed", now).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -999,13 +851,8 @@ pub async fn record_activity(
             changed.last_outbound_at = current.last_outbound_at.max(Some(occurred_at))
         }
     }
-    let mut row = current.clone().into_active_model();
-    row.signal_state = Set(changed.signal_state.clone());
-    row.last_activity_at = Set(changed.last_activity_at);
-    row.last_inbound_at = Set(changed.last_inbound_at);
-    row.last_outbound_at = Set(changed.last_outbound_at);
     let reason = format!("activity: {}", signal.key);
-    let saved = editing.save(row, changed, &reason, now).await?;
+    let saved = editing.save(changed, &reason, now).await?;
     txn.commit().await?;
     Ok(saved)
 }
@@ -1058,12 +905,8 @@ pub async fn close_lead(
     changed.stage_id = stage.id;
     changed.stage_entered_at = closed_at;
     changed.status = status;
-    let mut row = current.clone().into_active_model();
-    row.stage_id = Set(stage.id);
-    row.stage_entered_at = Set(closed_at);
-    row.status = Set(status);
-    row.closed_at = Set(Some(closed_at));
-    row.close_reason = Set(reason.clone());
+    changed.closed_at = Some(closed_at);
+    changed.close_reason = reason;
     lead_history(
         &editing.scope,
         current.id,
@@ -1076,7 +919,7 @@ pub async fn close_lead(
     .await?;
     let outcome = if won { "won" } else { "lost" };
     let saved = editing
-        .save(row, changed, &format!("closed as {outcome}"), now)
+        .save(changed, &format!("closed as {outcome}"), now)
         .await?;
     txn.commit().await?;
     Ok(saved)
@@ -1143,13 +986,8 @@ pub async fn pin_lead_tier(
     changed.pin_reason = Some(reason.clone());
     changed.pin_expires_at = input.expires_at;
     changed.pinned_by = Some(principal.user_id);
-    let mut row = current.clone().into_active_model();
-    row.pinned_tier = Set(changed.pinned_tier.clone());
-    row.pin_reason = Set(changed.pin_reason.clone());
-    row.pin_expires_at = Set(changed.pin_expires_at);
-    row.pinned_by = Set(changed.pinned_by);
     let why = format!("tier pinned to {tier} by {}: {reason}", pinner.display_name);
-    let saved = editing.save(row, changed, &why, now).await?;
+    let saved = editing.save(changed, &why, now).await?;
     lead_history(
         &scope,
         current.id,
@@ -1203,13 +1041,8 @@ pub async fn unpin_lead_tier(
     changed.pin_reason = None;
     changed.pin_expires_at = None;
     changed.pinned_by = None;
-    let mut row = current.clone().into_active_model();
-    row.pinned_tier = Set(None);
-    row.pin_reason = Set(None);
-    row.pin_expires_at = Set(None);
-    row.pinned_by = Set(None);
     let why = format!("tier pin removed by {}", unpinner.display_name);
-    let saved = editing.save(row, changed, &why, now).await?;
+    let saved = editing.save(changed, &why, now).await?;
     lead_history(
         &scope,
         current.id,

@@ -14,6 +14,7 @@ pub mod events;
 pub mod import;
 pub mod lead;
 pub mod lead_query;
+pub mod lead_writer;
 pub mod models;
 pub mod pipeline;
 pub mod reasons;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     account, audit, begin_write,
     configuration::PipelineWithStages,
-    defaults,
+    defaults, lead_writer,
     rescoring::{self, ModelInUse, Pinners},
     tenant_config::{self, TenantConfig},
     validate,
@@ -651,15 +651,10 @@ async fn move_leads<C: ConnectionTrait>(
             let mut changed = current.clone();
             changed.stage_id = to.id;
             changed.stage_entered_at = now;
-            let mut row = current.clone().into_active_model();
-            row.stage_id = Set(to.id);
-            row.stage_entered_at = Set(now);
-            row.version = Set(current.version + 1);
-            row.updated_at = Set(now);
             let model = rescoring.model(current.team_id)?;
-            let card =
-                rescoring::score_onto_pinned(&mut row, &changed, &pinners, stages, &model, now)?;
-            scope.update(row).await?;
+            let pinner = pinners.name(current.pinned_by);
+            lead_writer::score(&mut changed, pinner, stages, &model, now)?;
+            lead_writer::update(scope, &current, changed, &reason, now).await?;
             scope
                 .insert(lead_event::ActiveModel {
                     id: Set(Uuid::now_v7()),
@@ -673,16 +668,6 @@ async fn move_leads<C: ConnectionTrait>(
                     ..Default::default()
                 })
                 .await?;
-            rescoring::record_change(
-                scope,
-                current.id,
-                Some((current.score, &current.tier)),
-                &card,
-                &model,
-                &reason,
-                now,
-            )
-            .await?;
             moved_ids.insert(current.id);
             moved += 1;
         }
@@ -717,22 +702,16 @@ async fn rescore_open_leads<C: ConnectionTrait>(
         after = Some(last.id);
         pinners.load_for_leads(scope, &page).await?;
         for lead in page.into_iter().filter(|l| !skip.contains(&l.id)) {
-            let mut row = lead.clone().into_active_model();
-            row.version = Set(lead.version + 1);
             let model = rescoring.model(lead.team_id)?;
-            let card =
-                rescoring::score_onto_pinned(&mut row, &lead, &pinners, stages, &model, now)?;
-            scope.update(row).await?;
-            rescoring::record_change(
-                scope,
-                lead.id,
-                Some((lead.score, &lead.tier)),
-                &card,
+            let mut changed = lead.clone();
+            lead_writer::score(
+                &mut changed,
+                pinners.name(lead.pinned_by),
+                stages,
                 &model,
-                "pipeline stages changed",
                 now,
-            )
-            .await?;
+            )?;
+            lead_writer::update(scope, &lead, changed, "pipeline stages changed", now).await?;
             rescored += 1;
         }
     }

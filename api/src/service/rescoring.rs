@@ -10,21 +10,16 @@ use std::{
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{
     enums::{FieldType, StageKind},
-    lead, lead_field, score_event, scoring_model, signal_type, stage, user,
+    lead, lead_field, scoring_model, signal_type, stage, user,
 };
 use scoring::{
     Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts, TierPin,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::configuration;
-use crate::{
-    error::{AppError, AppResult},
-    tenancy::TenantScope,
-};
+use crate::{error::AppResult, tenancy::TenantScope};
 
 /// A tenant's lead fields and signal types, as rows and as the scoring
 /// crate's catalog.
@@ -428,84 +423,4 @@ pub fn flag_bits(card: &Scorecard) -> i32 {
     card.flags
         .iter()
         .fold(0, |bits, f| bits | i32::from(f.bit()))
-}
-
-/// Scores `lead` and writes the result onto `row`; returns the scorecard.
-/// A pinned lead's explanation says "a manager" pinned it: callers that may
-/// meet pinned leads use [`score_onto_pinned`] to name the pinner.
-pub fn score_onto(
-    row: &mut lead::ActiveModel,
-    lead: &lead::Model,
-    stages: &[stage::Model],
-    model: &ModelInUse,
-    now: DateTime<Utc>,
-) -> AppResult<Scorecard> {
-    score_onto_pinned(row, lead, &Pinners::default(), stages, model, now)
-}
-
-/// As [`score_onto`], with the names of whoever pinned leads' tiers.
-pub fn score_onto_pinned(
-    row: &mut lead::ActiveModel,
-    lead: &lead::Model,
-    pinners: &Pinners,
-    stages: &[stage::Model],
-    model: &ModelInUse,
-    now: DateTime<Utc>,
-) -> AppResult<Scorecard> {
-    let mut facts = facts(lead, pinners.name(lead.pinned_by), stages);
-    if let Some(predictor) = &model.predictor {
-        let probability = predictor.predict(&facts);
-        facts.predicted_close_probability = Some(probability);
-        row.close_probability = Set(Some(probability));
-    }
-    let card = model.compiled.score(&facts, secs(now));
-    let breakdown = serde_json::to_value(&card).map_err(|err| AppError::Internal(err.into()))?;
-    row.score = Set(card.total);
-    row.tier = Set(card.tier.clone());
-    row.tier_rank = Set(i32::try_from(card.tier_rank).unwrap_or(i32::MAX));
-    row.priority = Set(card.priority);
-    row.flags = Set(flag_bits(&card));
-    row.breakdown = Set(breakdown);
-    row.next_follow_up_at = Set(Some(from_secs(card.next_follow_up_at)));
-    row.scoring_model_id = Set(Some(model.row.id));
-    row.model_version = Set(Some(model.row.version));
-    row.scored_at = Set(Some(now));
-    Ok(card)
-}
-
-/// Records a score event when the score or tier changed.
-///
-/// # Errors
-/// Database errors.
-pub async fn record_change<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-    lead_id: Uuid,
-    before: Option<(f64, &str)>,
-    card: &Scorecard,
-    model: &ModelInUse,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let unchanged =
-        before.is_some_and(|(score, tier)| (score - card.total).abs() < 1e-9 && tier == card.tier);
-    if unchanged {
-        return Ok(());
-    }
-    scope
-        .insert(score_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            lead_id: Set(lead_id),
-            at: Set(now),
-            old_score: Set(before.map(|(s, _)| s)),
-            new_score: Set(card.total),
-            old_tier: Set(before.map(|(_, t)| t.to_owned())),
-            new_tier: Set(card.tier.clone()),
-            reason: Set(reason.chars().take(500).collect()),
-            model_id: Set(Some(model.row.id)),
-            model_version: Set(model.row.version),
-            job_run_id: Set(None),
-            ..Default::default()
-        })
-        .await?;
-    Ok(())
 }
