@@ -61,6 +61,8 @@ tenant_owned! {
     scoring_model => "scoring model", Some(entity::scoring_model::Column::Id);
     predictor_model => "predictor", Some(entity::predictor_model::Column::Id);
     lead => "lead", Some(entity::lead::Column::Id);
+    lead_facts => "lead", Some(entity::lead_facts::Column::Id);
+    lead_score => "lead", Some(entity::lead_score::Column::LeadId);
     activity => "activity", Some(entity::activity::Column::Id);
     score_event => "score event", Some(entity::score_event::Column::Id);
     lead_event => "lead event", Some(entity::lead_event::Column::Id);

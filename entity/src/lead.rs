@@ -1,10 +1,12 @@
-//! A lead, with its latest score kept on the row.
+//! A lead as every reader sees it: its facts (`leads`) joined with what
+//! scoring keeps of it (`lead_scores`), through the `lead_view` view. It is
+//! read only; the API's lead writer writes the two tables.
 
 use crate::enums::LeadStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-#[sea_orm(table_name = "leads")]
+#[sea_orm(table_name = "lead_view")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
@@ -34,9 +36,9 @@ pub struct Model {
     pub tier_rank: i32,
     pub priority: i64,
     pub flags: i32,
+    /// 0: open and due when scored; 1: open, not due yet; 2: closed.
+    pub bucket: i16,
     pub close_probability: Option<f64>,
-    #[sea_orm(column_type = "JsonBinary")]
-    pub breakdown: Json,
     pub scoring_model_id: Option<Uuid>,
     pub model_version: Option<i32>,
     pub next_follow_up_at: Option<DateTimeUtc>,

@@ -370,3 +370,25 @@ pub enum ChangeNotices {
     Payload,
     CreatedAt,
 }
+
+#[derive(DeriveIden, Clone)]
+pub enum LeadScores {
+    Table,
+    TenantId,
+    LeadId,
+    Version,
+    OwnerId,
+    TeamId,
+    Status,
+    Bucket,
+    Score,
+    Tier,
+    TierRank,
+    Priority,
+    Flags,
+    CloseProbability,
+    ScoringModelId,
+    ModelVersion,
+    NextFollowUpAt,
+    ScoredAt,
+}

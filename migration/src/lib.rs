@@ -20,6 +20,7 @@ mod m20261123_000009_pin_policy;
 mod m20261124_000010_tenant_assignment_rules;
 mod m20261124_000011_webhooks;
 mod m20261124_000012_change_notices;
+mod m20261203_000013_lead_scores;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_tenant_assignment_rules::Migration),
             Box::new(m20261124_000011_webhooks::Migration),
             Box::new(m20261124_000012_change_notices::Migration),
+            Box::new(m20261203_000013_lead_scores::Migration),
         ]
     }
 }

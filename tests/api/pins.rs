@@ -5,7 +5,7 @@
 //! unpin is audited. A second tenant sees none of it.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use entity::{lead, lead_event};
+use entity::{lead_event, lead_facts};
 use leadrank::jobs::rescore::{self, Options, Outcome, Trigger};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 use serde_json::{Value, json};
@@ -324,12 +324,12 @@ async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry(
 
     // `pin` is judged by the server's clock: move the expiry behind it, as
     // the day passing would.
-    lead::Entity::update_many()
+    lead_facts::Entity::update_many()
         .col_expr(
-            lead::Column::PinExpiresAt,
+            lead_facts::Column::PinExpiresAt,
             Expr::value(Some(Utc::now() - Duration::hours(1))),
         )
-        .filter(lead::Column::Id.eq(id(&d.lead).parse::<Uuid>().expect("an id")))
+        .filter(lead_facts::Column::Id.eq(id(&d.lead).parse::<Uuid>().expect("an id")))
         .exec(&app.db)
         .await
         .expect("the expiry moves");
@@ -525,4 +525,110 @@ async fn a_second_tenant_can_neither_pin_nor_see_anothers_pinned_lead() {
     }
     let still = app.pinned_lead(&d.tenant.token, id(&d.lead)).await;
     assert_eq!(still, pinned, "acme's pin is untouched");
+}
+
+/// Every lead's explanation, as the list shows it.
+async fn explained(app: &TestApp, token: &str) -> Vec<Value> {
+    let body = app
+        .graphql(
+            Some(token),
+            "{ leads(first: 50) { edges { node { id name score tier
+                scoreBreakdown { total tier contributions { points } overrides { rule reason } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "leads failed: {body}");
+    body["data"]["leads"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// The explanation is not stored: it is worked out again when asked for,
+/// from the lead's facts and the model version at the moment it was
+/// scored. It must show the very numbers of the stored score, rules and
+/// pins included, after every kind of write.
+#[tokio::test]
+async fn the_explanation_shown_adds_up_to_the_stored_score_after_every_kind_of_write() {
+    let app = spawn_app().await;
+    let d = desk(&app, "acme").await;
+    let strong_lead = app
+        .new_lead(
+            &d.tenant.token,
+            json!({"name": "Li", "company": "Big Co", "attributes": crate::leads::strong()}),
+        )
+        .await;
+    let urgent = app
+        .new_lead(
+            &d.tenant.token,
+            json!({"name": "Rush", "company": "Rush Co", "attributes": weak()}),
+        )
+        .await;
+    let recorded = app
+        .lead_mutation(
+            &d.tenant.token,
+            "recordActivity",
+            "RecordActivityInput",
+            json!({"leadId": id(&urgent), "signalKey": "urgent_quote_request"}),
+        )
+        .await;
+    assert!(recorded["errors"].is_null(), "{recorded}");
+    app.pinned(&d.mia, id(&d.lead), "A", Some(days_from_now(30)))
+        .await;
+    app.pinned(&d.tenant.token, id(&strong_lead), "D", None)
+        .await;
+
+    // Once as the mutations left them, once as the nightly job re-scored
+    // them a day later, everything decayed a little.
+    for round in ["after the mutations", "after the nightly job"] {
+        let leads = explained(&app, &d.tenant.token).await;
+        assert_eq!(leads.len(), 3, "{round}");
+        for lead in &leads {
+            let breakdown = &lead["scoreBreakdown"];
+            let points: f64 = breakdown["contributions"]
+                .as_array()
+                .expect("contributions")
+                .iter()
+                .map(|c| c["points"].as_f64().expect("points"))
+                .sum();
+            assert!((points - score(lead)).abs() < 1e-6, "{round}: {lead}");
+            assert_eq!(breakdown["total"], lead["score"], "{round}: {lead}");
+            assert_eq!(breakdown["tier"], lead["tier"], "{round}: {lead}");
+        }
+        let named = |name: &str| {
+            leads
+                .iter()
+                .find(|l| l["name"] == name)
+                .unwrap_or_else(|| panic!("{name} is listed"))
+        };
+        let rules = |lead: &Value| -> Vec<String> {
+            lead["scoreBreakdown"]["overrides"]
+                .as_array()
+                .expect("overrides")
+                .iter()
+                .map(|o| o["rule"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        assert_eq!(named("Rush")["tier"], "A", "{round}");
+        assert!(
+            rules(named("Rush")).iter().any(|r| r.contains("URGENT")),
+            "{round}: {}",
+            named("Rush")
+        );
+        let wei = pin_override(named("Wei")).expect("Wei's pin is explained");
+        assert!(
+            wei["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Mia Manager") && r.contains(REASON)),
+            "{round}: {wei}"
+        );
+        assert_eq!(named("Li")["tier"], "D", "{round}");
+        assert!(pin_override(named("Li")).is_some(), "{round}");
+        if round == "after the mutations" {
+            app.rescore_tenant_at(&d.tenant, Utc::now() + Duration::days(1))
+                .await;
+        }
+    }
 }

@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::{
     enums::{LeadStatus, Role},
-    lead, tenant, user,
+    lead, lead_score, tenant, user,
 };
 use leadrank::{
     auth::{
@@ -399,9 +399,9 @@ async fn main() -> anyhow::Result<()> {
                 let rep = &r[(n as usize) % r.len()];
                 let lead = rep.leads[(n as usize / r.len()) % rep.leads.len()];
                 TenantScope::new(&d, rep.principal.tenant_id)
-                    .update_many::<lead::Entity>()
-                    .col_expr(lead::Column::UpdatedAt, Expr::value(Utc::now()))
-                    .filter(lead::Column::Id.eq(lead))
+                    .update_many::<lead_score::Entity>()
+                    .col_expr(lead_score::Column::ScoredAt, Expr::value(Some(Utc::now())))
+                    .filter(lead_score::Column::LeadId.eq(lead))
                     .exec(&d)
                     .await
                     .is_ok()

@@ -23,7 +23,7 @@ use crate::{
         lead::{self as leads, LeadChanges, NewActivity, NewLead, NewTierPin},
         lead_query::{self, LeadFilter as Filter},
         reasons::{self, QueueFacts},
-        tenant_config, validate,
+        rescoring, tenant_config, validate,
     },
 };
 
@@ -76,33 +76,37 @@ pub enum LeadOrder {
 /// A lead with its latest score.
 pub struct Lead {
     row: lead::Model,
-    /// The stored breakdown, parsed once for the queue's reasons and the
-    /// `scoreBreakdown` field alike.
-    card: std::sync::OnceLock<scoring::Scorecard>,
+    /// The explanation of the stored score, derived once when asked for.
+    card: tokio::sync::OnceCell<scoring::Scorecard>,
 }
 
 impl From<lead::Model> for Lead {
     fn from(row: lead::Model) -> Self {
         Self {
             row,
-            card: std::sync::OnceLock::new(),
+            card: tokio::sync::OnceCell::new(),
         }
     }
 }
 
 impl Lead {
-    fn scorecard(&self) -> Result<&scoring::Scorecard, AppError> {
-        if let Some(card) = self.card.get() {
-            return Ok(card);
-        }
-        let card = <scoring::Scorecard as serde::Deserialize>::deserialize(&self.row.breakdown)
-            .map_err(|err| {
-                AppError::Internal(anyhow::Error::new(err).context(format!(
-                    "lead {} has an unreadable score breakdown",
-                    self.row.id
-                )))
-            })?;
-        Ok(self.card.get_or_init(|| card))
+    /// The explanation of the stored score, derived from the lead's facts
+    /// and the model version that scored it.
+    async fn scorecard(&self, ctx: &Context<'_>) -> Result<&scoring::Scorecard> {
+        self.card
+            .get_or_try_init(|| async {
+                let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+                let pinner = match self.row.pinned_tier {
+                    Some(_) => Loaders::user(ctx, self.row.pinned_by)
+                        .await?
+                        .map(|user| user.display_name),
+                    None => None,
+                };
+                rescoring::explain(&scope, &self.row, pinner.as_deref())
+                    .await
+                    .gql()
+            })
+            .await
     }
 
     async fn pipeline_with_stages(&self, ctx: &Context<'_>) -> Result<PipelineWithStages> {
@@ -269,8 +273,8 @@ impl Lead {
     }
     /// How the score was made: every dimension's points and the rules
     /// that fired.
-    async fn score_breakdown(&self) -> Result<ScoreBreakdown> {
-        let card = self.scorecard().gql()?;
+    async fn score_breakdown(&self, ctx: &Context<'_>) -> Result<ScoreBreakdown> {
+        let card = self.scorecard(ctx).await?;
         Ok(ScoreBreakdown {
             total: card.total,
             tier: card.tier.clone(),
@@ -779,7 +783,6 @@ impl LeadQuery {
         rows.into_iter()
             .map(|row| {
                 let lead = Lead::from(row);
-                let card = lead.scorecard().gql()?;
                 let stage_name = pipelines
                     .get(&lead.row.pipeline_id)
                     .and_then(|p| p.1.iter().find(|s| s.id == lead.row.stage_id))
@@ -787,7 +790,6 @@ impl LeadQuery {
                 let reasons = reasons::queue_reasons(
                     &QueueFacts {
                         lead: &lead.row,
-                        card,
                         stage_name,
                         signals: &config.catalog.signals,
                     },

@@ -35,7 +35,9 @@ use crate::{
         assignment,
         events::{self, Event, Outgoing},
         lead_writer::{self, Rescored},
-        rescoring::{self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, secs},
+        rescoring::{
+            self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
+        },
         tenant_config::{self, TenantConfig},
     },
     tenancy::TenantScope,
@@ -141,6 +143,7 @@ struct Row {
     score: f64,
     tier: String,
     flags: i32,
+    bucket: i16,
     next_follow_up_at: Option<DateTime<Utc>>,
     scoring_model_id: Option<Uuid>,
     scored_at: Option<DateTime<Utc>>,
@@ -617,6 +620,11 @@ impl Scorer<'_> {
                 || card.tier != row.tier
                 || row.pin_lapsed_since_scored(now)
                 || flags != row.flags
+                || lead_writer::bucket(
+                    LeadStatus::Open,
+                    Some(from_secs(card.next_follow_up_at)),
+                    now,
+                ) != row.bucket
                 || row.next_follow_up_at.map(secs) != Some(card.next_follow_up_at)
                 || probability.map(|p| (p * 1e6).round())
                     != row.facts.close_probability.map(|p| (p * 1e6).round());
@@ -828,6 +836,7 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::Score,
         lead::Column::Tier,
         lead::Column::Flags,
+        lead::Column::Bucket,
         lead::Column::NextFollowUpAt,
         lead::Column::ScoringModelId,
         lead::Column::ScoredAt,

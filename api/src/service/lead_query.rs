@@ -6,7 +6,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use entity::{
     enums::{LeadStatus, Role},
-    lead, team_member,
+    lead, lead_score, team_member,
 };
 use scoring::LeadFlag;
 use sea_orm::{
@@ -17,7 +17,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::lead::{teams_of, visibility};
+use super::{
+    lead::{teams_of, visibility},
+    lead_writer::{BUCKET_CLOSED, BUCKET_DUE, BUCKET_NOT_DUE},
+};
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
@@ -358,6 +361,11 @@ pub async fn queue_owner<C: ConnectionTrait>(
 /// (top first), then score. Overdue is judged at `now`, not when the lead
 /// was last scored, so a follow-up that fell due since comes up at once.
 ///
+/// The order is read from the queue index alone: leads in the index's due
+/// bucket (due when scored) come first, and the few that fell due after
+/// they were scored are found in the index by their follow-up date and
+/// merged in.
+///
 /// # Errors
 /// BAD_USER_INPUT for `limit` out of range.
 pub async fn follow_up_queue<C: ConnectionTrait>(
@@ -370,35 +378,53 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .ok()
         .filter(|l| *l <= MAX_QUEUE)
         .ok_or_else(|| AppError::invalid("limit", format!("must be from 0 to {MAX_QUEUE}")))?;
-    let overdue = Expr::expr(Expr::case(lead::Column::NextFollowUpAt.lte(now), 1).finally(0));
-    // First the order, from the covering index alone (`ix_leads_queue_order`),
-    // then only the rows shown: sorting whole rows, breakdowns included,
-    // would read every open lead of the owner.
-    let ids: Vec<Uuid> = scope
-        .select::<lead::Entity>()
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let fell_due: Vec<Uuid> = scope
+        .select::<lead_score::Entity>()
         .select_only()
-        .column(lead::Column::Id)
-        .filter(lead::Column::OwnerId.eq(owner))
-        .filter(lead::Column::Status.eq(LeadStatus::Open))
-        .order_by(overdue, Order::Desc)
-        .order_by_asc(lead::Column::TierRank)
-        .order_by_desc(lead::Column::Score)
-        .order_by_asc(lead::Column::Id)
-        .limit(limit)
+        .column(lead_score::Column::LeadId)
+        .filter(lead_score::Column::OwnerId.eq(owner))
+        .filter(lead_score::Column::Bucket.eq(BUCKET_NOT_DUE))
+        .filter(lead_score::Column::NextFollowUpAt.lte(now))
         .into_tuple()
         .all(scope.conn())
         .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut rows = scope
         .select::<lead::Entity>()
-        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .filter(lead::Column::OwnerId.eq(owner))
+        .filter(lead::Column::Bucket.lt(BUCKET_CLOSED))
+        .order_by_asc(lead::Column::Bucket)
+        .order_by_asc(lead::Column::TierRank)
+        .order_by_desc(lead::Column::Score)
+        .order_by_asc(lead::Column::Id)
+        .limit(limit + fell_due.len() as u64)
         .all(scope.conn())
         .await?;
-    let position: std::collections::HashMap<Uuid, usize> =
-        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    rows.sort_by_key(|row| position.get(&row.id).copied().unwrap_or(usize::MAX));
+    let missing: Vec<Uuid> = fell_due
+        .iter()
+        .filter(|id| !rows.iter().any(|r| r.id == **id))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        rows.extend(
+            scope
+                .select::<lead::Entity>()
+                .filter(lead::Column::Id.is_in(missing))
+                .all(scope.conn())
+                .await?,
+        );
+    }
+    let due = |row: &lead::Model| row.bucket == BUCKET_DUE || fell_due.contains(&row.id);
+    rows.sort_by(|a, b| {
+        due(b)
+            .cmp(&due(a))
+            .then(a.tier_rank.cmp(&b.tier_rank))
+            .then(b.score.total_cmp(&a.score))
+            .then(a.id.cmp(&b.id))
+    });
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)
 }
 

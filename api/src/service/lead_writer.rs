@@ -14,11 +14,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{activity, enums::LeadStatus, lead, lead_event, score_event, stage};
+use entity::{
+    activity, enums::LeadStatus, lead, lead_event, lead_facts, lead_score, score_event, stage,
+};
 use scoring::Scorecard;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    IntoActiveModel, Iterable, QueryFilter, QueryTrait, Statement,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -110,8 +112,8 @@ pub fn blank(
         tier_rank: 0,
         priority: 0,
         flags: 0,
+        bucket: BUCKET_NOT_DUE,
         close_probability: None,
-        breakdown: json!({}),
         scoring_model_id: None,
         model_version: None,
         next_follow_up_at: None,
@@ -153,7 +155,6 @@ pub fn score(
         lead.close_probability = Some(probability);
     }
     let card = model.compiled.score(&facts, secs(now));
-    lead.breakdown = serde_json::to_value(&card).map_err(|err| AppError::Internal(err.into()))?;
     lead.score = card.total;
     lead.tier.clone_from(&card.tier);
     lead.tier_rank = i32::try_from(card.tier_rank).unwrap_or(i32::MAX);
@@ -163,18 +164,112 @@ pub fn score(
     lead.scoring_model_id = Some(model.row.id);
     lead.model_version = Some(model.row.version);
     lead.scored_at = Some(now);
+    lead.bucket = bucket(lead.status, lead.next_follow_up_at, now);
     Ok(card)
 }
 
-/// Every column of `lead`, to be written.
-fn full_row(lead: lead::Model) -> lead::ActiveModel {
-    let mut row = lead.into_active_model();
-    for column in lead::Column::iter() {
-        if let Some(value) = row.get(column).into_value() {
-            row.set(column, value);
-        }
+/// The queue bucket of an open lead whose follow-up was due when it was
+/// scored: first in the queue.
+pub const BUCKET_DUE: i16 = 0;
+/// The bucket of an open lead not due when scored.
+pub const BUCKET_NOT_DUE: i16 = 1;
+/// The bucket of a closed lead, which no queue shows.
+pub const BUCKET_CLOSED: i16 = 2;
+
+/// Where a lead sorts in the follow-up queue as scored at `scored_at`. The
+/// queue's index holds it, so the leads due come first without sorting
+/// every open lead; those that fall due after they were scored are found by
+/// their follow-up date.
+#[must_use]
+pub fn bucket(
+    status: LeadStatus,
+    next_follow_up_at: Option<DateTime<Utc>>,
+    scored_at: DateTime<Utc>,
+) -> i16 {
+    match (status, next_follow_up_at) {
+        (LeadStatus::Open, Some(due)) if due <= scored_at => BUCKET_DUE,
+        (LeadStatus::Open, _) => BUCKET_NOT_DUE,
+        _ => BUCKET_CLOSED,
     }
+}
+
+/// The lead's facts, every column to be written to `leads`.
+fn facts_row(lead: &lead::Model) -> lead_facts::ActiveModel {
+    lead_facts::ActiveModel {
+        tenant_id: Set(lead.tenant_id),
+        id: Set(lead.id),
+        external_id: Set(lead.external_id.clone()),
+        name: Set(lead.name.clone()),
+        company: Set(lead.company.clone()),
+        email: Set(lead.email.clone()),
+        phone: Set(lead.phone.clone()),
+        dedupe_key: Set(lead.dedupe_key.clone()),
+        industry: Set(lead.industry.clone()),
+        source: Set(lead.source.clone()),
+        attributes: Set(lead.attributes.clone()),
+        deal_value: Set(lead.deal_value),
+        owner_id: Set(lead.owner_id),
+        team_id: Set(lead.team_id),
+        pipeline_id: Set(lead.pipeline_id),
+        stage_id: Set(lead.stage_id),
+        stage_entered_at: Set(lead.stage_entered_at),
+        status: Set(lead.status),
+        closed_at: Set(lead.closed_at),
+        close_reason: Set(lead.close_reason.clone()),
+        last_activity_at: Set(lead.last_activity_at),
+        last_inbound_at: Set(lead.last_inbound_at),
+        last_outbound_at: Set(lead.last_outbound_at),
+        signal_state: Set(lead.signal_state.clone()),
+        pinned_tier: Set(lead.pinned_tier.clone()),
+        pin_reason: Set(lead.pin_reason.clone()),
+        pin_expires_at: Set(lead.pin_expires_at),
+        pinned_by: Set(lead.pinned_by),
+        created_by: Set(lead.created_by),
+        created_at: Set(lead.created_at),
+        updated_at: Set(lead.updated_at),
+    }
+}
+
+/// The lead's facts as an update of its `leads` row: every column but the
+/// key.
+fn facts_changes(lead: &lead::Model) -> lead_facts::ActiveModel {
+    let mut row = facts_row(lead);
+    row.tenant_id = NotSet;
+    row.id = NotSet;
     row
+}
+
+/// What scoring keeps of the lead as an update of its `lead_scores` row:
+/// every column but the key.
+fn score_changes(lead: &lead::Model) -> lead_score::ActiveModel {
+    let mut row = score_row(lead);
+    row.tenant_id = NotSet;
+    row.lead_id = NotSet;
+    row
+}
+
+/// What scoring keeps of the lead, every column to be written to
+/// `lead_scores`.
+fn score_row(lead: &lead::Model) -> lead_score::ActiveModel {
+    lead_score::ActiveModel {
+        tenant_id: Set(lead.tenant_id),
+        lead_id: Set(lead.id),
+        version: Set(lead.version),
+        owner_id: Set(lead.owner_id),
+        team_id: Set(lead.team_id),
+        status: Set(lead.status),
+        bucket: Set(lead.bucket),
+        score: Set(lead.score),
+        tier: Set(lead.tier.clone()),
+        tier_rank: Set(lead.tier_rank),
+        priority: Set(lead.priority),
+        flags: Set(lead.flags),
+        close_probability: Set(lead.close_probability),
+        scoring_model_id: Set(lead.scoring_model_id),
+        model_version: Set(lead.model_version),
+        next_follow_up_at: Set(lead.next_follow_up_at),
+        scored_at: Set(lead.scored_at),
+    }
 }
 
 /// The score event of a lead scored as `after` from `before` (score and
@@ -217,7 +312,10 @@ pub async fn insert<C: ConnectionTrait>(
     rule: Option<ByRule<'_>>,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let saved = scope.insert(full_row(lead)).await?;
+    let mut saved = lead;
+    saved.tenant_id = scope.tenant_id();
+    scope.insert_many([facts_row(&saved)]).await?;
+    scope.insert_many([score_row(&saved)]).await?;
     if let Some(event) = score_event(&saved, None, reason, None, now) {
         scope.insert(event).await?;
     }
@@ -250,13 +348,13 @@ pub async fn update<C: ConnectionTrait>(
 ) -> AppResult<lead::Model> {
     after.version = before.version + 1;
     after.updated_at = now;
-    // One statement claims the version and writes the row: of two racing
+    // One statement claims the version and writes the score: of two racing
     // writers, one wins and the other gets CONFLICT, on every database.
     let written = scope
-        .update_many::<lead::Entity>()
-        .set(full_row(after.clone()))
-        .filter(lead::Column::Id.eq(before.id))
-        .filter(lead::Column::Version.eq(before.version))
+        .update_many::<lead_score::Entity>()
+        .set(score_changes(&after))
+        .filter(lead_score::Column::LeadId.eq(before.id))
+        .filter(lead_score::Column::Version.eq(before.version))
         .exec(scope.conn())
         .await?;
     if written.rows_affected != 1 {
@@ -266,6 +364,12 @@ pub async fn update<C: ConnectionTrait>(
             existing_id: Some(before.id),
         });
     }
+    scope
+        .update_many::<lead_facts::Entity>()
+        .set(facts_changes(&after))
+        .filter(lead_facts::Column::Id.eq(before.id))
+        .exec(scope.conn())
+        .await?;
     if let Some(event) = score_event(
         &after,
         Some((before.score, &before.tier)),
@@ -305,17 +409,23 @@ pub async fn assign_owner<C: ConnectionTrait>(
 ) -> AppResult<bool> {
     use sea_orm::sea_query::Expr;
     let done = scope
-        .update_many::<lead::Entity>()
-        .col_expr(lead::Column::OwnerId, Expr::value(Some(owner)))
-        .col_expr(lead::Column::Version, Expr::value(version + 1))
-        .col_expr(lead::Column::UpdatedAt, Expr::value(now))
-        .filter(lead::Column::Id.eq(lead.id))
-        .filter(lead::Column::Version.eq(version))
+        .update_many::<lead_score::Entity>()
+        .col_expr(lead_score::Column::OwnerId, Expr::value(Some(owner)))
+        .col_expr(lead_score::Column::Version, Expr::value(version + 1))
+        .filter(lead_score::Column::LeadId.eq(lead.id))
+        .filter(lead_score::Column::Version.eq(version))
         .exec(scope.conn())
         .await?;
     if done.rows_affected != 1 {
         return Ok(false);
     }
+    scope
+        .update_many::<lead_facts::Entity>()
+        .col_expr(lead_facts::Column::OwnerId, Expr::value(Some(owner)))
+        .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
+        .filter(lead_facts::Column::Id.eq(lead.id))
+        .exec(scope.conn())
+        .await?;
     let mut after = lead.clone();
     after.state.owner_id = Some(owner);
     out.lead(
@@ -336,9 +446,10 @@ pub async fn assign_owner<C: ConnectionTrait>(
 pub struct Bulk {
     tenant_id: Uuid,
     backend: DbBackend,
-    inserts: Vec<lead::ActiveModel>,
+    inserts: Vec<lead_facts::ActiveModel>,
+    scores: Vec<lead_score::ActiveModel>,
     /// Changed leads with the version each was read at.
-    updates: Vec<(lead::ActiveModel, Uuid, i32)>,
+    updates: Vec<(lead::Model, i32)>,
     activities: Vec<activity::ActiveModel>,
     score_events: Vec<score_event::ActiveModel>,
     lead_events: Vec<lead_event::ActiveModel>,
@@ -352,6 +463,7 @@ impl Bulk {
             tenant_id,
             backend,
             inserts: Vec::new(),
+            scores: Vec::new(),
             updates: Vec::new(),
             activities: Vec::new(),
             score_events: Vec::new(),
@@ -364,7 +476,8 @@ impl Bulk {
         lead.tenant_id = self.tenant_id;
         self.score_events
             .extend(score_event(&lead, None, reason, None, now));
-        self.inserts.push(full_row(lead));
+        self.inserts.push(facts_row(&lead));
+        self.scores.push(score_row(&lead));
     }
 
     /// A changed lead, re-scored with [`score`], written when `before` is
@@ -386,8 +499,7 @@ impl Bulk {
             None,
             now,
         ));
-        self.updates
-            .push((full_row(after), before.id, before.version));
+        self.updates.push((after, before.version));
     }
 
     /// An activity of a lead of the batch.
@@ -419,6 +531,7 @@ impl Bulk {
         let mut statements = Vec::new();
         let backend = self.backend;
         bulk::insert_statements(std::mem::take(&mut self.inserts), backend, &mut statements);
+        bulk::insert_statements(std::mem::take(&mut self.scores), backend, &mut statements);
         bulk::insert_statements(
             std::mem::take(&mut self.activities),
             backend,
@@ -446,14 +559,19 @@ impl Bulk {
         let updates = self
             .updates
             .drain(..)
-            .map(|(row, id, version)| {
-                let statement = lead::Entity::update_many()
-                    .set(row)
-                    .filter(lead::Column::TenantId.eq(tenant_id))
-                    .filter(lead::Column::Id.eq(id))
-                    .filter(lead::Column::Version.eq(version))
+            .map(|(lead, version)| {
+                let score = lead_score::Entity::update_many()
+                    .set(score_changes(&lead))
+                    .filter(lead_score::Column::TenantId.eq(tenant_id))
+                    .filter(lead_score::Column::LeadId.eq(lead.id))
+                    .filter(lead_score::Column::Version.eq(version))
                     .build(backend);
-                (statement, id)
+                let facts = lead_facts::Entity::update_many()
+                    .set(facts_changes(&lead))
+                    .filter(lead_facts::Column::TenantId.eq(tenant_id))
+                    .filter(lead_facts::Column::Id.eq(lead.id))
+                    .build(backend);
+                ([score, facts], lead.id)
             })
             .collect();
         PreparedBulk {
@@ -466,7 +584,8 @@ impl Bulk {
 /// A [`Bulk`] as statements, ready to run in a transaction.
 pub struct PreparedBulk {
     inserts: Vec<Statement>,
-    updates: Vec<(Statement, Uuid)>,
+    /// The guarded score write, then the facts, of each changed lead.
+    updates: Vec<([Statement; 2], Uuid)>,
 }
 
 impl PreparedBulk {
@@ -479,8 +598,8 @@ impl PreparedBulk {
         for statement in self.inserts {
             txn.execute_raw(statement).await?;
         }
-        for (statement, id) in self.updates {
-            if txn.execute_raw(statement).await?.rows_affected() == 0 {
+        for ([score, facts], id) in self.updates {
+            if txn.execute_raw(score).await?.rows_affected() == 0 {
                 return Err(AppError::Conflict {
                     message: format!(
                         "lead {id} changed while the file was imported; import the file again"
@@ -488,6 +607,7 @@ impl PreparedBulk {
                     existing_id: Some(id),
                 });
             }
+            txn.execute_raw(facts).await?;
         }
         Ok(())
     }
@@ -523,7 +643,7 @@ struct Written<'a> {
     tier_rank: u32,
     priority: i64,
     flags: i32,
-    breakdown: &'a Scorecard,
+    bucket: i16,
     /// As the driver writes a timestamp to SQLite, so stored dates compare
     /// as text; PostgreSQL reads the same form.
     next_follow_up_at: String,
@@ -541,7 +661,7 @@ const WRITTEN: [(&str, &str, bool); 11] = [
     ("tier_rank", "integer", false),
     ("priority", "bigint", false),
     ("flags", "integer", false),
-    ("breakdown", "jsonb", false),
+    ("bucket", "smallint", false),
     ("next_follow_up_at", "timestamptz", false),
     ("close_probability", "double precision", false),
     ("scoring_model_id", "uuid", true),
@@ -584,7 +704,6 @@ pub(crate) fn rescored_sql(backend: DbBackend) -> String {
                 .iter()
                 .map(|(name, _, is_uuid)| match (*name, is_uuid) {
                     (_, true) => format!("{} AS {name}", uuid(name)),
-                    ("breakdown", _) => format!("value -> '{name}' AS {name}"),
                     _ => format!("value ->> '{name}' AS {name}"),
                 })
                 .collect::<Vec<_>>()
@@ -604,9 +723,10 @@ pub(crate) fn rescored_sql(backend: DbBackend) -> String {
         }
     };
     format!(
-        "{with}UPDATE leads SET {set}, scored_at = {at} FROM {from} \
-         WHERE leads.tenant_id = {tenant} AND leads.id = v.id AND leads.version = v.version \
-         AND leads.status = 'OPEN' RETURNING leads.id"
+        "{with}UPDATE lead_scores SET {set}, scored_at = {at} FROM {from} \
+         WHERE lead_scores.tenant_id = {tenant} AND lead_scores.lead_id = v.id \
+         AND lead_scores.version = v.version AND lead_scores.status = 'OPEN' \
+         RETURNING lead_scores.lead_id AS id"
     )
 }
 
@@ -640,7 +760,11 @@ pub async fn write_rescored<C: ConnectionTrait>(
             tier_rank: c.card.tier_rank,
             priority: c.card.priority,
             flags: rescoring::flag_bits(&c.card),
-            breakdown: &c.card,
+            bucket: bucket(
+                LeadStatus::Open,
+                Some(from_secs(c.card.next_follow_up_at)),
+                now,
+            ),
             next_follow_up_at: from_secs(c.card.next_follow_up_at)
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
             close_probability: c.close_probability,
@@ -749,7 +873,9 @@ mod tests {
         let position = |needle: &str| plan.iter().position(|step| step.contains(needle));
         let (Some(rows), Some(lookup)) = (
             position("SCAN v"),
-            position("SEARCH leads USING INDEX sqlite_autoindex_leads_1 (tenant_id=? AND id=?)"),
+            position(
+                "SEARCH lead_scores USING INDEX sqlite_autoindex_lead_scores_1 (tenant_id=? AND lead_id=?)",
+            ),
         ) else {
             anyhow::bail!("unexpected plan: {plan:?}");
         };

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{lead, signal_type};
-use scoring::{ActivityState, LeadFlag, Scorecard};
+use scoring::{ActivityState, LeadFlag};
 
 /// The words of one locale.
 struct Phrases {
@@ -78,7 +78,6 @@ fn in_sentence(label: &str, locale: &str) -> String {
 /// What a queue entry needs to explain itself.
 pub struct QueueFacts<'a> {
     pub lead: &'a lead::Model,
-    pub card: &'a Scorecard,
     pub stage_name: &'a str,
     pub signals: &'a [signal_type::Model],
 }
@@ -88,14 +87,10 @@ pub struct QueueFacts<'a> {
 /// warnings.
 pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -> Vec<String> {
     let words = phrases(locale);
-    let QueueFacts {
-        lead,
-        card,
-        signals,
-        ..
-    } = facts;
+    let QueueFacts { lead, signals, .. } = facts;
+    let has = |flag: LeadFlag| lead.flags & i32::from(flag.bit()) != 0;
     let mut out = Vec::new();
-    if card.has_flag(LeadFlag::Urgent)
+    if has(LeadFlag::Urgent)
         && let Some((label, at)) = latest_urgent_signal(lead, signals)
     {
         let label = in_sentence(label, locale);
@@ -110,17 +105,17 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
         });
     }
     out.push((words.tier)(&lead.tier, lead.score));
-    if card.has_flag(LeadFlag::Cold) {
+    if has(LeadFlag::Cold) {
         let since = lead.last_inbound_at.unwrap_or(lead.created_at);
         out.push((words.cold)(days_between(since, now)));
     }
-    if card.has_flag(LeadFlag::Stale) {
+    if has(LeadFlag::Stale) {
         out.push((words.stale)(
             facts.stage_name,
             days_between(lead.stage_entered_at, now),
         ));
     }
-    if card.has_flag(LeadFlag::ChurnRisk) {
+    if has(LeadFlag::ChurnRisk) {
         out.push(words.churn_risk.to_owned());
     }
     out

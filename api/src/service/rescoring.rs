@@ -19,7 +19,10 @@ use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect
 use uuid::Uuid;
 
 use super::configuration;
-use crate::{error::AppResult, tenancy::TenantScope};
+use crate::{
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
 
 /// A tenant's lead fields and signal types, as rows and as the scoring
 /// crate's catalog.
@@ -317,6 +320,31 @@ pub fn facts(lead: &lead::Model, pinned_by: Option<&str>, stages: &[stage::Model
         pin.pinned_by = pinned_by;
     }
     facts_of(&source, stages)
+}
+
+/// The full explanation of a lead's stored score: its facts scored again by
+/// the model version that scored it, at the moment it was scored, which
+/// gives the same numbers (the close probability is the stored one).
+/// `pinned_by` names who pinned its tier.
+///
+/// # Errors
+/// INTERNAL for a lead never scored or a version that no longer fits the
+/// catalog.
+pub async fn explain<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    lead: &lead::Model,
+    pinned_by: Option<&str>,
+) -> AppResult<Scorecard> {
+    let (Some(model_id), Some(scored_at)) = (lead.scoring_model_id, lead.scored_at) else {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "lead {} has never been scored",
+            lead.id
+        )));
+    };
+    let config = super::tenant_config::get(scope).await?;
+    let model = config.version(scope, model_id).await?;
+    let facts = facts(lead, pinned_by, config.stages(lead.pipeline_id));
+    Ok(model.score(&facts, secs(scored_at)))
 }
 
 /// Display names of the users who pinned leads' tiers, loaded as leads need

@@ -17,7 +17,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, LazyLock,
+        Arc, LazyLock, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -29,6 +29,7 @@ use entity::{
     webhook_endpoint,
 };
 use moka::sync::Cache;
+use scoring::CompiledModel;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, QueryFilter, QuerySelect};
 use serde_json::Value;
 use uuid::Uuid;
@@ -71,6 +72,9 @@ pub struct TenantConfig {
     members_of_team: HashMap<Uuid, Vec<Uuid>>,
     /// Active webhook endpoints and the event types each asked for.
     pub webhooks: Vec<(Uuid, Vec<String>)>,
+    /// Older model versions compiled to explain the scores they made, by
+    /// id; dropped with this copy when the catalog changes.
+    versions: Mutex<HashMap<Uuid, Arc<CompiledModel>>>,
 }
 
 impl TenantConfig {
@@ -135,6 +139,7 @@ impl TenantConfig {
             teams_of_user,
             members_of_team,
             webhooks,
+            versions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -158,6 +163,39 @@ impl TenantConfig {
         chosen
             .clone()
             .map_err(|why| AppError::Internal(anyhow::anyhow!(why)))
+    }
+
+    /// The scoring model version `id`, compiled against the catalog: the
+    /// active ones at hand, an older one read once and kept.
+    ///
+    /// # Errors
+    /// NOT_FOUND for a version the tenant does not have; INTERNAL when it
+    /// no longer fits the catalog.
+    pub async fn version<C: ConnectionTrait>(
+        &self,
+        scope: &TenantScope<'_, C>,
+        id: Uuid,
+    ) -> AppResult<Arc<CompiledModel>> {
+        let active = self
+            .models
+            .values()
+            .filter_map(|m| m.as_ref().ok())
+            .find(|m| m.row.id == id);
+        if let Some(model) = active {
+            return Ok(Arc::clone(&model.compiled));
+        }
+        let poisoned = |_| AppError::Internal(anyhow::anyhow!("a model cache lock was poisoned"));
+        if let Some(compiled) = self.versions.lock().map_err(poisoned)?.get(&id) {
+            return Ok(Arc::clone(compiled));
+        }
+        let row = scope.get::<scoring_model::Entity>(id).await?;
+        let compiled = ModelInUse::compile(&row, &self.catalog)
+            .map_err(|why| AppError::Internal(anyhow::anyhow!(why)))?;
+        self.versions
+            .lock()
+            .map_err(poisoned)?
+            .insert(id, Arc::clone(&compiled));
+        Ok(compiled)
     }
 
     /// Every pipeline with its stages, the default first.

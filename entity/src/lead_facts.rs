@@ -1,0 +1,53 @@
+//! A lead's identity and facts: the `leads` table. What scoring keeps of
+//! the lead is in `lead_score`; readers use `lead`, which joins the two.
+
+use crate::enums::LeadStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "leads")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub company: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub industry: Option<String>,
+    pub source: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub attributes: Json,
+    pub deal_value: Option<f64>,
+    /// The same as `lead_scores.owner_id`, which the queue reads.
+    pub owner_id: Option<Uuid>,
+    /// The same as `lead_scores.team_id`.
+    pub team_id: Option<Uuid>,
+    pub pipeline_id: Uuid,
+    pub stage_id: Uuid,
+    pub stage_entered_at: DateTimeUtc,
+    /// The same as `lead_scores.status`.
+    pub status: LeadStatus,
+    pub closed_at: Option<DateTimeUtc>,
+    pub close_reason: Option<String>,
+    pub last_activity_at: Option<DateTimeUtc>,
+    pub last_inbound_at: Option<DateTimeUtc>,
+    pub last_outbound_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub signal_state: Json,
+    pub pinned_tier: Option<String>,
+    pub pin_reason: Option<String>,
+    pub pin_expires_at: Option<DateTimeUtc>,
+    pub pinned_by: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,38 @@
+//! What scoring keeps of a lead, one narrow row per lead, rewritten by
+//! every change of the lead and by the nightly job: the `lead_scores` table.
+//! It carries the owner, team and status too, for the follow-up queue's
+//! index.
+
+use crate::enums::LeadStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "lead_scores")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub lead_id: Uuid,
+    /// The lead's version: every change of the lead raises it.
+    pub version: i32,
+    pub owner_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub status: LeadStatus,
+    /// 0: open and due when scored; 1: open, not due yet; 2: closed.
+    pub bucket: i16,
+    pub score: f64,
+    pub tier: String,
+    pub tier_rank: i32,
+    pub priority: i64,
+    pub flags: i32,
+    pub close_probability: Option<f64>,
+    pub scoring_model_id: Option<Uuid>,
+    pub model_version: Option<i32>,
+    pub next_follow_up_at: Option<DateTimeUtc>,
+    pub scored_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
