@@ -104,4 +104,125 @@ mod tests {
         );
         assert_eq!(redact("sqlite://leadrank.db"), "sqlite://leadrank.db");
     }
+
+    /// Leads scored before `lead_scores` existed keep their score, tier,
+    /// version and place in the queue through the migration that moved
+    /// what scoring keeps out of the lead row.
+    #[tokio::test]
+    async fn leads_scored_before_the_score_table_keep_their_scores() -> anyhow::Result<()> {
+        use chrono::{Duration, Utc};
+        use entity::{
+            enums::{LeadStatus, StageKind},
+            lead, pipeline, stage, tenant,
+        };
+        use migration::{Migrator, MigratorTrait};
+        use sea_orm::{
+            ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DbBackend, EntityTrait,
+            QueryOrder, Statement,
+        };
+        use uuid::Uuid;
+
+        let db = Database::connect("sqlite::memory:").await?;
+        // Every migration before the move.
+        Migrator::up(&db, Some(12)).await?;
+        let now = Utc::now();
+        let (t, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        tenant::ActiveModel {
+            id: Set(t),
+            name: Set("Acme".into()),
+            slug: Set("acme".into()),
+            locale: Set("en".into()),
+            time_zone: Set("UTC".into()),
+            nightly_hour: Set(2),
+            reps_may_pin: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&db)
+        .await?;
+        pipeline::ActiveModel {
+            tenant_id: Set(t),
+            id: Set(p),
+            name: Set("Sales".into()),
+            is_default: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&db)
+        .await?;
+        stage::ActiveModel {
+            tenant_id: Set(t),
+            id: Set(s),
+            pipeline_id: Set(p),
+            key: Set("lead".into()),
+            name: Set("Lead".into()),
+            kind: Set(StageKind::Open),
+            position: Set(0),
+            win_probability: Set(0.1),
+            rotting_days: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&db)
+        .await?;
+        let due = Uuid::now_v7();
+        let later = Uuid::now_v7();
+        let closed = Uuid::now_v7();
+        for (id, next, version, status) in [
+            (due, now - Duration::days(1), 3, "OPEN"),
+            (later, now + Duration::days(2), 1, "OPEN"),
+            (closed, now + Duration::days(2), 5, "WON"),
+        ] {
+            db.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO leads (tenant_id, id, name, attributes, pipeline_id, stage_id, \
+                 stage_entered_at, status, score, tier, tier_rank, priority, flags, breakdown, \
+                 next_follow_up_at, signal_state, scored_at, version, created_at, updated_at) \
+                 VALUES (?, ?, 'Li', '{}', ?, ?, ?, ?, 81.5, 'A', 0, 123, 4, '{}', ?, '{}', ?, \
+                 ?, ?, ?)",
+                [
+                    t.into(),
+                    id.into(),
+                    p.into(),
+                    s.into(),
+                    now.into(),
+                    status.into(),
+                    next.into(),
+                    now.into(),
+                    version.into(),
+                    now.into(),
+                    now.into(),
+                ],
+            ))
+            .await?;
+        }
+
+        Migrator::up(&db, None).await?;
+
+        let leads = lead::Entity::find()
+            .order_by_asc(lead::Column::Id)
+            .all(&db)
+            .await?;
+        let found: Vec<(Uuid, i32, LeadStatus, i16)> = leads
+            .iter()
+            .map(|l| (l.id, l.version, l.status, l.bucket))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (due, 3, LeadStatus::Open, 0),
+                (later, 1, LeadStatus::Open, 1),
+                (closed, 5, LeadStatus::Won, 2),
+            ]
+        );
+        for l in &leads {
+            assert_eq!(
+                (l.score, l.tier.as_str(), l.priority, l.flags),
+                (81.5, "A", 123, 4)
+            );
+            assert_eq!(l.name, "Li");
+            assert_eq!(l.stage_id, s);
+        }
+        Ok(())
+    }
 }

@@ -44,6 +44,13 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+const TYPENAME: &str = "{ __typename }";
+
+const ME: &str = "{ me { id } }";
+
+const QUEUE_LIGHT: &str =
+    "query($limit: Int!) { followUpQueue(limit: $limit) { lead { id score tier } } }";
+
 const QUEUE: &str = "query($limit: Int!) { followUpQueue(limit: $limit) { priority dueAt overdueDays reasons
     lead { id name company tier score flags nextFollowUpAt stage { key name } owner { id displayName }
       scoreBreakdown { total tier modelVersion computedAt
@@ -344,9 +351,31 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     let mut results = Vec::new();
 
+    for (name, query, variables) in [
+        ("{ __typename } over HTTP", TYPENAME, json!({})),
+        ("{ me { id } } over HTTP", ME, json!({})),
+        (
+            "followUpQueue(50) { id score tier }",
+            QUEUE_LIGHT,
+            json!({"limit": 50}),
+        ),
+    ] {
+        let (c, u, r) = (client.clone(), url.clone(), Arc::clone(&reps));
+        results.push(
+            drive(name, &options, move |_, n| {
+                let (c, u, r, v) = (c.clone(), u.clone(), Arc::clone(&r), variables.clone());
+                async move {
+                    let rep = &r[(n as usize) % r.len()];
+                    post(&c, &u, &rep.token, query, v).await
+                }
+            })
+            .await,
+        );
+    }
+
     let (c, u, r) = (client.clone(), url.clone(), Arc::clone(&reps));
     results.push(
-        drive("followUpQueue(50) over HTTP", &options, move |_, n| {
+        drive("followUpQueue(50), explained", &options, move |_, n| {
             let (c, u, r) = (c.clone(), u.clone(), Arc::clone(&r));
             async move {
                 let rep = &r[(n as usize) % r.len()];

@@ -331,13 +331,17 @@ fn row_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::En
     ])
 }
 
-/// Calls `each` with every lead matching `filter`, a page at a time in id
-/// order, so memory holds one page.
-async fn for_each_lead<C: ConnectionTrait>(
+/// Works out `each` for every lead matching `filter` on all cores and
+/// hands the results to `keep` in id order, a page at a time, so memory
+/// holds one page. Reading a lead's facts (parsing its JSON) and scoring it
+/// are the work; the database reads each lead once.
+async fn for_each_lead<C: ConnectionTrait, T: Send>(
     scope: &TenantScope<'_, C>,
     filter: Condition,
-    mut each: impl FnMut(Row),
+    each: impl Fn(&Row) -> T + Sync,
+    mut keep: impl FnMut(T),
 ) -> AppResult<()> {
+    use rayon::prelude::*;
     let mut after: Option<Uuid> = None;
     loop {
         let mut query = row_columns(scope.select::<lead::Entity>())
@@ -350,7 +354,8 @@ async fn for_each_lead<C: ConnectionTrait>(
         let rows: Vec<Row> = query.into_model().all(scope.conn()).await?;
         let full = rows.len() as u64 == PAGE;
         after = rows.last().map(|r| r.facts.id);
-        rows.into_iter().for_each(&mut each);
+        let done: Vec<T> = rows.par_iter().map(&each).collect();
+        done.into_iter().for_each(&mut keep);
         if !full {
             return Ok(());
         }
@@ -453,20 +458,33 @@ async fn judge_closed<C: ConnectionTrait>(
     let filter = Condition::all()
         .add(filter)
         .add(lead::Column::Status.is_in([LeadStatus::Won, LeadStatus::Lost]));
-    for_each_lead(scope, filter, |row| {
-        let pipeline = stages
-            .get(&row.facts.pipeline_id)
-            .map_or(&[][..], Vec::as_slice);
-        let (facts, at) = closed.facts(&row, pipeline);
-        for (model, out) in models.iter().zip(judged.iter_mut()) {
-            let summary = model.score_summary(&facts, at);
-            out.push(Judged {
-                score: summary.total,
-                tier: model.tier_key(summary.tier_rank).to_owned(),
-                won: row.status == LeadStatus::Won,
-            });
-        }
-    })
+    for_each_lead(
+        scope,
+        filter,
+        |row| {
+            let pipeline = stages
+                .get(&row.facts.pipeline_id)
+                .map_or(&[][..], Vec::as_slice);
+            let (facts, at) = closed.facts(row, pipeline);
+            let won = row.status == LeadStatus::Won;
+            models
+                .iter()
+                .map(|model| {
+                    let summary = model.score_summary(&facts, at);
+                    Judged {
+                        score: summary.total,
+                        tier: model.tier_key(summary.tier_rank).to_owned(),
+                        won,
+                    }
+                })
+                .collect::<Vec<_>>()
+        },
+        |scored| {
+            for (one, out) in scored.into_iter().zip(judged.iter_mut()) {
+                out.push(one);
+            }
+        },
+    )
     .await?;
     Ok(judged)
 }
@@ -534,11 +552,18 @@ pub async fn preview<C: ConnectionTrait>(
             let pipeline = stages
                 .get(&row.facts.pipeline_id)
                 .map_or(&[][..], Vec::as_slice);
-            let facts = open_facts(&row, pipeline, &current);
+            let facts = open_facts(row, pipeline, &current);
             let summary = compiled.score_summary(&facts, at);
-            ids.push(row.facts.id);
-            after.push((summary.total, summary.tier_rank));
-            before.push((row.score, row.tier));
+            (
+                row.facts.id,
+                (row.score, row.tier.clone()),
+                (summary.total, summary.tier_rank),
+            )
+        },
+        |(id, was, now)| {
+            ids.push(id);
+            before.push(was);
+            after.push(now);
         },
     )
     .await?;
