@@ -8,7 +8,7 @@ use async_graphql::{
     SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use entity::{activity, lead, lead_event, score_event};
+use entity::{activity, lead, lead_event, lead_score, score_event};
 use serde_json::Value;
 
 use super::{
@@ -22,6 +22,7 @@ use crate::{
     service::{
         lead::{self as leads, LeadChanges, NewActivity, NewLead, NewTierPin},
         lead_query::{self, LeadFilter as Filter},
+        lead_writer,
         reasons::{self, QueueFacts},
         rescoring, tenant_config, validate,
     },
@@ -73,9 +74,14 @@ pub enum LeadOrder {
     Updated,
 }
 
-/// A lead with its latest score.
+/// A lead with its latest score. What scoring keeps of it is always at
+/// hand; its facts (name, attributes, stage…) are read when a field asks
+/// for them, so a queue that shows ids, scores and tiers reads the narrow
+/// score rows only.
 pub struct Lead {
-    row: lead::Model,
+    score: lead_score::Model,
+    /// The whole lead, once read.
+    row: tokio::sync::OnceCell<lead::Model>,
     /// The explanation of the stored score, derived once when asked for.
     card: tokio::sync::OnceCell<scoring::Scorecard>,
 }
@@ -83,26 +89,59 @@ pub struct Lead {
 impl From<lead::Model> for Lead {
     fn from(row: lead::Model) -> Self {
         Self {
-            row,
+            score: lead_writer::score_of(&row),
+            row: tokio::sync::OnceCell::new_with(Some(row)),
+            card: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl From<lead_score::Model> for Lead {
+    fn from(score: lead_score::Model) -> Self {
+        Self {
+            score,
+            row: tokio::sync::OnceCell::new(),
             card: tokio::sync::OnceCell::new(),
         }
     }
 }
 
 impl Lead {
+    /// The whole lead, through the request's loader (one query for every
+    /// lead of a list that needs it).
+    async fn row(&self, ctx: &Context<'_>) -> Result<&lead::Model> {
+        self.row
+            .get_or_try_init(|| async {
+                ctx.data::<Loaders>()?
+                    .lead
+                    .load_one(self.score.lead_id)
+                    .await
+                    .map_err(|e| e.extend_ref())?
+                    .ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!(
+                            "lead {} has a score but no facts",
+                            self.score.lead_id
+                        ))
+                        .into()
+                    })
+            })
+            .await
+    }
+
     /// The explanation of the stored score, derived from the lead's facts
     /// and the model version that scored it.
     async fn scorecard(&self, ctx: &Context<'_>) -> Result<&scoring::Scorecard> {
         self.card
             .get_or_try_init(|| async {
+                let row = self.row(ctx).await?;
                 let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-                let pinner = match self.row.pinned_tier {
-                    Some(_) => Loaders::user(ctx, self.row.pinned_by)
+                let pinner = match row.pinned_tier {
+                    Some(_) => Loaders::user(ctx, row.pinned_by)
                         .await?
                         .map(|user| user.display_name),
                     None => None,
                 };
-                rescoring::explain(&scope, &self.row, pinner.as_deref())
+                rescoring::explain(&scope, row, pinner.as_deref())
                     .await
                     .gql()
             })
@@ -110,15 +149,16 @@ impl Lead {
     }
 
     async fn pipeline_with_stages(&self, ctx: &Context<'_>) -> Result<PipelineWithStages> {
+        let row = self.row(ctx).await?;
         ctx.data::<Loaders>()?
             .pipeline
-            .load_one(self.row.pipeline_id)
+            .load_one(row.pipeline_id)
             .await
             .map_err(|e| e.extend_ref())?
             .ok_or_else(|| {
                 AppError::Internal(anyhow::anyhow!(
                     "lead {} points at a missing pipeline",
-                    self.row.id
+                    row.id
                 ))
                 .into()
             })
@@ -167,48 +207,83 @@ async fn prime(ctx: &Context<'_>, rows: &[lead::Model], node: &[&str]) -> Result
     Ok(())
 }
 
+/// Loads the owners and teams of leads known by their scores alone, when
+/// the query asks for them.
+async fn prime_people(ctx: &Context<'_>, rows: &[lead_score::Model], node: &[&str]) -> Result<()> {
+    let loaders = ctx.data::<Loaders>()?;
+    let mut selection = ctx.look_ahead();
+    for field in node {
+        selection = selection.field(field);
+    }
+    if selection.field("owner").exists() {
+        let owners: Vec<_> = rows.iter().filter_map(|r| r.owner_id).collect();
+        loaders
+            .user
+            .load_many(owners)
+            .await
+            .map_err(|e| e.extend_ref())?;
+    }
+    if selection.field("team").exists() {
+        let teams: Vec<_> = rows.iter().filter_map(|r| r.team_id).collect();
+        loaders
+            .team
+            .load_many(teams)
+            .await
+            .map_err(|e| e.extend_ref())?;
+    }
+    Ok(())
+}
+
 /// Whether the lead's follow-up is due at `now`; judged live, so a lead
 /// that fell due since it was scored shows as overdue at once.
-fn overdue_at(row: &lead::Model, now: DateTime<Utc>) -> bool {
-    row.status == entity::enums::LeadStatus::Open && row.next_follow_up_at.is_some_and(|d| d <= now)
+fn overdue_at(score: &lead_score::Model, now: DateTime<Utc>) -> bool {
+    score.status == entity::enums::LeadStatus::Open
+        && score.next_follow_up_at.is_some_and(|d| d <= now)
 }
 
 #[Object]
 impl Lead {
     async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+        ID(self.score.lead_id.to_string())
     }
     /// The lead's id in the system it was imported from.
-    async fn external_id(&self) -> Option<&str> {
-        self.row.external_id.as_deref()
+    async fn external_id<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.external_id.as_deref())
     }
-    async fn name(&self) -> &str {
-        &self.row.name
+    async fn name<'a>(&'a self, ctx: &Context<'_>) -> Result<&'a str> {
+        let row = self.row(ctx).await?;
+        Ok(&row.name)
     }
-    async fn company(&self) -> Option<&str> {
-        self.row.company.as_deref()
+    async fn company<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.company.as_deref())
     }
     /// Lower-cased.
-    async fn email(&self) -> Option<&str> {
-        self.row.email.as_deref()
+    async fn email<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.email.as_deref())
     }
     /// Digits, with a leading `+` when given internationally.
-    async fn phone(&self) -> Option<&str> {
-        self.row.phone.as_deref()
+    async fn phone<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.phone.as_deref())
     }
-    async fn industry(&self) -> Option<&str> {
-        self.row.industry.as_deref()
+    async fn industry<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.industry.as_deref())
     }
     /// Where the lead came from (web form, fair, import…).
-    async fn source(&self) -> Option<&str> {
-        self.row.source.as_deref()
+    async fn source<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.source.as_deref())
     }
     /// The salesperson following it up; null in the shared pool.
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Loaders::user(ctx, self.row.owner_id).await
+        Loaders::user(ctx, self.score.owner_id).await
     }
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
-        Loaders::team(ctx, self.row.team_id).await
+        Loaders::team(ctx, self.score.team_id).await
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> Result<Pipeline> {
         let loaded = self.pipeline_with_stages(ctx).await?;
@@ -216,60 +291,64 @@ impl Lead {
     }
     async fn stage(&self, ctx: &Context<'_>) -> Result<Stage> {
         let loaded = self.pipeline_with_stages(ctx).await?;
+        let row = self.row(ctx).await?;
         loaded
             .1
             .iter()
-            .find(|s| s.id == self.row.stage_id)
+            .find(|s| s.id == row.stage_id)
             .cloned()
             .map(Stage::from)
             .ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!(
-                    "lead {} points at a missing stage",
-                    self.row.id
-                ))
-                .into()
+                AppError::Internal(anyhow::anyhow!("lead {} points at a missing stage", row.id))
+                    .into()
             })
     }
-    async fn stage_entered_at(&self) -> DateTime<Utc> {
-        self.row.stage_entered_at
+    async fn stage_entered_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let row = self.row(ctx).await?;
+        Ok(row.stage_entered_at)
     }
     /// Field key to value, e.g. `{"budget": 5, "timeline": 3}`.
-    async fn attributes(&self) -> Json<&Value> {
-        Json(&self.row.attributes)
+    async fn attributes<'a>(&'a self, ctx: &Context<'_>) -> Result<Json<&'a Value>> {
+        let row = self.row(ctx).await?;
+        Ok(Json(&row.attributes))
     }
-    async fn deal_value(&self) -> Option<f64> {
-        self.row.deal_value
+    async fn deal_value(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        let row = self.row(ctx).await?;
+        Ok(row.deal_value)
     }
     /// 0 to 100.
     async fn score(&self) -> f64 {
-        self.row.score
+        self.score.score
     }
     /// A tier key of the model that scored it, e.g. "A".
     async fn tier(&self) -> &str {
-        &self.row.tier
+        &self.score.tier
     }
     /// 0 = the top tier.
     async fn tier_rank(&self) -> i32 {
-        self.row.tier_rank
+        self.score.tier_rank
     }
     /// 0 to 1, from the tenant's learned predictor once trained.
     async fn close_probability(&self) -> Option<f64> {
-        self.row.close_probability
+        self.score.close_probability
     }
     /// The tier pin holding this lead at a tier of someone's choosing;
     /// null when there is none or it has expired. The score is computed
     /// as ever; `scoreBreakdown.overrides` shows the pin as `PIN`.
-    async fn pin(&self) -> Option<TierPin> {
-        let tier = self.row.pinned_tier.clone()?;
-        if self.row.pin_expires_at.is_some_and(|end| end <= Utc::now()) {
-            return None;
+    async fn pin(&self, ctx: &Context<'_>) -> Result<Option<TierPin>> {
+        let row = self.row(ctx).await?;
+        let Some(tier) = row.pinned_tier.clone() else {
+            return Ok(None);
+        };
+        if row.pin_expires_at.is_some_and(|end| end <= Utc::now()) {
+            return Ok(None);
         }
-        Some(TierPin {
+        Ok(Some(TierPin {
             tier,
-            reason: self.row.pin_reason.clone().unwrap_or_default(),
-            expires_at: self.row.pin_expires_at,
-            pinned_by_id: self.row.pinned_by,
-        })
+            reason: row.pin_reason.clone().unwrap_or_default(),
+            expires_at: row.pin_expires_at,
+            pinned_by_id: row.pinned_by,
+        }))
     }
     /// How the score was made: every dimension's points and the rules
     /// that fired.
@@ -280,11 +359,11 @@ impl Lead {
             tier: card.tier.clone(),
             base_tier: card.base_tier.clone(),
             model_id: ID(self
-                .row
+                .score
                 .scoring_model_id
                 .map(|id| id.to_string())
                 .unwrap_or_default()),
-            model_version: self.row.model_version.unwrap_or_default(),
+            model_version: self.score.model_version.unwrap_or_default(),
             computed_at: crate::service::rescoring::from_secs(card.computed_at),
             contributions: card
                 .contributions
@@ -312,40 +391,45 @@ impl Lead {
     }
     /// Flags from the last scoring; OVERDUE is judged now.
     async fn flags(&self) -> Vec<LeadFlag> {
-        let overdue = overdue_at(&self.row, Utc::now());
+        let overdue = overdue_at(&self.score, Utc::now());
         scoring::LeadFlag::ALL
             .into_iter()
             .filter(|f| match f {
                 scoring::LeadFlag::Overdue => overdue,
-                f => self.row.flags & i32::from(f.bit()) != 0,
+                f => self.score.flags & i32::from(f.bit()) != 0,
             })
             .map(LeadFlag::from)
             .collect()
     }
     async fn next_follow_up_at(&self) -> Option<DateTime<Utc>> {
-        self.row.next_follow_up_at
+        self.score.next_follow_up_at
     }
-    async fn last_activity_at(&self) -> Option<DateTime<Utc>> {
-        self.row.last_activity_at
+    async fn last_activity_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let row = self.row(ctx).await?;
+        Ok(row.last_activity_at)
     }
     async fn status(&self) -> LeadStatus {
-        self.row.status.into()
+        self.score.status.into()
     }
-    async fn closed_at(&self) -> Option<DateTime<Utc>> {
-        self.row.closed_at
+    async fn closed_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let row = self.row(ctx).await?;
+        Ok(row.closed_at)
     }
-    async fn close_reason(&self) -> Option<&str> {
-        self.row.close_reason.as_deref()
+    async fn close_reason<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.close_reason.as_deref())
     }
     /// Send it back as `expectedVersion` with `updateLead`.
     async fn version(&self) -> i32 {
-        self.row.version
+        self.score.version
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.row.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let row = self.row(ctx).await?;
+        Ok(row.created_at)
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.row.updated_at
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let row = self.row(ctx).await?;
+        Ok(row.updated_at)
     }
     /// Newest first.
     #[graphql(complexity = "count_of(first) * child_complexity")]
@@ -356,7 +440,7 @@ impl Lead {
     ) -> Result<Vec<Activity>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let first = bounded("first", first, 200).gql()?;
-        Ok(leads::activities(&scope, self.row.id, first)
+        Ok(leads::activities(&scope, self.score.lead_id, first)
             .await
             .gql()?
             .into_iter()
@@ -372,7 +456,7 @@ impl Lead {
     ) -> Result<Vec<ScoreEvent>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let first = bounded("first", first, 200).gql()?;
-        Ok(leads::score_history(&scope, self.row.id, first)
+        Ok(leads::score_history(&scope, self.score.lead_id, first)
             .await
             .gql()?
             .into_iter()
@@ -389,7 +473,7 @@ impl Lead {
     ) -> Result<Vec<LeadEvent>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let first = bounded("first", first, 200).gql()?;
-        Ok(leads::lead_events(&scope, self.row.id, first)
+        Ok(leads::lead_events(&scope, self.score.lead_id, first)
             .await
             .gql()?
             .into_iter()
@@ -597,6 +681,7 @@ impl From<score_event::Model> for ScoreEvent {
 
 /// One lead of the follow-up queue, with why it is there.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct QueueEntry {
     pub lead: Lead,
     /// Larger comes first: overdue, then tier, then score.
@@ -605,8 +690,33 @@ pub struct QueueEntry {
     pub due_at: Option<DateTime<Utc>>,
     /// Whole days past due; 0 when not overdue.
     pub overdue_days: i32,
+    /// When the queue was read: the reasons speak of it.
+    #[graphql(skip)]
+    pub now: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl QueueEntry {
     /// Short phrases in the tenant's language, most pressing first.
-    pub reasons: Vec<String>,
+    async fn reasons(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let config = tenant_config::get(&scope).await.gql()?;
+        let row = self.lead.row(ctx).await?;
+        let stage_name = config
+            .stages(row.pipeline_id)
+            .iter()
+            .find(|s| s.id == row.stage_id)
+            .map_or("", |s| s.name.as_str());
+        Ok(reasons::queue_reasons(
+            &QueueFacts {
+                lead: row,
+                stage_name,
+                signals: &config.catalog.signals,
+            },
+            &config.tenant.locale,
+            self.now,
+        ))
+    }
 }
 
 /// Filters of the lead list; a list matches any of its values, and
@@ -768,57 +878,68 @@ impl LeadQuery {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let (config, primed) =
-            tokio::join!(tenant_config::get(&scope), prime(ctx, &rows, &["lead"]),);
-        let config = config.gql()?;
-        primed?;
-        // Stage names for the reasons; cached by `prime` when the query
-        // asked for stages or pipelines, else loaded here in one batch.
-        let pipelines = ctx
-            .data::<Loaders>()?
-            .pipeline
-            .load_many(rows.iter().map(|r| r.pipeline_id))
-            .await
-            .map_err(|e| e.extend_ref())?;
-        rows.into_iter()
+        // The leads' facts only when a field (or the reasons) asks for
+        // more than what scoring keeps: one query for the whole queue.
+        let selection = ctx.look_ahead();
+        let needs_facts = selection.field("reasons").exists()
+            || selection
+                .field("lead")
+                .selection_fields()
+                .iter()
+                .flat_map(|f| f.selection_set())
+                .any(|f| !SCORE_FIELDS.contains(&f.name()));
+        if needs_facts {
+            let facts = ctx
+                .data::<Loaders>()?
+                .lead
+                .load_many(rows.iter().map(|r| r.lead_id))
+                .await
+                .map_err(|e| e.extend_ref())?;
+            let facts: Vec<lead::Model> = facts.into_values().collect();
+            prime(ctx, &facts, &["lead"]).await?;
+        } else {
+            prime_people(ctx, &rows, &["lead"]).await?;
+        }
+        Ok(rows
+            .into_iter()
             .map(|row| {
-                let lead = Lead::from(row);
-                let stage_name = pipelines
-                    .get(&lead.row.pipeline_id)
-                    .and_then(|p| p.1.iter().find(|s| s.id == lead.row.stage_id))
-                    .map_or("", |s| s.name.as_str());
-                let reasons = reasons::queue_reasons(
-                    &QueueFacts {
-                        lead: &lead.row,
-                        stage_name,
-                        signals: &config.catalog.signals,
-                    },
-                    &config.tenant.locale,
-                    now,
-                );
-                let overdue = overdue_at(&lead.row, now);
-                let overdue_days = lead
-                    .row
+                let overdue = overdue_at(&row, now);
+                let overdue_days = row
                     .next_follow_up_at
                     .filter(|_| overdue)
                     .map_or(0, |due| (now - due).num_days());
-                let rank = u8::try_from(lead.row.tier_rank).unwrap_or(u8::MAX);
-                Ok(QueueEntry {
-                    priority: i32::try_from(scoring::tiers::priority(
-                        overdue,
-                        rank,
-                        lead.row.score,
-                    ))
-                    .unwrap_or(i32::MAX),
-                    due_at: lead.row.next_follow_up_at,
+                let rank = u8::try_from(row.tier_rank).unwrap_or(u8::MAX);
+                QueueEntry {
+                    priority: i32::try_from(scoring::tiers::priority(overdue, rank, row.score))
+                        .unwrap_or(i32::MAX),
+                    due_at: row.next_follow_up_at,
                     overdue_days: i32::try_from(overdue_days).unwrap_or(i32::MAX),
-                    reasons,
-                    lead,
-                })
+                    now,
+                    lead: Lead::from(row),
+                }
             })
-            .collect()
+            .collect())
     }
 }
+
+/// The fields of `Lead` that what scoring keeps of a lead answers alone.
+const SCORE_FIELDS: [&str; 15] = [
+    "__typename",
+    "id",
+    "score",
+    "tier",
+    "tierRank",
+    "closeProbability",
+    "flags",
+    "nextFollowUpAt",
+    "status",
+    "version",
+    "owner",
+    "team",
+    "activities",
+    "scoreHistory",
+    "history",
+];
 
 #[derive(InputObject)]
 pub struct CreateLeadInput {

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
-use entity::{team, user};
+use entity::{lead, team, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 use uuid::Uuid;
 
@@ -75,6 +75,23 @@ impl Loader<Uuid> for TeamById {
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         by_id::<team::Entity>(&self.db, self.tenant_id, keys, |t| t.id).await
+    }
+}
+
+/// Whole leads (facts and score) by id, for the lists that read what
+/// scoring keeps first and the facts only when a field needs them. The
+/// lists check who may see each lead before they hand it out.
+pub struct LeadById {
+    pub(super) db: DatabaseConnection,
+    pub(super) tenant_id: Uuid,
+}
+
+impl Loader<Uuid> for LeadById {
+    type Value = lead::Model;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        by_id::<lead::Entity>(&self.db, self.tenant_id, keys, |l| l.id).await
     }
 }
 

@@ -129,6 +129,8 @@ pub struct Loaders {
     pub user: RequestLoader<loaders::UserById>,
     /// Teams by id.
     pub team: RequestLoader<loaders::TeamById>,
+    /// Whole leads by id.
+    pub lead: RequestLoader<loaders::LeadById>,
     /// Pipelines with their stages, by id.
     pub pipeline: RequestLoader<loaders::PipelineById>,
 }
@@ -193,6 +195,10 @@ impl Loaders {
                 tenant_id,
             }),
             user: request_loader(loaders::UserById {
+                db: db.clone(),
+                tenant_id,
+            }),
+            lead: request_loader(loaders::LeadById {
                 db: db.clone(),
                 tenant_id,
             }),

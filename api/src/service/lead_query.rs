@@ -357,8 +357,8 @@ pub async fn queue_owner<C: ConnectionTrait>(
     }
 }
 
-/// `owner`'s open leads in follow-up order: overdue now first, then tier
-/// (top first), then score. Overdue is judged at `now`, not when the lead
+/// What scoring keeps of `owner`'s open leads, in follow-up order: overdue
+/// now first, then tier (top first), then score. Overdue is judged at `now`, not when the lead
 /// was last scored, so a follow-up that fell due since comes up at once.
 ///
 /// The order is read from the queue index alone: leads in the index's due
@@ -373,7 +373,7 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
     owner: Uuid,
     limit: i32,
     now: DateTime<Utc>,
-) -> AppResult<Vec<lead::Model>> {
+) -> AppResult<Vec<lead_score::Model>> {
     let limit = u64::try_from(limit)
         .ok()
         .filter(|l| *l <= MAX_QUEUE)
@@ -392,37 +392,37 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .all(scope.conn())
         .await?;
     let mut rows = scope
-        .select::<lead::Entity>()
-        .filter(lead::Column::OwnerId.eq(owner))
-        .filter(lead::Column::Bucket.lt(BUCKET_CLOSED))
-        .order_by_asc(lead::Column::Bucket)
-        .order_by_asc(lead::Column::TierRank)
-        .order_by_desc(lead::Column::Score)
-        .order_by_asc(lead::Column::Id)
+        .select::<lead_score::Entity>()
+        .filter(lead_score::Column::OwnerId.eq(owner))
+        .filter(lead_score::Column::Bucket.lt(BUCKET_CLOSED))
+        .order_by_asc(lead_score::Column::Bucket)
+        .order_by_asc(lead_score::Column::TierRank)
+        .order_by_desc(lead_score::Column::Score)
+        .order_by_asc(lead_score::Column::LeadId)
         .limit(limit + fell_due.len() as u64)
         .all(scope.conn())
         .await?;
     let missing: Vec<Uuid> = fell_due
         .iter()
-        .filter(|id| !rows.iter().any(|r| r.id == **id))
+        .filter(|id| !rows.iter().any(|r| r.lead_id == **id))
         .copied()
         .collect();
     if !missing.is_empty() {
         rows.extend(
             scope
-                .select::<lead::Entity>()
-                .filter(lead::Column::Id.is_in(missing))
+                .select::<lead_score::Entity>()
+                .filter(lead_score::Column::LeadId.is_in(missing))
                 .all(scope.conn())
                 .await?,
         );
     }
-    let due = |row: &lead::Model| row.bucket == BUCKET_DUE || fell_due.contains(&row.id);
+    let due = |row: &lead_score::Model| row.bucket == BUCKET_DUE || fell_due.contains(&row.lead_id);
     rows.sort_by(|a, b| {
         due(b)
             .cmp(&due(a))
             .then(a.tier_rank.cmp(&b.tier_rank))
             .then(b.score.total_cmp(&a.score))
-            .then(a.id.cmp(&b.id))
+            .then(a.lead_id.cmp(&b.lead_id))
     });
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows)

@@ -248,6 +248,30 @@ fn score_changes(lead: &lead::Model) -> lead_score::ActiveModel {
     row
 }
 
+/// What scoring keeps of `lead`, as its `lead_scores` row.
+#[must_use]
+pub fn score_of(lead: &lead::Model) -> lead_score::Model {
+    lead_score::Model {
+        tenant_id: lead.tenant_id,
+        lead_id: lead.id,
+        version: lead.version,
+        owner_id: lead.owner_id,
+        team_id: lead.team_id,
+        status: lead.status,
+        bucket: lead.bucket,
+        score: lead.score,
+        tier: lead.tier.clone(),
+        tier_rank: lead.tier_rank,
+        priority: lead.priority,
+        flags: lead.flags,
+        close_probability: lead.close_probability,
+        scoring_model_id: lead.scoring_model_id,
+        model_version: lead.model_version,
+        next_follow_up_at: lead.next_follow_up_at,
+        scored_at: lead.scored_at,
+    }
+}
+
 /// What scoring keeps of the lead, every column to be written to
 /// `lead_scores`.
 fn score_row(lead: &lead::Model) -> lead_score::ActiveModel {
