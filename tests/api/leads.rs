@@ -122,6 +122,16 @@ impl TestApp {
     }
 }
 
+/// The points of every dimension a lead's explanation shows, added up.
+pub(crate) fn points_shown(lead: &Value) -> f64 {
+    lead["scoreBreakdown"]["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["points"].as_f64().expect("points"))
+        .sum()
+}
+
 pub(crate) fn score(lead: &Value) -> f64 {
     lead["score"].as_f64().expect("a score")
 }
@@ -161,12 +171,7 @@ async fn a_lead_with_strong_ratings_outranks_a_weak_one_and_its_points_add_up() 
     assert!(strong["tierRank"].as_i64() < weak["tierRank"].as_i64());
     for lead in [&strong, &weak] {
         let breakdown = &lead["scoreBreakdown"];
-        let points: f64 = breakdown["contributions"]
-            .as_array()
-            .expect("contributions")
-            .iter()
-            .map(|c| c["points"].as_f64().expect("points"))
-            .sum();
+        let points = points_shown(lead);
         assert!((points - score(lead)).abs() < 1e-6, "{breakdown}");
         assert_eq!(breakdown["tier"], lead["tier"]);
         assert_eq!(breakdown["modelVersion"], 1);

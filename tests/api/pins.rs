@@ -587,12 +587,7 @@ async fn the_explanation_shown_adds_up_to_the_stored_score_after_every_kind_of_w
         assert_eq!(leads.len(), 3, "{round}");
         for lead in &leads {
             let breakdown = &lead["scoreBreakdown"];
-            let points: f64 = breakdown["contributions"]
-                .as_array()
-                .expect("contributions")
-                .iter()
-                .map(|c| c["points"].as_f64().expect("points"))
-                .sum();
+            let points = crate::leads::points_shown(lead);
             assert!((points - score(lead)).abs() < 1e-6, "{round}: {lead}");
             assert_eq!(breakdown["total"], lead["score"], "{round}: {lead}");
             assert_eq!(breakdown["tier"], lead["tier"], "{round}: {lead}");

@@ -343,17 +343,30 @@ pub async fn insert<C: ConnectionTrait>(
     if let Some(event) = score_event(&saved, None, reason, None, now) {
         scope.insert(event).await?;
     }
+    announce(scope, None, &saved, reason, rule, now).await?;
+    Ok(saved)
+}
+
+/// Sends the notice and webhook events of one lead's change from `before`
+/// (none for a new lead) to `after`.
+async fn announce<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    before: Option<&lead::Model>,
+    after: &lead::Model,
+    reason: &str,
+    rule: Option<ByRule<'_>>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let mut out = Outgoing::default();
     out.lead(
         scope.tenant_id(),
-        None,
-        &LeadSummary::from(&saved),
+        before.map(LeadState::from).as_ref(),
+        &LeadSummary::from(after),
         reason,
         rule,
         now,
     );
-    events::emit(scope, &out, now).await?;
-    Ok(saved)
+    events::emit(scope, &out, now).await
 }
 
 /// Writes a changed lead, re-scored with [`score`], when `before` (the
@@ -403,16 +416,7 @@ pub async fn update<C: ConnectionTrait>(
     ) {
         scope.insert(event).await?;
     }
-    let mut out = Outgoing::default();
-    out.lead(
-        scope.tenant_id(),
-        Some(&LeadState::from(before)),
-        &LeadSummary::from(&after),
-        reason,
-        None,
-        now,
-    );
-    events::emit(scope, &out, now).await?;
+    announce(scope, Some(before), &after, reason, None, now).await?;
     Ok(after)
 }
 
