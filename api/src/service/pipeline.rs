@@ -189,6 +189,11 @@ pub async fn update_pipeline(
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("pipeline", id))?;
+    // The change's re-scored leads announce themselves through the outbox,
+    // which reads this process's copy of the configuration: read it now,
+    // before the change, so a copy taken inside this transaction can never
+    // hold stages that may still roll back.
+    tenant_config::get(&scope).await?;
     let old_stages = rescoring::pipeline_stages(&scope, id).await?;
     let before = snapshot(&current, &old_stages);
 
