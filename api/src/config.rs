@@ -55,12 +55,39 @@ pub struct Settings {
     /// `LEADRANK_CORS_ORIGINS`: comma-separated origins allowed to call the
     /// API from a browser; `*` allows any; empty allows none.
     pub cors_origins: Vec<String>,
-    /// `LEADRANK_INTROSPECTION`: whether the schema may be introspected.
+    /// `LEADRANK_ENV`: `production` (the default) or `development`; picks
+    /// the defaults of settings that differ between the two.
+    pub environment: Environment,
+    /// `LEADRANK_INTROSPECTION`: whether the schema may be introspected;
+    /// by default only in development, so production does not hand its
+    /// whole schema to anyone who asks.
     pub introspection: bool,
     /// `LEADRANK_MAX_QUERY_DEPTH`.
     pub max_query_depth: usize,
-    /// `LEADRANK_MAX_QUERY_COMPLEXITY`.
+    /// `LEADRANK_MAX_QUERY_COMPLEXITY`: the cost one HTTP request may have,
+    /// shared by the operations of a batch.
     pub max_query_complexity: usize,
+    /// `LEADRANK_MAX_QUERY_NESTING`: the deepest nesting of brackets,
+    /// braces and parentheses a document may have; checked before parsing,
+    /// whose recursion would otherwise overflow the stack.
+    pub max_query_nesting: usize,
+    /// `LEADRANK_MAX_QUERY_FIELDS`: fields one HTTP request may ask for once
+    /// its fragments are expanded, shared by the operations of a batch.
+    pub max_query_fields: u64,
+    /// `LEADRANK_MAX_QUERY_FRAGMENTS`: fragment definitions per document.
+    pub max_query_fragments: usize,
+    /// `LEADRANK_MAX_ALIASES_PER_FIELD`: how often one field may be selected
+    /// (under different aliases) in one selection set.
+    pub max_aliases_per_field: usize,
+    /// `LEADRANK_REQUEST_TIMEOUT_SECS`: how long a GraphQL request over HTTP
+    /// may run before it is cancelled.
+    pub request_timeout: Duration,
+    /// `LEADRANK_USER_REQUESTS_PER_MINUTE`: operations one user may send per
+    /// minute (a token bucket refilled evenly); 0 for no limit.
+    pub user_requests_per_minute: u32,
+    /// `LEADRANK_TENANT_REQUESTS_PER_MINUTE`: the same for all users of one
+    /// tenant together; 0 for no limit.
+    pub tenant_requests_per_minute: u32,
     /// `LEADRANK_BODY_LIMIT_BYTES`: the largest request body accepted.
     pub body_limit_bytes: usize,
     /// `LEADRANK_LOGIN_MAX_FAILURES`: failed logins for one tenant and email
@@ -93,6 +120,27 @@ pub struct Settings {
     /// `LEADRANK_LIVE_UPDATES`: feed subscriptions from the database's
     /// change notices (off: subscriptions receive nothing).
     pub live_updates: bool,
+}
+
+/// Where the server runs, for the defaults that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// A deployment: the safe defaults.
+    Production,
+    /// A developer's machine: introspection on.
+    Development,
+}
+
+impl std::str::FromStr for Environment {
+    type Err = anyhow::Error;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.to_ascii_lowercase().as_str() {
+            "production" | "prod" => Ok(Self::Production),
+            "development" | "dev" => Ok(Self::Development),
+            _ => bail!("expected `production` or `development`"),
+        }
+    }
 }
 
 /// How webhook endpoints are checked and their deliveries sent.
@@ -128,9 +176,20 @@ impl fmt::Debug for Settings {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("cors_origins", &self.cors_origins)
+            .field("environment", &self.environment)
             .field("introspection", &self.introspection)
             .field("max_query_depth", &self.max_query_depth)
             .field("max_query_complexity", &self.max_query_complexity)
+            .field("max_query_nesting", &self.max_query_nesting)
+            .field("max_query_fields", &self.max_query_fields)
+            .field("max_query_fragments", &self.max_query_fragments)
+            .field("max_aliases_per_field", &self.max_aliases_per_field)
+            .field("request_timeout", &self.request_timeout)
+            .field("user_requests_per_minute", &self.user_requests_per_minute)
+            .field(
+                "tenant_requests_per_minute",
+                &self.tenant_requests_per_minute,
+            )
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("login_max_failures", &self.login_max_failures)
             .field(
@@ -184,6 +243,7 @@ impl Settings {
             Some(secret) => JwtSecretSource::Given(Secret::new(secret)),
             None => JwtSecretSource::File(secret_file_beside(&database_url)),
         };
+        let environment: Environment = parse_with(&get, "LEADRANK_ENV", Environment::Production)?;
         Ok(Self {
             bind: get("LEADRANK_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
@@ -205,9 +265,23 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
-            introspection: parse(&get, "LEADRANK_INTROSPECTION", true)?,
+            environment,
+            introspection: parse(
+                &get,
+                "LEADRANK_INTROSPECTION",
+                environment == Environment::Development,
+            )?,
             max_query_depth: parse(&get, "LEADRANK_MAX_QUERY_DEPTH", 12)?,
             max_query_complexity: parse(&get, "LEADRANK_MAX_QUERY_COMPLEXITY", 20_000)?,
+            max_query_nesting: parse(&get, "LEADRANK_MAX_QUERY_NESTING", 64)?,
+            max_query_fields: parse(&get, "LEADRANK_MAX_QUERY_FIELDS", 2_000)?,
+            max_query_fragments: parse(&get, "LEADRANK_MAX_QUERY_FRAGMENTS", 100)?,
+            max_aliases_per_field: parse(&get, "LEADRANK_MAX_ALIASES_PER_FIELD", 30)?.max(1),
+            request_timeout: Duration::from_secs(
+                parse(&get, "LEADRANK_REQUEST_TIMEOUT_SECS", 30)?.max(1),
+            ),
+            user_requests_per_minute: parse(&get, "LEADRANK_USER_REQUESTS_PER_MINUTE", 600)?,
+            tenant_requests_per_minute: parse(&get, "LEADRANK_TENANT_REQUESTS_PER_MINUTE", 6_000)?,
             body_limit_bytes: parse(&get, "LEADRANK_BODY_LIMIT_BYTES", 16 * 1024 * 1024)?,
             login_max_failures: parse(&get, "LEADRANK_LOGIN_MAX_FAILURES", 5)?,
             login_max_failures_per_client: parse(
@@ -249,6 +323,20 @@ impl Settings {
     /// Whether the database is SQLite.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// As [`parse`], for types whose parse error is an `anyhow::Error`.
+fn parse_with<T: std::str::FromStr<Err = anyhow::Error>>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .with_context(|| format!("{name} has an invalid value {raw:?}")),
     }
 }
 
@@ -313,6 +401,21 @@ mod tests {
         );
         assert_eq!(settings.login_max_failures, 5);
         assert_eq!(settings.login_max_failures_per_client, 50);
+    }
+
+    #[test]
+    fn production_is_the_default_and_hides_the_schema_while_development_shows_it() {
+        let production = from(&[]).unwrap();
+        assert_eq!(production.environment, Environment::Production);
+        assert!(!production.introspection);
+
+        let development = from(&[("LEADRANK_ENV", "development")]).unwrap();
+        assert!(development.introspection);
+
+        let overridden = from(&[("LEADRANK_INTROSPECTION", "true")]).unwrap();
+        assert!(overridden.introspection);
+        let err = from(&[("LEADRANK_ENV", "staging")]).unwrap_err();
+        assert!(err.to_string().contains("LEADRANK_ENV"), "{err}");
     }
 
     #[test]

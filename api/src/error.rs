@@ -71,9 +71,12 @@ impl AppError {
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
         // Unique-constraint violations become conflicts here, in one place.
+        // The database's text names tables, columns and values, which are
+        // ours to know and not the client's: it goes to the log only.
         if let Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+            tracing::info!(detail = %detail, "a write was refused by a unique constraint");
             return Self::Conflict {
-                message: format!("this already exists ({detail})"),
+                message: "this already exists".to_owned(),
                 existing_id: None,
             };
         }

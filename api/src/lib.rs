@@ -9,6 +9,7 @@ pub mod error;
 pub mod graphql;
 pub mod jobs;
 pub mod live;
+pub mod rate_limit;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

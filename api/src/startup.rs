@@ -1,6 +1,10 @@
 //! Building and running the HTTP server.
 
-use std::{net::TcpListener, sync::Arc, time::Instant};
+use std::{
+    net::TcpListener,
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
 
 use actix_cors::Cors;
 use actix_web::{
@@ -8,12 +12,16 @@ use actix_web::{
     body::MessageBody,
     dev::{Server, ServiceRequest, ServiceResponse},
     guard,
-    http::header,
+    http::{StatusCode, header},
     middleware::{Next, from_fn},
     web,
 };
 use anyhow::Context;
-use async_graphql::http::GraphiQLSource;
+use async_graphql::{
+    http::GraphiQLSource,
+    parser::types::{DocumentOperations, OperationType},
+};
+use futures_util::FutureExt;
 use sea_orm::DatabaseConnection;
 use tracing::{Instrument, field::Empty};
 
@@ -25,7 +33,11 @@ use crate::{
     },
     config::Settings,
     db,
-    graphql::{LeadRankSchema, Loaders, RequestContext, build_schema},
+    graphql::{
+        LeadRankSchema, Loaders, RequestContext, build_schema,
+        limits::{QueryBudget, check_nesting},
+    },
+    rate_limit::{Bucket, Exhausted, RequestRateLimit},
     service::account::Auth,
 };
 
@@ -35,6 +47,9 @@ struct AppState {
     schema: LeadRankSchema,
     auth: Arc<Auth>,
     trust_forwarded_for: bool,
+    rate_limit: Arc<RequestRateLimit>,
+    request_timeout: Duration,
+    max_nesting: usize,
 }
 
 /// A bound, ready-to-run server.
@@ -82,11 +97,19 @@ impl Application {
         if settings.live_updates {
             bus.spawn_listener(db.clone());
         }
+        let rate_limit = Arc::new(RequestRateLimit::new(
+            settings.user_requests_per_minute,
+            settings.tenant_requests_per_minute,
+        ));
+        spawn_bucket_cleanup(Arc::downgrade(&rate_limit));
         let state = web::Data::new(AppState {
             db: db.clone(),
             schema: build_schema(&settings, bus),
             auth,
             trust_forwarded_for: settings.trust_forwarded_for,
+            rate_limit,
+            request_timeout: settings.request_timeout,
+            max_nesting: settings.max_query_nesting,
         });
         let body_limit = settings.body_limit_bytes;
         let cors_origins = settings.cors_origins.clone();
@@ -141,6 +164,21 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Every minute, drops the rate-limit buckets that have refilled, until the
+/// server is gone.
+fn spawn_bucket_cleanup(rate_limit: Weak<RequestRateLimit>) {
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            let Some(rate_limit) = rate_limit.upgrade() else {
+                return;
+            };
+            rate_limit.forget_full_buckets();
+        }
+    });
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -243,10 +281,25 @@ async fn execute(
     if !operations.is_empty() {
         span.record("operation", operations.join(","));
     }
+    if let Authentication::Authenticated(p) = &authentication
+        && let Err(exhausted) = state
+            .rate_limit
+            .check(p.tenant_id, p.user_id, batch.iter().count())
+    {
+        tracing::info!(
+            bucket = ?exhausted.whose,
+            retry_after_secs = exhausted.retry_after_secs,
+            "request refused by the rate limit"
+        );
+        return rate_limited(exhausted);
+    }
     let client = client_address(req, state.trust_forwarded_for);
+    // The operations of a batch share one allowance of fields and cost.
+    let budget = QueryBudget::shared();
     // Each request of a batch gets its own context and loaders.
     let mut batch = batch;
     for request in batch.iter_mut() {
+        request.data.insert(budget.clone());
         if let Authentication::Authenticated(p) = &authentication {
             request
                 .data
@@ -259,8 +312,112 @@ async fn execute(
             client: client.clone(),
         });
     }
-    let response = state.schema.execute_batch(batch).await;
-    HttpResponse::Ok().json(response)
+    match guarded(state.schema.execute_batch(batch), state.request_timeout).await {
+        Ok(response) => HttpResponse::Ok().json(response),
+        Err(Stopped::Panicked) => {
+            tracing::error!(
+                "a request panicked; it was answered INTERNAL and the server carries on"
+            );
+            graphql_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "something went wrong on our side; it has been logged",
+            )
+        }
+        Err(Stopped::Deadline) => {
+            let secs = state.request_timeout.as_secs();
+            tracing::warn!(timeout_secs = secs, "request cancelled at its deadline");
+            graphql_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                &format!(
+                    "the request took longer than {secs} s and was stopped; ask for less \
+                     (smaller pages, fewer fields) or try again later"
+                ),
+            )
+        }
+    }
+}
+
+/// Why a guarded request did not finish.
+#[derive(Debug, PartialEq, Eq)]
+enum Stopped {
+    /// It panicked.
+    Panicked,
+    /// It ran past its deadline and was dropped, which cancels it at its
+    /// next await (an open transaction rolls back).
+    Deadline,
+}
+
+/// Runs a request's work so that a panic in a resolver answers that
+/// request instead of unwinding through the worker, which would drop every
+/// connection the worker serves, and so that work past `deadline` is
+/// cancelled rather than holding a worker and a database connection.
+async fn guarded<T>(work: impl Future<Output = T>, deadline: Duration) -> Result<T, Stopped> {
+    match tokio::time::timeout(deadline, std::panic::AssertUnwindSafe(work).catch_unwind()).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(_panic)) => Err(Stopped::Panicked),
+        Err(_elapsed) => Err(Stopped::Deadline),
+    }
+}
+
+fn rate_limited(exhausted: Exhausted) -> HttpResponse {
+    let wait = exhausted.retry_after_secs;
+    let message = match exhausted.whose {
+        Bucket::User => format!("you are sending too many requests; try again in {wait} seconds"),
+        Bucket::Tenant => format!(
+            "your company's users together are sending too many requests; try again in {wait} seconds"
+        ),
+    };
+    HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, wait.to_string()))
+        .json(serde_json::json!({
+            "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED", "retryAfter": wait}}]
+        }))
+}
+
+/// Query-string parameters that look like credentials. A token in a URL
+/// ends up in proxy logs, browser history and `Referer` headers, so such a
+/// request is refused rather than quietly ignored: the client learns to
+/// use the header before anything leaks again.
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "access_token",
+    "accesstoken",
+    "token",
+    "refresh_token",
+    "refreshtoken",
+    "authorization",
+    "auth",
+    "bearer",
+    "jwt",
+    "api_key",
+    "apikey",
+    "password",
+];
+
+fn credentials_in_url(req: &HttpRequest) -> Option<HttpResponse> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok()?;
+    let name = pairs.iter().map(|(name, _)| name).find(|name| {
+        CREDENTIAL_PARAMETERS
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    })?;
+    tracing::warn!(parameter = %name, "request refused: a credential in the URL");
+    Some(bad_request(&format!(
+        "credentials are never accepted in the URL (`{name}`): send the access token in the \
+         `Authorization: Bearer <accessToken>` header, and passwords in the POST body"
+    )))
+}
+
+/// Whether `doc` holds a mutation, which GET must never run: a link or a
+/// prefetch would otherwise change data.
+fn has_mutation(doc: &async_graphql::parser::types::ExecutableDocument) -> bool {
+    match &doc.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => {
+            ops.values().any(|op| op.node.ty == OperationType::Mutation)
+        }
+    }
 }
 
 /// The most operations one batched request may carry.
@@ -271,6 +428,9 @@ async fn graphql_post(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Some(refused) = credentials_in_url(&req) {
+        return refused;
+    }
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
         Ok(batch) if batch.iter().count() > MAX_BATCH => {
             bad_request(&format!("a batch may hold at most {MAX_BATCH} operations"))
@@ -284,8 +444,26 @@ async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     if req.query_string().is_empty() {
         return ide().await;
     }
+    if let Some(refused) = credentials_in_url(&req) {
+        return refused;
+    }
     match async_graphql::http::parse_query_string(req.query_string()) {
-        Ok(request) => execute(&req, &state, async_graphql::BatchRequest::Single(request)).await,
+        Ok(mut request) => {
+            // The nesting check comes before the parse, as on every path.
+            if let Err(err) = check_nesting(&request.query, state.max_nesting) {
+                return HttpResponse::Ok().json(async_graphql::Response::from_errors(vec![err]));
+            }
+            // A document that does not parse goes on, to be reported with
+            // the usual parse error.
+            if request.parsed_query().is_ok_and(has_mutation) {
+                return graphql_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "BAD_REQUEST",
+                    "mutations must be sent with POST; GET only runs queries",
+                );
+            }
+            execute(&req, &state, async_graphql::BatchRequest::Single(request)).await
+        }
         Err(err) => bad_request(&format!("the query string is not a GraphQL request: {err}")),
     }
 }
@@ -296,6 +474,9 @@ async fn graphql_ws(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
+    if let Some(refused) = credentials_in_url(&req) {
+        return Ok(refused);
+    }
     crate::ws::serve(
         &req,
         body,
@@ -307,8 +488,17 @@ async fn graphql_ws(
 }
 
 fn bad_request(message: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(serde_json::json!({
-        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
+    graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+/// A GraphQL-shaped error answered with an HTTP status of its own.
+fn graphql_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response.insert_header((header::ALLOW, "POST"));
+    }
+    response.json(serde_json::json!({
+        "errors": [{"message": message, "extensions": {"code": code}}]
     }))
 }
 
@@ -332,4 +522,31 @@ async fn ide() -> HttpResponse {
                 .title("LeadRank GraphQL")
                 .finish(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_the_work_is_caught_and_reported() {
+        let outcome = guarded(
+            async {
+                let pages: Vec<u32> = Vec::new();
+                // A stand-in for a resolver bug: indexing past the end.
+                #[allow(clippy::indexing_slicing)]
+                pages[3]
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(outcome, Err(Stopped::Panicked));
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_stopped() {
+        let outcome = guarded(std::future::pending::<()>(), Duration::from_millis(20)).await;
+        assert_eq!(outcome, Err(Stopped::Deadline));
+        assert_eq!(guarded(async { 7 }, Duration::from_secs(5)).await, Ok(7));
+    }
 }

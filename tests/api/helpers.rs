@@ -68,6 +68,13 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         ("LEADRANK_DB_MAX_CONNECTIONS".into(), "4".into()),
         // Tests run the job themselves, at the time they choose.
         ("LEADRANK_SCHEDULER".into(), "false".into()),
+        // Tests play a developer's machine (introspection on); the tests
+        // of production defaults say so.
+        ("LEADRANK_ENV".into(), "development".into()),
+        // Tests send hundreds of requests a second as one user; the tests
+        // of the rate limits set their own.
+        ("LEADRANK_USER_REQUESTS_PER_MINUTE".into(), "0".into()),
+        ("LEADRANK_TENANT_REQUESTS_PER_MINUTE".into(), "0".into()),
     ];
     vars.extend(
         overrides

@@ -20,14 +20,14 @@ use crate::{
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A graphql-transport-ws client with one subscription.
-struct Subscriber {
+pub(crate) struct Subscriber {
     socket: Socket,
 }
 
 impl Subscriber {
     /// Connects with `token` and starts `query`; panics unless the server
     /// acknowledges the connection.
-    async fn start(app: &TestApp, token: &str, query: &str, variables: Value) -> Self {
+    pub(crate) async fn start(app: &TestApp, token: &str, query: &str, variables: Value) -> Self {
         let mut socket = Self::connect(app).await;
         send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
         let ack = receive(&mut socket, Duration::from_secs(5)).await;
@@ -59,7 +59,7 @@ impl Subscriber {
     }
 
     /// The next message of the subscription, within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<Value> {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Option<Value> {
         loop {
             let message = receive(&mut self.socket, wait).await?;
             match message["type"].as_str() {

@@ -11,6 +11,7 @@ mod accounts;
 mod assignment;
 mod configuration;
 mod demo;
+mod hardening;
 mod import;
 mod jobs;
 mod leads;

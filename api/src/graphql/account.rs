@@ -1,5 +1,6 @@
 //! Sign-up, sessions, users, teams and the tenant.
 
+use crate::graphql::cost;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::Utc;
 
@@ -73,18 +74,21 @@ pub struct AccountQuery;
 #[Object]
 impl AccountQuery {
     /// The signed-in user.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(account::me(&scope, &principal).await.gql()?.into())
     }
 
     /// The signed-in user's tenant.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(account::get_tenant(&scope).await.gql()?.into())
     }
 
     /// Every user of the tenant (OWNER and ADMIN).
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(account::users(&scope, &principal)
@@ -96,6 +100,7 @@ impl AccountQuery {
     }
 
     /// Every team of the tenant.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(account::teams(&scope)

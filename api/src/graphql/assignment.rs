@@ -1,5 +1,6 @@
 //! Assignment rules for unowned leads, and reps' availability.
 
+use crate::graphql::cost;
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
 };
@@ -243,6 +244,7 @@ pub struct AssignmentQuery;
 impl AssignmentQuery {
     /// The assignment rules, company rules first, each list in order
     /// (OWNER, ADMIN; a MANAGER sees the company's and their teams').
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn assignment_rules(
         &self,
         ctx: &Context<'_>,

@@ -1,5 +1,6 @@
 //! The audit log of configuration changes.
 
+use crate::graphql::cost;
 use async_graphql::{ComplexObject, Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
@@ -71,7 +72,9 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// Configuration changes, newest first (OWNER and ADMIN).
-    #[graphql(complexity = "usize::try_from(first).unwrap_or(0).max(1) * child_complexity")]
+    #[graphql(
+        complexity = "cost::READ + usize::try_from(first).unwrap_or(0).max(1) * child_complexity"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

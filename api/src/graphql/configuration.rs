@@ -1,5 +1,6 @@
 //! Reading and changing the tenant's configuration.
 
+use crate::graphql::cost;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 
@@ -22,6 +23,7 @@ pub struct ConfigurationQuery;
 #[Object]
 impl ConfigurationQuery {
     /// The tenant's pipelines, the default first, stages in order.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn pipelines(&self, ctx: &Context<'_>) -> Result<Vec<Pipeline>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let pipelines = configuration::pipelines(&scope).await.gql()?;
@@ -32,6 +34,7 @@ impl ConfigurationQuery {
     }
 
     /// The tenant's behaviour signals.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn signal_types(&self, ctx: &Context<'_>) -> Result<Vec<SignalType>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(configuration::signal_types(&scope)
@@ -43,6 +46,7 @@ impl ConfigurationQuery {
     }
 
     /// The tenant's custom lead fields.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn lead_fields(&self, ctx: &Context<'_>) -> Result<Vec<LeadField>> {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(configuration::lead_fields(&scope)
@@ -54,6 +58,7 @@ impl ConfigurationQuery {
     }
 
     /// All versions of the tenant's (or a team's) scoring model, newest first.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn scoring_models(
         &self,
         ctx: &Context<'_>,
@@ -69,6 +74,7 @@ impl ConfigurationQuery {
     }
 
     /// The model that scores the team's leads: its own, else the tenant default.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn active_scoring_model(
         &self,
         ctx: &Context<'_>,

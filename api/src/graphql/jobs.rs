@@ -1,6 +1,7 @@
 //! Background job runs: the nightly re-scoring, run now by an admin, and
 //! the list of runs with their progress.
 
+use crate::graphql::cost;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::job_run;
@@ -113,6 +114,9 @@ pub struct JobQuery;
 #[Object]
 impl JobQuery {
     /// Job runs, newest first (OWNER, ADMIN and MANAGER).
+    #[graphql(
+        complexity = "cost::READ + usize::try_from(first).unwrap_or(0).max(1) * child_complexity"
+    )]
     async fn job_runs(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,7 @@
 //! Leads, their activities and score history, the lead list and the
 //! follow-up queue.
 
+use crate::graphql::cost;
 use std::sync::Arc;
 
 use async_graphql::{
@@ -762,18 +763,29 @@ pub struct LeadConnection {
     principal: Principal,
     #[graphql(skip)]
     filter: Arc<Filter>,
+    /// Counted once however many aliases ask: each would otherwise run
+    /// its own COUNT.
+    #[graphql(skip)]
+    total_count: tokio::sync::OnceCell<i32>,
 }
 
 #[ComplexObject]
 impl LeadConnection {
     /// All leads matching the filter that the caller may see; counted only
     /// when asked for.
+    #[graphql(complexity = "cost::COUNT")]
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let n = lead_query::count(&scope, &self.principal, &self.filter, Utc::now())
-            .await
-            .gql()?;
-        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+        let total = self
+            .total_count
+            .get_or_try_init(|| async {
+                let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+                let n = lead_query::count(&scope, &self.principal, &self.filter, Utc::now())
+                    .await
+                    .gql()?;
+                Ok::<_, async_graphql::Error>(i32::try_from(n).unwrap_or(i32::MAX))
+            })
+            .await?;
+        Ok(*total)
     }
 }
 
@@ -798,6 +810,7 @@ pub struct LeadQuery;
 #[Object]
 impl LeadQuery {
     /// The lead, or null when it does not exist or the caller may not see it.
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Lead>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let Ok(id) = validate::id("id", &id) else {
@@ -810,7 +823,7 @@ impl LeadQuery {
     }
 
     /// The leads the caller may see, filtered and ordered, a page at a time.
-    #[graphql(complexity = "count_of(first) * child_complexity")]
+    #[graphql(complexity = "cost::PAGE + count_of(first) * child_complexity")]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -850,13 +863,14 @@ impl LeadQuery {
             },
             principal,
             filter: Arc::new(filter),
+            total_count: tokio::sync::OnceCell::new(),
         })
     }
 
     /// Whom to follow up next: the caller's open leads (or, for a manager,
     /// a rep's of their team), overdue first, then by tier and score, each
     /// with its reasons.
-    #[graphql(complexity = "count_of(limit) * child_complexity")]
+    #[graphql(complexity = "cost::READ + count_of(limit) * child_complexity")]
     async fn follow_up_queue(
         &self,
         ctx: &Context<'_>,

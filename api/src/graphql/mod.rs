@@ -4,9 +4,11 @@ pub mod account;
 pub mod assignment;
 pub mod audit;
 pub mod configuration;
+pub mod cost;
 pub mod import;
 pub mod jobs;
 pub mod lead;
+pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod models;
@@ -65,6 +67,9 @@ pub fn build_schema(settings: &Settings, bus: crate::live::Bus) -> LeadRankSchem
         .data(bus)
         .limit_depth(settings.max_query_depth)
         .limit_complexity(settings.max_query_complexity)
+        .extension(limits::QueryLimits(limits::DocumentLimits::from_settings(
+            settings,
+        )))
         .data(models::ActivationInlineLeads(
             settings.activation_inline_leads,
         ))

@@ -1,6 +1,7 @@
 //! Scoring model versions (draft, preview, activate) and the analytics
 //! that judge them: funnel, tier distribution, model evaluation.
 
+use crate::graphql::cost;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::lead;
@@ -197,6 +198,7 @@ pub struct ModelQuery;
 impl ModelQuery {
     /// Stage by stage: leads entered, advanced, conversion and days spent,
     /// between `from` and `to` (OWNER, ADMIN and MANAGER).
+    #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn funnel(
         &self,
         ctx: &Context<'_>,
@@ -221,6 +223,7 @@ impl ModelQuery {
     }
 
     /// Open leads per tier among those the caller sees, of one team or all.
+    #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn tier_distribution(
         &self,
         ctx: &Context<'_>,
@@ -242,6 +245,7 @@ impl ModelQuery {
 
     /// A model version judged on its scope's closed leads: AUC, won rate
     /// and lift per tier (OWNER, ADMIN; MANAGER for their teams).
+    #[graphql(complexity = "cost::EVALUATION + child_complexity")]
     async fn model_evaluation(&self, ctx: &Context<'_>, model_id: ID) -> Result<ModelEvaluation> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let e = models::evaluation(&scope, &principal, &model_id)
@@ -328,6 +332,7 @@ impl ModelMutation {
 
     /// What activating a version would do; changes nothing (OWNER, ADMIN;
     /// MANAGER for their team).
+    #[graphql(complexity = "cost::PREVIEW + child_complexity")]
     async fn preview_scoring_model(
         &self,
         ctx: &Context<'_>,

@@ -1,5 +1,6 @@
 //! Webhook endpoints and their delivery log (OWNER and ADMIN).
 
+use crate::graphql::cost;
 use async_graphql::{
     Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
 };
@@ -208,6 +209,7 @@ pub struct WebhookQuery;
 #[Object]
 impl WebhookQuery {
     /// The tenant's webhook endpoints (OWNER and ADMIN).
+    #[graphql(complexity = "cost::READ + child_complexity")]
     async fn webhook_endpoints(&self, ctx: &Context<'_>) -> Result<Vec<WebhookEndpoint>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         Ok(webhooks::endpoints(&scope, &principal)
@@ -219,6 +221,9 @@ impl WebhookQuery {
     }
 
     /// The delivery log, newest first (OWNER and ADMIN).
+    #[graphql(
+        complexity = "cost::READ + usize::try_from(first).unwrap_or(0).max(1) * child_complexity"
+    )]
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

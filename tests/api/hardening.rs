@@ -1,0 +1,578 @@
+//! Attacks on availability, replayed over HTTP: each request that used to
+//! crash or stall the server is refused with a code the sender can read,
+//! and `/healthz` keeps answering within a second during and after it.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
+    live::Subscriber,
+};
+
+/// `/healthz` answers 200 within a second.
+async fn assert_healthy(app: &TestApp) {
+    let response = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect("/healthz answers within a second");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+/// Checks health three times in a row while `attack` runs, then once more
+/// after it, and returns what the attack got.
+async fn while_healthy<T>(app: &TestApp, attack: impl Future<Output = T>) -> T {
+    let (answer, ()) = tokio::join!(attack, async {
+        for _ in 0..3 {
+            assert_healthy(app).await;
+        }
+    });
+    assert_healthy(app).await;
+    answer
+}
+
+/// Posts any JSON body and returns the status and the JSON answer,
+/// whatever the status.
+async fn post(app: &TestApp, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .timeout(Duration::from_secs(30))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+async fn get(app: &TestApp, query_string: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}/graphql?{query_string}", app.address))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("the server answers")
+}
+
+/// `{ me(x: {a:{a:…1…}}) { id } }` with `levels` nested object literals.
+fn nested_argument(levels: usize) -> String {
+    format!(
+        "{{ me(x: {}1{}) {{ id }} }}",
+        "{a:".repeat(levels),
+        "}".repeat(levels)
+    )
+}
+
+/// The reported fragment chain: each level spreads the next twice.
+fn doubling_fragments(levels: usize) -> String {
+    let mut query = String::from("query{...F0}");
+    for level in 0..levels - 1 {
+        query.push_str(&format!(
+            " fragment F{level} on Query{{...F{n} ...F{n}}}",
+            n = level + 1
+        ));
+    }
+    query.push_str(&format!(" fragment F{} on Query{{__typename}}", levels - 1));
+    query
+}
+
+// 1. Nesting that would overflow the parser's stack.
+
+#[tokio::test]
+async fn a_document_nested_1500_levels_deep_is_refused_before_it_is_parsed() {
+    let app = spawn_app().await;
+    let attack = json!({"query": nested_argument(1_500)});
+    assert!(attack.to_string().len() < 7_000);
+
+    let answers = while_healthy(&app, async {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(post(&app, None, &attack).await);
+        }
+        answers
+    })
+    .await;
+
+    for (status, body) in answers {
+        assert_eq!(status, 200);
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(error_code(&body), "QUERY_TOO_DEEP");
+        assert!(
+            error_message(&body).contains("more than 64 levels"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_document_nested_right_at_the_limit_is_parsed_without_harm() {
+    let app = spawn_app().await;
+    // The operation's braces and the parentheses take two of the 64 levels.
+    let (_, body) = post(&app, None, &json!({"query": nested_argument(62)})).await;
+    // Parsed and validated: the argument is unknown, which is all that is
+    // wrong with it.
+    assert_ne!(error_code(&body), "QUERY_TOO_DEEP", "{body}");
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+
+    let (_, body) = post(&app, None, &json!({"query": nested_argument(63)})).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{body}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn brackets_inside_strings_and_comments_do_not_count_as_nesting() {
+    let app = spawn_app().await;
+    let braces = "{".repeat(500);
+    let query = format!("# {braces}\n{{ me(a: \"{braces}\", b: \"\"\"{braces}\"\"\") {{ id }} }}");
+    let (_, body) = post(&app, None, &json!({"query": query})).await;
+    // Past the nesting check: the parsed document is refused by validation.
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+}
+
+#[tokio::test]
+async fn a_deeply_nested_document_is_refused_over_get_and_websocket_too() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let query = nested_argument(1_500);
+
+    let response = get(&app, &format!("query={}", encode(&query))).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{body}");
+
+    let mut subscriber = Subscriber::start(&app, &acme.token, &query, json!({})).await;
+    let message = subscriber
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the server answers the subscription");
+    assert_eq!(error_code(&message), "QUERY_TOO_DEEP", "{message}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn deeply_nested_variables_are_refused_by_the_json_parser() {
+    let app = spawn_app().await;
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    let body =
+        format!(r#"{{"query": "query($x: JSON) {{ __typename }}", "variables": {{"x": {deep}}}}}"#);
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_REQUEST");
+    assert!(error_message(&body).contains("recursion limit"), "{body}");
+    assert_healthy(&app).await;
+}
+
+// 2. Fragments that expand exponentially.
+
+#[tokio::test]
+async fn a_doubling_fragment_chain_is_refused_before_validation_expands_it() {
+    let app = spawn_app().await;
+    let attack = json!({"query": doubling_fragments(24)});
+    assert!(attack.to_string().len() < 1_100);
+
+    // Four at once: two of the unguarded kind stalled /healthz.
+    let answers = while_healthy(&app, async {
+        let sent: Vec<_> = (0..4).map(|_| post(&app, None, &attack)).collect();
+        futures_util::future::join_all(sent).await
+    })
+    .await;
+
+    for (status, body) in answers {
+        assert_eq!(status, 200);
+        assert_eq!(error_code(&body), "QUERY_TOO_LARGE", "{body}");
+        assert!(
+            error_message(&body).contains("8388608 fields"),
+            "the message says how big the query is: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_fragment_that_spreads_itself_is_refused_before_validation_follows_it() {
+    let app = spawn_app().await;
+    let query =
+        "{ ...A } fragment A on Query { ...B ...B __typename } fragment B on Query { ...A ...A }";
+    let (_, body) = while_healthy(&app, post(&app, None, &json!({ "query": query }))).await;
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert!(error_message(&body).contains("spreads itself"), "{body}");
+}
+
+#[tokio::test]
+async fn too_many_fragments_are_refused() {
+    let app = spawn_app_with(&[("LEADRANK_MAX_QUERY_FRAGMENTS", "3")]).await;
+    let fragments: String = (0..4)
+        .map(|n| format!(" fragment F{n} on Query {{ __typename }}"))
+        .collect();
+    let spreads: String = (0..4).map(|n| format!("...F{n} ")).collect();
+    let (_, body) = post(
+        &app,
+        None,
+        &json!({"query": format!("{{ {spreads} }}{fragments}")}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "QUERY_TOO_LARGE", "{body}");
+    assert!(
+        error_message(&body).contains("at most 3 are allowed"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_operations_of_a_batch_share_one_field_allowance() {
+    let app = spawn_app_with(&[("LEADRANK_MAX_QUERY_FIELDS", "10")]).await;
+    let four_fields = json!({"query": "{ __typename a: __typename b: __typename c: __typename }"});
+    let (status, body) = post(&app, None, &json!([four_fields, four_fields, four_fields])).await;
+    assert_eq!(status, 200);
+    let answers = body.as_array().expect("one answer per operation");
+    assert_eq!(answers[0]["data"]["c"], "Query", "{body}");
+    assert_eq!(answers[1]["data"]["c"], "Query", "{body}");
+    assert_eq!(error_code(&answers[2]), "QUERY_TOO_LARGE", "{body}");
+    assert!(error_message(&answers[2]).contains("12 fields"), "{body}");
+}
+
+// 3. Cost: aliases, counts, analytics, batches, rate and deadline.
+
+#[tokio::test]
+async fn ten_batches_of_ten_thousand_me_aliases_are_refused_at_once() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let manager = app.user_with_role(&acme, "MANAGER").await;
+    let aliases: String = (0..9_990).map(|n| format!("m{n}: me {{ id }} ")).collect();
+    let operation = json!({"query": format!("{{ {aliases} }}")});
+    let batch = Value::Array(vec![operation; 10]);
+
+    let before = app.queries.get();
+    let (status, body) = while_healthy(&app, post(&app, Some(&manager), &batch)).await;
+    assert_eq!(status, 200);
+    for answer in body.as_array().expect("one answer per operation") {
+        assert_eq!(error_code(answer), "QUERY_TOO_LARGE", "{answer}");
+        assert!(
+            error_message(answer).contains("at most 30 aliases"),
+            "{answer}"
+        );
+    }
+    // Refused before anything ran: not the 99,900 lookups of the attack
+    // (the background workers poll the database meanwhile).
+    assert!(app.queries.get() - before < 500);
+}
+
+#[tokio::test]
+async fn thousands_of_total_count_aliases_never_reach_the_database() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+
+    let aliases: String = (0..19_990).map(|n| format!("t{n}: totalCount ")).collect();
+    let before = app.queries.get();
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            &format!("{{ leads(first: 1) {{ {aliases} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "QUERY_TOO_LARGE", "{body}");
+
+    // Spread over fragments to stay under the alias cap, the aliases of
+    // one connection still share one count.
+    let fragments: String = (0..10)
+        .map(|f| {
+            let counts: String = (0..30).map(|n| format!("c{f}_{n}: totalCount ")).collect();
+            format!(" fragment C{f} on LeadConnection {{ {counts} }}")
+        })
+        .collect();
+    let spreads: String = (0..10).map(|f| format!("...C{f} ")).collect();
+    let counted = app.queries.get();
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            &format!("{{ leads(first: 1) {{ {spreads} }} }}{fragments}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["leads"]["c9_29"], 0, "{body}");
+    assert!(app.queries.get() - counted < 100);
+
+    // Many connections, each counted, cost more than a request may.
+    let fragments: String = (0..4)
+        .map(|f| {
+            let connections: String = (0..30)
+                .map(|n| format!("l{f}_{n}: leads(first: 1) {{ totalCount }} "))
+                .collect();
+            format!(" fragment L{f} on Query {{ {connections} }}")
+        })
+        .collect();
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            &format!("{{ ...L0 ...L1 ...L2 ...L3 }}{fragments}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+    assert!(app.queries.get() - before < 300);
+
+    // One count is fine.
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "{ leads(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["leads"]["totalCount"], 0, "{body}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn analytics_cost_enough_that_a_query_cannot_repeat_them_many_times() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let repeated = |n: usize| -> String {
+        let fields: String = (0..n)
+            .map(|i| format!("t{i}: tierDistribution {{ tier count }} "))
+            .collect();
+        format!("{{ {fields} }}")
+    };
+    let body = app
+        .graphql(Some(&acme.token), &repeated(5), json!({}))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    let body = app
+        .graphql(Some(&acme.token), &repeated(25), json!({}))
+        .await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+#[tokio::test]
+async fn the_operations_of_a_batch_share_one_complexity_budget() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let fields: String = (0..5)
+        .map(|i| format!("t{i}: tierDistribution {{ tier count }} "))
+        .collect();
+    // About 5,000 each: four of them pass the limit of 20,000 together.
+    let operation = json!({"query": format!("{{ {fields} }}")});
+    let batch = Value::Array(vec![operation; 5]);
+
+    let (status, body) = post(&app, Some(&acme.token), &batch).await;
+    assert_eq!(status, 200);
+    let answers = body.as_array().expect("one answer per operation");
+    assert!(answers[0]["errors"].is_null(), "{body}");
+    assert!(answers[2]["errors"].is_null(), "{body}");
+    assert_eq!(error_code(&answers[3]), "QUERY_TOO_COMPLEX", "{body}");
+    assert_eq!(error_code(&answers[4]), "QUERY_TOO_COMPLEX", "{body}");
+}
+
+#[tokio::test]
+async fn a_user_sending_too_fast_is_told_when_to_retry_and_others_are_not_slowed() {
+    let app = spawn_app_with(&[("LEADRANK_USER_REQUESTS_PER_MINUTE", "5")]).await;
+    let acme = app.sign_up_tenant("acme").await;
+    // Creating the rep is the owner's first request.
+    let rep = app.user_with_role(&acme, "REP").await;
+    let me = json!({"query": "{ me { id } }"});
+    for _ in 0..4 {
+        let (status, body) = post(&app, Some(&acme.token), &me).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&acme.token)
+        .json(&me)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let header: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    let retry_after = body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    // Five a minute refill one every 12 seconds.
+    assert!((1..=12).contains(&retry_after), "{body}");
+    assert_eq!(header, retry_after);
+    assert!(error_message(&body).contains("try again in"), "{body}");
+
+    let (status, body) = post(&app, Some(&rep), &me).await;
+    assert_eq!(status, 200, "another user is not slowed: {body}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn one_tenant_using_up_its_rate_does_not_slow_another_tenant() {
+    let app = spawn_app_with(&[("LEADRANK_TENANT_REQUESTS_PER_MINUTE", "6")]).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let globex = app.sign_up_tenant("globex").await;
+    let rep = app.user_with_role(&acme, "REP").await;
+    let me = json!({"query": "{ me { id } }"});
+    // One request went to creating the rep; five more fill the bucket.
+    for token in [&acme.token, &acme.token, &acme.token, &rep, &rep] {
+        let (status, body) = post(&app, Some(token), &me).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let (status, body) = post(&app, Some(&rep), &me).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    assert!(error_message(&body).contains("your company"), "{body}");
+
+    let (status, body) = post(&app, Some(&globex.token), &me).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["me"]["id"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_cancelled_and_answers_timeout() {
+    let app = spawn_app_with(&[("LEADRANK_REQUEST_TIMEOUT_SECS", "1")]).await;
+    let acme = app.sign_up_tenant("acme").await;
+    // Another connection holds the teams table, so creating a team waits on
+    // the database far longer than the deadline.
+    let holder = app.db.begin().await.unwrap();
+    let hold = match app.db.get_database_backend() {
+        DbBackend::Postgres => "LOCK TABLE teams IN ACCESS EXCLUSIVE MODE",
+        _ => "CREATE TABLE hold_the_write_lock (x INTEGER)",
+    };
+    holder.execute_unprepared(hold).await.unwrap();
+
+    let (status, body) = while_healthy(
+        &app,
+        post(
+            &app,
+            Some(&acme.token),
+            &json!({"query": "mutation { createTeam(input: {name: \"Waiting\"}) { team { id } } }"}),
+        ),
+    )
+    .await;
+    holder.rollback().await.unwrap();
+
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_code(&body), "TIMEOUT");
+    assert!(error_message(&body).contains("longer than 1 s "), "{body}");
+    assert_healthy(&app).await;
+}
+
+// 13. HTTP hygiene.
+
+#[tokio::test]
+async fn get_never_runs_a_mutation() {
+    let app = spawn_app().await;
+    let sign_up = "mutation { signUp(input: {tenantName: \"Evil\", tenantSlug: \"evil\", email: \"e@evil.test\", password: \"correct horse battery staple\", displayName: \"E\"}) { accessToken } }";
+    let response = get(&app, &format!("query={}", encode(sign_up))).await;
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.unwrap();
+    assert!(error_message(&body).contains("POST"), "{body}");
+    assert_eq!(error_code(&body), "BAD_REQUEST");
+
+    // Nothing was created: the slug is still free.
+    let acme = app.sign_up_tenant("evil").await;
+    assert_eq!(acme.slug, "evil");
+
+    // Queries still work over GET.
+    let response = get(&app, "query=%7B__typename%7D").await;
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "Query");
+}
+
+#[tokio::test]
+async fn a_token_in_the_url_is_refused_even_when_it_is_valid() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+
+    let response = get(
+        &app,
+        &format!("query=%7Bme%7Bid%7D%7D&access_token={}", acme.token),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_REQUEST");
+    assert!(error_message(&body).contains("Authorization"), "{body}");
+    assert!(body["data"].is_null(), "{body}");
+
+    let response = app
+        .client
+        .post(format!("{}/graphql?Token={}", app.address, acme.token))
+        .json(&json!({"query": "{ me { id } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn introspection_is_off_by_default_in_production_and_on_in_development() {
+    let production = spawn_app_with(&[("LEADRANK_ENV", "production")]).await;
+    let body = production
+        .graphql(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert!(body["data"]["__schema"].is_null(), "{body}");
+
+    let development = spawn_app_with(&[("LEADRANK_ENV", "development")]).await;
+    let body = development
+        .graphql(None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+}
+
+#[tokio::test]
+async fn a_unique_violation_reaches_the_client_without_the_databases_text() {
+    let app = spawn_app().await;
+    app.db
+        .execute_unprepared("CREATE TABLE uniquely_named (secret_column TEXT UNIQUE)")
+        .await
+        .unwrap();
+    let insert = "INSERT INTO uniquely_named (secret_column) VALUES ('x')";
+    app.db.execute_unprepared(insert).await.unwrap();
+    let violation = app.db.execute_unprepared(insert).await.unwrap_err();
+    assert!(
+        violation.to_string().contains("secret_column") || violation.to_string().contains("unique")
+    );
+
+    // What the client is shown: the code and the message.
+    let error = leadrank::error::AppError::from(violation);
+    assert_eq!(error.code(), "CONFLICT");
+    let shown = error.to_string();
+    for leak in [
+        "uniquely_named",
+        "secret_column",
+        "UNIQUE",
+        "unique",
+        "duplicate key",
+    ] {
+        assert!(!shown.contains(leak), "{leak} reached the client: {shown}");
+    }
+}
+
+fn encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
