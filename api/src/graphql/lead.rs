@@ -81,8 +81,9 @@ pub enum LeadOrder {
 /// score rows only.
 pub struct Lead {
     score: lead_score::Model,
-    /// The whole lead, once read.
-    row: tokio::sync::OnceCell<lead::Model>,
+    /// The whole lead, once read; shared with the request's loader rather
+    /// than copied out of it (its JSON facts are most of its size).
+    row: tokio::sync::OnceCell<Arc<lead::Model>>,
     /// The explanation of the stored score, derived once when asked for.
     card: tokio::sync::OnceCell<scoring::Scorecard>,
 }
@@ -91,7 +92,7 @@ impl From<lead::Model> for Lead {
     fn from(row: lead::Model) -> Self {
         Self {
             score: lead_writer::score_of(&row),
-            row: tokio::sync::OnceCell::new_with(Some(row)),
+            row: tokio::sync::OnceCell::new_with(Some(Arc::new(row))),
             card: tokio::sync::OnceCell::new(),
         }
     }
@@ -127,6 +128,7 @@ impl Lead {
                     })
             })
             .await
+            .map(AsRef::as_ref)
     }
 
     /// The explanation of the stored score, derived from the lead's facts
@@ -169,7 +171,12 @@ impl Lead {
 /// Loads the owners, teams and pipelines of a list of leads in one batch
 /// each, when the query asks for them, so that every lead's own field then
 /// reads from the request's loader cache.
-async fn prime(ctx: &Context<'_>, rows: &[lead::Model], node: &[&str]) -> Result<()> {
+async fn prime<R: std::borrow::Borrow<lead::Model>>(
+    ctx: &Context<'_>,
+    rows: &[R],
+    node: &[&str],
+) -> Result<()> {
+    let rows: Vec<&lead::Model> = rows.iter().map(R::borrow).collect();
     let loaders = ctx.data::<Loaders>()?;
     let mut selection = ctx.look_ahead();
     for field in node {
@@ -909,7 +916,7 @@ impl LeadQuery {
                 .load_many(rows.iter().map(|r| r.lead_id))
                 .await
                 .map_err(|e| e.extend_ref())?;
-            let facts: Vec<lead::Model> = facts.into_values().collect();
+            let facts: Vec<Arc<lead::Model>> = facts.into_values().collect();
             prime(ctx, &facts, &["lead"]).await?;
         } else {
             prime_people(ctx, &rows, &["lead"]).await?;

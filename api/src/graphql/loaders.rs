@@ -87,11 +87,17 @@ pub struct LeadById {
 }
 
 impl Loader<Uuid> for LeadById {
-    type Value = lead::Model;
+    // Shared, not cloned, with each lead that asked: a loader hands every
+    // requester its own copy of the value.
+    type Value = Arc<lead::Model>;
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        by_id::<lead::Entity>(&self.db, self.tenant_id, keys, |l| l.id).await
+        let rows = by_id::<lead::Entity>(&self.db, self.tenant_id, keys, |l| l.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, row)| (id, Arc::new(row)))
+            .collect())
     }
 }
 
