@@ -277,33 +277,21 @@ async fn post(
     // Skim the answer for errors without building its data, closer to
     // wrk: a page of explanations parsed into a JSON tree costs the
     // client about as much as the server spends making it.
-    let sent = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await;
-    let Ok(response) = sent else { return false };
-    if !response.status().is_success() {
-        return false;
-    }
-    let Ok(body) = response.bytes().await else {
-        return false;
-    };
     #[derive(serde::Deserialize)]
     struct Answer {
         errors: Option<Value>,
     }
-    serde_json::from_slice::<Answer>(&body)
-        .is_ok_and(|answer| answer.errors.as_ref().is_none_or(conflict))
+    let Some(response) = send(client, url, token, query, variables).await else {
+        return false;
+    };
+    response.bytes().await.is_ok_and(|body| {
+        serde_json::from_slice::<Answer>(&body)
+            .is_ok_and(|answer| answer.errors.as_ref().is_none_or(conflict))
+    })
 }
 
 /// Two clients updating the same lead at once: one gets CONFLICT, as
 /// a salesperson would; that is the product working, not a failure.
-fn succeeded(body: &Value) -> bool {
-    body.get("errors").is_none_or(conflict)
-}
-
 fn conflict(errors: &Value) -> bool {
     errors[0]["extensions"]["code"] == "CONFLICT"
 }
@@ -316,18 +304,27 @@ async fn post_json(
     query: &str,
     variables: Value,
 ) -> Option<Value> {
-    let sent = client
+    let response = send(client, url, token, query, variables).await?;
+    let body = response.json::<Value>().await.ok()?;
+    body.get("errors").is_none_or(conflict).then_some(body)
+}
+
+/// The answer, when the server answered with a success status.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Option<reqwest::Response> {
+    let response = client
         .post(url)
         .bearer_auth(token)
         .json(&json!({"query": query, "variables": variables}))
         .send()
-        .await;
-    let response = sent.ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let body = response.json::<Value>().await.ok()?;
-    succeeded(&body).then_some(body)
+        .await
+        .ok()?;
+    response.status().is_success().then_some(response)
 }
 
 #[tokio::main]
