@@ -255,6 +255,9 @@ pub async fn generate(
         .clone();
     let maker = LeadMaker::new(&options, &people, config, &stages)?;
     let tally = load(db, maker, options.leads).await?;
+    crate::db::refresh_statistics(db, crate::db::LEAD_TABLES)
+        .await
+        .context("failed to refresh the planner's statistics after loading the leads")?;
 
     let teams = u32::try_from(people.teams.len()).unwrap_or(u32::MAX);
     let summary = DemoSummary {

@@ -493,6 +493,43 @@ fn mixed_csv(owner: &str) -> String {
 
 /// 12 won leads rated high, 12 lost ones rated low, closed over the last
 /// weeks, and two open leads: one strong, one weak.
+#[tokio::test]
+async fn a_bulk_import_leaves_postgresql_planning_with_the_rows_it_wrote() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let mut csv = String::from("external_id,name,company,budget\n");
+    for i in 1..=1000 {
+        csv.push_str(&format!("BULK-{i},Lead {i},Account {i},{}\n", 1 + i % 5));
+    }
+
+    let report = import_report(&app, &t.token, &csv, false).await;
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(counts(&report).0, 1000, "{report}");
+
+    // The re-score after an import reads what it wrote at once; with the
+    // statistics of an empty tenant PostgreSQL chose a plan that took
+    // minutes. SQLite keeps no statistics unless asked.
+    if app.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        use sea_orm::ConnectionTrait;
+        let rows = app
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT relname::text AS name FROM pg_stat_user_tables \
+                 WHERE relname IN ('leads', 'lead_scores') AND last_analyze IS NOT NULL \
+                 ORDER BY relname",
+            ))
+            .await
+            .expect("read pg_stat_user_tables");
+        let analyzed: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "name").expect("a table name"))
+            .collect();
+        let names: Vec<&str> = analyzed.iter().map(String::as_str).collect();
+        assert_eq!(names, ["lead_scores", "leads"], "{analyzed:?}");
+    }
+}
+
 fn history_csv() -> String {
     let mut csv =
         String::from("external_id,name,company,status,closed_at,budget,authority,need,timeline\n");

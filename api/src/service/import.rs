@@ -336,6 +336,9 @@ pub async fn import(
         }
     }
     report.import_run = Some(scope.update(finished).await?);
+    if report.created + report.updated >= ROWS_PER_TRANSACTION as u64 {
+        crate::db::refresh_statistics(db, crate::db::LEAD_TABLES).await?;
+    }
     if let Some(err) = failure {
         return Err(err);
     }
