@@ -34,8 +34,8 @@ use crate::{
     config::Settings,
     db,
     graphql::{
-        LeadRankSchema, Loaders, RequestContext, build_schema,
-        limits::{QueryBudget, check_nesting},
+        Loaders, RequestContext, Schemas, build_schemas,
+        limits::{self, QueryBudget, check_nesting},
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
     service::account::Auth,
@@ -44,7 +44,7 @@ use crate::{
 /// What every request handler shares.
 struct AppState {
     db: DatabaseConnection,
-    schema: LeadRankSchema,
+    schemas: Schemas,
     auth: Arc<Auth>,
     trust_forwarded_for: bool,
     rate_limit: Arc<RequestRateLimit>,
@@ -104,7 +104,7 @@ impl Application {
         spawn_bucket_cleanup(Arc::downgrade(&rate_limit));
         let state = web::Data::new(AppState {
             db: db.clone(),
-            schema: build_schema(&settings, bus),
+            schemas: build_schemas(&settings, bus),
             auth,
             trust_forwarded_for: settings.trust_forwarded_for,
             rate_limit,
@@ -312,7 +312,23 @@ async fn execute(
             client: client.clone(),
         });
     }
-    match guarded(state.schema.execute_batch(batch), state.request_timeout).await {
+    let work = async {
+        match batch {
+            async_graphql::BatchRequest::Single(mut request) => {
+                let checked = limits::admit(&mut request, &state.schemas.limits, &budget);
+                async_graphql::BatchResponse::Single(match checked {
+                    Ok(()) => {
+                        let mut response = state.schemas.lean.execute(request).await;
+                        limits::code_validation_errors(&mut response);
+                        response
+                    }
+                    Err(refused) => async_graphql::Response::from_errors(vec![refused]),
+                })
+            }
+            batch => state.schemas.full.execute_batch(batch).await,
+        }
+    };
+    match guarded(work, state.request_timeout).await {
         Ok(response) => HttpResponse::Ok().json(response),
         Err(Stopped::Panicked) => {
             tracing::error!(
@@ -480,7 +496,7 @@ async fn graphql_ws(
     crate::ws::serve(
         &req,
         body,
-        state.schema.clone(),
+        state.schemas.full.clone(),
         state.db.clone(),
         state.auth.clone(),
         client_address(&req, state.trust_forwarded_for),

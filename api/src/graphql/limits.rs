@@ -20,7 +20,7 @@ use std::{
 };
 
 use async_graphql::{
-    Request, ServerError, ServerResult, ValidationResult, Value,
+    Request, Response, ServerError, ServerResult, ValidationResult, Value,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
     },
@@ -329,8 +329,64 @@ fn expand_fragments<'a>(
     Ok(done)
 }
 
-/// Installs the checks on every request the schema runs, over HTTP and
-/// over WebSocket alike.
+/// Checks one operation's document against `limits` before it is
+/// validated, spending its fields from the request's `budget`, and leaves
+/// it parsed in `request` (async-graphql reuses the parsed document).
+///
+/// # Errors
+/// QUERY_TOO_DEEP, GRAPHQL_PARSE_FAILED, QUERY_TOO_LARGE and the other
+/// shape refusals, each saying the limit.
+pub fn admit(
+    request: &mut Request,
+    limits: &DocumentLimits,
+    budget: &QueryBudget,
+) -> ServerResult<()> {
+    check_nesting(&request.query, limits.max_nesting)?;
+    let doc = request.parsed_query().map_err(|mut err| {
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "GRAPHQL_PARSE_FAILED");
+        err
+    })?;
+    let fields = expanded_fields(doc, limits).map_err(ShapeError::into_server_error)?;
+    if let Err(spent) = QueryBudget::spend(&budget.fields, fields, limits.max_fields) {
+        return Err(refusal(
+            "QUERY_TOO_LARGE",
+            format!(
+                "the request asks for {spent} fields once its fragments are expanded \
+                 (the operations of a batch count together); at most {} are allowed: \
+                 ask for fewer fields or split the work into several requests",
+                limits.max_fields
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives the validation errors of a response from the lean schema their
+/// codes, as the extension does for the full one. Validation errors are
+/// the ones without a path: a resolver's error always has one.
+pub fn code_validation_errors(response: &mut Response) {
+    let errors = std::mem::take(&mut response.errors);
+    response.errors = errors
+        .into_iter()
+        .map(|error| {
+            let coded = error
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.get("code").is_some());
+            if coded || !error.path.is_empty() {
+                error
+            } else {
+                with_validation_code(error)
+            }
+        })
+        .collect();
+}
+
+/// Installs the checks on every operation of the full schema: batches over
+/// HTTP and operations over WebSocket (single HTTP operations are checked
+/// with `admit` before they run on the lean schema).
 pub struct QueryLimits(pub DocumentLimits);
 
 impl ExtensionFactory for QueryLimits {
@@ -349,8 +405,6 @@ impl Extension for QueryLimitsExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let limits = self.0;
-        check_nesting(&request.query, limits.max_nesting)?;
         let budget = request
             .data
             .get(&TypeId::of::<Arc<QueryBudget>>())
@@ -364,25 +418,7 @@ impl Extension for QueryLimitsExtension {
                 own
             }
         };
-        // Parsed here, once: async-graphql reuses the parsed document.
-        let doc = request.parsed_query().map_err(|mut err| {
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "GRAPHQL_PARSE_FAILED");
-            err
-        })?;
-        let fields = expanded_fields(doc, &limits).map_err(ShapeError::into_server_error)?;
-        if let Err(spent) = QueryBudget::spend(&budget.fields, fields, limits.max_fields) {
-            return Err(refusal(
-                "QUERY_TOO_LARGE",
-                format!(
-                    "the request asks for {spent} fields once its fragments are expanded \
-                     (the operations of a batch count together); at most {} are allowed: \
-                     ask for fewer fields or split the work into several requests",
-                    limits.max_fields
-                ),
-            ));
-        }
+        admit(&mut request, &self.0, &budget)?;
         next.run(ctx, request).await
     }
 

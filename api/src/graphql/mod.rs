@@ -60,26 +60,49 @@ pub struct Mutation(
 /// The schema type.
 pub type LeadRankSchema = Schema<Query, Mutation, live::Subscription>;
 
-/// Builds the schema with the limits from the settings; subscriptions
+/// The schema twice over, with and without the extension that checks
+/// the shape of each operation.
+///
+/// Any extension sends every field of every answer through async-graphql's
+/// slow path (a registry lookup, path and type names and a boxed future per
+/// value), a fifth of an explained queue's CPU. A single operation over
+/// HTTP has its shape checked before it runs (`limits::admit`) and runs on
+/// the lean schema; batches and WebSocket operations, whose operations
+/// share one allowance, run on the full one.
+#[derive(Clone)]
+pub struct Schemas {
+    /// With the shape checks: batches and WebSocket.
+    pub full: LeadRankSchema,
+    /// Without: single operations over HTTP, checked beforehand.
+    pub lean: LeadRankSchema,
+    /// The limits both apply.
+    pub limits: limits::DocumentLimits,
+}
+
+/// Builds the schemas with the limits from the settings; subscriptions
 /// read from `bus`.
-pub fn build_schema(settings: &Settings, bus: crate::live::Bus) -> LeadRankSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
-        .data(bus)
-        .limit_depth(settings.max_query_depth)
-        .limit_complexity(settings.max_query_complexity)
-        .extension(limits::QueryLimits(limits::DocumentLimits::from_settings(
-            settings,
-        )))
-        .data(models::ActivationInlineLeads(
-            settings.activation_inline_leads,
-        ))
-        .data(settings.webhooks.clone());
-    let builder = if settings.introspection {
-        builder
-    } else {
-        builder.disable_introspection()
+pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
+    let limits = limits::DocumentLimits::from_settings(settings);
+    let builder = || {
+        let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
+            .data(bus.clone())
+            .limit_depth(settings.max_query_depth)
+            .limit_complexity(settings.max_query_complexity)
+            .data(models::ActivationInlineLeads(
+                settings.activation_inline_leads,
+            ))
+            .data(settings.webhooks.clone());
+        if settings.introspection {
+            builder
+        } else {
+            builder.disable_introspection()
+        }
     };
-    builder.finish()
+    Schemas {
+        full: builder().extension(limits::QueryLimits(limits)).finish(),
+        lean: builder().finish(),
+        limits,
+    }
 }
 
 /// The schema's SDL, as exported to `api/schema.graphql`.
