@@ -1,6 +1,8 @@
 //! Leads through GraphQL as a frontend uses them: scoring on every change,
 //! explanations, the list, the follow-up queue, visibility and tenancy.
 
+use entity::lead_score;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -188,6 +190,63 @@ async fn a_lead_with_strong_ratings_outranks_a_weak_one_and_its_points_add_up() 
             strong["tier"].as_str().unwrap_or_default()
         )),
         "{reasons}"
+    );
+}
+
+/// Time passes between scorings: a lead whose follow-up date has come
+/// since it was last scored is due now and leads the queue, ahead of a
+/// stronger lead that is not due, and a lead without a follow-up date
+/// still has its place.
+#[tokio::test]
+async fn a_lead_that_fell_due_since_it_was_scored_comes_first() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let me = t.owner_id.as_str();
+    let mut ids = Vec::new();
+    for (name, attributes) in [
+        ("Strong", strong()),
+        ("Fallen", weak()),
+        ("Undated", weak()),
+    ] {
+        let lead = app
+            .new_lead(
+                &t.token,
+                json!({"name": name, "attributes": attributes, "ownerId": me}),
+            )
+            .await;
+        ids.push(lead["id"].as_str().expect("an id").to_owned());
+    }
+    let [strong_id, fallen_id, undated_id] = ids.as_slice() else {
+        unreachable!("three leads were made");
+    };
+    // As the night left them: none due; the weak lead's date is an hour
+    // past now, but it has not been scored since.
+    let now = chrono::Utc::now();
+    for (id, next) in [
+        (strong_id, Some(now + chrono::Duration::days(3))),
+        (fallen_id, Some(now - chrono::Duration::hours(1))),
+        (undated_id, None),
+    ] {
+        lead_score::Entity::update_many()
+            .col_expr(lead_score::Column::Bucket, Expr::value(1_i16))
+            .col_expr(lead_score::Column::NextFollowUpAt, Expr::value(next))
+            .filter(lead_score::Column::LeadId.eq(id.parse::<uuid::Uuid>().expect("a UUID")))
+            .exec(&app.db)
+            .await
+            .expect("the score row is updated");
+    }
+
+    let queue = app.queue(&t.token, None).await;
+    let order: Vec<&str> = queue["data"]["followUpQueue"]
+        .as_array()
+        .expect("a queue")
+        .iter()
+        .filter_map(|e| e["lead"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [fallen_id.as_str(), strong_id.as_str(), undated_id.as_str()],
+        "{queue}"
     );
 }
 

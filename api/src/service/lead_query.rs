@@ -10,9 +10,9 @@ use entity::{
 };
 use scoring::LeadFlag;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, ExprTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select,
-    sea_query::{Expr, Func, LikeExpr},
+    ColumnTrait, Condition, ConnectionTrait, ExprTrait, FromQueryResult, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    sea_query::{Asterisk, Expr, Func, LikeExpr, Query, UnionType},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -381,42 +381,50 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let fell_due: Vec<Uuid> = scope
-        .select::<lead_score::Entity>()
-        .select_only()
-        .column(lead_score::Column::LeadId)
-        .filter(lead_score::Column::OwnerId.eq(owner))
-        .filter(lead_score::Column::Bucket.eq(BUCKET_NOT_DUE))
-        .filter(lead_score::Column::NextFollowUpAt.lte(now))
-        .into_tuple()
-        .all(scope.conn())
-        .await?;
-    let mut rows = scope
+    // One statement, one round trip: the top of the index range, without
+    // the leads that fell due since they were scored, and those leads,
+    // whom the index keeps as not due. Both halves start from the scope.
+    let fell_due = || {
+        Condition::all()
+            .add(lead_score::Column::Bucket.eq(BUCKET_NOT_DUE))
+            .add(lead_score::Column::NextFollowUpAt.lte(now))
+    };
+    let top = scope
         .select::<lead_score::Entity>()
         .filter(lead_score::Column::OwnerId.eq(owner))
         .filter(lead_score::Column::Bucket.lt(BUCKET_CLOSED))
+        .filter(
+            // Spelled out rather than NOT(fell due): a lead without a
+            // follow-up date would make that NULL and drop out of both halves.
+            Condition::any()
+                .add(lead_score::Column::Bucket.ne(BUCKET_NOT_DUE))
+                .add(lead_score::Column::NextFollowUpAt.is_null())
+                .add(lead_score::Column::NextFollowUpAt.gt(now)),
+        )
         .order_by_asc(lead_score::Column::Bucket)
         .order_by_asc(lead_score::Column::TierRank)
         .order_by_desc(lead_score::Column::Score)
         .order_by_asc(lead_score::Column::LeadId)
-        .limit(limit + fell_due.len() as u64)
+        .limit(limit)
+        .into_query();
+    let fallen = scope
+        .select::<lead_score::Entity>()
+        .filter(lead_score::Column::OwnerId.eq(owner))
+        .filter(fell_due())
+        .into_query();
+    let query = Query::select()
+        .column(Asterisk)
+        .from_subquery(top, "top")
+        .union(UnionType::All, fallen)
+        .to_owned();
+    let backend = scope.conn().get_database_backend();
+    let mut rows = lead_score::Model::find_by_statement(backend.build(&query))
         .all(scope.conn())
         .await?;
-    let missing: Vec<Uuid> = fell_due
-        .iter()
-        .filter(|id| !rows.iter().any(|r| r.lead_id == **id))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        rows.extend(
-            scope
-                .select::<lead_score::Entity>()
-                .filter(lead_score::Column::LeadId.is_in(missing))
-                .all(scope.conn())
-                .await?,
-        );
-    }
-    let due = |row: &lead_score::Model| row.bucket == BUCKET_DUE || fell_due.contains(&row.lead_id);
+    let due = |row: &lead_score::Model| {
+        row.bucket == BUCKET_DUE
+            || (row.bucket == BUCKET_NOT_DUE && row.next_follow_up_at.is_some_and(|at| at <= now))
+    };
     rows.sort_by(|a, b| {
         due(b)
             .cmp(&due(a))
