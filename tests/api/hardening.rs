@@ -564,3 +564,101 @@ fn encode(raw: &str) -> String {
         })
         .collect()
 }
+
+/// Runs `importLeads` as the tenant's owner (sign-up makes anyone one) and
+/// returns the whole answer.
+async fn import(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> Value {
+    app.graphql(
+        Some(token),
+        "mutation($input: ImportLeadsInput!) { importLeads(input: $input) {
+            created updated skipped errorCount errors { line field message } } }",
+        json!({"input": {"csv": csv, "dryRun": dry_run}}),
+    )
+    .await
+}
+
+/// A few kilobytes of counts used to become millions of activities in
+/// memory: a row holds at most 2,000, and no row of this file is written.
+#[tokio::test]
+async fn counts_that_multiply_into_millions_of_activities_are_refused_row_by_row() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("bomb").await;
+    let mut csv = "name,signal:website_visit,signal:email,signal:meeting\n".to_owned();
+    for i in 0..340 {
+        csv.push_str(&format!("Lead {i},1000,1000,1000\n"));
+    }
+    assert!(csv.len() < 10_000);
+
+    let body = while_healthy(&app, import(&app, &t.token, &csv, false)).await;
+
+    let report = &body["data"]["importLeads"];
+    assert_eq!(report["created"], 0, "{body}");
+    assert_eq!(report["skipped"], 340, "{body}");
+    assert_eq!(report["errorCount"], 340, "{body}");
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(200),
+        "{body}"
+    );
+    assert_eq!(report["errors"][0]["line"], 2, "{body}");
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("3000 activities") && m.contains("at most 2000")),
+        "{body}"
+    );
+    let leads = app
+        .graphql(Some(&t.token), "{ leads { totalCount } }", json!({}))
+        .await;
+    assert_eq!(leads["data"]["leads"]["totalCount"], 0, "{leads}");
+}
+
+/// Rows at the limit add up: past five million activities a file's rows
+/// are refused from that line on, and the report says where to split.
+#[tokio::test]
+async fn a_file_holds_at_most_five_million_activities() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("bomb").await;
+    let mut csv = "name,signal:website_visit,signal:email\n".to_owned();
+    for i in 0..2_502 {
+        csv.push_str(&format!("Lead {i},1000,1000\n"));
+    }
+
+    let body = import(&app, &t.token, &csv, true).await;
+
+    let report = &body["data"]["importLeads"];
+    assert_eq!(report["created"], 2_500, "{body}");
+    assert_eq!(report["skipped"], 2, "{body}");
+    let lines: Vec<i64> = report["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["line"].as_i64())
+        .collect();
+    assert_eq!(lines, [2_502, 2_503], "{body}");
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another file")),
+        "{body}"
+    );
+}
+
+/// A 2 MB header of unknown columns used to answer with 252 MB of errors:
+/// the report lists the first 200 problems and counts the rest.
+#[tokio::test]
+async fn a_header_of_a_hundred_thousand_unknown_columns_gets_a_short_answer() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("bomb").await;
+    let header: Vec<String> = (0..100_000).map(|i| format!("column{i}")).collect();
+    let csv = format!("name,{}\nAna,{}\n", header.join(","), ",".repeat(99_999));
+    assert!(csv.len() > 1_000_000);
+
+    let body = while_healthy(&app, import(&app, &t.token, &csv, false)).await;
+
+    let report = &body["data"]["importLeads"];
+    assert_eq!(report["errorCount"], 100_000, "{report}");
+    assert_eq!(report["errors"].as_array().map(Vec::len), Some(200));
+    assert_eq!(report["skipped"], 1);
+    assert!(body.to_string().len() < 100_000, "the answer stays short");
+}

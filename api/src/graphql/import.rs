@@ -34,7 +34,10 @@ pub struct ImportResult {
     pub skipped: i32,
     /// Of `skipped`, the rows that already matched their lead.
     pub unchanged: i32,
+    /// The first 200 problems, by line; `errorCount` counts them all.
     pub errors: Vec<ImportError>,
+    /// Every problem found in the file, listed in `errors` or not.
+    pub error_count: i32,
     /// The re-scoring run queued to retrain the close-probability model
     /// from imported closed leads.
     pub job_run: Option<JobRun>,
@@ -77,6 +80,7 @@ impl ImportMutation {
             updated: count(report.updated),
             skipped: count(report.refused + report.unchanged),
             unchanged: count(report.unchanged),
+            error_count: count(report.error_count),
             errors: report
                 .errors
                 .into_iter()

@@ -81,6 +81,12 @@ pub async fn import(
     if !report.errors.is_empty() {
         println!("{}", import::describe(&report.errors));
     }
+    let unlisted = report
+        .error_count
+        .saturating_sub(report.errors.len() as u64);
+    if unlisted > 0 {
+        println!("… and {unlisted} more problems not listed; fix these and check the file again");
+    }
     if report.rescoring_run.is_some() {
         println!(
             "re-scoring the tenant so its close-probability model learns from the closed leads…"

@@ -3,8 +3,9 @@
 //! and its close-probability model learns from its past deals at once.
 //!
 //! Every row is checked before anything is written, and a dry run stops
-//! there. A real run writes the valid rows in batches of
-//! [`ROWS_PER_TRANSACTION`], each lead scored as it lands; new leads go in
+//! there. A real run reads the file again and writes the valid rows in
+//! batches of [`ROWS_PER_TRANSACTION`] (fewer when they hold many
+//! activities), each lead scored as it lands; new leads go in
 //! as multi-row inserts, as the demo loader writes them, because one
 //! `createLead` per row would take minutes for a large file. A row with an
 //! `external_id` already in the tenant updates that lead, and a row that
@@ -47,8 +48,19 @@ use crate::{
 
 /// Rows written per transaction.
 pub const ROWS_PER_TRANSACTION: usize = 1000;
+/// Activities written per transaction, however few rows hold them: with
+/// the rows, what bounds the memory of an import.
+const ACTIVITIES_PER_TRANSACTION: usize = 50_000;
 /// Occurrences one `signal:<key>` cell may hold.
 const MAX_OCCURRENCES: usize = 1000;
+/// Activities one row may hold, all its signal cells together.
+pub const MAX_ACTIVITIES_PER_ROW: usize = 2000;
+/// Activities one file may hold: a few kilobytes of counts must not turn
+/// into hours of writing. A 100,000-lead file with history holds about
+/// 800,000.
+pub const MAX_ACTIVITIES_PER_FILE: usize = 5_000_000;
+/// Problems listed in a report; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 200;
 
 /// One problem with the file: its line (the header is line 1), the column
 /// and what is wrong.
@@ -70,13 +82,26 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Rows refused for the problems in `errors`.
     pub refused: u64,
-    /// Every problem, by line.
+    /// The first [`MAX_REPORTED_ERRORS`] problems, by line.
     pub errors: Vec<ImportError>,
+    /// Every problem found, listed or not.
+    pub error_count: u64,
     /// The import's own run, whose counters show progress.
     pub import_run: Option<job_run::Model>,
     /// The re-scoring run queued to retrain the predictor, when closed
     /// leads were imported.
     pub rescoring_run: Option<job_run::Model>,
+}
+
+impl ImportReport {
+    /// Counts a problem, and lists it while the list is short: a header of
+    /// a million unknown columns must not answer with a million messages.
+    fn problem(&mut self, error: ImportError) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(error);
+        }
+    }
 }
 
 /// The columns a file may have; lead fields and signals by key.
@@ -146,6 +171,13 @@ struct Row {
     counts: Vec<(usize, usize)>,
     /// The lead this row updates.
     existing: Option<Uuid>,
+}
+
+impl Row {
+    /// The activities the row brings, counted and dated.
+    fn activity_count(&self) -> usize {
+        self.activities.len() + self.counts.iter().map(|(_, n)| n).sum::<usize>()
+    }
 }
 
 /// The keys an existing lead may be found by.
@@ -260,10 +292,20 @@ pub async fn import(
     let scope = TenantScope::new(db, principal.tenant_id);
     let context = Context::load(&scope).await?;
     let mut report = ImportReport::default();
-    let rows = check_file(&context, csv, now, &mut report);
-    if dry_run || rows.is_empty() {
-        report.created = rows.iter().filter(|r| r.existing.is_none()).count() as u64;
-        report.updated = rows.len() as u64 - report.created;
+    // The file is read twice, a row at a time: once to check every row,
+    // then to write the valid ones in batches, so memory holds a batch of
+    // rows rather than the whole file parsed.
+    let Some(mut rows) = RowReader::open(&context, csv, now, &mut report) else {
+        return Ok(report);
+    };
+    let (mut valid, mut new) = (0u64, 0u64);
+    while let Some(row) = rows.next_valid(&mut report) {
+        valid += 1;
+        new += u64::from(row.existing.is_none());
+    }
+    if dry_run || valid == 0 {
+        report.created = new;
+        report.updated = valid - new;
         return Ok(report);
     }
 
@@ -285,11 +327,30 @@ pub async fn import(
         now,
         closed_written: 0,
     };
-    let total = rows.len() as u64;
+    // The same checks again find the same valid rows; their problems were
+    // reported by the first reading.
+    let mut again = ImportReport::default();
+    let mut rows = RowReader::open(&context, csv, now, &mut again).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!(
+            "the import file read differently the second time"
+        ))
+    })?;
     let mut done = 0u64;
     let mut failure = None;
-    for batch in rows.chunks(ROWS_PER_TRANSACTION) {
-        match writer.write(db, batch).await {
+    loop {
+        let mut batch = Vec::new();
+        let mut activities = 0;
+        while batch.len() < ROWS_PER_TRANSACTION && activities < ACTIVITIES_PER_TRANSACTION {
+            let Some(row) = rows.next_valid(&mut again) else {
+                break;
+            };
+            activities += row.activity_count();
+            batch.push(row);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        match writer.write(db, &batch).await {
             Ok(counts) => {
                 report.created += counts.0;
                 report.updated += counts.1;
@@ -301,7 +362,7 @@ pub async fn import(
             }
         }
         done += batch.len() as u64;
-        progress(done, total);
+        progress(done, valid);
         scope
             .update_many::<job_run::Entity>()
             .col_expr(
@@ -360,88 +421,115 @@ pub async fn import(
     Ok(report)
 }
 
-/// Reads and checks every row; problems go to the report.
-fn check_file(
-    context: &Context,
-    csv: &[u8],
+/// The file's rows, read and checked one at a time.
+struct RowReader<'a> {
+    context: &'a Context,
+    records: csv::StringRecordsIntoIter<&'a [u8]>,
+    header: csv::StringRecord,
+    columns: Vec<Column>,
+    /// Keys and activities taken by the rows read so far.
+    seen: Seen,
     now: DateTime<Utc>,
-    report: &mut ImportReport,
-) -> Vec<Row> {
-    let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(csv);
-    let header = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(err) => {
-            report.errors.push(ImportError {
-                line: 1,
-                field: None,
-                message: format!("the header row cannot be read: {err}"),
-            });
-            return Vec::new();
-        }
-    };
-    let columns = match read_header(context, &header) {
-        Ok(columns) => columns,
-        Err(errors) => {
-            report.errors.extend(errors);
-            // Without knowing every column, no row can be read right.
-            report.rows = reader.records().count() as u64;
-            report.refused = report.rows;
-            return Vec::new();
-        }
-    };
-    let mut rows = Vec::new();
-    let mut seen = Seen::default();
-    for record in reader.records() {
-        report.rows += 1;
-        let record = match record {
-            Ok(r) => r,
+}
+
+impl<'a> RowReader<'a> {
+    /// Reads the header; `None`, with the problems and every row refused
+    /// in `report`, when the rows cannot be read by it.
+    fn open(
+        context: &'a Context,
+        csv: &'a [u8],
+        now: DateTime<Utc>,
+        report: &mut ImportReport,
+    ) -> Option<Self> {
+        let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(csv);
+        let header = match reader.headers() {
+            Ok(h) => h.clone(),
             Err(err) => {
-                report.refused += 1;
-                report.errors.push(ImportError {
-                    line: err.position().map_or(report.rows + 1, |p| p.line()),
+                report.problem(ImportError {
+                    line: 1,
                     field: None,
-                    message: format!("the row cannot be read: {err}"),
+                    message: format!("the header row cannot be read: {err}"),
+                });
+                return None;
+            }
+        };
+        match read_header(context, &header) {
+            Ok(columns) => Some(Self {
+                context,
+                records: reader.into_records(),
+                header,
+                columns,
+                seen: Seen::default(),
+                now,
+            }),
+            Err(errors) => {
+                for error in errors {
+                    report.problem(error);
+                }
+                // Without knowing every column, no row can be read right.
+                report.rows = reader.records().count() as u64;
+                report.refused = report.rows;
+                None
+            }
+        }
+    }
+
+    /// The next row without a problem; the rows with one are counted as
+    /// refused and their problems go to `report`.
+    fn next_valid(&mut self, report: &mut ImportReport) -> Option<Row> {
+        for record in self.records.by_ref() {
+            report.rows += 1;
+            let record = match record {
+                Ok(r) => r,
+                Err(err) => {
+                    report.refused += 1;
+                    report.problem(ImportError {
+                        line: err.position().map_or(report.rows + 1, |p| p.line()),
+                        field: None,
+                        message: format!("the row cannot be read: {err}"),
+                    });
+                    continue;
+                }
+            };
+            let line = record.position().map_or(report.rows + 1, |p| p.line());
+            if record.len() != self.columns.len() {
+                report.refused += 1;
+                report.problem(ImportError {
+                    line,
+                    field: None,
+                    message: format!(
+                        "has {} values; the header has {} columns",
+                        record.len(),
+                        self.columns.len()
+                    ),
                 });
                 continue;
             }
-        };
-        let line = record.position().map_or(report.rows + 1, |p| p.line());
-        if record.len() != columns.len() {
-            report.refused += 1;
-            report.errors.push(ImportError {
+            let mut errors = Vec::new();
+            let row = check_row(
+                self.context,
+                &self.columns,
+                &self.header,
+                &record,
                 line,
-                field: None,
-                message: format!(
-                    "has {} values; the header has {} columns",
-                    record.len(),
-                    columns.len()
-                ),
-            });
-            continue;
-        }
-        let mut errors = Vec::new();
-        let row = check_row(
-            context,
-            &columns,
-            &header,
-            &record,
-            line,
-            now,
-            &mut seen,
-            &mut errors,
-        );
-        if errors.is_empty() {
-            rows.push(row);
-        } else {
+                self.now,
+                &mut self.seen,
+                &mut errors,
+            );
+            if errors.is_empty() {
+                return Some(row);
+            }
             report.refused += 1;
-            report.errors.extend(errors);
+            for error in errors {
+                report.problem(error);
+            }
         }
+        None
     }
-    rows
 }
 
 fn read_header(
@@ -523,6 +611,8 @@ struct Seen {
     emails: HashMap<String, u64>,
     phones: HashMap<String, u64>,
     dedupe: HashMap<String, u64>,
+    /// Activities of the valid rows so far.
+    activities: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -677,6 +767,30 @@ fn check_row(
         }
     }
     check_duplicates(context, &mut row, seen, errors);
+    let activities = row.activity_count();
+    if activities > MAX_ACTIVITIES_PER_ROW {
+        errors.push(ImportError {
+            line,
+            field: None,
+            message: format!(
+                "its signal cells hold {activities} activities; a row may hold at most \
+                 {MAX_ACTIVITIES_PER_ROW}"
+            ),
+        });
+    } else if errors.is_empty() {
+        if seen.activities + activities > MAX_ACTIVITIES_PER_FILE {
+            errors.push(ImportError {
+                line,
+                field: None,
+                message: format!(
+                    "the file's activities pass {MAX_ACTIVITIES_PER_FILE} here; import the \
+                     rows from this line on in another file"
+                ),
+            });
+        } else {
+            seen.activities += activities;
+        }
+    }
     row
 }
 
