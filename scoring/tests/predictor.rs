@@ -563,3 +563,68 @@ fn the_predictor_beats_the_naive_bayes_floor() {
     eprintln!("held-out AUC {auc:.4} vs Laplace naive Bayes {nb:.4}");
     assert!(auc > nb, "{auc} vs {nb}");
 }
+
+/// Twenty fields of two hundred options each would give 4,000 columns and a
+/// training cubic in them; the kept columns are capped, the rare options
+/// pooled, every non-category column kept, and the same data keeps the
+/// same columns.
+#[test]
+fn many_rare_options_are_pooled_and_the_columns_capped() {
+    let options: Vec<String> = (0..200).map(|i| format!("o{i}")).collect();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let mut fields = vec![field("budget", FieldType::Rating, &[])];
+    let keys: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    fields.extend(keys.iter().map(|k| field(k, FieldType::Category, &options)));
+    let space = FeatureSpace::new(&fields, &["website_visit".to_string()]);
+    assert_eq!(space.len(), 2 + 20 * 200 + 1);
+
+    // Most rows take one of a few common options; a handful take rare ones.
+    let mut rng = Rng(7);
+    let n = 2_000;
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let mut f = LeadFacts::default();
+        f.attributes
+            .insert("budget".into(), AttributeValue::Number(3.0));
+        for key in &keys {
+            let option = if i % 100 == 0 {
+                100 + rng.below(100)
+            } else {
+                rng.below(5)
+            };
+            f.attributes
+                .insert(key.clone(), AttributeValue::Text(format!("o{option}")));
+        }
+        space.encode_into(&f, &mut rows);
+    }
+
+    let kept = space.kept_columns(&rows, n, 60, 5);
+    assert_eq!(kept.len(), 60);
+    assert_eq!(kept, space.kept_columns(&rows, n, 60, 5));
+    let small = space.select(&kept);
+    let names: Vec<String> = small.features.iter().map(|f| f.name()).collect();
+    for kept_always in ["budget", "budget (missing)", "signal:website_visit"] {
+        assert!(names.iter().any(|n| n == kept_always), "{names:?}");
+    }
+    let rare = |name: &String| {
+        name.split_once("=o")
+            .and_then(|(_, option)| option.parse::<u32>().ok())
+            .is_some_and(|option| option >= 100)
+    };
+    assert!(!names.iter().any(rare), "no rare option is kept: {names:?}");
+    let projected = space.project(&rows, &kept);
+    assert_eq!(projected.len(), n * 60);
+
+    let predictor = Predictor::train_rows(
+        small,
+        &projected,
+        &vec![true; n / 2]
+            .into_iter()
+            .chain(vec![false; n / 2])
+            .collect::<Vec<_>>(),
+        TrainOptions::default(),
+        0,
+    )
+    .expect("trains");
+    assert!(predictor.predict(&LeadFacts::default()).is_finite());
+}

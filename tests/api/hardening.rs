@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait,
+};
 use serde_json::{Value, json};
 
 use crate::{
@@ -661,4 +663,73 @@ async fn a_header_of_a_hundred_thousand_unknown_columns_gets_a_short_answer() {
     assert_eq!(report["errors"].as_array().map(Vec::len), Some(200));
     assert_eq!(report["skipped"], 1);
     assert!(body.to_string().len() < 100_000, "the answer stays short");
+}
+
+/// Twenty fields of two hundred options each made 4,030 columns and a
+/// training that ran 143 s on the runtime that answers requests: the
+/// columns are capped, and the server answers while the model trains.
+#[tokio::test]
+async fn a_tenant_of_many_many_option_fields_trains_on_a_bounded_model() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("wide").await;
+    let options: Vec<String> = (0..200).map(|i| format!("o{i}")).collect();
+    let keys: Vec<String> = (0..20).map(|i| format!("wide{i}")).collect();
+    for key in &keys {
+        let body = app
+            .graphql(
+                Some(&t.token),
+                "mutation($input: LeadFieldInput!) { upsertLeadField(input: $input) { field { key } } }",
+                json!({"input": {"key": key, "label": key, "type": "CATEGORY", "options": options}}),
+            )
+            .await;
+        assert_eq!(
+            body["data"]["upsertLeadField"]["field"]["key"], *key,
+            "{body}"
+        );
+    }
+    let mut csv = format!("name,status,closed_at,{}\n", keys.join(","));
+    let closed = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d");
+    for i in 0..200 {
+        let outcome = if i % 2 == 0 { "won" } else { "lost" };
+        let cells: Vec<String> = (0..20)
+            .map(|f| format!("o{}", (i * 7 + f * 13) % 200))
+            .collect();
+        csv.push_str(&format!(
+            "Lead {i},{outcome},{closed},{}\n",
+            cells.join(",")
+        ));
+    }
+    let body = app
+        .graphql(
+            Some(&t.token),
+            "mutation($input: ImportLeadsInput!) { importLeads(input: $input) { created errorCount jobRun { id } } }",
+            json!({"input": {"csv": csv}}),
+        )
+        .await;
+    assert_eq!(body["data"]["importLeads"]["created"], 200, "{body}");
+
+    // The import queued the run that retrains the predictor.
+    let run = while_healthy(
+        &app,
+        app.finished_run(&t.token, &body["data"]["importLeads"]["jobRun"]["id"]),
+    )
+    .await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let tenant: uuid::Uuid = t.id.parse().expect("a tenant id");
+    let predictor = entity::predictor_model::Entity::find()
+        .filter(entity::predictor_model::Column::TenantId.eq(tenant))
+        .filter(entity::predictor_model::Column::Active.eq(true))
+        .one(&app.db)
+        .await
+        .expect("the predictor is read")
+        .expect("a predictor was trained");
+    let columns = predictor.model["space"]["features"]
+        .as_array()
+        .map(Vec::len)
+        .expect("the predictor lists its features");
+    assert!(columns <= 200, "{columns} columns");
+    assert!(
+        columns > 20,
+        "the common options keep their columns: {columns}"
+    );
 }

@@ -730,14 +730,73 @@ async fn retrain(
             after = Some(last);
         }
     }
-    let enough = |labels: &[bool]| {
-        let won = labels.iter().filter(|w| **w).count();
-        won >= options.min_closed_per_outcome
-            && labels.len() - won >= options.min_closed_per_outcome
-    };
-    if !enough(&labels) {
+    if !enough(&labels, options.min_closed_per_outcome) {
         return Ok(None);
     }
+    // Training is cubic in the columns: rare category options are pooled
+    // and the columns capped, and the fit runs on a blocking thread, away
+    // from the runtime that answers requests.
+    let kept = space.kept_columns(&features, labels.len(), MAX_FEATURES, MIN_OPTION_ROWS);
+    let features = space.project(&features, &kept);
+    let space = space.select(&kept);
+    let trained_at = secs(now);
+    let min_per_outcome = options.min_closed_per_outcome;
+    let (tenant, trained_teams) = tokio::task::spawn_blocking(move || {
+        train_scopes(space, features, labels, &teams, trained_at, min_per_outcome)
+    })
+    .await
+    .map_err(|err| {
+        AppError::Internal(anyhow::anyhow!("training the predictor stopped: {err}"))
+    })??;
+
+    // Every scope's new version replaces all active ones, at once: a team
+    // without enough history now falls back to the tenant's.
+    let txn = crate::service::begin_write(scope.conn()).await?;
+    let in_txn = TenantScope::new(&txn, scope.tenant_id());
+    in_txn
+        .update_many::<predictor_model::Entity>()
+        .col_expr(predictor_model::Column::Active, false.into())
+        .filter(predictor_model::Column::Active.eq(true))
+        .exec(&txn)
+        .await?;
+    store_predictor(&in_txn, None, &tenant.0, &tenant.1, now).await?;
+    let mut teams = HashMap::new();
+    for (team, (predictor, outcomes)) in trained_teams {
+        store_predictor(&in_txn, Some(team), &predictor, &outcomes, now).await?;
+        teams.insert(team, predictor);
+    }
+    // Mutations predict with the new version from now on.
+    tenant_config::commit_change(txn, scope.tenant_id(), now).await?;
+    Ok(Some(Trained {
+        tenant: tenant.0,
+        teams,
+    }))
+}
+
+/// Most columns a predictor trains on.
+const MAX_FEATURES: usize = 200;
+/// Fewest closed leads a category option needs to get a column of its own.
+const MIN_OPTION_ROWS: usize = 5;
+
+/// Whether `labels` hold enough of each outcome to learn from.
+fn enough(labels: &[bool], min_per_outcome: usize) -> bool {
+    let won = labels.iter().filter(|w| **w).count();
+    won >= min_per_outcome && labels.len() - won >= min_per_outcome
+}
+
+/// A predictor and the outcomes it learnt from.
+type TrainedScope = (Predictor, Vec<bool>);
+
+/// Trains the tenant's predictor on every row and each team's with enough
+/// history on its own rows (`teams` gives each row's team).
+fn train_scopes(
+    space: FeatureSpace,
+    features: Vec<f64>,
+    labels: Vec<bool>,
+    teams: &[Option<Uuid>],
+    trained_at: i64,
+    min_per_outcome: usize,
+) -> AppResult<(TrainedScope, HashMap<Uuid, TrainedScope>)> {
     let width = space.len();
     let train = |features: &[f64], labels: &[bool]| {
         Predictor::train_rows(
@@ -745,7 +804,7 @@ async fn retrain(
             features,
             labels,
             TrainOptions::default(),
-            secs(now),
+            trained_at,
         )
         .map_err(|err| AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}")))
     };
@@ -761,30 +820,11 @@ async fn retrain(
     drop(features);
     let mut trained_teams = HashMap::new();
     for (team, (rows, outcomes)) in by_team {
-        if enough(&outcomes) {
+        if enough(&outcomes, min_per_outcome) {
             trained_teams.insert(team, (train(&rows, &outcomes)?, outcomes));
         }
     }
-
-    // Every scope's new version replaces all active ones, at once: a team
-    // without enough history now falls back to the tenant's.
-    let txn = crate::service::begin_write(scope.conn()).await?;
-    let in_txn = TenantScope::new(&txn, scope.tenant_id());
-    in_txn
-        .update_many::<predictor_model::Entity>()
-        .col_expr(predictor_model::Column::Active, false.into())
-        .filter(predictor_model::Column::Active.eq(true))
-        .exec(&txn)
-        .await?;
-    store_predictor(&in_txn, None, &tenant, &labels, now).await?;
-    let mut teams = HashMap::new();
-    for (team, (predictor, outcomes)) in trained_teams {
-        store_predictor(&in_txn, Some(team), &predictor, &outcomes, now).await?;
-        teams.insert(team, predictor);
-    }
-    // Mutations predict with the new version from now on.
-    tenant_config::commit_change(txn, scope.tenant_id(), now).await?;
-    Ok(Some(Trained { tenant, teams }))
+    Ok(((tenant, labels), trained_teams))
 }
 
 /// Stores `predictor` as the active version of its scope (the tenant's,
