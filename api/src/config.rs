@@ -163,7 +163,9 @@ pub struct WebhookSettings {
     /// `LEADRANK_WEBHOOK_CONCURRENCY`: requests in flight per endpoint.
     pub per_endpoint: usize,
     /// `LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST`: accept `http://` URLs to
-    /// localhost, for development; otherwise only `https://`.
+    /// localhost, for development, and let deliveries reach loopback
+    /// addresses; otherwise only `https://` to public addresses. Private,
+    /// link-local and other internal addresses are refused either way.
     pub allow_http_localhost: bool,
 }
 

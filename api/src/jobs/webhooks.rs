@@ -1,6 +1,7 @@
 //! The webhook worker: sends the outbox's due deliveries, signed, with
 //! retries and exponential backoff, a few at a time per endpoint, and
-//! disables an endpoint that keeps failing.
+//! disables an endpoint that keeps failing. Only public addresses are
+//! connected to ([`webhook_target`]).
 //!
 //! Several replicas may run it: a delivery is claimed (`locked_until`) by
 //! one conditional UPDATE before it is sent, so only one process sends
@@ -9,7 +10,7 @@
 //! mark sends it once more after the claim expires, with the same event id
 //! for the receiver to de-duplicate.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{webhook_delivery, webhook_endpoint};
@@ -25,6 +26,7 @@ use crate::{
     error::{AppError, AppResult},
     service::{
         tenant_config,
+        webhook_target::{self, GuardedResolver},
         webhooks::{headers, sign},
     },
     tenancy::TenantScope,
@@ -45,15 +47,36 @@ pub fn install_tls_provider() {
 }
 
 /// The HTTP client deliveries go through: no redirects (a receiver that
-/// moved must be re-registered), the configured timeout per request.
+/// moved must be re-registered, and a redirect could point inside), the
+/// configured timeout per request, names resolved by the system resolver
+/// through [`GuardedResolver`], so that only public addresses are
+/// connected to.
 ///
 /// # Errors
 /// When TLS cannot be set up.
 pub fn client(settings: &WebhookSettings) -> anyhow::Result<reqwest::Client> {
+    client_with_lookup(settings, webhook_target::system_lookup())
+}
+
+/// [`client`] with names resolved by `lookup`: tests play a DNS server
+/// that answers what they choose.
+///
+/// # Errors
+/// When TLS cannot be set up.
+pub fn client_with_lookup(
+    settings: &WebhookSettings,
+    lookup: webhook_target::Lookup,
+) -> anyhow::Result<reqwest::Client> {
     install_tls_provider();
     Ok(reqwest::Client::builder()
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve and connect on our behalf, past the check.
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(
+            lookup,
+            settings.allow_http_localhost,
+        )))
         .user_agent(concat!("LeadRank-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
@@ -204,16 +227,29 @@ enum Answer {
 
 async fn post(
     client: &reqwest::Client,
+    settings: &WebhookSettings,
     endpoint: &webhook_endpoint::Model,
     delivery: &webhook_delivery::Model,
 ) -> Answer {
+    // An address in the URL is connected to without a lookup, so the
+    // resolver never sees it: check the host here, also for endpoints
+    // stored before URLs were checked at registration.
+    let url = match reqwest::Url::parse(&endpoint.url) {
+        Ok(url) => url,
+        Err(err) => return Answer::Refused(None, format!("the URL is not valid: {err}")),
+    };
+    if let Err(refused) = url.host_str().map_or(Ok(()), |host| {
+        webhook_target::check_host(host, settings.allow_http_localhost)
+    }) {
+        return Answer::Refused(None, format!("the URL {refused}"));
+    }
     let body = match serde_json::to_vec(&delivery.payload) {
         Ok(body) => body,
         Err(err) => return Answer::Refused(None, format!("the payload cannot be encoded: {err}")),
     };
     let timestamp = Utc::now().timestamp();
     let sent = client
-        .post(&endpoint.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(headers::EVENT_ID, delivery.event_id.to_string())
         .header(headers::EVENT_TYPE, &delivery.event_type)
@@ -230,8 +266,11 @@ async fn post(
             Some(response.status().as_u16()),
             format!("the endpoint answered HTTP {}", response.status()),
         ),
-        // Without the URL: it may carry a receiver's own token.
-        Err(err) => Answer::Refused(None, err.without_url().to_string()),
+        Err(err) => match webhook_target::refused_in(&err) {
+            Some(refused) => Answer::Refused(None, format!("the URL {refused}")),
+            // Without the URL: it may carry a receiver's own token.
+            None => Answer::Refused(None, err.without_url().to_string()),
+        },
     }
 }
 
@@ -242,7 +281,7 @@ async fn attempt(
     endpoint: &webhook_endpoint::Model,
     delivery: webhook_delivery::Model,
 ) -> AppResult<()> {
-    let answer = post(client, endpoint, &delivery).await;
+    let answer = post(client, settings, endpoint, &delivery).await;
     let now = Utc::now();
     let attempts = delivery.attempts + 1;
     let update = scope
