@@ -829,6 +829,7 @@ fn worker_settings(allow_loopback: bool) -> leadrank::config::WebhookSettings {
         max_attempts: 10,
         disable_after: 50,
         per_endpoint: 4,
+        per_tenant: 16,
         allow_http_localhost: allow_loopback,
     }
 }
@@ -866,4 +867,68 @@ async fn a_name_that_resolves_inside_at_send_time_is_refused_without_connecting(
         "{log:?}"
     );
     assert_eq!(inside.accepted(), 0, "the worker connected inside");
+}
+
+#[tokio::test]
+async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_other_tenants() {
+    // Issue 17, item 8: tenants were served one after another, and a pass
+    // waited for every send, so one slow receiver held up everyone's
+    // deliveries. Here it never answers within the test, and a request
+    // may take a minute before it times out.
+    let mut settings = FAST.to_vec();
+    settings.extend([
+        ("LEADRANK_WEBHOOK_TIMEOUT_SECS", "60"),
+        ("LEADRANK_WEBHOOK_CONCURRENCY", "2"),
+    ]);
+    let app = spawn_app_with(&settings).await;
+    let slowco = app.sign_up_tenant("slowco").await;
+    let other = app.sign_up_tenant("other").await;
+    let slow = Hanging::start().await;
+    let sibling = Receiver::start(&[]).await;
+    let elsewhere = Receiver::start(&[]).await;
+    app.endpoint(
+        &slowco.token,
+        &format!("http://127.0.0.1:{}/hooks", slow.port),
+        &["LEAD_TIER_CHANGED"],
+    )
+    .await;
+    app.endpoint(&slowco.token, &sibling.url, &["LEAD_TIER_CHANGED"])
+        .await;
+    app.endpoint(&other.token, &elsewhere.url, &["LEAD_TIER_CHANGED"])
+        .await;
+
+    // Five events for the slow endpoint (and its sibling): the worker is
+    // stuck on the slow one before the other company's event exists.
+    for i in 0..5 {
+        app.new_lead(&slowco.token, json!({"name": format!("S{i}")}))
+            .await;
+    }
+    for _ in 0..200 {
+        if slow.accepted() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(slow.accepted() > 0, "the slow receiver was never called");
+
+    let (from_sibling, from_elsewhere) = while_healthy(&app, async {
+        app.new_lead(&other.token, json!({"name": "Elsewhere"}))
+            .await;
+        tokio::join!(sibling.wait_for(5), elsewhere.wait_for(1))
+    })
+    .await;
+    assert_eq!(from_sibling.len(), 5);
+    assert_eq!(from_elsewhere.len(), 1);
+    assert!(
+        slow.accepted() <= 2,
+        "the slow endpoint had {} requests in flight, over its limit of 2",
+        slow.accepted()
+    );
+    let stuck = app
+        .deliveries(&slowco.token)
+        .await
+        .into_iter()
+        .filter(|d| d["status"] == "PENDING")
+        .count();
+    assert_eq!(stuck, 5, "the slow endpoint's deliveries wait their turn");
 }

@@ -394,6 +394,7 @@ mod tests {
             max_attempts: 3,
             disable_after: 3,
             per_endpoint: 1,
+            per_tenant: 1,
             allow_http_localhost: allow,
         }
     }
