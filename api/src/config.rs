@@ -160,10 +160,18 @@ pub struct WebhookSettings {
     /// `LEADRANK_WEBHOOK_DISABLE_AFTER`: failed attempts in a row after
     /// which an endpoint is disabled.
     pub disable_after: i32,
-    /// `LEADRANK_WEBHOOK_CONCURRENCY`: requests in flight per endpoint.
+    /// `LEADRANK_WEBHOOK_CONCURRENCY`: requests in flight per endpoint,
+    /// per process. A slow receiver holds at most this many; the others
+    /// are served meanwhile.
     pub per_endpoint: usize,
+    /// `LEADRANK_WEBHOOK_TENANT_CONCURRENCY`: requests in flight per
+    /// tenant, per process, across its endpoints: a tenant with many slow
+    /// endpoints cannot take every connection.
+    pub per_tenant: usize,
     /// `LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST`: accept `http://` URLs to
-    /// localhost, for development; otherwise only `https://`.
+    /// localhost, for development, and let deliveries reach loopback
+    /// addresses; otherwise only `https://` to public addresses. Private,
+    /// link-local and other internal addresses are refused either way.
     pub allow_http_localhost: bool,
 }
 
@@ -314,6 +322,7 @@ impl Settings {
                 max_attempts: parse(&get, "LEADRANK_WEBHOOK_MAX_ATTEMPTS", 10)?.max(1),
                 disable_after: parse(&get, "LEADRANK_WEBHOOK_DISABLE_AFTER", 50)?.max(1),
                 per_endpoint: parse(&get, "LEADRANK_WEBHOOK_CONCURRENCY", 4)?.max(1),
+                per_tenant: parse(&get, "LEADRANK_WEBHOOK_TENANT_CONCURRENCY", 16)?.max(1),
                 allow_http_localhost: parse(&get, "LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", false)?,
             },
             database_url,

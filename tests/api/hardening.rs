@@ -21,7 +21,7 @@ fn assert_refused(body: &Value, code: &str, says: &str) {
 }
 
 /// `/healthz` answers 200 within a second.
-async fn assert_healthy(app: &TestApp) {
+pub(crate) async fn assert_healthy(app: &TestApp) {
     let response = app
         .client
         .get(format!("{}/healthz", app.address))
@@ -34,7 +34,7 @@ async fn assert_healthy(app: &TestApp) {
 
 /// Checks health three times in a row while `attack` runs, then once more
 /// after it, and returns what the attack got.
-async fn while_healthy<T>(app: &TestApp, attack: impl Future<Output = T>) -> T {
+pub(crate) async fn while_healthy<T>(app: &TestApp, attack: impl Future<Output = T>) -> T {
     let (answer, ()) = tokio::join!(attack, async {
         for _ in 0..3 {
             assert_healthy(app).await;

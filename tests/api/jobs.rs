@@ -16,6 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    hardening::assert_healthy,
     helpers::{TestApp, error_code, spawn_app},
     leads::{flags, strong, weak},
 };
@@ -496,4 +497,196 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
     assert_eq!(run.churn_risk, 1, "{run:?}");
     let after = app.lead_by_id(&t.token, &id).await;
     assert!(flags(&after).contains(&"CHURN_RISK"), "{after}");
+}
+
+/// A clock the test moves by hand, shared by every runner of a test.
+#[derive(Clone)]
+struct HandClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl HandClock {
+    fn at(start: chrono::DateTime<Utc>) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(
+            start.timestamp(),
+        )))
+    }
+
+    fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.num_seconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn clock(&self) -> leadrank::jobs::lease::Clock {
+        let secs = Arc::clone(&self.0);
+        leadrank::jobs::lease::Clock::injected(move || {
+            chrono::DateTime::from_timestamp(secs.load(std::sync::atomic::Ordering::SeqCst), 0)
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// Six leads that each drop a tier ten days on: every one is written by
+/// the job, once, with one score event.
+async fn six_leads_that_decay(app: &TestApp, t: &crate::helpers::Tenant) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let lead = app
+            .new_lead(
+                &t.token,
+                json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
+            )
+            .await;
+        app.record(
+            &t.token,
+            lead["id"].as_str().unwrap_or_default(),
+            "meeting_request",
+            json!({}),
+        )
+        .await;
+        ids.push(uuid(&lead["id"]));
+    }
+    ids
+}
+
+impl TestApp {
+    /// The tenant's runs as `jobRuns` lists them over HTTP: (status, leadsScanned).
+    async fn listed_runs(&self, token: &str) -> Vec<(String, i64)> {
+        let body = self
+            .graphql(
+                Some(token),
+                "{ jobRuns(first: 50) { status leadsScanned } }",
+                json!({}),
+            )
+            .await;
+        body["data"]["jobRuns"]
+            .as_array()
+            .unwrap_or_else(|| panic!("jobRuns failed: {body}"))
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                    r["leadsScanned"].as_i64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Each lead of `ids` has exactly one score event from `run`.
+async fn each_announced_once(app: &TestApp, run: Uuid, ids: &[Uuid]) {
+    let events = app.events_of_run(run).await;
+    let mut leads: Vec<Uuid> = events.iter().map(|e| e.lead_id).collect();
+    leads.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(leads, expected, "each lead announced exactly once");
+}
+
+#[tokio::test]
+async fn a_run_longer_than_its_lease_keeps_it_and_is_never_duplicated() {
+    // Issue 17, item 6: heartbeats renewed from the run's start, so the
+    // lease lapsed 120 s in however alive the run was, and a second copy
+    // resumed the live run: leads announced twice, the run FAILED.
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let ids = six_leads_that_decay(&app, &t).await;
+    let tenant: Uuid = t.id.parse().expect("id");
+    let at = Utc::now() + Duration::days(10);
+    let hand = HandClock::at(at);
+    let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
+    let first = Options {
+        batch_size: Some(2),
+        clock: Some(hand.clock()),
+        pause_after_each_batch: Some(Arc::clone(&pause)),
+        ..Options::default()
+    };
+    // The same process name: two runs of one process are told apart too.
+    let second = Options {
+        clock: Some(hand.clock()),
+        ..Options::default()
+    };
+    let db = app.db.clone();
+    let running = tokio::spawn(async move {
+        rescore::run(&db, tenant, Trigger::Schedule, None, at, &first).await
+    });
+
+    // Three batches, 100 s apart by the clock: 300 s in all, longer than
+    // the 120 s lease, each heartbeat well within it.
+    for _ in 0..3 {
+        pause.0.wait().await;
+        hand.advance(Duration::seconds(100));
+        let other = rescore::run(&app.db, tenant, Trigger::Schedule, None, at, &second)
+            .await
+            .expect("recorded");
+        assert!(
+            matches!(other, Outcome::Busy),
+            "a live run's lease was taken: {other:?}"
+        );
+        assert_healthy(&app).await;
+        pause.1.wait().await;
+    }
+    let run = finished(running.await.expect("the runner").expect("recorded")).await;
+
+    assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
+    assert_eq!(run.leads_scanned, 6);
+    assert_eq!(
+        app.listed_runs(&t.token).await,
+        vec![("SUCCEEDED".to_owned(), 6)]
+    );
+    each_announced_once(&app, run.id, &ids).await;
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn a_run_that_lost_its_lease_commits_nothing_more() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let ids = six_leads_that_decay(&app, &t).await;
+    let tenant: Uuid = t.id.parse().expect("id");
+    let at = Utc::now() + Duration::days(10);
+    let hand = HandClock::at(at);
+    let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
+    let stalling = Options {
+        batch_size: Some(2),
+        clock: Some(hand.clock()),
+        pause_after_each_batch: Some(Arc::clone(&pause)),
+        ..Options::default()
+    };
+    let db = app.db.clone();
+    let stalled = tokio::spawn(async move {
+        rescore::run(&db, tenant, Trigger::Schedule, None, at, &stalling).await
+    });
+
+    // The first run stalls after its first batch for longer than the
+    // lease, holding its next batch scored; a second run takes the lease,
+    // resumes from the checkpoint and finishes the run.
+    pause.0.wait().await;
+    hand.advance(Duration::minutes(5));
+    let taker = Options {
+        batch_size: Some(2),
+        clock: Some(hand.clock()),
+        ..Options::default()
+    };
+    let resumed = app.rescore_at(&t.id, at, &taker).await;
+    assert_eq!(resumed.status, JobStatus::Succeeded, "{resumed:?}");
+    assert_eq!(resumed.leads_scanned, 6, "2 before the stall, 4 after");
+
+    // The stalled run wakes up: its next write is fenced off, and it
+    // neither marks the run FAILED nor announces anything again.
+    pause.1.wait().await;
+    let woke = finished(
+        stalled
+            .await
+            .expect("the stalled runner")
+            .expect("recorded"),
+    )
+    .await;
+    assert_eq!(woke.id, resumed.id, "the same run, carried on by the other");
+    assert_eq!(woke.status, JobStatus::Succeeded, "{woke:?}");
+    assert_eq!(woke.leads_scanned, 6);
+    assert_eq!(
+        app.listed_runs(&t.token).await,
+        vec![("SUCCEEDED".to_owned(), 6)]
+    );
+    each_announced_once(&app, resumed.id, &ids).await;
+    assert_healthy(&app).await;
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::{
+    hardening::while_healthy,
     helpers::{TestApp, error_code, error_field, spawn_app, spawn_app_with},
     leads::weak,
 };
@@ -589,4 +590,345 @@ async fn the_example_receiver_verifies_a_real_delivery() {
         verdict.starts_with("verified ") && verdict.ends_with(" lead.closed"),
         "{verdict}"
     );
+}
+
+/// A TCP listener on loopback that accepts connections and never answers:
+/// a receiver as slow as can be, or an internal service that must never
+/// hear from the worker. It counts the connections made to it.
+struct Hanging {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hanging {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            // Kept open and unanswered until the test ends.
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl TestApp {
+    /// Waits (up to 10 seconds) until every delivery of `tenant` has been
+    /// attempted at least once, and returns the log.
+    async fn attempted_deliveries(&self, token: &str, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let log = self.deliveries(token).await;
+            if log.len() >= n && log.iter().all(|d| d["attempts"].as_i64() >= Some(1)) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "expected {n} attempted deliveries within 10 s: {:?}",
+            self.deliveries(token).await
+        );
+    }
+
+    /// Stores `url` on an endpoint as it stands in the database, past the
+    /// check at registration: an endpoint registered before the check, or
+    /// a row written by hand.
+    async fn store_endpoint_url(&self, id: &str, url: &str) {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+        entity::webhook_endpoint::Entity::update_many()
+            .col_expr(entity::webhook_endpoint::Column::Url, Expr::value(url))
+            .filter(entity::webhook_endpoint::Column::Id.eq(id.parse::<uuid::Uuid>().unwrap()))
+            .exec(&self.db)
+            .await
+            .expect("the endpoint row");
+    }
+}
+
+#[tokio::test]
+async fn webhook_urls_that_point_inside_the_network_are_refused_at_registration() {
+    // Issue 17, item 7: each of these was accepted and the worker connected.
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let attacks = [
+        ("https://127.0.0.1/x", "a loopback address (127.0.0.1)"),
+        ("https://[::1]/x", "a loopback address (::1)"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "a link-local address (169.254.169.254)",
+        ),
+        ("https://10.0.0.1/x", "a private address (10.0.0.1)"),
+        ("https://0x7f000001/x", "a loopback address (127.0.0.1)"),
+        ("https://2130706433/x", "a loopback address (127.0.0.1)"),
+        ("https://localhost./x", "a loopback address (localhost.)"),
+        (
+            "https://metadata.google.internal/computeMetadata/v1/",
+            "a name that only resolves inside a network",
+        ),
+        ("https://[::ffff:127.0.0.1]/x", "a loopback address"),
+        ("https://[::ffff:a9fe:a9fe]/x", "a link-local address"),
+        ("https://[fd00::1]/x", "a unique-local address"),
+        ("https://[fe80::1]/x", "a link-local address"),
+        ("https://0.0.0.0/x", "an unspecified address"),
+        ("https://[::]/x", "an unspecified address"),
+        ("https://224.0.0.1/x", "a multicast address"),
+        ("https://[ff02::1]/x", "a multicast address"),
+        ("https://192.168.1.1/x", "a private address"),
+        ("https://172.16.0.1/x", "a private address"),
+        ("https://100.64.0.1/x", "a private address"),
+        ("https://127.1/x", "a loopback address (127.0.0.1)"),
+        ("https://intranet/x", "a name that only resolves inside"),
+    ];
+    let answers = while_healthy(&app, async {
+        let mut answers = Vec::new();
+        for (url, _) in attacks {
+            answers.push(
+                app.create_endpoint(
+                    &acme.token,
+                    json!({"url": url, "eventTypes": ["LEAD_CLOSED"]}),
+                )
+                .await,
+            );
+        }
+        answers
+    })
+    .await;
+    for ((url, why), body) in attacks.iter().zip(&answers) {
+        assert_eq!(error_code(body), "BAD_USER_INPUT", "{url}: {body}");
+        assert_eq!(error_field(body), "input.url", "{url}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains(why) && message.contains("public internet addresses only"),
+            "{url}: {message}"
+        );
+    }
+
+    // Moving an endpoint inside is refused the same way.
+    let (id, _) = app
+        .endpoint(&acme.token, "https://hooks.example.com/x", &["LEAD_CLOSED"])
+        .await;
+    let moved = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoint(input: $input) { endpoint { id url } } }",
+            json!({"input": {"id": id, "url": "https://169.254.169.254/"}}),
+        )
+        .await;
+    assert_eq!(error_code(&moved), "BAD_USER_INPUT", "{moved}");
+    assert_eq!(error_field(&moved), "input.url");
+    let listed = app
+        .graphql(Some(&acme.token), "{ webhookEndpoints { url } }", json!({}))
+        .await;
+    assert_eq!(
+        listed["data"]["webhookEndpoints"],
+        json!([{"url": "https://hooks.example.com/x"}])
+    );
+}
+
+#[tokio::test]
+async fn the_development_setting_opens_loopback_and_nothing_else_inside() {
+    let app = spawn_app_with(&FAST).await;
+    let acme = app.sign_up_tenant("acme").await;
+    for url in [
+        "http://127.0.0.1:9000/x",
+        "http://localhost:9000/x",
+        "https://[::1]:9000/x",
+    ] {
+        let body = app
+            .create_endpoint(
+                &acme.token,
+                json!({"url": url, "eventTypes": ["LEAD_CLOSED"]}),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{url}: {body}");
+    }
+    for url in [
+        "https://10.0.0.1/x",
+        "https://169.254.169.254/x",
+        "https://metadata.google.internal/x",
+        "https://[fd00::1]/x",
+    ] {
+        let body = app
+            .create_endpoint(
+                &acme.token,
+                json!({"url": url, "eventTypes": ["LEAD_CLOSED"]}),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{url}: {body}");
+        assert_eq!(error_field(&body), "input.url");
+    }
+}
+
+#[tokio::test]
+async fn an_internal_url_stored_before_the_check_is_refused_at_send_time_without_connecting() {
+    // Production settings: no http, no loopback.
+    let app = spawn_app_with(&[
+        ("LEADRANK_WEBHOOK_POLL_MS", "50"),
+        ("LEADRANK_WEBHOOK_RETRY_BASE_MS", "60000"),
+    ])
+    .await;
+    let acme = app.sign_up_tenant("acme").await;
+    let inside = Hanging::start().await;
+    let port = inside.port;
+    for url in [
+        format!("https://127.0.0.1:{port}/x"),
+        format!("https://localhost.:{port}/x"),
+        format!("https://[::ffff:127.0.0.1]:{port}/x"),
+    ] {
+        let (id, _) = app
+            .endpoint(
+                &acme.token,
+                "https://hooks.example.com/x",
+                &["LEAD_TIER_CHANGED"],
+            )
+            .await;
+        app.store_endpoint_url(&id, &url).await;
+    }
+
+    let log = while_healthy(&app, async {
+        app.new_lead(&acme.token, json!({"name": "Probe"})).await;
+        app.attempted_deliveries(&acme.token, 3).await
+    })
+    .await;
+    for delivery in &log {
+        assert_eq!(delivery["status"], "PENDING", "{delivery}");
+        assert_eq!(delivery["lastStatusCode"], Value::Null);
+        let error = delivery["lastError"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("must not point to a loopback address"),
+            "{error}"
+        );
+    }
+    assert_eq!(inside.accepted(), 0, "the worker connected inside");
+}
+
+/// A DNS server under the attacker's control: every name resolves to
+/// `answer`.
+fn dns_answering(answer: &'static str) -> leadrank::service::webhook_target::Lookup {
+    leadrank::service::webhook_target::lookup(
+        move |_| async move { Ok(vec![answer.parse().unwrap()]) },
+    )
+}
+
+fn worker_settings(allow_loopback: bool) -> leadrank::config::WebhookSettings {
+    leadrank::config::WebhookSettings {
+        worker: true,
+        poll_interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(5),
+        retry_base: Duration::from_secs(60),
+        max_attempts: 10,
+        disable_after: 50,
+        per_endpoint: 4,
+        per_tenant: 16,
+        allow_http_localhost: allow_loopback,
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_inside_at_send_time_is_refused_without_connecting() {
+    // The test runs the worker itself, with its own DNS answers.
+    let app = spawn_app_with(&[("LEADRANK_WEBHOOK_WORKER", "false")]).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let inside = Hanging::start().await;
+    // A public-looking name passes registration; at send time the
+    // attacker's DNS points it at this machine (DNS rebinding).
+    let url = format!("https://rebind.example.com:{}/x", inside.port);
+    app.endpoint(&acme.token, &url, &["LEAD_TIER_CHANGED"])
+        .await;
+    app.new_lead(&acme.token, json!({"name": "Probe"})).await;
+
+    let settings = worker_settings(false);
+    let client =
+        leadrank::jobs::webhooks::client_with_lookup(&settings, dns_answering("127.0.0.1"))
+            .expect("a client");
+    let attempted = while_healthy(
+        &app,
+        leadrank::jobs::webhooks::deliver_due(&app.db, &client, &settings, chrono::Utc::now()),
+    )
+    .await
+    .expect("a pass");
+    assert_eq!(attempted, 1);
+
+    let log = app.deliveries(&acme.token).await;
+    let error = log[0]["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("rebind.example.com resolves to 127.0.0.1")
+            && error.contains("a loopback address"),
+        "{log:?}"
+    );
+    assert_eq!(inside.accepted(), 0, "the worker connected inside");
+}
+
+#[tokio::test]
+async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_other_tenants() {
+    // Issue 17, item 8: tenants were served one after another, and a pass
+    // waited for every send, so one slow receiver held up everyone's
+    // deliveries. Here it never answers within the test, and a request
+    // may take a minute before it times out.
+    let mut settings = FAST.to_vec();
+    settings.extend([
+        ("LEADRANK_WEBHOOK_TIMEOUT_SECS", "60"),
+        ("LEADRANK_WEBHOOK_CONCURRENCY", "2"),
+    ]);
+    let app = spawn_app_with(&settings).await;
+    let slowco = app.sign_up_tenant("slowco").await;
+    let other = app.sign_up_tenant("other").await;
+    let slow = Hanging::start().await;
+    let sibling = Receiver::start(&[]).await;
+    let elsewhere = Receiver::start(&[]).await;
+    app.endpoint(
+        &slowco.token,
+        &format!("http://127.0.0.1:{}/hooks", slow.port),
+        &["LEAD_TIER_CHANGED"],
+    )
+    .await;
+    app.endpoint(&slowco.token, &sibling.url, &["LEAD_TIER_CHANGED"])
+        .await;
+    app.endpoint(&other.token, &elsewhere.url, &["LEAD_TIER_CHANGED"])
+        .await;
+
+    // Five events for the slow endpoint (and its sibling): the worker is
+    // stuck on the slow one before the other company's event exists.
+    for i in 0..5 {
+        app.new_lead(&slowco.token, json!({"name": format!("S{i}")}))
+            .await;
+    }
+    for _ in 0..200 {
+        if slow.accepted() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(slow.accepted() > 0, "the slow receiver was never called");
+
+    let (from_sibling, from_elsewhere) = while_healthy(&app, async {
+        app.new_lead(&other.token, json!({"name": "Elsewhere"}))
+            .await;
+        tokio::join!(sibling.wait_for(5), elsewhere.wait_for(1))
+    })
+    .await;
+    assert_eq!(from_sibling.len(), 5);
+    assert_eq!(from_elsewhere.len(), 1);
+    assert!(
+        slow.accepted() <= 2,
+        "the slow endpoint had {} requests in flight, over its limit of 2",
+        slow.accepted()
+    );
+    let stuck = app
+        .deliveries(&slowco.token)
+        .await
+        .into_iter()
+        .filter(|d| d["status"] == "PENDING")
+        .count();
+    assert_eq!(stuck, 5, "the slow endpoint's deliveries wait their turn");
 }

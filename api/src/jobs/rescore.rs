@@ -28,7 +28,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::lease::Lease;
+use super::lease::{Clock, Lease, LeaseLost};
 use crate::{
     error::{AppError, AppResult},
     service::{
@@ -79,8 +79,12 @@ pub struct Options {
     pub batch_size: Option<u64>,
     /// How long a lease lives without a heartbeat.
     pub lease_ttl: Duration,
-    /// Who runs: host and process, for the lease.
+    /// Who runs: host and process. Each run claims the lease under this
+    /// and an id of its own.
     pub holder: String,
+    /// The time the lease is claimed and renewed at; `None` for the run's
+    /// `now` plus the time elapsed since it started. Tests inject one.
+    pub clock: Option<Clock>,
     /// Closed leads needed of each outcome before a predictor is trained.
     pub min_closed_per_outcome: usize,
     /// For tests: stop as if the process died after this many batches.
@@ -89,6 +93,11 @@ pub struct Options {
     /// first barrier, then on the second before writing, so a test can
     /// change a lead in between.
     pub pause_before_first_write:
+        Option<std::sync::Arc<(tokio::sync::Barrier, tokio::sync::Barrier)>>,
+    /// For tests: after each batch is written and the lease renewed, wait
+    /// on the first barrier, then on the second, so a test can move the
+    /// clock or start another runner in between.
+    pub pause_after_each_batch:
         Option<std::sync::Arc<(tokio::sync::Barrier, tokio::sync::Barrier)>>,
 }
 
@@ -105,6 +114,8 @@ impl Default for Options {
             min_closed_per_outcome: 10,
             crash_after_batches: None,
             pause_before_first_write: None,
+            clock: None,
+            pause_after_each_batch: None,
         }
     }
 }
@@ -246,8 +257,12 @@ pub async fn run(
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<Outcome> {
-    let Some(lease) =
-        Lease::claim(db, tenant_id, KIND, &options.holder, options.lease_ttl, now).await?
+    let clock = options
+        .clock
+        .clone()
+        .unwrap_or_else(|| Clock::starting_at(now));
+    let holder = Lease::holder_for_run(&options.holder);
+    let Some(lease) = Lease::claim(db, tenant_id, KIND, &holder, options.lease_ttl, clock).await?
     else {
         return Ok(Outcome::Busy);
     };
@@ -299,6 +314,11 @@ pub async fn run(
         let left = scope.get::<job_run::Entity>(run.id).await?;
         return Ok(Outcome::Finished(Box::new(left)));
     }
+    if let Err(err) = &result
+        && LeaseLost::is(err)
+    {
+        return lost(&scope, &run, err).await;
+    }
     let finished =
         now + Duration::milliseconds(i64::try_from(started.elapsed().as_millis()).unwrap_or(0));
     let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
@@ -312,6 +332,13 @@ pub async fn run(
         }
     }
     let txn = crate::service::begin_write(db).await?;
+    if let Err(err) = lease.fence(&txn, run.id).await {
+        txn.rollback().await?;
+        if LeaseLost::is(&err) {
+            return lost(&scope, &run, &err).await;
+        }
+        return Err(err);
+    }
     let in_txn = TenantScope::new(&txn, tenant_id);
     let saved = in_txn.update(row).await?;
     let out = Outgoing {
@@ -322,6 +349,19 @@ pub async fn run(
     txn.commit().await?;
     lease.release(db).await?;
     Ok(Outcome::Finished(Box::new(saved)))
+}
+
+/// A run whose lease was taken: another run carries on under the same run
+/// id, so this one writes nothing, not even its own end, and reports the
+/// run as it stands.
+async fn lost(
+    scope: &TenantScope<'_, DatabaseConnection>,
+    run: &job_run::Model,
+    err: &AppError,
+) -> AppResult<Outcome> {
+    tracing::warn!(tenant_id = %scope.tenant_id(), run = %run.id, error = %err, "re-scoring stopped: its lease was taken");
+    let current = scope.get::<job_run::Entity>(run.id).await?;
+    Ok(Outcome::Finished(Box::new(current)))
 }
 
 /// The tenant's newest re-scoring run.
@@ -418,7 +458,7 @@ async fn rescore(
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<()> {
-    lease.heartbeat(db, Some(run.id), now).await?;
+    lease.heartbeat(db, Some(run.id)).await?;
     // Read afresh, not from this process's copy: the run must score with
     // what is configured as it starts.
     let config = TenantConfig::load(scope).await?;
@@ -430,7 +470,7 @@ async fn rescore(
     let trained = if activation {
         None
     } else {
-        retrain(scope, catalog, &stages, now, options).await?
+        retrain(scope, lease, run.id, catalog, &stages, now, options).await?
     };
     let reason = if activation {
         "scoring model activated"
@@ -465,22 +505,17 @@ async fn rescore(
         // waiting for the other.
         let write = async {
             let t = Instant::now();
-            write_batch(
-                db,
-                scope.tenant_id(),
-                run.id,
-                &batch,
-                &mut progress,
-                reason,
-                now,
-            )
-            .await?;
+            write_batch(db, lease, run.id, &batch, &mut progress, reason, now).await?;
             Ok::<_, AppError>(t.elapsed().as_millis())
         };
         let (write_ms, following) = tokio::try_join!(write, scorer.next(Some(batch.last)))?;
         progress.write_ms += write_ms;
-        lease.heartbeat(db, Some(run.id), now).await?;
+        lease.heartbeat(db, Some(run.id)).await?;
         next = following;
+        if let Some(pause) = &options.pause_after_each_batch {
+            pause.0.wait().await;
+            pause.1.wait().await;
+        }
 
         batches += 1;
         if last_log.elapsed().as_secs() >= 5 {
@@ -495,7 +530,10 @@ async fn rescore(
             return Err(AppError::Internal(anyhow::anyhow!(SIMULATED_CRASH)));
         }
     }
-    // The pool is handed out after scoring, so tier filters see tonight's tiers.
+    // The pool is handed out after scoring, so tier filters see tonight's
+    // tiers. Its writes are not fenced (they are the assignment service's);
+    // a heartbeat first keeps a run that lost its lease from starting them.
+    lease.heartbeat(db, Some(run.id)).await?;
     let assigned = assignment::assign_pool(db, scope.tenant_id(), run.team_id, now).await?;
     let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
     row.details = Set(Some(json!({
@@ -505,7 +543,12 @@ async fn rescore(
         "writeMs": progress.write_ms,
         "predictorTrained": trained.is_some(),
     })));
-    scope.update(row).await?;
+    let txn = crate::service::begin_write(db).await?;
+    lease.fence(&txn, run.id).await?;
+    TenantScope::new(&txn, scope.tenant_id())
+        .update(row)
+        .await?;
+    txn.commit().await?;
     tracing::info!(
         tenant_id = %scope.tenant_id(), run = %run.id,
         scanned = progress.scanned, changed = progress.changed,
@@ -684,6 +727,8 @@ impl Trained {
 /// has too few won or lost leads to learn from.
 async fn retrain(
     scope: &TenantScope<'_, DatabaseConnection>,
+    lease: &Lease,
+    run: Uuid,
     catalog: &TenantCatalog,
     stages: &HashMap<Uuid, Vec<stage::Model>>,
     now: DateTime<Utc>,
@@ -752,6 +797,7 @@ async fn retrain(
     // Every scope's new version replaces all active ones, at once: a team
     // without enough history now falls back to the tenant's.
     let txn = crate::service::begin_write(scope.conn()).await?;
+    lease.fence(&txn, run).await?;
     let in_txn = TenantScope::new(&txn, scope.tenant_id());
     in_txn
         .update_many::<predictor_model::Entity>()
@@ -910,10 +956,11 @@ async fn save_progress<C: ConnectionTrait>(
 /// version read, with their score events and what they announce) and
 /// counts the batch into `progress` with its checkpoint, all in one
 /// transaction: a run resumed after a crash starts exactly after the last
-/// batch that landed, so nothing is announced or counted twice.
+/// batch that landed, so nothing is announced or counted twice. The
+/// lease fences the transaction: a run that lost it commits nothing.
 async fn write_batch(
     db: &DatabaseConnection,
-    tenant_id: Uuid,
+    lease: &Lease,
     run: Uuid,
     batch: &Scored,
     progress: &mut Progress,
@@ -921,7 +968,9 @@ async fn write_batch(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let txn = crate::service::begin_write(db).await?;
-    let in_txn = TenantScope::new(&txn, tenant_id);
+    // First, so that a run that lost its lease writes nothing of the batch.
+    lease.fence(&txn, run).await?;
+    let in_txn = TenantScope::new(&txn, lease.tenant_id);
     let written = lead_writer::write_rescored(&in_txn, run, &batch.changes, reason, now).await?;
     progress.add(&batch.tally, written.len() as u64);
     save_progress(&in_txn, run, progress, Some(batch.last), now).await?;

@@ -1,6 +1,8 @@
 //! The webhook worker: sends the outbox's due deliveries, signed, with
-//! retries and exponential backoff, a few at a time per endpoint, and
-//! disables an endpoint that keeps failing.
+//! retries and exponential backoff, a few at a time per endpoint and per
+//! tenant, every endpoint and tenant at once, and disables an endpoint that
+//! keeps failing. Only public addresses are connected to
+//! ([`webhook_target`]).
 //!
 //! Several replicas may run it: a delivery is claimed (`locked_until`) by
 //! one conditional UPDATE before it is sent, so only one process sends
@@ -9,22 +11,26 @@
 //! mark sends it once more after the claim expires, with the same event id
 //! for the receiver to de-duplicate.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{webhook_delivery, webhook_endpoint};
-use futures_util::{StreamExt, stream};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::Expr,
 };
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::{
     config::WebhookSettings,
-    error::{AppError, AppResult},
+    error::AppResult,
     service::{
         tenant_config,
+        webhook_target::{self, GuardedResolver},
         webhooks::{headers, sign},
     },
     tenancy::TenantScope,
@@ -45,20 +51,44 @@ pub fn install_tls_provider() {
 }
 
 /// The HTTP client deliveries go through: no redirects (a receiver that
-/// moved must be re-registered), the configured timeout per request.
+/// moved must be re-registered, and a redirect could point inside), the
+/// configured timeout per request, names resolved by the system resolver
+/// through [`GuardedResolver`], so that only public addresses are
+/// connected to.
 ///
 /// # Errors
 /// When TLS cannot be set up.
 pub fn client(settings: &WebhookSettings) -> anyhow::Result<reqwest::Client> {
+    client_with_lookup(settings, webhook_target::system_lookup())
+}
+
+/// [`client`] with names resolved by `lookup`: tests play a DNS server
+/// that answers what they choose.
+///
+/// # Errors
+/// When TLS cannot be set up.
+pub fn client_with_lookup(
+    settings: &WebhookSettings,
+    lookup: webhook_target::Lookup,
+) -> anyhow::Result<reqwest::Client> {
     install_tls_provider();
     Ok(reqwest::Client::builder()
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve and connect on our behalf, past the check.
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(
+            lookup,
+            settings.allow_http_localhost,
+        )))
         .user_agent(concat!("LeadRank-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
 
-/// Runs the worker in the background until the process ends.
+/// Runs the worker in the background until the process ends. Each poll
+/// claims what is due and starts sending it without waiting for earlier
+/// sends to finish, so a receiver that answers slowly holds only its own
+/// endpoint's slots (and its tenant's), never the other endpoints' turns.
 pub fn spawn(db: DatabaseConnection, settings: WebhookSettings) {
     tokio::spawn(async move {
         let client = match client(&settings) {
@@ -70,16 +100,20 @@ pub fn spawn(db: DatabaseConnection, settings: WebhookSettings) {
         };
         let mut ticker = tokio::time::interval(settings.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let dispatcher = Dispatcher::new(db, client, settings);
         loop {
             ticker.tick().await;
-            if let Err(err) = deliver_due(&db, &client, &settings, Utc::now()).await {
+            // The sends run on; the next poll starts whatever else is due.
+            if let Err(err) = dispatcher.pass(Utc::now()).await {
                 tracing::warn!(error = %err, "webhook worker pass failed; retrying at the next poll");
             }
         }
     });
 }
 
-/// One pass: sends every delivery due at `now`; returns how many were attempted.
+/// One pass that waits for its sends: sends every delivery due at `now`,
+/// within the per-endpoint and per-tenant limits; returns how many were
+/// attempted.
 ///
 /// # Errors
 /// Database errors.
@@ -89,111 +123,223 @@ pub async fn deliver_due(
     settings: &WebhookSettings,
     now: DateTime<Utc>,
 ) -> AppResult<usize> {
-    // The one read across tenants: which tenants have something due. The
-    // rest of the pass goes through each tenant's scope.
-    let tenants: Vec<Uuid> = webhook_delivery::Entity::find()
-        .select_only()
-        .column(webhook_delivery::Column::TenantId)
-        .distinct()
-        .filter(webhook_delivery::Column::Status.eq("PENDING"))
-        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut attempted = 0;
-    for tenant in tenants {
-        attempted += deliver_tenant(db, client, settings, tenant, now).await?;
+    let dispatcher = Dispatcher::new(db.clone(), client.clone(), settings.clone());
+    let sends = dispatcher.pass(now).await?;
+    let count = sends.len();
+    for send in sends {
+        if let Err(err) = send.await {
+            tracing::error!(error = %err, "a webhook send task failed");
+        }
     }
-    Ok(attempted)
+    Ok(count)
 }
 
-async fn deliver_tenant(
-    db: &DatabaseConnection,
-    client: &reqwest::Client,
-    settings: &WebhookSettings,
+/// Requests in flight from this process, per endpoint and per tenant.
+#[derive(Default)]
+struct InFlight {
+    endpoints: HashMap<Uuid, usize>,
+    tenants: HashMap<Uuid, usize>,
+}
+
+/// A request's place in [`InFlight`], given back when the send ends
+/// (however it ends: the guard lives in the send's task).
+struct Slot {
+    in_flight: Arc<Mutex<InFlight>>,
+    endpoint: Uuid,
     tenant: Uuid,
-    now: DateTime<Utc>,
-) -> AppResult<usize> {
-    let scope = TenantScope::new(db, tenant);
-    let due = scope
-        .select::<webhook_delivery::Entity>()
-        .filter(webhook_delivery::Column::Status.eq("PENDING"))
-        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
-        .filter(
-            Condition::any()
-                .add(webhook_delivery::Column::LockedUntil.is_null())
-                .add(webhook_delivery::Column::LockedUntil.lt(now)),
-        )
-        .order_by_asc(webhook_delivery::Column::NextAttemptAt)
-        .order_by_asc(webhook_delivery::Column::Id)
-        .limit(CLAIM_BATCH)
-        .all(db)
-        .await?;
-    let lock = now
-        + Duration::from_std(settings.timeout).unwrap_or_else(|_| Duration::seconds(10))
-        + Duration::seconds(60);
-    let mut claimed = Vec::new();
-    for delivery in due {
-        let won = scope
-            .update_many::<webhook_delivery::Entity>()
-            .col_expr(
-                webhook_delivery::Column::LockedUntil,
-                Expr::value(Some(lock)),
-            )
-            .filter(webhook_delivery::Column::Id.eq(delivery.id))
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut guard = lock(&self.in_flight);
+        let in_flight = &mut *guard;
+        for (map, key) in [
+            (&mut in_flight.endpoints, self.endpoint),
+            (&mut in_flight.tenants, self.tenant),
+        ] {
+            if let Some(n) = map.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// The counters stay right if a holder panicked: they are plain numbers.
+fn lock(in_flight: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Claims due deliveries and starts each send as a task of its own, as
+/// long as its endpoint has fewer than `per_endpoint` and its tenant fewer
+/// than `per_tenant` requests in flight. A delivery over a limit stays
+/// unclaimed for a later pass (or another replica).
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: DatabaseConnection,
+    client: reqwest::Client,
+    settings: Arc<WebhookSettings>,
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher with nothing in flight.
+    #[must_use]
+    pub fn new(db: DatabaseConnection, client: reqwest::Client, settings: WebhookSettings) -> Self {
+        Self {
+            db,
+            client,
+            settings: Arc::new(settings),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// A slot for one more request to `endpoint` of `tenant`, if both have room.
+    fn reserve(&self, tenant: Uuid, endpoint: Uuid) -> Option<Slot> {
+        let mut in_flight = lock(&self.in_flight);
+        let at_endpoint = in_flight.endpoints.get(&endpoint).copied().unwrap_or(0);
+        let at_tenant = in_flight.tenants.get(&tenant).copied().unwrap_or(0);
+        if at_endpoint >= self.settings.per_endpoint || at_tenant >= self.settings.per_tenant {
+            return None;
+        }
+        *in_flight.endpoints.entry(endpoint).or_default() += 1;
+        *in_flight.tenants.entry(tenant).or_default() += 1;
+        Some(Slot {
+            in_flight: Arc::clone(&self.in_flight),
+            endpoint,
+            tenant,
+        })
+    }
+
+    /// Claims what is due at `now` for every tenant and starts sending
+    /// it; returns the sends, which run on whether or not they are awaited.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn pass(&self, now: DateTime<Utc>) -> AppResult<Vec<JoinHandle<()>>> {
+        // The one read across tenants: which tenants have something due. The
+        // rest of the pass goes through each tenant's scope.
+        let tenants: Vec<Uuid> = webhook_delivery::Entity::find()
+            .select_only()
+            .column(webhook_delivery::Column::TenantId)
+            .distinct()
             .filter(webhook_delivery::Column::Status.eq("PENDING"))
+            .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut sends = Vec::new();
+        for tenant in tenants {
+            // One tenant's database trouble does not keep the others waiting.
+            match self.dispatch_tenant(tenant, now).await {
+                Ok(started) => sends.extend(started),
+                Err(err) => {
+                    tracing::warn!(tenant_id = %tenant, error = %err, "webhook deliveries could not be claimed");
+                }
+            }
+        }
+        Ok(sends)
+    }
+
+    async fn dispatch_tenant(
+        &self,
+        tenant: Uuid,
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<JoinHandle<()>>> {
+        // Endpoints with no room are left out of the query, or a slow
+        // endpoint's backlog would fill every claim and starve the
+        // tenant's other endpoints.
+        let full: Vec<Uuid> = {
+            let in_flight = lock(&self.in_flight);
+            if in_flight.tenants.get(&tenant).copied().unwrap_or(0) >= self.settings.per_tenant {
+                return Ok(Vec::new());
+            }
+            in_flight
+                .endpoints
+                .iter()
+                .filter(|(_, n)| **n >= self.settings.per_endpoint)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let db = &self.db;
+        let scope = TenantScope::new(db, tenant);
+        let due = scope
+            .select::<webhook_delivery::Entity>()
+            .filter(webhook_delivery::Column::EndpointId.is_not_in(full))
+            .filter(webhook_delivery::Column::Status.eq("PENDING"))
+            .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
                     .add(webhook_delivery::Column::LockedUntil.is_null())
                     .add(webhook_delivery::Column::LockedUntil.lt(now)),
             )
-            .exec(db)
+            .order_by_asc(webhook_delivery::Column::NextAttemptAt)
+            .order_by_asc(webhook_delivery::Column::Id)
+            .limit(CLAIM_BATCH)
+            .all(db)
             .await?;
-        if won.rows_affected == 1 {
-            claimed.push(delivery);
+        if due.is_empty() {
+            return Ok(Vec::new());
         }
-    }
-    if claimed.is_empty() {
-        return Ok(0);
-    }
-    let endpoints: HashMap<Uuid, webhook_endpoint::Model> = scope
-        .select::<webhook_endpoint::Entity>()
-        .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|d| d.endpoint_id)))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e))
-        .collect();
-    let mut by_endpoint: HashMap<Uuid, Vec<webhook_delivery::Model>> = HashMap::new();
-    for delivery in claimed {
-        by_endpoint
-            .entry(delivery.endpoint_id)
-            .or_default()
-            .push(delivery);
-    }
-    let count = by_endpoint.values().map(Vec::len).sum();
-    let scope = &scope;
-    let passes = by_endpoint.into_iter().map(|(id, deliveries)| {
-        let endpoint = endpoints.get(&id).cloned();
-        async move {
-            let Some(endpoint) = endpoint.filter(|e| e.active) else {
-                for delivery in &deliveries {
-                    give_up(scope, delivery, "the endpoint is disabled or deleted").await?;
-                }
-                return Ok::<_, AppError>(());
+        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = scope
+            .select::<webhook_endpoint::Entity>()
+            .filter(webhook_endpoint::Column::Id.is_in(due.iter().map(|d| d.endpoint_id)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let lock = now
+            + Duration::from_std(self.settings.timeout).unwrap_or_else(|_| Duration::seconds(10))
+            + Duration::seconds(60);
+        let mut sends = Vec::new();
+        for delivery in due {
+            let Some(endpoint) = endpoints.get(&delivery.endpoint_id).filter(|e| e.active) else {
+                give_up(&scope, &delivery, "the endpoint is disabled or deleted").await?;
+                continue;
             };
-            let results: Vec<AppResult<()>> = stream::iter(deliveries)
-                .map(|delivery| attempt(scope, client, settings, &endpoint, delivery))
-                .buffer_unordered(settings.per_endpoint)
-                .collect()
-                .await;
-            results.into_iter().collect()
+            // Full: a later pass sends it once a slot is free.
+            let Some(slot) = self.reserve(tenant, endpoint.id) else {
+                continue;
+            };
+            let won = scope
+                .update_many::<webhook_delivery::Entity>()
+                .col_expr(
+                    webhook_delivery::Column::LockedUntil,
+                    Expr::value(Some(lock)),
+                )
+                .filter(webhook_delivery::Column::Id.eq(delivery.id))
+                .filter(webhook_delivery::Column::Status.eq("PENDING"))
+                .filter(
+                    Condition::any()
+                        .add(webhook_delivery::Column::LockedUntil.is_null())
+                        .add(webhook_delivery::Column::LockedUntil.lt(now)),
+                )
+                .exec(db)
+                .await?;
+            if won.rows_affected != 1 {
+                continue;
+            }
+            let (db, client, settings, endpoint) = (
+                self.db.clone(),
+                self.client.clone(),
+                Arc::clone(&self.settings),
+                endpoint.clone(),
+            );
+            sends.push(tokio::spawn(async move {
+                let _slot = slot;
+                let scope = TenantScope::new(&db, tenant);
+                if let Err(err) = attempt(&scope, &client, &settings, &endpoint, delivery).await {
+                    tracing::warn!(tenant_id = %tenant, endpoint = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
+                }
+            }));
         }
-    });
-    for result in futures_util::future::join_all(passes).await {
-        result?;
+        Ok(sends)
     }
-    Ok(count)
 }
 
 /// What an attempt came to.
@@ -204,16 +350,29 @@ enum Answer {
 
 async fn post(
     client: &reqwest::Client,
+    settings: &WebhookSettings,
     endpoint: &webhook_endpoint::Model,
     delivery: &webhook_delivery::Model,
 ) -> Answer {
+    // An address in the URL is connected to without a lookup, so the
+    // resolver never sees it: check the host here, also for endpoints
+    // stored before URLs were checked at registration.
+    let url = match reqwest::Url::parse(&endpoint.url) {
+        Ok(url) => url,
+        Err(err) => return Answer::Refused(None, format!("the URL is not valid: {err}")),
+    };
+    if let Err(refused) = url.host_str().map_or(Ok(()), |host| {
+        webhook_target::check_host(host, settings.allow_http_localhost)
+    }) {
+        return Answer::Refused(None, format!("the URL {refused}"));
+    }
     let body = match serde_json::to_vec(&delivery.payload) {
         Ok(body) => body,
         Err(err) => return Answer::Refused(None, format!("the payload cannot be encoded: {err}")),
     };
     let timestamp = Utc::now().timestamp();
     let sent = client
-        .post(&endpoint.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(headers::EVENT_ID, delivery.event_id.to_string())
         .header(headers::EVENT_TYPE, &delivery.event_type)
@@ -230,8 +389,11 @@ async fn post(
             Some(response.status().as_u16()),
             format!("the endpoint answered HTTP {}", response.status()),
         ),
-        // Without the URL: it may carry a receiver's own token.
-        Err(err) => Answer::Refused(None, err.without_url().to_string()),
+        Err(err) => match webhook_target::refused_in(&err) {
+            Some(refused) => Answer::Refused(None, format!("the URL {refused}")),
+            // Without the URL: it may carry a receiver's own token.
+            None => Answer::Refused(None, err.without_url().to_string()),
+        },
     }
 }
 
@@ -242,7 +404,7 @@ async fn attempt(
     endpoint: &webhook_endpoint::Model,
     delivery: webhook_delivery::Model,
 ) -> AppResult<()> {
-    let answer = post(client, endpoint, &delivery).await;
+    let answer = post(client, settings, endpoint, &delivery).await;
     let now = Utc::now();
     let attempts = delivery.attempts + 1;
     let update = scope
@@ -388,6 +550,7 @@ mod tests {
             max_attempts: 10,
             disable_after: 50,
             per_endpoint: 4,
+            per_tenant: 16,
             allow_http_localhost: false,
         };
         assert_eq!(backoff(&settings, 1), Duration::seconds(30));

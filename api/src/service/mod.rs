@@ -21,6 +21,7 @@ pub mod reasons;
 pub mod rescoring;
 pub mod tenant_config;
 pub mod validate;
+pub mod webhook_target;
 pub mod webhooks;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{audit, begin_write, events::EventType, tenant_config, validate};
+use super::{audit, begin_write, events::EventType, tenant_config, validate, webhook_target};
 use crate::{
     auth::Principal,
     auth::tokens::random_token,
@@ -65,7 +65,10 @@ pub struct EndpointChanges {
 }
 
 /// Checks a webhook URL: https, or http to localhost when the settings
-/// allow it for development; no credentials in it.
+/// allow it for development; no credentials in it; a host that may be on
+/// the public internet (see [`webhook_target`]: an internal address or a
+/// name local by definition is refused here, and what a name resolves to
+/// is checked again at every delivery).
 ///
 /// # Errors
 /// BAD_USER_INPUT on `field`.
@@ -82,10 +85,19 @@ pub fn check_url(field: &str, raw: &str, settings: &WebhookSettings) -> AppResul
             "must not hold a user name or password; deliveries are signed instead",
         ));
     }
-    let local = matches!(
-        parsed.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
-    );
+    let local = parsed
+        .host_str()
+        .is_some_and(webhook_target::is_loopback_host);
+    if let Some(host) = parsed.host_str()
+        && let Err(refused) = webhook_target::check_host(host, settings.allow_http_localhost)
+    {
+        let hint = if local {
+            "; for development, LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST=true allows localhost"
+        } else {
+            ""
+        };
+        return Err(AppError::invalid(field, format!("{refused}{hint}")));
+    }
     match parsed.scheme() {
         "https" if parsed.host_str().is_some() => Ok(url.to_owned()),
         "http" if local && settings.allow_http_localhost => Ok(url.to_owned()),
@@ -382,6 +394,7 @@ mod tests {
             max_attempts: 3,
             disable_after: 3,
             per_endpoint: 1,
+            per_tenant: 1,
             allow_http_localhost: allow,
         }
     }
