@@ -13,6 +13,7 @@ mod configuration;
 mod demo;
 mod hardening;
 mod import;
+mod inside_tenant;
 mod jobs;
 mod leads;
 mod limits;
