@@ -21,6 +21,7 @@ mod m20261124_000010_tenant_assignment_rules;
 mod m20261124_000011_webhooks;
 mod m20261124_000012_change_notices;
 mod m20261203_000013_lead_scores;
+mod m20261203_000014_session_revocation;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_webhooks::Migration),
             Box::new(m20261124_000012_change_notices::Migration),
             Box::new(m20261203_000013_lead_scores::Migration),
+            Box::new(m20261203_000014_session_revocation::Migration),
         ]
     }
 }

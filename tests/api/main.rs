@@ -7,6 +7,8 @@
 
 mod helpers;
 
+mod access;
+mod account_abuse;
 mod accounts;
 mod assignment;
 mod configuration;
@@ -18,6 +20,7 @@ mod jobs;
 mod leads;
 mod limits;
 mod live;
+mod live_access;
 mod models;
 mod pins;
 mod sessions;

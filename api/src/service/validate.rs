@@ -88,7 +88,8 @@ pub fn slug(field: &str, value: &str) -> AppResult<String> {
     }
 }
 
-/// A new password: at least the minimum length.
+/// A new password: at least the minimum length, and not one a guesser
+/// tries first (see [`crate::auth::password::weakness`]).
 ///
 /// # Errors
 /// BAD_USER_INPUT on `field`.
@@ -102,6 +103,9 @@ pub fn new_password(field: &str, value: &str) -> AppResult<()> {
     }
     if value.len() > 1024 {
         return Err(AppError::invalid(field, "must be at most 1024 bytes"));
+    }
+    if let Some(why) = crate::auth::password::weakness(value) {
+        return Err(AppError::invalid(field, why));
     }
     Ok(())
 }
