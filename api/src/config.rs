@@ -52,6 +52,9 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     /// `LEADRANK_REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token.
     pub refresh_token_ttl: Duration,
+    /// `LEADRANK_SESSION_MAX_LIFETIME_SECS`: the longest a sign-in lasts,
+    /// however often its refresh token is traded in.
+    pub session_max_lifetime: Duration,
     /// `LEADRANK_CORS_ORIGINS`: comma-separated origins allowed to call the
     /// API from a browser; `*` allows any; empty allows none.
     pub cors_origins: Vec<String>,
@@ -97,6 +100,11 @@ pub struct Settings {
     pub login_max_failures_per_client: u32,
     /// `LEADRANK_LOGIN_WINDOW_SECS`: the throttling window.
     pub login_window: Duration,
+    /// `LEADRANK_SIGNUPS_PER_CLIENT`: sign-ups one client address may make
+    /// within the sign-up window; 0 for no limit.
+    pub sign_ups_per_client: u32,
+    /// `LEADRANK_SIGNUP_WINDOW_SECS`: the sign-up throttling window.
+    pub sign_up_window: Duration,
     /// `LEADRANK_TRUST_FORWARDED_FOR`: take the client address from
     /// `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -117,6 +125,12 @@ pub struct Settings {
     /// `LEADRANK_SUBSCRIPTION_BUFFER`: batches of changes held for the
     /// slowest subscriber before it is disconnected.
     pub subscription_buffer: usize,
+    /// `LEADRANK_MAX_SUBSCRIPTIONS_PER_CONNECTION`: subscriptions one
+    /// WebSocket connection may hold at once.
+    pub max_subscriptions_per_connection: usize,
+    /// `LEADRANK_MAX_CONNECTIONS_PER_USER`: WebSocket connections one user
+    /// may hold open at once, per server process.
+    pub max_connections_per_user: usize,
     /// `LEADRANK_LIVE_UPDATES`: feed subscriptions from the database's
     /// change notices (off: subscriptions receive nothing).
     pub live_updates: bool,
@@ -183,6 +197,7 @@ impl fmt::Debug for Settings {
             .field("jwt_secret", &self.jwt_secret)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("session_max_lifetime", &self.session_max_lifetime)
             .field("cors_origins", &self.cors_origins)
             .field("environment", &self.environment)
             .field("introspection", &self.introspection)
@@ -205,6 +220,8 @@ impl fmt::Debug for Settings {
                 &self.login_max_failures_per_client,
             )
             .field("login_window", &self.login_window)
+            .field("sign_ups_per_client", &self.sign_ups_per_client)
+            .field("sign_up_window", &self.sign_up_window)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("scheduler", &self.scheduler)
             .field("job_concurrency", &self.job_concurrency)
@@ -213,6 +230,11 @@ impl fmt::Debug for Settings {
             .field("db_max_connections", &self.db_max_connections)
             .field("webhooks", &self.webhooks)
             .field("subscription_buffer", &self.subscription_buffer)
+            .field(
+                "max_subscriptions_per_connection",
+                &self.max_subscriptions_per_connection,
+            )
+            .field("max_connections_per_user", &self.max_connections_per_user)
             .field("live_updates", &self.live_updates)
             .finish()
     }
@@ -265,6 +287,11 @@ impl Settings {
                 "LEADRANK_REFRESH_TOKEN_TTL_SECS",
                 30 * 24 * 3600,
             )?),
+            session_max_lifetime: Duration::from_secs(parse(
+                &get,
+                "LEADRANK_SESSION_MAX_LIFETIME_SECS",
+                90 * 24 * 3600,
+            )?),
             cors_origins: get("LEADRANK_CORS_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -298,6 +325,8 @@ impl Settings {
                 50,
             )?,
             login_window: Duration::from_secs(parse(&get, "LEADRANK_LOGIN_WINDOW_SECS", 15 * 60)?),
+            sign_ups_per_client: parse(&get, "LEADRANK_SIGNUPS_PER_CLIENT", 5)?,
+            sign_up_window: Duration::from_secs(parse(&get, "LEADRANK_SIGNUP_WINDOW_SECS", 3600)?),
             trust_forwarded_for: parse(&get, "LEADRANK_TRUST_FORWARDED_FOR", false)?,
             scheduler: parse(&get, "LEADRANK_SCHEDULER", true)?,
             job_concurrency: parse(&get, "LEADRANK_JOB_CONCURRENCY", 2)?,
@@ -305,6 +334,13 @@ impl Settings {
             sqlite_cache_mb: parse(&get, "LEADRANK_SQLITE_CACHE_MB", 64)?,
             db_max_connections: parse(&get, "LEADRANK_DB_MAX_CONNECTIONS", 10)?,
             subscription_buffer: parse(&get, "LEADRANK_SUBSCRIPTION_BUFFER", 1024)?,
+            max_subscriptions_per_connection: parse(
+                &get,
+                "LEADRANK_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+                20,
+            )?
+            .max(1),
+            max_connections_per_user: parse(&get, "LEADRANK_MAX_CONNECTIONS_PER_USER", 16)?.max(1),
             live_updates: parse(&get, "LEADRANK_LIVE_UPDATES", true)?,
             webhooks: WebhookSettings {
                 worker: parse(&get, "LEADRANK_WEBHOOK_WORKER", true)?,

@@ -38,7 +38,12 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::{
-    auth::{Principal, throttle::LoginThrottle, tokens::TokenKeys, tokens::random_token},
+    auth::{
+        Principal,
+        throttle::{LoginThrottle, SignUpThrottle},
+        tokens::TokenKeys,
+        tokens::random_token,
+    },
     config::{Secret, Settings},
     error::AppError,
     service::{
@@ -208,10 +213,19 @@ pub fn auth(settings: &Settings) -> anyhow::Result<Auth> {
             settings.refresh_token_ttl,
             "LEADRANK_REFRESH_TOKEN_TTL_SECS",
         )?,
+        session_max_lifetime: lifetime(
+            settings.session_max_lifetime,
+            "LEADRANK_SESSION_MAX_LIFETIME_SECS",
+        )?,
         throttle: LoginThrottle {
             per_account: settings.login_max_failures,
             per_client: settings.login_max_failures_per_client,
             window: lifetime(settings.login_window, "LEADRANK_LOGIN_WINDOW_SECS")?,
+        },
+        // The demo signs up from the command line, not from a client.
+        sign_ups: SignUpThrottle {
+            per_client: 0,
+            window: chrono::Duration::zero(),
         },
     })
 }
@@ -360,6 +374,7 @@ async fn create_people(
             locale: "en".into(),
             time_zone: "Asia/Shanghai".into(),
         },
+        "command line",
         now,
     )
     .await

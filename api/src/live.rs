@@ -19,6 +19,7 @@ use tokio::sync::{OnceCell, broadcast};
 use uuid::Uuid;
 
 use crate::{
+    auth::access,
     error::AppResult,
     service::{
         events::{CHANNEL, NoticeBatch},
@@ -69,6 +70,8 @@ impl Delivered {
 #[derive(Clone)]
 pub struct Bus {
     sender: broadcast::Sender<Arc<Delivered>>,
+    /// `(tenant, user)` whose access changed, for their open connections.
+    access_changes: broadcast::Sender<(Uuid, Uuid)>,
 }
 
 impl Bus {
@@ -76,7 +79,17 @@ impl Bus {
     #[must_use]
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+        let (access_changes, _) = broadcast::channel(capacity.max(1));
+        Self {
+            sender,
+            access_changes,
+        }
+    }
+
+    /// Tells a connection when some user's access changed, to check its own.
+    #[must_use]
+    pub fn access_changes(&self) -> broadcast::Receiver<(Uuid, Uuid)> {
+        self.access_changes.subscribe()
     }
 
     /// A new subscriber's receiver.
@@ -86,14 +99,27 @@ impl Bus {
     }
 
     fn publish(&self, raw: &str) {
-        match serde_json::from_str::<NoticeBatch>(raw) {
-            Ok(batch) if batch.config_changed => tenant_config::invalidate(batch.tenant_id),
+        let batch = match serde_json::from_str::<NoticeBatch>(raw) {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::warn!(error = %err, "ignored a change notice that does not parse");
+                return;
+            }
+        };
+        if batch.config_changed {
+            tenant_config::invalidate(batch.tenant_id);
+        }
+        for user in &batch.users_changed {
+            access::invalidate(batch.tenant_id, *user);
+            // No connection of that user is not an error.
+            drop(self.access_changes.send((batch.tenant_id, *user)));
+        }
+        if !batch.notices.is_empty() {
             // No subscriber is not an error.
-            Ok(batch) => drop(self.sender.send(Arc::new(Delivered {
+            drop(self.sender.send(Arc::new(Delivered {
                 batch,
                 leads: OnceCell::new(),
-            }))),
-            Err(err) => tracing::warn!(error = %err, "ignored a change notice that does not parse"),
+            })));
         }
     }
 

@@ -21,15 +21,16 @@ use async_graphql::{
     http::GraphiQLSource,
     parser::types::{DocumentOperations, OperationType},
 };
+use chrono::Utc;
 use futures_util::FutureExt;
 use sea_orm::DatabaseConnection;
 use tracing::{Instrument, field::Empty};
 
 use crate::{
     auth::{
-        Authentication,
-        throttle::LoginThrottle,
-        tokens::{TokenKeys, load_or_create_secret},
+        Authentication, access,
+        throttle::{LoginThrottle, SignUpThrottle},
+        tokens::{Claims, TokenKeys, load_or_create_secret},
     },
     config::Settings,
     db,
@@ -50,6 +51,9 @@ struct AppState {
     rate_limit: Arc<RequestRateLimit>,
     request_timeout: Duration,
     max_nesting: usize,
+    bus: crate::live::Bus,
+    connections: Arc<crate::ws::Connections>,
+    live_limits: crate::ws::LiveLimits,
 }
 
 /// A bound, ready-to-run server.
@@ -77,11 +81,18 @@ impl Application {
                 .context("LEADRANK_ACCESS_TOKEN_TTL_SECS is too large")?,
             refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)
                 .context("LEADRANK_REFRESH_TOKEN_TTL_SECS is too large")?,
+            session_max_lifetime: chrono::Duration::from_std(settings.session_max_lifetime)
+                .context("LEADRANK_SESSION_MAX_LIFETIME_SECS is too large")?,
             throttle: LoginThrottle {
                 per_account: settings.login_max_failures,
                 per_client: settings.login_max_failures_per_client,
                 window: chrono::Duration::from_std(settings.login_window)
                     .context("LEADRANK_LOGIN_WINDOW_SECS is too large")?,
+            },
+            sign_ups: SignUpThrottle {
+                per_client: settings.sign_ups_per_client,
+                window: chrono::Duration::from_std(settings.sign_up_window)
+                    .context("LEADRANK_SIGNUP_WINDOW_SECS is too large")?,
             },
         });
         if settings.scheduler {
@@ -104,7 +115,13 @@ impl Application {
         spawn_bucket_cleanup(Arc::downgrade(&rate_limit));
         let state = web::Data::new(AppState {
             db: db.clone(),
-            schemas: build_schemas(&settings, bus),
+            schemas: build_schemas(&settings, bus.clone()),
+            bus,
+            connections: Arc::default(),
+            live_limits: crate::ws::LiveLimits {
+                subscriptions_per_connection: settings.max_subscriptions_per_connection,
+                connections_per_user: settings.max_connections_per_user,
+            },
             auth,
             trust_forwarded_for: settings.trust_forwarded_for,
             rate_limit,
@@ -231,20 +248,24 @@ async fn trace_request(
     })
 }
 
-fn authenticate(req: &HttpRequest, auth: &Auth) -> Authentication {
+/// Who is calling: the bearer token checked in full, including the user as
+/// they are now (role, active flag, revoked sessions).
+async fn authenticate(req: &HttpRequest, state: &AppState) -> (Authentication, Option<Claims>) {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Authentication::Anonymous;
+        return (Authentication::Anonymous, None);
     };
     let token = value.to_str().ok().and_then(|v| {
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
     });
     match token {
-        Some(token) => match auth.keys.verify(token.trim()) {
-            Ok(principal) => Authentication::Authenticated(principal),
-            Err(why) => Authentication::Rejected(why),
-        },
-        None => Authentication::Rejected("the Authorization header must be `Bearer <accessToken>`"),
+        Some(token) => {
+            access::authenticate(&state.db, &state.auth.keys, token.trim(), Utc::now()).await
+        }
+        None => (
+            Authentication::Rejected("the Authorization header must be `Bearer <accessToken>`"),
+            None,
+        ),
     }
 }
 
@@ -268,7 +289,8 @@ async fn execute(
     state: &AppState,
     batch: async_graphql::BatchRequest,
 ) -> HttpResponse {
-    let authentication = authenticate(req, &state.auth);
+    let (authentication, claims) = authenticate(req, state).await;
+    let session = claims.as_ref().map(Claims::session).unwrap_or_default();
     let span = tracing::Span::current();
     if let Authentication::Authenticated(p) = &authentication {
         span.record("tenant_id", tracing::field::display(p.tenant_id));
@@ -309,6 +331,7 @@ async fn execute(
             db: state.db.clone(),
             auth: state.auth.clone(),
             authentication: authentication.clone(),
+            session,
             client: client.clone(),
         });
     }
@@ -497,9 +520,14 @@ async fn graphql_ws(
         &req,
         body,
         state.schemas.full.clone(),
-        state.db.clone(),
-        state.auth.clone(),
-        client_address(&req, state.trust_forwarded_for),
+        crate::ws::ConnectionDeps {
+            db: state.db.clone(),
+            auth: state.auth.clone(),
+            bus: state.bus.clone(),
+            connections: Arc::clone(&state.connections),
+            limits: state.live_limits,
+            client: client_address(&req, state.trust_forwarded_for),
+        },
     )
 }
 

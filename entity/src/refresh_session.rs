@@ -16,6 +16,10 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub rotated_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
+    /// When the family's first token was issued: no refresh extends a
+    /// family past its absolute lifetime. `None` only for rows written
+    /// before the column existed, which the migration fills.
+    pub family_started_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,9 @@ pub struct Model {
     pub active: bool,
     pub away: bool,
     pub capacity: Option<i32>,
+    /// Bumped when the user's sessions are revoked: access tokens carry
+    /// the version they were issued at, and older ones are refused.
+    pub session_version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

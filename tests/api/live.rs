@@ -17,7 +17,7 @@ use crate::{
     leads::weak,
 };
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A graphql-transport-ws client with one subscription.
 pub(crate) struct Subscriber {
@@ -40,7 +40,16 @@ impl Subscriber {
         Self { socket }
     }
 
-    async fn connect(app: &TestApp) -> Socket {
+    /// Connects with `token` and answers whatever the server said to
+    /// `connection_init`: the ack, or the close frame.
+    pub(crate) async fn init(app: &TestApp, token: &str) -> (Self, Option<Value>) {
+        let mut socket = Self::connect(app).await;
+        send(&mut socket, json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}})).await;
+        let answer = receive(&mut socket, Duration::from_secs(5)).await;
+        (Self { socket }, answer)
+    }
+
+    pub(crate) async fn connect(app: &TestApp) -> Socket {
         let url = format!("{}/graphql", app.address.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -70,8 +79,31 @@ impl Subscriber {
         }
     }
 
+    /// Sends a protocol message as it is.
+    pub(crate) async fn send(&mut self, message: Value) {
+        send(&mut self.socket, message).await;
+    }
+
+    /// Waits up to `wait` for the server to close the connection, skipping
+    /// other messages; the close code and reason.
+    pub(crate) async fn closed(&mut self, wait: Duration) -> Option<(u16, String)> {
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let message = self.next(left).await?;
+            if let Some(code) = message.get("close") {
+                return Some((
+                    code.as_u64()
+                        .and_then(|c| u16::try_from(c).ok())
+                        .unwrap_or(0),
+                    message["reason"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        None
+    }
+
     /// The first message naming `lead` within `wait`, skipping others.
-    async fn about(&mut self, lead: &str, wait: Duration) -> Option<Value> {
+    pub(crate) async fn about(&mut self, lead: &str, wait: Duration) -> Option<Value> {
         let deadline = Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             let payload = self.next(left).await?;
@@ -83,7 +115,7 @@ impl Subscriber {
     }
 
     /// Waits until a change of `lead` arrives, skipping others; its data.
-    async fn change_of(&mut self, lead: &str) -> Value {
+    pub(crate) async fn change_of(&mut self, lead: &str) -> Value {
         let payload = self
             .about(lead, Duration::from_secs(5))
             .await
@@ -101,7 +133,7 @@ impl Subscriber {
     /// A subscription starts on the server a moment after `subscribe` is
     /// sent: creates leads from `input` (as `token`) until one arrives, so
     /// what follows is seen by a live subscription.
-    async fn until_live(&mut self, app: &TestApp, token: &str, input: Value) {
+    pub(crate) async fn until_live(&mut self, app: &TestApp, token: &str, input: Value) {
         for attempt in 0..10 {
             let mut input = input.clone();
             input["name"] = json!(format!("Warm-up {attempt} {}", uuid::Uuid::now_v7()));
@@ -115,7 +147,7 @@ impl Subscriber {
     }
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -124,7 +156,7 @@ async fn send(socket: &mut Socket, message: Value) {
 
 /// The next JSON message within `wait`; `{"close": code, "reason": …}` for
 /// a close frame.
-async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
     loop {
         let frame = tokio::time::timeout(wait, socket.next()).await.ok()??;
         match frame.ok()? {
@@ -140,9 +172,9 @@ async fn receive(socket: &mut Socket, wait: Duration) -> Option<Value> {
     }
 }
 
-const LEAD_CHANGED: &str =
+pub(crate) const LEAD_CHANGED: &str =
     "subscription { leadChanged { reason lead { id tier score flags owner { id } } } }";
-const QUEUE_CHANGED: &str =
+pub(crate) const QUEUE_CHANGED: &str =
     "subscription($owner: ID) { queueChanged(ownerId: $owner) { ownerId leadIds reasons } }";
 
 #[tokio::test]

@@ -7,16 +7,20 @@
 
 mod helpers;
 
+mod access;
+mod account_abuse;
 mod accounts;
 mod assignment;
 mod configuration;
 mod demo;
 mod hardening;
 mod import;
+mod inside_tenant;
 mod jobs;
 mod leads;
 mod limits;
 mod live;
+mod live_access;
 mod models;
 mod pins;
 mod sessions;

@@ -1,5 +1,6 @@
 //! Who is calling: passwords, tokens, the request context and role checks.
 
+pub mod access;
 pub mod password;
 pub mod throttle;
 pub mod tokens;
@@ -16,7 +17,8 @@ pub struct Principal {
     pub tenant_id: Uuid,
     /// The caller.
     pub user_id: Uuid,
-    /// The caller's role when the token was issued.
+    /// The caller's role: as the user is now for requests (see
+    /// [`access`]), as issued inside a token's claims.
     pub role: Role,
 }
 
@@ -70,8 +72,12 @@ pub enum Authentication {
     Anonymous,
     /// A verified token.
     Authenticated(Principal),
-    /// A header that did not verify (tampered, expired, wrong algorithm).
+    /// A header that did not verify (tampered, expired, wrong algorithm),
+    /// or a token whose session was ended or whose user was deactivated.
     Rejected(&'static str),
+    /// The token verified but the user's access could not be read (the
+    /// database failed): the request answers INTERNAL, not a sign-out.
+    Unavailable,
 }
 
 impl Authentication {
@@ -84,6 +90,9 @@ impl Authentication {
             Self::Authenticated(principal) => Ok(*principal),
             Self::Anonymous => Err(AppError::Unauthenticated),
             Self::Rejected(why) => Err(AppError::Unauthorized(why)),
+            Self::Unavailable => Err(AppError::Internal(anyhow::anyhow!(
+                "the caller's access could not be checked"
+            ))),
         }
     }
 }

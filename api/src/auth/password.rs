@@ -8,6 +8,85 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
+/// Passwords of at least [`MIN_PASSWORD_CHARS`] characters that appear at
+/// the top of the published breach-frequency lists (SecLists' most common
+/// credentials, NCSC's 100k list): the first ones a guesser tries, so the
+/// login throttle alone would not protect them. Compared ignoring case.
+const COMMON_PASSWORDS: &[&str] = &[
+    "1234567890",
+    "0123456789",
+    "0987654321",
+    "12345678910",
+    "123456789a",
+    "1234567890a",
+    "a123456789",
+    "qwertyuiop",
+    "1q2w3e4r5t",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "qwerty1234",
+    "qwerty12345",
+    "qwerty123456",
+    "qwertyuiop123",
+    "asdfghjkl1",
+    "zxcvbnm123",
+    "password12",
+    "password123",
+    "password1234",
+    "password!!",
+    "passw0rd123",
+    "p@ssw0rd123",
+    "iloveyou12",
+    "iloveyou123",
+    "abcdefghij",
+    "abcd123456",
+    "abc1234567",
+    "administrator",
+    "admin12345",
+    "admin123456",
+    "letmein123",
+    "welcome123",
+    "welcome1234",
+    "changeme123",
+    "football123",
+    "baseball123",
+    "monkey1234",
+    "sunshine123",
+    "princess123",
+    "superman123",
+    "starwars123",
+    "trustno1234",
+    "michael123",
+    "1111111111a",
+    "123123123123",
+    "1234512345",
+    "1122334455",
+    "9876543210",
+    "qazwsxedcrfv",
+];
+
+/// Why `password` is too easy to guess, or `None` when it is acceptable
+/// beyond its length: blank at either end (a typing slip that the user
+/// will not reproduce, or padding around a short password), one character
+/// repeated, or one of the most common passwords.
+#[must_use]
+pub fn weakness(password: &str) -> Option<&'static str> {
+    if password.trim() != password {
+        return Some("must not begin or end with a space");
+    }
+    let mut chars = password.chars();
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return Some("must not be one character repeated");
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.iter().any(|common| *common == lower) {
+        return Some("is one of the most common passwords; choose another");
+    }
+    None
+}
+
 /// Hashes `password` into a PHC string (algorithm, parameters, salt, hash).
 ///
 /// # Errors
@@ -59,6 +138,24 @@ mod tests {
             hash_password("same password").unwrap(),
             hash_password("same password").unwrap()
         );
+    }
+
+    #[test]
+    fn padded_repeated_and_common_passwords_are_weak_and_others_are_not() {
+        for weak in [
+            " correct horse",
+            "correct horse ",
+            "aaaaaaaaaaaa",
+            "          ",
+            "1234567890",
+            "Password123",
+            "QWERTYUIOP",
+        ] {
+            assert!(weakness(weak).is_some(), "{weak:?}");
+        }
+        for fine in ["correct horse battery", "aaaaaaaaab", "Zq8#mLp2vX"] {
+            assert_eq!(weakness(fine), None, "{fine:?}");
+        }
     }
 
     #[test]

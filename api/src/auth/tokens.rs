@@ -15,7 +15,7 @@ use super::Principal;
 use crate::config::{JwtSecretSource, Secret};
 
 /// The claims of an access token.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
     pub sub: Uuid,
@@ -27,6 +27,44 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// The user's session version when issued: a token older than the
+    /// user's current version was revoked. Tokens issued before versions
+    /// existed read as 0, the version every user starts at.
+    #[serde(default)]
+    pub ver: i32,
+    /// The session family the token belongs to, so signing out of one
+    /// session stops its access token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+}
+
+/// Which session an access token belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// The user's session version at issue.
+    pub version: i32,
+    /// The refresh-token family.
+    pub family: Option<Uuid>,
+}
+
+impl Claims {
+    /// The caller as the token names them, with the role it was issued
+    /// with; [`super::access`] replaces the role with the current one.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            tenant_id: self.tid,
+            user_id: self.sub,
+            role: self.role,
+        }
+    }
+
+    /// The session the token belongs to.
+    pub fn session(&self) -> SessionClaims {
+        SessionClaims {
+            version: self.ver,
+            family: self.sid,
+        }
+    }
 }
 
 /// Signs and verifies access tokens with one secret and one pinned algorithm.
@@ -62,12 +100,29 @@ impl TokenKeys {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<String> {
+        self.issue_for_session(principal, SessionClaims::default(), now, expires_at)
+    }
+
+    /// Signs an access token for `principal` in `session`, valid until
+    /// `expires_at`.
+    ///
+    /// # Errors
+    /// Only if signing fails, which does not happen with a valid key.
+    pub fn issue_for_session(
+        &self,
+        principal: &Principal,
+        session: SessionClaims,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
         let claims = Claims {
             sub: principal.user_id,
             tid: principal.tenant_id,
             role: principal.role,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            ver: session.version,
+            sid: session.family,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context("failed to sign an access token")
@@ -78,12 +133,16 @@ impl TokenKeys {
     /// # Errors
     /// A message for the client; which check failed is not revealed.
     pub fn verify(&self, token: &str) -> Result<Principal, &'static str> {
+        self.verify_claims(token).map(|claims| claims.principal())
+    }
+
+    /// Verifies a token as [`Self::verify`] does and returns its claims.
+    ///
+    /// # Errors
+    /// A message for the client; which check failed is not revealed.
+    pub fn verify_claims(&self, token: &str) -> Result<Claims, &'static str> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(Principal {
-                tenant_id: data.claims.tid,
-                user_id: data.claims.sub,
-                role: data.claims.role,
-            }),
+            Ok(data) => Ok(data.claims),
             Err(err) => match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     Err("your session has expired; refresh it or sign in again")

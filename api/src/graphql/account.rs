@@ -129,10 +129,12 @@ impl AccountMutation {
             locale: input.locale,
             time_zone: input.time_zone,
         };
-        Ok(account::sign_up(&rc.db, &rc.auth, input, Utc::now())
-            .await
-            .gql()?
-            .into())
+        Ok(
+            account::sign_up(&rc.db, &rc.auth, input, &rc.client, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
     }
 
     /// Signs in with the tenant's slug, an email and a password.

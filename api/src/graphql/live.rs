@@ -24,29 +24,40 @@ use crate::{
     tenancy::TenantScope,
 };
 
-/// Closes a subscriber's connection, with a reason, when it falls behind.
+/// The close code for a subscriber that fell behind (application range).
+pub const TOO_SLOW: u16 = 4008;
+
+/// Closes a subscriber's connection with a code and a reason: when it
+/// falls behind, or when its access ends.
 #[derive(Default)]
 pub struct Kick {
     notify: Notify,
-    reason: std::sync::Mutex<Option<String>>,
+    reason: std::sync::Mutex<Option<(u16, String)>>,
 }
 
 impl Kick {
     fn kick(&self, reason: String) {
+        self.close(TOO_SLOW, reason);
+    }
+
+    /// Asks the connection to close with `code` and `reason`; the first
+    /// request wins.
+    pub fn close(&self, code: u16, reason: String) {
         if let Ok(mut slot) = self.reason.lock() {
-            slot.get_or_insert(reason);
+            slot.get_or_insert((code, reason));
         }
         self.notify.notify_one();
     }
 
-    /// Waits until a subscription asks to close the connection; its reason.
-    pub async fn kicked(&self) -> String {
+    /// Waits until something asks to close the connection; its code and
+    /// reason.
+    pub async fn kicked(&self) -> (u16, String) {
         self.notify.notified().await;
         self.reason
             .lock()
             .ok()
             .and_then(|r| r.clone())
-            .unwrap_or_else(|| "closed by the server".into())
+            .unwrap_or_else(|| (TOO_SLOW, "closed by the server".into()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The GraphQL schema: thin resolvers over `service`, merged per domain.
 
+pub mod access;
 pub mod account;
 pub mod assignment;
 pub mod audit;
@@ -48,6 +49,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     account::AccountMutation,
+    access::AccessMutation,
     lead::LeadMutation,
     jobs::JobMutation,
     configuration::ConfigurationMutation,
@@ -121,6 +123,9 @@ pub struct RequestContext {
     pub auth: Arc<Auth>,
     /// What the `Authorization` header amounted to.
     pub authentication: Authentication,
+    /// The session of the caller's token (default when anonymous), for
+    /// signing out of it.
+    pub session: crate::auth::tokens::SessionClaims,
     /// The client's address, for login throttling.
     pub client: String,
 }

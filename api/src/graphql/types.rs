@@ -208,9 +208,17 @@ impl Team {
                     .remove(&self.uuid)
             }
         };
+        // `users` lists nobody to a REP; neither do teams: a rep sees
+        // themself among a team's members and no colleague's email.
+        let rep = ctx
+            .data_opt::<RequestContext>()
+            .and_then(|rc| rc.principal().ok())
+            .filter(|p| p.role == entity::enums::Role::Rep)
+            .map(|p| p.user_id);
         Ok(members
             .unwrap_or_default()
             .into_iter()
+            .filter(|u| rep.is_none_or(|me| u.id == me))
             .map(User::from)
             .collect())
     }

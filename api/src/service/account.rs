@@ -18,10 +18,10 @@ use uuid::Uuid;
 use super::{audit, begin_write, defaults, tenant_config, validate};
 use crate::{
     auth::{
-        Principal,
+        Principal, access,
         password::{hash_password, verify_against_nothing, verify_password},
-        throttle::{AttemptKeys, LoginThrottle},
-        tokens::{RefreshToken, TokenKeys},
+        throttle::{AttemptKeys, LoginThrottle, SignUpThrottle},
+        tokens::{RefreshToken, SessionClaims, TokenKeys},
     },
     error::{AppError, AppResult},
     tenancy::TenantScope,
@@ -36,8 +36,12 @@ pub struct Auth {
     pub access_ttl: Duration,
     /// Lifetime of a refresh token.
     pub refresh_ttl: Duration,
+    /// The longest a session family lives, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     /// Failed-login limits.
     pub throttle: LoginThrottle,
+    /// Sign-ups per client address.
+    pub sign_ups: SignUpThrottle,
 }
 
 /// A signed-in session, as `AuthPayload` returns it.
@@ -69,12 +73,14 @@ pub struct SignUp {
 /// signs the owner in.
 ///
 /// # Errors
-/// BAD_USER_INPUT naming the field; CONFLICT when the slug is taken.
+/// BAD_USER_INPUT naming the field; CONFLICT when the slug is taken;
+/// RATE_LIMITED after too many sign-ups from `client`.
 #[tracing::instrument(skip_all, fields(tenant_slug = %input.tenant_slug))]
 pub async fn sign_up(
     db: &DatabaseConnection,
     auth: &Auth,
     input: SignUp,
+    client: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
     let tenant_name = validate::required_text("input.tenantName", &input.tenant_name, 200)?;
@@ -84,6 +90,9 @@ pub async fn sign_up(
     let display_name = validate::required_text("input.displayName", &input.display_name, 200)?;
     let locale = validate::locale("input.locale", &input.locale)?;
     let time_zone = validate::time_zone("input.timeZone", &input.time_zone)?;
+    // Sign-up is open and each one creates a company with its defaults:
+    // one client address may only make a few per window.
+    auth.sign_ups.count_attempt(db, client, now).await?;
     let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
@@ -142,7 +151,7 @@ pub async fn sign_up(
         now,
     )
     .await?;
-    let session = issue_session(&scope, auth, owner, tenant, Uuid::now_v7(), now).await?;
+    let session = issue_session(&scope, auth, owner, tenant, Family::new(now), now).await?;
     txn.commit().await?;
     tracing::info!(tenant_id = %session.tenant.id, "tenant signed up");
     Ok(session)
@@ -248,13 +257,35 @@ async fn create_tenant_defaults<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Issues an access token and a new refresh token in `family`.
-async fn issue_session<C: ConnectionTrait>(
+/// A session family: the refresh tokens that descend from one sign-in.
+#[derive(Clone, Copy, Debug)]
+pub struct Family {
+    /// The family's id, carried by its access tokens as `sid`.
+    pub id: Uuid,
+    /// When the sign-in happened: the family ends at this plus
+    /// [`Auth::session_max_lifetime`].
+    pub started_at: DateTime<Utc>,
+}
+
+impl Family {
+    /// A new family, for a sign-in at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            started_at: now,
+        }
+    }
+}
+
+/// Issues an access token and a new refresh token in `family`. The access
+/// token carries the user's session version and the family, so revoking
+/// either stops it; the refresh token never outlives the family.
+pub(crate) async fn issue_session<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     auth: &Auth,
     user: user::Model,
     tenant: tenant::Model,
-    family: Uuid,
+    family: Family,
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
     let principal = Principal {
@@ -263,18 +294,29 @@ async fn issue_session<C: ConnectionTrait>(
         role: user.role,
     };
     let expires_at = now + auth.access_ttl;
-    let access_token = auth.keys.issue(&principal, now, expires_at)?;
+    let access_token = auth.keys.issue_for_session(
+        &principal,
+        SessionClaims {
+            version: user.session_version,
+            family: Some(family.id),
+        },
+        now,
+        expires_at,
+    )?;
     let refresh = RefreshToken::generate(tenant.id)?;
+    let refresh_expires_at =
+        (now + auth.refresh_ttl).min(family.started_at + auth.session_max_lifetime);
     scope
         .insert(refresh_session::ActiveModel {
             id: Set(refresh.session_id),
             user_id: Set(user.id),
-            family_id: Set(family),
+            family_id: Set(family.id),
             token_hash: Set(refresh.hash()),
             created_at: Set(now),
-            expires_at: Set(now + auth.refresh_ttl),
+            expires_at: Set(refresh_expires_at),
             rotated_at: Set(None),
             revoked_at: Set(None),
+            family_started_at: Set(Some(family.started_at)),
             ..Default::default()
         })
         .await?;
@@ -345,13 +387,14 @@ pub async fn login(
         return Err(AppError::Unauthorized(BAD_CREDENTIALS));
     };
     pending.forget(db).await?;
+    attempt.remember_client(db, now).await?;
     let txn = begin_write(db).await?;
     let session = issue_session(
         &TenantScope::new(&txn, tenant.id),
         auth,
         user,
         tenant,
-        Uuid::now_v7(),
+        Family::new(now),
         now,
     )
     .await?;
@@ -384,6 +427,17 @@ pub async fn refresh_session(
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(AppError::Unauthorized(INVALID));
     }
+    // However often it is refreshed, a sign-in lasts no longer than the
+    // maximum lifetime: a stolen refresh token cannot be kept alive forever.
+    let family = Family {
+        id: session.family_id,
+        started_at: session.family_started_at.unwrap_or(session.created_at),
+    };
+    if family.started_at + auth.session_max_lifetime <= now {
+        return Err(AppError::Unauthorized(
+            "this session reached its maximum lifetime; sign in again",
+        ));
+    }
     // Claim the token atomically: of two concurrent refreshes, one wins.
     let claimed = scope
         .update_many::<refresh_session::Entity>()
@@ -400,7 +454,8 @@ pub async fn refresh_session(
             .filter(refresh_session::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
-        txn.commit().await?;
+        // The family's access tokens stop too, on every process.
+        access::commit_change(txn, token.tenant_id, &[session.user_id], now).await?;
         tracing::warn!(tenant_id = %token.tenant_id, user_id = %session.user_id, "a used refresh token was presented again; its session family is revoked");
         return Err(AppError::Unauthorized(
             "this refresh token was already used, so the session has been ended for safety; sign in again",
@@ -415,12 +470,12 @@ pub async fn refresh_session(
         .one(&txn)
         .await?
         .ok_or(AppError::Unauthorized(INVALID))?;
-    let fresh = issue_session(&scope, auth, user, tenant, session.family_id, now).await?;
+    let fresh = issue_session(&scope, auth, user, tenant, family, now).await?;
     txn.commit().await?;
     Ok(fresh)
 }
 
-async fn hash_off_thread(password: String) -> AppResult<String> {
+pub(crate) async fn hash_off_thread(password: String) -> AppResult<String> {
     // Argon2 takes tens of milliseconds of CPU: keep it off the request workers.
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -430,7 +485,7 @@ async fn hash_off_thread(password: String) -> AppResult<String> {
         .map_err(AppError::Internal)
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

@@ -9,11 +9,16 @@ use entity::{
     lead, lead_event, pipeline, stage,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use uuid::Uuid;
 
-use super::{configuration, lead::visibility, validate};
+use super::{
+    configuration,
+    lead::{teams_and_members, visibility},
+    validate,
+};
 use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
 
 /// A recorded stage move of a lead, by stage key.
@@ -23,6 +28,24 @@ struct StageMove {
     at: DateTime<Utc>,
     from_value: Option<String>,
     to_value: Option<String>,
+}
+
+/// The leads whose history the caller's funnel counts: every lead for
+/// OWNER and ADMIN; for a MANAGER, their teams' leads (the teams' own and
+/// those owned by the teams' members, themselves included), not the whole
+/// company's, whose conversion figures are not theirs to read.
+async fn counted_leads<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+) -> AppResult<Condition> {
+    if principal.role != Role::Manager {
+        return Ok(Condition::all());
+    }
+    let (teams, mut members) = teams_and_members(scope, principal.user_id).await?;
+    members.push(principal.user_id);
+    Ok(Condition::any()
+        .add(lead::Column::TeamId.is_in(teams))
+        .add(lead::Column::OwnerId.is_in(members)))
 }
 
 /// One stage of the funnel.
@@ -63,6 +86,7 @@ pub async fn funnel<C: ConnectionTrait>(
     to: Option<DateTime<Utc>>,
 ) -> AppResult<Vec<FunnelStage>> {
     principal.require_at_least(Role::Manager, "read the funnel")?;
+    let counted = counted_leads(scope, principal).await?;
     let id = validate::id("pipelineId", pipeline_id)?;
     scope.get::<pipeline::Entity>(id).await?;
     let stages: Vec<stage::Model> = scope
@@ -87,6 +111,7 @@ pub async fn funnel<C: ConnectionTrait>(
             lead::Column::StageId,
         ])
         .filter(lead::Column::PipelineId.eq(id))
+        .filter(counted.clone())
         .into_tuple()
         .all(scope.conn())
         .await?;
@@ -95,6 +120,7 @@ pub async fn funnel<C: ConnectionTrait>(
         .select_only()
         .column(lead::Column::Id)
         .filter(lead::Column::PipelineId.eq(id))
+        .filter(counted)
         .into_query();
     let moves: Vec<StageMove> = scope
         .select::<lead_event::Entity>()

@@ -53,6 +53,11 @@ pub struct NoticeBatch {
     /// The tenant's configuration changed: every process drops its copy.
     #[serde(rename = "c", default, skip_serializing_if = "std::ops::Not::not")]
     pub config_changed: bool,
+    /// Users whose role, active flag or sessions changed: every process
+    /// drops its copy of their access and closes what they may no longer
+    /// hold open.
+    #[serde(rename = "u", default, skip_serializing_if = "Vec::is_empty")]
+    pub users_changed: Vec<Uuid>,
 }
 
 /// What one transaction announces.
@@ -323,6 +328,7 @@ async fn notify<C: ConnectionTrait>(
                 tenant_id: scope.tenant_id(),
                 notices: chunk.to_vec(),
                 config_changed: false,
+                users_changed: Vec::new(),
             })
             .map_err(|e| AppError::Internal(e.into()))?,
         );
@@ -343,9 +349,35 @@ pub async fn announce_config_change<C: ConnectionTrait>(
         tenant_id: scope.tenant_id(),
         notices: Vec::new(),
         config_changed: true,
+        users_changed: Vec::new(),
     })
     .map_err(|e| AppError::Internal(e.into()))?;
     send(scope, vec![payload], now).await
+}
+
+/// Tells every process, at commit, that the access of `users` changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn announce_access_change<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    users: &[Uuid],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    // Ids are 36 characters: 100 stay well under NOTIFY's 8,000 bytes.
+    let payloads = users
+        .chunks(100)
+        .map(|chunk| {
+            serde_json::to_string(&NoticeBatch {
+                tenant_id: scope.tenant_id(),
+                notices: Vec::new(),
+                config_changed: false,
+                users_changed: chunk.to_vec(),
+            })
+            .map_err(|e| AppError::Internal(e.into()))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    send(scope, payloads, now).await
 }
 
 /// Sends payloads on the notice channel at commit.

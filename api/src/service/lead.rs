@@ -202,7 +202,7 @@ pub async fn visibility<C: ConnectionTrait>(
 }
 
 /// A manager's teams and everyone in them, whose leads the manager sees.
-async fn teams_and_members<C: ConnectionTrait>(
+pub(crate) async fn teams_and_members<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     manager: Uuid,
 ) -> AppResult<(Vec<Uuid>, Vec<Uuid>)> {
@@ -305,9 +305,10 @@ pub async fn get_visible<C: ConnectionTrait>(
 }
 
 /// Refuses a duplicate of an existing lead (same email, phone, or company
-/// and name), naming the lead that exists.
+/// and name), naming the lead that exists when the caller may see it.
 async fn refuse_duplicates<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
+    principal: &Principal,
     except: Option<Uuid>,
     email: Option<&str>,
     phone: Option<&str>,
@@ -325,16 +326,38 @@ async fn refuse_duplicates<C: ConnectionTrait>(
             query = query.filter(lead::Column::Id.ne(id));
         }
         if let Some(existing) = query.one(scope.conn()).await? {
-            return Err(AppError::Conflict {
-                message: format!(
-                    "a lead with the same {what} already exists: \"{}\" ({})",
-                    existing.name, existing.id
-                ),
-                existing_id: Some(existing.id),
-            });
+            return Err(duplicate(scope, principal, &existing, what).await?);
         }
     }
     Ok(())
+}
+
+/// The CONFLICT for a duplicate of `existing`: with its name and id when
+/// the caller may see it; without them otherwise, so that probing with
+/// emails or phones does not reveal another rep's leads.
+async fn duplicate<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    existing: &lead::Model,
+    what: &str,
+) -> AppResult<AppError> {
+    let viewer = Viewer::load(scope, principal).await?;
+    Ok(if viewer.sees(existing) {
+        AppError::Conflict {
+            message: format!(
+                "a lead with the same {what} already exists: \"{}\" ({})",
+                existing.name, existing.id
+            ),
+            existing_id: Some(existing.id),
+        }
+    } else {
+        AppError::Conflict {
+            message: format!(
+                "a lead with the same {what} already exists, owned by someone else; ask your manager"
+            ),
+            existing_id: None,
+        }
+    })
 }
 
 /// Creates a lead, scored before it is first seen.
@@ -448,6 +471,7 @@ pub async fn create_lead(
     let dedupe = lead_writer::dedupe_key(company.as_deref(), &name);
     refuse_duplicates(
         &scope,
+        principal,
         None,
         email.as_deref(),
         phone.as_deref(),
@@ -461,10 +485,7 @@ pub async fn create_lead(
             .one(&txn)
             .await?
     {
-        return Err(AppError::Conflict {
-            message: format!("a lead with external id \"{external}\" already exists"),
-            existing_id: Some(existing.id),
-        });
+        return Err(duplicate(&scope, principal, &existing, "external id").await?);
     }
 
     let model = config.model(team_id)?;
@@ -643,6 +664,7 @@ pub async fn update_lead(
     changed.dedupe_key = lead_writer::dedupe_key(changed.company.as_deref(), &changed.name);
     refuse_duplicates(
         &editing.scope,
+        principal,
         Some(current.id),
         changed.email.as_deref(),
         changed.phone.as_deref(),
@@ -883,6 +905,13 @@ pub async fn close_lead(
     let editing = start_editing(&txn, principal, id).await?;
     let current = editing.lead.clone();
     require_open(&current)?;
+    // A rep sees the shared pool to pick leads from it, not to close them:
+    // closing a lead nobody owns would take it from every other rep.
+    if principal.role == Role::Rep && current.owner_id.is_none() {
+        return Err(AppError::Forbidden {
+            action: "close a lead of the shared pool; assign it to yourself first",
+        });
+    }
     let kind = if won { StageKind::Won } else { StageKind::Lost };
     let config = tenant_config::get(&editing.scope).await?;
     let stages = config.stages(current.pipeline_id);

@@ -2,6 +2,7 @@
 //! here and map its result; every query goes through a
 //! [`TenantScope`](crate::tenancy::TenantScope).
 
+pub mod access;
 pub mod account;
 pub mod analytics;
 pub mod assignment;

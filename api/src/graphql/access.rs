@@ -1,0 +1,133 @@
+//! Taking access away: `changePassword`, `signOut`, `revokeSessions` and
+//! `updateUserRole`.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::Utc;
+
+use super::{
+    RequestContext,
+    types::{AuthPayload, Role, User, UserPayload},
+};
+use crate::{error::IntoGraphql, service::access};
+
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    pub current_password: String,
+    /// At least 10 characters.
+    pub new_password: String,
+}
+
+#[derive(InputObject)]
+pub struct SignOutInput {
+    /// Every session of the caller, on every device, not only this one.
+    #[graphql(default = false)]
+    pub everywhere: bool,
+}
+
+/// The result of `signOut`.
+#[derive(SimpleObject)]
+pub struct SignOutPayload {
+    /// Sessions (sign-ins) ended.
+    pub sessions_ended: i32,
+}
+
+#[derive(InputObject)]
+pub struct RevokeSessionsInput {
+    pub user_id: ID,
+}
+
+/// The result of `revokeSessions`.
+#[derive(SimpleObject)]
+pub struct RevokeSessionsPayload {
+    pub user: User,
+    /// Sessions (sign-ins) that were still live and are now ended.
+    pub sessions_ended: i32,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserRoleInput {
+    pub user_id: ID,
+    pub role: Role,
+}
+
+fn count(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+#[derive(Default)]
+pub struct AccessMutation;
+
+#[Object]
+impl AccessMutation {
+    /// Changes the caller's password; every other session ends, and the
+    /// answer is a fresh session for this client.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> Result<AuthPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let change = access::PasswordChange {
+            current_password: input.current_password,
+            new_password: input.new_password,
+        };
+        let session =
+            access::change_password(&rc.db, &rc.auth, &principal, change, &rc.client, Utc::now())
+                .await
+                .gql()?;
+        Ok(session.into())
+    }
+
+    /// Signs out of this session, or of every session with `everywhere`;
+    /// the token used stops working at once.
+    async fn sign_out(&self, ctx: &Context<'_>, input: SignOutInput) -> Result<SignOutPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let ended = access::sign_out(&rc.db, &principal, rc.session, input.everywhere, Utc::now())
+            .await
+            .gql()?;
+        Ok(SignOutPayload {
+            sessions_ended: count(ended),
+        })
+    }
+
+    /// Ends every session of a user (yourself, or as OWNER or ADMIN anyone;
+    /// an owner's only as an owner).
+    async fn revoke_sessions(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeSessionsInput,
+    ) -> Result<RevokeSessionsPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let (user, ended) = access::revoke_sessions(&rc.db, &principal, &input.user_id, Utc::now())
+            .await
+            .gql()?;
+        Ok(RevokeSessionsPayload {
+            user: user.into(),
+            sessions_ended: count(ended),
+        })
+    }
+
+    /// Changes a user's role (OWNER and ADMIN; only an OWNER grants or takes
+    /// away OWNER); effective on their next request.
+    async fn update_user_role(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateUserRoleInput,
+    ) -> Result<UserPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let user = access::update_user_role(
+            &rc.db,
+            &principal,
+            &input.user_id,
+            input.role.into(),
+            Utc::now(),
+        )
+        .await
+        .gql()?;
+        Ok(UserPayload { user: user.into() })
+    }
+}
