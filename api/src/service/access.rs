@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 use entity::{enums::Role, refresh_session, user};
 use sea_orm::{
-    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, PaginatorTrait,
+    QueryFilter, QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -56,7 +56,7 @@ async fn end_every_session<C: ConnectionTrait>(
     let mut row: user::ActiveModel = user.clone().into();
     row.session_version = Set(user.session_version.saturating_add(1));
     row.updated_at = Set(now);
-    let saved = user::Entity::update(row).exec(scope.conn()).await?;
+    let saved = scope.update(row).await?;
     Ok((saved, live.len() as u64))
 }
 
@@ -140,7 +140,7 @@ pub async fn change_password(
     let me = scope.get::<user::Entity>(principal.user_id).await?;
     let mut row: user::ActiveModel = me.clone().into();
     row.password_hash = Set(password_hash);
-    let me = user::Entity::update(row).exec(&txn).await?;
+    let me = scope.update(row).await?;
     let (me, _) = end_every_session(&scope, &me, now).await?;
     audit::record(
         &scope,
@@ -295,7 +295,7 @@ pub async fn update_user_role(
     let mut row: user::ActiveModel = target.into();
     row.role = Set(role);
     row.updated_at = Set(now);
-    let saved = user::Entity::update(row).exec(&txn).await?;
+    let saved = scope.update(row).await?;
     audit::record(
         &scope,
         audit::Change {
