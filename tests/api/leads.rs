@@ -503,6 +503,60 @@ async fn pages_return_every_lead_exactly_once_even_when_leads_are_rescored_betwe
     assert_eq!(error_field(&foreign), "after");
 }
 
+/// A list that shows only scores reads only what scoring keeps of each
+/// lead; it must list the same leads, in the same order, with the same
+/// cursors and values as a list that also shows their names.
+#[tokio::test]
+async fn a_list_of_scores_alone_matches_the_list_with_names_page_for_page() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    for i in 0..12 {
+        let rating = 1 + i % 5;
+        app.new_lead(
+            &t.token,
+            json!({"name": format!("Lead {i}"), "attributes": {"budget": rating, "authority": 6 - rating}}),
+        )
+        .await;
+    }
+    let fields = "id score tier tierRank flags nextFollowUpAt status version owner { id }";
+    for order in ["PRIORITY", "SCORE", "NEXT_FOLLOW_UP"] {
+        let mut after: [Option<String>; 2] = [None, None];
+        loop {
+            let mut pages = Vec::new();
+            for (i, extra) in ["", "name company"].into_iter().enumerate() {
+                let body = app
+                    .graphql(
+                        Some(&t.token),
+                        &format!(
+                            "query($order: LeadOrder!, $after: String) {{ leads(orderBy: $order, first: 5, after: $after) {{ pageInfo {{ hasNextPage endCursor }} edges {{ cursor node {{ {fields} {extra} }} }} }} }}"
+                        ),
+                        json!({"order": order, "after": after[i]}),
+                    )
+                    .await;
+                assert!(body["errors"].is_null(), "{body}");
+                let mut conn = body["data"]["leads"].clone();
+                for edge in conn["edges"].as_array_mut().expect("edges") {
+                    let node = edge["node"].as_object_mut().expect("node");
+                    assert!(
+                        extra.is_empty()
+                            || node["name"]
+                                .as_str()
+                                .is_some_and(|n| n.starts_with("Lead "))
+                    );
+                    node.remove("name");
+                    node.remove("company");
+                }
+                after[i] = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+                pages.push(conn);
+            }
+            assert_eq!(pages[0], pages[1], "{order}");
+            if pages[0]["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn duplicates_and_stale_versions_are_conflicts() {
     let app = spawn_app().await;

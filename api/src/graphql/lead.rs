@@ -841,31 +841,48 @@ impl LeadQuery {
     ) -> Result<LeadConnection> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let filter = filter.unwrap_or_default().into_service().gql()?;
-        let page = lead_query::page(
-            &scope,
-            &principal,
-            &filter,
-            order_by.into(),
-            first,
-            after.as_deref(),
-            Utc::now(),
-        )
-        .await
-        .gql()?;
-        let rows: Vec<lead::Model> = page.edges.iter().map(|(_, row)| row.clone()).collect();
-        prime(ctx, &rows, &["edges", "node"]).await?;
-        let end_cursor = page.edges.last().map(|(cursor, _)| cursor.clone());
+        let order = lead_query::LeadOrder::from(order_by);
+        let now = Utc::now();
+        let node = ctx.look_ahead().field("edges").field("node");
+        // A list that shows only what scoring keeps reads only that.
+        let (edges, has_next_page) =
+            if order == lead_query::LeadOrder::Updated || asks_beyond_scores(&node) {
+                let page = lead_query::page(
+                    &scope,
+                    &principal,
+                    &filter,
+                    order,
+                    first,
+                    after.as_deref(),
+                    now,
+                )
+                .await
+                .gql()?;
+                let rows: Vec<&lead::Model> = page.edges.iter().map(|(_, row)| row).collect();
+                prime(ctx, &rows, &["edges", "node"]).await?;
+                (edges_of(page.edges), page.has_next_page)
+            } else {
+                let page = lead_query::page_of_scores(
+                    &scope,
+                    &principal,
+                    &filter,
+                    order,
+                    first,
+                    after.as_deref(),
+                    now,
+                )
+                .await
+                .gql()?;
+                let rows: Vec<lead_score::Model> =
+                    page.edges.iter().map(|(_, row)| row.clone()).collect();
+                prime_people(ctx, &rows, &["edges", "node"]).await?;
+                (edges_of(page.edges), page.has_next_page)
+            };
+        let end_cursor = edges.last().map(|edge| edge.cursor.clone());
         Ok(LeadConnection {
-            edges: page
-                .edges
-                .into_iter()
-                .map(|(cursor, row)| LeadEdge {
-                    cursor,
-                    node: row.into(),
-                })
-                .collect(),
+            edges,
             page_info: PageInfo {
-                has_next_page: page.has_next_page,
+                has_next_page,
                 end_cursor,
             },
             principal,
@@ -902,13 +919,8 @@ impl LeadQuery {
         // The leads' facts only when a field (or the reasons) asks for
         // more than what scoring keeps: one query for the whole queue.
         let selection = ctx.look_ahead();
-        let needs_facts = selection.field("reasons").exists()
-            || selection
-                .field("lead")
-                .selection_fields()
-                .iter()
-                .flat_map(|f| f.selection_set())
-                .any(|f| !SCORE_FIELDS.contains(&f.name()));
+        let needs_facts =
+            selection.field("reasons").exists() || asks_beyond_scores(&selection.field("lead"));
         if needs_facts {
             let facts = ctx
                 .data::<Loaders>()?
@@ -941,6 +953,25 @@ impl LeadQuery {
             })
             .collect())
     }
+}
+
+/// Whether any occurrence of a selected `Lead` asks for a field that what
+/// scoring keeps of the lead does not answer.
+fn asks_beyond_scores(lead: &async_graphql::Lookahead<'_>) -> bool {
+    lead.selection_fields()
+        .iter()
+        .flat_map(|f| f.selection_set())
+        .any(|f| !SCORE_FIELDS.contains(&f.name()))
+}
+
+/// A page's rows as edges.
+fn edges_of<R: Into<Lead>>(rows: Vec<(String, R)>) -> Vec<LeadEdge> {
+    rows.into_iter()
+        .map(|(cursor, row)| LeadEdge {
+            cursor,
+            node: row.into(),
+        })
+        .collect()
 }
 
 /// The fields of `Lead` that what scoring keeps of a lead answers alone.
