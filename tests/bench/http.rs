@@ -51,6 +51,11 @@ const ME: &str = "{ me { id } }";
 const QUEUE_LIGHT: &str =
     "query($limit: Int!) { followUpQueue(limit: $limit) { lead { id score tier } } }";
 
+/// A page of the rep's lead list as a list view shows it: scores only,
+/// then with the names and companies a row also shows.
+const LEADS_LIGHT: &str = "{ leads(first: 50) { edges { cursor node { id score tier } } } }";
+const LEADS_NAMED: &str =
+    "{ leads(first: 50) { edges { cursor node { id name company score tier } } } }";
 const QUEUE: &str = "query($limit: Int!) { followUpQueue(limit: $limit) { priority dueAt overdueDays reasons
     lead { id name company tier score flags nextFollowUpAt stage { key name } owner { id displayName }
       scoreBreakdown { total tier modelVersion computedAt
@@ -399,6 +404,12 @@ async fn main() -> anyhow::Result<()> {
             "followUpQueue(50) { id score tier }",
             QUEUE_LIGHT,
             json!({"limit": 50}),
+        ),
+        ("leads(first: 50) { id score tier }", LEADS_LIGHT, json!({})),
+        (
+            "leads(first: 50) { id name company score tier }",
+            LEADS_NAMED,
+            json!({}),
         ),
     ] {
         let (c, u, r) = (client.clone(), url.clone(), Arc::clone(&reps));
