@@ -167,11 +167,12 @@ impl CompiledRule {
                 .max_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)))
                 .map_or((f64::NEG_INFINITY, 0.0), |(t, i)| (t as f64, i as f64)),
             CompiledRule::Bant { criteria, .. } => (count_met(criteria, facts), 0.0),
+            // Silence counts from the last reply; only a lead that never
+            // replied counts it from its creation. A lead entered today
+            // whose last reply was a month ago (an import, a lead brought
+            // over from elsewhere) has been silent for a month.
             CompiledRule::Cold { .. } => (
-                facts
-                    .activity
-                    .last_inbound_at
-                    .map_or(facts.created_at, |t| t.max(facts.created_at)) as f64,
+                facts.activity.last_inbound_at.unwrap_or(facts.created_at) as f64,
                 0.0,
             ),
             CompiledRule::Stale { .. } => {

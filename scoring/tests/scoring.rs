@@ -345,6 +345,26 @@ fn a_lead_that_never_replied_goes_cold_two_weeks_after_creation() {
 }
 
 #[test]
+fn a_lead_created_today_whose_last_reply_was_a_month_ago_is_cold() {
+    let mut f = lead();
+    f.created_at = NOW - 3600;
+    record(&mut f, "positive_feedback", 30.0, None);
+    let card = general(&f);
+    assert!(card.has_flag(LeadFlag::Cold));
+    let cold = card.overrides.iter().find(|o| o.rule == "COLD").unwrap();
+    assert!(
+        cold.reason.contains("no inbound response for 30 days"),
+        "{}",
+        cold.reason
+    );
+    // A reply yesterday: not cold, however old the lead.
+    let mut f = lead();
+    f.created_at = NOW - 90 * DAY;
+    record(&mut f, "positive_feedback", 1.0, None);
+    assert!(!general(&f).has_flag(LeadFlag::Cold));
+}
+
+#[test]
 fn a_lead_idle_past_its_stages_rotting_days_is_stale() {
     let mut f = warm_lead();
     f.stage.entered_at = NOW - 31 * DAY;

@@ -27,3 +27,4 @@ mod sessions;
 mod tenancy;
 mod throttling;
 mod webhooks;
+mod whom_next;
