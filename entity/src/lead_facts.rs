@@ -42,6 +42,11 @@ pub struct Model {
     pub pin_reason: Option<String>,
     pub pin_expires_at: Option<DateTimeUtc>,
     pub pinned_by: Option<Uuid>,
+    /// A follow-up someone scheduled: when, why, and who.
+    pub scheduled_follow_up_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub scheduled_follow_up_note: Option<String>,
+    pub scheduled_follow_up_by: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -44,6 +44,8 @@ pub struct LeadBatch {
     rule_b: Vec<Vec<f64>>,
     /// Last outbound contact, or creation: the cadence counts from here.
     contact_base: Vec<f64>,
+    /// A scheduled follow-up not yet completed (+∞ when none).
+    scheduled: Vec<f64>,
     /// Pinned tier rank (NaN when none) and when the pin lapses (+∞ never).
     pin_rank: Vec<f64>,
     pin_until: Vec<f64>,
@@ -88,6 +90,7 @@ impl LeadBatch {
                 .map(|r| if r.has_b() { col() } else { Vec::new() })
                 .collect(),
             contact_base: col(),
+            scheduled: col(),
             pin_rank: col(),
             pin_until: col(),
             pins: Vec::with_capacity(capacity),
@@ -136,6 +139,12 @@ impl LeadBatch {
         }
         let base = facts.activity.last_outbound_at.unwrap_or(facts.created_at);
         self.contact_base.push(base as f64);
+        // An outbound contact at or after the scheduled time completed it.
+        let scheduled = facts
+            .scheduled_follow_up_at
+            .filter(|at| facts.activity.last_outbound_at < Some(*at));
+        self.scheduled
+            .push(scheduled.map_or(f64::INFINITY, |at| at as f64));
         let pin = facts
             .pin
             .as_ref()
@@ -188,6 +197,7 @@ impl LeadBatch {
             g.reference.clear();
         }
         self.contact_base.clear();
+        self.scheduled.clear();
         self.pin_rank.clear();
         self.pin_until.clear();
         self.pins.clear();
@@ -477,20 +487,22 @@ impl CompiledModel {
                 }
             }
             let base = batch.contact_base.get(s..e).unwrap_or(&[]);
-            for (((((o, &t), &r), &f), &sl), &b) in out
+            let scheduled = batch.scheduled.get(s..e).unwrap_or(&[]);
+            for ((((((o, &t), &r), &f), &sl), &b), &at) in out
                 .iter_mut()
                 .zip(total.iter())
                 .zip(rank.iter())
                 .zip(flags.iter())
                 .zip(slow.iter())
                 .zip(base)
+                .zip(scheduled)
             {
                 let every = self
                     .tiers
                     .get(usize::from(r))
                     .map_or(0.0, |tier| tier.follow_up_seconds)
                     .max(sl);
-                let next = b + every;
+                let next = (b + every).min(at);
                 let overdue = nowf > next;
                 let f = f | if overdue {
                     crate::LeadFlag::Overdue.bit()

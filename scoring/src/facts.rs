@@ -137,6 +137,11 @@ pub struct LeadFacts {
     /// A manager's tier pin; it applies after every override rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<TierPin>,
+    /// A follow-up someone scheduled, Unix seconds: the lead is due at the
+    /// earlier of this and its tier's cadence, until an outbound contact at
+    /// or after it completes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_follow_up_at: Option<UnixSeconds>,
 }
 
 /// A manager's pin of a lead's tier, with a reason and an optional expiry.

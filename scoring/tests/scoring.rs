@@ -365,6 +365,38 @@ fn a_lead_created_today_whose_last_reply_was_a_month_ago_is_cold() {
 }
 
 #[test]
+fn a_scheduled_follow_up_earlier_than_the_cadence_is_when_the_lead_is_due() {
+    let mut f = warm_lead();
+    let cadence = general(&f).next_follow_up_at;
+    f.scheduled_follow_up_at = Some(NOW + 3600);
+    assert!(NOW + 3600 < cadence);
+    assert_eq!(general(&f).next_follow_up_at, NOW + 3600);
+    // Later than the cadence: the cadence still calls first.
+    f.scheduled_follow_up_at = Some(cadence + 30 * DAY);
+    assert_eq!(general(&f).next_follow_up_at, cadence);
+    // Its time passed without a call: overdue.
+    f.scheduled_follow_up_at = Some(NOW - 3600);
+    let card = general(&f);
+    assert_eq!(card.next_follow_up_at, NOW - 3600);
+    assert!(card.has_flag(LeadFlag::Overdue));
+}
+
+#[test]
+fn an_outbound_contact_at_or_after_the_scheduled_time_completes_it() {
+    let mut f = warm_lead();
+    f.scheduled_follow_up_at = Some(NOW - 2 * DAY);
+    record(&mut f, "call", 1.0, None);
+    let card = general(&f);
+    assert_ne!(card.next_follow_up_at, NOW - 2 * DAY);
+    assert!(!card.has_flag(LeadFlag::Overdue), "{:?}", card.flags);
+    // A call before the scheduled time does not.
+    let mut f = lead();
+    f.scheduled_follow_up_at = Some(NOW - DAY);
+    record(&mut f, "call", 2.0, None);
+    assert_eq!(general(&f).next_follow_up_at, NOW - DAY);
+}
+
+#[test]
 fn a_lead_idle_past_its_stages_rotting_days_is_stale() {
     let mut f = warm_lead();
     f.stage.entered_at = NOW - 31 * DAY;

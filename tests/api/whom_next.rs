@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::{
-    helpers::spawn_app,
-    leads::{days_ago, flags, strong},
+    helpers::{error_code, error_field, spawn_app},
+    leads::{days_ago, flags, strong, weak},
 };
 
 #[tokio::test]
@@ -35,4 +35,220 @@ async fn a_lead_entered_today_whose_last_reply_was_thirty_days_ago_is_cold() {
     // A reply today warms it again.
     let warm = app.record(&t.token, id, "inbound_inquiry", json!({})).await;
     assert!(!flags(&warm).contains(&"COLD"), "{warm}");
+}
+
+const SCHEDULE: &str = "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { lead { id nextFollowUpAt flags scheduledFollowUp { at note setBy { id } } } } }";
+
+/// Moves a lead's scheduled follow-up and stored due date `hours` back, as
+/// if that much time had passed since it was scheduled.
+async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i64) {
+    use entity::{lead_facts, lead_score};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let id: uuid::Uuid = lead.parse().expect("a UUID");
+    let back = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map(|at| at - chrono::Duration::hours(hours))
+    };
+    let facts = lead_facts::Entity::find()
+        .filter(lead_facts::Column::Id.eq(id))
+        .one(&app.db)
+        .await
+        .expect("the lead is read")
+        .expect("the lead exists");
+    lead_facts::Entity::update_many()
+        .col_expr(
+            lead_facts::Column::ScheduledFollowUpAt,
+            Expr::value(back(facts.scheduled_follow_up_at)),
+        )
+        .filter(lead_facts::Column::Id.eq(id))
+        .exec(&app.db)
+        .await
+        .expect("the schedule moves");
+    let score = lead_score::Entity::find()
+        .filter(lead_score::Column::LeadId.eq(id))
+        .one(&app.db)
+        .await
+        .expect("the score is read")
+        .expect("the score exists");
+    lead_score::Entity::update_many()
+        .col_expr(
+            lead_score::Column::NextFollowUpAt,
+            Expr::value(back(score.next_follow_up_at)),
+        )
+        .filter(lead_score::Column::LeadId.eq(id))
+        .exec(&app.db)
+        .await
+        .expect("the due date moves");
+}
+
+#[tokio::test]
+async fn a_scheduled_follow_up_tops_the_queue_when_due_and_an_outbound_call_completes_it() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let me = t.owner_id.as_str();
+    let strong_lead = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Strong", "attributes": strong(), "ownerId": me}),
+        )
+        .await;
+    let tender = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Tender", "attributes": weak(), "ownerId": me}),
+        )
+        .await;
+    let tender_id = tender["id"].as_str().unwrap_or_default();
+    let cadence = tender["nextFollowUpAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let at = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let body = app
+        .graphql(
+            Some(&t.token),
+            SCHEDULE,
+            json!({"input": {"leadId": tender_id, "at": at, "note": "call after the tender on the 15th"}}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let lead = &body["data"]["scheduleFollowUp"]["lead"];
+    let scheduled = &lead["scheduledFollowUp"];
+    assert_eq!(scheduled["note"], "call after the tender on the 15th");
+    assert_eq!(scheduled["setBy"]["id"], me);
+    let due =
+        chrono::DateTime::parse_from_rfc3339(lead["nextFollowUpAt"].as_str().unwrap_or_default())
+            .expect("a due date");
+    let asked = chrono::DateTime::parse_from_rfc3339(&at).expect("a date");
+    assert!(
+        (due - asked).num_seconds().abs() <= 1,
+        "due at the scheduled time: {lead}"
+    );
+    assert!(
+        due < chrono::DateTime::parse_from_rfc3339(&cadence).expect("a cadence date"),
+        "the schedule is earlier than the weak lead's cadence"
+    );
+
+    // Three hours on, the weak lead comes before the strong one, saying why.
+    as_if_hours_passed(&app, tender_id, 3).await;
+    let queue = app.queue(&t.token, None).await;
+    let first = &queue["data"]["followUpQueue"][0];
+    assert_eq!(first["lead"]["id"], tender_id, "{queue}");
+    let reasons = first["reasons"].to_string();
+    assert!(
+        reasons.contains("scheduled follow-up: call after the tender on the 15th"),
+        "{reasons}"
+    );
+    assert_ne!(queue["data"]["followUpQueue"][1]["lead"]["id"], tender_id);
+    assert_eq!(
+        queue["data"]["followUpQueue"][1]["lead"]["id"],
+        strong_lead["id"]
+    );
+
+    // The call is the follow-up: the schedule is done and says so.
+    let called = app.record(&t.token, tender_id, "call", json!({})).await;
+    let after = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { lead(id: $id) { nextFollowUpAt flags scheduledFollowUp { at } history { kind toValue } } }",
+            json!({"id": tender_id}),
+        )
+        .await;
+    let lead = &after["data"]["lead"];
+    assert!(lead["scheduledFollowUp"].is_null(), "{after}");
+    assert!(!flags(&called).contains(&"OVERDUE"), "{called}");
+    let history = lead["history"].to_string();
+    assert!(
+        history.contains("FOLLOW_UP_DONE") && history.contains("FOLLOW_UP_SCHEDULED"),
+        "{history}"
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_in_the_past_or_on_a_pool_lead_by_a_rep_or_anothers_lead_is_refused() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(&t.token, json!({"name": "Pool lead", "attributes": weak()}))
+        .await;
+    let id = lead["id"].as_str().unwrap_or_default();
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let body = app
+        .graphql(
+            Some(&t.token),
+            SCHEDULE,
+            json!({"input": {"leadId": id, "at": past}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(error_field(&body), "input.at");
+
+    let soon = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let (_, rep) = app.member(&t, "rep@acme.example", "REP", &[]).await;
+    let body = app
+        .graphql(
+            Some(&rep),
+            SCHEDULE,
+            json!({"input": {"leadId": id, "at": soon}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+
+    let other = app.sign_up_tenant("globex").await;
+    let body = app
+        .graphql(
+            Some(&other.token),
+            SCHEDULE,
+            json!({"input": {"leadId": id, "at": soon}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app
+        .graphql(
+            Some(&other.token),
+            "mutation($input: ClearScheduledFollowUpInput!) { clearScheduledFollowUp(input: $input) { lead { id } } }",
+            json!({"input": {"leadId": id}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+
+    // Nothing of it was written.
+    let read = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { lead(id: $id) { scheduledFollowUp { at } history { kind } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert!(
+        read["data"]["lead"]["scheduledFollowUp"].is_null(),
+        "{read}"
+    );
+    assert!(
+        !read["data"]["lead"]["history"]
+            .to_string()
+            .contains("FOLLOW_UP"),
+        "{read}"
+    );
+
+    // The owner schedules it, then clears it.
+    let body = app
+        .graphql(
+            Some(&t.token),
+            SCHEDULE,
+            json!({"input": {"leadId": id, "at": soon}}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let cleared = app
+        .graphql(
+            Some(&t.token),
+            "mutation($input: ClearScheduledFollowUpInput!) { clearScheduledFollowUp(input: $input) { lead { scheduledFollowUp { at } } } }",
+            json!({"input": {"leadId": id}}),
+        )
+        .await;
+    assert!(
+        cleared["data"]["clearScheduledFollowUp"]["lead"]["scheduledFollowUp"].is_null(),
+        "{cleared}"
+    );
 }

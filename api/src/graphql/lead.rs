@@ -21,7 +21,9 @@ use crate::{
     auth::Principal,
     error::{AppError, IntoGraphql},
     service::{
-        lead::{self as leads, LeadChanges, NewActivity, NewLead, NewTierPin},
+        lead::{
+            self as leads, LeadChanges, NewActivity, NewLead, NewScheduledFollowUp, NewTierPin,
+        },
         lead_query::{self, LeadFilter as Filter},
         lead_writer,
         reasons::{self, QueueFacts},
@@ -358,6 +360,16 @@ impl Lead {
             pinned_by_id: row.pinned_by,
         }))
     }
+    /// A follow-up someone scheduled and no outbound contact has completed
+    /// yet; the lead is due at the earlier of it and its tier's cadence.
+    async fn scheduled_follow_up(&self, ctx: &Context<'_>) -> Result<Option<ScheduledFollowUp>> {
+        let row = self.row(ctx).await?;
+        Ok(row.scheduled_follow_up_at.map(|at| ScheduledFollowUp {
+            at,
+            note: row.scheduled_follow_up_note.clone(),
+            set_by_id: row.scheduled_follow_up_by,
+        }))
+    }
     /// How the score was made: every dimension's points and the rules
     /// that fired.
     async fn score_breakdown(&self, ctx: &Context<'_>) -> Result<ScoreBreakdown> {
@@ -504,8 +516,9 @@ impl LeadEvent {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED, PIN
-    /// or UNPIN.
+    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED, PIN,
+    /// UNPIN, FOLLOW_UP_SCHEDULED, FOLLOW_UP_CLEARED or FOLLOW_UP_DONE (an
+    /// outbound activity completed it; the value after is its signal).
     async fn kind(&self) -> &str {
         &self.row.kind
     }
@@ -634,6 +647,26 @@ impl TierPin {
     /// Who pinned it.
     async fn pinned_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Loaders::user(ctx, self.pinned_by_id).await
+    }
+}
+
+/// A follow-up someone scheduled: "call back after the tender on the 15th".
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ScheduledFollowUp {
+    /// When to follow up.
+    pub at: DateTime<Utc>,
+    /// Why, in the words of who scheduled it.
+    pub note: Option<String>,
+    #[graphql(skip)]
+    set_by_id: Option<uuid::Uuid>,
+}
+
+#[ComplexObject]
+impl ScheduledFollowUp {
+    /// Who scheduled it.
+    async fn set_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Loaders::user(ctx, self.set_by_id).await
     }
 }
 
@@ -1084,6 +1117,20 @@ pub struct UnpinLeadTierInput {
     pub id: ID,
 }
 
+#[derive(InputObject)]
+pub struct ScheduleFollowUpInput {
+    pub lead_id: ID,
+    /// When to follow up; in the future.
+    pub at: DateTime<Utc>,
+    /// Why, up to 500 characters; shown in the queue's reasons.
+    pub note: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ClearScheduledFollowUpInput {
+    pub lead_id: ID,
+}
+
 /// The lead after a change, re-scored.
 #[derive(SimpleObject)]
 pub struct LeadPayload {
@@ -1251,6 +1298,47 @@ impl LeadMutation {
         let principal = rc.principal().gql()?;
         Ok(
             leads::unpin_lead_tier(&rc.db, &principal, &input.id, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Schedules a follow-up of an open lead: it is due at the earlier of
+    /// this and its tier's cadence, until an outbound activity at or after
+    /// the time completes it. Replaces an earlier schedule. Whoever may
+    /// edit the lead may; a REP not on a lead of the shared pool.
+    async fn schedule_follow_up(
+        &self,
+        ctx: &Context<'_>,
+        input: ScheduleFollowUpInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let input = NewScheduledFollowUp {
+            lead_id: input.lead_id.0,
+            at: input.at,
+            note: input.note,
+        };
+        Ok(
+            leads::schedule_follow_up(&rc.db, &principal, input, Utc::now())
+                .await
+                .gql()?
+                .into(),
+        )
+    }
+
+    /// Clears a lead's scheduled follow-up; its cadence alone says when it
+    /// is due again.
+    async fn clear_scheduled_follow_up(
+        &self,
+        ctx: &Context<'_>,
+        input: ClearScheduledFollowUpInput,
+    ) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        Ok(
+            leads::clear_scheduled_follow_up(&rc.db, &principal, &input.lead_id, Utc::now())
                 .await
                 .gql()?
                 .into(),

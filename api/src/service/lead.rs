@@ -873,8 +873,31 @@ pub async fn record_activity(
             changed.last_outbound_at = current.last_outbound_at.max(Some(occurred_at))
         }
     }
+    // An outbound contact at or after the scheduled time is the follow-up.
+    let completes = direction == Direction::Outbound
+        && current
+            .scheduled_follow_up_at
+            .is_some_and(|at| occurred_at >= at);
+    if completes {
+        changed.scheduled_follow_up_at = None;
+        changed.scheduled_follow_up_note = None;
+        changed.scheduled_follow_up_by = None;
+    }
     let reason = format!("activity: {}", signal.key);
     let saved = editing.save(changed, &reason, now).await?;
+    if completes {
+        let scope = TenantScope::new(&txn, principal.tenant_id);
+        lead_history(
+            &scope,
+            current.id,
+            "FOLLOW_UP_DONE",
+            principal,
+            current.scheduled_follow_up_at.map(|at| at.to_rfc3339()),
+            Some(signal.key.clone()),
+            now,
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(saved)
 }
@@ -907,11 +930,11 @@ pub async fn close_lead(
     require_open(&current)?;
     // A rep sees the shared pool to pick leads from it, not to close them:
     // closing a lead nobody owns would take it from every other rep.
-    if principal.role == Role::Rep && current.owner_id.is_none() {
-        return Err(AppError::Forbidden {
-            action: "close a lead of the shared pool; assign it to yourself first",
-        });
-    }
+    require_not_pool_for_rep(
+        principal,
+        &current,
+        "close a lead of the shared pool; assign it to yourself first",
+    )?;
     let kind = if won { StageKind::Won } else { StageKind::Lost };
     let config = tenant_config::get(&editing.scope).await?;
     let stages = config.stages(current.pipeline_id);
@@ -1042,6 +1065,131 @@ pub async fn pin_lead_tier(
     .await?;
     txn.commit().await?;
     Ok(saved)
+}
+
+/// Longest note of a scheduled follow-up.
+const MAX_FOLLOW_UP_NOTE: usize = 500;
+
+/// A follow-up to schedule: when, and why.
+pub struct NewScheduledFollowUp {
+    pub lead_id: String,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+/// Schedules a follow-up of an open lead ("call back after the tender on
+/// the 15th"): the lead is due at the earlier of its cadence and `at`,
+/// until an outbound contact at or after `at` completes it. Replaces any
+/// earlier schedule; recorded in the lead's history.
+///
+/// # Errors
+/// BAD_USER_INPUT for a time not in the future or a long note; FORBIDDEN
+/// for a REP and a lead of the shared pool; NOT_FOUND.
+pub async fn schedule_follow_up(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    input: NewScheduledFollowUp,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    if input.at <= now {
+        return Err(AppError::invalid("input.at", "must be in the future"));
+    }
+    let note = validate::optional_text("input.note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, &input.lead_id)
+        .await
+        .map_err(|err| match err {
+            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
+            other => other,
+        })?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let current = editing.lead.clone();
+    require_open(&current)?;
+    require_not_pool_for_rep(
+        principal,
+        &current,
+        "schedule a follow-up of a lead of the shared pool; assign it to yourself first",
+    )?;
+    let mut changed = current.clone();
+    changed.scheduled_follow_up_at = Some(input.at);
+    changed.scheduled_follow_up_note = note;
+    changed.scheduled_follow_up_by = Some(principal.user_id);
+    let saved = editing.save(changed, "follow-up scheduled", now).await?;
+    lead_history(
+        &scope,
+        current.id,
+        "FOLLOW_UP_SCHEDULED",
+        principal,
+        current.scheduled_follow_up_at.map(|at| at.to_rfc3339()),
+        Some(input.at.to_rfc3339()),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// Clears a lead's scheduled follow-up; its cadence alone says when it is
+/// due again. Clearing a lead without one changes nothing.
+///
+/// # Errors
+/// FORBIDDEN for a REP and a lead of the shared pool; NOT_FOUND.
+pub async fn clear_scheduled_follow_up(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    lead_id: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, lead_id)
+        .await
+        .map_err(|err| match err {
+            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
+            other => other,
+        })?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let current = editing.lead.clone();
+    require_not_pool_for_rep(
+        principal,
+        &current,
+        "clear the follow-up of a lead of the shared pool; assign it to yourself first",
+    )?;
+    let Some(was) = current.scheduled_follow_up_at else {
+        return Ok(current);
+    };
+    let mut changed = current.clone();
+    changed.scheduled_follow_up_at = None;
+    changed.scheduled_follow_up_note = None;
+    changed.scheduled_follow_up_by = None;
+    let saved = editing
+        .save(changed, "scheduled follow-up cleared", now)
+        .await?;
+    lead_history(
+        &scope,
+        current.id,
+        "FOLLOW_UP_CLEARED",
+        principal,
+        Some(was.to_rfc3339()),
+        None,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// A REP works the shared pool's leads by taking them first: changing one
+/// nobody owns would act for every other rep. `action` says what was
+/// refused.
+fn require_not_pool_for_rep(
+    principal: &Principal,
+    lead: &lead::Model,
+    action: &'static str,
+) -> AppResult<()> {
+    if principal.role == Role::Rep && lead.owner_id.is_none() {
+        return Err(AppError::Forbidden { action });
+    }
+    Ok(())
 }
 
 /// Removes a lead's tier pin (expired or not), so its tier is the model's

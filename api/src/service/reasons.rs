@@ -10,6 +10,7 @@ struct Phrases {
     urgent: fn(&str, i64) -> String,
     due_today: &'static str,
     overdue: fn(i64) -> String,
+    scheduled: fn(Option<&str>) -> String,
     tier: fn(&str, f64) -> String,
     cold: fn(i64) -> String,
     stale: fn(&str, i64) -> String,
@@ -20,6 +21,10 @@ const EN: Phrases = Phrases {
     urgent: |what, days| format!("urgent: {what} {}", en_ago(days)),
     due_today: "follow-up due today",
     overdue: |days| format!("overdue by {days} {}", plural(days, "day", "days")),
+    scheduled: |note| match note {
+        Some(note) => format!("scheduled follow-up: {note}"),
+        None => "scheduled follow-up".to_owned(),
+    },
     tier: |tier, score| format!("tier {tier}: score {score:.0}"),
     cold: |days| format!("cold: no reply for {days} {}", plural(days, "day", "days")),
     stale: |stage, days| format!("stale: {days} {} in {stage}", plural(days, "day", "days")),
@@ -33,6 +38,10 @@ const ZH: Phrases = Phrases {
     },
     due_today: "今天需要跟进",
     overdue: |days| format!("跟进已逾期{days}天"),
+    scheduled: |note| match note {
+        Some(note) => format!("预约跟进：{note}"),
+        None => "预约跟进".to_owned(),
+    },
     tier: |tier, score| format!("{tier}级：得分{score:.0}"),
     cold: |days| format!("冷线索：{days}天未回复"),
     stale: |stage, days| format!("停滞：在“{stage}”阶段已{days}天"),
@@ -103,6 +112,14 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
         } else {
             (words.overdue)(days)
         });
+        // Someone chose this date: say what they wanted done.
+        if lead.scheduled_follow_up_at.is_some_and(|at| at <= now) {
+            out.push((words.scheduled)(
+                lead.scheduled_follow_up_note
+                    .as_deref()
+                    .filter(|n| !n.is_empty()),
+            ));
+        }
     }
     out.push((words.tier)(&lead.tier, lead.score));
     if has(LeadFlag::Cold) {

@@ -165,6 +165,8 @@ pub struct FactSource<'a> {
     pub close_probability: Option<f64>,
     /// The lead's tier pin, if it has one.
     pub pin: Option<PinSource<'a>>,
+    /// A follow-up someone scheduled.
+    pub scheduled_follow_up_at: Option<DateTime<Utc>>,
 }
 
 /// A JSON column as read: parsed already, or as the text the bulk readers
@@ -221,6 +223,7 @@ pub struct FactColumns {
     pub pin_reason: Option<String>,
     pub pin_expires_at: Option<DateTime<Utc>>,
     pub pinned_by: Option<Uuid>,
+    pub scheduled_follow_up_at: Option<DateTime<Utc>>,
 }
 
 impl FactColumns {
@@ -239,6 +242,7 @@ impl FactColumns {
             lead::Column::PinReason,
             lead::Column::PinExpiresAt,
             lead::Column::PinnedBy,
+            lead::Column::ScheduledFollowUpAt,
         ]);
         let query = json_as_text(query, lead::Column::Attributes);
         json_as_text(query, lead::Column::SignalState)
@@ -260,6 +264,7 @@ impl FactColumns {
                 self.pin_expires_at,
                 pinned_by,
             ),
+            scheduled_follow_up_at: self.scheduled_follow_up_at,
         }
     }
 }
@@ -308,6 +313,7 @@ impl<'a> From<&'a lead::Model> for FactSource<'a> {
                 lead.pin_expires_at,
                 None,
             ),
+            scheduled_follow_up_at: lead.scheduled_follow_up_at,
         }
     }
 }
@@ -433,6 +439,7 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
         },
         activity: lead.signal_state.parse(),
         created_at: secs(lead.created_at),
+        scheduled_follow_up_at: lead.scheduled_follow_up_at.map(secs),
         predicted_close_probability: lead.close_probability,
         // An expired pin is passed on as it is: the engine ignores it from
         // its `expires_at`, so scoring at any `now` is right without the

@@ -1,0 +1,72 @@
+//! Follow-ups people schedule: "call back after the tender on the 15th".
+//!
+//! A lead's scheduled follow-up (when, a note, who set it) is a fact of the
+//! lead, like its pin: scoring reads it (the lead is due at the earlier of
+//! its cadence and the scheduled time), so it lives on `leads`, and
+//! `lead_view` shows it.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// `lead_view` as of `m20261203_000013_lead_scores`, plus the schedule.
+const VIEW: &str = "CREATE VIEW lead_view AS SELECT \
+    s.tenant_id, s.lead_id AS id, l.external_id, l.name, l.company, l.email, l.phone, \
+    l.dedupe_key, l.industry, l.source, l.attributes, l.deal_value, s.owner_id, s.team_id, \
+    l.pipeline_id, l.stage_id, l.stage_entered_at, s.status, l.closed_at, l.close_reason, \
+    s.score, s.tier, s.tier_rank, s.priority, s.flags, s.bucket, s.close_probability, \
+    s.scoring_model_id, s.model_version, s.next_follow_up_at, l.last_activity_at, \
+    l.last_inbound_at, l.last_outbound_at, l.signal_state, s.scored_at, l.pinned_tier, \
+    l.pin_reason, l.pin_expires_at, l.pinned_by, s.version, l.created_by, l.created_at, \
+    l.updated_at, l.scheduled_follow_up_at, l.scheduled_follow_up_note, \
+    l.scheduled_follow_up_by \
+    FROM lead_scores s LEFT JOIN leads l ON l.tenant_id = s.tenant_id AND l.id = s.lead_id";
+
+const OLD_VIEW: &str = "CREATE VIEW lead_view AS SELECT \
+    s.tenant_id, s.lead_id AS id, l.external_id, l.name, l.company, l.email, l.phone, \
+    l.dedupe_key, l.industry, l.source, l.attributes, l.deal_value, s.owner_id, s.team_id, \
+    l.pipeline_id, l.stage_id, l.stage_entered_at, s.status, l.closed_at, l.close_reason, \
+    s.score, s.tier, s.tier_rank, s.priority, s.flags, s.bucket, s.close_probability, \
+    s.scoring_model_id, s.model_version, s.next_follow_up_at, l.last_activity_at, \
+    l.last_inbound_at, l.last_outbound_at, l.signal_state, s.scored_at, l.pinned_tier, \
+    l.pin_reason, l.pin_expires_at, l.pinned_by, s.version, l.created_by, l.created_at, \
+    l.updated_at \
+    FROM lead_scores s LEFT JOIN leads l ON l.tenant_id = s.tenant_id AND l.id = s.lead_id";
+
+const COLUMNS: [(&str, &str, &str); 3] = [
+    (
+        "scheduled_follow_up_at",
+        "timestamptz",
+        "timestamp_with_timezone_text",
+    ),
+    ("scheduled_follow_up_note", "text", "text"),
+    ("scheduled_follow_up_by", "uuid", "uuid_text"),
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        let postgres = manager.get_database_backend() == sea_orm::DbBackend::Postgres;
+        db.execute_unprepared("DROP VIEW lead_view").await?;
+        for (name, pg, sqlite) in COLUMNS {
+            let ty = if postgres { pg } else { sqlite };
+            db.execute_unprepared(&format!("ALTER TABLE leads ADD COLUMN {name} {ty} NULL"))
+                .await?;
+        }
+        db.execute_unprepared(VIEW).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP VIEW lead_view").await?;
+        for (name, _, _) in COLUMNS {
+            db.execute_unprepared(&format!("ALTER TABLE leads DROP COLUMN {name}"))
+                .await?;
+        }
+        db.execute_unprepared(OLD_VIEW).await?;
+        Ok(())
+    }
+}
