@@ -239,9 +239,12 @@ mod tests {
             ]
         );
         for l in &leads {
+            // The priority is recomputed with the urgency term of
+            // m20261204_000010 (neither urgent nor overdue: 0), tier rank 0
+            // and score 81.5.
             assert_eq!(
                 (l.score, l.tier.as_str(), l.priority, l.flags),
-                (81.5, "A", 123, 4)
+                (81.5, "A", 490_815_000, 4)
             );
             assert_eq!(l.name, "Li");
             assert_eq!(l.stage_id, s);

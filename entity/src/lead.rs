@@ -57,6 +57,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub scheduled_follow_up_note: Option<String>,
     pub scheduled_follow_up_by: Option<Uuid>,
+    pub tier_rose_at: Option<DateTimeUtc>,
     pub version: i32,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,

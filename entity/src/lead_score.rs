@@ -30,6 +30,9 @@ pub struct Model {
     pub model_version: Option<i32>,
     pub next_follow_up_at: Option<DateTimeUtc>,
     pub scored_at: Option<DateTimeUtc>,
+    /// When the lead last rose into a higher tier: until an outbound
+    /// contact after it, it is due within the tier's first response.
+    pub tier_rose_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,7 +19,7 @@ use crate::engine::CompiledModel;
 use crate::explain::ScoreSummary;
 use crate::facts::{LeadFacts, TierPin};
 use crate::overrides::CompiledRule;
-use crate::tiers::{priority, rank_of};
+use crate::tiers::{Urgency, priority, rank_of};
 
 /// Leads per kernel chunk: small enough that a chunk's scratch stays in L1.
 pub const CHUNK: usize = 256;
@@ -46,6 +46,9 @@ pub struct LeadBatch {
     contact_base: Vec<f64>,
     /// A scheduled follow-up not yet completed (+∞ when none).
     scheduled: Vec<f64>,
+    /// Since when the lead is new to its tier with no outbound contact
+    /// since (+∞ once contacted): its tier's first response counts from here.
+    fresh_since: Vec<f64>,
     /// Pinned tier rank (NaN when none) and when the pin lapses (+∞ never).
     pin_rank: Vec<f64>,
     pin_until: Vec<f64>,
@@ -91,6 +94,7 @@ impl LeadBatch {
                 .collect(),
             contact_base: col(),
             scheduled: col(),
+            fresh_since: col(),
             pin_rank: col(),
             pin_until: col(),
             pins: Vec::with_capacity(capacity),
@@ -145,6 +149,18 @@ impl LeadBatch {
             .filter(|at| facts.activity.last_outbound_at < Some(*at));
         self.scheduled
             .push(scheduled.map_or(f64::INFINITY, |at| at as f64));
+        let new_since = facts.tier_rose_at.unwrap_or(facts.created_at);
+        self.fresh_since.push(
+            if facts
+                .activity
+                .last_outbound_at
+                .is_some_and(|t| t >= new_since)
+            {
+                f64::INFINITY
+            } else {
+                new_since as f64
+            },
+        );
         let pin = facts
             .pin
             .as_ref()
@@ -198,6 +214,7 @@ impl LeadBatch {
         }
         self.contact_base.clear();
         self.scheduled.clear();
+        self.fresh_since.clear();
         self.pin_rank.clear();
         self.pin_until.clear();
         self.pins.clear();
@@ -488,7 +505,8 @@ impl CompiledModel {
             }
             let base = batch.contact_base.get(s..e).unwrap_or(&[]);
             let scheduled = batch.scheduled.get(s..e).unwrap_or(&[]);
-            for ((((((o, &t), &r), &f), &sl), &b), &at) in out
+            let fresh = batch.fresh_since.get(s..e).unwrap_or(&[]);
+            for (((((((o, &t), &r), &f), &sl), &b), &at), &new_since) in out
                 .iter_mut()
                 .zip(total.iter())
                 .zip(rank.iter())
@@ -496,25 +514,31 @@ impl CompiledModel {
                 .zip(slow.iter())
                 .zip(base)
                 .zip(scheduled)
+                .zip(fresh)
             {
-                let every = self
-                    .tiers
-                    .get(usize::from(r))
-                    .map_or(0.0, |tier| tier.follow_up_seconds)
-                    .max(sl);
-                let next = (b + every).min(at);
+                let tier = self.tiers.get(usize::from(r));
+                let every = tier.map_or(0.0, |tier| tier.follow_up_seconds).max(sl);
+                let first = tier.map_or(f64::INFINITY, |tier| tier.first_response_seconds);
+                let next = (b + every).min(at).min(new_since + first);
                 let overdue = nowf > next;
                 let f = f | if overdue {
                     crate::LeadFlag::Overdue.bit()
                 } else {
                     0
                 };
+                let urgency = if f & crate::LeadFlag::Urgent.bit() != 0 {
+                    Urgency::Urgent
+                } else if overdue {
+                    Urgency::Overdue
+                } else {
+                    Urgency::NotDue
+                };
                 *o = ScoreSummary {
                     total: t,
                     tier_rank: r,
                     flags: crate::Flags(f),
                     next_follow_up_at: next as UnixSeconds,
-                    priority: priority(overdue, r, t),
+                    priority: priority(urgency, r, t),
                 };
             }
         }

@@ -142,6 +142,11 @@ pub struct LeadFacts {
     /// or after it completes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_follow_up_at: Option<UnixSeconds>,
+    /// When the lead last rose into a higher tier, Unix seconds; its
+    /// creation when absent. Until an outbound contact after it, the lead
+    /// is new to its tier and due within the tier's first response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_rose_at: Option<UnixSeconds>,
 }
 
 /// A manager's pin of a lead's tier, with a reason and an optional expiry.

@@ -437,6 +437,11 @@ pub struct Tier {
     pub min_score: f64,
     /// Days between follow-ups for a lead in this tier; must be > 0.
     pub follow_up_every_days: f64,
+    /// Hours within which a lead new to this tier (created in it, or just
+    /// risen into it) is due for its first contact, when sooner than the
+    /// cadence; none when absent. Must be > 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_hours: Option<f64>,
 }
 
 /// An override rule: raises or caps the tier, or sets a flag, with a reason.
@@ -1200,6 +1205,9 @@ impl Validator<'_> {
                 );
             }
             self.positive(&format!("{p}.followUpEveryDays"), t.follow_up_every_days);
+            if let Some(hours) = t.first_response_hours {
+                self.positive(&format!("{p}.firstResponseHours"), hours);
+            }
         }
         if let Some(last) = tiers.last()
             && last.min_score.is_finite()

@@ -206,17 +206,20 @@ pub fn medical_devices() -> ModelConfig {
 /// A (value × intent) four-tier ladder: A ≥ 80 every 2 days, B ≥ 50 every 5,
 /// C ≥ 25 every 14, D ≥ 0 every 30.
 pub fn default_tiers() -> Vec<Tier> {
-    let tier = |key: &str, label: &str, min: f64, every: f64| Tier {
+    let tier = |key: &str, label: &str, min: f64, every: f64, first: Option<f64>| Tier {
         key: key.into(),
         label: label.into(),
         min_score: min,
         follow_up_every_days: every,
+        first_response_hours: first,
     };
+    // The first response to a hot new lead is where deals are won or lost:
+    // within the hour for A, the day for B.
     vec![
-        tier("A", "Key", 80.0, 2.0),
-        tier("B", "Potential", 50.0, 5.0),
-        tier("C", "Nurture", 25.0, 14.0),
-        tier("D", "Long shot", 0.0, 30.0),
+        tier("A", "Key", 80.0, 2.0, Some(1.0)),
+        tier("B", "Potential", 50.0, 5.0, Some(24.0)),
+        tier("C", "Nurture", 25.0, 14.0, None),
+        tier("D", "Long shot", 0.0, 30.0, None),
     ]
 }
 

@@ -206,7 +206,8 @@ fn the_json_has_exactly_the_contract_shape() {
     );
     assert_eq!(
         v["tiers"][0],
-        json!({"key": "A", "label": "Key", "minScore": 80.0, "followUpEveryDays": 2.0})
+        json!({"key": "A", "label": "Key", "minScore": 80.0, "followUpEveryDays": 2.0,
+               "firstResponseHours": 1.0})
     );
     assert_eq!(
         v["overrides"][4],

@@ -220,10 +220,18 @@ fn engagement_can_count_only_chosen_signals() {
 // ---------------------------------------------------------------------------
 
 fn general(facts: &LeadFacts) -> Scorecard {
+    general_at(facts, NOW)
+}
+
+fn general_at(facts: &LeadFacts, now: i64) -> Scorecard {
     templates::general()
         .compile(&default_catalog())
         .unwrap()
-        .score(facts, NOW)
+        .score(facts, now)
+}
+
+fn strong_attributes() -> Value {
+    json!({"budget": 5, "authority": 5, "need": 5, "timeline": 5, "industry_position": 5, "decision_chain": 5})
 }
 
 fn warm_lead() -> LeadFacts {
@@ -394,6 +402,38 @@ fn an_outbound_contact_at_or_after_the_scheduled_time_completes_it() {
     f.scheduled_follow_up_at = Some(NOW - DAY);
     record(&mut f, "call", 2.0, None);
     assert_eq!(general(&f).next_follow_up_at, NOW - DAY);
+}
+
+#[test]
+fn a_new_top_tier_lead_is_due_within_its_tiers_first_response() {
+    let mut f = with(lead(), strong_attributes());
+    f.created_at = NOW - 600;
+    f.predicted_close_probability = Some(0.95);
+    record(&mut f, "meeting_request", 0.0, None);
+    let card = general(&f);
+    assert_eq!(card.tier, "A", "{card:?}");
+    assert_eq!(
+        card.next_follow_up_at,
+        NOW - 600 + 3600,
+        "A: within the hour"
+    );
+    // Two hours on without a call it is overdue, and the most pressing kind.
+    let later = general_at(&f, NOW + 2 * 3600);
+    assert!(later.has_flag(LeadFlag::Overdue));
+    // The first call answers it: from then on the tier's cadence counts.
+    record(&mut f, "call", 0.0, None);
+    assert_eq!(general(&f).next_follow_up_at, NOW + 2 * DAY);
+    // Rising into A again later makes it new to the tier again.
+    f.tier_rose_at = Some(NOW + 60);
+    assert_eq!(general(&f).next_follow_up_at, NOW + 60 + 3600);
+}
+
+#[test]
+fn a_lower_tier_without_a_first_response_waits_for_its_cadence() {
+    let f = lead();
+    let card = general(&f);
+    assert!(card.tier == "C" || card.tier == "D", "{card:?}");
+    assert!(card.next_follow_up_at >= f.created_at + 14 * DAY);
 }
 
 #[test]
@@ -613,6 +653,8 @@ fn a_lifecycle_model_weighs_pipeline_position_and_stage_urgency() {
 #[test]
 fn a_managers_pin_sets_the_tier_and_is_explained_until_it_expires() {
     let mut f = lead();
+    // Contacted already, so A's cadence (not its first response) counts.
+    record(&mut f, "call", 1.0, None);
     f.pin = Some(scoring::TierPin {
         tier: "A".into(),
         reason: "strategic account".into(),
@@ -628,11 +670,7 @@ fn a_managers_pin_sets_the_tier_and_is_explained_until_it_expires() {
         pin.reason,
         "tier pinned to A by Mia Manager until 2025-06-18: strategic account"
     );
-    assert_eq!(
-        card.next_follow_up_at,
-        f.created_at + 2 * DAY,
-        "A's cadence"
-    );
+    assert_eq!(card.next_follow_up_at, NOW - DAY + 2 * DAY, "A's cadence");
 
     let expired = templates::general()
         .compile(&default_catalog())

@@ -927,8 +927,10 @@ async fn queue_reasons_speak_the_tenants_language() {
     let queue = app.queue(&t.token, None).await;
     let reasons = &queue["data"]["followUpQueue"][0]["reasons"];
     assert_eq!(reasons[0], "紧急：今天紧急索要报价", "{queue}");
+    // The urgent quote lifted it into A: A's first response is asked.
+    assert_eq!(reasons[1], "新的A级线索：1小时内响应", "{queue}");
     assert_eq!(
-        reasons[1].as_str().map(|r| r.starts_with("A级：得分")),
+        reasons[2].as_str().map(|r| r.starts_with("A级：得分")),
         Some(true),
         "{reasons}"
     );

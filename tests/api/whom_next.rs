@@ -252,3 +252,108 @@ async fn a_follow_up_in_the_past_or_on_a_pool_lead_by_a_rep_or_anothers_lead_is_
         "{cleared}"
     );
 }
+
+#[tokio::test]
+async fn an_urgent_lead_tops_a_queue_of_overdue_leads_and_says_why_first() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let me = t.owner_id.as_str();
+    for i in 0..3 {
+        let overdue = app
+            .new_lead(
+                &t.token,
+                json!({"name": format!("Overdue {i}"), "attributes": weak(), "ownerId": me, "createdAt": days_ago(60)}),
+            )
+            .await;
+        assert!(flags(&overdue).contains(&"OVERDUE"), "{overdue}");
+    }
+    let quiet = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Quote", "attributes": weak(), "ownerId": me}),
+        )
+        .await;
+    let quiet_id = quiet["id"].as_str().unwrap_or_default();
+    let urgent = app
+        .record(&t.token, quiet_id, "urgent_quote_request", json!({}))
+        .await;
+    assert!(flags(&urgent).contains(&"URGENT"), "{urgent}");
+
+    let queue = app.queue(&t.token, None).await;
+    let entries = queue["data"]["followUpQueue"].as_array().expect("a queue");
+    assert_eq!(entries.len(), 4, "{queue}");
+    assert_eq!(entries[0]["lead"]["id"], quiet_id, "{queue}");
+    assert!(
+        entries[0]["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("urgent: ")),
+        "{queue}"
+    );
+    let priorities: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e["priority"].as_i64())
+        .collect();
+    assert!(
+        priorities.windows(2).all(|w| w[0] >= w[1]),
+        "{priorities:?}"
+    );
+
+    // The lead list's priority order agrees with the queue.
+    let listed = app
+        .graphql(
+            Some(&t.token),
+            "{ leads(orderBy: PRIORITY, first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["data"]["leads"]["edges"][0]["node"]["id"], quiet_id,
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_top_tier_lead_is_due_within_the_hour_with_the_reason() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let me = t.owner_id.as_str();
+    let lead = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Hot", "attributes": strong(), "ownerId": me}),
+        )
+        .await;
+    let id = lead["id"].as_str().unwrap_or_default();
+    let lead = app.record(&t.token, id, "meeting_request", json!({})).await;
+    assert_eq!(lead["tier"], "A", "{lead}");
+    let due =
+        chrono::DateTime::parse_from_rfc3339(lead["nextFollowUpAt"].as_str().unwrap_or_default())
+            .expect("a due date");
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(
+        (due.with_timezone(&chrono::Utc) - in_an_hour)
+            .num_minutes()
+            .abs()
+            <= 1,
+        "due within the hour, not after A's two-day cadence: {lead}"
+    );
+    let queue = app.queue(&t.token, None).await;
+    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    assert!(
+        reasons.contains("new tier A lead: respond within 1 hour"),
+        "{reasons}"
+    );
+
+    // The first call answers it: the reason goes and A's cadence counts.
+    let called = app.record(&t.token, id, "call", json!({})).await;
+    let due =
+        chrono::DateTime::parse_from_rfc3339(called["nextFollowUpAt"].as_str().unwrap_or_default())
+            .expect("a due date");
+    assert!(
+        due.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::days(1),
+        "{called}"
+    );
+    let queue = app.queue(&t.token, None).await;
+    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    assert!(!reasons.contains("respond within"), "{reasons}");
+}

@@ -219,7 +219,12 @@ async fn prime<R: std::borrow::Borrow<lead::Model>>(
 
 /// Loads the owners and teams of leads known by their scores alone, when
 /// the query asks for them.
-async fn prime_people(ctx: &Context<'_>, rows: &[lead_score::Model], node: &[&str]) -> Result<()> {
+async fn prime_people<R: std::borrow::Borrow<lead_score::Model>>(
+    ctx: &Context<'_>,
+    rows: &[R],
+    node: &[&str],
+) -> Result<()> {
+    let rows: Vec<&lead_score::Model> = rows.iter().map(R::borrow).collect();
     let loaders = ctx.data::<Loaders>()?;
     let mut selection = ctx.look_ahead();
     for field in node {
@@ -725,7 +730,8 @@ impl From<score_event::Model> for ScoreEvent {
 #[graphql(complex)]
 pub struct QueueEntry {
     pub lead: Lead,
-    /// Larger comes first: overdue, then tier, then score.
+    /// Larger comes first: an urgent signal inside its window, then
+    /// overdue, then due later today, then tier, then score.
     pub priority: i32,
     /// When the follow-up is due.
     pub due_at: Option<DateTime<Utc>>,
@@ -748,11 +754,21 @@ impl QueueEntry {
             .iter()
             .find(|s| s.id == row.stage_id)
             .map_or("", |s| s.name.as_str());
+        let first_response_hours = config
+            .model(row.team_id)
+            .gql()?
+            .compiled
+            .config()
+            .tiers
+            .iter()
+            .find(|t| t.key == row.tier)
+            .and_then(|t| t.first_response_hours);
         Ok(reasons::queue_reasons(
             &QueueFacts {
                 lead: row,
                 stage_name,
                 signals: &config.catalog.signals,
+                first_response_hours,
             },
             &config.tenant.locale,
             self.now,
@@ -906,8 +922,7 @@ impl LeadQuery {
                 )
                 .await
                 .gql()?;
-                let rows: Vec<lead_score::Model> =
-                    page.edges.iter().map(|(_, row)| row.clone()).collect();
+                let rows: Vec<&lead_score::Model> = page.edges.iter().map(|(_, row)| row).collect();
                 prime_people(ctx, &rows, &["edges", "node"]).await?;
                 (edges_of(page.edges), page.has_next_page)
             };
@@ -943,12 +958,13 @@ impl LeadQuery {
         let owner = lead_query::queue_owner(&scope, &principal, owner)
             .await
             .gql()?;
-        let rows = lead_query::follow_up_queue(&scope, owner, limit, now)
+        let queued = lead_query::follow_up_queue(&scope, owner, limit, now)
             .await
             .gql()?;
-        if rows.is_empty() {
+        if queued.is_empty() {
             return Ok(Vec::new());
         }
+        let rows: Vec<&lead_score::Model> = queued.iter().map(|q| &q.score).collect();
         // The leads' facts only when a field (or the reasons) asks for
         // more than what scoring keeps: one query for the whole queue.
         let selection = ctx.look_ahead();
@@ -966,24 +982,29 @@ impl LeadQuery {
         } else {
             prime_people(ctx, &rows, &["lead"]).await?;
         }
-        Ok(rows
+        Ok(queued
             .into_iter()
-            .map(|row| {
-                let overdue = overdue_at(&row, now);
-                let overdue_days = row
-                    .next_follow_up_at
-                    .filter(|_| overdue)
-                    .map_or(0, |due| (now - due).num_days());
-                let rank = u8::try_from(row.tier_rank).unwrap_or(u8::MAX);
-                QueueEntry {
-                    priority: i32::try_from(scoring::tiers::priority(overdue, rank, row.score))
-                        .unwrap_or(i32::MAX),
-                    due_at: row.next_follow_up_at,
-                    overdue_days: i32::try_from(overdue_days).unwrap_or(i32::MAX),
-                    now,
-                    lead: Lead::from(row),
-                }
-            })
+            .map(
+                |lead_query::Queued {
+                     score: row,
+                     urgency,
+                 }| {
+                    let overdue = overdue_at(&row, now);
+                    let overdue_days = row
+                        .next_follow_up_at
+                        .filter(|_| overdue)
+                        .map_or(0, |due| (now - due).num_days());
+                    let rank = u8::try_from(row.tier_rank).unwrap_or(u8::MAX);
+                    QueueEntry {
+                        priority: i32::try_from(scoring::tiers::priority(urgency, rank, row.score))
+                            .unwrap_or(i32::MAX),
+                        due_at: row.next_follow_up_at,
+                        overdue_days: i32::try_from(overdue_days).unwrap_or(i32::MAX),
+                        now,
+                        lead: Lead::from(row),
+                    }
+                },
+            )
             .collect())
     }
 }

@@ -43,6 +43,9 @@ pub struct TierInput {
     pub label: String,
     pub min_score: f64,
     pub follow_up_every_days: f64,
+    /// Hours within which a lead new to the tier is due for a first
+    /// contact; > 0. Null: the cadence alone.
+    pub first_response_hours: Option<f64>,
 }
 
 /// A rule that raises or caps the tier: URGENT_SIGNAL, BANT, COLD, STALE
@@ -310,6 +313,7 @@ impl ModelMutation {
                             "label": t.label,
                             "minScore": t.min_score,
                             "followUpEveryDays": t.follow_up_every_days,
+                            "firstResponseHours": t.first_response_hours,
                         })
                     })
                     .collect()

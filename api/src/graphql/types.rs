@@ -349,6 +349,11 @@ pub struct Tier {
     /// The lowest total score (0–100) in this tier.
     pub min_score: f64,
     pub follow_up_every_days: f64,
+    /// Hours within which a lead new to this tier (created in it, or just
+    /// risen into it) is due for a first contact; null when the cadence
+    /// alone applies.
+    #[serde(default)]
+    pub first_response_hours: Option<f64>,
 }
 
 /// A rule that raises or caps a lead's tier.

@@ -153,6 +153,7 @@ struct Row {
     team_id: Option<Uuid>,
     score: f64,
     tier: String,
+    tier_rank: i32,
     flags: i32,
     bucket: i16,
     next_follow_up_at: Option<DateTime<Utc>>,
@@ -648,7 +649,15 @@ impl Scorer<'_> {
                 .map(|p| p.predict(&facts))
                 .or(row.facts.close_probability);
             facts.predicted_close_probability = probability;
-            let card = model.compiled.score(&facts, secs(now));
+            let mut card = model.compiled.score(&facts, secs(now));
+            // Risen into a higher tier tonight: new to it from now, as the
+            // lead writer judges a mutation's rise.
+            let mut tier_rose_at = row.facts.tier_rose_at;
+            if i64::from(card.tier_rank) < i64::from(row.tier_rank) {
+                tier_rose_at = Some(now);
+                facts.tier_rose_at = Some(secs(now));
+                card = model.compiled.score(&facts, secs(now));
+            }
             let flags = rescoring::flag_bits(&card);
             let was = |flag: LeadFlag| row.flags & i32::from(flag.bit()) != 0;
             if card.has_flag(LeadFlag::Cold) && !was(LeadFlag::Cold) {
@@ -665,6 +674,7 @@ impl Scorer<'_> {
                 || flags != row.flags
                 || lead_writer::bucket(
                     LeadStatus::Open,
+                    flags,
                     Some(from_secs(card.next_follow_up_at)),
                     now,
                 ) != row.bucket
@@ -692,6 +702,7 @@ impl Scorer<'_> {
                     close_probability: probability,
                     model_id: model.row.id,
                     model_version: model.row.version,
+                    tier_rose_at,
                 });
             }
         }
@@ -921,6 +932,7 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::TeamId,
         lead::Column::Score,
         lead::Column::Tier,
+        lead::Column::TierRank,
         lead::Column::Flags,
         lead::Column::Bucket,
         lead::Column::NextFollowUpAt,

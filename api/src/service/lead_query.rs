@@ -8,7 +8,7 @@ use entity::{
     enums::{LeadStatus, Role},
     lead, lead_score, team_member,
 };
-use scoring::LeadFlag;
+use scoring::{LeadFlag, tiers::Urgency};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, ExprTrait, FromQueryResult, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     lead::{teams_of, visibility},
-    lead_writer::{BUCKET_CLOSED, BUCKET_DUE, BUCKET_NOT_DUE},
+    lead_writer::{BUCKET_CLOSED, BUCKET_NOT_DUE, BUCKET_URGENT},
 };
 use crate::{
     auth::Principal,
@@ -447,14 +447,57 @@ pub async fn queue_owner<C: ConnectionTrait>(
     }
 }
 
-/// What scoring keeps of `owner`'s open leads, in follow-up order: overdue
-/// now first, then tier (top first), then score. Overdue is judged at `now`, not when the lead
-/// was last scored, so a follow-up that fell due since comes up at once.
+/// A queued lead: what scoring keeps of it, and how pressing it is now.
+pub struct Queued {
+    pub score: lead_score::Model,
+    pub urgency: Urgency,
+}
+
+/// How pressing a lead is at `now`: urgent when it was scored with an
+/// urgent signal inside its window, else overdue when its follow-up time
+/// has passed, due today when it falls before `end_of_today`, or not due.
+#[must_use]
+pub fn urgency(
+    score: &lead_score::Model,
+    now: DateTime<Utc>,
+    end_of_today: DateTime<Utc>,
+) -> Urgency {
+    let due = score.next_follow_up_at;
+    if score.status != LeadStatus::Open {
+        Urgency::NotDue
+    } else if score.bucket == BUCKET_URGENT {
+        Urgency::Urgent
+    } else if due.is_some_and(|at| at <= now) {
+        Urgency::Overdue
+    } else if due.is_some_and(|at| at < end_of_today) {
+        Urgency::DueToday
+    } else {
+        Urgency::NotDue
+    }
+}
+
+/// The first moment of tomorrow in the tenant's time zone.
+#[must_use]
+pub fn end_of_today(now: DateTime<Utc>, time_zone: &str) -> DateTime<Utc> {
+    let zone: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let today = now.with_timezone(&zone).date_naive();
+    today
+        .succ_opt()
+        .and_then(|tomorrow| tomorrow.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| midnight.and_local_timezone(zone).earliest())
+        .map_or(now + chrono::Duration::days(1), |at| at.with_timezone(&Utc))
+}
+
+/// What scoring keeps of `owner`'s open leads, in follow-up order: leads
+/// with an urgent signal inside its window first, then overdue, then due
+/// later today (in the tenant's time zone), then by tier (top first), then
+/// by score. Due is judged at `now`, not when the lead was last scored, so
+/// a follow-up that fell due since comes up at once.
 ///
-/// The order is read from the queue index alone: leads in the index's due
-/// bucket (due when scored) come first, and the few that fell due after
-/// they were scored are found in the index by their follow-up date and
-/// merged in.
+/// The order is read from the queue index alone: leads in the index's
+/// urgent and due buckets (as scored) come first, and the few not due when
+/// scored that fall due by the end of today are found in the index by
+/// their follow-up date and merged in.
 ///
 /// # Errors
 /// BAD_USER_INPUT for `limit` out of range.
@@ -463,7 +506,7 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
     owner: Uuid,
     limit: i32,
     now: DateTime<Utc>,
-) -> AppResult<Vec<lead_score::Model>> {
+) -> AppResult<Vec<Queued>> {
     let limit = u64::try_from(limit)
         .ok()
         .filter(|l| *l <= MAX_QUEUE)
@@ -471,25 +514,27 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let config = super::tenant_config::get(scope).await?;
+    let end_of_today = end_of_today(now, &config.tenant.time_zone);
     // One statement, one round trip: the top of the index range, without
-    // the leads that fell due since they were scored, and those leads,
-    // whom the index keeps as not due. Both halves start from the scope.
-    let fell_due = || {
+    // the leads due by the end of today that were not due when scored, and
+    // those leads. Both halves start from the scope.
+    let due_today = || {
         Condition::all()
             .add(lead_score::Column::Bucket.eq(BUCKET_NOT_DUE))
-            .add(lead_score::Column::NextFollowUpAt.lte(now))
+            .add(lead_score::Column::NextFollowUpAt.lt(end_of_today))
     };
     let top = scope
         .select::<lead_score::Entity>()
         .filter(lead_score::Column::OwnerId.eq(owner))
         .filter(lead_score::Column::Bucket.lt(BUCKET_CLOSED))
         .filter(
-            // Spelled out rather than NOT(fell due): a lead without a
+            // Spelled out rather than NOT(due today): a lead without a
             // follow-up date would make that NULL and drop out of both halves.
             Condition::any()
                 .add(lead_score::Column::Bucket.ne(BUCKET_NOT_DUE))
                 .add(lead_score::Column::NextFollowUpAt.is_null())
-                .add(lead_score::Column::NextFollowUpAt.gt(now)),
+                .add(lead_score::Column::NextFollowUpAt.gte(end_of_today)),
         )
         .order_by_asc(lead_score::Column::Bucket)
         .order_by_asc(lead_score::Column::TierRank)
@@ -497,33 +542,36 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .order_by_asc(lead_score::Column::LeadId)
         .limit(limit)
         .into_query();
-    let fallen = scope
+    let today = scope
         .select::<lead_score::Entity>()
         .filter(lead_score::Column::OwnerId.eq(owner))
-        .filter(fell_due())
+        .filter(due_today())
         .into_query();
     let query = Query::select()
         .column(Asterisk)
         .from_subquery(top, "top")
-        .union(UnionType::All, fallen)
+        .union(UnionType::All, today)
         .to_owned();
     let backend = scope.conn().get_database_backend();
-    let mut rows = lead_score::Model::find_by_statement(backend.build(&query))
+    let rows = lead_score::Model::find_by_statement(backend.build(&query))
         .all(scope.conn())
         .await?;
-    let due = |row: &lead_score::Model| {
-        row.bucket == BUCKET_DUE
-            || (row.bucket == BUCKET_NOT_DUE && row.next_follow_up_at.is_some_and(|at| at <= now))
-    };
-    rows.sort_by(|a, b| {
-        due(b)
-            .cmp(&due(a))
-            .then(a.tier_rank.cmp(&b.tier_rank))
-            .then(b.score.total_cmp(&a.score))
-            .then(a.lead_id.cmp(&b.lead_id))
+    let mut queued: Vec<Queued> = rows
+        .into_iter()
+        .map(|score| Queued {
+            urgency: urgency(&score, now, end_of_today),
+            score,
+        })
+        .collect();
+    queued.sort_by(|a, b| {
+        b.urgency
+            .cmp(&a.urgency)
+            .then(a.score.tier_rank.cmp(&b.score.tier_rank))
+            .then(b.score.score.total_cmp(&a.score.score))
+            .then(a.score.lead_id.cmp(&b.score.lead_id))
     });
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(rows)
+    queued.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(queued)
 }
 
 #[cfg(test)]

@@ -129,6 +129,7 @@ pub fn blank(
         scheduled_follow_up_at: None,
         scheduled_follow_up_note: None,
         scheduled_follow_up_by: None,
+        tier_rose_at: None,
         version: 1,
         created_by: Some(by),
         created_at: now,
@@ -157,7 +158,17 @@ pub fn score(
         facts.predicted_close_probability = Some(probability);
         lead.close_probability = Some(probability);
     }
-    let card = model.compiled.score(&facts, secs(now));
+    let mut card = model.compiled.score(&facts, secs(now));
+    // A lead that rose into a higher tier is new to it: its first response
+    // counts from now. A new lead has no tier yet; its creation counts.
+    let rose = !lead.tier.is_empty()
+        && i64::from(card.tier_rank) < i64::from(lead.tier_rank)
+        && lead.status == LeadStatus::Open;
+    if rose {
+        lead.tier_rose_at = Some(now);
+        facts.tier_rose_at = Some(secs(now));
+        card = model.compiled.score(&facts, secs(now));
+    }
     lead.score = card.total;
     lead.tier.clone_from(&card.tier);
     lead.tier_rank = i32::try_from(card.tier_rank).unwrap_or(i32::MAX);
@@ -167,29 +178,35 @@ pub fn score(
     lead.scoring_model_id = Some(model.row.id);
     lead.model_version = Some(model.row.version);
     lead.scored_at = Some(now);
-    lead.bucket = bucket(lead.status, lead.next_follow_up_at, now);
+    lead.bucket = bucket(lead.status, lead.flags, lead.next_follow_up_at, now);
     Ok(card)
 }
 
+/// The queue bucket of an open lead with an urgent signal inside its
+/// window when it was scored: first in the queue, whenever it is due.
+pub const BUCKET_URGENT: i16 = -1;
 /// The queue bucket of an open lead whose follow-up was due when it was
-/// scored: first in the queue.
+/// scored: next in the queue.
 pub const BUCKET_DUE: i16 = 0;
 /// The bucket of an open lead not due when scored.
 pub const BUCKET_NOT_DUE: i16 = 1;
 /// The bucket of a closed lead, which no queue shows.
 pub const BUCKET_CLOSED: i16 = 2;
 
-/// Where a lead sorts in the follow-up queue as scored at `scored_at`. The
-/// queue's index holds it, so the leads due come first without sorting
-/// every open lead; those that fall due after they were scored are found by
-/// their follow-up date.
+/// Where a lead sorts in the follow-up queue as scored at `scored_at`, with
+/// its flag bits then. The queue's index holds it, so urgent and due leads
+/// come first without sorting every open lead; those that fall due after
+/// they were scored are found by their follow-up date.
 #[must_use]
 pub fn bucket(
     status: LeadStatus,
+    flags: i32,
     next_follow_up_at: Option<DateTime<Utc>>,
     scored_at: DateTime<Utc>,
 ) -> i16 {
+    let urgent = flags & i32::from(scoring::LeadFlag::Urgent.bit()) != 0;
     match (status, next_follow_up_at) {
+        (LeadStatus::Open, _) if urgent => BUCKET_URGENT,
         (LeadStatus::Open, Some(due)) if due <= scored_at => BUCKET_DUE,
         (LeadStatus::Open, _) => BUCKET_NOT_DUE,
         _ => BUCKET_CLOSED,
@@ -275,6 +292,7 @@ pub fn score_of(lead: &lead::Model) -> lead_score::Model {
         model_version: lead.model_version,
         next_follow_up_at: lead.next_follow_up_at,
         scored_at: lead.scored_at,
+        tier_rose_at: lead.tier_rose_at,
     }
 }
 
@@ -299,6 +317,7 @@ fn score_row(lead: &lead::Model) -> lead_score::ActiveModel {
         model_version: Set(lead.model_version),
         next_follow_up_at: Set(lead.next_follow_up_at),
         scored_at: Set(lead.scored_at),
+        tier_rose_at: Set(lead.tier_rose_at),
     }
 }
 
@@ -664,6 +683,8 @@ pub struct Rescored {
     pub close_probability: Option<f64>,
     pub model_id: Uuid,
     pub model_version: i32,
+    /// When it last rose into a higher tier, kept or set by this scoring.
+    pub tier_rose_at: Option<DateTime<Utc>>,
 }
 
 /// A re-scored lead as the bulk write reads it, one element of the JSON
@@ -684,12 +705,14 @@ struct Written<'a> {
     close_probability: Option<f64>,
     scoring_model_id: Uuid,
     model_version: i32,
+    /// As `next_follow_up_at`.
+    tier_rose_at: Option<String>,
 }
 
 /// The JSON row's fields besides the id: name, PostgreSQL type, and
 /// whether SQLite keeps it as a UUID blob. All are written to the lead's
 /// column of the same name but `version`, the guard.
-const WRITTEN: [(&str, &str, bool); 11] = [
+const WRITTEN: [(&str, &str, bool); 12] = [
     ("score", "double precision", false),
     ("tier", "text", false),
     ("tier_rank", "integer", false),
@@ -700,6 +723,7 @@ const WRITTEN: [(&str, &str, bool); 11] = [
     ("close_probability", "double precision", false),
     ("scoring_model_id", "uuid", true),
     ("model_version", "integer", false),
+    ("tier_rose_at", "timestamptz", false),
     ("version", "integer", false),
 ];
 
@@ -796,6 +820,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
             flags: rescoring::flag_bits(&c.card),
             bucket: bucket(
                 LeadStatus::Open,
+                rescoring::flag_bits(&c.card),
                 Some(from_secs(c.card.next_follow_up_at)),
                 now,
             ),
@@ -804,6 +829,9 @@ pub async fn write_rescored<C: ConnectionTrait>(
             close_probability: c.close_probability,
             scoring_model_id: c.model_id,
             model_version: c.model_version,
+            tier_rose_at: c
+                .tier_rose_at
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| AppError::Internal(e.into()))?;

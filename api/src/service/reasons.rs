@@ -11,6 +11,7 @@ struct Phrases {
     due_today: &'static str,
     overdue: fn(i64) -> String,
     scheduled: fn(Option<&str>) -> String,
+    first_response: fn(&str, bool, f64) -> String,
     tier: fn(&str, f64) -> String,
     cold: fn(i64) -> String,
     stale: fn(&str, i64) -> String,
@@ -24,6 +25,18 @@ const EN: Phrases = Phrases {
     scheduled: |note| match note {
         Some(note) => format!("scheduled follow-up: {note}"),
         None => "scheduled follow-up".to_owned(),
+    },
+    first_response: |tier, new, hours| {
+        let within = if hours == 1.0 {
+            "1 hour".to_owned()
+        } else {
+            format!("{hours} hours")
+        };
+        if new {
+            format!("new tier {tier} lead: respond within {within}")
+        } else {
+            format!("rose to tier {tier}: respond within {within}")
+        }
     },
     tier: |tier, score| format!("tier {tier}: score {score:.0}"),
     cold: |days| format!("cold: no reply for {days} {}", plural(days, "day", "days")),
@@ -41,6 +54,13 @@ const ZH: Phrases = Phrases {
     scheduled: |note| match note {
         Some(note) => format!("预约跟进：{note}"),
         None => "预约跟进".to_owned(),
+    },
+    first_response: |tier, new, hours| {
+        if new {
+            format!("新的{tier}级线索：{hours}小时内响应")
+        } else {
+            format!("升至{tier}级：{hours}小时内响应")
+        }
     },
     tier: |tier, score| format!("{tier}级：得分{score:.0}"),
     cold: |days| format!("冷线索：{days}天未回复"),
@@ -89,6 +109,8 @@ pub struct QueueFacts<'a> {
     pub lead: &'a lead::Model,
     pub stage_name: &'a str,
     pub signals: &'a [signal_type::Model],
+    /// Hours of the first response the lead's tier asks, if it asks one.
+    pub first_response_hours: Option<f64>,
 }
 
 /// The reasons for a queue entry, most pressing first: an urgent signal,
@@ -118,6 +140,22 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
                 lead.scheduled_follow_up_note
                     .as_deref()
                     .filter(|n| !n.is_empty()),
+            ));
+        }
+    }
+    // New to its tier (created in it, or risen into it) with no outbound
+    // contact since: the tier's first response is what is asked.
+    if let Some(hours) = facts.first_response_hours {
+        let since = lead.tier_rose_at.unwrap_or(lead.created_at);
+        if lead.status == entity::enums::LeadStatus::Open
+            && lead.last_outbound_at.is_none_or(|at| at < since)
+        {
+            // Never contacted at all: new to the rep too, however it
+            // reached the tier.
+            out.push((words.first_response)(
+                &lead.tier,
+                lead.last_outbound_at.is_none(),
+                hours,
             ));
         }
     }
@@ -166,6 +204,22 @@ mod tests {
         );
         assert_eq!(in_sentence("CEO call", "en"), "CEO call");
         assert_eq!(in_sentence("紧急索要报价", "zh-CN"), "紧急索要报价");
+    }
+
+    #[test]
+    fn a_first_response_says_whether_the_lead_is_new_or_risen() {
+        assert_eq!(
+            (EN.first_response)("A", true, 1.0),
+            "new tier A lead: respond within 1 hour"
+        );
+        assert_eq!(
+            (EN.first_response)("B", false, 24.0),
+            "rose to tier B: respond within 24 hours"
+        );
+        assert_eq!(
+            (ZH.first_response)("B", false, 24.0),
+            "升至B级：24小时内响应"
+        );
     }
 
     #[test]

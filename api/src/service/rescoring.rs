@@ -167,6 +167,8 @@ pub struct FactSource<'a> {
     pub pin: Option<PinSource<'a>>,
     /// A follow-up someone scheduled.
     pub scheduled_follow_up_at: Option<DateTime<Utc>>,
+    /// When the lead last rose into a higher tier.
+    pub tier_rose_at: Option<DateTime<Utc>>,
 }
 
 /// A JSON column as read: parsed already, or as the text the bulk readers
@@ -224,6 +226,7 @@ pub struct FactColumns {
     pub pin_expires_at: Option<DateTime<Utc>>,
     pub pinned_by: Option<Uuid>,
     pub scheduled_follow_up_at: Option<DateTime<Utc>>,
+    pub tier_rose_at: Option<DateTime<Utc>>,
 }
 
 impl FactColumns {
@@ -243,6 +246,7 @@ impl FactColumns {
             lead::Column::PinExpiresAt,
             lead::Column::PinnedBy,
             lead::Column::ScheduledFollowUpAt,
+            lead::Column::TierRoseAt,
         ]);
         let query = json_as_text(query, lead::Column::Attributes);
         json_as_text(query, lead::Column::SignalState)
@@ -265,6 +269,7 @@ impl FactColumns {
                 pinned_by,
             ),
             scheduled_follow_up_at: self.scheduled_follow_up_at,
+            tier_rose_at: self.tier_rose_at,
         }
     }
 }
@@ -314,6 +319,7 @@ impl<'a> From<&'a lead::Model> for FactSource<'a> {
                 None,
             ),
             scheduled_follow_up_at: lead.scheduled_follow_up_at,
+            tier_rose_at: lead.tier_rose_at,
         }
     }
 }
@@ -440,6 +446,7 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
         activity: lead.signal_state.parse(),
         created_at: secs(lead.created_at),
         scheduled_follow_up_at: lead.scheduled_follow_up_at.map(secs),
+        tier_rose_at: lead.tier_rose_at.map(secs),
         predicted_close_probability: lead.close_probability,
         // An expired pin is passed on as it is: the engine ignores it from
         // its `expires_at`, so scoring at any `now` is right without the
