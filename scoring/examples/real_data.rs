@@ -38,11 +38,7 @@ fn load(path: &str) -> Data {
     let outcome = header.iter().position(|h| *h == "outcome").expect("an outcome column");
     let mut fields = Vec::new();
     let mut columns = Vec::new();
-    let drop: Vec<String> = std::env::var("DROP").unwrap_or_default().split(',').map(String::from).collect();
     for (j, name) in header.iter().enumerate() {
-        if drop.iter().any(|d| d == name) {
-            continue;
-        }
         let field_type = if name.starts_with("cat_") {
             FieldType::Category
         } else if name.starts_with("num_") || name.starts_with("count_") {
@@ -191,20 +187,14 @@ fn main() {
     let last: Vec<usize> = (cut..n).collect();
 
     let mut results = Vec::new();
-    let families = if std::env::var("ONLY_TIME").is_ok() {
-        vec![("boosted predictor", Family::Boosted, &boosted_space)]
-    } else {
-        vec![
-            ("boosted predictor", Family::Boosted, &boosted_space),
-            ("logistic regression (v1)", Family::Linear, &linear_space),
-        ]
-    };
-    for (name, family, space) in families {
+    for (name, family, space) in [
+        ("boosted predictor", Family::Boosted, &boosted_space),
+        ("logistic regression (v1)", Family::Linear, &linear_space),
+    ] {
         eprintln!("{name}:");
         let (mut probs, mut labels, mut train_s) = (Vec::new(), Vec::new(), 0.0);
         let mut fold_auc = Vec::new();
-        let folds = if std::env::var("ONLY_TIME").is_ok() { 0 } else { 5 };
-        for k in 0..folds {
+        for k in 0..5 {
             let train: Vec<usize> = (0..n).filter(|&i| fold[i] != k).collect();
             let test: Vec<usize> = (0..n).filter(|&i| fold[i] == k).collect();
             let s = run(&data, space, family, &train, &test, false);

@@ -938,8 +938,21 @@ impl Predictor {
 
     /// Close probability (0–1) of a lead.
     pub fn predict(&self, facts: &LeadFacts) -> f64 {
-        let row = self.space.encode(facts);
-        self.predict_row(&row)
+        const STACK: usize = 64;
+        let p = self.space.len();
+        if !self.coefficients.is_empty() || p > STACK || self.bins.len() != p {
+            let row = self.space.encode(facts);
+            return self.predict_row(&row);
+        }
+        // The common case, without allocating: bins straight from the facts.
+        let mut bins = [0u8; STACK];
+        for ((b, f), binning) in bins.iter_mut().zip(&self.space.features).zip(&self.bins) {
+            *b = binning.bin(f.value(facts));
+        }
+        let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
+        let z = self.intercept + self.trees.iter().map(|t| t.predict(bin)).sum::<f64>();
+        let z = self.calibration.slope * z + self.calibration.offset;
+        sigmoid(if z.is_finite() { z } else { 0.0 })
     }
 
     /// Close probability (0–1) of a raw feature row (see [`FeatureSpace::encode`]).
@@ -1166,13 +1179,6 @@ struct Candidate {
 /// features, robust under drift) and depth-3 trees (interactions), each
 /// with and without recency weighting when the close times are known.
 fn candidates(times_known: bool) -> Vec<Candidate> {
-    if let Ok(spec) = std::env::var("DEBUG_CANDIDATES") {
-        // DEBUG: "1:0.25,3:none"
-        return spec.split(',').filter_map(|c| {
-            let (d, h) = c.split_once(':')?;
-            Some(Candidate { depth: d.parse().ok()?, half_life: h.parse().ok() })
-        }).collect();
-    }
     let mut c = vec![
         Candidate {
             depth: 1,
@@ -1201,13 +1207,15 @@ fn candidates(times_known: bool) -> Vec<Candidate> {
 fn params_for(c: Candidate, lambda: f64, max_trees: u32) -> Params {
     Params {
         depth: c.depth,
-        learning_rate: 0.1,
+        // Stumps learn one feature at a time and would need many more
+        // trees at the rate that suits deeper trees.
+        learning_rate: if c.depth <= 1 { 0.25 } else { 0.1 },
         lambda: lambda.max(1e-3),
         min_hessian: 2.0,
         category_smoothing: 10.0,
         max_trees: max_trees as usize,
-        patience: 25,
-        sample_rows: 30_000,
+        patience: 15,
+        sample_rows: 16_000,
     }
 }
 

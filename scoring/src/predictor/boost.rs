@@ -388,25 +388,12 @@ pub fn boost(
     let mut grad = vec![0.0; n];
     let mut hess = vec![0.0; n];
     let mut trees: Vec<Tree> = Vec::new();
-    let mut best_loss = valid_loss(labels, margin, valid);
+    let mut platt = (1.0, 0.0);
+    let mut best_loss = valid_loss(labels, margin, valid, &mut platt, 8);
     let mut best_round = 0usize;
     let mut rng = seed | 1;
     let mut sample: Vec<u32> = Vec::with_capacity(fit.len().min(params.sample_rows));
     for round in 0..params.max_trees {
-        for &i in fit {
-            let i = i as usize;
-            if let (Some(g), Some(h), Some(&m), Some(&y), Some(&w)) = (
-                grad.get_mut(i),
-                hess.get_mut(i),
-                margin.get(i),
-                labels.get(i),
-                weights.get(i),
-            ) {
-                let p = sigmoid(m);
-                *g = w * (p - f64::from(u8::from(y)));
-                *h = w * (p * (1.0 - p)).max(1e-6);
-            }
-        }
         sample.clear();
         if fit.len() > params.sample_rows {
             // Bernoulli sampling keeps the rows in order (cache friendly).
@@ -422,6 +409,21 @@ pub fn boost(
         } else {
             sample.extend_from_slice(fit);
         }
+        // Gradients are needed on the sampled rows only.
+        for &i in &sample {
+            let i = i as usize;
+            if let (Some(g), Some(h), Some(&m), Some(&y), Some(&w)) = (
+                grad.get_mut(i),
+                hess.get_mut(i),
+                margin.get(i),
+                labels.get(i),
+                weights.get(i),
+            ) {
+                let p = sigmoid(m);
+                *g = w * (p - f64::from(u8::from(y)));
+                *h = w * (p * (1.0 - p)).max(1e-6);
+            }
+        }
         let grower = Grower {
             binned,
             params,
@@ -433,16 +435,11 @@ pub fn boost(
             // No split is worth making any more.
             break;
         }
-        for &i in fit.iter().chain(valid) {
-            let i = i as usize;
-            let v = tree.predict(|j| binned.cols.get(j).and_then(|c| c.get(i)).copied().unwrap_or(0));
-            if let Some(m) = margin.get_mut(i) {
-                *m += v;
-            }
-        }
+        add_tree(&tree, binned, fit, margin, 1.0);
+        add_tree(&tree, binned, valid, margin, 1.0);
         trees.push(tree);
         if !valid.is_empty() {
-            let loss = valid_loss(labels, margin, valid);
+            let loss = valid_loss(labels, margin, valid, &mut platt, 1);
             if loss < best_loss - 1e-9 {
                 best_loss = loss;
                 best_round = round + 1;
@@ -455,28 +452,61 @@ pub fn boost(
     }
     // Take back the trees past the best round.
     for tree in trees.iter().skip(best_round) {
-        for &i in fit.iter().chain(valid) {
-            let i = i as usize;
-            let v = tree.predict(|j| binned.cols.get(j).and_then(|c| c.get(i)).copied().unwrap_or(0));
-            if let Some(m) = margin.get_mut(i) {
-                *m -= v;
-            }
-        }
+        add_tree(tree, binned, fit, margin, -1.0);
+        add_tree(tree, binned, valid, margin, -1.0);
     }
     trees.truncate(best_round);
     Boosted { trees, best_loss }
+}
+
+/// Adds `sign ×` the tree's value to the margin of each of `rows`.
+fn add_tree(tree: &Tree, binned: &Binned, rows: &[u32], margin: &mut [f64], sign: f64) {
+    // A stump (the common case of an additive model) is a table lookup.
+    if let [root, left, right] = tree.nodes.as_slice()
+        && let Some(f) = root.feature
+        && let Some(col) = binned.cols.get(f as usize)
+    {
+        let mut table = [0.0; MAX_BINS];
+        for (b, t) in table.iter_mut().enumerate() {
+            let goes_left = u8::try_from(b).is_ok_and(|b| root.left_bins.contains(b));
+            *t = sign * if goes_left { left.value } else { right.value };
+        }
+        for &i in rows {
+            let i = i as usize;
+            if let (Some(m), Some(&b)) = (margin.get_mut(i), col.get(i)) {
+                *m += table.get(usize::from(b)).copied().unwrap_or(0.0);
+            }
+        }
+        return;
+    }
+    for &i in rows {
+        let i = i as usize;
+        let v = tree.predict(|j| binned.cols.get(j).and_then(|c| c.get(i)).copied().unwrap_or(0));
+        if let Some(m) = margin.get_mut(i) {
+            *m += sign * v;
+        }
+    }
 }
 
 /// Mean log-loss of `rows` after the best Platt scaling `a·m + b` of their
 /// margins. Judging the ranking and shape, not the level, keeps a shift of
 /// the won rate between the training and the validation rows (drift,
 /// which the calibration follows) from stopping the boosting at once.
-fn valid_loss(labels: &[bool], margin: &[f64], rows: &[u32]) -> f64 {
+/// `platt` is the scaling to start from (the previous round's, nearly
+/// right as trees change the margins little) and is updated by `steps`
+/// Newton steps.
+fn valid_loss(
+    labels: &[bool],
+    margin: &[f64],
+    rows: &[u32],
+    platt: &mut (f64, f64),
+    steps: usize,
+) -> f64 {
     if rows.is_empty() {
         return f64::NAN;
     }
-    let (mut a, mut b) = (1.0f64, 0.0f64);
-    for _ in 0..8 {
+    let (mut a, mut b) = *platt;
+    for _ in 0..steps {
         let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
         for &i in rows {
             let i = i as usize;
@@ -498,6 +528,7 @@ fn valid_loss(labels: &[bool], margin: &[f64], rows: &[u32]) -> f64 {
         a = (a - (hbb * ga - hab * gb) / det).clamp(0.01, 10.0);
         b = (b - (haa * gb - hab * ga) / det).clamp(-20.0, 20.0);
     }
+    *platt = (a, b);
     let mut loss = 0.0;
     for &i in rows {
         let i = i as usize;
