@@ -1167,6 +1167,9 @@ struct Fitted {
     converged: bool,
 }
 
+/// Whether the chosen configuration is trained again on every row.
+const REFIT: bool = true;
+
 /// A candidate configuration tried on the validation slice.
 #[derive(Clone, Copy)]
 struct Candidate {
@@ -1193,11 +1196,11 @@ fn candidates(times_known: bool) -> Vec<Candidate> {
         c.extend([
             Candidate {
                 depth: 1,
-                half_life: Some(0.25),
+                half_life: Some(0.05),
             },
             Candidate {
                 depth: 3,
-                half_life: Some(0.25),
+                half_life: Some(0.05),
             },
         ]);
     }
@@ -1318,9 +1321,10 @@ fn fit_boosted(
     // Each candidate is trained on the older rows and judged, calibrated,
     // on the recent ones.
     let mut best: Option<(f64, Candidate, usize, Vec<f64>)> = None;
+    let mut kept: Option<(f64, Vec<Tree>)> = None;
     for c in candidates(times.known) {
         let weights = recency_weights(times, &fit, c.half_life, n);
-        let (mut margin, _) = start_margins(start, labels, &weights, &fit);
+        let (mut margin, b0) = start_margins(start, labels, &weights, &fit);
         let params = params_for(c, lambda, options.max_trees);
         let boosted = boost::boost(binned, labels, &weights, &mut margin, &fit, &valid, &params, 17);
         let scores: Vec<f64> = valid.iter().map(|&i| margin.get(i as usize).copied().unwrap_or(0.0)).collect();
@@ -1329,6 +1333,7 @@ fn fit_boosted(
         let loss = log_loss(&scores, &y, cal);
         if best.as_ref().is_none_or(|(l, ..)| loss < *l) {
             best = Some((loss, c, boosted.trees.len(), scores));
+            kept = Some((b0, boosted.trees));
         }
     }
     let Some((_, chosen, rounds, scores)) = best else {
@@ -1359,6 +1364,18 @@ fn fit_boosted(
         }),
         calibration_slope: cal.slope,
     };
+    if !REFIT || matches!(start, Start::Parent { .. }) {
+        // The model judged is the model kept: its calibration is out of
+        // sample exactly.
+        let (intercept, trees) = kept.unwrap_or_default();
+        return Fitted {
+            intercept,
+            converged: trees.len() < options.max_trees as usize,
+            trees,
+            calibration: cal,
+            validation: Some(validation),
+        };
+    }
     // Refit on every row, the recent ones included (they matter most under
     // drift), with the chosen configuration and number of trees.
     let weights = recency_weights(times, &all, chosen.half_life, n);
