@@ -43,7 +43,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which may hold spaces), closed by ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |k: usize| fields.get(k).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |k: usize| {
+        fields
+            .get(k)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -94,7 +99,7 @@ fn main() {
             let n_options = if j < 5 { 8 } else { 200 };
             // Skewed: a few common options, many rare ones.
             let k = ((rng.unit().powi(3)) * n_options as f64) as usize;
-            z += if k % 3 == 0 { 0.3 } else { -0.1 };
+            z += if k.is_multiple_of(3) { 0.3 } else { -0.1 };
             f.attributes
                 .insert(format!("c{j}"), AttributeValue::Text(format!("Option {k}")));
         }

@@ -35,7 +35,10 @@ fn load(path: &str) -> Data {
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split(',').collect())
         .collect();
-    let outcome = header.iter().position(|h| *h == "outcome").expect("an outcome column");
+    let outcome = header
+        .iter()
+        .position(|h| *h == "outcome")
+        .expect("an outcome column");
     let mut fields = Vec::new();
     let mut columns = Vec::new();
     for (j, name) in header.iter().enumerate() {
@@ -134,7 +137,10 @@ fn run(
         );
     }
     Scored {
-        probabilities: test.iter().map(|&i| model.predict(&data.facts[i])).collect(),
+        probabilities: test
+            .iter()
+            .map(|&i| model.predict(&data.facts[i]))
+            .collect(),
         won: test.iter().map(|&i| data.won[i]).collect(),
         train_s,
     }
@@ -208,11 +214,22 @@ fn main() {
         let s = run(&data, space, family, &first, &last, true);
         let time_auc = roc_auc(&s.probabilities, &s.won).unwrap_or(f64::NAN);
         let time_brier = brier_score(&s.probabilities, &s.won).unwrap_or(f64::NAN);
-        results.push((name, cv_auc, cv_brier, time_auc, time_brier, train_s / 5.0, s.train_s));
+        results.push((
+            name,
+            cv_auc,
+            cv_brier,
+            time_auc,
+            time_brier,
+            train_s / 5.0,
+            s.train_s,
+        ));
     }
 
     println!();
-    println!("{:<34} {:>11} {:>11} {:>11} {:>11}", "", "5-fold AUC", "5-fold Brier", "time AUC", "time Brier");
+    println!(
+        "{:<34} {:>11} {:>11} {:>11} {:>11}",
+        "", "5-fold AUC", "5-fold Brier", "time AUC", "time Brier"
+    );
     for (name, cv_auc, cv_brier, time_auc, time_brier, _, _) in &results {
         println!("{name:<34} {cv_auc:>11.4} {cv_brier:>11.4} {time_auc:>11.4} {time_brier:>11.4}");
     }
@@ -222,11 +239,18 @@ fn main() {
         ("logistic regression", 0.761, 0.700),
         ("histogram gradient boosting", 0.774, 0.647),
     ] {
-        println!("  {name:<32} {cv:>11.3} {:>11} {time:>11.3} {:>11}", "-", "-");
+        println!(
+            "  {name:<32} {cv:>11.3} {:>11} {time:>11.3} {:>11}",
+            "-", "-"
+        );
     }
-    println!("targets: 5-fold AUC >= 0.774, time AUC >= 0.722, Brier no worse than logistic regression's");
+    println!(
+        "targets: 5-fold AUC >= 0.774, time AUC >= 0.722, Brier no worse than logistic regression's"
+    );
     println!();
     for (name, _, _, _, _, cv_s, time_s) in &results {
-        println!("training {name}: {cv_s:.2} s per fold (33k leads), {time_s:.2} s on the first 80%");
+        println!(
+            "training {name}: {cv_s:.2} s per fold (33k leads), {time_s:.2} s on the first 80%"
+        );
     }
 }

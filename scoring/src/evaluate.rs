@@ -430,7 +430,11 @@ mod tests {
 
     #[test]
     fn reliability_bins_count_predictions_and_wins() {
-        let t = reliability(&[0.05, 0.08, 0.55, 1.0, 0.99], &[false, true, true, true, false], 10);
+        let t = reliability(
+            &[0.05, 0.08, 0.55, 1.0, 0.99],
+            &[false, true, true, true, false],
+            10,
+        );
         assert_eq!(t.len(), 10);
         assert_eq!((t[0].leads, t[0].won_rate), (2, 0.5));
         assert!((t[0].mean_predicted - 0.065).abs() < 1e-12);

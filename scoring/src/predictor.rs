@@ -666,9 +666,7 @@ impl Predictor {
         let p = space.len();
         check_rows(rows, labels.len(), p)?;
         if options.family == Family::Linear {
-            return Ok(Self::train_linear(
-                space, rows, labels, options, trained_at,
-            ));
+            return Ok(Self::train_linear(space, rows, labels, options, trained_at));
         }
         let n = labels.len();
         let binnings = bin_columns(&space, rows, n);
@@ -817,7 +815,11 @@ impl Predictor {
             .take(n)
             .map(|r| self.log_odds_row(r))
             .collect();
-        let base = if p == 0 { vec![self.log_odds_row(&[]); n] } else { base };
+        let base = if p == 0 {
+            vec![self.log_odds_row(&[]); n]
+        } else {
+            base
+        };
         let fitted = fit_boosted(
             &binned,
             labels,
@@ -837,12 +839,14 @@ impl Predictor {
         let mut predictor = self.clone();
         predictor.bins = binnings;
         predictor.intercept += fitted.intercept / s_safe;
-        predictor.trees.extend(fitted.trees.into_iter().map(|mut t| {
-            for node in &mut t.nodes {
-                node.value /= s_safe;
-            }
-            t
-        }));
+        predictor
+            .trees
+            .extend(fitted.trees.into_iter().map(|mut t| {
+                for node in &mut t.nodes {
+                    node.value /= s_safe;
+                }
+                t
+            }));
         let (a, b) = (fitted.calibration.slope, fitted.calibration.offset);
         predictor.calibration = Calibration {
             slope: a * s,
@@ -1256,7 +1260,12 @@ fn recency_weights(times: &Times, rows: &[u32], half_life: Option<f64>, n: usize
 }
 
 /// Starting log-odds of every row for training on `rows` with `weights`.
-fn start_margins(start: &Start<'_>, labels: &[bool], weights: &[f64], rows: &[u32]) -> (Vec<f64>, f64) {
+fn start_margins(
+    start: &Start<'_>,
+    labels: &[bool],
+    weights: &[f64],
+    rows: &[u32],
+) -> (Vec<f64>, f64) {
     let n = labels.len();
     match start {
         Start::Prior { prior, strength } => {
@@ -1283,7 +1292,11 @@ fn start_margins(start: &Start<'_>, labels: &[bool], weights: &[f64], rows: &[u3
                 h += w * p * (1.0 - p);
             }
             let delta = g / (h + strength.max(1e-6));
-            let delta = if delta.is_finite() { delta.clamp(-3.0, 3.0) } else { 0.0 };
+            let delta = if delta.is_finite() {
+                delta.clamp(-3.0, 3.0)
+            } else {
+                0.0
+            };
             (margins.iter().map(|m| m + delta).collect(), delta)
         }
     }
@@ -1326,9 +1339,24 @@ fn fit_boosted(
         let weights = recency_weights(times, &fit, c.half_life, n);
         let (mut margin, b0) = start_margins(start, labels, &weights, &fit);
         let params = params_for(c, lambda, options.max_trees);
-        let boosted = boost::boost(binned, labels, &weights, &mut margin, &fit, &valid, &params, 17);
-        let scores: Vec<f64> = valid.iter().map(|&i| margin.get(i as usize).copied().unwrap_or(0.0)).collect();
-        let y: Vec<bool> = valid.iter().map(|&i| labels.get(i as usize).copied().unwrap_or(false)).collect();
+        let boosted = boost::boost(
+            binned,
+            labels,
+            &weights,
+            &mut margin,
+            &fit,
+            &valid,
+            &params,
+            17,
+        );
+        let scores: Vec<f64> = valid
+            .iter()
+            .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
+            .collect();
+        let y: Vec<bool> = valid
+            .iter()
+            .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+            .collect();
         let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
         let loss = log_loss(&scores, &y, cal);
         if best.as_ref().is_none_or(|(l, ..)| loss < *l) {
@@ -1345,9 +1373,15 @@ fn fit_boosted(
             converged: true,
         };
     };
-    let y: Vec<bool> = valid.iter().map(|&i| labels.get(i as usize).copied().unwrap_or(false)).collect();
+    let y: Vec<bool> = valid
+        .iter()
+        .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+        .collect();
     let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
-    let probs: Vec<f64> = scores.iter().map(|&s| sigmoid(cal.slope * s + cal.offset)).collect();
+    let probs: Vec<f64> = scores
+        .iter()
+        .map(|&s| sigmoid(cal.slope * s + cal.offset))
+        .collect();
     let won = y.iter().filter(|w| **w).count();
     let validation = Validation {
         rows: valid.len(),
@@ -1359,7 +1393,11 @@ fn fit_boosted(
         depth: chosen.depth,
         trees: rounds,
         recency_half_life: chosen.half_life.map(|h| {
-            let at = |i: Option<&u32>| i.and_then(|&i| times.at.get(i as usize)).copied().unwrap_or(0.0);
+            let at = |i: Option<&u32>| {
+                i.and_then(|&i| times.at.get(i as usize))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
             h * (at(fit.last()) - at(fit.first()))
         }),
         calibration_slope: cal.slope,
@@ -1384,25 +1422,41 @@ fn fit_boosted(
         max_trees: rounds,
         ..params_for(chosen, lambda, options.max_trees)
     };
-    let boosted = boost::boost(binned, labels, &weights, &mut margin, &all, &[], &params, 17);
+    let boosted = boost::boost(
+        binned,
+        labels,
+        &weights,
+        &mut margin,
+        &all,
+        &[],
+        &params,
+        17,
+    );
     // The slope comes from the held-out slice; the offset is set again so
     // the refitted model's mean probability on the recent slice is what
     // the held-out calibration said it is (the refit saw those leads, and
     // a recency-weighted refit already moved towards their won rate).
     let target: f64 = probs.iter().sum::<f64>() / probs.len().max(1) as f64;
-    let refit_scores: Vec<f64> = valid.iter().map(|&i| margin.get(i as usize).copied().unwrap_or(0.0)).collect();
-    let offset = match start {
-        Start::Prior { .. } => match_mean(&refit_scores, cal.slope, target),
-        Start::Parent { .. } => cal.offset,
+    let refit_scores: Vec<f64> = valid
+        .iter()
+        .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
+        .collect();
+    // Without close times the rows are exchangeable: the refit's own
+    // log-loss fit is its calibration, and the held-out slope (of a model
+    // trained on fewer rows) would only distort it.
+    let calibration = if times.known {
+        Calibration {
+            slope: cal.slope,
+            offset: match_mean(&refit_scores, cal.slope, target),
+        }
+    } else {
+        Calibration::default()
     };
     Fitted {
         intercept,
         converged: boosted.trees.len() < options.max_trees as usize,
         trees: boosted.trees,
-        calibration: Calibration {
-            slope: cal.slope,
-            offset,
-        },
+        calibration,
         validation: Some(validation),
     }
 }
@@ -1527,7 +1581,6 @@ fn standardise(x: f64, mean: f64, scale: f64) -> f64 {
         0.0
     }
 }
-
 
 fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
@@ -1705,7 +1758,6 @@ fn fit_logistic(
         converged,
     }
 }
-
 
 fn penalty_value(theta: &[f64], pen: &Penalty<'_>) -> f64 {
     let b0 = theta.first().copied().unwrap_or(0.0);

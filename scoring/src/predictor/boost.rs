@@ -70,7 +70,12 @@ impl Binning {
         match self {
             Binning::Numeric { edges } => edges.len() + 2,
             Binning::Levels { bins, other } => {
-                bins.iter().copied().chain([*other]).max().map_or(1, usize::from) + 1
+                bins.iter()
+                    .copied()
+                    .chain([*other])
+                    .max()
+                    .map_or(1, usize::from)
+                    + 1
             }
         }
     }
@@ -481,7 +486,14 @@ fn add_tree(tree: &Tree, binned: &Binned, rows: &[u32], margin: &mut [f64], sign
     }
     for &i in rows {
         let i = i as usize;
-        let v = tree.predict(|j| binned.cols.get(j).and_then(|c| c.get(i)).copied().unwrap_or(0));
+        let v = tree.predict(|j| {
+            binned
+                .cols
+                .get(j)
+                .and_then(|c| c.get(i))
+                .copied()
+                .unwrap_or(0)
+        });
         if let Some(m) = margin.get_mut(i) {
             *m += sign * v;
         }
@@ -655,7 +667,14 @@ impl Grower<'_> {
             }
         };
         let left = self.node(tree, left_rows, left_hist, split.gl, split.hl, depth + 1);
-        let right = self.node(tree, right_rows, right_hist, g - split.gl, h - split.hl, depth + 1);
+        let right = self.node(
+            tree,
+            right_rows,
+            right_hist,
+            g - split.gl,
+            h - split.hl,
+            depth + 1,
+        );
         if let Some(node) = tree.nodes.get_mut(index as usize) {
             node.feature = u32::try_from(split.feature).ok();
             node.left_bins = split.left;
@@ -672,7 +691,12 @@ impl Grower<'_> {
         let mut best: Option<Split> = None;
         let mut order: Vec<usize> = Vec::with_capacity(MAX_BINS);
         for (feature, cells) in hist.iter().enumerate() {
-            let categorical = self.binned.categorical.get(feature).copied().unwrap_or(false);
+            let categorical = self
+                .binned
+                .categorical
+                .get(feature)
+                .copied()
+                .unwrap_or(false);
             let missing = cells.first().copied().unwrap_or_default();
             order.clear();
             if categorical {
