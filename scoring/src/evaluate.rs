@@ -85,6 +85,61 @@ pub fn brier_score(probabilities: &[f64], won: &[bool]) -> Option<f64> {
     Some(sum / probabilities.len() as f64)
 }
 
+/// One bin of a reliability table: the leads whose predicted probability
+/// fell in `[lower, upper)` (the last bin includes 1), what they were
+/// predicted on average and how often they were won.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReliabilityBin {
+    /// Lowest probability of the bin (0–1).
+    pub lower: f64,
+    /// Highest probability of the bin (0–1), exclusive but for the last.
+    pub upper: f64,
+    /// Closed leads in the bin.
+    pub leads: usize,
+    /// Mean predicted probability of those leads (0 when empty).
+    pub mean_predicted: f64,
+    /// Share of them won (0 when empty).
+    pub won_rate: f64,
+}
+
+/// Reliability table of `probabilities` (0–1) against outcomes: `bins`
+/// equal-width bins of probability, every bin listed even when empty. A
+/// calibrated model has `won_rate` near `mean_predicted` in every full bin.
+/// Empty when the slices differ in length or `bins` is 0.
+pub fn reliability(probabilities: &[f64], won: &[bool], bins: usize) -> Vec<ReliabilityBin> {
+    if bins == 0 || probabilities.len() != won.len() {
+        return Vec::new();
+    }
+    let mut sums = vec![(0usize, 0.0f64, 0usize); bins];
+    for (&p, &w) in probabilities.iter().zip(won) {
+        if !p.is_finite() {
+            continue;
+        }
+        let p = p.clamp(0.0, 1.0);
+        let k = ((p * bins as f64) as usize).min(bins - 1);
+        if let Some(s) = sums.get_mut(k) {
+            s.0 += 1;
+            s.1 += p;
+            s.2 += usize::from(w);
+        }
+    }
+    sums.into_iter()
+        .enumerate()
+        .map(|(k, (leads, total, won))| ReliabilityBin {
+            lower: k as f64 / bins as f64,
+            upper: (k + 1) as f64 / bins as f64,
+            leads,
+            mean_predicted: if leads > 0 { total / leads as f64 } else { 0.0 },
+            won_rate: if leads > 0 {
+                won as f64 / leads as f64
+            } else {
+                0.0
+            },
+        })
+        .collect()
+}
+
 /// Closed leads in one tier; matches the contract's `TierEvaluation`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,6 +170,9 @@ pub struct ModelEvaluation {
     pub brier: Option<f64>,
     /// One entry per tier key in `tier_keys` order, then any other tier seen.
     pub tiers: Vec<TierEvaluation>,
+    /// Reliability table of the scores read as probabilities (score / 100),
+    /// 10 bins.
+    pub reliability: Vec<ReliabilityBin>,
 }
 
 /// One closed lead: its score (0–100), its tier key and whether it was won.
@@ -178,6 +236,7 @@ pub fn evaluate(tier_keys: &[&str], closed: &[ClosedLead<'_>]) -> ModelEvaluatio
         closed_leads: closed.len(),
         auc: roc_auc(&scores, &won),
         brier: brier_score(&probs, &won),
+        reliability: reliability(&probs, &won, 10),
         tiers,
     }
 }
@@ -367,6 +426,22 @@ mod tests {
         assert_eq!(brier_score(&[1.0, 0.0], &[true, false]), Some(0.0));
         assert_eq!(brier_score(&[0.5, 0.5], &[true, false]), Some(0.25));
         assert_eq!(brier_score(&[], &[]), None);
+    }
+
+    #[test]
+    fn reliability_bins_count_predictions_and_wins() {
+        let t = reliability(
+            &[0.05, 0.08, 0.55, 1.0, 0.99],
+            &[false, true, true, true, false],
+            10,
+        );
+        assert_eq!(t.len(), 10);
+        assert_eq!((t[0].leads, t[0].won_rate), (2, 0.5));
+        assert!((t[0].mean_predicted - 0.065).abs() < 1e-12);
+        assert_eq!((t[5].leads, t[5].won_rate), (1, 1.0));
+        assert_eq!((t[9].leads, t[9].won_rate), (2, 0.5));
+        assert_eq!(t[3].leads, 0);
+        assert!(reliability(&[0.1], &[], 10).is_empty());
     }
 
     #[test]

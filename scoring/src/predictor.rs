@@ -1,16 +1,28 @@
 //! The learned close-probability predictor.
 //!
-//! An L2-regularised logistic regression over a lead's field values and
-//! engagement counts, fitted by Newton's method (iteratively reweighted least
-//! squares) on standardised features. It is trained per tenant from closed
-//! leads (won = 1, lost = 0), and per team with its coefficients shrunk towards
-//! the tenant's ([`Predictor::train_team`]), so a team with few closed leads
-//! gets nearly the tenant's model and one with many gets its own.
+//! **Model.** Gradient-boosted trees over binned features ([`boost`]), with
+//! shrinkage, an L2 penalty on leaf values and early stopping, calibrated
+//! (Platt) on the most recent closed leads. Training is time-aware: the most
+//! recent fifth of the closed leads is held out, candidate models (additive
+//! depth-1 trees, the analogue of a logistic regression over binned
+//! features, and depth-3 trees that learn interactions; with and without
+//! recency weighting of the rows) are trained on the older leads and judged
+//! on the held-out recent ones, never on a random split of the future into
+//! the past. The winner is refitted on every lead and calibrated on the
+//! held-out slice; its out-of-sample AUC, Brier score and reliability table
+//! are kept in [`TrainingMetadata::validation`].
 //!
-//! **Little data.** The intercept carries a prior: `prior_strength` pseudo-leads
-//! at the `prior` close rate. With no closed leads the predictor answers the
-//! prior; as leads accumulate the data takes over. One class only (all won or
-//! all lost) gives finite, sane probabilities, never NaN.
+//! It is trained per tenant from closed leads (won = 1, lost = 0), and per
+//! team as a correction of the tenant's model ([`Predictor::train_team`]),
+//! shrunk towards it, so a team with few closed leads gets nearly the
+//! tenant's model and one with many gets its own.
+//!
+//! **Little data.** The base rate carries a prior: `prior_strength`
+//! pseudo-leads at the `prior` close rate. With no closed leads the predictor
+//! answers the prior; as leads accumulate the data takes over, and trees are
+//! grown only once there are enough closed leads of each outcome to hold
+//! some out. One class only (all won or all lost) gives finite, sane
+//! probabilities, never NaN.
 //!
 //! **Leakage.** Features are field values and inbound signal counts only; the
 //! stage, the close date and the deal's final state are never features. Build
@@ -19,18 +31,28 @@
 //! before the close), and leave out fields filled in at closing
 //! ([`FeatureSpace::new`] takes the field list).
 //!
-//! **Features.** RATING fields as numbers; NUMBER fields as `sign(x)·ln(1+|x|)`
-//! (money and counts are heavy-tailed); CATEGORY fields one-hot per option;
-//! BOOLEAN fields as 0/1; every non-category field also gets a "missing"
-//! indicator, with the value imputed by the training mean; inbound signals as
-//! `ln(1 + count)`.
+//! **Features.** One column per field: RATING and NUMBER fields as their
+//! value, BOOLEAN fields as 0/1, inbound signals as `ln(1 + count)`, and
+//! CATEGORY fields as the index of their option, spelling normalised
+//! (`Google`, `google ` and `GOOGLE` are one option). A missing value stays
+//! missing (NaN) and gets a bin of its own, so the trees learn what it
+//! means instead of it being imputed. Numbers are binned at their quantiles,
+//! so a heavy tail or a scale changes nothing; rare options are pooled.
+//!
+//! Version 1 predictors (an L2 logistic regression over one-hot and
+//! standardised features) still load and predict as they did.
 
 use serde::{Deserialize, Serialize};
 
 use crate::UnixSeconds;
 use crate::error::TrainError;
+use crate::evaluate::ReliabilityBin;
 use crate::facts::LeadFacts;
 use crate::model::{Catalog, Direction, FieldDef, FieldType};
+
+pub mod boost;
+
+use boost::{Binned, Binning, Params, Tree, sigmoid, softplus};
 
 /// One model input, derived from a lead field or a signal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +85,15 @@ pub enum Feature {
         /// The option.
         option: String,
     },
+    /// A CATEGORY field as the index of its value among `levels` (the
+    /// options, spelling normalised, sorted); `levels.len()` for a value
+    /// that is not one of them, NaN when missing.
+    Level {
+        /// Field key.
+        field: String,
+        /// The normalised options.
+        levels: Vec<String>,
+    },
     /// `ln(1 + occurrences)` of an inbound signal.
     SignalCount {
         /// Signal key.
@@ -75,9 +106,10 @@ impl Feature {
     /// `signal:inbound_inquiry`.
     pub fn name(&self) -> String {
         match self {
-            Feature::Rating { field } | Feature::Number { field } | Feature::Boolean { field } => {
-                field.clone()
-            }
+            Feature::Rating { field }
+            | Feature::Number { field }
+            | Feature::Boolean { field }
+            | Feature::Level { field, .. } => field.clone(),
             Feature::Missing { field } => format!("{field} (missing)"),
             Feature::Category { field, option } => format!("{field}={option}"),
             Feature::SignalCount { signal } => format!("signal:{signal}"),
@@ -104,6 +136,16 @@ impl Feature {
             Feature::Category { field, option } => f64::from(u8::from(
                 facts.attribute(field).and_then(|v| v.as_text()) == Some(option.as_str()),
             )),
+            Feature::Level { field, levels } => match facts.attribute(field) {
+                Some(v) => match v.as_text().map(normalise_option) {
+                    Some(text) if text.is_empty() => f64::NAN,
+                    Some(text) => levels
+                        .binary_search_by(|l| l.as_str().cmp(&text))
+                        .map_or(levels.len() as f64, |k| k as f64),
+                    None => levels.len() as f64,
+                },
+                None => f64::NAN,
+            },
             Feature::SignalCount { signal } => facts
                 .activity
                 .signals
@@ -122,8 +164,42 @@ pub struct FeatureSpace {
 
 impl FeatureSpace {
     /// Features for `fields` (TEXT fields are skipped) and the inbound
-    /// `signals` given by key.
+    /// `signals` given by key: one column per field or signal, a CATEGORY
+    /// field as its normalised option's index ([`Feature::Level`]).
     pub fn new(fields: &[FieldDef], signals: &[String]) -> Self {
+        let mut features = Vec::new();
+        for f in fields {
+            let field = f.key.clone();
+            match f.field_type {
+                FieldType::Rating => features.push(Feature::Rating { field }),
+                FieldType::Number => features.push(Feature::Number { field }),
+                FieldType::Boolean => features.push(Feature::Boolean { field }),
+                FieldType::Category => {
+                    let mut levels: Vec<String> = f
+                        .options
+                        .iter()
+                        .map(|o| normalise_option(o).into_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect();
+                    levels.sort_unstable();
+                    levels.dedup();
+                    features.push(Feature::Level { field, levels });
+                }
+                FieldType::Text => {}
+            }
+        }
+        features.extend(
+            signals
+                .iter()
+                .map(|s| Feature::SignalCount { signal: s.clone() }),
+        );
+        Self { features }
+    }
+
+    /// The layout of version 1 predictors, for a linear model: a CATEGORY
+    /// field one-hot per option, and a "missing" indicator beside every
+    /// other field.
+    pub fn one_hot(fields: &[FieldDef], signals: &[String]) -> Self {
         let mut features = Vec::new();
         for f in fields {
             let field = f.key.clone();
@@ -250,23 +326,74 @@ impl FeatureSpace {
     }
 }
 
+/// A category option's spelling as compared: trimmed, lower case, runs of
+/// white space and underscores as one space. Borrows when already so.
+pub fn normalise_option(option: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = option.trim();
+    let clean = !trimmed
+        .chars()
+        .any(|c| c.is_uppercase() || c == '_' || (c.is_whitespace() && c != ' '))
+        && !trimmed.contains("  ");
+    if clean {
+        return std::borrow::Cow::Borrowed(trimmed);
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    let mut space = false;
+    for c in trimmed.chars() {
+        if c.is_whitespace() || c == '_' {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Which model [`Predictor::train_rows`] fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Family {
+    /// Gradient-boosted trees over binned features, chosen and calibrated
+    /// on the most recent closed leads (the default).
+    #[default]
+    Boosted,
+    /// The version 1 model: an L2 logistic regression over standardised
+    /// features, for a [`FeatureSpace::one_hot`] space. Kept as a baseline.
+    Linear,
+}
+
 /// Training options. Defaults: `l2` 1, `prior` 0.2, `prior_strength` 10,
-/// `team_strength` 50, `max_iterations` 50.
+/// `team_strength` 50, `max_iterations` 50, `family` boosted, `max_trees`
+/// 400, `validation_fraction` 0.2. Stored options lacking a field take its
+/// default.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct TrainOptions {
-    /// L2 penalty on the standardised coefficients, in units of log-likelihood
-    /// (the penalty is `l2/2 · Σβ²`); larger shrinks more. Must be ≥ 0.
+    /// L2 penalty on leaf values in units of hessian (about a quarter of a
+    /// closed lead each), or on the standardised coefficients of the linear
+    /// family (`l2/2 · Σβ²`); larger shrinks more. Must be ≥ 0.
     pub l2: f64,
     /// Close rate (0–1, exclusive) assumed before any data.
     pub prior: f64,
     /// How many closed leads the prior is worth; must be ≥ 0.
     pub prior_strength: f64,
-    /// For [`Predictor::train_team`]: penalty pulling a team's coefficients
-    /// (and intercept) towards the tenant's, like `l2`; must be ≥ 0.
+    /// For [`Predictor::train_team`]: how strongly a team's model is pulled
+    /// towards the tenant's (a penalty like `l2` on its corrections); must
+    /// be ≥ 0.
     pub team_strength: f64,
-    /// Newton iterations at most.
+    /// Newton iterations at most (the linear family and the calibration).
     pub max_iterations: u32,
+    /// The model fitted.
+    pub family: Family,
+    /// Most trees; validation usually stops well before.
+    pub max_trees: u32,
+    /// Share of the closed leads, the most recent, held out to choose the
+    /// model, stop the boosting and calibrate; in (0, 0.5].
+    pub validation_fraction: f64,
 }
 
 impl Default for TrainOptions {
@@ -277,6 +404,9 @@ impl Default for TrainOptions {
             prior_strength: 10.0,
             team_strength: 50.0,
             max_iterations: 50,
+            family: Family::Boosted,
+            max_trees: 400,
+            validation_fraction: 0.2,
         }
     }
 }
@@ -301,8 +431,39 @@ impl TrainOptions {
         if !(self.team_strength.is_finite() && self.team_strength >= 0.0) {
             return bad("teamStrength", "must be a finite number ≥ 0");
         }
+        if !(self.validation_fraction > 0.0 && self.validation_fraction <= 0.5) {
+            return bad("validationFraction", "must be in (0, 0.5]");
+        }
         Ok(())
     }
+}
+
+/// How the model did on the held-out most recent closed leads, before they
+/// were added to its training: out of sample.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Validation {
+    /// Held-out closed leads.
+    pub rows: usize,
+    /// Of which won.
+    pub won: usize,
+    /// ROC AUC of the calibrated probabilities, or None with one class.
+    pub auc: Option<f64>,
+    /// Brier score of the calibrated probabilities (0 best, 0.25 a coin).
+    pub brier: Option<f64>,
+    /// Mean log-loss of the calibrated probabilities.
+    pub log_loss: f64,
+    /// Predicted against observed won rate in 10 bins of probability.
+    pub reliability: Vec<ReliabilityBin>,
+    /// Depth of the trees chosen (1: additive).
+    pub depth: u32,
+    /// Trees the early stopping kept.
+    pub trees: usize,
+    /// Half-life of the recency weighting chosen, in the unit of the close
+    /// times (seconds), or None for equal weights.
+    pub recency_half_life: Option<f64>,
+    /// Platt calibration slope fitted on these leads.
+    pub calibration_slope: f64,
 }
 
 /// What a predictor was trained on.
@@ -317,49 +478,93 @@ pub struct TrainingMetadata {
     pub lost: usize,
     /// When it was trained, Unix seconds (passed in by the caller).
     pub trained_at: UnixSeconds,
-    /// Newton iterations run.
+    /// Newton iterations run (linear family), or trees grown.
     pub iterations: u32,
-    /// Whether the fit converged (step below 1e-8).
+    /// Whether the fit converged (linear: step below 1e-8; boosted: early
+    /// stopping ended it before `max_trees`).
     pub converged: bool,
-    /// Brier score on the training leads (0 best, 0.25 a coin), or None without rows.
+    /// Brier score (0 best, 0.25 a coin): out of sample, on the held-out
+    /// recent leads, when there were enough to hold out (see
+    /// `validation`); else on the training leads. None without rows.
     pub brier: Option<f64>,
-    /// ROC AUC on the training leads, or None with one class.
+    /// ROC AUC, out of sample like `brier`, or None with one class.
     pub auc: Option<f64>,
     /// The options used.
     pub options: TrainOptions,
     /// Whether it was shrunk towards a tenant model (a team's predictor).
     pub shrunk_to_parent: bool,
+    /// Out-of-sample figures on the held-out recent leads; None when there
+    /// were too few closed leads of either outcome to hold any out.
+    #[serde(default)]
+    pub validation: Option<Validation>,
 }
 
 /// A feature's push on one lead's probability, for explanations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureEffect {
-    /// The feature's readable name (see [`Feature::name`]).
+    /// What pushed, readably: `budget`, `source=referral`, `budget (missing)`.
     pub feature: String,
-    /// The lead's raw value (NaN-free: missing values show the imputed mean).
+    /// The lead's raw value (a category: its option's index; 0 when
+    /// missing). For a version 1 model a missing value shows the mean.
     pub value: f64,
     /// Change in log-odds against an average lead; positive pushes the
     /// probability up.
     pub log_odds: f64,
 }
 
+/// Platt scaling of the model's log-odds: `slope · z + offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Calibration {
+    /// Multiplies the log-odds.
+    pub slope: f64,
+    /// Added after.
+    pub offset: f64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            slope: 1.0,
+            offset: 0.0,
+        }
+    }
+}
+
 /// A trained close-probability model; serialises to JSON for storage.
+///
+/// The log-odds of a lead are `calibration.slope · (intercept + linear +
+/// trees) + calibration.offset`, where `linear` is the version 1 logistic
+/// regression (empty coefficients in a boosted model) and `trees` the sum
+/// of the trees' leaves over the lead's bins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Predictor {
-    /// Format version.
+    /// Format version: 2 (1: a logistic regression only).
     pub version: u32,
     /// Features, in column order.
     pub space: FeatureSpace,
-    /// Training mean of each raw feature (used for missing values).
+    /// Linear model: training mean of each raw feature (missing values).
+    #[serde(default)]
     pub means: Vec<f64>,
-    /// Training standard deviation of each raw feature (1 when constant).
+    /// Linear model: training standard deviation of each raw feature.
+    #[serde(default)]
     pub scales: Vec<f64>,
-    /// Coefficient per standardised feature.
+    /// Linear model: coefficient per standardised feature (empty: none).
+    #[serde(default)]
     pub coefficients: Vec<f64>,
-    /// Intercept: the log-odds of an average lead.
+    /// Log-odds of an average lead, before calibration.
     pub intercept: f64,
+    /// Bins of each feature, for the trees (empty: no trees).
+    #[serde(default)]
+    pub bins: Vec<Binning>,
+    /// The boosted trees.
+    #[serde(default)]
+    pub trees: Vec<Tree>,
+    /// Calibration of the log-odds.
+    #[serde(default)]
+    pub calibration: Calibration,
     /// Training metadata.
     pub metadata: TrainingMetadata,
 }
@@ -374,9 +579,14 @@ pub struct Example<'a> {
     pub won: bool,
 }
 
+/// Fewest closed leads of each outcome, on each side of the split, for a
+/// validation slice to be held out (and trees to be chosen on it).
+const MIN_PER_OUTCOME_HELD_OUT: usize = 5;
+
 impl Predictor {
     /// Trains on closed leads' facts: `closed` pairs each lead's facts (as they
-    /// were before closing) with whether it was won.
+    /// were before closing) with whether it was won; the slice is taken as
+    /// in the order the leads closed, oldest first.
     ///
     /// # Errors
     ///
@@ -393,11 +603,16 @@ impl Predictor {
             space.encode_into(f, &mut rows);
         }
         let labels: Vec<bool> = closed.iter().map(|(_, w)| *w).collect();
-        Self::train_rows(space, &rows, &labels, options, trained_at)
+        let times: Vec<UnixSeconds> = (0..closed.len())
+            .map(|i| i64::try_from(i).unwrap_or(i64::MAX))
+            .collect();
+        Self::train_rows_at(space, &rows, &labels, &times, options, trained_at)
     }
 
-    /// Trains on pre-encoded rows: `rows` holds `labels.len()` rows of
-    /// `space.len()` raw values each, row after row.
+    /// Trains on pre-encoded rows of unknown order: `rows` holds
+    /// `labels.len()` rows of `space.len()` raw values each, row after row.
+    /// Without close times every fifth row is held out for validation and
+    /// no row counts more than another; prefer [`Predictor::train_rows_at`].
     ///
     /// # Errors
     ///
@@ -410,9 +625,96 @@ impl Predictor {
         options: TrainOptions,
         trained_at: UnixSeconds,
     ) -> Result<Self, TrainError> {
+        Self::train_inner(space, rows, labels, None, options, trained_at)
+    }
+
+    /// Trains on pre-encoded rows with each lead's close time (`closed_at`,
+    /// Unix seconds, any order): the most recent leads are held out to
+    /// choose and calibrate the model, and recent leads may weigh more.
+    ///
+    /// # Errors
+    ///
+    /// As [`Predictor::train_rows`]; [`TrainError::RowLength`] also when
+    /// `closed_at` and `labels` differ in length.
+    pub fn train_rows_at(
+        space: FeatureSpace,
+        rows: &[f64],
+        labels: &[bool],
+        closed_at: &[UnixSeconds],
+        options: TrainOptions,
+        trained_at: UnixSeconds,
+    ) -> Result<Self, TrainError> {
+        if closed_at.len() != labels.len() {
+            return Err(TrainError::RowLength {
+                values: closed_at.len(),
+                examples: labels.len(),
+                features: 1,
+            });
+        }
+        Self::train_inner(space, rows, labels, Some(closed_at), options, trained_at)
+    }
+
+    fn train_inner(
+        space: FeatureSpace,
+        rows: &[f64],
+        labels: &[bool],
+        closed_at: Option<&[UnixSeconds]>,
+        options: TrainOptions,
+        trained_at: UnixSeconds,
+    ) -> Result<Self, TrainError> {
         options.check()?;
         let p = space.len();
         check_rows(rows, labels.len(), p)?;
+        if options.family == Family::Linear {
+            return Ok(Self::train_linear(space, rows, labels, options, trained_at));
+        }
+        let n = labels.len();
+        let binnings = bin_columns(&space, rows, n);
+        let binned = Binned::new(&binnings, rows, n);
+        let times = time_order(closed_at, n);
+        let fitted = fit_boosted(
+            &binned,
+            labels,
+            &times,
+            &Start::Prior {
+                prior: options.prior,
+                strength: options.prior_strength,
+            },
+            &options,
+            options.l2,
+        );
+        let mut predictor = Self {
+            version: 2,
+            space,
+            means: Vec::new(),
+            scales: Vec::new(),
+            coefficients: Vec::new(),
+            intercept: fitted.intercept,
+            bins: binnings,
+            trees: fitted.trees,
+            calibration: fitted.calibration,
+            metadata: TrainingMetadata::default(),
+        };
+        predictor.metadata = predictor.metadata_for(
+            rows,
+            labels,
+            options,
+            trained_at,
+            false,
+            fitted.validation,
+            fitted.converged,
+        );
+        Ok(predictor)
+    }
+
+    fn train_linear(
+        space: FeatureSpace,
+        rows: &[f64],
+        labels: &[bool],
+        options: TrainOptions,
+        trained_at: UnixSeconds,
+    ) -> Self {
+        let p = space.len();
         let (means, scales) = standardisation(rows, labels.len(), p);
         let prior_logit = logit(options.prior);
         let fit = fit_logistic(
@@ -429,15 +731,36 @@ impl Predictor {
             },
             options.max_iterations,
         );
-        Ok(Self::finish(
-            space, means, scales, fit, rows, labels, options, trained_at, false,
-        ))
+        let mut predictor = Self {
+            version: 2,
+            space,
+            means,
+            scales,
+            coefficients: fit.beta,
+            intercept: fit.intercept,
+            bins: Vec::new(),
+            trees: Vec::new(),
+            calibration: Calibration::default(),
+            metadata: TrainingMetadata::default(),
+        };
+        predictor.metadata = predictor.metadata_for(
+            rows,
+            labels,
+            options,
+            trained_at,
+            false,
+            None,
+            fit.converged,
+        );
+        predictor.metadata.iterations = fit.iterations;
+        predictor
     }
 
-    /// Trains a team's predictor on the team's closed leads, shrunk towards
-    /// this (the tenant's) predictor: its features and standardisation, with
-    /// coefficients and intercept pulled towards the tenant's by
-    /// `options.team_strength`. With few rows the result is nearly the tenant's.
+    /// Trains a team's predictor on the team's closed leads (rows of this
+    /// predictor's space, taken as in close order, oldest first): this (the
+    /// tenant's) predictor plus a correction learnt from the team's leads,
+    /// pulled towards none by `options.team_strength`. With few rows the
+    /// result is nearly the tenant's.
     ///
     /// # Errors
     ///
@@ -449,82 +772,146 @@ impl Predictor {
         options: TrainOptions,
         trained_at: UnixSeconds,
     ) -> Result<Self, TrainError> {
+        let times: Vec<UnixSeconds> = (0..labels.len())
+            .map(|i| i64::try_from(i).unwrap_or(i64::MAX))
+            .collect();
+        self.train_team_at(rows, labels, &times, options, trained_at)
+    }
+
+    /// [`Predictor::train_team`] with each lead's close time (Unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// As [`Predictor::train_rows_at`].
+    pub fn train_team_at(
+        &self,
+        rows: &[f64],
+        labels: &[bool],
+        closed_at: &[UnixSeconds],
+        options: TrainOptions,
+        trained_at: UnixSeconds,
+    ) -> Result<Self, TrainError> {
         options.check()?;
         let p = self.space.len();
         check_rows(rows, labels.len(), p)?;
-        let fit = fit_logistic(
-            rows,
+        if closed_at.len() != labels.len() {
+            return Err(TrainError::RowLength {
+                values: closed_at.len(),
+                examples: labels.len(),
+                features: 1,
+            });
+        }
+        let n = labels.len();
+        // A version 1 parent has no bins: the team's corrections get their own.
+        let binnings = if self.bins.len() == p {
+            self.bins.clone()
+        } else {
+            bin_columns(&self.space, rows, n)
+        };
+        let binned = Binned::new(&binnings, rows, n);
+        let times = time_order(Some(closed_at), n);
+        let base: Vec<f64> = rows
+            .chunks_exact(p.max(1))
+            .take(n)
+            .map(|r| self.log_odds_row(r))
+            .collect();
+        let base = if p == 0 {
+            vec![self.log_odds_row(&[]); n]
+        } else {
+            base
+        };
+        let fitted = fit_boosted(
+            &binned,
             labels,
-            &self.means,
-            &self.scales,
-            &Penalty {
-                l2: options.team_strength,
-                centre: &self.coefficients,
-                intercept_weight: options.team_strength,
-                intercept_centre: self.intercept,
-                intercept_is_pseudo_data: false,
+            &times,
+            &Start::Parent {
+                margins: &base,
+                strength: options.team_strength,
             },
-            options.max_iterations,
+            &options,
+            options.team_strength.max(options.l2),
         );
-        Ok(Self::finish(
-            self.space.clone(),
-            self.means.clone(),
-            self.scales.clone(),
-            fit,
+        // The team's log-odds are a·(z_tenant + δ + T) + b with z_tenant =
+        // s·(F) + c: folded into one model, its trees are the tenant's plus
+        // T/s, its calibration (a·s, a·c + b).
+        let (s, c) = (self.calibration.slope, self.calibration.offset);
+        let s_safe = if s.abs() > 1e-9 { s } else { 1.0 };
+        let mut predictor = self.clone();
+        predictor.bins = binnings;
+        predictor.intercept += fitted.intercept / s_safe;
+        predictor
+            .trees
+            .extend(fitted.trees.into_iter().map(|mut t| {
+                for node in &mut t.nodes {
+                    node.value /= s_safe;
+                }
+                t
+            }));
+        let (a, b) = (fitted.calibration.slope, fitted.calibration.offset);
+        predictor.calibration = Calibration {
+            slope: a * s,
+            offset: a * c + b,
+        };
+        predictor.version = 2;
+        predictor.metadata = predictor.metadata_for(
             rows,
             labels,
             options,
             trained_at,
             true,
-        ))
+            fitted.validation,
+            fitted.converged,
+        );
+        Ok(predictor)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn finish(
-        space: FeatureSpace,
-        means: Vec<f64>,
-        scales: Vec<f64>,
-        fit: Fit,
+    fn metadata_for(
+        &self,
         rows: &[f64],
         labels: &[bool],
         options: TrainOptions,
         trained_at: UnixSeconds,
         shrunk_to_parent: bool,
-    ) -> Self {
-        let mut predictor = Self {
-            version: 1,
-            space,
-            means,
-            scales,
-            coefficients: fit.beta,
-            intercept: fit.intercept,
-            metadata: TrainingMetadata::default(),
-        };
-        let p = predictor.space.len().max(1);
-        let probs: Vec<f64> = rows
-            .chunks(p)
-            .take(labels.len())
-            .map(|r| predictor.predict_row(r))
-            .collect();
+        validation: Option<Validation>,
+        converged: bool,
+    ) -> TrainingMetadata {
         let won = labels.iter().filter(|w| **w).count();
-        predictor.metadata = TrainingMetadata {
+        let (brier, auc) = match &validation {
+            Some(v) => (v.brier, v.auc),
+            None => {
+                let p = self.space.len().max(1);
+                let probs: Vec<f64> = if self.space.is_empty() {
+                    vec![self.predict_row(&[]); labels.len()]
+                } else {
+                    rows.chunks(p)
+                        .take(labels.len())
+                        .map(|r| self.predict_row(r))
+                        .collect()
+                };
+                (
+                    crate::evaluate::brier_score(&probs, labels),
+                    crate::evaluate::roc_auc(&probs, labels),
+                )
+            }
+        };
+        TrainingMetadata {
             rows: labels.len(),
             won,
             lost: labels.len() - won,
             trained_at,
-            iterations: fit.iterations,
-            converged: fit.converged,
-            brier: crate::evaluate::brier_score(&probs, labels),
-            auc: crate::evaluate::roc_auc(&probs, labels),
+            iterations: u32::try_from(self.trees.len()).unwrap_or(u32::MAX),
+            converged,
+            brier,
+            auc,
             options,
             shrunk_to_parent,
-        };
-        predictor
+            validation,
+        }
     }
 
     /// A predictor that answers `prior` for every lead (before any training).
     pub fn prior_only(space: FeatureSpace, prior: f64, trained_at: UnixSeconds) -> Self {
-        let p = space.len();
         let prior = if prior > 0.0 && prior < 1.0 {
             prior
         } else {
@@ -535,12 +922,15 @@ impl Predictor {
             ..TrainOptions::default()
         };
         Self {
-            version: 1,
+            version: 2,
             space,
-            means: vec![0.0; p],
-            scales: vec![1.0; p],
-            coefficients: vec![0.0; p],
+            means: Vec::new(),
+            scales: Vec::new(),
+            coefficients: Vec::new(),
             intercept: logit(prior),
+            bins: Vec::new(),
+            trees: Vec::new(),
+            calibration: Calibration::default(),
             metadata: TrainingMetadata {
                 trained_at,
                 options,
@@ -552,20 +942,30 @@ impl Predictor {
 
     /// Close probability (0–1) of a lead.
     pub fn predict(&self, facts: &LeadFacts) -> f64 {
-        sigmoid(self.log_odds_with(|j| {
-            self.space
-                .features
-                .get(j)
-                .map_or(f64::NAN, |f| f.value(facts))
-        }))
+        const STACK: usize = 64;
+        let p = self.space.len();
+        if !self.coefficients.is_empty() || p > STACK || self.bins.len() != p {
+            let row = self.space.encode(facts);
+            return self.predict_row(&row);
+        }
+        // The common case, without allocating: bins straight from the facts.
+        let mut bins = [0u8; STACK];
+        for ((b, f), binning) in bins.iter_mut().zip(&self.space.features).zip(&self.bins) {
+            *b = binning.bin(f.value(facts));
+        }
+        let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
+        let z = self.intercept + self.trees.iter().map(|t| t.predict(bin)).sum::<f64>();
+        let z = self.calibration.slope * z + self.calibration.offset;
+        sigmoid(if z.is_finite() { z } else { 0.0 })
     }
 
     /// Close probability (0–1) of a raw feature row (see [`FeatureSpace::encode`]).
     pub fn predict_row(&self, row: &[f64]) -> f64 {
-        sigmoid(self.log_odds_with(|j| row.get(j).copied().unwrap_or(f64::NAN)))
+        sigmoid(self.log_odds_row(row))
     }
 
-    fn log_odds_with(&self, value: impl Fn(usize) -> f64) -> f64 {
+    /// Calibrated log-odds of a raw row.
+    fn log_odds_row(&self, row: &[f64]) -> f64 {
         let mut z = self.intercept;
         for (j, ((b, m), s)) in self
             .coefficients
@@ -574,31 +974,65 @@ impl Predictor {
             .zip(&self.scales)
             .enumerate()
         {
-            z += b * standardise(value(j), *m, *s);
+            z += b * standardise(row.get(j).copied().unwrap_or(f64::NAN), *m, *s);
         }
-        z
+        if !self.trees.is_empty() {
+            let bins = self.bins_of(row);
+            let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
+            for tree in &self.trees {
+                z += tree.predict(bin);
+            }
+        }
+        let z = self.calibration.slope * z + self.calibration.offset;
+        if z.is_finite() { z } else { 0.0 }
+    }
+
+    fn bins_of(&self, row: &[f64]) -> Vec<u8> {
+        self.bins
+            .iter()
+            .enumerate()
+            .map(|(j, b)| b.bin(row.get(j).copied().unwrap_or(f64::NAN)))
+            .collect()
     }
 
     /// The features that pushed this lead's probability up and down most,
     /// against an average lead: up to `k` with positive and `k` with negative
-    /// log-odds effects, strongest first.
+    /// log-odds effects, strongest first. A tree's share of the prediction
+    /// goes to the features it split on, by how much each split moved the
+    /// prediction along the lead's path.
     pub fn explain(&self, facts: &LeadFacts, k: usize) -> (Vec<FeatureEffect>, Vec<FeatureEffect>) {
+        let row = self.space.encode(facts);
+        let p = self.space.len();
+        let mut log_odds = vec![0.0; p];
+        for (j, e) in log_odds.iter_mut().enumerate() {
+            if let (Some(b), Some(m), Some(s)) = (
+                self.coefficients.get(j),
+                self.means.get(j),
+                self.scales.get(j),
+            ) {
+                *e += b * standardise(row.get(j).copied().unwrap_or(f64::NAN), *m, *s);
+            }
+        }
+        if !self.trees.is_empty() {
+            let bins = self.bins_of(&row);
+            let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
+            for tree in &self.trees {
+                tree.attribute(bin, &mut log_odds);
+            }
+        }
         let mut effects: Vec<FeatureEffect> = self
             .space
             .features
             .iter()
-            .zip(
-                self.coefficients
-                    .iter()
-                    .zip(self.means.iter().zip(&self.scales)),
-            )
-            .map(|(f, (b, (m, s)))| {
-                let raw = f.value(facts);
-                let value = if raw.is_nan() { *m } else { raw };
+            .zip(&log_odds)
+            .enumerate()
+            .map(|(j, (f, e))| {
+                let raw = row.get(j).copied().unwrap_or(f64::NAN);
+                let (feature, value) = describe(f, raw, facts, self.means.get(j).copied());
                 FeatureEffect {
-                    feature: f.name(),
+                    feature,
                     value,
-                    log_odds: b * standardise(raw, *m, *s),
+                    log_odds: self.calibration.slope * e,
                 }
             })
             .collect();
@@ -620,6 +1054,514 @@ impl Predictor {
     }
 }
 
+/// A feature's readable name and value for one lead: `source=referral`,
+/// `budget (missing)`.
+fn describe(feature: &Feature, raw: f64, facts: &LeadFacts, mean: Option<f64>) -> (String, f64) {
+    match feature {
+        Feature::Level { field, levels } => {
+            if raw.is_nan() {
+                (format!("{field} (missing)"), 0.0)
+            } else {
+                let option = levels.get(raw as usize).cloned().unwrap_or_else(|| {
+                    facts
+                        .attribute(field)
+                        .and_then(|v| v.as_text())
+                        .map_or_else(String::new, |t| normalise_option(t).into_owned())
+                });
+                (format!("{field}={option}"), raw)
+            }
+        }
+        Feature::Missing { .. } | Feature::Category { .. } | Feature::SignalCount { .. } => {
+            (feature.name(), if raw.is_nan() { 0.0 } else { raw })
+        }
+        Feature::Rating { field } | Feature::Number { field } | Feature::Boolean { field } => {
+            match mean {
+                // A version 1 model shows the imputed mean, as it always did.
+                Some(m) if raw.is_nan() => (feature.name(), m),
+                _ if raw.is_nan() => (format!("{field} (missing)"), 0.0),
+                _ => (feature.name(), raw),
+            }
+        }
+    }
+}
+
+/// Bins of every column of `rows`: numbers at their quantiles, category
+/// codes with rare levels pooled.
+fn bin_columns(space: &FeatureSpace, rows: &[f64], n: usize) -> Vec<Binning> {
+    let p = space.len();
+    // A level needs this many rows to be told apart from the pooled rare
+    // ones: a few with little data, up to 25 as it grows.
+    let min_level_rows = ((n as f64).sqrt() / 2.0).clamp(5.0, 25.0);
+    space
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            let column = rows
+                .chunks_exact(p.max(1))
+                .take(n)
+                .filter_map(move |r| r.get(j).copied());
+            match f {
+                Feature::Level { levels, .. } => {
+                    let mut weight = vec![0.0; levels.len() + 1];
+                    for x in column {
+                        if x >= 0.0
+                            && let Some(w) = weight.get_mut(x as usize)
+                        {
+                            *w += 1.0;
+                        }
+                    }
+                    // The last code is "not an option": always pooled.
+                    weight.pop();
+                    Binning::levels(&weight, min_level_rows)
+                }
+                _ => {
+                    let mut values: Vec<f64> = column.filter(|x| x.is_finite()).collect();
+                    Binning::numeric(&mut values)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Each row's position in time: the close times when given, else the row
+/// index (and no recency weighting).
+struct Times {
+    /// Row indices, oldest first.
+    order: Vec<u32>,
+    /// Close time of each row, as f64.
+    at: Vec<f64>,
+    /// Whether the times are real (recency weighting and a time split).
+    known: bool,
+}
+
+fn time_order(closed_at: Option<&[UnixSeconds]>, n: usize) -> Times {
+    let mut order: Vec<u32> = (0..u32::try_from(n).unwrap_or(u32::MAX)).collect();
+    match closed_at {
+        Some(t) => {
+            order.sort_by_key(|&i| (t.get(i as usize).copied().unwrap_or(0), i));
+            Times {
+                order,
+                at: t.iter().map(|&x| x as f64).collect(),
+                known: true,
+            }
+        }
+        None => Times {
+            order,
+            at: (0..n).map(|i| i as f64).collect(),
+            known: false,
+        },
+    }
+}
+
+/// Where boosting starts.
+enum Start<'a> {
+    /// From the base rate, with `strength` pseudo-leads at `prior`.
+    Prior { prior: f64, strength: f64 },
+    /// From a parent model's log-odds, its base rate corrected by a Newton
+    /// step shrunk by `strength` pseudo-leads.
+    Parent { margins: &'a [f64], strength: f64 },
+}
+
+struct Fitted {
+    intercept: f64,
+    trees: Vec<Tree>,
+    calibration: Calibration,
+    validation: Option<Validation>,
+    converged: bool,
+}
+
+/// Whether the chosen configuration is trained again on every row.
+const REFIT: bool = true;
+
+/// A candidate configuration tried on the validation slice.
+#[derive(Clone, Copy)]
+struct Candidate {
+    depth: u32,
+    /// Half-life as a share of the training span; None: equal weights.
+    half_life: Option<f64>,
+}
+
+/// The candidates: additive trees (a logistic regression over binned
+/// features, robust under drift) and depth-3 trees (interactions), each
+/// with and without recency weighting when the close times are known.
+fn candidates(times_known: bool) -> Vec<Candidate> {
+    let mut c = vec![
+        Candidate {
+            depth: 1,
+            half_life: None,
+        },
+        Candidate {
+            depth: 3,
+            half_life: None,
+        },
+    ];
+    if times_known {
+        c.extend([
+            Candidate {
+                depth: 1,
+                half_life: Some(0.05),
+            },
+            Candidate {
+                depth: 3,
+                half_life: Some(0.05),
+            },
+        ]);
+    }
+    c
+}
+
+fn params_for(c: Candidate, lambda: f64, max_trees: u32) -> Params {
+    Params {
+        depth: c.depth,
+        // Stumps learn one feature at a time and would need many more
+        // trees at the rate that suits deeper trees.
+        learning_rate: if c.depth <= 1 { 0.25 } else { 0.1 },
+        lambda: lambda.max(1e-3),
+        min_hessian: 2.0,
+        category_smoothing: 10.0,
+        max_trees: max_trees as usize,
+        patience: 15,
+        sample_rows: 16_000,
+    }
+}
+
+/// Recency weights of `rows` (mean 1 over them): halved every
+/// `half_life · span` before the newest of them.
+fn recency_weights(times: &Times, rows: &[u32], half_life: Option<f64>, n: usize) -> Vec<f64> {
+    let mut w = vec![1.0; n];
+    let Some(h) = half_life else {
+        return w;
+    };
+    let at = |i: u32| times.at.get(i as usize).copied().unwrap_or(0.0);
+    let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
+        return w;
+    };
+    let (t0, t1) = (at(first), at(last));
+    let scale = h * (t1 - t0);
+    if scale <= 0.0 {
+        return w;
+    }
+    let mut total = 0.0;
+    for &i in rows {
+        let x = (-(t1 - at(i)) / scale * std::f64::consts::LN_2).exp();
+        if let Some(wi) = w.get_mut(i as usize) {
+            *wi = x;
+        }
+        total += x;
+    }
+    let mean = total / rows.len() as f64;
+    for &i in rows {
+        if let Some(wi) = w.get_mut(i as usize) {
+            *wi /= mean;
+        }
+    }
+    w
+}
+
+/// Starting log-odds of every row for training on `rows` with `weights`.
+fn start_margins(
+    start: &Start<'_>,
+    labels: &[bool],
+    weights: &[f64],
+    rows: &[u32],
+) -> (Vec<f64>, f64) {
+    let n = labels.len();
+    match start {
+        Start::Prior { prior, strength } => {
+            let (mut won, mut total) = (0.0, 0.0);
+            for &i in rows {
+                let w = weights.get(i as usize).copied().unwrap_or(1.0);
+                won += w * f64::from(u8::from(labels.get(i as usize).copied().unwrap_or(false)));
+                total += w;
+            }
+            let rate = (won + strength * prior) / (total + strength);
+            // With no prior and one class, keep the rate off 0 and 1.
+            let rate = rate.clamp(1e-4, 1.0 - 1e-4);
+            let b = logit(rate);
+            (vec![b; n], b)
+        }
+        Start::Parent { margins, strength } => {
+            // One Newton step on the base rate, shrunk by `strength`.
+            let (mut g, mut h) = (0.0, 0.0);
+            for &i in rows {
+                let i = i as usize;
+                let w = weights.get(i).copied().unwrap_or(1.0);
+                let p = sigmoid(margins.get(i).copied().unwrap_or(0.0));
+                g += w * (f64::from(u8::from(labels.get(i).copied().unwrap_or(false))) - p);
+                h += w * p * (1.0 - p);
+            }
+            let delta = g / (h + strength.max(1e-6));
+            let delta = if delta.is_finite() {
+                delta.clamp(-3.0, 3.0)
+            } else {
+                0.0
+            };
+            (margins.iter().map(|m| m + delta).collect(), delta)
+        }
+    }
+}
+
+/// Chooses, fits and calibrates the trees (see the module docs).
+fn fit_boosted(
+    binned: &Binned,
+    labels: &[bool],
+    times: &Times,
+    start: &Start<'_>,
+    options: &TrainOptions,
+    lambda: f64,
+) -> Fitted {
+    let n = labels.len();
+    let all: Vec<u32> = times.order.clone();
+    let (fit, valid) = split(times, labels, options.validation_fraction);
+    let calibration_strength = match start {
+        Start::Prior { .. } => 1.0,
+        Start::Parent { strength, .. } => strength.max(1.0),
+    };
+    if valid.is_empty() {
+        // Too few of an outcome to hold any out: the base rate with its
+        // prior, and no trees that nothing could stop.
+        let weights = vec![1.0; n];
+        let (_, intercept) = start_margins(start, labels, &weights, &all);
+        return Fitted {
+            intercept,
+            trees: Vec::new(),
+            calibration: Calibration::default(),
+            validation: None,
+            converged: true,
+        };
+    }
+    // Each candidate is trained on the older rows and judged, calibrated,
+    // on the recent ones.
+    let mut best: Option<(f64, Candidate, usize, Vec<f64>)> = None;
+    let mut kept: Option<(f64, Vec<Tree>)> = None;
+    for c in candidates(times.known) {
+        let weights = recency_weights(times, &fit, c.half_life, n);
+        let (mut margin, b0) = start_margins(start, labels, &weights, &fit);
+        let params = params_for(c, lambda, options.max_trees);
+        let boosted = boost::boost(
+            binned,
+            labels,
+            &weights,
+            &mut margin,
+            &fit,
+            &valid,
+            &params,
+            17,
+        );
+        let scores: Vec<f64> = valid
+            .iter()
+            .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
+            .collect();
+        let y: Vec<bool> = valid
+            .iter()
+            .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+            .collect();
+        let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
+        let loss = log_loss(&scores, &y, cal);
+        if best.as_ref().is_none_or(|(l, ..)| loss < *l) {
+            best = Some((loss, c, boosted.trees.len(), scores));
+            kept = Some((b0, boosted.trees));
+        }
+    }
+    let Some((_, chosen, rounds, scores)) = best else {
+        return Fitted {
+            intercept: 0.0,
+            trees: Vec::new(),
+            calibration: Calibration::default(),
+            validation: None,
+            converged: true,
+        };
+    };
+    let y: Vec<bool> = valid
+        .iter()
+        .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+        .collect();
+    let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
+    let probs: Vec<f64> = scores
+        .iter()
+        .map(|&s| sigmoid(cal.slope * s + cal.offset))
+        .collect();
+    let won = y.iter().filter(|w| **w).count();
+    let validation = Validation {
+        rows: valid.len(),
+        won,
+        auc: crate::evaluate::roc_auc(&probs, &y),
+        brier: crate::evaluate::brier_score(&probs, &y),
+        log_loss: log_loss(&scores, &y, cal),
+        reliability: crate::evaluate::reliability(&probs, &y, 10),
+        depth: chosen.depth,
+        trees: rounds,
+        recency_half_life: chosen.half_life.map(|h| {
+            let at = |i: Option<&u32>| {
+                i.and_then(|&i| times.at.get(i as usize))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            h * (at(fit.last()) - at(fit.first()))
+        }),
+        calibration_slope: cal.slope,
+    };
+    if !REFIT || matches!(start, Start::Parent { .. }) {
+        // The model judged is the model kept: its calibration is out of
+        // sample exactly.
+        let (intercept, trees) = kept.unwrap_or_default();
+        return Fitted {
+            intercept,
+            converged: trees.len() < options.max_trees as usize,
+            trees,
+            calibration: cal,
+            validation: Some(validation),
+        };
+    }
+    // Refit on every row, the recent ones included (they matter most under
+    // drift), with the chosen configuration and number of trees.
+    let weights = recency_weights(times, &all, chosen.half_life, n);
+    let (mut margin, intercept) = start_margins(start, labels, &weights, &all);
+    let params = Params {
+        max_trees: rounds,
+        ..params_for(chosen, lambda, options.max_trees)
+    };
+    let boosted = boost::boost(
+        binned,
+        labels,
+        &weights,
+        &mut margin,
+        &all,
+        &[],
+        &params,
+        17,
+    );
+    // The slope comes from the held-out slice; the offset is set again so
+    // the refitted model's mean probability on the recent slice is what
+    // the held-out calibration said it is (the refit saw those leads, and
+    // a recency-weighted refit already moved towards their won rate).
+    let target: f64 = probs.iter().sum::<f64>() / probs.len().max(1) as f64;
+    let refit_scores: Vec<f64> = valid
+        .iter()
+        .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
+        .collect();
+    // Without close times the rows are exchangeable: the refit's own
+    // log-loss fit is its calibration, and the held-out slope (of a model
+    // trained on fewer rows) would only distort it.
+    let calibration = if times.known {
+        Calibration {
+            slope: cal.slope,
+            offset: match_mean(&refit_scores, cal.slope, target),
+        }
+    } else {
+        Calibration::default()
+    };
+    Fitted {
+        intercept,
+        converged: boosted.trees.len() < options.max_trees as usize,
+        trees: boosted.trees,
+        calibration,
+        validation: Some(validation),
+    }
+}
+
+/// The held-out split: the newest `fraction` of the rows (every fifth row
+/// when the order is unknown), when both sides keep enough of each outcome;
+/// else no validation rows.
+fn split(times: &Times, labels: &[bool], fraction: f64) -> (Vec<u32>, Vec<u32>) {
+    let n = times.order.len();
+    let n_valid = ((n as f64) * fraction).round() as usize;
+    let (fit, valid): (Vec<u32>, Vec<u32>) = if times.known {
+        let cut = n - n_valid.min(n);
+        (
+            times.order.get(..cut).unwrap_or(&[]).to_vec(),
+            times.order.get(cut..).unwrap_or(&[]).to_vec(),
+        )
+    } else {
+        let every = (1.0 / fraction).round().max(2.0) as usize;
+        times
+            .order
+            .iter()
+            .partition(|&&i| (i as usize) % every != every - 1)
+    };
+    let counts = |rows: &[u32]| {
+        let won = rows
+            .iter()
+            .filter(|&&i| labels.get(i as usize).copied().unwrap_or(false))
+            .count();
+        (won, rows.len() - won)
+    };
+    let ((fw, fl), (vw, vl)) = (counts(&fit), counts(&valid));
+    let m = MIN_PER_OUTCOME_HELD_OUT;
+    if fw >= m && fl >= m && vw >= m && vl >= m {
+        (fit, valid)
+    } else {
+        (times.order.clone(), Vec::new())
+    }
+}
+
+/// Platt scaling: the slope and offset that best turn `scores` (log-odds)
+/// into probabilities of `won`, pulled towards (1, 0) by `strength`
+/// pseudo-leads' worth of penalty. The slope stays within [0.01, 10].
+fn platt(scores: &[f64], won: &[bool], strength: f64, max_iterations: u32) -> Calibration {
+    let (mut a, mut b) = (1.0f64, 0.0f64);
+    for _ in 0..max_iterations.max(10) {
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
+            (strength * (a - 1.0), strength * b, strength, 0.0, strength);
+        for (&s, &y) in scores.iter().zip(won) {
+            let p = sigmoid(a * s + b);
+            let r = p - f64::from(u8::from(y));
+            let w = (p * (1.0 - p)).max(1e-12);
+            ga += r * s;
+            gb += r;
+            haa += w * s * s;
+            hab += w * s;
+            hbb += w;
+        }
+        let det = haa * hbb - hab * hab;
+        if !(det.is_finite() && det > 1e-12) {
+            break;
+        }
+        let da = (hbb * ga - hab * gb) / det;
+        let db = (haa * gb - hab * ga) / det;
+        a = (a - da).clamp(0.01, 10.0);
+        b = (b - db).clamp(-20.0, 20.0);
+        if da.abs().max(db.abs()) < 1e-10 {
+            break;
+        }
+    }
+    Calibration {
+        slope: a,
+        offset: b,
+    }
+}
+
+/// The offset that makes the mean of `sigmoid(slope · s + offset)` over
+/// `scores` equal `target` (bisection; the mean rises with the offset).
+fn match_mean(scores: &[f64], slope: f64, target: f64) -> f64 {
+    let mean = |b: f64| {
+        scores.iter().map(|&s| sigmoid(slope * s + b)).sum::<f64>() / scores.len().max(1) as f64
+    };
+    let (mut lo, mut hi) = (-20.0f64, 20.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if mean(mid) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+fn log_loss(scores: &[f64], won: &[bool], cal: Calibration) -> f64 {
+    let total: f64 = scores
+        .iter()
+        .zip(won)
+        .map(|(&s, &y)| {
+            let z = cal.slope * s + cal.offset;
+            softplus(z) - if y { z } else { 0.0 }
+        })
+        .sum();
+    total / scores.len().max(1) as f64
+}
+
 fn check_rows(rows: &[f64], n: usize, p: usize) -> Result<(), TrainError> {
     if rows.len() != n * p {
         return Err(TrainError::RowLength {
@@ -637,15 +1579,6 @@ fn standardise(x: f64, mean: f64, scale: f64) -> f64 {
         (x - mean) / scale
     } else {
         0.0
-    }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
     }
 }
 
@@ -823,14 +1756,6 @@ fn fit_logistic(
         intercept,
         iterations,
         converged,
-    }
-}
-
-fn softplus(z: f64) -> f64 {
-    if z > 0.0 {
-        z + (-z).exp().ln_1p()
-    } else {
-        z.exp().ln_1p()
     }
 }
 

@@ -295,7 +295,7 @@ fn the_predictor_matches_a_logistic_regression_fitted_by_gradient_descent() {
         auc >= gd_auc - 0.005,
         "AUC {auc} vs independent LR {gd_auc}"
     );
-    assert!((brier - gd_brier).abs() < 0.003);
+    assert!(brier <= gd_brier + 0.003, "Brier {brier} vs {gd_brier}");
 }
 
 #[test]
@@ -416,12 +416,15 @@ fn a_team_with_few_leads_stays_near_the_tenant_and_one_with_many_learns_its_own(
         .train_team(&many.rows, &many.labels, options, 0)
         .unwrap();
     let alone = Predictor::train_rows(space(), &few.rows, &few.labels, options, 0).unwrap();
+    // Root-mean-square difference of the log-odds over the test leads.
     let distance = |a: &Predictor, b: &Predictor| -> f64 {
-        a.coefficients
-            .iter()
-            .zip(&b.coefficients)
-            .map(|(x, y)| (x - y).powi(2))
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let (pa, pb) = (predictions(a, &test), predictions(b, &test));
+        (pa.iter()
+            .zip(&pb)
+            .map(|(x, y)| (logit(*x) - logit(*y)).powi(2))
             .sum::<f64>()
+            / pa.len() as f64)
             .sqrt()
     };
     assert!(distance(&small, &tenant) < 0.5 * distance(&alone, &tenant));
@@ -575,7 +578,13 @@ fn many_rare_options_are_pooled_and_the_columns_capped() {
     let mut fields = vec![field("budget", FieldType::Rating, &[])];
     let keys: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
     fields.extend(keys.iter().map(|k| field(k, FieldType::Category, &options)));
-    let space = FeatureSpace::new(&fields, &["website_visit".to_string()]);
+    // The boosted model's space has one column per field...
+    assert_eq!(
+        FeatureSpace::new(&fields, &["website_visit".to_string()]).len(),
+        1 + 20 + 1
+    );
+    // ...and the one-hot layout of a linear model one per option.
+    let space = FeatureSpace::one_hot(&fields, &["website_visit".to_string()]);
     assert_eq!(space.len(), 2 + 20 * 200 + 1);
 
     // Most rows take one of a few common options; a handful take rare ones.
@@ -627,4 +636,246 @@ fn many_rare_options_are_pooled_and_the_columns_capped() {
     )
     .expect("trains");
     assert!(predictor.predict(&LeadFacts::default()).is_finite());
+}
+
+#[test]
+fn spelling_variants_of_an_option_are_one_level() {
+    let space = FeatureSpace::new(
+        &[field(
+            "source",
+            FieldType::Category,
+            &["Google", "google", " GOOGLE ", "Olark  Chat", "olark_chat"],
+        )],
+        &[],
+    );
+    let levels = match &space.features[0] {
+        scoring::predictor::Feature::Level { levels, .. } => levels.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(levels, vec!["google".to_string(), "olark chat".to_string()]);
+    let code = |text: &str| {
+        let mut f = LeadFacts::default();
+        f.attributes
+            .insert("source".into(), AttributeValue::Text(text.into()));
+        space.encode(&f)[0]
+    };
+    assert_eq!(code("Google"), code("google "));
+    assert_eq!(code("Olark Chat"), code("olark_chat"));
+    assert_ne!(code("Google"), code("Olark Chat"));
+    assert_eq!(code("never seen"), 2.0, "an unknown option is its own code");
+    assert!(space.encode(&LeadFacts::default())[0].is_nan());
+}
+
+/// A version 1 predictor (stored before the boosted model) still loads and
+/// predicts what it predicted.
+#[test]
+fn a_stored_version_1_predictor_still_loads_and_predicts() {
+    let fields = [
+        field("budget", FieldType::Rating, &[]),
+        field("source", FieldType::Category, &SOURCES),
+    ];
+    let space = FeatureSpace::one_hot(&fields, &[]);
+    let v1 = serde_json::json!({
+        "version": 1,
+        "space": serde_json::to_value(&space).unwrap(),
+        "means": [3.0, 0.1, 0.25, 0.25, 0.25, 0.25],
+        "scales": [1.2, 0.3, 0.43, 0.43, 0.43, 0.43],
+        "coefficients": [0.8, -0.1, 0.0, 0.5, 0.0, -0.4],
+        "intercept": -1.0,
+        "metadata": {
+            "rows": 100, "won": 30, "lost": 70, "trainedAt": 1,
+            "iterations": 6, "converged": true, "brier": 0.2, "auc": 0.7,
+            "options": {"l2": 1.0, "prior": 0.2, "priorStrength": 10.0,
+                        "teamStrength": 50.0, "maxIterations": 50},
+            "shrunkToParent": false
+        }
+    });
+    let model: Predictor = serde_json::from_value(v1).unwrap();
+    let mut lead = LeadFacts::default();
+    lead.attributes
+        .insert("budget".into(), AttributeValue::Number(4.2));
+    lead.attributes
+        .insert("source".into(), AttributeValue::Text("referral".into()));
+    // By hand: -1 + 0.8·(4.2−3)/1.2 + 0.5·(1−0.25)/0.43 + (−0.1)·(0−0.1)/0.3
+    // − 0.4·(0−0.25)/0.43, through the logistic function.
+    let z: f64 = -1.0 + 0.8 + 0.5 * 0.75 / 0.43 + 0.1 * 0.1 / 0.3 + 0.4 * 0.25 / 0.43;
+    let expected = 1.0 / (1.0 + (-z).exp());
+    assert!((model.predict(&lead) - expected).abs() < 1e-9);
+    let (up, _) = model.explain(&lead, 2);
+    let names: Vec<&str> = up.iter().map(|e| e.feature.as_str()).collect();
+    assert_eq!(names, ["source=referral", "budget"]);
+}
+
+#[test]
+fn the_held_out_recent_leads_give_out_of_sample_figures_and_a_reliability_table() {
+    let d = data(20, 5_000, &TENANT);
+    let closed_at: Vec<i64> = (0..5_000).collect();
+    let model = Predictor::train_rows_at(
+        space(),
+        &d.rows,
+        &d.labels,
+        &closed_at,
+        TrainOptions::default(),
+        0,
+    )
+    .unwrap();
+    let v = model
+        .metadata
+        .validation
+        .clone()
+        .expect("enough leads to hold out");
+    assert_eq!(v.rows, 1_000);
+    assert_eq!(v.reliability.len(), 10);
+    assert_eq!(v.reliability.iter().map(|b| b.leads).sum::<usize>(), 1_000);
+    assert_eq!(model.metadata.auc, v.auc);
+    assert!(v.auc.unwrap() > 0.7, "{v:?}");
+    for bin in v.reliability.iter().filter(|b| b.leads >= 100) {
+        assert!((bin.mean_predicted - bin.won_rate).abs() < 0.1, "{bin:?}");
+    }
+    // A closed time per label is required.
+    assert!(
+        Predictor::train_rows_at(
+            space(),
+            &d.rows,
+            &d.labels,
+            &[0],
+            TrainOptions::default(),
+            0
+        )
+        .is_err()
+    );
+}
+
+/// When the won rate drifts upwards, the probabilities follow the recent
+/// leads, not the average of the history.
+#[test]
+fn the_probabilities_follow_a_drifting_won_rate() {
+    let old = data(21, 6_000, &TENANT);
+    let recent = data(
+        22,
+        4_000,
+        &Truth {
+            intercept: 0.3,
+            referral_effect: 1.0,
+        },
+    );
+    let rows: Vec<f64> = old.rows.iter().chain(&recent.rows).copied().collect();
+    let labels: Vec<bool> = old.labels.iter().chain(&recent.labels).copied().collect();
+    let closed_at: Vec<i64> = (0..10_000).collect();
+    let model = Predictor::train_rows_at(
+        space(),
+        &rows,
+        &labels,
+        &closed_at,
+        TrainOptions::default(),
+        0,
+    )
+    .unwrap();
+    let future = data(
+        23,
+        5_000,
+        &Truth {
+            intercept: 0.3,
+            referral_effect: 1.0,
+        },
+    );
+    let mean = predictions(&model, &future).iter().sum::<f64>() / 5_000.0;
+    let observed = future.labels.iter().filter(|w| **w).count() as f64 / 5_000.0;
+    let history = labels.iter().filter(|w| **w).count() as f64 / 10_000.0;
+    eprintln!("mean prediction {mean:.3}, future won rate {observed:.3}, history {history:.3}");
+    assert!((mean - observed).abs() < (history - observed).abs() / 2.0);
+}
+
+/// The real leads in `../shared/data` (beside the checkout), when present:
+/// trained on four fifths of the leads, the predictor ranks the other fifth
+/// about as well as scikit-learn's best model does in 5-fold
+/// cross-validation (0.774), and never answers NaN.
+#[test]
+fn on_real_bank_leads_the_predictor_ranks_the_next_leads() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bank_leads.csv");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("skipped: {} is not there", path.display());
+        return;
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let records: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let mut fields = Vec::new();
+    for (j, name) in header.iter().enumerate() {
+        if name.starts_with("cat_") {
+            let mut options: Vec<&str> = records
+                .iter()
+                .map(|r| r[j])
+                .filter(|v| !v.is_empty())
+                .collect();
+            options.sort_unstable();
+            options.dedup();
+            fields.push((j, field(name, FieldType::Category, &options)));
+        } else if name.starts_with("num_") || name.starts_with("count_") {
+            fields.push((j, field(name, FieldType::Number, &[])));
+        }
+    }
+    let defs: Vec<FieldDef> = fields.iter().map(|(_, f)| f.clone()).collect();
+    let space = FeatureSpace::new(&defs, &[]);
+    let facts: Vec<LeadFacts> = records
+        .iter()
+        .map(|r| {
+            let mut f = LeadFacts::default();
+            for (j, def) in &fields {
+                let v = r[*j];
+                if v.is_empty() {
+                    continue;
+                }
+                let value = if def.field_type == FieldType::Category {
+                    AttributeValue::Text(v.into())
+                } else {
+                    AttributeValue::Number(v.parse().unwrap())
+                };
+                f.attributes.insert(def.key.clone(), value);
+            }
+            f
+        })
+        .collect();
+    let won: Vec<bool> = records.iter().map(|r| r[1] == "won").collect();
+    let (mut rows, mut labels) = (Vec::new(), Vec::new());
+    let (mut probe, mut probe_won) = (Vec::new(), Vec::new());
+    for (i, (f, w)) in facts.iter().zip(&won).enumerate() {
+        if i % 5 == 0 {
+            probe.push(f);
+            probe_won.push(*w);
+        } else {
+            space.encode_into(f, &mut rows);
+            labels.push(*w);
+        }
+    }
+    let model = Predictor::train_rows(space, &rows, &labels, TrainOptions::default(), 0).unwrap();
+    let probs: Vec<f64> = probe.iter().map(|f| model.predict(f)).collect();
+    assert!(probs.iter().all(|p| p.is_finite() && *p > 0.0 && *p < 1.0));
+    let auc = roc_auc(&probs, &probe_won).unwrap();
+    eprintln!("bank leads, every fifth held out: AUC {auc:.4}");
+    assert!(auc > 0.765, "{auc}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Any small set of closed leads, any mix of outcomes and missing
+    /// values: finite probabilities strictly between 0 and 1.
+    #[test]
+    fn small_data_gives_finite_probabilities(
+        n in 0usize..80,
+        seed in 0u64..1_000,
+        won_share in 0.0f64..1.0,
+    ) {
+        let mut rng = Rng(seed);
+        let d = data(seed, n, &TENANT);
+        let labels: Vec<bool> = (0..n).map(|_| rng.unit() < won_share).collect();
+        let closed_at: Vec<i64> = (0..n as i64).collect();
+        let model = Predictor::train_rows_at(space(), &d.rows, &labels, &closed_at, TrainOptions::default(), 0).unwrap();
+        let probe = data(seed + 1, 20, &TENANT);
+        for f in probe.facts.iter().chain([&LeadFacts::default()]) {
+            let p = model.predict(f);
+            proptest::prop_assert!(p.is_finite() && p > 0.0 && p < 1.0, "{}", p);
+        }
+    }
 }
