@@ -669,9 +669,19 @@ impl Predictor {
             return Ok(Self::train_linear(space, rows, labels, options, trained_at));
         }
         let n = labels.len();
+        let times = time_order(closed_at, n);
+        // Too few of an outcome to hold a validation slice out: nothing
+        // could choose or stop trees, so the regularised linear model with
+        // its prior learns what the few leads say (a dozen of each still
+        // tell a strong budget from a weak one).
+        if split(&times, labels, options.validation_fraction)
+            .1
+            .is_empty()
+        {
+            return Ok(Self::train_linear(space, rows, labels, options, trained_at));
+        }
         let binnings = bin_columns(&space, rows, n);
         let binned = Binned::new(&binnings, rows, n);
-        let times = time_order(closed_at, n);
         let fitted = fit_boosted(
             &binned,
             labels,

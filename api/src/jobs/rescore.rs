@@ -159,6 +159,7 @@ struct Row {
     next_follow_up_at: Option<DateTime<Utc>>,
     scoring_model_id: Option<Uuid>,
     scored_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -750,6 +751,9 @@ async fn retrain(
     let space = FeatureSpace::from_catalog(&catalog.catalog);
     let mut features: Vec<f64> = Vec::new();
     let mut labels: Vec<bool> = Vec::new();
+    // When each closed: the most recent closes choose and calibrate the
+    // model, and recent ones weigh more when the won rate drifts.
+    let mut closed_at: Vec<i64> = Vec::new();
     let mut teams: Vec<Option<Uuid>> = Vec::new();
     for (status, won) in [(LeadStatus::Won, true), (LeadStatus::Lost, false)] {
         let mut after: Option<Uuid> = None;
@@ -781,6 +785,7 @@ async fn retrain(
                 );
                 space.encode_into(&facts, &mut features);
                 labels.push(won);
+                closed_at.push(secs(r.closed_at.unwrap_or(r.facts.stage_entered_at)));
                 teams.push(r.team_id);
             }
             after = Some(last);
@@ -798,7 +803,17 @@ async fn retrain(
     let trained_at = secs(now);
     let min_per_outcome = options.min_closed_per_outcome;
     let (tenant, trained_teams) = tokio::task::spawn_blocking(move || {
-        train_scopes(space, features, labels, &teams, trained_at, min_per_outcome)
+        train_scopes(
+            space,
+            features,
+            Outcomes {
+                labels,
+                closed_at,
+                teams,
+            },
+            trained_at,
+            min_per_outcome,
+        )
     })
     .await
     .map_err(|err| {
@@ -844,41 +859,64 @@ fn enough(labels: &[bool], min_per_outcome: usize) -> bool {
 /// A predictor and the outcomes it learnt from.
 type TrainedScope = (Predictor, Vec<bool>);
 
+/// What each closed lead's feature row learns from: won or lost, when it
+/// closed, and its team.
+struct Outcomes {
+    labels: Vec<bool>,
+    closed_at: Vec<i64>,
+    teams: Vec<Option<Uuid>>,
+}
+
 /// Trains the tenant's predictor on every row and each team's with enough
-/// history on its own rows (`teams` gives each row's team).
+/// history on its own rows.
 fn train_scopes(
     space: FeatureSpace,
     features: Vec<f64>,
-    labels: Vec<bool>,
-    teams: &[Option<Uuid>],
+    outcomes: Outcomes,
     trained_at: i64,
     min_per_outcome: usize,
 ) -> AppResult<(TrainedScope, HashMap<Uuid, TrainedScope>)> {
     let width = space.len();
-    let train = |features: &[f64], labels: &[bool]| {
-        Predictor::train_rows(
+    let train = |features: &[f64], labels: &[bool], closed_at: &[i64]| {
+        Predictor::train_rows_at(
             space.clone(),
             features,
             labels,
+            closed_at,
             TrainOptions::default(),
             trained_at,
         )
         .map_err(|err| AppError::Internal(anyhow::anyhow!("training the predictor failed: {err}")))
     };
-    let tenant = train(&features, &labels)?;
-    let mut by_team: HashMap<Uuid, (Vec<f64>, Vec<bool>)> = HashMap::new();
+    let Outcomes {
+        labels,
+        closed_at,
+        teams,
+    } = outcomes;
+    let tenant = train(&features, &labels, &closed_at)?;
+    /// One team's share of the rows.
+    #[derive(Default)]
+    struct TeamRows {
+        features: Vec<f64>,
+        labels: Vec<bool>,
+        closed_at: Vec<i64>,
+    }
+    let mut by_team: HashMap<Uuid, TeamRows> = HashMap::new();
     for (i, team) in teams.iter().enumerate() {
         if let Some(team) = team {
-            let (rows, outcomes) = by_team.entry(*team).or_default();
-            rows.extend_from_slice(&features[i * width..(i + 1) * width]);
-            outcomes.push(labels[i]);
+            let rows = by_team.entry(*team).or_default();
+            rows.features
+                .extend_from_slice(&features[i * width..(i + 1) * width]);
+            rows.labels.push(labels[i]);
+            rows.closed_at.push(closed_at[i]);
         }
     }
     drop(features);
     let mut trained_teams = HashMap::new();
-    for (team, (rows, outcomes)) in by_team {
-        if enough(&outcomes, min_per_outcome) {
-            trained_teams.insert(team, (train(&rows, &outcomes)?, outcomes));
+    for (team, rows) in by_team {
+        if enough(&rows.labels, min_per_outcome) {
+            let predictor = train(&rows.features, &rows.labels, &rows.closed_at)?;
+            trained_teams.insert(team, (predictor, rows.labels));
         }
     }
     Ok(((tenant, labels), trained_teams))
@@ -938,6 +976,7 @@ fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::E
         lead::Column::NextFollowUpAt,
         lead::Column::ScoringModelId,
         lead::Column::ScoredAt,
+        lead::Column::ClosedAt,
     ])
 }
 
