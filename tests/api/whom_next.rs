@@ -357,3 +357,191 @@ async fn a_new_top_tier_lead_is_due_within_the_hour_with_the_reason() {
     let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
     assert!(!reasons.contains("respond within"), "{reasons}");
 }
+
+const DEACTIVATE: &str = "mutation($input: DeactivateUserInput!) { deactivateUser(input: $input) { user { id active } } }";
+const REASSIGN: &str =
+    "mutation($input: ReassignLeadsInput!) { reassignLeads(input: $input) { moved } }";
+
+async fn owner_of(app: &crate::helpers::TestApp, token: &str, lead: &str) -> serde_json::Value {
+    let body = app
+        .graphql(
+            Some(token),
+            "query($id: ID!) { lead(id: $id) { owner { id } history { kind fromValue toValue } } }",
+            json!({"id": lead}),
+        )
+        .await;
+    body["data"]["lead"].clone()
+}
+
+#[tokio::test]
+async fn a_deactivated_reps_token_is_refused_at_once_and_their_leads_move() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let (rep_id, rep) = app.member(&t, "rep@acme.example", "REP", &[]).await;
+    let mut leads = Vec::new();
+    for name in ["First", "Second"] {
+        let lead = app
+            .new_lead(&rep, json!({"name": name, "attributes": weak()}))
+            .await;
+        leads.push(lead["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["id"], rep_id.as_str(), "{me}");
+
+    // The rep may not deactivate anyone, themselves included.
+    let body = app
+        .graphql(
+            Some(&rep),
+            DEACTIVATE,
+            json!({"input": {"userId": t.owner_id}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    // The owner may not deactivate themselves, nor hand the leads to the
+    // one leaving.
+    let body = app
+        .graphql(
+            Some(&t.token),
+            DEACTIVATE,
+            json!({"input": {"userId": t.owner_id}}),
+        )
+        .await;
+    assert_eq!(error_field(&body), "input.userId", "{body}");
+    let body = app
+        .graphql(
+            Some(&t.token),
+            DEACTIVATE,
+            json!({"input": {"userId": rep_id, "reassignTo": rep_id}}),
+        )
+        .await;
+    assert_eq!(error_field(&body), "input.reassignTo", "{body}");
+    // Nothing of that was written: the rep still works.
+    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["id"], rep_id.as_str(), "{me}");
+
+    let body = app
+        .graphql(
+            Some(&t.token),
+            DEACTIVATE,
+            json!({"input": {"userId": rep_id, "reassignTo": t.owner_id}}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["deactivateUser"]["user"]["active"], false,
+        "{body}"
+    );
+
+    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
+    assert_eq!(error_code(&me), "UNAUTHENTICATED", "{me}");
+    let login = app
+        .login(&t.slug, "rep@acme.example", crate::helpers::PASSWORD)
+        .await;
+    assert!(login["data"]["login"].is_null(), "{login}");
+    for lead in &leads {
+        let read = owner_of(&app, &t.token, lead).await;
+        assert_eq!(read["owner"]["id"], t.owner_id.as_str(), "{read}");
+        let history = read["history"].to_string();
+        assert!(
+            history.contains("ASSIGNED") && history.contains(&rep_id),
+            "{history}"
+        );
+    }
+    let queue = app.queue(&t.token, None).await;
+    assert_eq!(
+        queue["data"]["followUpQueue"].as_array().map(Vec::len),
+        Some(2),
+        "the owner's queue holds the moved leads: {queue}"
+    );
+}
+
+#[tokio::test]
+async fn leads_move_between_members_of_a_managers_team_and_no_further() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let east_team = app.new_team(&t.token, "East").await;
+    let west_team = app.new_team(&t.token, "West").await;
+    let east_teams = [east_team.as_str()];
+    let (_, manager) = app
+        .member(&t, "mgr@acme.example", "MANAGER", &east_teams)
+        .await;
+    let (east_id, east) = app
+        .member(&t, "east@acme.example", "REP", &east_teams)
+        .await;
+    let (east2_id, _) = app
+        .member(&t, "east2@acme.example", "REP", &east_teams)
+        .await;
+    let (west_id, _) = app
+        .member(&t, "west@acme.example", "REP", &[west_team.as_str()])
+        .await;
+    let mut leads = Vec::new();
+    for name in ["A", "B", "C"] {
+        let lead = app
+            .new_lead(&east, json!({"name": name, "attributes": weak()}))
+            .await;
+        leads.push(lead["id"].as_str().unwrap_or_default().to_owned());
+    }
+
+    let body = app
+        .graphql(
+            Some(&manager),
+            REASSIGN,
+            json!({"input": {"fromUserId": east_id, "toUserId": west_id}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = app
+        .graphql(
+            Some(&east),
+            REASSIGN,
+            json!({"input": {"fromUserId": east_id, "toUserId": east2_id}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let other = app.sign_up_tenant("globex").await;
+    let body = app
+        .graphql(
+            Some(&other.token),
+            REASSIGN,
+            json!({"input": {"fromUserId": east_id, "toUserId": null}}),
+        )
+        .await;
+    assert_eq!(error_field(&body), "input.fromUserId", "{body}");
+    for lead in &leads {
+        assert_eq!(
+            owner_of(&app, &t.token, lead).await["owner"]["id"],
+            east_id.as_str()
+        );
+    }
+
+    let body = app
+        .graphql(
+            Some(&manager),
+            REASSIGN,
+            json!({"input": {"fromUserId": east_id, "toUserId": east2_id}}),
+        )
+        .await;
+    assert_eq!(body["data"]["reassignLeads"]["moved"], 3, "{body}");
+    for lead in &leads {
+        assert_eq!(
+            owner_of(&app, &t.token, lead).await["owner"]["id"],
+            east2_id.as_str()
+        );
+    }
+    // And back to the pool.
+    let body = app
+        .graphql(
+            Some(&t.token),
+            REASSIGN,
+            json!({"input": {"fromUserId": east2_id, "toUserId": null}}),
+        )
+        .await;
+    assert_eq!(body["data"]["reassignLeads"]["moved"], 3, "{body}");
+    let pool = app
+        .graphql(
+            Some(&t.token),
+            "{ leads(filter: {unassigned: true}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pool["data"]["leads"]["totalCount"], 3, "{pool}");
+}

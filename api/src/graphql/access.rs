@@ -11,6 +11,26 @@ use super::{
 use crate::{error::IntoGraphql, service::access};
 
 #[derive(InputObject)]
+pub struct ReassignLeadsInput {
+    pub from_user_id: ID,
+    /// Null: back to the shared pool.
+    pub to_user_id: Option<ID>,
+}
+
+/// How many open leads moved.
+#[derive(SimpleObject)]
+pub struct ReassignLeadsPayload {
+    pub moved: i32,
+}
+
+#[derive(InputObject)]
+pub struct DeactivateUserInput {
+    pub user_id: ID,
+    /// Who takes the user's open leads; null: the shared pool.
+    pub reassign_to: Option<ID>,
+}
+
+#[derive(InputObject)]
 pub struct ChangePasswordInput {
     pub current_password: String,
     /// At least 10 characters.
@@ -108,6 +128,53 @@ impl AccessMutation {
             user: user.into(),
             sessions_ended: count(ended),
         })
+    }
+
+    /// Moves every open lead of one user to another, or back to the shared
+    /// pool when `toUserId` is null: OWNER and ADMIN for anyone, a MANAGER
+    /// between members of their teams. Audited.
+    async fn reassign_leads(
+        &self,
+        ctx: &Context<'_>,
+        input: ReassignLeadsInput,
+    ) -> Result<ReassignLeadsPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let moved = access::reassign_leads(
+            &rc.db,
+            &principal,
+            &input.from_user_id,
+            input.to_user_id.as_ref().map(|id| id.as_str()),
+            Utc::now(),
+        )
+        .await
+        .gql()?;
+        Ok(ReassignLeadsPayload {
+            moved: i32::try_from(moved).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Deactivates a user (OWNER and ADMIN; an OWNER only by an OWNER): they
+    /// can no longer sign in, their tokens stop working on their next
+    /// request, and their open leads go to `reassignTo` or back to the
+    /// shared pool. Audited.
+    async fn deactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        input: DeactivateUserInput,
+    ) -> Result<UserPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        let user = access::deactivate_user(
+            &rc.db,
+            &principal,
+            &input.user_id,
+            input.reassign_to.as_ref().map(|id| id.as_str()),
+            Utc::now(),
+        )
+        .await
+        .gql()?;
+        Ok(UserPayload { user: user.into() })
     }
 
     /// Changes a user's role (OWNER and ADMIN; only an OWNER grants or takes

@@ -85,6 +85,8 @@ pub struct User {
     pub role: Role,
     /// An away rep gets no leads from the assignment rules.
     pub away: bool,
+    /// False once deactivated: they can no longer sign in.
+    pub active: bool,
     /// The most open leads the assignment rules give this user; null for
     /// no limit of their own.
     pub capacity: Option<i32>,
@@ -102,6 +104,7 @@ impl From<user::Model> for User {
             display_name: u.display_name,
             role: u.role.into(),
             away: u.away,
+            active: u.active,
             capacity: u.capacity,
             uuid: u.id,
             tenant_id: u.tenant_id,

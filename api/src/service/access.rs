@@ -312,3 +312,183 @@ pub async fn update_user_role(
     access::commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
     Ok(saved)
 }
+
+/// Where a user's open leads go: to an active user of the company, or
+/// back to the shared pool (`None`). `field` names the input.
+async fn lead_recipient<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    raw_id: Option<&str>,
+    field: &str,
+) -> AppResult<Option<user::Model>> {
+    let Some(raw_id) = raw_id else {
+        return Ok(None);
+    };
+    let id = validate::id(field, raw_id)?;
+    match scope.find::<user::Entity>(id).await? {
+        Some(user) if user.active => Ok(Some(user)),
+        _ => Err(AppError::invalid(
+            field,
+            "no such active user in your company",
+        )),
+    }
+}
+
+/// Whether a MANAGER may move leads between `users`: each must belong to
+/// one of the manager's teams. OWNER and ADMIN may move anyone's; a REP
+/// no one's.
+async fn require_may_move_leads_of<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    users: &[Uuid],
+) -> AppResult<()> {
+    match principal.role {
+        Role::Owner | Role::Admin => Ok(()),
+        Role::Rep => Err(AppError::Forbidden {
+            action: "move other people's leads",
+        }),
+        Role::Manager => {
+            let config = super::tenant_config::get(scope).await?;
+            let mine = config.teams_of(principal.user_id);
+            let in_my_teams = |user: &Uuid| config.teams_of(*user).iter().any(|t| mine.contains(t));
+            if users.iter().all(in_my_teams) {
+                Ok(())
+            } else {
+                Err(AppError::Forbidden {
+                    action: "move leads of someone outside your teams",
+                })
+            }
+        }
+    }
+}
+
+/// Moves every open lead of one user to another, or back to the shared
+/// pool: for a rep who changes territory or goes on leave. OWNER and
+/// ADMIN for anyone; a MANAGER between members of their teams. Audited;
+/// each lead's history records the move. Returns how many moved.
+///
+/// # Errors
+/// BAD_USER_INPUT naming the field for an unknown user or the same user
+/// twice; FORBIDDEN as above.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+pub async fn reassign_leads(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    from: &str,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    let txn = begin_write(db).await?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let from_id = validate::id("input.fromUserId", from)?;
+    let source = scope
+        .find::<user::Entity>(from_id)
+        .await?
+        .ok_or_else(|| AppError::invalid("input.fromUserId", "no such user in your company"))?;
+    let target = lead_recipient(&scope, to, "input.toUserId").await?;
+    if target.as_ref().is_some_and(|t| t.id == source.id) {
+        return Err(AppError::invalid(
+            "input.toUserId",
+            "is the user the leads are moving from",
+        ));
+    }
+    let mut involved = vec![source.id];
+    involved.extend(target.as_ref().map(|t| t.id));
+    require_may_move_leads_of(&scope, principal, &involved).await?;
+    let to_id = target.as_ref().map(|t| t.id);
+    let moved = super::lead_writer::reassign_open_leads(
+        &scope,
+        source.id,
+        to_id,
+        Some(principal.user_id),
+        "leads reassigned",
+        now,
+    )
+    .await?;
+    audit::record(
+        &scope,
+        audit::Change {
+            actor: Some(principal.user_id),
+            action: "leads.reassigned",
+            entity: "user",
+            entity_id: Some(source.id),
+            before: Some(json!({"ownerId": source.id})),
+            after: Some(json!({"ownerId": to_id, "moved": moved})),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(from = %source.id, to = ?to_id, moved, "leads reassigned");
+    Ok(moved)
+}
+
+/// Deactivates a user: they can no longer sign in, their access and
+/// refresh tokens stop working on the next request on every server, and
+/// their open leads go to `reassign_to` or back to the shared pool. OWNER
+/// and ADMIN only, an OWNER only by an OWNER; never oneself, and the
+/// company keeps an active OWNER. Audited.
+///
+/// # Errors
+/// FORBIDDEN as above; NOT_FOUND for a user of another tenant;
+/// BAD_USER_INPUT naming the field for oneself or an unknown recipient.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+pub async fn deactivate_user(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    user_id: &str,
+    reassign_to: Option<&str>,
+    now: DateTime<Utc>,
+) -> AppResult<user::Model> {
+    principal.require_admin("deactivate users")?;
+    let txn = begin_write(db).await?;
+    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let target = target_user(&scope, "input.userId", user_id).await?;
+    if target.id == principal.user_id {
+        return Err(AppError::invalid(
+            "input.userId",
+            "you cannot deactivate yourself; ask another owner or admin",
+        ));
+    }
+    require_may_manage(principal, &target, "deactivate an owner")?;
+    let recipient = lead_recipient(&scope, reassign_to, "input.reassignTo").await?;
+    if recipient.as_ref().is_some_and(|r| r.id == target.id) {
+        return Err(AppError::invalid(
+            "input.reassignTo",
+            "is the user being deactivated",
+        ));
+    }
+    if !target.active {
+        return Ok(target);
+    }
+    let (target, _) = end_every_session(&scope, &target, now).await?;
+    let mut row: user::ActiveModel = target.into();
+    row.active = Set(false);
+    row.updated_at = Set(now);
+    let saved = scope.update(row).await?;
+    let to_id = recipient.as_ref().map(|r| r.id);
+    let moved = super::lead_writer::reassign_open_leads(
+        &scope,
+        saved.id,
+        to_id,
+        Some(principal.user_id),
+        "owner deactivated",
+        now,
+    )
+    .await?;
+    audit::record(
+        &scope,
+        audit::Change {
+            actor: Some(principal.user_id),
+            action: "user.deactivated",
+            entity: "user",
+            entity_id: Some(saved.id),
+            before: Some(json!({"active": true})),
+            after: Some(json!({"active": false, "leadsTo": to_id, "leadsMoved": moved})),
+        },
+        now,
+    )
+    .await?;
+    access::commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
+    tracing::info!(target_user_id = %saved.id, moved, "user deactivated");
+    Ok(saved)
+}

@@ -492,6 +492,90 @@ pub async fn assign_owner<C: ConnectionTrait>(
     Ok(true)
 }
 
+/// Moves every open lead of `from` to `to` (or the shared pool), in the
+/// caller's transaction, with a history entry per lead naming `actor` and
+/// the change announced as any assignment is. Scores stay as they are: an
+/// owner is not something scoring weighs. Returns how many moved.
+///
+/// # Errors
+/// Database errors.
+pub async fn reassign_open_leads<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    from: Uuid,
+    to: Option<Uuid>,
+    actor: Option<Uuid>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let leads: Vec<lead::Model> = scope
+        .select::<lead::Entity>()
+        .filter(lead::Column::OwnerId.eq(from))
+        .filter(lead::Column::Status.eq(LeadStatus::Open))
+        .all(scope.conn())
+        .await?;
+    let backend = scope.conn().get_database_backend();
+    let mut out = Outgoing::default();
+    let mut moved = 0u64;
+    // Chunks keep each IN list within the bound-parameter limits.
+    for chunk in leads.chunks(500) {
+        let ids: Vec<Uuid> = chunk.iter().map(|l| l.id).collect();
+        let done = scope
+            .update_many::<lead_score::Entity>()
+            .col_expr(lead_score::Column::OwnerId, Expr::value(to))
+            .col_expr(
+                lead_score::Column::Version,
+                Expr::col(lead_score::Column::Version).add(1),
+            )
+            .filter(lead_score::Column::LeadId.is_in(ids.clone()))
+            .filter(lead_score::Column::OwnerId.eq(from))
+            .filter(lead_score::Column::Status.eq(LeadStatus::Open))
+            .exec(scope.conn())
+            .await?;
+        moved += done.rows_affected;
+        scope
+            .update_many::<lead_facts::Entity>()
+            .col_expr(lead_facts::Column::OwnerId, Expr::value(to))
+            .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
+            .filter(lead_facts::Column::Id.is_in(ids))
+            .exec(scope.conn())
+            .await?;
+        let history: Vec<lead_event::ActiveModel> = chunk
+            .iter()
+            .map(|l| lead_event::ActiveModel {
+                tenant_id: Set(scope.tenant_id()),
+                id: Set(Uuid::now_v7()),
+                lead_id: Set(l.id),
+                kind: Set("ASSIGNED".to_owned()),
+                actor_id: Set(actor),
+                at: Set(now),
+                from_value: Set(Some(from.to_string())),
+                to_value: Set(to.map(|t| t.to_string())),
+                data: Set(None),
+            })
+            .collect();
+        let mut statements = Vec::new();
+        bulk::insert_statements(history, backend, &mut statements);
+        for statement in statements {
+            scope.conn().execute_raw(statement).await?;
+        }
+        for l in chunk {
+            let mut after = LeadSummary::from(l);
+            after.state.owner_id = to;
+            out.lead(
+                scope.tenant_id(),
+                Some(&LeadState::from(l)),
+                &after,
+                reason,
+                None,
+                now,
+            );
+        }
+    }
+    events::emit(scope, &out, now).await?;
+    Ok(moved)
+}
+
 /// Many leads written in one transaction, with their activities and
 /// history: the import and the demo loader. Rows go in as multi-row
 /// inserts; changed leads keep the version guard of [`update`]. Nothing
