@@ -35,11 +35,14 @@ use crate::{
     config::Settings,
     db,
     graphql::{
-        Loaders, RequestContext, Schemas, build_schemas,
+        Loaders, RequestContext, Schemas, build_schemas, key_gate,
         limits::{self, QueryBudget, check_nesting},
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
-    service::account::Auth,
+    service::{
+        account::Auth,
+        api_keys::{self, ApiKeyCaller},
+    },
 };
 
 /// What every request handler shares.
@@ -225,6 +228,7 @@ async fn trace_request(
         path = %req.path(),
         tenant_id = Empty,
         user_id = Empty,
+        api_key_id = Empty,
         operation = Empty,
     );
     let started = Instant::now();
@@ -248,24 +252,66 @@ async fn trace_request(
     })
 }
 
+/// Who is calling, as the `Authorization` header says.
+pub(crate) struct Caller {
+    pub authentication: Authentication,
+    /// The verified claims of a person's access token.
+    pub claims: Option<Claims>,
+    /// The key, when the request authenticated with an API key.
+    pub api_key: Option<ApiKeyCaller>,
+}
+
+impl Caller {
+    fn from(authentication: Authentication) -> Self {
+        Self {
+            authentication,
+            claims: None,
+            api_key: None,
+        }
+    }
+}
+
 /// Who is calling: the bearer token checked in full, including the user as
-/// they are now (role, active flag, revoked sessions).
-async fn authenticate(req: &HttpRequest, state: &AppState) -> (Authentication, Option<Claims>) {
+/// they are now (role, active flag, revoked sessions), or an API key
+/// (`lrk_…`) checked against its tenant's stored hash.
+pub(crate) async fn authenticate(
+    req: &HttpRequest,
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+) -> Caller {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return (Authentication::Anonymous, None);
+        return Caller::from(Authentication::Anonymous);
     };
     let token = value.to_str().ok().and_then(|v| {
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
     });
-    match token {
-        Some(token) => {
-            access::authenticate(&state.db, &state.auth.keys, token.trim(), Utc::now()).await
+    match token.map(str::trim) {
+        Some(key) if key.starts_with(api_keys::PREFIX) => {
+            match api_keys::authenticate(db, key, Utc::now()).await {
+                Ok(Ok(caller)) => Caller {
+                    authentication: Authentication::Authenticated(caller.principal()),
+                    claims: None,
+                    api_key: Some(caller),
+                },
+                Ok(Err(why)) => Caller::from(Authentication::Rejected(why)),
+                Err(err) => {
+                    tracing::error!(error = ?err, "an API key could not be checked");
+                    Caller::from(Authentication::Unavailable)
+                }
+            }
         }
-        None => (
-            Authentication::Rejected("the Authorization header must be `Bearer <accessToken>`"),
-            None,
-        ),
+        Some(token) => {
+            let (authentication, claims) = access::authenticate(db, keys, token, Utc::now()).await;
+            Caller {
+                authentication,
+                claims,
+                api_key: None,
+            }
+        }
+        None => Caller::from(Authentication::Rejected(
+            "the Authorization header must be `Bearer <accessToken>` or `Bearer lrk_…` (an API key)",
+        )),
     }
 }
 
@@ -289,12 +335,19 @@ async fn execute(
     state: &AppState,
     batch: async_graphql::BatchRequest,
 ) -> HttpResponse {
-    let (authentication, claims) = authenticate(req, state).await;
+    let Caller {
+        authentication,
+        claims,
+        api_key,
+    } = authenticate(req, &state.db, &state.auth.keys).await;
     let session = claims.as_ref().map(Claims::session).unwrap_or_default();
     let span = tracing::Span::current();
     if let Authentication::Authenticated(p) = &authentication {
         span.record("tenant_id", tracing::field::display(p.tenant_id));
         span.record("user_id", tracing::field::display(p.user_id));
+    }
+    if let Some(key) = &api_key {
+        span.record("api_key_id", tracing::field::display(key.id));
     }
     let operations: Vec<&str> = batch
         .iter()
@@ -320,6 +373,15 @@ async fn execute(
     let budget = QueryBudget::shared();
     // Each request of a batch gets its own context and loaders.
     let mut batch = batch;
+    if let Some(key) = &api_key {
+        for request in batch.iter_mut() {
+            if let Err(refused) = key_gate::check(request, key.scopes, state.max_nesting) {
+                tracing::info!(api_key_id = %key.id, "request refused: beyond the API key's scopes");
+                return HttpResponse::Ok()
+                    .json(async_graphql::Response::from_errors(vec![refused]));
+            }
+        }
+    }
     for request in batch.iter_mut() {
         request.data.insert(budget.clone());
         if let Authentication::Authenticated(p) = &authentication {
@@ -333,6 +395,7 @@ async fn execute(
             authentication: authentication.clone(),
             session,
             client: client.clone(),
+            api_key: api_key.clone(),
         });
     }
     let work = async {

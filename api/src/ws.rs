@@ -444,6 +444,8 @@ impl InitDeps {
             authentication,
             session: claims.session(),
             client: self.client,
+            // Live updates are for people: a key never passes the token check.
+            api_key: None,
         });
         data.insert(self.kick);
         data.insert(seat);

@@ -10,6 +10,7 @@ mod helpers;
 mod access;
 mod account_abuse;
 mod accounts;
+mod api_keys;
 mod assignment;
 mod configuration;
 mod demo;

@@ -2,12 +2,14 @@
 
 pub mod access;
 pub mod account;
+pub mod api_keys;
 pub mod assignment;
 pub mod audit;
 pub mod configuration;
 pub mod cost;
 pub mod import;
 pub mod jobs;
+pub mod key_gate;
 pub mod lead;
 pub mod limits;
 pub mod live;
@@ -43,6 +45,7 @@ pub struct Query(
     models::ModelQuery,
     assignment::AssignmentQuery,
     webhooks::WebhookQuery,
+    api_keys::ApiKeyQuery,
 );
 
 /// Every mutation.
@@ -57,6 +60,7 @@ pub struct Mutation(
     import::ImportMutation,
     assignment::AssignmentMutation,
     webhooks::WebhookMutation,
+    api_keys::ApiKeyMutation,
 );
 
 /// The schema type.
@@ -128,6 +132,9 @@ pub struct RequestContext {
     pub session: crate::auth::tokens::SessionClaims,
     /// The client's address, for login throttling.
     pub client: String,
+    /// The API key the request authenticated with, if it did with one
+    /// (then `authentication` holds the key as its principal).
+    pub api_key: Option<crate::service::api_keys::ApiKeyCaller>,
 }
 
 impl RequestContext {
@@ -166,6 +173,8 @@ pub struct Loaders {
     pub lead: RequestLoader<loaders::LeadById>,
     /// Pipelines with their stages, by id.
     pub pipeline: RequestLoader<loaders::PipelineById>,
+    /// API keys by id.
+    pub api_key: RequestLoader<loaders::ApiKeyById>,
 }
 
 /// A loader that lives for one request and remembers its results.
@@ -196,6 +205,25 @@ impl Loaders {
             .await
             .map_err(|e| types::ExtendRef::extend_ref(&e))?
             .map(types::User::from))
+    }
+
+    /// The API key `id` of the caller's tenant, as [`Self::user`]; none
+    /// when `id` is a person's.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn api_key(
+        ctx: &async_graphql::Context<'_>,
+        id: Option<uuid::Uuid>,
+    ) -> async_graphql::Result<Option<api_keys::ApiKey>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(ctx
+            .data::<Self>()?
+            .api_key
+            .load_one(id)
+            .await
+            .map_err(|e| types::ExtendRef::extend_ref(&e))?
+            .map(api_keys::ApiKey::from))
     }
 
     /// The team `id` of the caller's tenant, as [`Self::user`].
@@ -236,6 +264,10 @@ impl Loaders {
                 tenant_id,
             }),
             team: request_loader(loaders::TeamById {
+                db: db.clone(),
+                tenant_id,
+            }),
+            api_key: request_loader(loaders::ApiKeyById {
                 db: db.clone(),
                 tenant_id,
             }),

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod account;
 pub mod analytics;
+pub mod api_keys;
 pub mod assignment;
 pub mod audit;
 pub mod bulk;
