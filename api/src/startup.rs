@@ -415,7 +415,7 @@ async fn execute(
         }
     };
     match guarded(work, state.request_timeout).await {
-        Ok(response) => HttpResponse::Ok().json(response),
+        Ok(response) => respond(Media::of(req), &response),
         Err(Stopped::Panicked) => {
             tracing::error!(
                 "a request panicked; it was answered INTERNAL and the server carries on"
@@ -460,6 +460,75 @@ async fn guarded<T>(work: impl Future<Output = T>, deadline: Duration) -> Result
         Ok(Ok(done)) => Ok(done),
         Ok(Err(_panic)) => Err(Stopped::Panicked),
         Err(_elapsed) => Err(Stopped::Deadline),
+    }
+}
+
+/// The media type of a GraphQL answer, as the client's `Accept` asks
+/// (GraphQL over HTTP): `application/graphql-response+json` when it names
+/// it, otherwise `application/json`, also for `*/*` or no `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+/// The GraphQL-over-HTTP media type whose status codes follow the outcome.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+impl Media {
+    fn of(req: &HttpRequest) -> Self {
+        let accepts = req
+            .headers()
+            .get_all(header::ACCEPT)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.split(';').next().unwrap_or_default().trim())
+            .any(|v| v.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON));
+        if accepts {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+}
+
+/// Whether a response is a request error: nothing ran (the document did
+/// not parse or validate, or it was refused), so no error has a path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Answers a GraphQL response. As `application/json` every response that
+/// ran or was refused by GraphQL is HTTP 200, as clients of that type
+/// expect; as `application/graphql-response+json` a request error is
+/// HTTP 400 (403 for an API key's refused scope) without a `data` entry.
+/// The errors' `extensions.code` are the same either way.
+fn respond(media: Media, response: &async_graphql::BatchResponse) -> HttpResponse {
+    match (media, response) {
+        (Media::Json, _) => HttpResponse::Ok().json(response),
+        (Media::GraphqlResponse, async_graphql::BatchResponse::Single(single))
+            if is_request_error(single) =>
+        {
+            let forbidden = single.errors.first().is_some_and(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| *c == async_graphql::Value::from("FORBIDDEN"))
+            });
+            let status = if forbidden {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            HttpResponse::build(status)
+                .content_type(GRAPHQL_RESPONSE_JSON)
+                .json(serde_json::json!({ "errors": single.errors }))
+        }
+        (Media::GraphqlResponse, _) => HttpResponse::Ok()
+            .content_type(GRAPHQL_RESPONSE_JSON)
+            .json(response),
     }
 }
 
@@ -522,6 +591,26 @@ fn has_mutation(doc: &async_graphql::parser::types::ExecutableDocument) -> bool 
     }
 }
 
+/// Whether the request's body is declared as JSON (`application/json`,
+/// with or without parameters such as `charset`).
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+const NO_QUERY: &str = "the request has no `query`: send the GraphQL document in `query` \
+    (or a persisted query's hash in `extensions.persistedQuery`)";
+
+/// Whether a request carries neither a document nor a persisted query's
+/// hash: a malformed request (HTTP 400), not a document that fails to
+/// parse.
+fn lacks_query(request: &async_graphql::Request) -> bool {
+    request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery")
+}
+
 /// The most operations one batched request may carry.
 const MAX_BATCH: usize = 10;
 
@@ -533,10 +622,18 @@ async fn graphql_post(
     if let Some(refused) = credentials_in_url(&req) {
         return refused;
     }
+    if !is_json(&req) {
+        return graphql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send the GraphQL request as JSON, with `Content-Type: application/json`",
+        );
+    }
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
         Ok(batch) if batch.iter().count() > MAX_BATCH => {
             bad_request(&format!("a batch may hold at most {MAX_BATCH} operations"))
         }
+        Ok(batch) if batch.iter().any(lacks_query) => bad_request(NO_QUERY),
         Ok(batch) => execute(&req, &state, batch).await,
         Err(err) => bad_request(&format!("the request body is not a GraphQL request: {err}")),
     }
@@ -550,10 +647,15 @@ async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         return refused;
     }
     match async_graphql::http::parse_query_string(req.query_string()) {
+        Ok(request) if lacks_query(&request) => bad_request(NO_QUERY),
         Ok(mut request) => {
             // The nesting check comes before the parse, as on every path.
             if let Err(err) = check_nesting(&request.query, state.max_nesting) {
-                return HttpResponse::Ok().json(async_graphql::Response::from_errors(vec![err]));
+                let refused = async_graphql::Response::from_errors(vec![err]);
+                return respond(
+                    Media::of(&req),
+                    &async_graphql::BatchResponse::Single(refused),
+                );
             }
             // A document that does not parse goes on, to be reported with
             // the usual parse error.

@@ -14,6 +14,7 @@ mod api_keys;
 mod assignment;
 mod configuration;
 mod demo;
+mod graphql_http;
 mod hardening;
 mod import;
 mod inside_tenant;
