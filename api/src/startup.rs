@@ -37,6 +37,7 @@ use crate::{
     graphql::{
         Loaders, RequestContext, Schemas, build_schemas, key_gate,
         limits::{self, QueryBudget, check_nesting},
+        persisted::PersistedQueries,
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
     service::{
@@ -57,6 +58,7 @@ struct AppState {
     bus: crate::live::Bus,
     connections: Arc<crate::ws::Connections>,
     live_limits: crate::ws::LiveLimits,
+    persisted: PersistedQueries,
 }
 
 /// A bound, ready-to-run server.
@@ -130,6 +132,7 @@ impl Application {
             rate_limit,
             request_timeout: settings.request_timeout,
             max_nesting: settings.max_query_nesting,
+            persisted: PersistedQueries::default(),
         });
         let body_limit = settings.body_limit_bytes;
         let cors_origins = settings.cors_origins.clone();
@@ -611,6 +614,27 @@ fn lacks_query(request: &async_graphql::Request) -> bool {
     request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery")
 }
 
+/// Puts the documents of persisted queries named by hash in place, before
+/// anything else looks at the requests; the refusal when one is unknown
+/// (`PERSISTED_QUERY_NOT_FOUND`, for the client to send it) or malformed.
+/// A batch is refused whole.
+fn resolve_persisted<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    requests: impl Iterator<Item = &'a mut async_graphql::Request>,
+) -> Option<HttpResponse> {
+    for request in requests {
+        if let Err(err) = state.persisted.resolve(request) {
+            let refused = async_graphql::Response::from_errors(vec![err]);
+            return Some(respond(
+                Media::of(req),
+                &async_graphql::BatchResponse::Single(refused),
+            ));
+        }
+    }
+    None
+}
+
 /// The most operations one batched request may carry.
 const MAX_BATCH: usize = 10;
 
@@ -634,7 +658,12 @@ async fn graphql_post(
             bad_request(&format!("a batch may hold at most {MAX_BATCH} operations"))
         }
         Ok(batch) if batch.iter().any(lacks_query) => bad_request(NO_QUERY),
-        Ok(batch) => execute(&req, &state, batch).await,
+        Ok(mut batch) => {
+            if let Some(refused) = resolve_persisted(&req, &state, batch.iter_mut()) {
+                return refused;
+            }
+            execute(&req, &state, batch).await
+        }
         Err(err) => bad_request(&format!("the request body is not a GraphQL request: {err}")),
     }
 }
@@ -649,6 +678,9 @@ async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     match async_graphql::http::parse_query_string(req.query_string()) {
         Ok(request) if lacks_query(&request) => bad_request(NO_QUERY),
         Ok(mut request) => {
+            if let Some(refused) = resolve_persisted(&req, &state, std::iter::once(&mut request)) {
+                return refused;
+            }
             // The nesting check comes before the parse, as on every path.
             if let Err(err) = check_nesting(&request.query, state.max_nesting) {
                 let refused = async_graphql::Response::from_errors(vec![err]);

@@ -119,3 +119,115 @@ async fn a_mutation_over_get_is_refused_with_405_and_changes_nothing() {
         .await;
     assert_eq!(teams["data"]["teams"], json!([]));
 }
+
+fn persisted(hash: &str) -> Value {
+    json!({"persistedQuery": {"version": 1, "sha256Hash": hash}})
+}
+
+fn sha256(document: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(document.as_bytes()))
+}
+
+#[tokio::test]
+async fn a_persisted_query_is_asked_for_once_then_run_by_its_hash() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let document = "query Me { me { email } tenant { slug } }";
+    let hash = sha256(document);
+    let send = |body: Value| {
+        app.client
+            .post(format!("{}/graphql", app.address))
+            .bearer_auth(&acme.token)
+            .json(&body)
+            .send()
+    };
+
+    // An unknown hash: the client is asked for the document, as Apollo
+    // clients expect.
+    let response = send(json!({"extensions": persisted(&hash)})).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+
+    // The document with its hash runs and is kept.
+    let body: Value = send(json!({"query": document, "extensions": persisted(&hash)}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["tenant"]["slug"], "acme");
+
+    // From now on the hash alone is enough, over POST and GET.
+    let body: Value = send(json!({"extensions": persisted(&hash), "operationName": "Me"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["me"]["email"], acme.owner_email.as_str());
+    let extensions = persisted(&hash).to_string();
+    let encoded: String = extensions
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body: Value = app
+        .client
+        .get(format!("{}/graphql?extensions={encoded}", app.address))
+        .bearer_auth(&acme.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"]["tenant"]["slug"], "acme", "{body}");
+
+    // A document that does not match its hash is refused and not kept.
+    let response =
+        send(json!({"query": "{ __typename }", "extensions": persisted(&"ab".repeat(32))}))
+            .await
+            .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn a_persisted_mutation_is_still_refused_over_get() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let document =
+        "mutation { createTeam(input: {name: \"by GET\", memberIds: []}) { team { id } } }";
+    let hash = sha256(document);
+    let created = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&acme.token)
+        .json(&json!({"query": document, "extensions": persisted(&hash)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 200);
+    let extensions = persisted(&hash).to_string();
+    let encoded: String = extensions.bytes().map(|b| format!("%{b:02X}")).collect();
+    let response = app
+        .client
+        .get(format!("{}/graphql?extensions={encoded}", app.address))
+        .bearer_auth(&acme.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let teams = app
+        .graphql(Some(&acme.token), "{ teams { name } }", json!({}))
+        .await;
+    assert_eq!(teams["data"]["teams"].as_array().unwrap().len(), 1);
+}

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod models;
+pub mod persisted;
 pub mod types;
 pub mod webhooks;
 
