@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events_http;
 pub mod graphql;
 pub mod jobs;
 pub mod live;

@@ -134,6 +134,11 @@ impl Application {
             max_nesting: settings.max_query_nesting,
             persisted: PersistedQueries::default(),
         });
+        let ingest = web::Data::new(crate::events_http::Deps {
+            db: db.clone(),
+            keys: Arc::clone(&state.auth),
+            limit: Arc::clone(&state.schemas.events_limit),
+        });
         let body_limit = settings.body_limit_bytes;
         let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
@@ -141,7 +146,12 @@ impl Application {
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(trace_request))
                 .app_data(state.clone())
+                .app_data(ingest.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
+                .route(
+                    "/v1/events",
+                    web::post().to(crate::events_http::post_events),
+                )
                 .route("/graphql", web::post().to(graphql_post))
                 .route(
                     "/graphql",

@@ -17,6 +17,7 @@ mod demo;
 mod graphql_http;
 mod hardening;
 mod import;
+mod ingestion;
 mod inside_tenant;
 mod jobs;
 mod leads;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod configuration;
 pub mod cost;
 pub mod import;
+pub mod ingest;
 pub mod jobs;
 pub mod key_gate;
 pub mod lead;
@@ -62,6 +63,7 @@ pub struct Mutation(
     assignment::AssignmentMutation,
     webhooks::WebhookMutation,
     api_keys::ApiKeyMutation,
+    ingest::IngestMutation,
 );
 
 /// The schema type.
@@ -84,12 +86,18 @@ pub struct Schemas {
     pub lean: LeadRankSchema,
     /// The limits both apply.
     pub limits: limits::DocumentLimits,
+    /// Ingested events per caller, shared by `recordActivities` and
+    /// `POST /v1/events`.
+    pub events_limit: Arc<crate::rate_limit::EventRateLimit>,
 }
 
 /// Builds the schemas with the limits from the settings; subscriptions
 /// read from `bus`.
 pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
     let limits = limits::DocumentLimits::from_settings(settings);
+    let events_limit = Arc::new(crate::rate_limit::EventRateLimit::new(
+        settings.ingest_events_per_minute,
+    ));
     let builder = || {
         let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
             .data(bus.clone())
@@ -98,7 +106,8 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
             .data(models::ActivationInlineLeads(
                 settings.activation_inline_leads,
             ))
-            .data(settings.webhooks.clone());
+            .data(settings.webhooks.clone())
+            .data(Arc::clone(&events_limit));
         if settings.introspection {
             builder
         } else {
@@ -109,6 +118,7 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
         full: builder().extension(limits::QueryLimits(limits)).finish(),
         lean: builder().finish(),
         limits,
+        events_limit,
     }
 }
 

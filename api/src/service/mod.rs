@@ -14,6 +14,7 @@ pub mod configuration;
 pub mod defaults;
 pub mod events;
 pub mod import;
+pub mod ingest;
 pub mod lead;
 pub mod lead_query;
 pub mod lead_writer;
