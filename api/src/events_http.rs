@@ -10,7 +10,7 @@
 //! RATE_LIMITED with `Retry-After`, 400 BAD_REQUEST for a body that is not
 //! events.
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -113,11 +113,22 @@ pub async fn post_events(
     body: web::Bytes,
     deps: web::Data<Deps>,
 ) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let response = handle(&req, &body, &deps).await;
+    crate::metrics::route(
+        "POST /v1/events",
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn handle(req: &HttpRequest, body: &[u8], deps: &Deps) -> HttpResponse {
     let Caller {
         authentication,
         api_key,
         ..
-    } = authenticate(&req, &deps.db, deps.token_keys()).await;
+    } = authenticate(req, &deps.db, deps.token_keys()).await;
     let key = match (authentication, api_key) {
         (Authentication::Authenticated(_), Some(key)) => key,
         (Authentication::Unavailable, _) => {
@@ -149,7 +160,7 @@ pub async fn post_events(
             "this API key lacks the INGEST scope, which sending events needs",
         );
     }
-    let raw = match events_of(&req, &body) {
+    let raw = match events_of(req, body) {
         Ok(raw) => raw,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, "BAD_REQUEST", &why),
     };
@@ -192,6 +203,14 @@ pub async fn post_events(
                 }
             }
             tracing::info!(accepted, duplicates, rejected, "events ingested");
+            let leads: HashSet<_> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Accepted { lead_id, .. } => Some(*lead_id),
+                    _ => None,
+                })
+                .collect();
+            crate::metrics::events_ingested(accepted, duplicates, rejected, leads.len() as u64);
             let results: Vec<Value> = outcomes
                 .into_iter()
                 .enumerate()

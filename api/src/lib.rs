@@ -10,6 +10,7 @@ pub mod events_http;
 pub mod graphql;
 pub mod jobs;
 pub mod live;
+pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod startup;

@@ -59,6 +59,8 @@ struct AppState {
     connections: Arc<crate::ws::Connections>,
     live_limits: crate::ws::LiveLimits,
     persisted: PersistedQueries,
+    /// The bearer token `/metrics` asks for; none: `/metrics` is off.
+    metrics_token: Option<crate::config::Secret>,
 }
 
 /// A bound, ready-to-run server.
@@ -133,6 +135,7 @@ impl Application {
             request_timeout: settings.request_timeout,
             max_nesting: settings.max_query_nesting,
             persisted: PersistedQueries::default(),
+            metrics_token: settings.metrics_token.clone(),
         });
         let ingest = web::Data::new(crate::events_http::Deps {
             db: db.clone(),
@@ -161,6 +164,7 @@ impl Application {
                 )
                 .route("/graphql", web::get().to(graphql_get))
                 .route("/healthz", web::get().to(healthz))
+                .route("/metrics", web::get().to(metrics))
                 .route("/", web::get().to(ide))
         })
         .listen(listener)?
@@ -362,6 +366,8 @@ async fn execute(
     if let Some(key) = &api_key {
         span.record("api_key_id", tracing::field::display(key.id));
     }
+    let started = Instant::now();
+    let names: Vec<Option<String>> = batch.iter().map(|r| r.operation_name.clone()).collect();
     let operations: Vec<&str> = batch
         .iter()
         .filter_map(|r| r.operation_name.as_deref())
@@ -379,6 +385,11 @@ async fn execute(
             retry_after_secs = exhausted.retry_after_secs,
             "request refused by the rate limit"
         );
+        crate::metrics::request(
+            names.first().and_then(Option::as_deref),
+            "RATE_LIMITED",
+            started.elapsed(),
+        );
         return rate_limited(exhausted);
     }
     let client = client_address(req, state.trust_forwarded_for);
@@ -390,6 +401,11 @@ async fn execute(
         for request in batch.iter_mut() {
             if let Err(refused) = key_gate::check(request, key.scopes, state.max_nesting) {
                 tracing::info!(api_key_id = %key.id, "request refused: beyond the API key's scopes");
+                crate::metrics::request(
+                    request.operation_name.as_deref(),
+                    "FORBIDDEN",
+                    started.elapsed(),
+                );
                 return HttpResponse::Ok()
                     .json(async_graphql::Response::from_errors(vec![refused]));
             }
@@ -428,8 +444,16 @@ async fn execute(
         }
     };
     match guarded(work, state.request_timeout).await {
-        Ok(response) => respond(Media::of(req), &response),
+        Ok(response) => {
+            observe(&names, &response, started);
+            respond(Media::of(req), &response)
+        }
         Err(Stopped::Panicked) => {
+            crate::metrics::request(
+                names.first().and_then(Option::as_deref),
+                "INTERNAL",
+                started.elapsed(),
+            );
             tracing::error!(
                 "a request panicked; it was answered INTERNAL and the server carries on"
             );
@@ -440,6 +464,11 @@ async fn execute(
             )
         }
         Err(Stopped::Deadline) => {
+            crate::metrics::request(
+                names.first().and_then(Option::as_deref),
+                "TIMEOUT",
+                started.elapsed(),
+            );
             let secs = state.request_timeout.as_secs();
             tracing::warn!(timeout_secs = secs, "request cancelled at its deadline");
             graphql_error(
@@ -450,6 +479,37 @@ async fn execute(
                      (smaller pages, fewer fields) or try again later"
                 ),
             )
+        }
+    }
+}
+
+/// Counts the operations of an answered request with their outcomes: `ok`,
+/// or the first error's code.
+fn observe(names: &[Option<String>], response: &async_graphql::BatchResponse, started: Instant) {
+    fn outcome(response: &async_graphql::Response) -> &str {
+        let Some(error) = response.errors.first() else {
+            return "ok";
+        };
+        match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(async_graphql::Value::String(code))
+                if code.len() <= 40
+                    && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+            {
+                code
+            }
+            _ => "ERROR",
+        }
+    }
+    let elapsed = started.elapsed();
+    let name = |i: usize| names.get(i).and_then(Option::as_deref);
+    match response {
+        async_graphql::BatchResponse::Single(one) => {
+            crate::metrics::request(name(0), outcome(one), elapsed);
+        }
+        async_graphql::BatchResponse::Batch(many) => {
+            for (i, one) in many.iter().enumerate() {
+                crate::metrics::request(name(i), outcome(one), elapsed);
+            }
         }
     }
 }
@@ -762,6 +822,30 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
                 .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
         }
     }
+}
+
+/// Prometheus metrics, when `LEADRANK_METRICS_TOKEN` is set and sent as
+/// the bearer token; 404 when it is not set, so the endpoint does not show.
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &state.metrics_token else {
+        return HttpResponse::NotFound().finish();
+    };
+    let sent = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let matches: bool = sent.as_bytes().ct_eq(expected.expose().as_bytes()).into();
+    if !matches {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&state.db).await)
 }
 
 async fn ide() -> HttpResponse {

@@ -24,6 +24,7 @@ mod leads;
 mod limits;
 mod live;
 mod live_access;
+mod metrics;
 mod models;
 mod pins;
 mod sessions;

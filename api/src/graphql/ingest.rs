@@ -169,10 +169,20 @@ impl IngestMutation {
         let outcomes = ingest::record_events(&rc.db, &principal, &events, Utc::now())
             .await
             .gql()?;
-        Ok(RecordActivitiesPayload::from_outcomes(
-            outcomes,
-            input_field,
-        ))
+        let payload = RecordActivitiesPayload::from_outcomes(outcomes, input_field);
+        let leads: std::collections::HashSet<&String> = payload
+            .results
+            .iter()
+            .filter(|r| r.status == EventStatus::Accepted)
+            .filter_map(|r| r.lead_id.as_ref().map(|id| &id.0))
+            .collect();
+        crate::metrics::events_ingested(
+            u64::try_from(payload.accepted).unwrap_or(0),
+            u64::try_from(payload.duplicates).unwrap_or(0),
+            u64::try_from(payload.rejected).unwrap_or(0),
+            leads.len() as u64,
+        );
+        Ok(payload)
     }
 }
 
