@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_check;
 pub mod db;
 pub mod demo;
 pub mod error;
