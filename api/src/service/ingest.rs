@@ -377,6 +377,15 @@ pub async fn record_events(
                     "an ingested batch met a concurrent change; retrying"
                 );
             }
+            // The bulk writer's message speaks of an import.
+            Err(AppError::Conflict { existing_id, .. }) => {
+                return Err(AppError::Conflict {
+                    message: "the leads of these events kept changing while they were written; \
+                              send them again (idempotency keys make that safe)"
+                        .into(),
+                    existing_id,
+                });
+            }
             done => return done,
         }
     }
