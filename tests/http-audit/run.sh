@@ -22,7 +22,9 @@ DATABASE_URL="sqlite://$work/audit.db" LEADRANK_BIND="127.0.0.1:$port" \
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 60); do
-    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+    if node -e "fetch('http://127.0.0.1:$port/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then
+        break
+    fi
     if ! kill -0 "$server" 2>/dev/null; then cat "$work/server.log" >&2; exit 1; fi
     sleep 0.5
 done
