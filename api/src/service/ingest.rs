@@ -466,13 +466,9 @@ async fn write_events(
 
     // The leads, as the caller may see them.
     let visible = visibility(&scope, principal).await?;
-    let mut by_ref: HashMap<LeadRef, Option<lead::Model>> = HashMap::new();
-    let refs: Vec<&LeadRef> = ready
-        .iter()
-        .map(|r| &r.event.lead)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    // Each name an event uses, and the id of the lead it names.
+    let mut by_ref: HashMap<LeadRef, Uuid> = HashMap::new();
+    let refs: HashSet<&LeadRef> = ready.iter().map(|r| &r.event.lead).collect();
     let ids: Vec<Uuid> = refs
         .iter()
         .filter_map(|r| match r {
@@ -532,17 +528,17 @@ async fn write_events(
         names.extend(lead.external_id.clone().map(LeadRef::ExternalId));
         names.extend(lead.email.clone().map(LeadRef::Email));
         for name in names {
-            if !refs.contains(&&name) {
+            if !refs.contains(&name) {
                 continue;
             }
             match by_ref.get(&name) {
-                Some(Some(other)) if other.id != lead.id => {
+                Some(other) if *other != lead.id => {
                     if let LeadRef::Email(e) = &name {
                         ambiguous.insert(e.clone());
                     }
                 }
                 _ => {
-                    by_ref.insert(name, Some(lead.clone()));
+                    by_ref.insert(name, lead.id);
                 }
             }
         }
@@ -576,9 +572,9 @@ async fn write_events(
             }));
             continue;
         }
-        let existing = by_ref.get(&r.event.lead).cloned().flatten();
+        let existing = by_ref.get(&r.event.lead).copied();
         let lead_id = match (existing, &r.event.create_if_missing) {
-            (Some(lead), _) => lead.id,
+            (Some(id), _) => id,
             (None, None) => {
                 outcomes[r.index] = Some(Outcome::Rejected(Rejection {
                     code: "NOT_FOUND",
@@ -623,29 +619,29 @@ async fn write_events(
                     LeadRef::Email(e) => new.email = Some(e.clone()),
                     LeadRef::Id(_) => {}
                 }
-                by_ref.insert(r.event.lead.clone(), Some(new.clone()));
-                leads.insert(new.id, new.clone());
+                let id = new.id;
+                by_ref.insert(r.event.lead.clone(), id);
                 touched.insert(
-                    new.id,
+                    id,
                     Touched {
                         before: None,
-                        lead: new.clone(),
+                        lead: new,
                         events: Vec::new(),
                     },
                 );
-                order.push(new.id);
-                new.id
+                order.push(id);
+                id
             }
         };
         if let std::collections::hash_map::Entry::Vacant(slot) = touched.entry(lead_id) {
-            let Some(current) = leads.get(&lead_id) else {
+            let Some(current) = leads.remove(&lead_id) else {
                 return Err(AppError::Internal(anyhow::anyhow!(
                     "a found lead went missing"
                 )));
             };
             slot.insert(Touched {
-                before: Some(current.clone()),
                 lead: current.clone(),
+                before: Some(current),
                 events: Vec::new(),
             });
             order.push(lead_id);
