@@ -93,6 +93,13 @@ pub struct Settings {
     pub tenant_requests_per_minute: u32,
     /// `LEADRANK_BODY_LIMIT_BYTES`: the largest request body accepted.
     pub body_limit_bytes: usize,
+    /// `LEADRANK_INGEST_EVENTS_PER_MINUTE`: events one API key (or user)
+    /// may send per minute through `POST /v1/events` and
+    /// `recordActivities`, as a bucket refilled evenly; 0 for no limit.
+    pub ingest_events_per_minute: u32,
+    /// `LEADRANK_METRICS_TOKEN`: the bearer token `/metrics` asks for;
+    /// unset, `/metrics` is off (404).
+    pub metrics_token: Option<Secret>,
     /// `LEADRANK_LOGIN_MAX_FAILURES`: failed logins for one tenant and email
     /// within the window before further attempts are refused.
     pub login_max_failures: u32,
@@ -214,6 +221,8 @@ impl fmt::Debug for Settings {
                 &self.tenant_requests_per_minute,
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("ingest_events_per_minute", &self.ingest_events_per_minute)
+            .field("metrics_token", &self.metrics_token)
             .field("login_max_failures", &self.login_max_failures)
             .field(
                 "login_max_failures_per_client",
@@ -318,6 +327,13 @@ impl Settings {
             user_requests_per_minute: parse(&get, "LEADRANK_USER_REQUESTS_PER_MINUTE", 600)?,
             tenant_requests_per_minute: parse(&get, "LEADRANK_TENANT_REQUESTS_PER_MINUTE", 6_000)?,
             body_limit_bytes: parse(&get, "LEADRANK_BODY_LIMIT_BYTES", 16 * 1024 * 1024)?,
+            ingest_events_per_minute: parse(&get, "LEADRANK_INGEST_EVENTS_PER_MINUTE", 1_200_000)?,
+            metrics_token: match get("LEADRANK_METRICS_TOKEN") {
+                Some(token) if token.len() < 16 => {
+                    bail!("LEADRANK_METRICS_TOKEN must be at least 16 characters")
+                }
+                token => token.map(Secret::new),
+            },
             login_max_failures: parse(&get, "LEADRANK_LOGIN_MAX_FAILURES", 5)?,
             login_max_failures_per_client: parse(
                 &get,

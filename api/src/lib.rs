@@ -3,12 +3,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_check;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events_http;
 pub mod graphql;
 pub mod jobs;
 pub mod live;
+pub mod metrics;
 pub mod rate_limit;
 pub mod service;
 pub mod startup;

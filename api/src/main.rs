@@ -42,6 +42,15 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
+    /// Check the settings in the environment and print them as the server
+    /// would use them, secrets redacted, with warnings for a deployment.
+    /// Exits non-zero when a setting is invalid (or, with `--connect`, the
+    /// database does not answer).
+    CheckConfig {
+        /// Also connect to the database and ping it.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Create a new tenant full of scored demo leads and activities, and
     /// print how to sign in to it. Applies migrations first.
     Demo {
@@ -70,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", graphql::sdl());
         return Ok(());
     }
-    telemetry::init();
+    let _telemetry = telemetry::init();
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -118,6 +127,17 @@ async fn main() -> anyhow::Result<()> {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
             leadrank::jobs::import_cli::import(&conn, &tenant, &file, dry_run).await?;
+        }
+        Command::CheckConfig { connect } => {
+            print!("{}", leadrank::config_check::report(&settings));
+            if connect {
+                let conn = db::connect(&settings).await?;
+                conn.ping().await?;
+                println!(
+                    "The database answers: {}",
+                    db::redact(&settings.database_url)
+                );
+            }
         }
         Command::Schema => {}
     }

@@ -90,6 +90,43 @@ impl RequestRateLimit {
     }
 }
 
+/// Ingested events per API key (or per user for `recordActivities`), a
+/// bucket of a minute's worth refilled evenly, separate from the request
+/// buckets: one request may carry thousands of events.
+pub struct EventRateLimit {
+    per_caller: Option<DefaultKeyedRateLimiter<Uuid>>,
+}
+
+impl EventRateLimit {
+    /// A bucket of `per_minute` events per caller; 0 turns it off.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_caller: NonZeroU32::new(per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+        }
+    }
+
+    /// Takes `events` tokens from the caller's bucket.
+    ///
+    /// # Errors
+    /// Whole seconds until they fit, at least 1; a request larger than the
+    /// whole bucket waits a minute, and should be split.
+    pub fn check(&self, caller: Uuid, events: usize) -> Result<(), u64> {
+        let Some(limiter) = &self.per_caller else {
+            return Ok(());
+        };
+        let n =
+            NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&caller, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(whole_seconds(
+                not_until.wait_time_from(limiter.clock().now()),
+            )),
+            Err(_) => Err(60),
+        }
+    }
+}
+
 fn whole_seconds(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)

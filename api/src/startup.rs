@@ -35,11 +35,15 @@ use crate::{
     config::Settings,
     db,
     graphql::{
-        Loaders, RequestContext, Schemas, build_schemas,
+        Loaders, RequestContext, Schemas, build_schemas, key_gate,
         limits::{self, QueryBudget, check_nesting},
+        persisted::PersistedQueries,
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
-    service::account::Auth,
+    service::{
+        account::Auth,
+        api_keys::{self, ApiKeyCaller},
+    },
 };
 
 /// What every request handler shares.
@@ -54,6 +58,9 @@ struct AppState {
     bus: crate::live::Bus,
     connections: Arc<crate::ws::Connections>,
     live_limits: crate::ws::LiveLimits,
+    persisted: PersistedQueries,
+    /// The bearer token `/metrics` asks for; none: `/metrics` is off.
+    metrics_token: Option<crate::config::Secret>,
 }
 
 /// A bound, ready-to-run server.
@@ -127,6 +134,13 @@ impl Application {
             rate_limit,
             request_timeout: settings.request_timeout,
             max_nesting: settings.max_query_nesting,
+            persisted: PersistedQueries::default(),
+            metrics_token: settings.metrics_token.clone(),
+        });
+        let ingest = web::Data::new(crate::events_http::Deps {
+            db: db.clone(),
+            keys: Arc::clone(&state.auth),
+            limit: Arc::clone(&state.schemas.events_limit),
         });
         let body_limit = settings.body_limit_bytes;
         let cors_origins = settings.cors_origins.clone();
@@ -135,7 +149,12 @@ impl Application {
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(trace_request))
                 .app_data(state.clone())
+                .app_data(ingest.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
+                .route(
+                    "/v1/events",
+                    web::post().to(crate::events_http::post_events),
+                )
                 .route("/graphql", web::post().to(graphql_post))
                 .route(
                     "/graphql",
@@ -145,6 +164,7 @@ impl Application {
                 )
                 .route("/graphql", web::get().to(graphql_get))
                 .route("/healthz", web::get().to(healthz))
+                .route("/metrics", web::get().to(metrics))
                 .route("/", web::get().to(ide))
         })
         .listen(listener)?
@@ -225,6 +245,7 @@ async fn trace_request(
         path = %req.path(),
         tenant_id = Empty,
         user_id = Empty,
+        api_key_id = Empty,
         operation = Empty,
     );
     let started = Instant::now();
@@ -248,24 +269,66 @@ async fn trace_request(
     })
 }
 
+/// Who is calling, as the `Authorization` header says.
+pub(crate) struct Caller {
+    pub authentication: Authentication,
+    /// The verified claims of a person's access token.
+    pub claims: Option<Claims>,
+    /// The key, when the request authenticated with an API key.
+    pub api_key: Option<ApiKeyCaller>,
+}
+
+impl Caller {
+    fn from(authentication: Authentication) -> Self {
+        Self {
+            authentication,
+            claims: None,
+            api_key: None,
+        }
+    }
+}
+
 /// Who is calling: the bearer token checked in full, including the user as
-/// they are now (role, active flag, revoked sessions).
-async fn authenticate(req: &HttpRequest, state: &AppState) -> (Authentication, Option<Claims>) {
+/// they are now (role, active flag, revoked sessions), or an API key
+/// (`lrk_…`) checked against its tenant's stored hash.
+pub(crate) async fn authenticate(
+    req: &HttpRequest,
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+) -> Caller {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return (Authentication::Anonymous, None);
+        return Caller::from(Authentication::Anonymous);
     };
     let token = value.to_str().ok().and_then(|v| {
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
     });
-    match token {
-        Some(token) => {
-            access::authenticate(&state.db, &state.auth.keys, token.trim(), Utc::now()).await
+    match token.map(str::trim) {
+        Some(key) if key.starts_with(api_keys::PREFIX) => {
+            match api_keys::authenticate(db, key, Utc::now()).await {
+                Ok(Ok(caller)) => Caller {
+                    authentication: Authentication::Authenticated(caller.principal()),
+                    claims: None,
+                    api_key: Some(caller),
+                },
+                Ok(Err(why)) => Caller::from(Authentication::Rejected(why)),
+                Err(err) => {
+                    tracing::error!(error = ?err, "an API key could not be checked");
+                    Caller::from(Authentication::Unavailable)
+                }
+            }
         }
-        None => (
-            Authentication::Rejected("the Authorization header must be `Bearer <accessToken>`"),
-            None,
-        ),
+        Some(token) => {
+            let (authentication, claims) = access::authenticate(db, keys, token, Utc::now()).await;
+            Caller {
+                authentication,
+                claims,
+                api_key: None,
+            }
+        }
+        None => Caller::from(Authentication::Rejected(
+            "the Authorization header must be `Bearer <accessToken>` or `Bearer lrk_…` (an API key)",
+        )),
     }
 }
 
@@ -289,13 +352,22 @@ async fn execute(
     state: &AppState,
     batch: async_graphql::BatchRequest,
 ) -> HttpResponse {
-    let (authentication, claims) = authenticate(req, state).await;
+    let Caller {
+        authentication,
+        claims,
+        api_key,
+    } = authenticate(req, &state.db, &state.auth.keys).await;
     let session = claims.as_ref().map(Claims::session).unwrap_or_default();
     let span = tracing::Span::current();
     if let Authentication::Authenticated(p) = &authentication {
         span.record("tenant_id", tracing::field::display(p.tenant_id));
         span.record("user_id", tracing::field::display(p.user_id));
     }
+    if let Some(key) = &api_key {
+        span.record("api_key_id", tracing::field::display(key.id));
+    }
+    let started = Instant::now();
+    let names: Vec<Option<String>> = batch.iter().map(|r| r.operation_name.clone()).collect();
     let operations: Vec<&str> = batch
         .iter()
         .filter_map(|r| r.operation_name.as_deref())
@@ -313,6 +385,11 @@ async fn execute(
             retry_after_secs = exhausted.retry_after_secs,
             "request refused by the rate limit"
         );
+        crate::metrics::request(
+            names.first().and_then(Option::as_deref),
+            "RATE_LIMITED",
+            started.elapsed(),
+        );
         return rate_limited(exhausted);
     }
     let client = client_address(req, state.trust_forwarded_for);
@@ -320,6 +397,20 @@ async fn execute(
     let budget = QueryBudget::shared();
     // Each request of a batch gets its own context and loaders.
     let mut batch = batch;
+    if let Some(key) = &api_key {
+        for request in batch.iter_mut() {
+            if let Err(refused) = key_gate::check(request, key.scopes, state.max_nesting) {
+                tracing::info!(api_key_id = %key.id, "request refused: beyond the API key's scopes");
+                crate::metrics::request(
+                    request.operation_name.as_deref(),
+                    "FORBIDDEN",
+                    started.elapsed(),
+                );
+                return HttpResponse::Ok()
+                    .json(async_graphql::Response::from_errors(vec![refused]));
+            }
+        }
+    }
     for request in batch.iter_mut() {
         request.data.insert(budget.clone());
         if let Authentication::Authenticated(p) = &authentication {
@@ -333,6 +424,7 @@ async fn execute(
             authentication: authentication.clone(),
             session,
             client: client.clone(),
+            api_key: api_key.clone(),
         });
     }
     let work = async {
@@ -352,8 +444,16 @@ async fn execute(
         }
     };
     match guarded(work, state.request_timeout).await {
-        Ok(response) => HttpResponse::Ok().json(response),
+        Ok(response) => {
+            observe(&names, &response, started);
+            respond(Media::of(req), &response)
+        }
         Err(Stopped::Panicked) => {
+            crate::metrics::request(
+                names.first().and_then(Option::as_deref),
+                "INTERNAL",
+                started.elapsed(),
+            );
             tracing::error!(
                 "a request panicked; it was answered INTERNAL and the server carries on"
             );
@@ -364,6 +464,11 @@ async fn execute(
             )
         }
         Err(Stopped::Deadline) => {
+            crate::metrics::request(
+                names.first().and_then(Option::as_deref),
+                "TIMEOUT",
+                started.elapsed(),
+            );
             let secs = state.request_timeout.as_secs();
             tracing::warn!(timeout_secs = secs, "request cancelled at its deadline");
             graphql_error(
@@ -374,6 +479,37 @@ async fn execute(
                      (smaller pages, fewer fields) or try again later"
                 ),
             )
+        }
+    }
+}
+
+/// Counts the operations of an answered request with their outcomes: `ok`,
+/// or the first error's code.
+fn observe(names: &[Option<String>], response: &async_graphql::BatchResponse, started: Instant) {
+    fn outcome(response: &async_graphql::Response) -> &str {
+        let Some(error) = response.errors.first() else {
+            return "ok";
+        };
+        match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(async_graphql::Value::String(code))
+                if code.len() <= 40
+                    && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+            {
+                code
+            }
+            _ => "ERROR",
+        }
+    }
+    let elapsed = started.elapsed();
+    let name = |i: usize| names.get(i).and_then(Option::as_deref);
+    match response {
+        async_graphql::BatchResponse::Single(one) => {
+            crate::metrics::request(name(0), outcome(one), elapsed);
+        }
+        async_graphql::BatchResponse::Batch(many) => {
+            for (i, one) in many.iter().enumerate() {
+                crate::metrics::request(name(i), outcome(one), elapsed);
+            }
         }
     }
 }
@@ -397,6 +533,75 @@ async fn guarded<T>(work: impl Future<Output = T>, deadline: Duration) -> Result
         Ok(Ok(done)) => Ok(done),
         Ok(Err(_panic)) => Err(Stopped::Panicked),
         Err(_elapsed) => Err(Stopped::Deadline),
+    }
+}
+
+/// The media type of a GraphQL answer, as the client's `Accept` asks
+/// (GraphQL over HTTP): `application/graphql-response+json` when it names
+/// it, otherwise `application/json`, also for `*/*` or no `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+/// The GraphQL-over-HTTP media type whose status codes follow the outcome.
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+impl Media {
+    fn of(req: &HttpRequest) -> Self {
+        let accepts = req
+            .headers()
+            .get_all(header::ACCEPT)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.split(';').next().unwrap_or_default().trim())
+            .any(|v| v.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON));
+        if accepts {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+}
+
+/// Whether a response is a request error: nothing ran (the document did
+/// not parse or validate, or it was refused), so no error has a path.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// Answers a GraphQL response. As `application/json` every response that
+/// ran or was refused by GraphQL is HTTP 200, as clients of that type
+/// expect; as `application/graphql-response+json` a request error is
+/// HTTP 400 (403 for an API key's refused scope) without a `data` entry.
+/// The errors' `extensions.code` are the same either way.
+fn respond(media: Media, response: &async_graphql::BatchResponse) -> HttpResponse {
+    match (media, response) {
+        (Media::Json, _) => HttpResponse::Ok().json(response),
+        (Media::GraphqlResponse, async_graphql::BatchResponse::Single(single))
+            if is_request_error(single) =>
+        {
+            let forbidden = single.errors.first().is_some_and(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| *c == async_graphql::Value::from("FORBIDDEN"))
+            });
+            let status = if forbidden {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            HttpResponse::build(status)
+                .content_type(GRAPHQL_RESPONSE_JSON)
+                .json(serde_json::json!({ "errors": single.errors }))
+        }
+        (Media::GraphqlResponse, _) => HttpResponse::Ok()
+            .content_type(GRAPHQL_RESPONSE_JSON)
+            .json(response),
     }
 }
 
@@ -459,6 +664,47 @@ fn has_mutation(doc: &async_graphql::parser::types::ExecutableDocument) -> bool 
     }
 }
 
+/// Whether the request's body is declared as JSON (`application/json`,
+/// with or without parameters such as `charset`).
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+const NO_QUERY: &str = "the request has no `query`: send the GraphQL document in `query` \
+    (or a persisted query's hash in `extensions.persistedQuery`)";
+
+/// Whether a request carries neither a document nor a persisted query's
+/// hash: a malformed request (HTTP 400), not a document that fails to
+/// parse.
+fn lacks_query(request: &async_graphql::Request) -> bool {
+    request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery")
+}
+
+/// Puts the documents of persisted queries named by hash in place, before
+/// anything else looks at the requests; the refusal when one is unknown
+/// (`PERSISTED_QUERY_NOT_FOUND`, for the client to send it) or malformed.
+/// A batch is refused whole.
+fn resolve_persisted<'a>(
+    req: &HttpRequest,
+    state: &AppState,
+    requests: impl Iterator<Item = &'a mut async_graphql::Request>,
+) -> Option<HttpResponse> {
+    for request in requests {
+        if let Err(err) = state.persisted.resolve(request) {
+            let refused = async_graphql::Response::from_errors(vec![err]);
+            return Some(respond(
+                Media::of(req),
+                &async_graphql::BatchResponse::Single(refused),
+            ));
+        }
+    }
+    None
+}
+
 /// The most operations one batched request may carry.
 const MAX_BATCH: usize = 10;
 
@@ -470,11 +716,24 @@ async fn graphql_post(
     if let Some(refused) = credentials_in_url(&req) {
         return refused;
     }
+    if !is_json(&req) {
+        return graphql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "send the GraphQL request as JSON, with `Content-Type: application/json`",
+        );
+    }
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
         Ok(batch) if batch.iter().count() > MAX_BATCH => {
             bad_request(&format!("a batch may hold at most {MAX_BATCH} operations"))
         }
-        Ok(batch) => execute(&req, &state, batch).await,
+        Ok(batch) if batch.iter().any(lacks_query) => bad_request(NO_QUERY),
+        Ok(mut batch) => {
+            if let Some(refused) = resolve_persisted(&req, &state, batch.iter_mut()) {
+                return refused;
+            }
+            execute(&req, &state, batch).await
+        }
         Err(err) => bad_request(&format!("the request body is not a GraphQL request: {err}")),
     }
 }
@@ -487,10 +746,18 @@ async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         return refused;
     }
     match async_graphql::http::parse_query_string(req.query_string()) {
+        Ok(request) if lacks_query(&request) => bad_request(NO_QUERY),
         Ok(mut request) => {
+            if let Some(refused) = resolve_persisted(&req, &state, std::iter::once(&mut request)) {
+                return refused;
+            }
             // The nesting check comes before the parse, as on every path.
             if let Err(err) = check_nesting(&request.query, state.max_nesting) {
-                return HttpResponse::Ok().json(async_graphql::Response::from_errors(vec![err]));
+                let refused = async_graphql::Response::from_errors(vec![err]);
+                return respond(
+                    Media::of(&req),
+                    &async_graphql::BatchResponse::Single(refused),
+                );
             }
             // A document that does not parse goes on, to be reported with
             // the usual parse error.
@@ -555,6 +822,30 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
                 .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
         }
     }
+}
+
+/// Prometheus metrics, when `LEADRANK_METRICS_TOKEN` is set and sent as
+/// the bearer token; 404 when it is not set, so the endpoint does not show.
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &state.metrics_token else {
+        return HttpResponse::NotFound().finish();
+    };
+    let sent = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let matches: bool = sent.as_bytes().ct_eq(expected.expose().as_bytes()).into();
+    if !matches {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&state.db).await)
 }
 
 async fn ide() -> HttpResponse {

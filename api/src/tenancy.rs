@@ -73,6 +73,8 @@ tenant_owned! {
     webhook_endpoint => "webhook endpoint", Some(entity::webhook_endpoint::Column::Id);
     webhook_delivery => "webhook delivery", Some(entity::webhook_delivery::Column::Id);
     change_notice => "change notice", Some(entity::change_notice::Column::Id);
+    api_key => "API key", Some(entity::api_key::Column::Id);
+    ingestion_key => "idempotency key", None;
 }
 
 /// Queries and writes confined to one tenant, over a connection or a

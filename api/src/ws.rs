@@ -92,6 +92,7 @@ impl Connections {
             return None;
         }
         *held += 1;
+        crate::metrics::subscriber(true);
         Some(Seat {
             registry: Arc::clone(self),
             key,
@@ -101,6 +102,7 @@ impl Connections {
 
 impl Drop for Seat {
     fn drop(&mut self) {
+        crate::metrics::subscriber(false);
         if let Ok(mut open) = self.registry.open.lock()
             && let Some(held) = open.get_mut(&self.key)
         {
@@ -444,6 +446,8 @@ impl InitDeps {
             authentication,
             session: claims.session(),
             client: self.client,
+            // Live updates are for people: a key never passes the token check.
+            api_key: None,
         });
         data.insert(self.kick);
         data.insert(seat);

@@ -5,9 +5,11 @@
 pub mod enums;
 
 pub mod activity;
+pub mod api_key;
 pub mod assignment_rule;
 pub mod audit_entry;
 pub mod change_notice;
+pub mod ingestion_key;
 pub mod job_lease;
 pub mod job_run;
 pub mod lead;

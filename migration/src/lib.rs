@@ -23,6 +23,7 @@ mod m20261124_000012_change_notices;
 mod m20261203_000013_lead_scores;
 mod m20261203_000014_fell_due_index;
 mod m20261203_000014_session_revocation;
+mod m20261204_000001_api_keys_and_ingestion;
 mod m20261204_000010_scheduled_follow_ups;
 mod shape;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_lead_scores::Migration),
             Box::new(m20261203_000014_fell_due_index::Migration),
             Box::new(m20261203_000014_session_revocation::Migration),
+            Box::new(m20261204_000001_api_keys_and_ingestion::Migration),
             Box::new(m20261204_000010_scheduled_follow_ups::Migration),
         ]
     }

@@ -252,6 +252,7 @@ async fn insert_attempt(
 }
 
 fn retry_at(free_at: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
+    crate::metrics::login_throttled();
     let retry = (free_at - now).num_seconds().max(1);
     AppError::RateLimited {
         retry_after_secs: retry.unsigned_abs(),

@@ -531,9 +531,13 @@ impl LeadEvent {
         self.row.at
     }
     /// Who did it; null when LeadRank did (an assignment rule, an import's
-    /// history).
+    /// history) or an API key did.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Loaders::user(ctx, self.row.actor_id).await
+    }
+    /// The API key that did it (its name is the author); null otherwise.
+    async fn api_key(&self, ctx: &Context<'_>) -> Result<Option<super::api_keys::ApiKey>> {
+        Loaders::api_key(ctx, self.row.actor_id).await
     }
     /// The value before: a stage key, or an owner's id for ASSIGNED.
     async fn from_value(&self) -> Option<&str> {
@@ -677,6 +681,7 @@ impl ScheduledFollowUp {
 
 /// Something that happened with a lead.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Activity {
     pub id: ID,
     pub signal_key: String,
@@ -684,6 +689,17 @@ pub struct Activity {
     pub occurred_at: DateTime<Utc>,
     pub note: Option<String>,
     pub amount: Option<f64>,
+    #[graphql(skip)]
+    created_by: Option<uuid::Uuid>,
+}
+
+#[async_graphql::ComplexObject]
+impl Activity {
+    /// The API key that recorded it (its name is the author); null when a
+    /// person or an import did.
+    async fn api_key(&self, ctx: &Context<'_>) -> Result<Option<super::api_keys::ApiKey>> {
+        Loaders::api_key(ctx, self.created_by).await
+    }
 }
 
 impl From<activity::Model> for Activity {
@@ -695,6 +711,7 @@ impl From<activity::Model> for Activity {
             occurred_at: a.occurred_at,
             note: a.note,
             amount: a.amount,
+            created_by: a.created_by,
         }
     }
 }

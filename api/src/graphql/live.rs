@@ -44,6 +44,9 @@ impl Kick {
     /// request wins.
     pub fn close(&self, code: u16, reason: String) {
         if let Ok(mut slot) = self.reason.lock() {
+            if slot.is_none() {
+                crate::metrics::subscriber_dropped();
+            }
             slot.get_or_insert((code, reason));
         }
         self.notify.notify_one();

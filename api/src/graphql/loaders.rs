@@ -63,6 +63,21 @@ impl Loader<Uuid> for UserById {
     }
 }
 
+/// API keys by id (the authors of what a key recorded).
+pub struct ApiKeyById {
+    pub(super) db: DatabaseConnection,
+    pub(super) tenant_id: Uuid,
+}
+
+impl Loader<Uuid> for ApiKeyById {
+    type Value = entity::api_key::Model;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        by_id::<entity::api_key::Entity>(&self.db, self.tenant_id, keys, |k| k.id).await
+    }
+}
+
 /// Teams by id.
 pub struct TeamById {
     pub(super) db: DatabaseConnection,

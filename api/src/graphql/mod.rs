@@ -2,17 +2,21 @@
 
 pub mod access;
 pub mod account;
+pub mod api_keys;
 pub mod assignment;
 pub mod audit;
 pub mod configuration;
 pub mod cost;
 pub mod import;
+pub mod ingest;
 pub mod jobs;
+pub mod key_gate;
 pub mod lead;
 pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod models;
+pub mod persisted;
 pub mod types;
 pub mod webhooks;
 
@@ -43,6 +47,7 @@ pub struct Query(
     models::ModelQuery,
     assignment::AssignmentQuery,
     webhooks::WebhookQuery,
+    api_keys::ApiKeyQuery,
 );
 
 /// Every mutation.
@@ -57,6 +62,8 @@ pub struct Mutation(
     import::ImportMutation,
     assignment::AssignmentMutation,
     webhooks::WebhookMutation,
+    api_keys::ApiKeyMutation,
+    ingest::IngestMutation,
 );
 
 /// The schema type.
@@ -79,12 +86,18 @@ pub struct Schemas {
     pub lean: LeadRankSchema,
     /// The limits both apply.
     pub limits: limits::DocumentLimits,
+    /// Ingested events per caller, shared by `recordActivities` and
+    /// `POST /v1/events`.
+    pub events_limit: Arc<crate::rate_limit::EventRateLimit>,
 }
 
 /// Builds the schemas with the limits from the settings; subscriptions
 /// read from `bus`.
 pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
     let limits = limits::DocumentLimits::from_settings(settings);
+    let events_limit = Arc::new(crate::rate_limit::EventRateLimit::new(
+        settings.ingest_events_per_minute,
+    ));
     let builder = || {
         let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
             .data(bus.clone())
@@ -93,7 +106,8 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
             .data(models::ActivationInlineLeads(
                 settings.activation_inline_leads,
             ))
-            .data(settings.webhooks.clone());
+            .data(settings.webhooks.clone())
+            .data(Arc::clone(&events_limit));
         if settings.introspection {
             builder
         } else {
@@ -104,6 +118,7 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
         full: builder().extension(limits::QueryLimits(limits)).finish(),
         lean: builder().finish(),
         limits,
+        events_limit,
     }
 }
 
@@ -128,6 +143,9 @@ pub struct RequestContext {
     pub session: crate::auth::tokens::SessionClaims,
     /// The client's address, for login throttling.
     pub client: String,
+    /// The API key the request authenticated with, if it did with one
+    /// (then `authentication` holds the key as its principal).
+    pub api_key: Option<crate::service::api_keys::ApiKeyCaller>,
 }
 
 impl RequestContext {
@@ -166,6 +184,8 @@ pub struct Loaders {
     pub lead: RequestLoader<loaders::LeadById>,
     /// Pipelines with their stages, by id.
     pub pipeline: RequestLoader<loaders::PipelineById>,
+    /// API keys by id.
+    pub api_key: RequestLoader<loaders::ApiKeyById>,
 }
 
 /// A loader that lives for one request and remembers its results.
@@ -196,6 +216,25 @@ impl Loaders {
             .await
             .map_err(|e| types::ExtendRef::extend_ref(&e))?
             .map(types::User::from))
+    }
+
+    /// The API key `id` of the caller's tenant, as [`Self::user`]; none
+    /// when `id` is a person's.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn api_key(
+        ctx: &async_graphql::Context<'_>,
+        id: Option<uuid::Uuid>,
+    ) -> async_graphql::Result<Option<api_keys::ApiKey>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(ctx
+            .data::<Self>()?
+            .api_key
+            .load_one(id)
+            .await
+            .map_err(|e| types::ExtendRef::extend_ref(&e))?
+            .map(api_keys::ApiKey::from))
     }
 
     /// The team `id` of the caller's tenant, as [`Self::user`].
@@ -236,6 +275,10 @@ impl Loaders {
                 tenant_id,
             }),
             team: request_loader(loaders::TeamById {
+                db: db.clone(),
+                tenant_id,
+            }),
+            api_key: request_loader(loaders::ApiKeyById {
                 db: db.clone(),
                 tenant_id,
             }),

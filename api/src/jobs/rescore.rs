@@ -343,6 +343,16 @@ pub async fn run(
     }
     let in_txn = TenantScope::new(&txn, tenant_id);
     let saved = in_txn.update(row).await?;
+    crate::metrics::job_run(
+        &saved.trigger,
+        if result.is_ok() {
+            "SUCCEEDED"
+        } else {
+            "FAILED"
+        },
+        started.elapsed(),
+        u64::try_from(saved.leads_changed).unwrap_or(0),
+    );
     let out = Outgoing {
         events: vec![Event::job_finished(&saved, finished)],
         ..Outgoing::default()

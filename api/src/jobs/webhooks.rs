@@ -417,6 +417,7 @@ async fn attempt(
         );
     match answer {
         Answer::Delivered(code) => {
+            crate::metrics::webhook_delivery("delivered");
             update
                 .col_expr(webhook_delivery::Column::Status, Expr::value("DELIVERED"))
                 .col_expr(
@@ -450,6 +451,11 @@ async fn attempt(
             } else {
                 "PENDING"
             };
+            crate::metrics::webhook_delivery(if status == "FAILED" {
+                "failed"
+            } else {
+                "retry"
+            });
             update
                 .col_expr(webhook_delivery::Column::Status, Expr::value(status))
                 .col_expr(

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod account;
 pub mod analytics;
+pub mod api_keys;
 pub mod assignment;
 pub mod audit;
 pub mod bulk;
@@ -13,6 +14,7 @@ pub mod configuration;
 pub mod defaults;
 pub mod events;
 pub mod import;
+pub mod ingest;
 pub mod lead;
 pub mod lead_query;
 pub mod lead_writer;

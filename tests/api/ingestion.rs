@@ -1,0 +1,361 @@
+//! Event ingestion: `POST /v1/events` with an API key, and
+//! `recordActivities` in GraphQL. Each event is accepted, a duplicate or
+//! rejected on its own; a rejected one writes nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
+
+impl TestApp {
+    /// Posts events with `key`; (HTTP status, Retry-After, body).
+    pub(crate) async fn post_events(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, Option<String>, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/events", self.address))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, retry, response.json().await.expect("a JSON body"))
+    }
+
+    /// Posts a JSON array of events.
+    pub(crate) async fn send_events(&self, key: &str, events: Value) -> (u16, Value) {
+        let (status, _, body) = self
+            .post_events(key, "application/json", events.to_string())
+            .await;
+        (status, body)
+    }
+
+    /// A lead's activities as its owner sees them, newest first.
+    async fn activities_of(&self, token: &str, lead: &Value) -> Vec<Value> {
+        let body = self
+            .graphql(
+                Some(token),
+                "query($id: ID!) { lead(id: $id) { activities(first: 200) { signalKey note apiKey { name } } } }",
+                json!({"id": lead}),
+            )
+            .await;
+        body["data"]["lead"]["activities"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no lead: {body}"))
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn a_mixed_batch_records_the_good_events_and_names_each_bad_one() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let known = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Li Wei", "company": "Hangzhou Optics", "externalId": "crm-1"}),
+        )
+        .await;
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+
+    let (status, body) = app
+        .send_events(
+            &key.secret,
+            json!([
+                {"lead": {"externalId": "crm-1"}, "signal": "urgent_quote_request", "occurredAt": "2026-11-30T09:00:00Z"},
+                {"lead": {"externalId": "crm-1"}, "signal": "no_such_signal"},
+                {"lead": {"externalId": "crm-1"}, "signal": "website_visit", "occurredAt": "2999-01-01T00:00:00Z"},
+                {"lead": {"email": "new@visitor.example"}, "signal": "website_visit",
+                 "createIfMissing": {"name": "New Visitor", "company": "Visitor GmbH"}},
+                {"lead": {"externalId": "crm-404"}, "signal": "website_visit"},
+                {"lead": {"externalId": "crm-1"}, "signal": "website_visit", "amount": "lots"},
+                "not an event"
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_i64(), body["rejected"].as_i64()),
+        (Some(2), Some(5)),
+        "{body}"
+    );
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "accepted");
+    assert_eq!(results[0]["leadId"], known["id"]);
+    assert_eq!(results[0]["created"], false);
+    assert_eq!(
+        (results[1]["code"].as_str(), results[1]["field"].as_str()),
+        (Some("BAD_USER_INPUT"), Some("signal"))
+    );
+    assert_eq!(results[2]["field"], "occurredAt");
+    assert_eq!(results[3]["status"], "accepted");
+    assert_eq!(results[3]["created"], true);
+    assert_eq!(
+        (results[4]["code"].as_str(), results[4]["field"].as_str()),
+        (Some("NOT_FOUND"), Some("lead"))
+    );
+    assert_eq!(results[5]["field"], "amount");
+    assert_eq!(results[6]["status"], "rejected");
+
+    // Only the accepted event reached the known lead, attributed to the key,
+    // and it was scored: an urgent quote request makes it urgent.
+    let activities = app.activities_of(&acme.token, &known["id"]).await;
+    assert_eq!(activities.len(), 1, "{activities:?}");
+    assert_eq!(activities[0]["signalKey"], "urgent_quote_request");
+    assert_eq!(activities[0]["apiKey"]["name"], "website");
+    let lead = app
+        .graphql(
+            Some(&acme.token),
+            "query($id: ID!) { lead(id: $id) { score flags version } }",
+            json!({"id": known["id"]}),
+        )
+        .await;
+    assert!(
+        lead["data"]["lead"]["score"].as_f64().unwrap() > known["score"].as_f64().unwrap(),
+        "{lead}"
+    );
+    assert_eq!(
+        lead["data"]["lead"]["version"],
+        known["version"].as_i64().unwrap() + 1
+    );
+
+    // The new lead exists with its email and one activity.
+    let created = app
+        .graphql(
+            Some(&acme.token),
+            "query($id: ID!) { lead(id: $id) { name company email } }",
+            json!({"id": results[3]["leadId"]}),
+        )
+        .await;
+    assert_eq!(
+        created["data"]["lead"],
+        json!({"name": "New Visitor", "company": "Visitor GmbH", "email": "new@visitor.example"})
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_is_a_duplicate_never_a_second_activity() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Li Wei", "externalId": "crm-1"}),
+        )
+        .await;
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+    let event = json!({"lead": {"externalId": "crm-1"}, "signal": "website_visit", "idempotencyKey": "visit-42"});
+
+    let (_, first) = app
+        .send_events(&key.secret, json!([event.clone(), event.clone()]))
+        .await;
+    assert_eq!(first["results"][0]["status"], "accepted", "{first}");
+    assert_eq!(first["results"][1]["status"], "duplicate");
+    assert_eq!(
+        first["results"][1]["activityId"],
+        first["results"][0]["activityId"]
+    );
+
+    // A retry of the whole request, as JSON lines this time.
+    let (status, _, again) = app
+        .post_events(&key.secret, "application/x-ndjson", format!("{event}\n"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicates"], 1, "{again}");
+    assert_eq!(
+        again["results"][0]["activityId"],
+        first["results"][0]["activityId"]
+    );
+
+    assert_eq!(app.activities_of(&acme.token, &lead["id"]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn only_an_ingest_key_may_send_events() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let read = app.new_api_key(&acme.token, "dashboard", &["READ"]).await;
+    let events = json!([{"lead": {"externalId": "x"}, "signal": "website_visit"}]);
+
+    let (status, body) = app.send_events(&read.secret, events.clone()).await;
+    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"));
+    let (status, body) = app.send_events(&acme.token, events.clone()).await;
+    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    let (status, body) = app.send_events("lrk_nonsense", events.clone()).await;
+    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+    let (status, body) = app
+        .post_events(&key.secret, "application/json", "[{\"lead\": ".into())
+        .await
+        .into_parts();
+    assert_eq!((status, error_code(&body)), (400, "BAD_REQUEST"));
+}
+
+trait Parts {
+    fn into_parts(self) -> (u16, Value);
+}
+
+impl Parts for (u16, Option<String>, Value) {
+    fn into_parts(self) -> (u16, Value) {
+        (self.0, self.2)
+    }
+}
+
+#[tokio::test]
+async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
+    let app = spawn_app_with(&[("LEADRANK_INGEST_EVENTS_PER_MINUTE", "3")]).await;
+    let acme = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Li Wei", "externalId": "crm-1"}),
+        )
+        .await;
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+    let event = json!({"lead": {"externalId": "crm-1"}, "signal": "website_visit"});
+
+    let (status, _) = app
+        .send_events(
+            &key.secret,
+            json!([event.clone(), event.clone(), event.clone()]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, retry, body) = app
+        .post_events(
+            &key.secret,
+            "application/json",
+            json!([event.clone()]).to_string(),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (429, "RATE_LIMITED"));
+    let wait: u64 = retry.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], wait);
+    // Nothing of the refused request was recorded.
+    assert_eq!(app.activities_of(&acme.token, &lead["id"]).await.len(), 3);
+
+    // recordActivities counts against the same kind of bucket.
+    let input: Vec<Value> = (0..4)
+        .map(|_| json!({"leadId": lead["id"], "signalKey": "website_visit"}))
+        .collect();
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: [RecordActivityInput!]!) { recordActivities(input: $input) { accepted } }",
+            json!({"input": input}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn record_activities_judges_each_activity_and_names_its_input_path() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let globex = app.sign_up_tenant("globex").await;
+    let lead = app.new_lead(&acme.token, json!({"name": "Li Wei"})).await;
+    let theirs = app.new_lead(&globex.token, json!({"name": "Hidden"})).await;
+
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: [RecordActivityInput!]!) { recordActivities(input: $input) { accepted rejected results { index status leadId code field } } }",
+            json!({"input": [
+                {"leadId": lead["id"], "signalKey": "website_visit"},
+                {"leadId": lead["id"], "signalKey": "nope"},
+                {"leadId": theirs["id"], "signalKey": "website_visit"},
+                {"leadId": "not-an-id", "signalKey": "website_visit"},
+                {"leadId": lead["id"], "signalKey": "meeting_request", "note": "asked for a demo"}
+            ]}),
+        )
+        .await;
+    let payload = &body["data"]["recordActivities"];
+    assert_eq!(
+        (payload["accepted"].as_i64(), payload["rejected"].as_i64()),
+        (Some(2), Some(3)),
+        "{body}"
+    );
+    assert_eq!(payload["results"][1]["field"], "input[1].signalKey");
+    // Another tenant's lead is as unknown as one that never existed.
+    assert_eq!(payload["results"][2]["code"], "NOT_FOUND");
+    assert_eq!(payload["results"][2]["field"], "input[2].leadId");
+    assert_eq!(payload["results"][3]["field"], "input[3].leadId");
+
+    let activities = app.activities_of(&acme.token, &lead["id"]).await;
+    assert_eq!(activities.len(), 2);
+    assert!(
+        app.activities_of(&globex.token, &theirs["id"])
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn webhooks_hear_of_what_ingestion_changed() {
+    let app = spawn_app_with(&[
+        ("LEADRANK_WEBHOOK_WORKER", "false"),
+        ("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true"),
+    ])
+    .await;
+    let acme = app.sign_up_tenant("acme").await;
+    app.new_lead(
+        &acme.token,
+        json!({"name": "Li Wei", "externalId": "crm-1"}),
+    )
+    .await;
+    let endpoint = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } } }",
+            json!({"input": {"url": "http://127.0.0.1:9/hooks", "eventTypes": ["LEAD_BECAME_URGENT"]}}),
+        )
+        .await;
+    assert!(
+        endpoint["data"]["createWebhookEndpoint"].is_object(),
+        "{endpoint}"
+    );
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+
+    let (status, body) = app
+        .send_events(
+            &key.secret,
+            json!([{"lead": {"externalId": "crm-1"}, "signal": "urgent_quote_request"}]),
+        )
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_i64()),
+        (200, Some(1)),
+        "{body}"
+    );
+
+    let deliveries = app
+        .graphql(
+            Some(&acme.token),
+            "{ webhookDeliveries { eventType } }",
+            json!({}),
+        )
+        .await;
+    let types: Vec<&Value> = deliveries["data"]["webhookDeliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["eventType"])
+        .collect();
+    assert_eq!(types.len(), 1, "{deliveries}");
+}
