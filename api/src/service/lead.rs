@@ -564,6 +564,21 @@ struct Editing<'c, C> {
     lead: lead::Model,
 }
 
+/// [`start_editing`] for an input whose lead is `input.leadId`: a bad id
+/// is reported on that field.
+async fn start_editing_lead<'c, C: ConnectionTrait>(
+    txn: &'c C,
+    principal: &Principal,
+    lead_id: &str,
+) -> AppResult<Editing<'c, C>> {
+    start_editing(txn, principal, lead_id)
+        .await
+        .map_err(|err| match err {
+            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
+            other => other,
+        })
+}
+
 async fn start_editing<'c, C: ConnectionTrait>(
     txn: &'c C,
     principal: &Principal,
@@ -812,12 +827,7 @@ pub async fn record_activity(
         return Err(AppError::invalid("input.amount", "must be a number"));
     }
     let txn = begin_write(db).await?;
-    let editing = start_editing(&txn, principal, &input.lead_id)
-        .await
-        .map_err(|err| match err {
-            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
-            other => other,
-        })?;
+    let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
     let current = editing.lead.clone();
     let config = tenant_config::get(&editing.scope).await?;
     let signal = config.catalog.signal(&input.signal_key).ok_or_else(|| {
@@ -1096,12 +1106,7 @@ pub async fn schedule_follow_up(
     }
     let note = validate::optional_text("input.note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
     let txn = begin_write(db).await?;
-    let editing = start_editing(&txn, principal, &input.lead_id)
-        .await
-        .map_err(|err| match err {
-            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
-            other => other,
-        })?;
+    let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
     let current = editing.lead.clone();
     require_open(&current)?;
@@ -1141,12 +1146,7 @@ pub async fn clear_scheduled_follow_up(
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
-    let editing = start_editing(&txn, principal, lead_id)
-        .await
-        .map_err(|err| match err {
-            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
-            other => other,
-        })?;
+    let editing = start_editing_lead(&txn, principal, lead_id).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
     let current = editing.lead.clone();
     require_not_pool_for_rep(
