@@ -10,7 +10,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with},
+    helpers::{TestApp, error_code, error_message, spawn_app, spawn_app_with, spawn_quiet_app},
     live::Subscriber,
 };
 
@@ -242,7 +242,9 @@ async fn the_operations_of_a_batch_share_one_field_allowance() {
 
 #[tokio::test]
 async fn ten_batches_of_ten_thousand_me_aliases_are_refused_at_once() {
-    let app = spawn_app().await;
+    // On a slow machine the pollers alone ran hundreds of statements
+    // while the attack was counted.
+    let app = spawn_quiet_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let manager = app.user_with_role(&acme, "MANAGER").await;
     let aliases: String = (0..9_990).map(|n| format!("m{n}: me {{ id }} ")).collect();
@@ -259,14 +261,16 @@ async fn ten_batches_of_ten_thousand_me_aliases_are_refused_at_once() {
             "{answer}"
         );
     }
-    // Refused before anything ran: not the 99,900 lookups of the attack
-    // (the background workers poll the database meanwhile).
-    assert!(app.queries.get() - before < 500);
+    // Refused before anything ran: not the 99,900 lookups of the attack.
+    // The health checks beside it and the token's session check may run
+    // a few statements each.
+    let ran = app.queries.get() - before;
+    assert!(ran < 50, "the refused batch ran {ran} statements");
 }
 
 #[tokio::test]
 async fn thousands_of_total_count_aliases_never_reach_the_database() {
-    let app = spawn_app().await;
+    let app = spawn_quiet_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
     let aliases: String = (0..19_990).map(|n| format!("t{n}: totalCount ")).collect();

@@ -57,6 +57,17 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with some settings overridden, as environment
 /// variables would.
+/// A server whose background workers never touch the database, so that
+/// `queries` counts only what the test's own requests run.
+pub async fn spawn_quiet_app() -> TestApp {
+    spawn_app_with(&[
+        ("LEADRANK_WEBHOOK_WORKER", "false"),
+        ("LEADRANK_LIVE_UPDATES", "false"),
+        ("LEADRANK_SCHEDULER", "false"),
+    ])
+    .await
+}
+
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
     let (database_url, postgres) = fresh_database(&dir).await;

@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, Tenant, TestApp, error_code, error_field, spawn_app, spawn_app_with,
+    PASSWORD, Tenant, TestApp, error_code, error_field, spawn_app, spawn_quiet_app,
 };
 
 pub(crate) const LEAD_FIELDS: &str =
@@ -851,12 +851,7 @@ impl TestApp {
 
 #[tokio::test]
 async fn a_page_of_leads_costs_the_same_number_of_queries_whatever_its_size() {
-    let app = spawn_app_with(&[
-        // Nothing else may use the pool while the queries are counted.
-        ("LEADRANK_WEBHOOK_WORKER", "false"),
-        ("LEADRANK_LIVE_UPDATES", "false"),
-    ])
-    .await;
+    let app = spawn_quiet_app().await;
     let t = app.sign_up_tenant("acme").await;
     let mut owners = vec![t.owner_id.clone()];
     let mut teams = Vec::new();
