@@ -371,6 +371,54 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
 }
 
 #[tokio::test]
+async fn a_large_import_takes_turns_across_its_batches_and_the_next_lead_continues_them() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let (_, reps, _) = three_reps(&app, &acme, "North").await;
+    app.new_rule(
+        &acme.token,
+        json!({"name": "All reps", "strategy": "ROUND_ROBIN"}),
+    )
+    .await;
+    // Three transactions: the next batch is prepared, and the rule's turn
+    // moved on, while the one before is written.
+    let rows = 2 * leadrank::service::import::ROWS_PER_TRANSACTION + 2;
+    let mut csv = String::from("external_id,name,company\n");
+    for i in 0..rows {
+        csv.push_str(&format!("big-{i},Lead {i},Account {i}\n"));
+    }
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: ImportLeadsInput!) { importLeads(input: $input) { created errors { line message } } }",
+            json!({"input": {"csv": csv, "dryRun": false}}),
+        )
+        .await;
+    assert_eq!(body["data"]["importLeads"]["created"], rows, "{body}");
+
+    let mut open = Vec::new();
+    for rep in &reps {
+        let body = app
+            .graphql(
+                Some(&acme.token),
+                "query($rep: ID!) { leads(first: 1, filter: {ownerId: $rep}) { totalCount } }",
+                json!({"rep": rep}),
+            )
+            .await;
+        open.push(body["data"]["leads"]["totalCount"].as_u64().unwrap_or(0));
+    }
+    // Rows go to the reps in turn: the first rep has the 1st, 4th, 7th…
+    let turns: Vec<u64> = (0..3).map(|k| ((rows - k).div_ceil(3)) as u64).collect();
+    assert_eq!(open, turns);
+
+    // The turn saved with the last batch goes on where the file stopped.
+    let lead = app
+        .new_lead(&acme.token, json!({"name": "After the import"}))
+        .await;
+    assert_eq!(lead["owner"]["id"], reps[rows % 3].as_str(), "{lead}");
+}
+
+#[tokio::test]
 async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;

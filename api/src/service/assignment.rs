@@ -768,17 +768,47 @@ impl Assigner {
     /// # Errors
     /// Database errors.
     pub async fn save<C: ConnectionTrait>(&mut self, scope: &TenantScope<'_, C>) -> AppResult<()> {
-        for rule in self.rules.iter_mut().filter(|r| r.moved) {
+        self.take_turns().save(scope).await
+    }
+
+    /// The rules' turns moved since the last call, to be saved with the
+    /// leads they were given in: a bulk writer prepares the next batch, and
+    /// moves the turns further, while this batch is written.
+    pub fn take_turns(&mut self) -> Turns {
+        Turns(
+            self.rules
+                .iter_mut()
+                .filter(|r| r.moved)
+                .map(|rule| {
+                    rule.moved = false;
+                    (rule.row.id, rule.row.last_assigned_user_id)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Whose turn each moved rule has reached: the rule and the rep it last
+/// gave a lead to.
+#[derive(Debug, Default)]
+pub struct Turns(Vec<(Uuid, Option<Uuid>)>);
+
+impl Turns {
+    /// Saves the turns, in the transaction that writes their leads.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn save<C: ConnectionTrait>(self, scope: &TenantScope<'_, C>) -> AppResult<()> {
+        for (rule, last) in self.0 {
             scope
                 .update_many::<assignment_rule::Entity>()
                 .col_expr(
                     assignment_rule::Column::LastAssignedUserId,
-                    Expr::value(rule.row.last_assigned_user_id),
+                    Expr::value(last),
                 )
-                .filter(assignment_rule::Column::Id.eq(rule.row.id))
+                .filter(assignment_rule::Column::Id.eq(rule))
                 .exec(scope.conn())
                 .await?;
-            rule.moved = false;
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::{
-    assignment::{Assigner, Candidate},
+    assignment::{Assigner, Candidate, Turns},
     begin_write,
     lead::{check_attribute, normalise_phone},
     lead_writer,
@@ -337,48 +337,65 @@ pub async fn import(
     })?;
     let mut done = 0u64;
     let mut failure = None;
+    let mut pending: Option<Prepared> = None;
     loop {
-        let mut batch = Vec::new();
-        let mut activities = 0;
-        while batch.len() < ROWS_PER_TRANSACTION && activities < ACTIVITIES_PER_TRANSACTION {
-            let Some(row) = rows.next_valid(&mut again) else {
-                break;
-            };
-            activities += row.activity_count();
-            batch.push(row);
-        }
-        if batch.is_empty() {
-            break;
-        }
-        match writer.write(db, &batch).await {
-            Ok(counts) => {
-                report.created += counts.0;
-                report.updated += counts.1;
-                report.unchanged += counts.2;
+        // The next batch is read and scored while this one is written, so
+        // the database writes while this process scores instead of each
+        // waiting for the other (as the nightly job does).
+        let writing = async {
+            match pending.take() {
+                Some(prepared) => write(db, principal.tenant_id, prepared).await.map(Some),
+                None => Ok(None),
             }
+        };
+        let preparing = async {
+            let batch = next_batch(&mut rows, &mut again);
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            writer.prepare(db, &batch).await.map(Some)
+        };
+        // Not try_join: a batch being written is finished and counted even
+        // when the next one fails to prepare.
+        let (written, prepared) = tokio::join!(writing, preparing);
+        match written {
+            Ok(Some(written)) => {
+                report.created += written.created;
+                report.updated += written.updated;
+                report.unchanged += written.unchanged;
+                done += written.rows;
+                progress(done, valid);
+                scope
+                    .update_many::<job_run::Entity>()
+                    .col_expr(
+                        job_run::Column::LeadsScanned,
+                        i64::try_from(done).unwrap_or(i64::MAX).into(),
+                    )
+                    .col_expr(
+                        job_run::Column::LeadsChanged,
+                        i64::try_from(report.created + report.updated)
+                            .unwrap_or(i64::MAX)
+                            .into(),
+                    )
+                    .col_expr(job_run::Column::HeartbeatAt, Some(Utc::now()).into())
+                    .filter(job_run::Column::Id.eq(run.id))
+                    .exec(db)
+                    .await?;
+            }
+            Ok(None) => {}
             Err(err) => {
                 failure = Some(err);
                 break;
             }
         }
-        done += batch.len() as u64;
-        progress(done, valid);
-        scope
-            .update_many::<job_run::Entity>()
-            .col_expr(
-                job_run::Column::LeadsScanned,
-                i64::try_from(done).unwrap_or(i64::MAX).into(),
-            )
-            .col_expr(
-                job_run::Column::LeadsChanged,
-                i64::try_from(report.created + report.updated)
-                    .unwrap_or(i64::MAX)
-                    .into(),
-            )
-            .col_expr(job_run::Column::HeartbeatAt, Some(Utc::now()).into())
-            .filter(job_run::Column::Id.eq(run.id))
-            .exec(db)
-            .await?;
+        match prepared {
+            Ok(Some(prepared)) => pending = Some(prepared),
+            Ok(None) => break,
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
     }
     let mut finished: job_run::ActiveModel = run.into();
     finished.finished_at = Set(Some(Utc::now()));
@@ -1010,8 +1027,9 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Writes one batch in one transaction; (created, updated, unchanged).
-    async fn write(&mut self, db: &DatabaseConnection, rows: &[Row]) -> AppResult<(u64, u64, u64)> {
+    /// Reads what one batch changes and scores it, ready to be written in
+    /// one transaction.
+    async fn prepare(&mut self, db: &DatabaseConnection, rows: &[Row]) -> AppResult<Prepared> {
         for row in rows {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.models.entry(row.team) {
                 slot.insert(self.context.config.model(row.team)?);
@@ -1065,16 +1083,20 @@ impl Writer<'_> {
             }
         }
 
-        let txn = begin_write(db).await?;
-        let scope = TenantScope::new(&txn, self.principal.tenant_id);
-        // A lead changed since the file was checked keeps that change: the
-        // batch fails with CONFLICT.
-        batch.prepared().write(&txn).await?;
-        if let Some(assigner) = &mut self.assigner {
-            assigner.save(&scope).await?;
-        }
-        txn.commit().await?;
-        Ok((created, updated, unchanged))
+        Ok(Prepared {
+            bulk: batch.prepared(),
+            turns: self
+                .assigner
+                .as_mut()
+                .map(Assigner::take_turns)
+                .unwrap_or_default(),
+            counts: Written {
+                rows: rows.len() as u64,
+                created,
+                updated,
+                unchanged,
+            },
+        })
     }
 
     /// The lead a row describes, new or changed, queued for writing with
@@ -1277,6 +1299,52 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// A batch read and scored, waiting for its transaction.
+struct Prepared {
+    bulk: lead_writer::PreparedBulk,
+    /// The assignment rules' turns as they stand after this batch.
+    turns: Turns,
+    counts: Written,
+}
+
+/// What a written batch did to the file's rows.
+#[derive(Clone, Copy)]
+struct Written {
+    rows: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+}
+
+/// Writes one prepared batch in one transaction.
+async fn write(db: &DatabaseConnection, tenant_id: Uuid, prepared: Prepared) -> AppResult<Written> {
+    let txn = begin_write(db).await?;
+    // A lead changed since the file was checked keeps that change: the
+    // batch fails with CONFLICT.
+    prepared.bulk.write(&txn).await?;
+    prepared
+        .turns
+        .save(&TenantScope::new(&txn, tenant_id))
+        .await?;
+    txn.commit().await?;
+    Ok(prepared.counts)
+}
+
+/// The next rows to write together: at most [`ROWS_PER_TRANSACTION`] rows,
+/// fewer when they hold [`ACTIVITIES_PER_TRANSACTION`] activities.
+fn next_batch(rows: &mut RowReader<'_>, report: &mut ImportReport) -> Vec<Row> {
+    let mut batch = Vec::new();
+    let mut activities = 0;
+    while batch.len() < ROWS_PER_TRANSACTION && activities < ACTIVITIES_PER_TRANSACTION {
+        let Some(row) = rows.next_valid(report) else {
+            break;
+        };
+        activities += row.activity_count();
+        batch.push(row);
+    }
+    batch
 }
 
 enum Outcome {
