@@ -70,6 +70,7 @@ tenant_owned! {
     job_lease => "job lease", None;
     audit_entry => "audit entry", Some(entity::audit_entry::Column::Id);
     assignment_rule => "assignment rule", Some(entity::assignment_rule::Column::Id);
+    pool_rule => "pool rule", Some(entity::pool_rule::Column::Id);
     webhook_endpoint => "webhook endpoint", Some(entity::webhook_endpoint::Column::Id);
     webhook_delivery => "webhook delivery", Some(entity::webhook_delivery::Column::Id);
     change_notice => "change notice", Some(entity::change_notice::Column::Id);

@@ -19,6 +19,7 @@ pub mod lead_field;
 pub mod lead_score;
 pub mod login_failure;
 pub mod pipeline;
+pub mod pool_rule;
 pub mod predictor_model;
 pub mod refresh_session;
 pub mod score_event;

@@ -84,6 +84,19 @@ impl CompiledModel {
         &self.config
     }
 
+    /// Seconds without an inbound contact after which the model's COLD
+    /// rule calls a lead cold; `None` when it has no such rule. A lead has
+    /// been cold since its last inbound contact (or creation) plus these.
+    #[must_use]
+    pub fn cold_after_seconds(&self) -> Option<f64> {
+        self.rules.iter().find_map(|rule| match rule {
+            CompiledRule::Cold {
+                silence_seconds, ..
+            } => Some(*silence_seconds),
+            _ => None,
+        })
+    }
+
     /// Scores one lead at `now` (Unix seconds) with its full explanation.
     /// Deterministic: the same model, facts and `now` give the same scorecard.
     /// It runs the batch kernel on a batch of one, so it agrees exactly with

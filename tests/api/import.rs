@@ -730,7 +730,7 @@ fn instant(text: &str) -> DateTime<Utc> {
 
 /// Runs the re-scoring job now, waiting (up to 20 seconds) while a run
 /// already under way, such as the one an import queued, holds the lease.
-async fn rescore_now(app: &TestApp, tenant: &str) -> job_run::Model {
+pub(crate) async fn rescore_now(app: &TestApp, tenant: &str) -> job_run::Model {
     let tenant: uuid::Uuid = tenant.parse().expect("a tenant id");
     let options = Options {
         holder: "import-tests".into(),

@@ -27,6 +27,7 @@ mod live_access;
 mod metrics;
 mod models;
 mod pins;
+mod pool;
 mod sessions;
 mod tenancy;
 mod throttling;

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Fast polls and retries, and http to the test's own receiver.
-const FAST: [(&str, &str); 3] = [
+pub(crate) const FAST: [(&str, &str); 3] = [
     ("LEADRANK_WEBHOOK_POLL_MS", "50"),
     ("LEADRANK_WEBHOOK_RETRY_BASE_MS", "50"),
     ("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true"),
@@ -28,16 +28,16 @@ const FAST: [(&str, &str); 3] = [
 
 /// One request as the receiver got it.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     event_id: String,
-    event_type: String,
+    pub(crate) event_type: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).expect("a JSON body")
     }
 }
@@ -50,13 +50,13 @@ struct Inbox {
 }
 
 /// A webhook receiver on localhost.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     inbox: Arc<Inbox>,
 }
 
 impl Receiver {
-    async fn start(script: &[u16]) -> Self {
+    pub(crate) async fn start(script: &[u16]) -> Self {
         let inbox = Arc::new(Inbox::default());
         inbox.script.lock().unwrap().extend(script.iter().copied());
         let shared = web::Data::from(inbox.clone());
@@ -81,7 +81,7 @@ impl Receiver {
     }
 
     /// Waits (up to 10 seconds) until `n` requests have arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..200 {
             let got = self.received();
             if got.len() >= n {
@@ -131,7 +131,12 @@ fn verifies(secret: &str, timestamp: &str, body: &str, signature: &str) -> bool 
 
 impl TestApp {
     /// Registers an endpoint; (id, secret).
-    async fn endpoint(&self, token: &str, url: &str, types: &[&str]) -> (String, String) {
+    pub(crate) async fn endpoint(
+        &self,
+        token: &str,
+        url: &str,
+        types: &[&str],
+    ) -> (String, String) {
         let body = self
             .create_endpoint(token, json!({"url": url, "eventTypes": types}))
             .await;

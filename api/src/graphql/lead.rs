@@ -25,7 +25,7 @@ use crate::{
             self as leads, LeadChanges, NewActivity, NewLead, NewScheduledFollowUp, NewTierPin,
         },
         lead_query::{self, LeadFilter as Filter},
-        lead_writer,
+        lead_writer, pool,
         reasons::{self, QueueFacts},
         rescoring, tenant_config, validate,
     },
@@ -521,9 +521,11 @@ impl LeadEvent {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED, PIN,
-    /// UNPIN, FOLLOW_UP_SCHEDULED, FOLLOW_UP_CLEARED or FOLLOW_UP_DONE (an
-    /// outbound activity completed it; the value after is its signal).
+    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED,
+    /// CLAIMED (a rep took it from the pool), RETURNED_TO_POOL (by the pool
+    /// rules, with the reason), PIN, UNPIN, FOLLOW_UP_SCHEDULED,
+    /// FOLLOW_UP_CLEARED or FOLLOW_UP_DONE (an outbound activity completed
+    /// it; the value after is its signal).
     async fn kind(&self) -> &str {
         &self.row.kind
     }
@@ -548,16 +550,16 @@ impl LeadEvent {
     async fn to_value(&self) -> Option<&str> {
         self.row.to_value.as_deref()
     }
-    /// For ASSIGNED: the owner before.
+    /// For ASSIGNED, CLAIMED and RETURNED_TO_POOL: the owner before.
     async fn previous_owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        if self.row.kind != "ASSIGNED" {
+        if !self.changes_owner() {
             return Ok(None);
         }
         user_named(ctx, self.row.from_value.as_deref()).await
     }
-    /// For ASSIGNED: the owner after.
+    /// For ASSIGNED, CLAIMED and RETURNED_TO_POOL: the owner after.
     async fn new_owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        if self.row.kind != "ASSIGNED" {
+        if !self.changes_owner() {
             return Ok(None);
         }
         user_named(ctx, self.row.to_value.as_deref()).await
@@ -570,13 +572,22 @@ impl LeadEvent {
     async fn rule_name(&self) -> Option<&str> {
         self.data_str("rule_name")
     }
-    /// Why, when recorded: `imported` for history written by an import.
+    /// Why, when recorded: `imported` for history written by an import;
+    /// for RETURNED_TO_POOL the pool rule that sent it back ("no outbound
+    /// contact by its owner for 14 days", "cold for 30 days").
     async fn reason(&self) -> Option<&str> {
         self.data_str("reason")
     }
 }
 
 impl LeadEvent {
+    fn changes_owner(&self) -> bool {
+        matches!(
+            self.row.kind.as_str(),
+            "ASSIGNED" | pool::CLAIMED | pool::RETURNED
+        )
+    }
+
     fn data_str(&self, key: &str) -> Option<&str> {
         self.row.data.as_ref().and_then(|d| d[key].as_str())
     }

@@ -17,6 +17,7 @@ pub mod live;
 pub mod loaders;
 pub mod models;
 pub mod persisted;
+pub mod pool;
 pub mod types;
 pub mod webhooks;
 
@@ -48,6 +49,7 @@ pub struct Query(
     assignment::AssignmentQuery,
     webhooks::WebhookQuery,
     api_keys::ApiKeyQuery,
+    pool::PoolQuery,
 );
 
 /// Every mutation.
@@ -64,6 +66,7 @@ pub struct Mutation(
     webhooks::WebhookMutation,
     api_keys::ApiKeyMutation,
     ingest::IngestMutation,
+    pool::PoolMutation,
 );
 
 /// The schema type.

@@ -32,6 +32,9 @@ pub enum WebhookEventType {
     LeadAssigned,
     /// `lead.closed`: won or lost.
     LeadClosed,
+    /// `lead.returned_to_pool`: an owned open lead went back to the shared
+    /// pool (neglected or long cold, or its owner's leads were moved there).
+    LeadReturnedToPool,
     /// `job.finished`: a re-scoring run ended, with its counts.
     JobFinished,
 }
@@ -44,6 +47,7 @@ impl From<WebhookEventType> for EventType {
             WebhookEventType::LeadWentCold => Self::WentCold,
             WebhookEventType::LeadAssigned => Self::Assigned,
             WebhookEventType::LeadClosed => Self::Closed,
+            WebhookEventType::LeadReturnedToPool => Self::ReturnedToPool,
             WebhookEventType::JobFinished => Self::JobFinished,
         }
     }
@@ -57,6 +61,7 @@ impl From<EventType> for WebhookEventType {
             EventType::WentCold => Self::LeadWentCold,
             EventType::Assigned => Self::LeadAssigned,
             EventType::Closed => Self::LeadClosed,
+            EventType::ReturnedToPool => Self::LeadReturnedToPool,
             EventType::JobFinished => Self::JobFinished,
         }
     }

@@ -35,6 +35,7 @@ use crate::{
         assignment,
         events::{self, Event, Outgoing},
         lead_writer::{self, Rescored},
+        pool,
         rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
@@ -547,9 +548,14 @@ async fn rescore(
     // a heartbeat first keeps a run that lost its lease from starting them.
     lease.heartbeat(db, Some(run.id)).await?;
     let assigned = assignment::assign_pool(db, scope.tenant_id(), run.team_id, now).await?;
+    // Neglected leads go back after the pool is handed out, so that they
+    // wait a day for a rep to claim them rather than go straight back to
+    // a rule's next rep.
+    let returned = pool::return_neglected(db, scope.tenant_id(), run.team_id, now).await?;
     let mut row: job_run::ActiveModel = scope.get::<job_run::Entity>(run.id).await?.into();
     row.details = Set(Some(json!({
         "leadsAssigned": assigned,
+        "leadsReturnedToPool": returned,
         "readMs": progress.read_ms,
         "scoreMs": progress.score_ms,
         "writeMs": progress.write_ms,

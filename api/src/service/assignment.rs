@@ -139,13 +139,40 @@ pub struct RuleChanges {
 /// The largest cap on open leads per rep a rule or a user may have.
 const MAX_CAPACITY: i32 = 1_000_000;
 
+/// Which of a company's or team's rules a change is to.
+#[derive(Clone, Copy)]
+pub(crate) enum RuleKind {
+    Assignment,
+    Pool,
+}
+
+impl RuleKind {
+    /// What is refused: another team's, the company's, any.
+    fn refusals(self) -> [&'static str; 3] {
+        match self {
+            Self::Assignment => [
+                "change assignment rules of a team you do not manage",
+                "change the company's assignment rules",
+                "change assignment rules",
+            ],
+            Self::Pool => [
+                "change pool rules of a team you do not manage",
+                "change the company's pool rules",
+                "change pool rules",
+            ],
+        }
+    }
+}
+
 /// Refuses unless the caller may change rules of `team` (`None`: the
 /// company's): OWNER and ADMIN any, a MANAGER their own teams'.
-async fn require_may_manage<C: ConnectionTrait>(
+pub(crate) async fn require_may_manage<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     team: Option<Uuid>,
+    kind: RuleKind,
 ) -> AppResult<()> {
+    let [other_team, company, any] = kind.refusals();
     match (principal.role, team) {
         (Role::Owner | Role::Admin, _) => Ok(()),
         (Role::Manager, Some(team))
@@ -153,15 +180,9 @@ async fn require_may_manage<C: ConnectionTrait>(
         {
             Ok(())
         }
-        (Role::Manager, Some(_)) => Err(AppError::Forbidden {
-            action: "change assignment rules of a team you do not manage",
-        }),
-        (Role::Manager, None) => Err(AppError::Forbidden {
-            action: "change the company's assignment rules",
-        }),
-        (Role::Rep, _) => Err(AppError::Forbidden {
-            action: "change assignment rules",
-        }),
+        (Role::Manager, Some(_)) => Err(AppError::Forbidden { action: other_team }),
+        (Role::Manager, None) => Err(AppError::Forbidden { action: company }),
+        (Role::Rep, _) => Err(AppError::Forbidden { action: any }),
     }
 }
 
@@ -331,7 +352,7 @@ pub async fn create_rule(
     require_cap_for(input.strategy, cap)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
-    require_may_manage(&scope, principal, input.team_id).await?;
+    require_may_manage(&scope, principal, input.team_id, RuleKind::Assignment).await?;
     if let Some(team) = input.team_id {
         scope.get::<team::Entity>(team).await?;
     }
@@ -401,7 +422,7 @@ pub async fn update_rule(
     let txn = begin_write(db).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
     let current = scope.get::<assignment_rule::Entity>(id).await?;
-    require_may_manage(&scope, principal, current.team_id).await?;
+    require_may_manage(&scope, principal, current.team_id, RuleKind::Assignment).await?;
     let mut row = current.clone().into_active_model();
     if let Some(name) = &changes.name {
         row.name = Set(validate::required_text("input.name", name, 200)?);
@@ -458,7 +479,7 @@ pub async fn delete_rule(
     let txn = begin_write(db).await?;
     let scope = TenantScope::new(&txn, principal.tenant_id);
     let current = scope.get::<assignment_rule::Entity>(id).await?;
-    require_may_manage(&scope, principal, current.team_id).await?;
+    require_may_manage(&scope, principal, current.team_id, RuleKind::Assignment).await?;
     scope
         .delete_many::<assignment_rule::Entity>()
         .filter(assignment_rule::Column::Id.eq(id))

@@ -99,17 +99,19 @@ pub enum EventType {
     WentCold,
     Assigned,
     Closed,
+    ReturnedToPool,
     JobFinished,
 }
 
 impl EventType {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::TierChanged,
         Self::BecameUrgent,
         Self::WentCold,
         Self::Assigned,
         Self::Closed,
+        Self::ReturnedToPool,
         Self::JobFinished,
     ];
 
@@ -122,6 +124,7 @@ impl EventType {
             Self::WentCold => "lead.went_cold",
             Self::Assigned => "lead.assigned",
             Self::Closed => "lead.closed",
+            Self::ReturnedToPool => "lead.returned_to_pool",
             Self::JobFinished => "job.finished",
         }
     }
@@ -294,6 +297,15 @@ fn lead_changed(
                 "previousOwnerId": before.and_then(|b| b.owner_id),
                 "rule": rule.map(|r| json!({"id": r.id, "name": r.name})),
             }),
+        );
+    }
+    if let Some(previous) = before.and_then(|b| b.owner_id)
+        && now.owner_id.is_none()
+        && now.status == LeadStatus::Open
+    {
+        push(
+            EventType::ReturnedToPool,
+            json!({"previousOwnerId": previous}),
         );
     }
     if now.status != LeadStatus::Open && before.is_some_and(|b| b.status == LeadStatus::Open) {

@@ -20,7 +20,7 @@ use super::{
     assignment::{Assigner, Candidate},
     audit, begin_write,
     events::ByRule,
-    lead_writer,
+    lead_writer, pool,
     rescoring::{self, Pinners},
     tenant_config, validate,
 };
@@ -776,12 +776,24 @@ pub async fn assign_lead(
     if current.owner_id == owner {
         return Ok(current);
     }
+    // A rep taking a pool lead claims it, within the day's claims.
+    let claim = pool::claims(principal.role) && current.owner_id.is_none();
+    if claim {
+        pool::require_claim_room(
+            &editing.scope,
+            principal,
+            current.team_id,
+            "input.ownerId",
+            now,
+        )
+        .await?;
+    }
     let mut changed = current.clone();
     changed.owner_id = owner;
     lead_history(
         &editing.scope,
         current.id,
-        "ASSIGNED",
+        if claim { pool::CLAIMED } else { "ASSIGNED" },
         principal,
         current.owner_id.map(|o| o.to_string()),
         owner.map(|o| o.to_string()),
@@ -789,6 +801,58 @@ pub async fn assign_lead(
     )
     .await?;
     let saved = editing.save(changed, "owner changed", now).await?;
+    txn.commit().await?;
+    Ok(saved)
+}
+
+/// The caller takes a lead from the shared pool, within the number of
+/// claims a day the pool rule for its team allows; claiming one's own lead
+/// again changes nothing. Recorded in the lead's history as CLAIMED.
+///
+/// # Errors
+/// NOT_FOUND for a lead the caller cannot see; BAD_USER_INPUT on
+/// `input.id` for a closed lead or when the day's claims are used up;
+/// CONFLICT when someone else owns it.
+pub async fn claim_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    if current.status != LeadStatus::Open {
+        return Err(AppError::invalid(
+            "input.id",
+            "is closed; only open leads of the pool can be claimed",
+        ));
+    }
+    match current.owner_id {
+        Some(owner) if owner == principal.user_id => return Ok(current),
+        Some(_) => {
+            return Err(AppError::Conflict {
+                message: "someone already owns this lead; only leads of the pool can be claimed"
+                    .to_owned(),
+                existing_id: None,
+            });
+        }
+        None => {}
+    }
+    pool::require_claim_room(&editing.scope, principal, current.team_id, "input.id", now).await?;
+    let mut changed = current.clone();
+    changed.owner_id = Some(principal.user_id);
+    lead_history(
+        &editing.scope,
+        current.id,
+        pool::CLAIMED,
+        principal,
+        None,
+        Some(principal.user_id.to_string()),
+        now,
+    )
+    .await?;
+    let saved = editing.save(changed, "claimed from the pool", now).await?;
     txn.commit().await?;
     Ok(saved)
 }

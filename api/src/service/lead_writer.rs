@@ -11,7 +11,7 @@
 //! import, the demo loader, the nightly job and activations ([`Bulk`],
 //! [`write_rescored`]), where thousands of leads go in a few statements.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
@@ -507,69 +507,101 @@ pub async fn reassign_open_leads<C: ConnectionTrait>(
     reason: &str,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
-    use sea_orm::sea_query::{Expr, ExprTrait};
     let leads: Vec<lead::Model> = scope
         .select::<lead::Entity>()
         .filter(lead::Column::OwnerId.eq(from))
         .filter(lead::Column::Status.eq(LeadStatus::Open))
         .all(scope.conn())
         .await?;
+    let moves: Vec<(&lead::Model, Option<String>)> = leads.iter().map(|l| (l, None)).collect();
+    move_open_leads(scope, &moves, to, actor, "ASSIGNED", reason, now).await
+}
+
+/// Moves open leads, each from the owner it was read with, to `to` (or the
+/// shared pool), in the caller's transaction: a history entry of `kind`
+/// per lead, with the lead's own reason when it has one, and the change
+/// announced as any assignment is. A lead whose owner changed since it was
+/// read stays. Returns how many moved.
+///
+/// # Errors
+/// Database errors.
+pub async fn move_open_leads<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    leads: &[(&lead::Model, Option<String>)],
+    to: Option<Uuid>,
+    actor: Option<Uuid>,
+    kind: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<u64> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
     let backend = scope.conn().get_database_backend();
     let mut out = Outgoing::default();
     let mut moved = 0u64;
-    // Chunks keep each IN list within the bound-parameter limits.
-    for chunk in leads.chunks(500) {
-        let ids: Vec<Uuid> = chunk.iter().map(|l| l.id).collect();
-        let done = scope
-            .update_many::<lead_score::Entity>()
-            .col_expr(lead_score::Column::OwnerId, Expr::value(to))
-            .col_expr(
-                lead_score::Column::Version,
-                Expr::col(lead_score::Column::Version).add(1),
-            )
-            .filter(lead_score::Column::LeadId.is_in(ids.clone()))
-            .filter(lead_score::Column::OwnerId.eq(from))
-            .filter(lead_score::Column::Status.eq(LeadStatus::Open))
-            .exec(scope.conn())
-            .await?;
-        moved += done.rows_affected;
-        scope
-            .update_many::<lead_facts::Entity>()
-            .col_expr(lead_facts::Column::OwnerId, Expr::value(to))
-            .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
-            .filter(lead_facts::Column::Id.is_in(ids))
-            .exec(scope.conn())
-            .await?;
-        let history: Vec<lead_event::ActiveModel> = chunk
-            .iter()
-            .map(|l| lead_event::ActiveModel {
-                tenant_id: Set(scope.tenant_id()),
-                id: Set(Uuid::now_v7()),
-                lead_id: Set(l.id),
-                kind: Set("ASSIGNED".to_owned()),
-                actor_id: Set(actor),
-                at: Set(now),
-                from_value: Set(Some(from.to_string())),
-                to_value: Set(to.map(|t| t.to_string())),
-                data: Set(None),
-            })
-            .collect();
-        let mut statements = Vec::new();
-        bulk::insert_statements(history, backend, &mut statements);
-        for statement in statements {
-            scope.conn().execute_raw(statement).await?;
-        }
-        for l in chunk {
-            let mut after = LeadSummary::from(l);
-            after.state.owner_id = to;
-            out.lead(
-                scope.tenant_id(),
-                Some(&LeadState::from(l)),
-                &after,
-                reason,
-                None,
-                now,
-            );
+    let mut by_owner: BTreeMap<Option<Uuid>, Vec<&(&lead::Model, Option<String>)>> =
+        BTreeMap::new();
+    for entry in leads {
+        by_owner.entry(entry.0.owner_id).or_default().push(entry);
+    }
+    for (from, leads) in by_owner {
+        // Chunks keep each IN list within the bound-parameter limits.
+        for chunk in leads.chunks(500) {
+            let ids: Vec<Uuid> = chunk.iter().map(|(l, _)| l.id).collect();
+            let still = match from {
+                Some(owner) => lead_score::Column::OwnerId.eq(owner),
+                None => lead_score::Column::OwnerId.is_null(),
+            };
+            let done = scope
+                .update_many::<lead_score::Entity>()
+                .col_expr(lead_score::Column::OwnerId, Expr::value(to))
+                .col_expr(
+                    lead_score::Column::Version,
+                    Expr::col(lead_score::Column::Version).add(1),
+                )
+                .filter(lead_score::Column::LeadId.is_in(ids.clone()))
+                .filter(still)
+                .filter(lead_score::Column::Status.eq(LeadStatus::Open))
+                .exec(scope.conn())
+                .await?;
+            moved += done.rows_affected;
+            scope
+                .update_many::<lead_facts::Entity>()
+                .col_expr(lead_facts::Column::OwnerId, Expr::value(to))
+                .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
+                .filter(lead_facts::Column::Id.is_in(ids))
+                .exec(scope.conn())
+                .await?;
+            let history: Vec<lead_event::ActiveModel> = chunk
+                .iter()
+                .map(|(l, why)| lead_event::ActiveModel {
+                    tenant_id: Set(scope.tenant_id()),
+                    id: Set(Uuid::now_v7()),
+                    lead_id: Set(l.id),
+                    kind: Set(kind.to_owned()),
+                    actor_id: Set(actor),
+                    at: Set(now),
+                    from_value: Set(from.map(|f| f.to_string())),
+                    to_value: Set(to.map(|t| t.to_string())),
+                    data: Set(why.as_ref().map(|why| json!({"reason": why}))),
+                })
+                .collect();
+            let mut statements = Vec::new();
+            bulk::insert_statements(history, backend, &mut statements);
+            for statement in statements {
+                scope.conn().execute_raw(statement).await?;
+            }
+            for (l, why) in chunk {
+                let mut after = LeadSummary::from(*l);
+                after.state.owner_id = to;
+                out.lead(
+                    scope.tenant_id(),
+                    Some(&LeadState::from(*l)),
+                    &after,
+                    why.as_deref().unwrap_or(reason),
+                    None,
+                    now,
+                );
+            }
         }
     }
     events::emit(scope, &out, now).await?;

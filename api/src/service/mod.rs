@@ -20,6 +20,7 @@ pub mod lead_query;
 pub mod lead_writer;
 pub mod models;
 pub mod pipeline;
+pub mod pool;
 pub mod reasons;
 pub mod rescoring;
 pub mod tenant_config;
