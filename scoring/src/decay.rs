@@ -320,12 +320,20 @@ impl ActivityState {
         // Replies older than the oldest kept inbound activity are forgotten,
         // so a contact before it cannot be paired reliably.
         let floor = if self.recent_inbound.len() >= RECENT_CONTACTS {
-            self.recent_inbound.first().copied().unwrap_or(UnixSeconds::MIN)
+            self.recent_inbound
+                .first()
+                .copied()
+                .unwrap_or(UnixSeconds::MIN)
         } else {
             UnixSeconds::MIN
         };
         let mut waiting: Option<UnixSeconds> = None;
-        let mut inbound = self.recent_inbound.iter().copied().filter(|&t| t <= now).peekable();
+        let mut inbound = self
+            .recent_inbound
+            .iter()
+            .copied()
+            .filter(|&t| t <= now)
+            .peekable();
         for out in self.recent_outbound.iter().copied().filter(|&t| t <= now) {
             // Replies up to this contact answer the one before it.
             while let Some(reply) = inbound.next_if(|&t| t <= out) {

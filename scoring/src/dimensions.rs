@@ -309,10 +309,7 @@ impl Kernel {
                 ..
             } => {
                 let since = now - i64::from(*window_days) * crate::decay::DAY_SECONDS;
-                facts
-                    .activity
-                    .response_hours(since, now, *target_hours)
-                    .0
+                facts.activity.response_hours(since, now, *target_hours).0
             }
             // Whole UTC days from today to the date: people plan by the day.
             Kernel::DateProximity { field, .. } => facts

@@ -64,7 +64,10 @@ pub fn parse_date(text: &str) -> Option<UnixSeconds> {
             c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
         })
     };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || (b.len() > 10 && b.get(10) != Some(&b'T')) {
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || (b.len() > 10 && b.get(10) != Some(&b'T'))
+    {
         return None;
     }
     let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);

@@ -133,11 +133,12 @@ pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, Tier
 pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
 pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin, parse_date};
 pub use model::{
-    BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionKind,
-    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,
-    ModelConfig, MonetaryParams, MonetarySource, OverrideParams, OverrideRule, PredictedParams,
-    RatingParams, RecencyParams, SignalDef, StageBasis, StageParams, StaleRule, Tier,
-    UrgentSignalRule, BurstRule, DateProximityParams, ResponsivenessParams, StageRule,
+    BantParams, BantRule, BurstRule, Catalog, ChurnRiskRule, ColdRule, Criterion,
+    DateProximityParams, Dimension, DimensionKind, DimensionParams, Direction, EngagementParams,
+    FieldDef, FieldType, FrequencyParams, ModelConfig, MonetaryParams, MonetarySource,
+    OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
+    ResponsivenessParams, SignalDef, StageBasis, StageParams, StageRule, StaleRule, Tier,
+    UrgentSignalRule,
 };
 pub use predictor::{FeatureSpace, Predictor, TrainOptions};
 

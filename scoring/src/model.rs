@@ -1124,7 +1124,10 @@ impl Validator<'_> {
                     let t = field.field_type.name();
                     self.err(
                         format!("{p}.field"),
-                        format!("field `{}` is {t}; DATE_PROXIMITY needs a DATE field", d.field),
+                        format!(
+                            "field `{}` is {t}; DATE_PROXIMITY needs a DATE field",
+                            d.field
+                        ),
                     );
                 }
             }

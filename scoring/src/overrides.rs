@@ -149,9 +149,9 @@ impl CompiledRule {
     pub(crate) fn flag(&self) -> Option<LeadFlag> {
         match self {
             CompiledRule::Urgent { .. } => Some(LeadFlag::Urgent),
-            CompiledRule::Bant { .. }
-            | CompiledRule::Stage { .. }
-            | CompiledRule::Burst { .. } => None,
+            CompiledRule::Bant { .. } | CompiledRule::Stage { .. } | CompiledRule::Burst { .. } => {
+                None
+            }
             CompiledRule::Cold { .. } => Some(LeadFlag::Cold),
             CompiledRule::Stale { .. } => Some(LeadFlag::Stale),
             CompiledRule::Churn { .. } => Some(LeadFlag::ChurnRisk),
@@ -223,11 +223,7 @@ impl CompiledRule {
                 0.0,
             ),
             CompiledRule::Burst { window_seconds, .. } => (
-                f64::from(
-                    facts
-                        .activity
-                        .recent_inbound_within(now, *window_seconds),
-                ),
+                f64::from(facts.activity.recent_inbound_within(now, *window_seconds)),
                 0.0,
             ),
         }

@@ -257,7 +257,8 @@ fn the_server_can_assemble_a_model_from_the_contract_inputs() {
 }
 
 #[test]
-fn the_general_template_has_the_spec_weights_with_stage_urgency_and_validates_against_the_default_catalog() {
+fn the_general_template_has_the_spec_weights_with_stage_urgency_and_validates_against_the_default_catalog()
+ {
     let config = templates::general();
     config.validate(&default_catalog()).unwrap();
     let weights: Vec<(&str, f64)> = config
