@@ -30,5 +30,6 @@ mod pins;
 mod sessions;
 mod tenancy;
 mod throttling;
+mod urgency_rules;
 mod webhooks;
 mod whom_next;

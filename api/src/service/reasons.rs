@@ -198,7 +198,10 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
         match &rule.params {
             scoring::OverrideParams::Burst(r) if !burst_said => {
                 let n = state.as_ref().map_or(0, |s| {
-                    s.recent_inbound_within(now.timestamp(), r.within_days * scoring::SECONDS_PER_DAY)
+                    s.recent_inbound_within(
+                        now.timestamp(),
+                        r.within_days * scoring::SECONDS_PER_DAY,
+                    )
                 });
                 if i64::from(n) >= r.at_least {
                     out.push((words.burst)(n, r.within_days));
@@ -290,10 +293,7 @@ mod tests {
         assert_eq!((EN.burst)(3, 2.0), "burst: 3 inbound signals in 2 days");
         assert_eq!((ZH.burst)(3, 2.0), "活跃激增：2天内3次互动");
         assert_eq!((EN.burst)(4, 1.5), "burst: 4 inbound signals in 1.5 days");
-        assert_eq!(
-            (ZH.stage)("合同谈判"),
-            "关键阶段：“合同谈判”"
-        );
+        assert_eq!((ZH.stage)("合同谈判"), "关键阶段：“合同谈判”");
         assert_eq!((ZH.tier)("A", 86.0), "A级：得分86");
     }
 }
