@@ -1475,7 +1475,7 @@ fn attributes(
             FieldType::Boolean => {
                 values.insert(field.key.clone(), json!(rng.chance(quality)));
             }
-            FieldType::Number | FieldType::Text => {}
+            FieldType::Number | FieldType::Text | FieldType::Date => {}
         }
     }
     (Value::Object(values), source)

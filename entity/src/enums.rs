@@ -75,6 +75,9 @@ pub enum FieldType {
     Boolean,
     #[sea_orm(string_value = "TEXT")]
     Text,
+    /// A calendar date, stored as `YYYY-MM-DD` text in the attributes.
+    #[sea_orm(string_value = "DATE")]
+    Date,
 }
 
 /// A scoring model version's state.

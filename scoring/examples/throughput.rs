@@ -88,6 +88,7 @@ fn lead(rng: &mut Rng, catalog: &Catalog) -> LeadFacts {
             kind: StageKind::Open,
             entered_at: NOW - rng.below(60) as i64 * DAY,
             rotting_days: Some(30),
+            ..StageFacts::default()
         },
         predicted_close_probability: Some(rng.unit()),
         ..LeadFacts::default()

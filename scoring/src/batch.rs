@@ -581,5 +581,15 @@ fn conditions(rule: &CompiledRule, a: &[f64], b: &[f64], now: f64, hit: &mut [bo
                 *h = y >= *min_previous && x < below_fraction * y;
             }
         }
+        CompiledRule::Stage { .. } => {
+            for (h, &x) in hit.iter_mut().zip(a) {
+                *h = x > 0.0;
+            }
+        }
+        CompiledRule::Burst { at_least, .. } => {
+            for (h, &x) in hit.iter_mut().zip(a) {
+                *h = x >= *at_least;
+            }
+        }
     }
 }

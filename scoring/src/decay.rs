@@ -24,6 +24,11 @@ use crate::model::{Catalog, Direction, MAX_WINDOW_DAYS, SignalDef};
 /// Seconds in a day, as an integer.
 pub const DAY_SECONDS: i64 = 86_400;
 
+/// How many of the latest inbound and of the latest outbound activity times
+/// [`ActivityState`] keeps, for BURST rules and RESPONSIVENESS dimensions.
+/// A BURST rule may ask for at most this many signals.
+pub const RECENT_CONTACTS: usize = 32;
+
 /// `2^x`, accurate to about 2 ulp for x in [−1020, 1020] and clamped outside;
 /// NaN gives `2^−1020`. Written without branches or library calls so that loops
 /// over columns vectorise.
@@ -118,6 +123,15 @@ pub struct ActivityState {
     /// `[day, amount]` of activity amounts, like `inbound_days`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amount_days: Vec<(i64, f64)>,
+    /// The latest [`RECENT_CONTACTS`] inbound activities of signals worth
+    /// zero or more points, Unix seconds, ascending: a complaint, a no-show
+    /// or an unsubscribe is neither a burst of interest nor a reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_inbound: Vec<UnixSeconds>,
+    /// The latest [`RECENT_CONTACTS`] outbound activities, Unix seconds,
+    /// ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_outbound: Vec<UnixSeconds>,
 }
 
 impl ActivityState {
@@ -168,12 +182,16 @@ impl ActivityState {
                         .map_or(occurred_at, |t| t.max(occurred_at)),
                 );
                 add_to_bucket(&mut self.inbound_days, day, 1);
+                if signal.points >= 0.0 {
+                    push_recent(&mut self.recent_inbound, occurred_at);
+                }
             }
             Direction::Outbound => {
                 self.last_outbound_at = Some(
                     self.last_outbound_at
                         .map_or(occurred_at, |t| t.max(occurred_at)),
                 );
+                push_recent(&mut self.recent_outbound, occurred_at);
             }
         }
         if let Some(a) = amount.filter(|a| a.is_finite()) {
@@ -222,8 +240,14 @@ impl ActivityState {
             }
             for a in acts {
                 let day = a.occurred_at.div_euclid(DAY_SECONDS);
-                if def.direction == Direction::Inbound {
-                    add_to_bucket(&mut state.inbound_days, day, 1);
+                match def.direction {
+                    Direction::Inbound => {
+                        add_to_bucket(&mut state.inbound_days, day, 1);
+                        if def.points >= 0.0 {
+                            push_recent(&mut state.recent_inbound, a.occurred_at);
+                        }
+                    }
+                    Direction::Outbound => push_recent(&mut state.recent_outbound, a.occurred_at),
                 }
                 if let Some(x) = a.amount.filter(|x| x.is_finite()) {
                     add_to_bucket(&mut state.amount_days, day, x);
@@ -262,6 +286,106 @@ impl ActivityState {
             .filter(|(d, _)| *d >= lo && *d <= hi)
             .map(|(_, a)| *a)
             .sum()
+    }
+
+    /// Inbound activities (of signals worth zero or more points) in the
+    /// `window_seconds` up to `now`, both ends included, as far as the
+    /// latest [`RECENT_CONTACTS`] go. No allocation.
+    pub fn recent_inbound_within(&self, now: UnixSeconds, window_seconds: f64) -> u32 {
+        let from = now as f64 - window_seconds;
+        let n = self
+            .recent_inbound
+            .iter()
+            .filter(|&&t| t <= now && t as f64 >= from)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// How quickly the lead answers our contacts: the median, in hours, of
+    /// the time from an outbound contact at or after `since` to the next
+    /// inbound activity, with the number of times measured. Several
+    /// contacts before one reply count once, from the first of them: the
+    /// lead was asked then. A contact still unanswered at `now` counts as
+    /// a reply at `now` once it has waited `pending_hours`, so a lead that
+    /// stops answering slows down rather than keeping its old median.
+    /// `(NaN, 0)` when nothing was measured. No allocation.
+    pub fn response_hours(
+        &self,
+        since: UnixSeconds,
+        now: UnixSeconds,
+        pending_hours: f64,
+    ) -> (f64, u32) {
+        let mut samples = [0.0f64; RECENT_CONTACTS + 1];
+        let mut n = 0usize;
+        // Replies older than the oldest kept inbound activity are forgotten,
+        // so a contact before it cannot be paired reliably.
+        let floor = if self.recent_inbound.len() >= RECENT_CONTACTS {
+            self.recent_inbound
+                .first()
+                .copied()
+                .unwrap_or(UnixSeconds::MIN)
+        } else {
+            UnixSeconds::MIN
+        };
+        let mut waiting: Option<UnixSeconds> = None;
+        let mut inbound = self
+            .recent_inbound
+            .iter()
+            .copied()
+            .filter(|&t| t <= now)
+            .peekable();
+        for out in self.recent_outbound.iter().copied().filter(|&t| t <= now) {
+            // Replies up to this contact answer the one before it.
+            while let Some(reply) = inbound.next_if(|&t| t <= out) {
+                if let Some(asked) = waiting.take()
+                    && let Some(slot) = samples.get_mut(n)
+                {
+                    *slot = (reply - asked) as f64 / 3600.0;
+                    n += 1;
+                }
+            }
+            if waiting.is_none() && out >= since && out > floor {
+                waiting = Some(out);
+            }
+        }
+        if let Some(asked) = waiting {
+            let pending = match inbound.next() {
+                Some(reply) => Some((reply - asked) as f64 / 3600.0),
+                None => Some((now - asked) as f64 / 3600.0).filter(|h| *h >= pending_hours),
+            };
+            if let (Some(h), Some(slot)) = (pending, samples.get_mut(n)) {
+                *slot = h;
+                n += 1;
+            }
+        }
+        let Some(taken) = samples.get_mut(..n) else {
+            return (f64::NAN, 0);
+        };
+        if taken.is_empty() {
+            return (f64::NAN, 0);
+        }
+        taken.sort_unstable_by(f64::total_cmp);
+        let mid = n / 2;
+        let median = if n % 2 == 1 {
+            taken.get(mid).copied().unwrap_or(f64::NAN)
+        } else {
+            let (a, b) = (taken.get(mid - 1), taken.get(mid));
+            a.zip(b).map_or(f64::NAN, |(a, b)| (a + b) / 2.0)
+        };
+        (median, u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// Inserts `at` into an ascending list of the latest [`RECENT_CONTACTS`]
+/// times, dropping the oldest when full.
+fn push_recent(list: &mut Vec<UnixSeconds>, at: UnixSeconds) {
+    if list.len() >= RECENT_CONTACTS && list.first().is_some_and(|&oldest| at < oldest) {
+        return;
+    }
+    let i = list.partition_point(|&t| t <= at);
+    list.insert(i, at);
+    if list.len() > RECENT_CONTACTS {
+        list.remove(0);
     }
 }
 

@@ -146,6 +146,16 @@ pub(crate) enum Kernel {
     Predicted {
         fallback: Option<f64>,
     },
+    Responsiveness {
+        window_days: u32,
+        target_hours: f64,
+        missing: f64,
+    },
+    DateProximity {
+        field: String,
+        horizon_days: f64,
+        grace_days: f64,
+    },
 }
 
 impl Kernel {
@@ -222,6 +232,16 @@ impl Kernel {
             DimensionParams::Predicted(p) => Kernel::Predicted {
                 fallback: p.fallback,
             },
+            DimensionParams::Responsiveness(r) => Kernel::Responsiveness {
+                window_days: r.window_days,
+                target_hours: r.target_hours,
+                missing: r.missing.unwrap_or(0.0),
+            },
+            DimensionParams::DateProximity(d) => Kernel::DateProximity {
+                field: d.field.clone(),
+                horizon_days: d.horizon_days,
+                grace_days: d.grace_days,
+            },
         }
     }
 
@@ -283,6 +303,22 @@ impl Kernel {
                     .unwrap_or_else(|| fallback.unwrap_or(facts.stage.win_probability));
                 clamp_unit(v)
             }
+            Kernel::Responsiveness {
+                window_days,
+                target_hours,
+                ..
+            } => {
+                let since = now - i64::from(*window_days) * crate::decay::DAY_SECONDS;
+                facts.activity.response_hours(since, now, *target_hours).0
+            }
+            // Whole UTC days from today to the date: people plan by the day.
+            Kernel::DateProximity { field, .. } => facts
+                .attribute(field)
+                .and_then(|v| v.as_date())
+                .map_or(f64::NAN, |date| {
+                    (date.div_euclid(crate::decay::DAY_SECONDS)
+                        - now.div_euclid(crate::decay::DAY_SECONDS)) as f64
+                }),
         }
     }
 
@@ -375,6 +411,62 @@ impl Kernel {
                 raw.copy_from_slice(column);
                 norm.copy_from_slice(column);
             }
+            Kernel::Responsiveness {
+                target_hours,
+                missing,
+                ..
+            } => {
+                let (target, missing) = (*target_hours, *missing);
+                for ((r, n), &x) in raw.iter_mut().zip(norm.iter_mut()).zip(column) {
+                    let measured = !x.is_nan();
+                    *r = if measured { x } else { -1.0 };
+                    *n = if measured {
+                        target / (target + x.max(0.0))
+                    } else {
+                        missing
+                    };
+                }
+            }
+            Kernel::DateProximity {
+                horizon_days,
+                grace_days,
+                ..
+            } => {
+                let (inv, grace) = (1.0 / horizon_days, -grace_days);
+                // Raw stays NaN for a lead without the date: the scorecard
+                // says so and shows 0.
+                for ((r, n), &days) in raw.iter_mut().zip(norm.iter_mut()).zip(column) {
+                    *r = days;
+                    *n = if days.is_nan() || days < grace {
+                        0.0
+                    } else {
+                        (1.0 - days.max(0.0) * inv).clamp(0.0, 1.0)
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl Kernel {
+    /// A sentence on the raw value, for the kinds whose number needs one.
+    pub(crate) fn detail(&self, raw: f64) -> Option<String> {
+        match self {
+            Kernel::Responsiveness { window_days, .. } => Some(if raw < 0.0 || raw.is_nan() {
+                format!("no reply to our contacts measured in the last {window_days} days")
+            } else {
+                format!("replies to our contacts in {raw:.1} hours (median)")
+            }),
+            Kernel::DateProximity { field, .. } => Some(if raw.is_nan() {
+                format!("no {field} set")
+            } else if raw > 0.0 {
+                format!("{field} in {raw:.0} day(s)")
+            } else if raw == 0.0 {
+                format!("{field} is today")
+            } else {
+                format!("{field} passed {:.0} day(s) ago", -raw)
+            }),
+            _ => None,
         }
     }
 }

@@ -145,15 +145,18 @@ impl CompiledModel {
             .config
             .dimensions
             .iter()
+            .zip(&self.kernels)
             .zip(rows)
-            .map(|(dim, row)| Contribution {
+            .map(|((dim, kernel), row)| Contribution {
                 dimension_key: dim.key.clone(),
                 label: dim.label.clone(),
                 kind: dim.kind(),
-                raw_value: row.raw,
+                // NaN marks a value the lead does not have (a date not set).
+                raw_value: if row.raw.is_nan() { 0.0 } else { row.raw },
                 normalized: row.normalized,
                 weight: dim.weight,
                 points: row.points,
+                detail: kernel.detail(row.raw),
             })
             .collect();
         let now = batch.as_of();

@@ -97,6 +97,11 @@ pub struct Contribution {
     pub weight: f64,
     /// `weight × normalized`: points out of 100; the points sum to the total.
     pub points: f64,
+    /// What was measured, in a sentence, where the number alone does not say
+    /// it: "replies to our contacts in 3.5 hours (median)", "tender_date in
+    /// 12 days". RESPONSIVENESS and DATE_PROXIMITY only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// An override rule that fired; matches the contract's `AppliedOverride`.

@@ -44,6 +44,57 @@ impl AttributeValue {
             _ => None,
         }
     }
+
+    /// The start (00:00 UTC) of the day, in Unix seconds, for DATE fields,
+    /// which hold `YYYY-MM-DD` text; `None` for anything else.
+    pub fn as_date(&self) -> Option<UnixSeconds> {
+        self.as_text().and_then(parse_date)
+    }
+}
+
+/// The start (00:00 UTC) of a `YYYY-MM-DD` date, in Unix seconds; `None`
+/// unless it is a real calendar date. Only the first ten characters are read,
+/// so an RFC 3339 time reads as its date. No allocation: the batch path calls
+/// it once per lead and DATE_PROXIMITY dimension.
+pub fn parse_date(text: &str) -> Option<UnixSeconds> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        part.iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || (b.len() > 10 && b.get(10) != Some(&b'T'))
+    {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 impl From<f64> for AttributeValue {
@@ -94,6 +145,9 @@ pub struct StageFacts {
     /// Days idle in this stage before the lead is STALE; never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotting_days: Option<u32>,
+    /// The stage's key (`negotiation`), for `STAGE` rules; empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
 }
 
 impl Default for StageFacts {
@@ -105,6 +159,7 @@ impl Default for StageFacts {
             kind: StageKind::Open,
             entered_at: 0,
             rotting_days: None,
+            key: String::new(),
         }
     }
 }
@@ -174,5 +229,28 @@ impl LeadFacts {
     /// The attribute `key`, if set.
     pub fn attribute(&self, key: &str) -> Option<&AttributeValue> {
         self.attributes.get(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_read_as_the_start_of_their_utc_day() {
+        for (text, at) in [
+            ("1970-01-01", Some(0)),
+            ("2000-02-29", Some(951_782_400)),
+            ("2026-12-01", Some(1_796_083_200)),
+            ("2026-12-01T15:30:00Z", Some(1_796_083_200)),
+            ("2001-02-29", None),
+            ("2026-13-01", None),
+            ("2026-1-01", None),
+            ("tomorrow", None),
+            ("", None),
+            ("2026-12-01x", None),
+        ] {
+            assert_eq!(parse_date(text), at, "{text}");
+        }
     }
 }

@@ -42,6 +42,8 @@
 //! | MONETARY | deal value or amounts in a window | `ln(1+v)/ln(1+cap)` |
 //! | STAGE | the stage's win probability or position | as is |
 //! | PREDICTED | the learned close probability | as is |
+//! | RESPONSIVENESS | median hours from our contact to the lead's reply | `target/(target+hours)` |
+//! | DATE_PROXIMITY | days until a DATE field's date | `1 − days/horizon`, 0 once past |
 //!
 //! A dimension earns `weight × normalised` points; weights sum to 100, so the
 //! points sum to the total.
@@ -129,12 +131,13 @@ pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
 pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
 pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
-pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin};
+pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin, parse_date};
 pub use model::{
-    BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionKind,
-    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,
-    ModelConfig, MonetaryParams, MonetarySource, OverrideParams, OverrideRule, PredictedParams,
-    RatingParams, RecencyParams, SignalDef, StageBasis, StageParams, StaleRule, Tier,
+    BantParams, BantRule, BurstRule, Catalog, ChurnRiskRule, ColdRule, Criterion,
+    DateProximityParams, Dimension, DimensionKind, DimensionParams, Direction, EngagementParams,
+    FieldDef, FieldType, FrequencyParams, ModelConfig, MonetaryParams, MonetarySource,
+    OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
+    ResponsivenessParams, SignalDef, StageBasis, StageParams, StageRule, StaleRule, Tier,
     UrgentSignalRule,
 };
 pub use predictor::{FeatureSpace, Predictor, TrainOptions};

@@ -46,6 +46,9 @@ pub struct Catalog {
     pub fields: Vec<FieldDef>,
     /// Signal type definitions.
     pub signals: Vec<SignalDef>,
+    /// Keys of the tenant's pipeline stages, for `STAGE` rules.
+    #[serde(default)]
+    pub stages: Vec<String>,
 }
 
 impl Catalog {
@@ -87,6 +90,8 @@ pub enum FieldType {
     Boolean,
     /// Free text; never scored.
     Text,
+    /// A calendar date, `YYYY-MM-DD` (a tender, a contract renewal).
+    Date,
 }
 
 impl FieldType {
@@ -98,6 +103,7 @@ impl FieldType {
             Self::Number => "NUMBER",
             Self::Boolean => "BOOLEAN",
             Self::Text => "TEXT",
+            Self::Date => "DATE",
         }
     }
 }
@@ -183,6 +189,10 @@ pub enum DimensionKind {
     Stage,
     /// The learned close probability.
     Predicted,
+    /// How quickly the lead answers our contacts: median hours to a reply.
+    Responsiveness,
+    /// How close a DATE field is: 1 on the day, 0 at the horizon.
+    DateProximity,
 }
 
 /// One weighted dimension of a model.
@@ -226,6 +236,10 @@ pub enum DimensionParams {
     Stage(StageParams),
     /// See [`PredictedParams`].
     Predicted(PredictedParams),
+    /// See [`ResponsivenessParams`].
+    Responsiveness(ResponsivenessParams),
+    /// See [`DateProximityParams`].
+    DateProximity(DateProximityParams),
 }
 
 impl DimensionParams {
@@ -240,6 +254,8 @@ impl DimensionParams {
             Self::Monetary(_) => DimensionKind::Monetary,
             Self::Stage(_) => DimensionKind::Stage,
             Self::Predicted(_) => DimensionKind::Predicted,
+            Self::Responsiveness(_) => DimensionKind::Responsiveness,
+            Self::DateProximity(_) => DimensionKind::DateProximity,
         }
     }
 
@@ -253,6 +269,8 @@ impl DimensionParams {
             Self::Monetary(p) => serde_json::to_value(p),
             Self::Stage(p) => serde_json::to_value(p),
             Self::Predicted(p) => serde_json::to_value(p),
+            Self::Responsiveness(p) => serde_json::to_value(p),
+            Self::DateProximity(p) => serde_json::to_value(p),
         };
         // Plain structs of numbers, strings and maps always serialise; Null is unreachable.
         v.unwrap_or(Value::Null)
@@ -273,6 +291,8 @@ impl DimensionParams {
             DimensionKind::Monetary => Self::Monetary(parse_at(params)?),
             DimensionKind::Stage => Self::Stage(parse_at(params)?),
             DimensionKind::Predicted => Self::Predicted(parse_at(params)?),
+            DimensionKind::Responsiveness => Self::Responsiveness(parse_at(params)?),
+            DimensionKind::DateProximity => Self::DateProximity(parse_at(params)?),
         })
     }
 }
@@ -425,6 +445,70 @@ pub struct PredictedParams {
     pub fallback: Option<f64>,
 }
 
+/// RESPONSIVENESS: how quickly the lead answers our outbound contacts. The
+/// raw value is the median hours from a contact in the last `windowDays`
+/// days to the lead's next inbound activity (several contacts before one
+/// reply count from the first; a contact still unanswered after
+/// `targetHours` counts as answered now, so silence slows a lead down);
+/// −1 when nothing was measured. Normalised `targetHours / (targetHours +
+/// median)`: 1 for an instant reply, 0.5 at `targetHours`, ⅓ at twice it.
+/// See [`crate::ActivityState::response_hours`]; it reads the latest
+/// [`crate::decay::RECENT_CONTACTS`] inbound and outbound activities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponsivenessParams {
+    /// Days back our contacts count, 1 to [`MAX_WINDOW_DAYS`]; default 90.
+    #[serde(default = "default_responsiveness_window")]
+    pub window_days: u32,
+    /// Median reply time, in hours, that scores 0.5; must be > 0; default 24.
+    #[serde(default = "default_target_hours")]
+    pub target_hours: f64,
+    /// Normalised value (0–1) for a lead never measured; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<f64>,
+}
+
+impl Default for ResponsivenessParams {
+    fn default() -> Self {
+        Self {
+            window_days: default_responsiveness_window(),
+            target_hours: default_target_hours(),
+            missing: None,
+        }
+    }
+}
+
+fn default_responsiveness_window() -> u32 {
+    90
+}
+
+fn default_target_hours() -> f64 {
+    24.0
+}
+
+/// DATE_PROXIMITY: how close the date in a DATE field is (a tender, a
+/// contract renewal). The raw value is whole days from today to the date
+/// (UTC days; negative once past). Normalised `1 − days / horizonDays`,
+/// clamped to 0–1: 0 at the horizon or beyond, rising to 1 on the day.
+/// A date that has passed scores 1 for `graceDays` more days (a renewal
+/// just missed is still the most urgent call), then 0: the tender is over.
+/// A lead without the date scores 0 and shows raw value 0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DateProximityParams {
+    /// Key of a DATE lead field.
+    pub field: String,
+    /// Days ahead at which the date starts to count; must be > 0.
+    pub horizon_days: f64,
+    /// Days after the date that it still scores 1; ≥ 0, default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grace_days: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
 /// A score band; the model's tiers are listed from the top (rank 0) down.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -465,10 +549,22 @@ pub enum OverrideParams {
     Stale(StaleRule),
     /// `CHURN_RISK`: see [`ChurnRiskRule`].
     ChurnRisk(ChurnRiskRule),
+    /// `STAGE`: see [`StageRule`].
+    Stage(StageRule),
+    /// `BURST`: see [`BurstRule`].
+    Burst(BurstRule),
 }
 
 /// The `kind` strings of override rules.
-pub const OVERRIDE_KINDS: [&str; 5] = ["URGENT_SIGNAL", "BANT", "COLD", "STALE", "CHURN_RISK"];
+pub const OVERRIDE_KINDS: [&str; 7] = [
+    "URGENT_SIGNAL",
+    "BANT",
+    "COLD",
+    "STALE",
+    "CHURN_RISK",
+    "STAGE",
+    "BURST",
+];
 
 impl OverrideParams {
     /// The rule's `kind` string, e.g. `URGENT_SIGNAL`.
@@ -479,6 +575,8 @@ impl OverrideParams {
             Self::Cold(_) => "COLD",
             Self::Stale(_) => "STALE",
             Self::ChurnRisk(_) => "CHURN_RISK",
+            Self::Stage(_) => "STAGE",
+            Self::Burst(_) => "BURST",
         }
     }
 
@@ -489,6 +587,8 @@ impl OverrideParams {
             Self::Cold(p) => serde_json::to_value(p),
             Self::Stale(p) => serde_json::to_value(p),
             Self::ChurnRisk(p) => serde_json::to_value(p),
+            Self::Stage(p) => serde_json::to_value(p),
+            Self::Burst(p) => serde_json::to_value(p),
         };
         v.unwrap_or(Value::Null)
     }
@@ -505,6 +605,8 @@ impl OverrideParams {
             "COLD" => Self::Cold(parse_at(params)?),
             "STALE" => Self::Stale(parse_at(params)?),
             "CHURN_RISK" => Self::ChurnRisk(parse_at(params)?),
+            "STAGE" => Self::Stage(parse_at(params)?),
+            "BURST" => Self::Burst(parse_at(params)?),
             other => {
                 return Err((
                     "kind".into(),
@@ -591,6 +693,32 @@ pub struct ChurnRiskRule {
 
 fn default_min_previous() -> u32 {
     2
+}
+
+/// `STAGE`: a lead in one of `stages` is raised to at least `tier`: the
+/// later stages of a deal are the urgent ones (contract negotiation ⇒ A).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageRule {
+    /// Stage keys, of any of the tenant's pipelines; at least one.
+    pub stages: Vec<String>,
+    /// Tier key to raise to.
+    pub tier: String,
+}
+
+/// `BURST`: at least `atLeast` inbound activities within the last
+/// `withinDays` days raise the lead to at least `tier` at once, so a quiet
+/// lead that suddenly engages is not left in a low tier until its score
+/// catches up. Signals worth negative points (a complaint) do not count.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurstRule {
+    /// Inbound activities needed, 1 to [`crate::decay::RECENT_CONTACTS`].
+    pub at_least: i64,
+    /// Window in days, counted back from now; must be > 0.
+    pub within_days: f64,
+    /// Tier key to raise to.
+    pub tier: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -975,6 +1103,34 @@ impl Validator<'_> {
                     self.unit(&format!("{p}.fallback"), f);
                 }
             }
+            DimensionParams::Responsiveness(r) => {
+                self.window(&format!("{p}.windowDays"), r.window_days, 1);
+                self.positive(&format!("{p}.targetHours"), r.target_hours);
+                if let Some(m) = r.missing {
+                    self.unit(&format!("{p}.missing"), m);
+                }
+            }
+            DimensionParams::DateProximity(d) => {
+                self.positive(&format!("{p}.horizonDays"), d.horizon_days);
+                if !(d.grace_days.is_finite() && d.grace_days >= 0.0) {
+                    self.err(
+                        format!("{p}.graceDays"),
+                        format!("must be 0 or more days, got {}", d.grace_days),
+                    );
+                }
+                if let Some(field) = self.field(&format!("{p}.field"), &d.field)
+                    && field.field_type != FieldType::Date
+                {
+                    let t = field.field_type.name();
+                    self.err(
+                        format!("{p}.field"),
+                        format!(
+                            "field `{}` is {t}; DATE_PROXIMITY needs a DATE field",
+                            d.field
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -991,6 +1147,13 @@ impl Validator<'_> {
             FieldType::Text => self.err(
                 format!("{p}.field"),
                 format!("field `{}` is TEXT and cannot be scored", r.field),
+            ),
+            FieldType::Date => self.err(
+                format!("{p}.field"),
+                format!(
+                    "field `{}` is a DATE: score it with a DATE_PROXIMITY dimension",
+                    r.field
+                ),
             ),
             FieldType::Category => {
                 if r.breakpoints.is_some() {
@@ -1123,9 +1286,13 @@ impl Validator<'_> {
                     );
                 }
             }
-            FieldType::Text => self.err(
+            FieldType::Text | FieldType::Date => self.err(
                 format!("{p}.field"),
-                format!("field `{}` is TEXT and cannot be a criterion", c.field),
+                format!(
+                    "field `{}` is {} and cannot be a criterion",
+                    c.field,
+                    field_type.name()
+                ),
             ),
         }
     }
@@ -1275,6 +1442,34 @@ impl Validator<'_> {
                 if let Some(t) = &r.at_most_tier {
                     self.tier_ref(&format!("{p}.atMostTier"), t, tiers);
                 }
+            }
+            OverrideParams::Stage(r) => {
+                if r.stages.is_empty() {
+                    self.err(format!("{p}.stages"), "needs at least one stage key");
+                }
+                for (i, key) in r.stages.iter().enumerate() {
+                    if !self.catalog.stages.contains(key) {
+                        self.err(
+                            format!("{p}.stages[{i}]"),
+                            format!(
+                                "unknown stage `{key}` (stages: {})",
+                                self.catalog.stages.join(", ")
+                            ),
+                        );
+                    }
+                }
+                self.tier_ref(&format!("{p}.tier"), &r.tier, tiers);
+            }
+            OverrideParams::Burst(r) => {
+                let most = crate::decay::RECENT_CONTACTS;
+                if r.at_least <= 0 || r.at_least > most as i64 {
+                    self.err(
+                        format!("{p}.atLeast"),
+                        format!("must be between 1 and {most}, got {}", r.at_least),
+                    );
+                }
+                self.positive(&format!("{p}.withinDays"), r.within_days);
+                self.tier_ref(&format!("{p}.tier"), &r.tier, tiers);
             }
             OverrideParams::ChurnRisk(r) => {
                 self.window(&format!("{p}.windowDays"), r.window_days, 2);

@@ -65,6 +65,14 @@ pub(crate) enum CompiledRule {
         min_previous: f64,
         effect: TierEffect,
     },
+    /// a = 1 + index in `stages` of the lead's stage, 0 when not listed.
+    Stage { stages: Vec<String>, rank: u8 },
+    /// a = inbound activities in the window.
+    Burst {
+        at_least: f64,
+        window_seconds: f64,
+        rank: u8,
+    },
 }
 
 impl CompiledRule {
@@ -114,6 +122,15 @@ impl CompiledRule {
                 min_previous: f64::from(r.min_previous),
                 effect: cap(&r.at_most_tier),
             },
+            OverrideParams::Stage(r) => CompiledRule::Stage {
+                stages: r.stages.clone(),
+                rank: rank_of(&r.tier),
+            },
+            OverrideParams::Burst(r) => CompiledRule::Burst {
+                at_least: r.at_least as f64,
+                window_seconds: r.within_days * SECONDS_PER_DAY,
+                rank: rank_of(&r.tier),
+            },
         }
     }
 
@@ -124,13 +141,17 @@ impl CompiledRule {
             CompiledRule::Cold { .. } => "COLD",
             CompiledRule::Stale { .. } => "STALE",
             CompiledRule::Churn { .. } => "CHURN_RISK",
+            CompiledRule::Stage { .. } => "STAGE",
+            CompiledRule::Burst { .. } => "BURST",
         }
     }
 
     pub(crate) fn flag(&self) -> Option<LeadFlag> {
         match self {
             CompiledRule::Urgent { .. } => Some(LeadFlag::Urgent),
-            CompiledRule::Bant { .. } => None,
+            CompiledRule::Bant { .. } | CompiledRule::Stage { .. } | CompiledRule::Burst { .. } => {
+                None
+            }
             CompiledRule::Cold { .. } => Some(LeadFlag::Cold),
             CompiledRule::Stale { .. } => Some(LeadFlag::Stale),
             CompiledRule::Churn { .. } => Some(LeadFlag::ChurnRisk),
@@ -139,9 +160,10 @@ impl CompiledRule {
 
     pub(crate) fn effect(&self) -> TierEffect {
         match self {
-            CompiledRule::Urgent { rank, .. } | CompiledRule::Bant { rank, .. } => {
-                TierEffect::AtLeast(*rank)
-            }
+            CompiledRule::Urgent { rank, .. }
+            | CompiledRule::Bant { rank, .. }
+            | CompiledRule::Stage { rank, .. }
+            | CompiledRule::Burst { rank, .. } => TierEffect::AtLeast(*rank),
             CompiledRule::Cold { effect, .. }
             | CompiledRule::Stale { effect }
             | CompiledRule::Churn { effect, .. } => *effect,
@@ -193,6 +215,17 @@ impl CompiledRule {
                         .inbound_in_window(now, *window_days, *window_days),
                 ),
             ),
+            CompiledRule::Stage { stages, .. } => (
+                stages
+                    .iter()
+                    .position(|k| !k.is_empty() && *k == facts.stage.key)
+                    .map_or(0.0, |i| (i + 1) as f64),
+                0.0,
+            ),
+            CompiledRule::Burst { window_seconds, .. } => (
+                f64::from(facts.activity.recent_inbound_within(now, *window_seconds)),
+                0.0,
+            ),
         }
     }
 
@@ -235,6 +268,25 @@ impl CompiledRule {
                 "inbound interactions fell from {b:.0} to {a:.0} in the last {window_days} days (below {:.0}%)",
                 below_fraction * 100.0
             ),
+            CompiledRule::Stage { stages, .. } => format!(
+                "in stage {}: at least tier {tier_key}",
+                stages
+                    .get((a as usize).saturating_sub(1))
+                    .map_or("?", String::as_str)
+            ),
+            CompiledRule::Burst { window_seconds, .. } => format!(
+                "burst: {a:.0} inbound signals in {} days: at least tier {tier_key}",
+                short_number(days(*window_seconds))
+            ),
         }
+    }
+}
+
+/// A number of days as people write it: `2`, `1.5`.
+fn short_number(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{}", (v * 10.0).round() / 10.0)
     }
 }

@@ -163,7 +163,7 @@ pub struct FeatureSpace {
 }
 
 impl FeatureSpace {
-    /// Features for `fields` (TEXT fields are skipped) and the inbound
+    /// Features for `fields` (TEXT and DATE fields are skipped) and the inbound
     /// `signals` given by key: one column per field or signal, a CATEGORY
     /// field as its normalised option's index ([`Feature::Level`]).
     pub fn new(fields: &[FieldDef], signals: &[String]) -> Self {
@@ -185,7 +185,9 @@ impl FeatureSpace {
                     levels.dedup();
                     features.push(Feature::Level { field, levels });
                 }
-                FieldType::Text => {}
+                // A date means something only against the time it is read
+                // at, which a trained weight cannot hold.
+                FieldType::Text | FieldType::Date => {}
             }
         }
         features.extend(
@@ -228,7 +230,9 @@ impl FeatureSpace {
                         option: o.clone(),
                     }));
                 }
-                FieldType::Text => {}
+                // A date means something only against the time it is read
+                // at, which a trained weight cannot hold.
+                FieldType::Text | FieldType::Date => {}
             }
         }
         features.extend(

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use crate::model::{
     BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionParams, Direction,
     EngagementParams, FieldDef, FieldType, ModelConfig, OverrideParams, OverrideRule,
-    PredictedParams, RatingParams, RecencyParams, SCHEMA_VERSION, SignalDef, StaleRule, Tier,
-    UrgentSignalRule,
+    PredictedParams, RatingParams, RecencyParams, SCHEMA_VERSION, SignalDef, StageBasis,
+    StageParams, StaleRule, Tier, UrgentSignalRule,
 };
 
 /// Template names accepted by [`by_name`].
@@ -82,6 +82,8 @@ pub fn default_catalog() -> Catalog {
                 &["1-10", "11-50", "51-200", "201-1000", "1000+"],
             ),
         ],
+        // Stages belong to the tenant's pipelines, not to this catalog.
+        stages: Vec::new(),
         signals: vec![
             signal("website_visit", 2.0, 7.0, false, IN),
             signal("deep_page_view", 4.0, 7.0, false, IN),
@@ -113,7 +115,7 @@ pub fn catalog_for(name: &str) -> Catalog {
 
 /// The general default (SPEC §1): industry position 5, activity 20, recent
 /// interactions 15, budget 20, decision-chain complexity 10, historical close
-/// probability 30; tiers A ≥ 80 (every 2 days), B ≥ 50 (5), C ≥ 25 (14),
+/// probability 20 and stage progress 10 (see [`stage_progress_dim`]); tiers A ≥ 80 (every 2 days), B ≥ 50 (5), C ≥ 25 (14),
 /// D ≥ 0 (30); and the default overrides (see [`default_overrides`]).
 pub fn general() -> ModelConfig {
     ModelConfig {
@@ -129,7 +131,8 @@ pub fn general() -> ModelConfig {
             },
             rating_dim("budget", "Budget", 20.0),
             rating_dim("decision_chain", "Decision-chain complexity", 10.0),
-            predicted_dim("close_probability", "Historical close probability", 30.0),
+            predicted_dim("close_probability", "Historical close probability", 20.0),
+            stage_progress_dim(10.0),
         ],
         tiers: default_tiers(),
         overrides: default_overrides(),
@@ -138,8 +141,8 @@ pub fn general() -> ModelConfig {
 
 /// SaaS weighting (SPEC §1): trial activity 30 (ENGAGEMENT over
 /// `trial_activity`, `positive_feedback`, `deep_page_view`), decision makers 15
-/// (`authority`), budget 20, historical close probability 25, industry
-/// position 10. Default tiers and overrides.
+/// (`authority`), budget 20, historical close probability 15, industry
+/// position 10, stage progress 10. Default tiers and overrides.
 pub fn saas() -> ModelConfig {
     ModelConfig {
         schema_version: SCHEMA_VERSION,
@@ -156,18 +159,19 @@ pub fn saas() -> ModelConfig {
             ),
             rating_dim_on("decision_makers", "Decision makers", "authority", 15.0),
             rating_dim("budget", "Budget", 20.0),
-            predicted_dim("close_probability", "Historical close probability", 25.0),
+            predicted_dim("close_probability", "Historical close probability", 15.0),
             rating_dim("industry_position", "Industry position", 10.0),
+            stage_progress_dim(10.0),
         ],
         tiers: default_tiers(),
         overrides: default_overrides(),
     }
 }
 
-/// Medical devices weighting (SPEC §1): purchase cycle 30 (`purchase_cycle`
+/// Medical devices weighting (SPEC §1): purchase cycle 25 (`purchase_cycle`
 /// RATING, 5 = buying now), budget 25, hospital type 20 (`hospital_type`
 /// CATEGORY: tertiary 1, secondary 0.7, private 0.6, primary 0.4, clinic 0.25),
-/// history 15 (PREDICTED), decision chain 10. Needs the fields of
+/// history 10 (PREDICTED), decision chain 10, stage progress 10. Needs the fields of
 /// [`required_fields`]`("medical")`. Default tiers and overrides.
 pub fn medical_devices() -> ModelConfig {
     let values: BTreeMap<String, f64> = [
@@ -183,7 +187,7 @@ pub fn medical_devices() -> ModelConfig {
     ModelConfig {
         schema_version: SCHEMA_VERSION,
         dimensions: vec![
-            rating_dim("purchase_cycle", "Purchase cycle", 30.0),
+            rating_dim("purchase_cycle", "Purchase cycle", 25.0),
             rating_dim("budget", "Budget", 25.0),
             Dimension {
                 key: "hospital_type".into(),
@@ -195,8 +199,9 @@ pub fn medical_devices() -> ModelConfig {
                     ..RatingParams::default()
                 }),
             },
-            predicted_dim("history", "Purchase history / close probability", 15.0),
+            predicted_dim("history", "Purchase history / close probability", 10.0),
             rating_dim("decision_chain", "Decision chain", 10.0),
+            stage_progress_dim(10.0),
         ],
         tiers: default_tiers(),
         overrides: default_overrides(),
@@ -328,6 +333,23 @@ fn engagement_dim(key: &str, label: &str, weight: f64, signals: Option<Vec<Strin
             cap: 40.0,
             signals,
             include_outbound: false,
+        }),
+    }
+}
+
+/// Stage urgency (SPEC §1, "later stages are more urgent"): a STAGE
+/// dimension on the stage's position in its pipeline, 0 in the first stage
+/// and 1 in the last, so a lead in contract negotiation outranks an equal one
+/// still gathering information. Its weight comes out of the historical close
+/// probability, whose fallback before any training is the stage's win
+/// probability: the stage counted already, but not as urgency.
+pub fn stage_progress_dim(weight: f64) -> Dimension {
+    Dimension {
+        key: "stage_progress".into(),
+        label: "Stage progress".into(),
+        weight,
+        params: DimensionParams::Stage(StageParams {
+            basis: StageBasis::Position,
         }),
     }
 }

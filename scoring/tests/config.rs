@@ -257,7 +257,8 @@ fn the_server_can_assemble_a_model_from_the_contract_inputs() {
 }
 
 #[test]
-fn the_general_template_has_the_spec_weights_and_validates_against_the_default_catalog() {
+fn the_general_template_has_the_spec_weights_with_stage_urgency_and_validates_against_the_default_catalog()
+ {
     let config = templates::general();
     config.validate(&default_catalog()).unwrap();
     let weights: Vec<(&str, f64)> = config
@@ -273,7 +274,8 @@ fn the_general_template_has_the_spec_weights_and_validates_against_the_default_c
             ("recent_interactions", 15.0),
             ("budget", 20.0),
             ("decision_chain", 10.0),
-            ("close_probability", 30.0)
+            ("close_probability", 20.0),
+            ("stage_progress", 10.0)
         ]
     );
     let tiers: Vec<(&str, f64, f64)> = config
@@ -298,7 +300,7 @@ fn the_saas_template_has_the_spec_weights_and_needs_no_extra_fields() {
     config.validate(&default_catalog()).unwrap();
     assert!(templates::required_fields("saas").is_empty());
     let weights: Vec<f64> = config.dimensions.iter().map(|d| d.weight).collect();
-    assert_eq!(weights, [30.0, 15.0, 20.0, 25.0, 10.0]);
+    assert_eq!(weights, [30.0, 15.0, 20.0, 15.0, 10.0, 10.0]);
 }
 
 #[test]
@@ -309,7 +311,7 @@ fn the_medical_template_validates_only_with_its_extra_fields() {
     assert!(errors.iter().any(|e| e.message.contains("hospital_type")));
     config.validate(&templates::catalog_for("medical")).unwrap();
     let weights: Vec<f64> = config.dimensions.iter().map(|d| d.weight).collect();
-    assert_eq!(weights, [30.0, 25.0, 20.0, 15.0, 10.0]);
+    assert_eq!(weights, [25.0, 25.0, 20.0, 10.0, 10.0, 10.0]);
 }
 
 #[test]

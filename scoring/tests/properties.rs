@@ -58,6 +58,7 @@ prop_compose! {
                 kind: StageKind::Open,
                 entered_at: NOW - entered_days * DAY,
                 rotting_days: rotting,
+                ..StageFacts::default()
             },
             predicted_close_probability: predicted,
             ..LeadFacts::default()

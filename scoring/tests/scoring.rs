@@ -48,6 +48,7 @@ fn lead() -> LeadFacts {
             kind: StageKind::Open,
             entered_at: NOW - 5 * DAY,
             rotting_days: Some(30),
+            ..StageFacts::default()
         },
         ..LeadFacts::default()
     }
@@ -249,14 +250,16 @@ fn the_general_model_adds_up_a_hand_computed_total() {
     let f = warm_lead();
     let card = general(&f);
     // industry 5×0.5, activity 20×(1−e^(−3·2·2^(−2/7)/40)), recency 15×(1−2/30),
-    // budget 20×0.5, decision chain 10×0.5, close probability 30×0.2 (stage fallback).
+    // budget 20×0.5, decision chain 10×0.5, close probability 20×0.2 (stage
+    // fallback), stage progress 10×1/6 (second of seven stages).
     let visit = 2.0 * 2f64.powf(-2.0 / 7.0);
     let want = 2.5
         + 20.0 * (1.0 - (-3.0 * visit / 40.0).exp())
         + 15.0 * (1.0 - 2.0 / 30.0)
         + 10.0
         + 5.0
-        + 6.0;
+        + 4.0
+        + 10.0 / 6.0;
     assert_close(card.total, want);
     let sum: f64 = card.contributions.iter().map(|c| c.points).sum();
     assert_close(sum, card.total);
@@ -579,9 +582,11 @@ fn the_saas_and_medical_templates_score_leads() {
         .compile(&templates::catalog_for("medical"))
         .unwrap()
         .score(&f, NOW);
-    // Medical: purchase cycle 30 + budget 25 + tertiary 20 + history 15×0.2 + chain 10×0.5.
-    assert_close(medical.total, 30.0 + 25.0 + 20.0 + 3.0 + 5.0);
-    assert_eq!(medical.tier, "A");
+    // Medical: purchase cycle 25 + budget 25 + tertiary 20 + history 10×0.2 + chain 10×0.5
+    // + stage progress 10×1/6.
+    assert_close(medical.total, 25.0 + 25.0 + 20.0 + 2.0 + 5.0 + 10.0 / 6.0);
+    // Early in the pipeline, a strong account is not yet the most urgent.
+    assert_eq!(medical.tier, "B");
     assert!(saas.total > 50.0, "{}", saas.total);
     assert_eq!(saas.contributions[0].dimension_key, "trial_activity");
 }

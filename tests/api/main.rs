@@ -31,5 +31,6 @@ mod pool;
 mod sessions;
 mod tenancy;
 mod throttling;
+mod urgency_rules;
 mod webhooks;
 mod whom_next;

@@ -45,7 +45,8 @@ async fn a_draft_starts_from_the_active_model_a_template_or_explicit_parts_and_t
             "decision_makers",
             "budget",
             "close_probability",
-            "industry_position"
+            "industry_position",
+            "stage_progress"
         ]
     );
     assert_eq!(keys(&saas["tiers"]), ["A", "B", "C", "D"]);
@@ -67,7 +68,8 @@ async fn a_draft_starts_from_the_active_model_a_template_or_explicit_parts_and_t
             "recent_interactions",
             "budget",
             "decision_chain",
-            "close_probability"
+            "close_probability",
+            "stage_progress"
         ]
     );
     let thresholds: Vec<f64> = retiered["tiers"]

@@ -401,6 +401,7 @@ impl Lead {
                     normalized: c.normalized,
                     weight: c.weight,
                     points: c.points,
+                    detail: c.detail.clone(),
                 })
                 .collect(),
             overrides: card
@@ -636,6 +637,9 @@ pub struct Contribution {
     pub weight: f64,
     /// `weight × normalized`.
     pub points: f64,
+    /// What was measured, in a sentence, where the number alone does not
+    /// say it (RESPONSIVENESS, DATE_PROXIMITY): "tender_date in 12 day(s)".
+    pub detail: Option<String>,
 }
 
 /// A rule that fired.
@@ -777,16 +781,13 @@ impl QueueEntry {
         let (_, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let config = tenant_config::get(&scope).await.gql()?;
         let row = self.lead.row(ctx).await?;
-        let stage_name = config
+        let stage = config
             .stages(row.pipeline_id)
             .iter()
-            .find(|s| s.id == row.stage_id)
-            .map_or("", |s| s.name.as_str());
-        let first_response_hours = config
-            .model(row.team_id)
-            .gql()?
-            .compiled
-            .config()
+            .find(|s| s.id == row.stage_id);
+        let model = config.model(row.team_id).gql()?;
+        let model = model.compiled.config();
+        let first_response_hours = model
             .tiers
             .iter()
             .find(|t| t.key == row.tier)
@@ -794,9 +795,11 @@ impl QueueEntry {
         Ok(reasons::queue_reasons(
             &QueueFacts {
                 lead: row,
-                stage_name,
+                stage_name: stage.map_or("", |s| s.name.as_str()),
+                stage_key: stage.map_or("", |s| s.key.as_str()),
                 signals: &config.catalog.signals,
                 first_response_hours,
+                rules: &model.overrides,
             },
             &config.tenant.locale,
             self.now,

@@ -48,8 +48,9 @@ pub struct TierInput {
     pub first_response_hours: Option<f64>,
 }
 
-/// A rule that raises or caps the tier: URGENT_SIGNAL, BANT, COLD, STALE
-/// or CHURN_RISK.
+/// A rule that raises or caps the tier: URGENT_SIGNAL, BANT, COLD, STALE,
+/// CHURN_RISK, STAGE (`{"stages": ["negotiation"], "tier": "A"}`) or BURST
+/// (`{"atLeast": 3, "withinDays": 2, "tier": "B"}`).
 #[derive(InputObject)]
 pub struct OverrideInput {
     pub kind: String,

@@ -49,6 +49,8 @@ pub enum FieldType {
     Number,
     Boolean,
     Text,
+    /// A calendar date, `YYYY-MM-DD`: a tender, a contract renewal.
+    Date,
 }
 
 /// A scoring model version's state.
@@ -73,6 +75,10 @@ pub enum DimensionKind {
     Monetary,
     Stage,
     Predicted,
+    /// How quickly the lead answers our contacts.
+    Responsiveness,
+    /// How close a DATE field's date is.
+    DateProximity,
 }
 
 /// A person who signs in.

@@ -285,6 +285,7 @@ fn scoring_field_type(field_type: FieldType) -> scoring::FieldType {
         FieldType::Number => scoring::FieldType::Number,
         FieldType::Boolean => scoring::FieldType::Boolean,
         FieldType::Text => scoring::FieldType::Text,
+        FieldType::Date => scoring::FieldType::Date,
     }
 }
 
@@ -434,7 +435,7 @@ async fn count_leads<C: ConnectionTrait>(
 /// Refuses a catalog change when an active scoring model that works with
 /// the tenant's catalog now would not work with `after`. The error names
 /// `field` and the model, with what would break.
-async fn require_models_fit<C: ConnectionTrait>(
+pub(crate) async fn require_models_fit<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     before: &Catalog,
     after: &Catalog,

@@ -62,6 +62,25 @@ pub async fn signal_types<C: ConnectionTrait>(
         .await?)
 }
 
+/// The keys of every pipeline's stages, each once, in key order: what
+/// `STAGE` rules may name.
+///
+/// # Errors
+/// Database errors.
+pub async fn stage_keys<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Vec<String>> {
+    use sea_orm::QuerySelect;
+    let mut keys: Vec<String> = scope
+        .select::<stage::Entity>()
+        .select_only()
+        .column(stage::Column::Key)
+        .order_by_asc(stage::Column::Key)
+        .into_tuple()
+        .all(scope.conn())
+        .await?;
+    keys.dedup();
+    Ok(keys)
+}
+
 /// Every lead field, in display order.
 ///
 /// # Errors

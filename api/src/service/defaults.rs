@@ -364,6 +364,7 @@ pub fn field_type(field_type: scoring::FieldType) -> FieldType {
         scoring::FieldType::Number => FieldType::Number,
         scoring::FieldType::Boolean => FieldType::Boolean,
         scoring::FieldType::Text => FieldType::Text,
+        scoring::FieldType::Date => FieldType::Date,
     }
 }
 

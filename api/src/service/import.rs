@@ -950,6 +950,9 @@ pub(crate) fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value
             _ => Err("must be true or false".into()),
         },
         FieldType::Category | FieldType::Text => Ok(json!(value)),
+        FieldType::Date => super::lead::date_attribute(value)
+            .map(Value::String)
+            .ok_or_else(|| super::lead::DATE_FORMAT.to_owned()),
     }
 }
 

@@ -134,6 +134,17 @@ pub fn merge_attributes(
     Ok(Value::Object(merged))
 }
 
+/// What a DATE field value must look like.
+pub(crate) const DATE_FORMAT: &str = "must be a date such as 2026-12-15 (YYYY-MM-DD)";
+
+/// A DATE field's value as stored: `YYYY-MM-DD`, from that or from an
+/// RFC 3339 time (its date, as written); `None` unless it is a real date.
+pub(crate) fn date_attribute(value: &str) -> Option<String> {
+    let value = value.trim();
+    scoring::parse_date(value)?;
+    value.get(..10).map(str::to_owned)
+}
+
 pub(crate) fn check_attribute(
     field: &lead_field::Model,
     value: &Value,
@@ -166,6 +177,9 @@ pub(crate) fn check_attribute(
                 )),
             }
         }
+        FieldType::Date => date_attribute(value.as_str().unwrap_or_default())
+            .map(Value::String)
+            .ok_or_else(|| AppError::invalid(path, DATE_FORMAT)),
         FieldType::Text => match value.as_str() {
             Some(v) if v.chars().count() <= MAX_TEXT_ATTRIBUTE => Ok(json!(v.trim())),
             Some(_) => Err(AppError::invalid(

@@ -229,11 +229,21 @@ pub async fn update_pipeline(
             moved.push(json!({"fromKey": from.key, "toKey": to.key, "leads": n}));
         }
         if !plan.removed.is_empty() {
+            let before = rescoring::TenantCatalog::load(&scope).await?;
             scope
                 .delete_many::<stage::Entity>()
                 .filter(stage::Column::Id.is_in(plan.removed.iter().map(|s| s.id)))
                 .exec(&txn)
                 .await?;
+            // An active model's STAGE rule may name a stage removed here.
+            let after = rescoring::TenantCatalog::load(&scope).await?;
+            super::catalog::require_models_fit(
+                &scope,
+                &before.catalog,
+                &after.catalog,
+                "input.stages",
+            )
+            .await?;
         }
         if scoring_facts_changed(&old_stages, &stages) {
             let n = rescore_open_leads(&scope, id, &stages, &rescoring, &moved_ids, now).await?;

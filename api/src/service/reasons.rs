@@ -16,6 +16,8 @@ struct Phrases {
     cold: fn(i64) -> String,
     stale: fn(&str, i64) -> String,
     churn_risk: &'static str,
+    burst: fn(u32, f64) -> String,
+    stage: fn(&str) -> String,
 }
 
 const EN: Phrases = Phrases {
@@ -42,6 +44,15 @@ const EN: Phrases = Phrases {
     cold: |days| format!("cold: no reply for {days} {}", plural(days, "day", "days")),
     stale: |stage, days| format!("stale: {days} {} in {stage}", plural(days, "day", "days")),
     churn_risk: "churn risk: replying less often than before",
+    burst: |n, days| {
+        format!(
+            "burst: {n} inbound {} in {} {}",
+            plural(i64::from(n), "signal", "signals"),
+            short_days(days),
+            if days == 1.0 { "day" } else { "days" }
+        )
+    },
+    stage: |stage| format!("late stage: {stage}"),
 };
 
 const ZH: Phrases = Phrases {
@@ -66,7 +77,18 @@ const ZH: Phrases = Phrases {
     cold: |days| format!("冷线索：{days}天未回复"),
     stale: |stage, days| format!("停滞：在“{stage}”阶段已{days}天"),
     churn_risk: "流失风险：回复比以前少",
+    burst: |n, days| format!("活跃激增：{}天内{n}次互动", short_days(days)),
+    stage: |stage| format!("关键阶段：“{stage}”"),
 };
+
+/// Days as people write them: `2`, `1.5`.
+fn short_days(days: f64) -> String {
+    if days.fract() == 0.0 {
+        format!("{days:.0}")
+    } else {
+        format!("{}", (days * 10.0).round() / 10.0)
+    }
+}
 
 fn plural(n: i64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
@@ -108,21 +130,30 @@ fn in_sentence(label: &str, locale: &str) -> String {
 pub struct QueueFacts<'a> {
     pub lead: &'a lead::Model,
     pub stage_name: &'a str,
+    /// The key of the lead's stage, for STAGE rules.
+    pub stage_key: &'a str,
     pub signals: &'a [signal_type::Model],
     /// Hours of the first response the lead's tier asks, if it asks one.
     pub first_response_hours: Option<f64>,
+    /// The override rules of the model scoring the lead: STAGE and BURST
+    /// rules that hold say so.
+    pub rules: &'a [scoring::OverrideRule],
 }
 
 /// The reasons for a queue entry, most pressing first: an urgent signal,
-/// an overdue follow-up, the tier and score, then cold, stale and churn
-/// warnings.
+/// an overdue follow-up, a first response, a burst of activity or a late
+/// stage that raised the tier, the tier and score, then cold, stale and
+/// churn warnings.
 pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -> Vec<String> {
     let words = phrases(locale);
     let QueueFacts { lead, signals, .. } = facts;
     let has = |flag: LeadFlag| lead.flags & i32::from(flag.bit()) != 0;
+    let state: Option<ActivityState> = serde_json::from_value(lead.signal_state.clone()).ok();
     let mut out = Vec::new();
     if has(LeadFlag::Urgent)
-        && let Some((label, at)) = latest_urgent_signal(lead, signals)
+        && let Some((label, at)) = state
+            .as_ref()
+            .and_then(|state| latest_urgent_signal(state, signals))
     {
         let label = in_sentence(label, locale);
         out.push((words.urgent)(&label, days_between(at, now)));
@@ -159,6 +190,33 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
             ));
         }
     }
+    // The rules that lift a tier without a flag of their own: said as they
+    // stand now, once each.
+    let mut burst_said = false;
+    let mut stage_said = false;
+    for rule in facts.rules {
+        match &rule.params {
+            scoring::OverrideParams::Burst(r) if !burst_said => {
+                let n = state.as_ref().map_or(0, |s| {
+                    s.recent_inbound_within(
+                        now.timestamp(),
+                        r.within_days * scoring::SECONDS_PER_DAY,
+                    )
+                });
+                if i64::from(n) >= r.at_least {
+                    out.push((words.burst)(n, r.within_days));
+                    burst_said = true;
+                }
+            }
+            scoring::OverrideParams::Stage(r)
+                if !stage_said && r.stages.iter().any(|k| *k == facts.stage_key) =>
+            {
+                out.push((words.stage)(facts.stage_name));
+                stage_said = true;
+            }
+            _ => {}
+        }
+    }
     out.push((words.tier)(&lead.tier, lead.score));
     if has(LeadFlag::Cold) {
         let since = lead.last_inbound_at.unwrap_or(lead.created_at);
@@ -178,10 +236,9 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
 
 /// The urgent signal the lead showed most recently, with when.
 fn latest_urgent_signal<'s>(
-    lead: &lead::Model,
+    state: &ActivityState,
     signals: &'s [signal_type::Model],
 ) -> Option<(&'s str, DateTime<Utc>)> {
-    let state: ActivityState = serde_json::from_value(lead.signal_state.clone()).ok()?;
     signals
         .iter()
         .filter(|s| s.urgent)
@@ -233,6 +290,10 @@ mod tests {
             "urgent: requests an urgent quote 2 days ago"
         );
         assert_eq!((ZH.overdue)(3), "跟进已逾期3天");
+        assert_eq!((EN.burst)(3, 2.0), "burst: 3 inbound signals in 2 days");
+        assert_eq!((ZH.burst)(3, 2.0), "活跃激增：2天内3次互动");
+        assert_eq!((EN.burst)(4, 1.5), "burst: 4 inbound signals in 1.5 days");
+        assert_eq!((ZH.stage)("合同谈判"), "关键阶段：“合同谈判”");
         assert_eq!((ZH.tier)("A", 86.0), "A级：得分86");
     }
 }

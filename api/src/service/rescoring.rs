@@ -31,18 +31,20 @@ pub struct TenantCatalog {
     pub fields: Vec<lead_field::Model>,
     /// Signal type rows.
     pub signals: Vec<signal_type::Model>,
-    /// The same, for the scoring crate.
+    /// The same, with the keys of every pipeline's stages, for the scoring
+    /// crate.
     pub catalog: Catalog,
 }
 
 impl TenantCatalog {
-    /// Loads the tenant's fields and signals (two queries).
+    /// Loads the tenant's fields, signals and stage keys (three queries).
     ///
     /// # Errors
     /// Database errors.
     pub async fn load<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Self> {
         let fields = configuration::lead_fields(scope).await?;
         let signals = configuration::signal_types(scope).await?;
+        let stages = configuration::stage_keys(scope).await?;
         let catalog = Catalog {
             fields: fields
                 .iter()
@@ -54,11 +56,13 @@ impl TenantCatalog {
                         FieldType::Number => scoring::FieldType::Number,
                         FieldType::Boolean => scoring::FieldType::Boolean,
                         FieldType::Text => scoring::FieldType::Text,
+                        FieldType::Date => scoring::FieldType::Date,
                     },
                     options: serde_json::from_value(f.options.clone()).unwrap_or_default(),
                 })
                 .collect(),
             signals: signals.iter().map(signal_def).collect(),
+            stages,
         };
         Ok(Self {
             fields,
@@ -442,6 +446,7 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
             rotting_days: stage
                 .and_then(|s| s.rotting_days)
                 .and_then(|d| u32::try_from(d).ok()),
+            key: stage.map(|s| s.key.clone()).unwrap_or_default(),
         },
         activity: lead.signal_state.parse(),
         created_at: secs(lead.created_at),
