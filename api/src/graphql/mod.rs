@@ -15,6 +15,7 @@ pub mod lead;
 pub mod limits;
 pub mod live;
 pub mod loaders;
+pub mod lost_reasons;
 pub mod models;
 pub mod persisted;
 pub mod types;
@@ -48,6 +49,7 @@ pub struct Query(
     assignment::AssignmentQuery,
     webhooks::WebhookQuery,
     api_keys::ApiKeyQuery,
+    lost_reasons::LostReasonQuery,
 );
 
 /// Every mutation.
@@ -64,6 +66,7 @@ pub struct Mutation(
     webhooks::WebhookMutation,
     api_keys::ApiKeyMutation,
     ingest::IngestMutation,
+    lost_reasons::LostReasonMutation,
 );
 
 /// The schema type.

@@ -34,6 +34,11 @@ pub enum WebhookEventType {
     LeadClosed,
     /// `job.finished`: a re-scoring run ended, with its counts.
     JobFinished,
+    /// `lead.churn_risk`: a lead (a customer, usually) became a churn risk,
+    /// with its causes (`data.causes`).
+    LeadChurnRisk,
+    /// `lead.went_stale`: a lead sat in its stage past the stage's rotting days.
+    LeadWentStale,
 }
 
 impl From<WebhookEventType> for EventType {
@@ -45,6 +50,8 @@ impl From<WebhookEventType> for EventType {
             WebhookEventType::LeadAssigned => Self::Assigned,
             WebhookEventType::LeadClosed => Self::Closed,
             WebhookEventType::JobFinished => Self::JobFinished,
+            WebhookEventType::LeadChurnRisk => Self::ChurnRisk,
+            WebhookEventType::LeadWentStale => Self::WentStale,
         }
     }
 }
@@ -58,6 +65,8 @@ impl From<EventType> for WebhookEventType {
             EventType::Assigned => Self::LeadAssigned,
             EventType::Closed => Self::LeadClosed,
             EventType::JobFinished => Self::JobFinished,
+            EventType::ChurnRisk => Self::LeadChurnRisk,
+            EventType::WentStale => Self::LeadWentStale,
         }
     }
 }

@@ -100,17 +100,21 @@ pub enum EventType {
     Assigned,
     Closed,
     JobFinished,
+    ChurnRisk,
+    WentStale,
 }
 
 impl EventType {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::TierChanged,
         Self::BecameUrgent,
         Self::WentCold,
         Self::Assigned,
         Self::Closed,
         Self::JobFinished,
+        Self::ChurnRisk,
+        Self::WentStale,
     ];
 
     /// The name in payloads and in an endpoint's list, e.g. `lead.tier_changed`.
@@ -123,6 +127,8 @@ impl EventType {
             Self::Assigned => "lead.assigned",
             Self::Closed => "lead.closed",
             Self::JobFinished => "job.finished",
+            Self::ChurnRisk => "lead.churn_risk",
+            Self::WentStale => "lead.went_stale",
         }
     }
 
@@ -286,6 +292,18 @@ fn lead_changed(
     }
     if is(LeadFlag::Cold) && !was(LeadFlag::Cold) {
         push(EventType::WentCold, json!({}));
+    }
+    if is(LeadFlag::ChurnRisk) && !was(LeadFlag::ChurnRisk) {
+        push(
+            EventType::ChurnRisk,
+            json!({"causes": super::rescoring::churn_causes(now.flags)
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()}),
+        );
+    }
+    if is(LeadFlag::Stale) && !was(LeadFlag::Stale) {
+        push(EventType::WentStale, json!({}));
     }
     if now.owner_id.is_some() && before.is_none_or(|b| b.owner_id != now.owner_id) {
         push(
