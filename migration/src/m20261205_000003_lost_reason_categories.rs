@@ -41,8 +41,10 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         db.execute_unprepared("DROP VIEW lead_view").await?;
-        db.execute_unprepared("ALTER TABLE leads ADD COLUMN close_reason_category varchar(64) NULL")
-            .await?;
+        db.execute_unprepared(
+            "ALTER TABLE leads ADD COLUMN close_reason_category varchar(64) NULL",
+        )
+        .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -128,14 +128,16 @@ pub use decay::{Activity, ActivityState, SignalAccumulator};
 pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
 pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
-pub use explain::{AppliedOverride, ChurnCause, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
+pub use explain::{
+    AppliedOverride, ChurnCause, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard,
+};
 pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin};
 pub use model::{
-    BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, OrderAmountsCause, Criterion, Dimension, DimensionKind,
-    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, FrequencyParams,
-    ModelConfig, MonetaryParams, MonetarySource, OverrideParams, OverrideRule, PredictedParams,
-    RatingParams, RecencyParams, SignalDef, StageBasis, StageParams, StaleRule, Tier,
-    UrgentSignalRule,
+    BantParams, BantRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, Criterion, Dimension,
+    DimensionKind, DimensionParams, Direction, EngagementParams, FieldDef, FieldType,
+    FrequencyParams, ModelConfig, MonetaryParams, MonetarySource, OrderAmountsCause,
+    OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams, SignalDef,
+    StageBasis, StageParams, StaleRule, Tier, UrgentSignalRule,
 };
 pub use predictor::{FeatureSpace, Predictor, TrainOptions};
 

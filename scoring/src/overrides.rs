@@ -112,16 +112,17 @@ impl CompiledRule {
                 effect: cap(&r.at_most_tier),
             },
             OverrideParams::ChurnRisk(r) => {
-                Self::churn_causes(r, &cap).into_iter().next().unwrap_or(
-                    CompiledRule::Churn {
+                Self::churn_causes(r, &cap)
+                    .into_iter()
+                    .next()
+                    .unwrap_or(CompiledRule::Churn {
                         cause: ChurnCause::InteractionsFalling,
                         window_days: r.window_days,
                         below_fraction: r.below_fraction,
                         // Never fires: every cause is off.
                         min_previous: f64::INFINITY,
                         effect: TierEffect::None,
-                    },
-                )
+                    })
             }
         }
     }

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    BantRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, OrderAmountsCause, Criterion, Dimension, DimensionParams, Direction,
-    EngagementParams, FieldDef, FieldType, ModelConfig, OverrideParams, OverrideRule,
-    PredictedParams, RatingParams, RecencyParams, SCHEMA_VERSION, SignalDef, StaleRule, Tier,
-    UrgentSignalRule,
+    BantRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, Criterion, Dimension,
+    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, ModelConfig,
+    OrderAmountsCause, OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
+    SCHEMA_VERSION, SignalDef, StaleRule, Tier, UrgentSignalRule,
 };
 
 /// Template names accepted by [`by_name`].

@@ -17,7 +17,8 @@ use crate::{
 /// Webhooks to a local address are allowed, so endpoints can be registered.
 const LOCAL_WEBHOOKS: [(&str, &str); 1] = [("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true")];
 
-const CUSTOMER_FIELDS: &str = "id status flags churnCauses closeReasonCategory version stage { key kind postSale }
+const CUSTOMER_FIELDS: &str =
+    "id status flags churnCauses closeReasonCategory version stage { key kind postSale }
     scoreBreakdown { overrides { rule reason } }
     history(first: 10) { kind fromValue toValue reason }
     scoreHistory(first: 5) { reason }";
@@ -170,7 +171,11 @@ async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_
     let lead = app.customer_view(&acme.token, &id).await;
     assert_eq!(lead["status"], "WON", "{lead}");
     assert!(flags(&lead).contains(&"CHURN_RISK"), "{lead}");
-    assert_eq!(lead["churnCauses"], json!(["ORDER_AMOUNTS_FALLING"]), "{lead}");
+    assert_eq!(
+        lead["churnCauses"],
+        json!(["ORDER_AMOUNTS_FALLING"]),
+        "{lead}"
+    );
     let reasons = churn_reasons(&lead);
     assert!(
         reasons.len() == 1 && reasons[0].starts_with("order amounts falling"),
@@ -178,7 +183,10 @@ async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_
     );
     let events = app.events_about("lead.churn_risk", &id).await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["data"]["causes"], json!(["ORDER_AMOUNTS_FALLING"]));
+    assert_eq!(
+        events[0]["data"]["causes"],
+        json!(["ORDER_AMOUNTS_FALLING"])
+    );
 }
 
 #[tokio::test]
@@ -245,10 +253,18 @@ async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named()
     }
 
     let unhappy = app.customer_view(&acme.token, &complaining).await;
-    assert_eq!(unhappy["churnCauses"], json!(["COMPLAINTS_RISING"]), "{unhappy}");
+    assert_eq!(
+        unhappy["churnCauses"],
+        json!(["COMPLAINTS_RISING"]),
+        "{unhappy}"
+    );
     assert!(churn_reasons(&unhappy)[0].starts_with("complaints rising: 3 complaints"));
     let quiet = app.customer_view(&acme.token, &fading).await;
-    assert_eq!(quiet["churnCauses"], json!(["INTERACTIONS_FALLING"]), "{quiet}");
+    assert_eq!(
+        quiet["churnCauses"],
+        json!(["INTERACTIONS_FALLING"]),
+        "{quiet}"
+    );
     assert!(churn_reasons(&quiet)[0].starts_with("interaction frequency falling"));
 }
 
@@ -265,7 +281,11 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_report
     // The nightly job scores it and leaves the outcome alone.
     app.nightly_at(&acme, Utc::now()).await;
     let model = app
-        .graphql(Some(&acme.token), "{ activeScoringModel { id } }", json!({}))
+        .graphql(
+            Some(&acme.token),
+            "{ activeScoringModel { id } }",
+            json!({}),
+        )
         .await;
     let model_id = model["data"]["activeScoringModel"]["id"].clone();
     let report = app
@@ -276,7 +296,10 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_report
             json!({"id": model_id}),
         )
         .await;
-    assert_eq!(report["data"]["modelEvaluation"]["closedLeads"], 1, "{report}");
+    assert_eq!(
+        report["data"]["modelEvaluation"]["closedLeads"], 1,
+        "{report}"
+    );
     assert_eq!(report["data"]["leads"]["totalCount"], 1, "{report}");
     let won: i64 = report["data"]["modelEvaluation"]["tiers"]
         .as_array()
@@ -439,7 +462,11 @@ async fn lost_leads_are_counted_by_reason_category() {
     // A Chinese tenant starts with the categories in Chinese.
     let zh = app.sign_up_tenant_in("huawen", "zh-CN").await;
     let list = app
-        .graphql(Some(&zh.token), "{ lostReasonCategories { key label } }", json!({}))
+        .graphql(
+            Some(&zh.token),
+            "{ lostReasonCategories { key label } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         list["data"]["lostReasonCategories"][0],
@@ -471,9 +498,18 @@ async fn a_bad_category_or_stage_key_is_refused_by_name_and_nothing_is_written()
         .await;
     let lost = app.customer_view(&acme.token, &id).await;
     for (input, field) in [
-        (json!({"id": id, "stageKey": "nope", "reason": "again"}), "input.stageKey"),
-        (json!({"id": id, "stageKey": "won", "reason": "again"}), "input.stageKey"),
-        (json!({"id": id, "stageKey": "proposal", "reason": "  "}), "input.reason"),
+        (
+            json!({"id": id, "stageKey": "nope", "reason": "again"}),
+            "input.stageKey",
+        ),
+        (
+            json!({"id": id, "stageKey": "won", "reason": "again"}),
+            "input.stageKey",
+        ),
+        (
+            json!({"id": id, "stageKey": "proposal", "reason": "  "}),
+            "input.reason",
+        ),
     ] {
         let refused = app.reopen(&acme.token, input).await;
         assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
@@ -512,7 +548,11 @@ async fn another_tenant_can_read_or_change_none_of_it() {
         .await;
     assert_eq!(error_code(&theirs), "NOT_FOUND", "{theirs}");
     let close = app
-        .close(&globex.token, &id, json!({"outcome": "LOST", "reasonCategory": "price"}))
+        .close(
+            &globex.token,
+            &id,
+            json!({"outcome": "LOST", "reasonCategory": "price"}),
+        )
         .await;
     assert_eq!(error_code(&close), "NOT_FOUND", "{close}");
     let seen = app
@@ -533,9 +573,16 @@ async fn another_tenant_can_read_or_change_none_of_it() {
         "{counts}"
     );
     let list = app
-        .graphql(Some(&globex.token), "{ lostReasonCategories { label } }", json!({}))
+        .graphql(
+            Some(&globex.token),
+            "{ lostReasonCategories { label } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(list["data"]["lostReasonCategories"][0]["label"], "Price", "{list}");
+    assert_eq!(
+        list["data"]["lostReasonCategories"][0]["label"], "Price",
+        "{list}"
+    );
 
     // Acme's own lead is still lost, as acme left it.
     let mine = app.customer_view(&acme.token, &id).await;

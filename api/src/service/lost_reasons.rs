@@ -111,7 +111,8 @@ pub async fn set_lost_reason_categories(
                 format!("the key \"{key}\" is already used by categories[{j}]"),
             ));
         }
-        let label = validate::required_text(&format!("input.categories[{i}].label"), &c.label, 100)?;
+        let label =
+            validate::required_text(&format!("input.categories[{i}].label"), &c.label, 100)?;
         checked.push(LostReasonCategory { key, label });
     }
     let txn = begin_write(db).await?;
