@@ -150,7 +150,8 @@ mod tests {
         Migrator::up(&db, Some(12)).await?;
         let now = Utc::now();
         let (t, p, s) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        tenant::ActiveModel {
+        // Without RETURNING: columns added later do not exist yet.
+        tenant::Entity::insert(tenant::ActiveModel {
             id: Set(t),
             name: Set("Acme".into()),
             slug: Set("acme".into()),
@@ -160,8 +161,9 @@ mod tests {
             reps_may_pin: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
-        }
-        .insert(&db)
+            ..Default::default()
+        })
+        .exec_without_returning(&db)
         .await?;
         pipeline::ActiveModel {
             tenant_id: Set(t),
@@ -173,7 +175,7 @@ mod tests {
         }
         .insert(&db)
         .await?;
-        stage::ActiveModel {
+        stage::Entity::insert(stage::ActiveModel {
             tenant_id: Set(t),
             id: Set(s),
             pipeline_id: Set(p),
@@ -185,8 +187,9 @@ mod tests {
             rotting_days: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
-        }
-        .insert(&db)
+            ..Default::default()
+        })
+        .exec_without_returning(&db)
         .await?;
         let due = Uuid::now_v7();
         let later = Uuid::now_v7();

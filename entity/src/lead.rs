@@ -31,6 +31,8 @@ pub struct Model {
     pub status: LeadStatus,
     pub closed_at: Option<DateTimeUtc>,
     pub close_reason: Option<String>,
+    /// The key of the tenant's lost-reason category a LOST lead names.
+    pub close_reason_category: Option<String>,
     pub score: f64,
     pub tier: String,
     pub tier_rank: i32,

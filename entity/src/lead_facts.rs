@@ -33,6 +33,8 @@ pub struct Model {
     pub status: LeadStatus,
     pub closed_at: Option<DateTimeUtc>,
     pub close_reason: Option<String>,
+    /// The key of the tenant's lost-reason category a LOST lead names.
+    pub close_reason_category: Option<String>,
     pub last_activity_at: Option<DateTimeUtc>,
     pub last_inbound_at: Option<DateTimeUtc>,
     pub last_outbound_at: Option<DateTimeUtc>,

@@ -17,6 +17,9 @@ pub struct Model {
     pub position: i32,
     pub win_probability: f64,
     pub rotting_days: Option<i32>,
+    /// A stage a won lead goes on to as a customer (maintenance, renewal);
+    /// always an OPEN stage. A lead in one keeps its WON outcome.
+    pub post_sale: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

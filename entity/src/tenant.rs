@@ -14,6 +14,10 @@ pub struct Model {
     pub nightly_hour: i32,
     /// Whether a REP may pin the tier of a lead they own.
     pub reps_may_pin: bool,
+    /// The tenant's lost-reason categories, `[{"key", "label"}]`; the
+    /// defaults in its locale while absent.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub lost_reason_categories: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -25,6 +25,8 @@ mod m20261203_000014_fell_due_index;
 mod m20261203_000014_session_revocation;
 mod m20261204_000001_api_keys_and_ingestion;
 mod m20261204_000010_scheduled_follow_ups;
+mod m20261205_000002_customers_and_churn;
+mod m20261205_000003_lost_reason_categories;
 mod m20261205_000004_pool_rules;
 mod shape;
 
@@ -52,6 +54,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_session_revocation::Migration),
             Box::new(m20261204_000001_api_keys_and_ingestion::Migration),
             Box::new(m20261204_000010_scheduled_follow_ups::Migration),
+            Box::new(m20261205_000002_customers_and_churn::Migration),
+            Box::new(m20261205_000003_lost_reason_categories::Migration),
             Box::new(m20261205_000004_pool_rules::Migration),
         ]
     }

@@ -573,6 +573,16 @@ fn conditions(rule: &CompiledRule, a: &[f64], b: &[f64], now: f64, hit: &mut [bo
             }
         }
         CompiledRule::Churn {
+            cause: crate::ChurnCause::ComplaintsRising,
+            min_previous,
+            ..
+        } => {
+            // More complaints than the window before, and enough of them.
+            for ((h, &x), &y) in hit.iter_mut().zip(a).zip(b) {
+                *h = x >= *min_previous && x > y;
+            }
+        }
+        CompiledRule::Churn {
             below_fraction,
             min_previous,
             ..

@@ -6,8 +6,9 @@
 //! * per signal, a decayed count with its reference time, so recording one
 //!   activity is O(1) and scoring at any later `now` needs no history;
 //! * the last inbound and outbound times (RECENCY, COLD, cadence);
-//! * daily buckets of inbound interactions and amounts for the last
-//!   [`MAX_WINDOW_DAYS`] days (FREQUENCY, MONETARY amounts, CHURN_RISK).
+//! * daily buckets of inbound interactions, amounts and negative signals
+//!   (complaints) for the last [`MAX_WINDOW_DAYS`] days (FREQUENCY,
+//!   MONETARY amounts, CHURN_RISK's three causes).
 //!
 //! Counts, not points, are stored, so editing a signal's points applies to past
 //! activities at once. The half-life is taken when an activity is recorded; a
@@ -132,6 +133,11 @@ pub struct ActivityState {
     /// ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_outbound: Vec<UnixSeconds>,
+    /// `[day, count]` of activities of signals with negative points
+    /// (complaints, no-shows) when they were recorded, like `inbound_days`.
+    /// A signal whose points later turn negative counts from then on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub negative_days: Vec<(i64, u32)>,
 }
 
 impl ActivityState {
@@ -197,6 +203,9 @@ impl ActivityState {
         if let Some(a) = amount.filter(|a| a.is_finite()) {
             add_to_bucket(&mut self.amount_days, day, a);
         }
+        if signal.points < 0.0 {
+            add_to_bucket(&mut self.negative_days, day, 1);
+        }
     }
 
     /// Builds the state from scratch over `activities` (any order), by the closed
@@ -252,6 +261,9 @@ impl ActivityState {
                 if let Some(x) = a.amount.filter(|x| x.is_finite()) {
                     add_to_bucket(&mut state.amount_days, day, x);
                 }
+                if def.points < 0.0 {
+                    add_to_bucket(&mut state.negative_days, day, 1);
+                }
             }
         }
         state
@@ -280,11 +292,33 @@ impl ActivityState {
 
     /// Sum of amounts on the `window_days` days ending with `now`'s day.
     pub fn amount_in_window(&self, now: UnixSeconds, window_days: u32) -> f64 {
-        let (lo, hi) = window_bounds(now, window_days, 0);
+        self.amount_in_window_before(now, window_days, 0)
+    }
+
+    /// Sum of amounts (money) on the `window_days` days ending with `now`'s
+    /// day, skipping the `skip_days` days before that.
+    pub fn amount_in_window_before(
+        &self,
+        now: UnixSeconds,
+        window_days: u32,
+        skip_days: u32,
+    ) -> f64 {
+        let (lo, hi) = window_bounds(now, window_days, skip_days);
         self.amount_days
             .iter()
             .filter(|(d, _)| *d >= lo && *d <= hi)
             .map(|(_, a)| *a)
+            .sum()
+    }
+
+    /// Activities of negative signals (complaints) on the `window_days`
+    /// days ending with `now`'s day, skipping the `skip_days` days before.
+    pub fn negative_in_window(&self, now: UnixSeconds, window_days: u32, skip_days: u32) -> u32 {
+        let (lo, hi) = window_bounds(now, window_days, skip_days);
+        self.negative_days
+            .iter()
+            .filter(|(d, _)| *d >= lo && *d <= hi)
+            .map(|(_, c)| *c)
             .sum()
     }
 

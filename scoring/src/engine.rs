@@ -71,7 +71,7 @@ impl ModelConfig {
             rules: self
                 .overrides
                 .iter()
-                .map(|o| CompiledRule::compile(&o.params, catalog, &rank_of))
+                .flat_map(|o| CompiledRule::compile_all(&o.params, catalog, &rank_of))
                 .collect(),
             config: self.clone(),
         })
@@ -190,6 +190,7 @@ impl CompiledModel {
                     from_tier: from,
                     to_tier: to,
                     flag: rule.flag(),
+                    churn_cause: rule.churn_cause(),
                 })
             })
             .collect();
@@ -242,6 +243,7 @@ impl CompiledModel {
             from_tier: from,
             to_tier: to,
             flag: None,
+            churn_cause: None,
         }
     }
 }

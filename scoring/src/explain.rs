@@ -122,6 +122,39 @@ pub struct AppliedOverride {
     /// The flag the rule set, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flag: Option<LeadFlag>,
+    /// For a CHURN_RISK rule, the cause that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn_cause: Option<ChurnCause>,
+}
+
+/// Why a customer is a churn risk: the named causes of CHURN_RISK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChurnCause {
+    /// Inbound interactions fell window over window.
+    InteractionsFalling,
+    /// Complaints (negative signals) rose over a window.
+    ComplaintsRising,
+    /// Purchase amounts fell window over window.
+    OrderAmountsFalling,
+}
+
+impl ChurnCause {
+    /// Every cause, in the order the rule lists them.
+    pub const ALL: [ChurnCause; 3] = [
+        ChurnCause::InteractionsFalling,
+        ChurnCause::ComplaintsRising,
+        ChurnCause::OrderAmountsFalling,
+    ];
+
+    /// The name, e.g. `ORDER_AMOUNTS_FALLING`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ChurnCause::InteractionsFalling => "INTERACTIONS_FALLING",
+            ChurnCause::ComplaintsRising => "COMPLAINTS_RISING",
+            ChurnCause::OrderAmountsFalling => "ORDER_AMOUNTS_FALLING",
+        }
+    }
 }
 
 /// A lead's score with its full explanation; the server stores it as the

@@ -130,13 +130,15 @@ pub use decay::{Activity, ActivityState, SignalAccumulator};
 pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
 pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
-pub use explain::{AppliedOverride, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard};
+pub use explain::{
+    AppliedOverride, ChurnCause, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard,
+};
 pub use facts::{AttributeValue, LeadFacts, StageFacts, StageKind, TierPin, parse_date};
 pub use model::{
-    BantParams, BantRule, BurstRule, Catalog, ChurnRiskRule, ColdRule, Criterion,
+    BantParams, BantRule, BurstRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, Criterion,
     DateProximityParams, Dimension, DimensionKind, DimensionParams, Direction, EngagementParams,
     FieldDef, FieldType, FrequencyParams, ModelConfig, MonetaryParams, MonetarySource,
-    OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
+    OrderAmountsCause, OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
     ResponsivenessParams, SignalDef, StageBasis, StageParams, StageRule, StaleRule, Tier,
     UrgentSignalRule,
 };

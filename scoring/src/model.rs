@@ -673,10 +673,19 @@ pub struct StaleRule {
     pub at_most_tier: Option<String>,
 }
 
-/// `CHURN_RISK`: inbound interactions in the last `windowDays` below
-/// `belowFraction` × those in the window before sets the CHURN_RISK flag, when
-/// the earlier window had at least `minPrevious` interactions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `CHURN_RISK`: an existing customer drifting away, by three named causes,
+/// each with its own window and threshold and each switchable on and off:
+///
+/// * interaction frequency falling: inbound interactions in the last
+///   `windowDays` below `belowFraction` × those in the window before, when
+///   the earlier window had at least `minPrevious` (on unless
+///   `interactions` is `false`);
+/// * complaints rising: see [`ComplaintsCause`] (off when absent);
+/// * order amounts falling: see [`OrderAmountsCause`] (off when absent).
+///
+/// Any cause sets the CHURN_RISK flag; the explanation has one entry per
+/// cause that fired, its reason naming the cause.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChurnRiskRule {
     /// Window in whole days; twice this must not exceed [`MAX_WINDOW_DAYS`].
@@ -689,6 +698,70 @@ pub struct ChurnRiskRule {
     /// Optional cap while at risk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_most_tier: Option<String>,
+    /// Whether falling interaction frequency is a cause; default `true`.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub interactions: bool,
+    /// Complaints rising; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complaints: Option<ComplaintsCause>,
+    /// Order amounts falling; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_amounts: Option<OrderAmountsCause>,
+}
+
+impl Default for ChurnRiskRule {
+    fn default() -> Self {
+        Self {
+            window_days: 30,
+            below_fraction: 0.5,
+            min_previous: default_min_previous(),
+            at_most_tier: None,
+            interactions: true,
+            complaints: None,
+            order_amounts: None,
+        }
+    }
+}
+
+/// CHURN_RISK's cause "complaints rising": at least `atLeast` activities of
+/// negative signals (a complaint, a no-show: signals with points below 0)
+/// in the last `windowDays`, and more than in the window before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComplaintsCause {
+    /// Window in whole days; twice this must not exceed [`MAX_WINDOW_DAYS`].
+    pub window_days: u32,
+    /// Complaints the last window needs; at least 1, default 2.
+    #[serde(default = "default_min_previous")]
+    pub at_least: u32,
+}
+
+/// CHURN_RISK's cause "order amounts falling": the amounts of purchase
+/// activities in the last `windowDays` below `belowFraction` × those in the
+/// window before, when the earlier window's amounts reached `minPrevious`
+/// (money, default 0.01: any order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderAmountsCause {
+    /// Window in whole days; twice this must not exceed [`MAX_WINDOW_DAYS`].
+    pub window_days: u32,
+    /// Fraction in (0, 1].
+    pub below_fraction: f64,
+    /// Amount the earlier window needs before a drop means anything; > 0.
+    #[serde(default = "default_min_amount")]
+    pub min_previous: f64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+fn default_min_amount() -> f64 {
+    0.01
 }
 
 fn default_min_previous() -> u32 {
@@ -1473,17 +1546,20 @@ impl Validator<'_> {
             }
             OverrideParams::ChurnRisk(r) => {
                 self.window(&format!("{p}.windowDays"), r.window_days, 2);
-                if !(r.below_fraction.is_finite()
-                    && r.below_fraction > 0.0
-                    && r.below_fraction <= 1.0)
-                {
-                    self.err(
-                        format!("{p}.belowFraction"),
-                        format!("must be above 0 and at most 1, got {}", r.below_fraction),
-                    );
-                }
+                self.fraction(&format!("{p}.belowFraction"), r.below_fraction);
                 if let Some(t) = &r.at_most_tier {
                     self.tier_ref(&format!("{p}.atMostTier"), t, tiers);
+                }
+                if let Some(c) = &r.complaints {
+                    self.window(&format!("{p}.complaints.windowDays"), c.window_days, 2);
+                    if c.at_least == 0 {
+                        self.err(format!("{p}.complaints.atLeast"), "must be at least 1");
+                    }
+                }
+                if let Some(o) = &r.order_amounts {
+                    self.window(&format!("{p}.orderAmounts.windowDays"), o.window_days, 2);
+                    self.fraction(&format!("{p}.orderAmounts.belowFraction"), o.below_fraction);
+                    self.positive(&format!("{p}.orderAmounts.minPrevious"), o.min_previous);
                 }
             }
         }
@@ -1494,6 +1570,12 @@ impl Validator<'_> {
             self.err(p, "must be a finite number");
         } else if v <= 0.0 {
             self.err(p, format!("must be greater than 0, got {v}"));
+        }
+    }
+
+    fn fraction(&mut self, p: &str, v: f64) {
+        if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+            self.err(p, format!("must be above 0 and at most 1, got {v}"));
         }
     }
 

@@ -6,9 +6,9 @@
 //! it was cold. A manager's [`crate::TierPin`] applies after every rule.
 
 use crate::dimensions::{CompiledCriterion, count_met};
-use crate::explain::LeadFlag;
+use crate::explain::{ChurnCause, LeadFlag};
 use crate::facts::{LeadFacts, StageKind};
-use crate::model::{Catalog, OverrideParams};
+use crate::model::{Catalog, ChurnRiskRule, OverrideParams};
 use crate::{SECONDS_PER_DAY, UnixSeconds};
 
 /// What a rule does to the tier when its condition holds.
@@ -58,8 +58,11 @@ pub(crate) enum CompiledRule {
     },
     /// a = when the stage rots (Unix seconds, +∞ when it never does).
     Stale { effect: TierEffect },
-    /// a = inbound in the last window, b = in the window before.
+    /// One cause of CHURN_RISK: a = its measure in the last window (inbound
+    /// interactions, complaints, order amounts), b = in the window before.
+    /// For complaints `min_previous` is the count the last window needs.
     Churn {
+        cause: ChurnCause,
         window_days: u32,
         below_fraction: f64,
         min_previous: f64,
@@ -116,12 +119,19 @@ impl CompiledRule {
             OverrideParams::Stale(r) => CompiledRule::Stale {
                 effect: cap(&r.at_most_tier),
             },
-            OverrideParams::ChurnRisk(r) => CompiledRule::Churn {
-                window_days: r.window_days,
-                below_fraction: r.below_fraction,
-                min_previous: f64::from(r.min_previous),
-                effect: cap(&r.at_most_tier),
-            },
+            OverrideParams::ChurnRisk(r) => {
+                Self::churn_causes(r, &cap)
+                    .into_iter()
+                    .next()
+                    .unwrap_or(CompiledRule::Churn {
+                        cause: ChurnCause::InteractionsFalling,
+                        window_days: r.window_days,
+                        below_fraction: r.below_fraction,
+                        // Never fires: every cause is off.
+                        min_previous: f64::INFINITY,
+                        effect: TierEffect::None,
+                    })
+            }
             OverrideParams::Stage(r) => CompiledRule::Stage {
                 stages: r.stages.clone(),
                 rank: rank_of(&r.tier),
@@ -131,6 +141,66 @@ impl CompiledRule {
                 window_seconds: r.within_days * SECONDS_PER_DAY,
                 rank: rank_of(&r.tier),
             },
+        }
+    }
+
+    /// Every rule `params` compiles to: one, except CHURN_RISK, which gives
+    /// one rule per cause switched on (each fires, and explains, on its own).
+    pub(crate) fn compile_all(
+        params: &OverrideParams,
+        catalog: &Catalog,
+        rank_of: &dyn Fn(&str) -> u8,
+    ) -> Vec<Self> {
+        match params {
+            OverrideParams::ChurnRisk(r) => {
+                let cap = |t: &Option<String>| {
+                    t.as_deref()
+                        .map_or(TierEffect::None, |k| TierEffect::AtMost(rank_of(k)))
+                };
+                Self::churn_causes(r, &cap)
+            }
+            other => vec![Self::compile(other, catalog, rank_of)],
+        }
+    }
+
+    fn churn_causes(r: &ChurnRiskRule, cap: &dyn Fn(&Option<String>) -> TierEffect) -> Vec<Self> {
+        let effect = cap(&r.at_most_tier);
+        let mut rules = Vec::new();
+        if r.interactions {
+            rules.push(CompiledRule::Churn {
+                cause: ChurnCause::InteractionsFalling,
+                window_days: r.window_days,
+                below_fraction: r.below_fraction,
+                min_previous: f64::from(r.min_previous),
+                effect,
+            });
+        }
+        if let Some(c) = &r.complaints {
+            rules.push(CompiledRule::Churn {
+                cause: ChurnCause::ComplaintsRising,
+                window_days: c.window_days,
+                below_fraction: 1.0,
+                min_previous: f64::from(c.at_least),
+                effect,
+            });
+        }
+        if let Some(o) = &r.order_amounts {
+            rules.push(CompiledRule::Churn {
+                cause: ChurnCause::OrderAmountsFalling,
+                window_days: o.window_days,
+                below_fraction: o.below_fraction,
+                min_previous: o.min_previous,
+                effect,
+            });
+        }
+        rules
+    }
+
+    /// The CHURN_RISK cause the rule stands for, if it is one.
+    pub(crate) fn churn_cause(&self) -> Option<ChurnCause> {
+        match self {
+            CompiledRule::Churn { cause, .. } => Some(*cause),
+            _ => None,
         }
     }
 
@@ -207,14 +277,25 @@ impl CompiledRule {
                 };
                 (rots, 0.0)
             }
-            CompiledRule::Churn { window_days, .. } => (
-                f64::from(facts.activity.inbound_in_window(now, *window_days, 0)),
-                f64::from(
-                    facts
-                        .activity
-                        .inbound_in_window(now, *window_days, *window_days),
-                ),
-            ),
+            CompiledRule::Churn {
+                cause, window_days, ..
+            } => {
+                let (w, a) = (*window_days, &facts.activity);
+                match cause {
+                    ChurnCause::InteractionsFalling => (
+                        f64::from(a.inbound_in_window(now, w, 0)),
+                        f64::from(a.inbound_in_window(now, w, w)),
+                    ),
+                    ChurnCause::ComplaintsRising => (
+                        f64::from(a.negative_in_window(now, w, 0)),
+                        f64::from(a.negative_in_window(now, w, w)),
+                    ),
+                    ChurnCause::OrderAmountsFalling => (
+                        a.amount_in_window_before(now, w, 0),
+                        a.amount_in_window_before(now, w, w),
+                    ),
+                }
+            }
             CompiledRule::Stage { stages, .. } => (
                 stages
                     .iter()
@@ -261,13 +342,23 @@ impl CompiledRule {
                 days(now as f64 - a).floor()
             ),
             CompiledRule::Churn {
+                cause,
                 window_days,
                 below_fraction,
                 ..
-            } => format!(
-                "inbound interactions fell from {b:.0} to {a:.0} in the last {window_days} days (below {:.0}%)",
-                below_fraction * 100.0
-            ),
+            } => match cause {
+                ChurnCause::InteractionsFalling => format!(
+                    "interaction frequency falling: inbound interactions fell from {b:.0} to {a:.0} in the last {window_days} days (below {:.0}%)",
+                    below_fraction * 100.0
+                ),
+                ChurnCause::ComplaintsRising => format!(
+                    "complaints rising: {a:.0} complaints in the last {window_days} days, up from {b:.0} in the {window_days} before"
+                ),
+                ChurnCause::OrderAmountsFalling => format!(
+                    "order amounts falling: orders of {a:.2} in the last {window_days} days, down from {b:.2} in the {window_days} before (below {:.0}%)",
+                    below_fraction * 100.0
+                ),
+            },
             CompiledRule::Stage { stages, .. } => format!(
                 "in stage {}: at least tier {tier_key}",
                 stages

@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    BantRule, Catalog, ChurnRiskRule, ColdRule, Criterion, Dimension, DimensionParams, Direction,
-    EngagementParams, FieldDef, FieldType, ModelConfig, OverrideParams, OverrideRule,
-    PredictedParams, RatingParams, RecencyParams, SCHEMA_VERSION, SignalDef, StageBasis,
-    StageParams, StaleRule, Tier, UrgentSignalRule,
+    BantRule, Catalog, ChurnRiskRule, ColdRule, ComplaintsCause, Criterion, Dimension,
+    DimensionParams, Direction, EngagementParams, FieldDef, FieldType, ModelConfig,
+    OrderAmountsCause, OverrideParams, OverrideRule, PredictedParams, RatingParams, RecencyParams,
+    SCHEMA_VERSION, SignalDef, StageBasis, StageParams, StaleRule, Tier, UrgentSignalRule,
 };
 
 /// Template names accepted by [`by_name`].
@@ -243,7 +243,9 @@ pub fn bant_criteria() -> Vec<Criterion> {
 
 /// The default override rules, in the order they apply (a later rule wins):
 /// STALE (flag only, by the stage's rotting days); CHURN_RISK (inbound in the
-/// last 30 days below half of the 30 before); BANT ≥ 3 ⇒ at least B; no inbound
+/// last 30 days below half of the 30 before; 2 or more complaints in the last
+/// 30 days, more than the 30 before; order amounts in the last 90 days below
+/// half of the 90 before); BANT ≥ 3 ⇒ at least B; no inbound
 /// for 14 days ⇒ COLD, at most C, follow up every 21 days; an urgent signal
 /// within 7 days ⇒ URGENT and the top tier.
 pub fn default_overrides() -> Vec<OverrideRule> {
@@ -257,6 +259,16 @@ pub fn default_overrides() -> Vec<OverrideRule> {
                 below_fraction: 0.5,
                 min_previous: 2,
                 at_most_tier: None,
+                interactions: true,
+                complaints: Some(ComplaintsCause {
+                    window_days: 30,
+                    at_least: 2,
+                }),
+                order_amounts: Some(OrderAmountsCause {
+                    window_days: 90,
+                    below_fraction: 0.5,
+                    min_previous: 0.01,
+                }),
             }),
         },
         OverrideRule {

@@ -13,6 +13,7 @@ mod accounts;
 mod api_keys;
 mod assignment;
 mod configuration;
+mod customers;
 mod demo;
 mod graphql_http;
 mod hardening;

@@ -103,6 +103,10 @@ pub struct StageInput {
     pub win_probability: f64,
     /// Days idle before a lead is flagged stale, at least 1; null for never.
     pub rotting_days: Option<i32>,
+    /// A stage won leads go on to as customers (maintenance, renewal),
+    /// keeping their WON outcome; OPEN stages only.
+    #[graphql(default = false)]
+    pub post_sale: bool,
 }
 
 impl From<StageInput> for pipeline::StageSpec {
@@ -113,6 +117,7 @@ impl From<StageInput> for pipeline::StageSpec {
             kind: s.kind.into(),
             win_probability: s.win_probability,
             rotting_days: s.rotting_days,
+            post_sale: s.post_sale,
         }
     }
 }

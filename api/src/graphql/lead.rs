@@ -445,6 +445,20 @@ impl Lead {
         let row = self.row(ctx).await?;
         Ok(row.close_reason.as_deref())
     }
+    /// The key of the lost-reason category a LOST lead was closed with
+    /// (see `lostReasonCategories`).
+    async fn close_reason_category<'a>(&'a self, ctx: &Context<'_>) -> Result<Option<&'a str>> {
+        let row = self.row(ctx).await?;
+        Ok(row.close_reason_category.as_deref())
+    }
+    /// Why the lead is a CHURN_RISK, from its last scoring; empty when it
+    /// is not one. The explanation's CHURN_RISK entries give the figures.
+    async fn churn_causes(&self) -> Vec<ChurnCause> {
+        crate::service::rescoring::churn_causes(self.score.flags)
+            .into_iter()
+            .map(ChurnCause::from)
+            .collect()
+    }
     /// Send it back as `expectedVersion` with `updateLead`.
     async fn version(&self) -> i32 {
         self.score.version
@@ -522,11 +536,13 @@ impl LeadEvent {
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
-    /// STAGE (a move, or a close into a won or lost stage), ASSIGNED,
-    /// CLAIMED (a rep took it from the pool), RETURNED_TO_POOL (by the pool
-    /// rules, with the reason), PIN, UNPIN, FOLLOW_UP_SCHEDULED,
-    /// FOLLOW_UP_CLEARED or FOLLOW_UP_DONE (an outbound activity completed
-    /// it; the value after is its signal).
+    /// STAGE (a move, or a close into a won or lost stage), REOPENED (a
+    /// lost lead back into an open stage) or RENEWAL (a won customer's
+    /// renewal), both with the reason, ASSIGNED, CLAIMED (a rep took it
+    /// from the pool), RETURNED_TO_POOL (by the pool rules, with the
+    /// reason), PIN, UNPIN, FOLLOW_UP_SCHEDULED, FOLLOW_UP_CLEARED or
+    /// FOLLOW_UP_DONE (an outbound activity completed it; the value after
+    /// is its signal).
     async fn kind(&self) -> &str {
         &self.row.kind
     }
@@ -1144,11 +1160,47 @@ pub struct RecordActivityInput {
     pub amount: Option<f64>,
 }
 
+/// Why a customer is a churn risk.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ChurnCause {
+    /// Inbound interactions fell, window over window.
+    InteractionsFalling,
+    /// Complaints (signals with negative points) rose over a window.
+    ComplaintsRising,
+    /// Purchase amounts fell, window over window.
+    OrderAmountsFalling,
+}
+
+impl From<scoring::ChurnCause> for ChurnCause {
+    fn from(c: scoring::ChurnCause) -> Self {
+        match c {
+            scoring::ChurnCause::InteractionsFalling => Self::InteractionsFalling,
+            scoring::ChurnCause::ComplaintsRising => Self::ComplaintsRising,
+            scoring::ChurnCause::OrderAmountsFalling => Self::OrderAmountsFalling,
+        }
+    }
+}
+
+/// Reopens a LOST lead into an open stage (re-engagement), or starts a
+/// WON customer's renewal in a post-sale stage (it stays WON).
+#[derive(InputObject)]
+pub struct ReopenLeadInput {
+    pub id: ID,
+    /// A stage of the lead's pipeline: an open stage before the sale for a
+    /// lost lead, a post-sale stage for a won customer.
+    pub stage_key: String,
+    /// Why, recorded in the lead's history and score history.
+    pub reason: String,
+}
+
 #[derive(InputObject)]
 pub struct CloseLeadInput {
     pub id: ID,
     pub outcome: Outcome,
     pub reason: Option<String>,
+    /// For LOST only: the key of one of the tenant's lost-reason categories
+    /// (`lostReasonCategories`), counted by `lostReasons`.
+    pub reason_category: Option<String>,
     /// Default: now.
     pub closed_at: Option<DateTime<Utc>>,
 }
@@ -1397,6 +1449,26 @@ impl LeadMutation {
         )
     }
 
+    /// Reopens a LOST lead into an open stage before the sale, or starts a
+    /// WON customer's renewal in a post-sale stage (the lead stays WON, so
+    /// training and reports keep the sale). Recorded in the lead's history
+    /// (REOPENED or RENEWAL, with the reason) and its score history.
+    async fn reopen_lead(&self, ctx: &Context<'_>, input: ReopenLeadInput) -> Result<LeadPayload> {
+        let rc = ctx.data::<RequestContext>()?;
+        let principal = rc.principal().gql()?;
+        Ok(leads::reopen_lead(
+            &rc.db,
+            &principal,
+            &input.id,
+            &input.stage_key,
+            &input.reason,
+            Utc::now(),
+        )
+        .await
+        .gql()?
+        .into())
+    }
+
     /// Closes an open lead as won or lost.
     async fn close_lead(&self, ctx: &Context<'_>, input: CloseLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
@@ -1407,6 +1479,7 @@ impl LeadMutation {
             &input.id,
             input.outcome == Outcome::Won,
             input.reason.as_deref(),
+            input.reason_category.as_deref(),
             input.closed_at,
             Utc::now(),
         )

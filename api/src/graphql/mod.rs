@@ -15,6 +15,7 @@ pub mod lead;
 pub mod limits;
 pub mod live;
 pub mod loaders;
+pub mod lost_reasons;
 pub mod models;
 pub mod persisted;
 pub mod pool;
@@ -50,6 +51,7 @@ pub struct Query(
     webhooks::WebhookQuery,
     api_keys::ApiKeyQuery,
     pool::PoolQuery,
+    lost_reasons::LostReasonQuery,
 );
 
 /// Every mutation.
@@ -67,6 +69,7 @@ pub struct Mutation(
     api_keys::ApiKeyMutation,
     ingest::IngestMutation,
     pool::PoolMutation,
+    lost_reasons::LostReasonMutation,
 );
 
 /// The schema type.

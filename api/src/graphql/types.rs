@@ -266,6 +266,9 @@ pub struct Stage {
     pub win_probability: f64,
     /// Days idle in this stage before the lead is flagged stale.
     pub rotting_days: Option<i32>,
+    /// A stage won leads go on to as customers (maintenance, renewal):
+    /// a lead in it keeps its WON outcome.
+    pub post_sale: bool,
 }
 
 impl From<stage::Model> for Stage {
@@ -278,6 +281,7 @@ impl From<stage::Model> for Stage {
             position: s.position,
             win_probability: s.win_probability,
             rotting_days: s.rotting_days,
+            post_sale: s.post_sale,
         }
     }
 }

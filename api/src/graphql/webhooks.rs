@@ -37,6 +37,11 @@ pub enum WebhookEventType {
     LeadReturnedToPool,
     /// `job.finished`: a re-scoring run ended, with its counts.
     JobFinished,
+    /// `lead.churn_risk`: a lead (a customer, usually) became a churn risk,
+    /// with its causes (`data.causes`).
+    LeadChurnRisk,
+    /// `lead.went_stale`: a lead sat in its stage past the stage's rotting days.
+    LeadWentStale,
 }
 
 impl From<WebhookEventType> for EventType {
@@ -49,6 +54,8 @@ impl From<WebhookEventType> for EventType {
             WebhookEventType::LeadClosed => Self::Closed,
             WebhookEventType::LeadReturnedToPool => Self::ReturnedToPool,
             WebhookEventType::JobFinished => Self::JobFinished,
+            WebhookEventType::LeadChurnRisk => Self::ChurnRisk,
+            WebhookEventType::LeadWentStale => Self::WentStale,
         }
     }
 }
@@ -63,6 +70,8 @@ impl From<EventType> for WebhookEventType {
             EventType::Closed => Self::LeadClosed,
             EventType::ReturnedToPool => Self::LeadReturnedToPool,
             EventType::JobFinished => Self::JobFinished,
+            EventType::ChurnRisk => Self::LeadChurnRisk,
+            EventType::WentStale => Self::LeadWentStale,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The re-scoring job of one tenant: retrain the close-probability
-//! predictor from closed leads, then stream the open leads in id order,
+//! predictor from closed leads, then stream the open leads (and the won
+//! leads carrying on as customers in post-sale stages) in id order,
 //! score each at the run's `now`, and write back in bulk only the leads
 //! whose score, tier, flags or follow-up moved.
 //!
@@ -22,8 +23,8 @@ use entity::{
 };
 use scoring::{FeatureSpace, LeadFlag, Predictor, TrainOptions};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -148,6 +149,8 @@ struct Row {
     #[sea_orm(nested)]
     facts: FactColumns,
     version: i32,
+    /// OPEN, or WON for a customer in a post-sale stage.
+    status: LeadStatus,
     name: String,
     company: Option<String>,
     owner_id: Option<Uuid>,
@@ -490,8 +493,17 @@ async fn rescore(
     } else {
         "nightly re-scoring"
     };
+    // Won leads in these stages are customers: scored like open leads so
+    // that churn and staleness reach their owners.
+    let customer_stages: Vec<Uuid> = stages
+        .values()
+        .flatten()
+        .filter(|s| s.post_sale)
+        .map(|s| s.id)
+        .collect();
     let mut scorer = Scorer {
         db,
+        customer_stages,
         scope,
         team: run.team_id,
         batch_size: options.batch_size(db.get_database_backend()),
@@ -581,6 +593,8 @@ async fn rescore(
 /// the run's `now`.
 struct Scorer<'a> {
     db: &'a DatabaseConnection,
+    /// The tenant's post-sale stages, whose won leads are scored too.
+    customer_stages: Vec<Uuid>,
     scope: &'a TenantScope<'a, DatabaseConnection>,
     /// Only this team's leads, for a team's run.
     team: Option<Uuid>,
@@ -612,8 +626,19 @@ impl Scorer<'_> {
         let now = self.now;
         let mut tally = Progress::default();
         let t = Instant::now();
+        let scored = if self.customer_stages.is_empty() {
+            Condition::all().add(lead::Column::Status.eq(LeadStatus::Open))
+        } else {
+            Condition::any()
+                .add(lead::Column::Status.eq(LeadStatus::Open))
+                .add(
+                    Condition::all()
+                        .add(lead::Column::Status.eq(LeadStatus::Won))
+                        .add(lead::Column::StageId.is_in(self.customer_stages.clone())),
+                )
+        };
         let mut query = lead_columns(self.scope.select::<lead::Entity>())
-            .filter(lead::Column::Status.eq(LeadStatus::Open))
+            .filter(scored)
             .order_by_asc(lead::Column::Id)
             .limit(self.batch_size);
         if let Some(after) = after {
@@ -690,7 +715,7 @@ impl Scorer<'_> {
                 || row.pin_lapsed_since_scored(now)
                 || flags != row.flags
                 || lead_writer::bucket(
-                    LeadStatus::Open,
+                    row.status,
                     flags,
                     Some(from_secs(card.next_follow_up_at)),
                     now,
@@ -708,6 +733,7 @@ impl Scorer<'_> {
                 changes.push(Rescored {
                     id: row.facts.id,
                     version: row.version,
+                    status: row.status,
                     name: row.name.clone(),
                     company: row.company.clone(),
                     owner_id: row.owner_id,
@@ -980,6 +1006,7 @@ async fn store_predictor<C: ConnectionTrait>(
 fn lead_columns(query: sea_orm::Select<lead::Entity>) -> sea_orm::Select<lead::Entity> {
     FactColumns::select(query).columns([
         lead::Column::Version,
+        lead::Column::Status,
         lead::Column::Name,
         lead::Column::Company,
         lead::Column::OwnerId,

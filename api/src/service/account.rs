@@ -116,6 +116,7 @@ pub async fn sign_up(
         time_zone: Set(time_zone),
         nightly_hour: Set(2),
         reps_may_pin: Set(false),
+        lost_reason_categories: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -189,6 +190,7 @@ async fn create_tenant_defaults<C: ConnectionTrait>(
                     position: Set(position),
                     win_probability: Set(s.win_probability),
                     rotting_days: Set(s.rotting_days),
+                    post_sale: Set(s.post_sale),
                     created_at: Set(now),
                     updated_at: Set(now),
                     ..Default::default()

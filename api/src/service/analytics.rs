@@ -246,3 +246,84 @@ pub async fn tier_distribution<C: ConnectionTrait>(
     );
     Ok(out)
 }
+
+/// Lost leads of one lost-reason category (`None`: closed without one).
+pub struct LostReasonCount {
+    pub category: Option<String>,
+    /// The category's label; the key for a category no longer in the list,
+    /// "none given" without one.
+    pub label: String,
+    pub count: u64,
+}
+
+/// Leads lost between `from` and `to` (by when they closed; either open)
+/// per lost-reason category, of one pipeline or all: every category of
+/// the tenant's list in its order, even when none, then keys no longer in
+/// the list, then the leads closed without a category, when any.
+///
+/// # Errors
+/// FORBIDDEN for a REP; NOT_FOUND for an unknown pipeline.
+pub async fn lost_reasons<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    principal: &Principal,
+    categories: &[super::lost_reasons::LostReasonCategory],
+    pipeline_id: Option<&str>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> AppResult<Vec<LostReasonCount>> {
+    principal.require_at_least(Role::Manager, "read why deals are lost")?;
+    let counted = counted_leads(scope, principal).await?;
+    let mut query = scope
+        .select::<lead::Entity>()
+        .select_only()
+        .column(lead::Column::CloseReasonCategory)
+        .column_as(lead::Column::Id.count(), "count")
+        .filter(lead::Column::Status.eq(LeadStatus::Lost))
+        .filter(counted)
+        .group_by(lead::Column::CloseReasonCategory);
+    if let Some(id) = pipeline_id {
+        let id = validate::id("pipelineId", id)?;
+        scope.get::<pipeline::Entity>(id).await?;
+        query = query.filter(lead::Column::PipelineId.eq(id));
+    }
+    if let Some(from) = from {
+        query = query.filter(lead::Column::ClosedAt.gte(from));
+    }
+    if let Some(to) = to {
+        query = query.filter(lead::Column::ClosedAt.lte(to));
+    }
+    let counts: Vec<(Option<String>, i64)> = query.into_tuple().all(scope.conn()).await?;
+    let count_of = |key: Option<&str>| {
+        counts
+            .iter()
+            .find(|(k, _)| k.as_deref() == key)
+            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
+    };
+    let mut out: Vec<LostReasonCount> = categories
+        .iter()
+        .map(|c| LostReasonCount {
+            category: Some(c.key.clone()),
+            label: c.label.clone(),
+            count: count_of(Some(&c.key)),
+        })
+        .collect();
+    for (key, n) in &counts {
+        let Some(key) = key else { continue };
+        if categories.iter().all(|c| &c.key != key) {
+            out.push(LostReasonCount {
+                category: Some(key.clone()),
+                label: key.clone(),
+                count: u64::try_from(*n).unwrap_or(0),
+            });
+        }
+    }
+    let none = count_of(None);
+    if none > 0 {
+        out.push(LostReasonCount {
+            category: None,
+            label: "none given".to_owned(),
+            count: none,
+        });
+    }
+    Ok(out)
+}

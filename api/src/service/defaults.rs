@@ -18,6 +18,8 @@ pub struct StageDefault {
     pub win_probability: f64,
     /// Days idle before the lead is flagged stale.
     pub rotting_days: Option<i32>,
+    /// A stage won leads go on to as customers.
+    pub post_sale: bool,
 }
 
 /// Whether the locale is Simplified Chinese.
@@ -93,7 +95,8 @@ const GENERAL: &[StageRow] = &[
         Some(7),
     ),
     WON,
-    // An existing customer: open, so churn warnings and follow-ups apply.
+    // An existing customer: open, so churn warnings and follow-ups apply;
+    // a post-sale stage, where won leads carry on keeping their outcome.
     (
         "post_sale",
         "Post-sale maintenance",
@@ -277,6 +280,8 @@ fn localised(rows: &[StageRow], locale: &str) -> Vec<StageDefault> {
                 kind,
                 win_probability,
                 rotting_days,
+                // Post-sale maintenance: won leads carry on there as customers.
+                post_sale: key == "post_sale",
             },
         )
         .collect()

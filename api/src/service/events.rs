@@ -101,11 +101,13 @@ pub enum EventType {
     Closed,
     ReturnedToPool,
     JobFinished,
+    ChurnRisk,
+    WentStale,
 }
 
 impl EventType {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::TierChanged,
         Self::BecameUrgent,
         Self::WentCold,
@@ -113,6 +115,8 @@ impl EventType {
         Self::Closed,
         Self::ReturnedToPool,
         Self::JobFinished,
+        Self::ChurnRisk,
+        Self::WentStale,
     ];
 
     /// The name in payloads and in an endpoint's list, e.g. `lead.tier_changed`.
@@ -126,6 +130,8 @@ impl EventType {
             Self::Closed => "lead.closed",
             Self::ReturnedToPool => "lead.returned_to_pool",
             Self::JobFinished => "job.finished",
+            Self::ChurnRisk => "lead.churn_risk",
+            Self::WentStale => "lead.went_stale",
         }
     }
 
@@ -289,6 +295,18 @@ fn lead_changed(
     }
     if is(LeadFlag::Cold) && !was(LeadFlag::Cold) {
         push(EventType::WentCold, json!({}));
+    }
+    if is(LeadFlag::ChurnRisk) && !was(LeadFlag::ChurnRisk) {
+        push(
+            EventType::ChurnRisk,
+            json!({"causes": super::rescoring::churn_causes(now.flags)
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()}),
+        );
+    }
+    if is(LeadFlag::Stale) && !was(LeadFlag::Stale) {
+        push(EventType::WentStale, json!({}));
     }
     if now.owner_id.is_some() && before.is_none_or(|b| b.owner_id != now.owner_id) {
         push(

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     activity,
     enums::{Direction, FieldType, LeadStatus, Role, StageKind},
-    lead, lead_event, lead_field, team, user,
+    lead, lead_event, lead_field, stage, team, user,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, QueryFilter,
@@ -623,6 +623,24 @@ impl<C: ConnectionTrait> Editing<'_, C> {
         lead_writer::score(&mut changed, pinner.as_deref(), stages, &model, now)?;
         lead_writer::update(&self.scope, &self.lead, changed, reason, now).await
     }
+
+    /// Like [`Editing::save`], with a score event even when the score and
+    /// tier stay: for changes the score history must show (a reopening).
+    async fn save_recorded(
+        self,
+        mut changed: lead::Model,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<lead::Model> {
+        let config = tenant_config::get(&self.scope).await?;
+        let model = config.model(changed.team_id)?;
+        let stages = config.stages(changed.pipeline_id);
+        let mut pinners = Pinners::default();
+        pinners.load_for_leads(&self.scope, [&changed]).await?;
+        let pinner = pinners.name(changed.pinned_by).map(str::to_owned);
+        lead_writer::score(&mut changed, pinner.as_deref(), stages, &model, now)?;
+        lead_writer::update_recorded(&self.scope, &self.lead, changed, reason, now).await
+    }
 }
 
 /// Applies `changes` to a lead when `expected_version` is still current.
@@ -720,19 +738,28 @@ pub async fn move_lead_stage(
     let txn = begin_write(db).await?;
     let editing = start_editing(&txn, principal, id).await?;
     let current = editing.lead.clone();
-    require_open(&current)?;
+    // A won lead carries on as a customer through the post-sale stages.
+    let customer = current.status == LeadStatus::Won;
+    if !customer {
+        require_open(&current)?;
+    }
     let config = tenant_config::get(&editing.scope).await?;
     let stages = config.stages(current.pipeline_id);
-    let stage = stages.iter().find(|s| s.key == stage_key).ok_or_else(|| {
-        AppError::invalid(
-            "input.stageKey",
-            format!("the pipeline has no stage \"{stage_key}\""),
-        )
-    })?;
+    let stage = stage_named(stages, stage_key)?;
     if stage.kind != StageKind::Open {
         return Err(AppError::invalid(
             "input.stageKey",
             "won and lost stages are reached with closeLead",
+        ));
+    }
+    if customer != stage.post_sale {
+        return Err(AppError::invalid(
+            "input.stageKey",
+            if customer {
+                "a won lead moves on only to post-sale stages, where it stays won as a customer"
+            } else {
+                "post-sale stages are for won leads: close the lead as won first"
+            },
         ));
     }
     if stage.id == current.stage_id {
@@ -991,20 +1018,30 @@ pub async fn record_activity(
 }
 
 /// Closes an open lead as won or lost, moving it to the pipeline's won or
-/// lost stage.
+/// lost stage; a lost lead may name one of the tenant's lost-reason
+/// categories (`reason_category`, a key).
 ///
 /// # Errors
-/// BAD_USER_INPUT when already closed or the date is in the future; NOT_FOUND.
+/// BAD_USER_INPUT when already closed, the date is in the future, or the
+/// category is not the tenant's or given for a win; NOT_FOUND.
+#[allow(clippy::too_many_arguments)]
 pub async fn close_lead(
     db: &DatabaseConnection,
     principal: &Principal,
     id: &str,
     won: bool,
     reason: Option<&str>,
+    reason_category: Option<&str>,
     closed_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     let reason = validate::optional_text("input.reason", reason, 500)?;
+    if won && reason_category.is_some() {
+        return Err(AppError::invalid(
+            "input.reasonCategory",
+            "only a lost lead has a lost-reason category",
+        ));
+    }
     let closed_at = closed_at.unwrap_or(now);
     if closed_at > now + chrono::Duration::minutes(5) {
         return Err(AppError::invalid(
@@ -1025,6 +1062,9 @@ pub async fn close_lead(
     )?;
     let kind = if won { StageKind::Won } else { StageKind::Lost };
     let config = tenant_config::get(&editing.scope).await?;
+    let category = reason_category
+        .map(|key| super::lost_reasons::check(&config.tenant, "input.reasonCategory", key))
+        .transpose()?;
     let stages = config.stages(current.pipeline_id);
     let stage = stages.iter().find(|s| s.kind == kind).ok_or_else(|| {
         AppError::invalid(
@@ -1047,6 +1087,7 @@ pub async fn close_lead(
     changed.status = status;
     changed.closed_at = Some(closed_at);
     changed.close_reason = reason;
+    changed.close_reason_category = category;
     lead_history(
         &editing.scope,
         current.id,
@@ -1364,6 +1405,110 @@ fn pin_of(lead: &lead::Model) -> Option<Value> {
             "pinnedBy": lead.pinned_by,
         })
     })
+}
+
+/// The stage of the lead's pipeline with `key`, or BAD_USER_INPUT on
+/// `input.stageKey`.
+fn stage_named<'s>(stages: &'s [stage::Model], key: &str) -> AppResult<&'s stage::Model> {
+    stages.iter().find(|s| s.key == key).ok_or_else(|| {
+        AppError::invalid(
+            "input.stageKey",
+            format!("the pipeline has no stage \"{key}\""),
+        )
+    })
+}
+
+/// Reopens a lead: a LOST lead comes back into an open stage before the
+/// sale (re-engagement), as an open lead; a WON customer starts a renewal
+/// in a post-sale stage and stays WON, so training and reports keep the
+/// sale. Either way the history (REOPENED or RENEWAL, with the reason)
+/// and the score history record it. Who may do it is who may edit the
+/// lead; a rep must own it.
+///
+/// # Errors
+/// BAD_USER_INPUT for an empty reason (`input.reason`), a stage the
+/// pipeline lacks or one that does not fit the lead (`input.stageKey`), or
+/// an open lead (`input.id`); FORBIDDEN for a rep and a pool lead;
+/// NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+pub async fn reopen_lead(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    stage_key: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    let reason = validate::required_text("input.reason", reason, 500)?;
+    let txn = begin_write(db).await?;
+    let editing = start_editing(&txn, principal, id).await?;
+    let current = editing.lead.clone();
+    require_not_pool_for_rep(
+        principal,
+        &current,
+        "reopen a lead of the shared pool; assign it to yourself first",
+    )?;
+    let config = tenant_config::get(&editing.scope).await?;
+    let stages = config.stages(current.pipeline_id);
+    let stage = stage_named(stages, stage_key)?;
+    let mut changed = current.clone();
+    let kind = match current.status {
+        LeadStatus::Lost => {
+            if stage.kind != StageKind::Open || stage.post_sale {
+                return Err(AppError::invalid(
+                    "input.stageKey",
+                    "a lost lead is reopened into an open stage before the sale",
+                ));
+            }
+            changed.status = LeadStatus::Open;
+            changed.closed_at = None;
+            changed.close_reason = None;
+            changed.close_reason_category = None;
+            "REOPENED"
+        }
+        LeadStatus::Won => {
+            if !stage.post_sale {
+                return Err(AppError::invalid(
+                    "input.stageKey",
+                    "a won customer's renewal starts in a post-sale stage",
+                ));
+            }
+            "RENEWAL"
+        }
+        LeadStatus::Open => {
+            return Err(AppError::invalid(
+                "input.id",
+                "the lead is open; only a lost lead or a won customer can be reopened",
+            ));
+        }
+    };
+    let from = stages
+        .iter()
+        .find(|s| s.id == current.stage_id)
+        .map(|s| s.key.clone());
+    changed.stage_id = stage.id;
+    changed.stage_entered_at = now;
+    editing
+        .scope
+        .insert(lead_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(current.id),
+            kind: Set(kind.to_owned()),
+            actor_id: Set(Some(principal.user_id)),
+            at: Set(now),
+            from_value: Set(from),
+            to_value: Set(Some(stage.key.clone())),
+            data: Set(Some(json!({ "reason": reason }))),
+            ..Default::default()
+        })
+        .await?;
+    let why = match kind {
+        "REOPENED" => format!("reopened: {reason}"),
+        _ => format!("renewal: {reason}"),
+    };
+    let saved = editing.save_recorded(changed, &why, now).await?;
+    txn.commit().await?;
+    Ok(saved)
 }
 
 fn require_open(lead: &lead::Model) -> AppResult<()> {

@@ -107,6 +107,7 @@ pub fn blank(
         status: LeadStatus::Open,
         closed_at: None,
         close_reason: None,
+        close_reason_category: None,
         score: 0.0,
         tier: String::new(),
         tier_rank: 0,
@@ -236,6 +237,7 @@ fn facts_row(lead: &lead::Model) -> lead_facts::ActiveModel {
         status: Set(lead.status),
         closed_at: Set(lead.closed_at),
         close_reason: Set(lead.close_reason.clone()),
+        close_reason_category: Set(lead.close_reason_category.clone()),
         last_activity_at: Set(lead.last_activity_at),
         last_inbound_at: Set(lead.last_inbound_at),
         last_outbound_at: Set(lead.last_outbound_at),
@@ -404,8 +406,35 @@ async fn announce<C: ConnectionTrait>(
 pub async fn update<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     before: &lead::Model,
+    after: lead::Model,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    write_update(scope, before, after, reason, false, now).await
+}
+
+/// Like [`update`], with a score event even when neither the score nor
+/// the tier moved: for changes the score history must show (a lead
+/// reopened, a customer's renewal).
+///
+/// # Errors
+/// As [`update`].
+pub async fn update_recorded<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    before: &lead::Model,
+    after: lead::Model,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
+    write_update(scope, before, after, reason, true, now).await
+}
+
+async fn write_update<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    before: &lead::Model,
     mut after: lead::Model,
     reason: &str,
+    always_event: bool,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     after.version = before.version + 1;
@@ -432,13 +461,26 @@ pub async fn update<C: ConnectionTrait>(
         .filter(lead_facts::Column::Id.eq(before.id))
         .exec(scope.conn())
         .await?;
-    if let Some(event) = score_event(
+    // A score event of its own when asked for one: "from" is then left
+    // empty only if nothing moved, never the same score twice.
+    let event = score_event(
         &after,
         Some((before.score, &before.tier)),
         reason,
         None,
         now,
-    ) {
+    )
+    .or_else(|| {
+        always_event
+            .then(|| score_event(&after, None, reason, None, now))
+            .flatten()
+            .map(|mut e| {
+                e.old_score = Set(Some(before.score));
+                e.old_tier = Set(Some(before.tier.clone()));
+                e
+            })
+    });
+    if let Some(event) = event {
         scope.insert(event).await?;
     }
     announce(scope, Some(before), &after, reason, None, now).await?;
@@ -788,6 +830,8 @@ pub struct Rescored {
     pub id: Uuid,
     /// The version read: the write lands only while it is current.
     pub version: i32,
+    /// OPEN, or WON for a customer in a post-sale stage; unchanged by the write.
+    pub status: LeadStatus,
     pub name: String,
     pub company: Option<String>,
     pub owner_id: Option<Uuid>,
@@ -899,7 +943,7 @@ pub(crate) fn rescored_sql(backend: DbBackend) -> String {
     format!(
         "{with}UPDATE lead_scores SET {set}, scored_at = {at} FROM {from} \
          WHERE lead_scores.tenant_id = {tenant} AND lead_scores.lead_id = v.id \
-         AND lead_scores.version = v.version AND lead_scores.status = 'OPEN' \
+         AND lead_scores.version = v.version AND lead_scores.status IN ('OPEN', 'WON') \
          RETURNING lead_scores.lead_id AS id"
     )
 }
@@ -935,7 +979,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
             priority: c.card.priority,
             flags: rescoring::flag_bits(&c.card),
             bucket: bucket(
-                LeadStatus::Open,
+                c.status,
                 rescoring::flag_bits(&c.card),
                 Some(from_secs(c.card.next_follow_up_at)),
                 now,
@@ -1003,7 +1047,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
             tier: tier.to_owned(),
             flags,
             owner_id: c.owner_id,
-            status: LeadStatus::Open,
+            status: c.status,
         };
         out.lead(
             tenant_id,

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod lead;
 pub mod lead_query;
 pub mod lead_writer;
+pub mod lost_reasons;
 pub mod models;
 pub mod pipeline;
 pub mod pool;

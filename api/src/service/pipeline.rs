@@ -49,6 +49,8 @@ pub struct StageSpec {
     pub win_probability: f64,
     /// Days idle before a lead is flagged stale; `None` never.
     pub rotting_days: Option<i32>,
+    /// A stage won leads go on to as customers; OPEN stages only.
+    pub post_sale: bool,
 }
 
 /// The fields of `PipelineInput`.
@@ -316,6 +318,12 @@ fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
                 format!("must be from 1 to {MAX_ROTTING_DAYS} days, or null for never"),
             ));
         }
+        if spec.post_sale && spec.kind != StageKind::Open {
+            return Err(AppError::invalid(
+                path("postSale"),
+                "only an OPEN stage can be a post-sale stage: won leads go on to it as customers",
+            ));
+        }
         if spec.kind == StageKind::Won
             && let Some(j) = checked.iter().position(|s| s.kind == StageKind::Won)
         {
@@ -360,6 +368,7 @@ fn template_stages(template: &str, locale: &str) -> AppResult<Vec<StageSpec>> {
             kind: s.kind,
             win_probability: s.win_probability,
             rotting_days: s.rotting_days,
+            post_sale: s.post_sale,
         })
         .collect())
 }
@@ -401,6 +410,7 @@ fn new_stage(
         position,
         win_probability: spec.win_probability,
         rotting_days: spec.rotting_days,
+        post_sale: spec.post_sale,
         created_at: now,
         updated_at: now,
     }
@@ -418,6 +428,7 @@ fn snapshot(pipeline: &pipeline::Model, stages: &[stage::Model]) -> Value {
             "kind": s.kind.to_value(),
             "winProbability": s.win_probability,
             "rottingDays": s.rotting_days,
+            "postSale": s.post_sale,
         })).collect::<Vec<_>>(),
     })
 }
@@ -564,6 +575,7 @@ async fn apply_stages<C: ConnectionTrait>(
             position,
             win_probability: spec.win_probability,
             rotting_days: spec.rotting_days,
+            post_sale: spec.post_sale,
             ..kept.clone()
         };
         if changed == *kept {
@@ -576,6 +588,7 @@ async fn apply_stages<C: ConnectionTrait>(
         row.position = Set(changed.position);
         row.win_probability = Set(changed.win_probability);
         row.rotting_days = Set(changed.rotting_days);
+        row.post_sale = Set(changed.post_sale);
         row.updated_at = Set(now);
         stages.push(scope.update(row).await?);
     }
@@ -585,10 +598,18 @@ async fn apply_stages<C: ConnectionTrait>(
 /// Whether any lead's scoring facts differ between the two stage lists:
 /// everything but the names counts.
 fn scoring_facts_changed(old: &[stage::Model], new: &[stage::Model]) -> bool {
-    let facts = |stages: &[stage::Model]| -> Vec<(Uuid, StageKind, u64, Option<i32>)> {
+    let facts = |stages: &[stage::Model]| -> Vec<(Uuid, StageKind, u64, Option<i32>, bool)> {
         stages
             .iter()
-            .map(|s| (s.id, s.kind, s.win_probability.to_bits(), s.rotting_days))
+            .map(|s| {
+                (
+                    s.id,
+                    s.kind,
+                    s.win_probability.to_bits(),
+                    s.rotting_days,
+                    s.post_sale,
+                )
+            })
             .collect()
     };
     facts(old) != facts(new)
@@ -745,6 +766,7 @@ mod tests {
             kind,
             win_probability: 0.5,
             rotting_days: Some(7),
+            post_sale: false,
         }
     }
 

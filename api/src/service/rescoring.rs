@@ -465,9 +465,39 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
     }
 }
 
-/// Bit set of a scorecard's flags, as kept on the row for filtering.
+/// The row's flag bits that name CHURN_RISK's causes, above the scoring
+/// crate's flags (which fit in the low byte).
+pub const CHURN_CAUSE_BITS: [(scoring::ChurnCause, i32); 3] = [
+    (scoring::ChurnCause::InteractionsFalling, 1 << 8),
+    (scoring::ChurnCause::ComplaintsRising, 1 << 9),
+    (scoring::ChurnCause::OrderAmountsFalling, 1 << 10),
+];
+
+/// Bit set of a scorecard's flags, as kept on the row for filtering, with
+/// the causes of a churn risk.
 pub fn flag_bits(card: &Scorecard) -> i32 {
-    card.flags
+    let flags = card
+        .flags
         .iter()
-        .fold(0, |bits, f| bits | i32::from(f.bit()))
+        .fold(0, |bits, f| bits | i32::from(f.bit()));
+    card.overrides
+        .iter()
+        .filter_map(|o| o.churn_cause)
+        .fold(flags, |bits, cause| bits | churn_cause_bit(cause))
+}
+
+fn churn_cause_bit(cause: scoring::ChurnCause) -> i32 {
+    CHURN_CAUSE_BITS
+        .iter()
+        .find(|(c, _)| *c == cause)
+        .map_or(0, |(_, bit)| *bit)
+}
+
+/// The causes of a churn risk in a row's flag bits.
+pub fn churn_causes(flags: i32) -> Vec<scoring::ChurnCause> {
+    CHURN_CAUSE_BITS
+        .iter()
+        .filter(|(_, bit)| flags & bit != 0)
+        .map(|(c, _)| *c)
+        .collect()
 }
