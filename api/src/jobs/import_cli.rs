@@ -78,6 +78,12 @@ pub async fn import(
         report.refused,
         started.elapsed().as_secs_f64()
     );
+    if let Some(details) = report.import_run.as_ref().and_then(|r| r.details.as_ref()) {
+        println!(
+            "reading and scoring: {} ms; writing: {} ms (the two overlap)",
+            details["prepareMs"], details["writeMs"]
+        );
+    }
     if !report.errors.is_empty() {
         println!("{}", import::describe(&report.errors));
     }
