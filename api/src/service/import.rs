@@ -46,11 +46,12 @@ use crate::{
     tenancy::TenantScope,
 };
 
-/// Rows written per transaction.
-pub const ROWS_PER_TRANSACTION: usize = 1000;
+/// Rows written per transaction. One batch is written while the next is
+/// prepared, so two are in memory at once.
+pub const ROWS_PER_TRANSACTION: usize = 500;
 /// Activities written per transaction, however few rows hold them: with
 /// the rows, what bounds the memory of an import.
-const ACTIVITIES_PER_TRANSACTION: usize = 50_000;
+const ACTIVITIES_PER_TRANSACTION: usize = 25_000;
 /// Occurrences one `signal:<key>` cell may hold.
 const MAX_OCCURRENCES: usize = 1000;
 /// Activities one row may hold, all its signal cells together.
