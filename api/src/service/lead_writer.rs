@@ -589,9 +589,15 @@ pub async fn move_open_leads<C: ConnectionTrait>(
         // Chunks keep each IN list within the bound-parameter limits.
         for chunk in leads.chunks(500) {
             let ids: Vec<Uuid> = chunk.iter().map(|(l, _)| l.id).collect();
-            let still = match from {
-                Some(owner) => lead_score::Column::OwnerId.eq(owner),
-                None => lead_score::Column::OwnerId.is_null(),
+            let (still, facts_still) = match from {
+                Some(owner) => (
+                    lead_score::Column::OwnerId.eq(owner),
+                    lead_facts::Column::OwnerId.eq(owner),
+                ),
+                None => (
+                    lead_score::Column::OwnerId.is_null(),
+                    lead_facts::Column::OwnerId.is_null(),
+                ),
             };
             let done = scope
                 .update_many::<lead_score::Entity>()
@@ -611,6 +617,9 @@ pub async fn move_open_leads<C: ConnectionTrait>(
                 .col_expr(lead_facts::Column::OwnerId, Expr::value(to))
                 .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
                 .filter(lead_facts::Column::Id.is_in(ids))
+                // The facts keep the owner the score keeps: a lead given to
+                // someone else since it was read stays with them.
+                .filter(facts_still)
                 .exec(scope.conn())
                 .await?;
             let history: Vec<lead_event::ActiveModel> = chunk
