@@ -29,6 +29,7 @@ mod metrics;
 mod models;
 mod pins;
 mod pool;
+mod review;
 mod sessions;
 mod tenancy;
 mod throttling;

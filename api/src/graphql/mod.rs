@@ -19,6 +19,7 @@ pub mod lost_reasons;
 pub mod models;
 pub mod persisted;
 pub mod pool;
+pub mod review;
 pub mod types;
 pub mod webhooks;
 
@@ -52,6 +53,7 @@ pub struct Query(
     api_keys::ApiKeyQuery,
     pool::PoolQuery,
     lost_reasons::LostReasonQuery,
+    review::ReviewQuery,
 );
 
 /// Every mutation.

@@ -24,6 +24,8 @@ pub mod pipeline;
 pub mod pool;
 pub mod reasons;
 pub mod rescoring;
+pub mod review;
+pub mod sql;
 pub mod tenant_config;
 pub mod validate;
 pub mod webhook_target;

@@ -1,0 +1,634 @@
+//! The manager's weekly review: rep scorecards, value per tier and tier
+//! movements, over a small history whose every figure is worked out by
+//! hand here; a MANAGER sees only their teams, a REP only themselves, and
+//! another company nothing.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use entity::lead_event;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Tenant, TestApp, error_code, error_field, spawn_app},
+    leads::{strong, weak},
+};
+
+const SCORECARD_FIELDS: &str = "rep { id displayName } openLeads openByTier { tier count }
+    overdueLeads overdueShare assignedLeads contactedLeads medianHoursToFirstContact
+    outboundActivities workingDays outboundPerWorkingDay won lost wonRate
+    closedByTier { tier won lost wonRate } wonValue medianDaysToClose";
+
+const TIER_REPORT_FIELDS: &str = "openLeads openValue won lost wonValue
+    tiers { tier openLeads openValue won lost wonRate wonValue wonShare wonValueShare }";
+
+const MOVEMENT_FIELDS: &str =
+    "tiers cells { fromTier toTier leads } climbs { fromTier toTier leads reached won }";
+
+fn hours_ago(hours: i64) -> String {
+    (Utc::now() - Duration::hours(hours)).to_rfc3339()
+}
+
+fn days_ago(days: i64) -> String {
+    (Utc::now() - Duration::days(days)).to_rfc3339()
+}
+
+/// Three whole weeks in the tenants' time zone (Shanghai, UTC+8, no
+/// summer time), ending at the Monday midnight after now: 15 working days.
+fn three_weeks() -> (String, String) {
+    let shanghai = FixedOffset::east_opt(8 * 3600).unwrap();
+    let today = Utc::now().with_timezone(&shanghai).date_naive();
+    let days_to_monday = 7 - i64::from(today.weekday().num_days_from_monday());
+    let monday = today + Duration::days(days_to_monday);
+    let to = shanghai
+        .from_local_datetime(&monday.and_time(NaiveTime::MIN))
+        .unwrap()
+        .with_timezone(&Utc);
+    ((to - Duration::days(21)).to_rfc3339(), to.to_rfc3339())
+}
+
+fn close_to(value: &Value, expected: f64) {
+    let got = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("a number, got {value}"));
+    assert!(
+        (got - expected).abs() < 0.01,
+        "expected {expected}, got {got}"
+    );
+}
+
+impl TestApp {
+    async fn review(&self, token: &str, field: &str, fields: &str, input: Value) -> Value {
+        self.graphql(
+            Some(token),
+            &format!("query($input: ReviewInput!) {{ {field}(input: $input) {{ {fields} }} }}"),
+            json!({"input": input}),
+        )
+        .await
+    }
+
+    async fn review_ok(&self, token: &str, field: &str, fields: &str, input: Value) -> Value {
+        let body = self.review(token, field, fields, input).await;
+        assert!(body["errors"].is_null(), "{body}");
+        body["data"][field].clone()
+    }
+
+    /// A lead made with `input`; returns (id, tier).
+    async fn made(&self, token: &str, input: Value) -> (String, String) {
+        let lead = self.new_lead(token, input).await;
+        (
+            lead["id"].as_str().unwrap().to_owned(),
+            lead["tier"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Closes a lead with `outcome`; returns the tier it closed in.
+    async fn closed(&self, token: &str, id: &str, outcome: &str, at: Option<String>) -> String {
+        let body = self
+            .lead_mutation(
+                token,
+                "closeLead",
+                "CloseLeadInput",
+                json!({"id": id, "outcome": outcome, "closedAt": at}),
+            )
+            .await;
+        let lead = &body["data"]["closeLead"]["lead"];
+        assert_eq!(lead["status"], outcome, "{body}");
+        lead["tier"].as_str().unwrap().to_owned()
+    }
+
+    /// Moves the time of `lead`'s recorded assignment back to `at`, as if
+    /// it had been given then.
+    async fn assigned_at(&self, lead: &str, at: DateTime<Utc>) {
+        let changed = lead_event::Entity::update_many()
+            .col_expr(lead_event::Column::At, Expr::value(at))
+            .filter(lead_event::Column::LeadId.eq(lead.parse::<uuid::Uuid>().unwrap()))
+            .filter(lead_event::Column::Kind.eq("ASSIGNED"))
+            .exec(&self.db)
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected, 1);
+    }
+}
+
+#[tokio::test]
+async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let token = t.token.as_str();
+    let me = t.owner_id.as_str();
+    let lead = |name: &str, attributes: Value, deal: Option<f64>| json!({"name": name, "attributes": attributes, "dealValue": deal, "ownerId": me});
+    let (a_won, _) = app.made(token, lead("A won", strong(), Some(1000.0))).await;
+    let (_, a) = app
+        .made(token, lead("A open", strong(), Some(3000.0)))
+        .await;
+    let (low_lost, low) = app.made(token, lead("Low lost", weak(), Some(500.0))).await;
+    let (low_won, _) = app.made(token, lead("Low won", weak(), Some(100.0))).await;
+    app.made(token, lead("Low open", weak(), None)).await;
+    let (old, _) = app
+        .made(token, lead("Closed long ago", weak(), Some(999.0)))
+        .await;
+    assert_eq!((a.as_str(), low.as_str()), ("B", "D"));
+
+    assert_eq!(app.closed(token, &a_won, "WON", None).await, "B");
+    assert_eq!(app.closed(token, &low_lost, "LOST", None).await, "D");
+    // Closing re-scores: a win reaches the last stage and climbs a tier.
+    assert_eq!(app.closed(token, &low_won, "WON", None).await, "C");
+    app.closed(token, &old, "LOST", Some(days_ago(30))).await;
+
+    let input = json!({"from": days_ago(7), "to": (Utc::now() + Duration::hours(1)).to_rfc3339()});
+    let report = app
+        .review_ok(token, "tierReport", TIER_REPORT_FIELDS, input.clone())
+        .await;
+    assert_eq!(
+        report["tiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tier"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["A", "B", "C", "D"],
+        "every tier, top first"
+    );
+    let tier = |key: &str| {
+        report["tiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tier"] == key)
+            .unwrap()
+            .clone()
+    };
+    // B: one open at 3,000; one won at 1,000 of the 1,100 won in all.
+    let a = tier("B");
+    assert_eq!(
+        (
+            a["openLeads"].as_i64(),
+            a["won"].as_i64(),
+            a["lost"].as_i64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
+    close_to(&a["openValue"], 3000.0);
+    close_to(&a["wonRate"], 1.0);
+    close_to(&a["wonValue"], 1000.0);
+    close_to(&a["wonShare"], 0.5);
+    close_to(&a["wonValueShare"], 1000.0 / 1100.0);
+    // D: one open without a value, one lost (the one lost 30 days ago is
+    // outside the week).
+    let d = tier("D");
+    assert_eq!(
+        (
+            d["openLeads"].as_i64(),
+            d["won"].as_i64(),
+            d["lost"].as_i64()
+        ),
+        (Some(1), Some(0), Some(1))
+    );
+    close_to(&d["openValue"], 0.0);
+    close_to(&d["wonRate"], 0.0);
+    close_to(&d["wonShare"], 0.0);
+    close_to(&d["wonValueShare"], 0.0);
+    // C: the one won at 100.
+    let c = tier("C");
+    assert_eq!(
+        (
+            c["openLeads"].as_i64(),
+            c["won"].as_i64(),
+            c["lost"].as_i64()
+        ),
+        (Some(0), Some(1), Some(0))
+    );
+    close_to(&c["wonRate"], 1.0);
+    close_to(&c["wonShare"], 0.5);
+    close_to(&c["wonValueShare"], 100.0 / 1100.0);
+    // A: nothing, and no rate to speak of.
+    let b = tier("A");
+    assert_eq!(
+        (b["openLeads"].as_i64(), b["won"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(b["wonRate"].is_null(), "{b}");
+    close_to(&b["wonValueShare"], 0.0);
+    assert_eq!(
+        (
+            report["won"].as_i64(),
+            report["lost"].as_i64(),
+            report["openLeads"].as_i64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
+    close_to(&report["wonValue"], 1100.0);
+
+    // Another company sees none of it.
+    let other = app.sign_up_tenant("globex").await;
+    let theirs = app
+        .review_ok(&other.token, "tierReport", TIER_REPORT_FIELDS, input)
+        .await;
+    assert_eq!(
+        (
+            theirs["openLeads"].as_i64(),
+            theirs["won"].as_i64(),
+            theirs["lost"].as_i64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_window_that_runs_backwards_is_refused_on_its_end() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let body = app
+        .review(
+            &t.token,
+            "tierReport",
+            "won",
+            json!({"from": days_ago(1), "to": days_ago(2)}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.to");
+}
+
+/// The scorecard history: rep Ann (team North, managed by Max) and rep
+/// Bob (team South).
+struct Reps {
+    t: Tenant,
+    ann: (String, String),
+    bob: (String, String),
+    max: (String, String),
+    south: String,
+    /// Ann's open leads.
+    ann_open: Vec<String>,
+}
+
+async fn reps(app: &TestApp) -> Reps {
+    let t = app.sign_up_tenant("acme").await;
+    let north = app.new_team(&t.token, "North").await;
+    let south = app.new_team(&t.token, "South").await;
+    let ann = app.member(&t, "ann@acme.test", "REP", &[&north]).await;
+    let bob = app.member(&t, "bob@acme.test", "REP", &[&south]).await;
+    let max = app.member(&t, "max@acme.test", "MANAGER", &[&north]).await;
+    let token = t.token.as_str();
+    let lead = |name: &str, owner: Option<&str>, attributes: Value, deal: f64, created: String| json!({"name": name, "ownerId": owner, "attributes": attributes, "dealValue": deal, "createdAt": created});
+
+    // Ann won a deal created 10 days ago and lost one created 4 days ago:
+    // 7 days to close, the median of 10 and 4.
+    let (won, _) = app
+        .made(
+            token,
+            lead("Won", Some(&ann.0), strong(), 1000.0, days_ago(10)),
+        )
+        .await;
+    // A call the owner made on her lead is the owner's, not hers, and,
+    // made before the lead was hers, no first contact.
+    app.record(token, &won, "call", json!({"occurredAt": days_ago(11)}))
+        .await;
+    let (lost, _) = app
+        .made(
+            token,
+            lead("Lost", Some(&ann.0), weak(), 400.0, days_ago(4)),
+        )
+        .await;
+    assert_eq!(app.closed(token, &won, "WON", None).await, "B");
+    assert_eq!(app.closed(token, &lost, "LOST", None).await, "D");
+
+    // Created for her 5 hours ago, called 3 hours ago: 2 hours.
+    let (quick, _) = app
+        .made(
+            token,
+            lead("Quick", Some(&ann.0), strong(), 200.0, hours_ago(5)),
+        )
+        .await;
+    app.record(&ann.1, &quick, "call", json!({"occurredAt": hours_ago(3)}))
+        .await;
+    // In the pool for 20 days, given to her 10 hours ago, called 4 hours
+    // ago: 6 hours.
+    let (slow, _) = app
+        .made(token, lead("Slow", None, weak(), 50.0, days_ago(20)))
+        .await;
+    let given = app
+        .lead_mutation(
+            token,
+            "assignLead",
+            "AssignLeadInput",
+            json!({"id": slow, "ownerId": ann.0}),
+        )
+        .await;
+    assert!(given["data"]["assignLead"].is_object(), "{given}");
+    app.assigned_at(&slow, Utc::now() - Duration::hours(10))
+        .await;
+    app.record(&ann.1, &slow, "call", json!({"occurredAt": hours_ago(4)}))
+        .await;
+    // Created for her an hour ago and not yet contacted.
+    let (waiting, _) = app
+        .made(
+            token,
+            lead("Waiting", Some(&ann.0), weak(), 10.0, hours_ago(1)),
+        )
+        .await;
+
+    // Bob won a deal created 2 days ago, worth 300.
+    let (bobs, _) = app
+        .made(
+            token,
+            lead("Bob's", Some(&bob.0), weak(), 300.0, days_ago(2)),
+        )
+        .await;
+    app.closed(token, &bobs, "WON", None).await;
+
+    Reps {
+        t,
+        ann,
+        bob,
+        max,
+        south,
+        ann_open: vec![quick, slow, waiting],
+    }
+}
+
+fn card<'a>(cards: &'a Value, rep: &str) -> &'a Value {
+    cards
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rep"]["id"] == rep)
+        .unwrap_or_else(|| panic!("no scorecard of {rep} in {cards}"))
+}
+
+fn reps_listed(cards: &Value) -> Vec<&str> {
+    cards
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rep"]["displayName"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
+    let app = spawn_app().await;
+    let r = reps(&app).await;
+    let (from, to) = three_weeks();
+    let cards = app
+        .review_ok(
+            &r.t.token,
+            "repScorecards",
+            SCORECARD_FIELDS,
+            json!({"from": from, "to": to}),
+        )
+        .await;
+    let ann = card(&cards, &r.ann.0);
+
+    // Open now: Quick (B), Slow and Waiting (D).
+    assert_eq!(ann["openLeads"], 3, "{ann}");
+    let tiers: Vec<(&str, i64)> = ann["openByTier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tier"].as_str().unwrap(), t["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(tiers, [("A", 0), ("B", 1), ("C", 0), ("D", 2)]);
+    // Overdue: those of her open leads whose follow-up time has passed.
+    let mut overdue = 0;
+    for id in &r.ann_open {
+        let lead = app.lead_by_id(&r.t.token, id).await;
+        let due: DateTime<Utc> = lead["nextFollowUpAt"].as_str().unwrap().parse().unwrap();
+        overdue += i64::from(due <= Utc::now());
+    }
+    assert_eq!(ann["overdueLeads"].as_i64(), Some(overdue));
+    close_to(&ann["overdueShare"], overdue as f64 / 3.0);
+
+    // Assigned in the window: Won, Lost, Quick and Waiting created for
+    // her, Slow given to her. Contacted: Quick after 2 hours, Slow after
+    // 6; the median is 4.
+    assert_eq!(
+        (
+            ann["assignedLeads"].as_i64(),
+            ann["contactedLeads"].as_i64()
+        ),
+        (Some(5), Some(2))
+    );
+    close_to(&ann["medianHoursToFirstContact"], 4.0);
+    // Her two calls over the 15 working days of three weeks.
+    assert_eq!(
+        (
+            ann["outboundActivities"].as_i64(),
+            ann["workingDays"].as_i64()
+        ),
+        (Some(2), Some(15))
+    );
+    close_to(&ann["outboundPerWorkingDay"], 2.0 / 15.0);
+    // Won 1 (B, 1,000), lost 1 (D); 10 and 4 days to close.
+    assert_eq!(
+        (ann["won"].as_i64(), ann["lost"].as_i64()),
+        (Some(1), Some(1))
+    );
+    close_to(&ann["wonRate"], 0.5);
+    close_to(&ann["wonValue"], 1000.0);
+    close_to(&ann["medianDaysToClose"], 7.0);
+    let closed: Vec<(&str, i64, i64)> = ann["closedByTier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tier"].as_str().unwrap(),
+                t["won"].as_i64().unwrap(),
+                t["lost"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(closed, [("A", 0, 0), ("B", 1, 0), ("C", 0, 0), ("D", 0, 1)]);
+
+    let bob = card(&cards, &r.bob.0);
+    assert_eq!(
+        (
+            bob["openLeads"].as_i64(),
+            bob["won"].as_i64(),
+            bob["lost"].as_i64()
+        ),
+        (Some(0), Some(1), Some(0))
+    );
+    close_to(&bob["wonValue"], 300.0);
+    close_to(&bob["medianDaysToClose"], 2.0);
+    assert!(
+        bob["overdueShare"].is_null() && bob["medianHoursToFirstContact"].is_null(),
+        "{bob}"
+    );
+    assert_eq!(bob["assignedLeads"], 1, "Bob's one lead, created for him");
+
+    // The owner sees every rep and manager, by name.
+    assert_eq!(
+        reps_listed(&cards),
+        ["ann@acme.test", "bob@acme.test", "max@acme.test"]
+    );
+}
+
+#[tokio::test]
+async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
+    let app = spawn_app().await;
+    let r = reps(&app).await;
+    let (from, to) = three_weeks();
+    let window = json!({"from": from, "to": to});
+
+    let theirs = app
+        .review_ok(&r.max.1, "repScorecards", SCORECARD_FIELDS, window.clone())
+        .await;
+    assert_eq!(reps_listed(&theirs), ["ann@acme.test", "max@acme.test"]);
+    let report = app
+        .review_ok(&r.max.1, "tierReport", TIER_REPORT_FIELDS, window.clone())
+        .await;
+    assert_eq!(
+        (report["won"].as_i64(), report["lost"].as_i64()),
+        (Some(1), Some(1)),
+        "Bob's win is South's"
+    );
+    close_to(&report["wonValue"], 1000.0);
+
+    let mut south = window.clone();
+    south["teamId"] = json!(r.south);
+    let refused = app
+        .review(&r.max.1, "repScorecards", "won", south.clone())
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+
+    // The owner may look at South alone.
+    let souths = app
+        .review_ok(&r.t.token, "tierReport", TIER_REPORT_FIELDS, south)
+        .await;
+    assert_eq!(souths["won"], 1);
+    close_to(&souths["wonValue"], 300.0);
+
+    let own = app
+        .review_ok(&r.ann.1, "repScorecards", SCORECARD_FIELDS, window.clone())
+        .await;
+    assert_eq!(reps_listed(&own), ["ann@acme.test"]);
+
+    let other = app.sign_up_tenant("globex").await;
+    let none = app
+        .review_ok(
+            &other.token,
+            "repScorecards",
+            SCORECARD_FIELDS,
+            window.clone(),
+        )
+        .await;
+    assert_eq!(none, json!([]));
+    let mut theirs = window;
+    theirs["teamId"] = json!(r.south);
+    let hidden = app.review(&other.token, "tierReport", "won", theirs).await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND", "{hidden}");
+}
+
+#[tokio::test]
+async fn tier_movements_show_the_matrix_and_which_lower_leads_climbed_and_won() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let token = t.token.as_str();
+    let me = t.owner_id.as_str();
+    let lead = |name: &str, attributes: Value| json!({"name": name, "attributes": attributes, "ownerId": me});
+
+    let (climber, c1) = app.made(token, lead("Climber", weak())).await;
+    let (winner, c2) = app.made(token, lead("Winner", weak())).await;
+    let (_, c3) = app.made(token, lead("Stays", weak())).await;
+    let (_, a) = app.made(token, lead("Top", strong())).await;
+    let (gone, _) = app.made(token, lead("Gone", weak())).await;
+    assert_eq!(
+        [c1.as_str(), c2.as_str(), c3.as_str(), a.as_str()],
+        ["D", "D", "D", "B"]
+    );
+    app.closed(token, &gone, "LOST", None).await;
+    let from = Utc::now();
+
+    // Within the window: Climber and Winner get urgent quote requests and
+    // reach A; Winner is won; a new lead arrives.
+    let up = app
+        .record(token, &climber, "urgent_quote_request", json!({}))
+        .await;
+    assert_eq!(up["tier"], "A");
+    let up = app
+        .record(token, &winner, "urgent_quote_request", json!({}))
+        .await;
+    assert_eq!(up["tier"], "A");
+    app.closed(token, &winner, "WON", None).await;
+    let (_, new) = app.made(token, lead("New", weak())).await;
+    let to = Utc::now();
+
+    let moves = app
+        .review_ok(
+            token,
+            "tierMovements",
+            MOVEMENT_FIELDS,
+            json!({"from": from.to_rfc3339(), "to": to.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(moves["tiers"], json!(["A", "B", "C", "D"]));
+    let cells: Vec<(Option<&str>, &str, i64)> = moves["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["fromTier"].as_str(),
+                c["toTier"].as_str().unwrap(),
+                c["leads"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Gone closed before the window and is left out.
+    assert_eq!(
+        cells,
+        [
+            (None, new.as_str(), 1),
+            (Some("B"), "B", 1),
+            (Some("D"), "A", 2),
+            (Some("D"), "D", 1),
+        ]
+    );
+    let climb = |from: &str, to: &str| {
+        moves["climbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["fromTier"] == from && c["toTier"] == to)
+            .map(|c| {
+                (
+                    c["leads"].as_i64().unwrap(),
+                    c["reached"].as_i64().unwrap(),
+                    c["won"].as_i64().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    // Of the three D leads, two reached A (and so B and C), one of them
+    // won; the B lead stayed.
+    assert_eq!(climb("D", "A"), (3, 2, 1));
+    assert_eq!(climb("D", "B"), (3, 2, 1));
+    assert_eq!(climb("D", "C"), (3, 2, 1));
+    assert_eq!(climb("B", "A"), (1, 0, 0));
+    assert_eq!(climb("C", "A"), (0, 0, 0));
+
+    // Before the window everything stood where it was made.
+    let earlier = app
+        .review_ok(
+            token,
+            "tierMovements",
+            MOVEMENT_FIELDS,
+            json!({"from": days_ago(1), "to": from.to_rfc3339()}),
+        )
+        .await;
+    let cells: Vec<(Option<&str>, &str, i64)> = earlier["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["fromTier"].as_str(),
+                c["toTier"].as_str().unwrap(),
+                c["leads"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(cells, [(None, "B", 1), (None, "D", 4)]);
+}
