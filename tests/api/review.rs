@@ -291,7 +291,15 @@ async fn reps(app: &TestApp) -> Reps {
         )
         .await;
     assert_eq!(app.closed(token, &won, "WON", None).await, "B");
-    assert_eq!(app.closed(token, &lost, "LOST", None).await, "D");
+    let body = app
+        .lead_mutation(
+            token,
+            "closeLead",
+            "CloseLeadInput",
+            json!({"id": lost, "outcome": "LOST", "reasonCategory": "price"}),
+        )
+        .await;
+    assert_eq!(body["data"]["closeLead"]["lead"]["tier"], "D", "{body}");
 
     // Created for her 5 hours ago, called 3 hours ago: 2 hours.
     let (quick, _) = app
@@ -631,4 +639,82 @@ async fn tier_movements_show_the_matrix_and_which_lower_leads_climbed_and_won() 
         })
         .collect();
     assert_eq!(cells, [(None, "B", 1), (None, "D", 4)]);
+}
+
+impl TestApp {
+    /// The first stage of the default pipeline's funnel, narrowed by
+    /// `narrowing` (`teamId`, `ownerId`).
+    async fn first_stage(&self, token: &str, narrowing: Value) -> Value {
+        let pipelines = self
+            .graphql(Some(token), "{ pipelines { id isDefault } }", json!({}))
+            .await;
+        let pipeline = pipelines["data"]["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["isDefault"] == true)
+            .unwrap()["id"]
+            .clone();
+        let mut variables = json!({"pipeline": pipeline});
+        variables
+            .as_object_mut()
+            .unwrap()
+            .extend(narrowing.as_object().unwrap().clone());
+        self.graphql(
+            Some(token),
+            "query($pipeline: ID!, $teamId: ID, $ownerId: ID) {
+                funnel(pipelineId: $pipeline, teamId: $teamId, ownerId: $ownerId) {
+                    stage { key } entered advanced lost lostReasons { category count } } }",
+            variables,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn the_funnel_narrows_to_a_team_or_a_rep_and_counts_lost_leads_by_reason() {
+    let app = spawn_app().await;
+    let r = reps(&app).await;
+    let first = |body: &Value| {
+        assert!(body["errors"].is_null(), "{body}");
+        body["data"]["funnel"][0].clone()
+    };
+
+    // Ann's five leads all started in the first stage; one was won (so
+    // went on), one lost from it for price.
+    let anns = first(
+        &app.first_stage(&r.t.token, json!({"ownerId": r.ann.0}))
+            .await,
+    );
+    assert_eq!(
+        (
+            anns["entered"].as_i64(),
+            anns["advanced"].as_i64(),
+            anns["lost"].as_i64()
+        ),
+        (Some(5), Some(1), Some(1)),
+        "{anns}"
+    );
+    assert_eq!(
+        anns["lostReasons"],
+        json!([{"category": "price", "count": 1}])
+    );
+
+    let souths = first(
+        &app.first_stage(&r.t.token, json!({"teamId": r.south}))
+            .await,
+    );
+    assert_eq!(
+        (souths["entered"].as_i64(), souths["lost"].as_i64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(souths["lostReasons"], json!([]));
+
+    // Max manages North: Ann's leads, not Bob's, and may not name South or Bob.
+    let managed = first(&app.first_stage(&r.max.1, json!({})).await);
+    assert_eq!(managed["entered"], 5, "{managed}");
+    for narrowing in [json!({"teamId": r.south}), json!({"ownerId": r.bob.0})] {
+        let refused = app.first_stage(&r.max.1, narrowing).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    }
 }

@@ -56,6 +56,16 @@ pub struct LostReasonCount {
     pub count: i32,
 }
 
+impl From<analytics::LostReasonCount> for LostReasonCount {
+    fn from(c: analytics::LostReasonCount) -> Self {
+        Self {
+            category: c.category,
+            label: c.label,
+            count: i32::try_from(c.count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct LostReasonQuery;
 
@@ -74,7 +84,8 @@ impl LostReasonQuery {
     }
 
     /// Leads lost between `from` and `to` per lost-reason category, of one
-    /// pipeline or all (OWNER, ADMIN; MANAGER for their teams).
+    /// pipeline or all (OWNER, ADMIN; MANAGER for their teams), of one team
+    /// or one rep when asked.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn lost_reasons(
         &self,
@@ -82,6 +93,8 @@ impl LostReasonQuery {
         pipeline_id: Option<ID>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
+        team_id: Option<ID>,
+        owner_id: Option<ID>,
     ) -> Result<Vec<LostReasonCount>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let config = tenant_config::get(&scope).await.gql()?;
@@ -91,19 +104,16 @@ impl LostReasonQuery {
             &principal,
             &categories,
             pipeline_id.as_ref().map(|p| p.as_str()),
+            analytics::Narrowing {
+                team: team_id.as_ref().map(|t| t.as_str()),
+                owner: owner_id.as_ref().map(|o| o.as_str()),
+            },
             from,
             to,
         )
         .await
         .gql()?;
-        Ok(counts
-            .into_iter()
-            .map(|c| LostReasonCount {
-                category: c.category,
-                label: c.label,
-                count: i32::try_from(c.count).unwrap_or(i32::MAX),
-            })
-            .collect())
+        Ok(counts.into_iter().map(Into::into).collect())
     }
 }
 

@@ -12,11 +12,12 @@ use super::{
     RequestContext,
     jobs::{JobRun, TierMove},
     lead::Lead,
+    lost_reasons::LostReasonCount,
     types::{DimensionKind, ScoringModel, Stage},
 };
 use crate::{
     error::{AppError, IntoGraphql},
-    service::{analytics, lead::visibility, models},
+    service::{analytics, lead::visibility, lost_reasons, models, tenant_config},
 };
 
 /// How many leads a model activation re-scores in the request; beyond it
@@ -162,6 +163,12 @@ pub struct FunnelStage {
     pub conversion_rate: f64,
     /// Mean days spent in the stage by the leads that left it.
     pub average_days: Option<f64>,
+    /// Of the leads that entered, those lost from this stage.
+    pub lost: i32,
+    /// Those lost leads per lost-reason category: the categories with
+    /// leads, in the tenant's order, then any no longer listed, then
+    /// those lost without one ("none given").
+    pub lost_reasons: Vec<LostReasonCount>,
 }
 
 /// Open leads in a tier.
@@ -200,8 +207,10 @@ pub struct ModelQuery;
 
 #[Object]
 impl ModelQuery {
-    /// Stage by stage: leads entered, advanced, conversion and days spent,
-    /// between `from` and `to` (OWNER, ADMIN and MANAGER).
+    /// Stage by stage: leads entered, advanced, conversion, days spent and
+    /// leads lost by reason, between `from` and `to` (OWNER, ADMIN and
+    /// MANAGER), of one team (led by it or owned by its members) or one
+    /// rep when asked; a MANAGER may name only their teams and members.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn funnel(
         &self,
@@ -209,11 +218,19 @@ impl ModelQuery {
         pipeline_id: ID,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
+        team_id: Option<ID>,
+        owner_id: Option<ID>,
     ) -> Result<Vec<FunnelStage>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let stages = analytics::funnel(&scope, &principal, &pipeline_id, from, to)
+        let narrowing = analytics::Narrowing {
+            team: team_id.as_ref().map(|t| t.as_str()),
+            owner: owner_id.as_ref().map(|o| o.as_str()),
+        };
+        let stages = analytics::funnel(&scope, &principal, &pipeline_id, narrowing, from, to)
             .await
             .gql()?;
+        let config = tenant_config::get(&scope).await.gql()?;
+        let categories = lost_reasons::of_tenant(&config.tenant);
         Ok(stages
             .into_iter()
             .map(|s| FunnelStage {
@@ -221,6 +238,11 @@ impl ModelQuery {
                 entered: count(s.entered),
                 advanced: count(s.advanced),
                 average_days: s.average_days,
+                lost: count(s.lost.values().sum::<u64>()),
+                lost_reasons: analytics::by_category(&categories, &s.lost, false)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
                 stage: s.stage.into(),
             })
             .collect())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     enums::{LeadStatus, Role, StageKind},
-    lead, lead_event, pipeline, stage,
+    lead, lead_event, pipeline, stage, team, user,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
@@ -17,9 +17,13 @@ use uuid::Uuid;
 use super::{
     configuration,
     lead::{teams_and_members, visibility},
-    validate,
+    tenant_config, validate,
 };
-use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
+use crate::{
+    auth::Principal,
+    error::{AppError, AppResult},
+    tenancy::TenantScope,
+};
 
 /// A recorded stage move of a lead, by stage key.
 #[derive(FromQueryResult)]
@@ -30,23 +34,74 @@ struct StageMove {
     to_value: Option<String>,
 }
 
+/// Whose leads an analysis counts: one team's (led by it or owned by its
+/// members), one rep's, or all the caller may read.
+#[derive(Clone, Copy, Default)]
+pub struct Narrowing<'a> {
+    pub team: Option<&'a str>,
+    pub owner: Option<&'a str>,
+}
+
 /// The leads whose history the caller's funnel counts: every lead for
 /// OWNER and ADMIN; for a MANAGER, their teams' leads (the teams' own and
 /// those owned by the teams' members, themselves included), not the whole
-/// company's, whose conversion figures are not theirs to read.
+/// company's, whose conversion figures are not theirs to read. Narrowed
+/// to one team or one owner when asked; a MANAGER may name only their
+/// own teams and their members.
 async fn counted_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
+    narrowing: Narrowing<'_>,
 ) -> AppResult<Condition> {
-    if principal.role != Role::Manager {
-        return Ok(Condition::all());
+    let mut counted = Condition::all();
+    let mut mine: Option<(Vec<Uuid>, Vec<Uuid>)> = None;
+    if principal.role == Role::Manager {
+        let (teams, mut members) = teams_and_members(scope, principal.user_id).await?;
+        members.push(principal.user_id);
+        counted = counted.add(
+            Condition::any()
+                .add(lead::Column::TeamId.is_in(teams.clone()))
+                .add(lead::Column::OwnerId.is_in(members.clone())),
+        );
+        mine = Some((teams, members));
     }
-    let (teams, mut members) = teams_and_members(scope, principal.user_id).await?;
-    members.push(principal.user_id);
-    Ok(Condition::any()
-        .add(lead::Column::TeamId.is_in(teams))
-        .add(lead::Column::OwnerId.is_in(members)))
+    if let Some(team) = narrowing.team {
+        let team = validate::id("teamId", team)?;
+        scope.get::<team::Entity>(team).await?;
+        if mine
+            .as_ref()
+            .is_some_and(|(teams, _)| !teams.contains(&team))
+        {
+            return Err(AppError::Forbidden {
+                action: "read the figures of a team you do not manage",
+            });
+        }
+        let config = tenant_config::get(scope).await?;
+        counted = counted.add(
+            Condition::any()
+                .add(lead::Column::TeamId.eq(team))
+                .add(lead::Column::OwnerId.is_in(config.members_of(&[team]))),
+        );
+    }
+    if let Some(owner) = narrowing.owner {
+        let owner = validate::id("ownerId", owner)?;
+        scope.get::<user::Entity>(owner).await?;
+        if mine
+            .as_ref()
+            .is_some_and(|(_, members)| !members.contains(&owner))
+        {
+            return Err(AppError::Forbidden {
+                action: "read the figures of someone outside your teams",
+            });
+        }
+        counted = counted.add(lead::Column::OwnerId.eq(owner));
+    }
+    Ok(counted)
 }
+
+/// What the funnel reads of a lead: id, creation, stage now, status, and
+/// lost-reason category.
+type FunnelLead = (Uuid, DateTime<Utc>, Uuid, LeadStatus, Option<String>);
 
 /// One stage of the funnel.
 pub struct FunnelStage {
@@ -59,6 +114,10 @@ pub struct FunnelStage {
     /// Mean days spent in the stage by the leads that entered it within
     /// the window and have left it; none when none left.
     pub average_days: Option<f64>,
+    /// Of those that entered, the leads lost from this stage (closed into
+    /// a lost stage from it), per lost-reason category; `None` for those
+    /// lost without one.
+    pub lost: HashMap<Option<String>, u64>,
 }
 
 impl FunnelStage {
@@ -77,16 +136,18 @@ impl FunnelStage {
 /// is created, and each stage it is moved or closed into.
 ///
 /// # Errors
-/// FORBIDDEN for a REP; NOT_FOUND for an unknown pipeline.
+/// FORBIDDEN for a REP, and for a MANAGER naming a team or rep not
+/// theirs; NOT_FOUND for an unknown pipeline, team or rep.
 pub async fn funnel<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     pipeline_id: &str,
+    narrowing: Narrowing<'_>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> AppResult<Vec<FunnelStage>> {
     principal.require_at_least(Role::Manager, "read the funnel")?;
-    let counted = counted_leads(scope, principal).await?;
+    let counted = counted_leads(scope, principal, narrowing).await?;
     let id = validate::id("pipelineId", pipeline_id)?;
     scope.get::<pipeline::Entity>(id).await?;
     let stages: Vec<stage::Model> = scope
@@ -102,13 +163,15 @@ pub async fn funnel<C: ConnectionTrait>(
         .collect();
     let by_id: HashMap<Uuid, usize> = stages.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
 
-    let leads: Vec<(Uuid, DateTime<Utc>, Uuid)> = scope
+    let leads: Vec<FunnelLead> = scope
         .select::<lead::Entity>()
         .select_only()
         .columns([
             lead::Column::Id,
             lead::Column::CreatedAt,
             lead::Column::StageId,
+            lead::Column::Status,
+            lead::Column::CloseReasonCategory,
         ])
         .filter(lead::Column::PipelineId.eq(id))
         .filter(counted.clone())
@@ -146,8 +209,9 @@ pub async fn funnel<C: ConnectionTrait>(
     let mut entered = vec![0u64; stages.len()];
     let mut advanced = vec![0u64; stages.len()];
     let mut days = vec![(0.0f64, 0u64); stages.len()];
+    let mut lost: Vec<HashMap<Option<String>, u64>> = vec![HashMap::new(); stages.len()];
     let in_window = |at: DateTime<Utc>| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at <= t);
-    for (lead, created_at, stage_id) in leads {
+    for (lead, created_at, stage_id, status, category) in leads {
         let moves = history.remove(&lead).unwrap_or_default();
         // The stages the lead went through, with when it entered each: it
         // starts where its first move left from, or where it still is.
@@ -175,6 +239,18 @@ pub async fn funnel<C: ConnectionTrait>(
                 })
             });
             advanced[stage] += u64::from(went_on);
+            let lost_here = later.first().is_some_and(|(next, _)| {
+                next.and_then(|s| stages.get(s))
+                    .is_some_and(|s| s.kind == StageKind::Lost)
+            });
+            if lost_here {
+                // The category is the lead's latest close; a lead lost,
+                // reopened and lost again counts under it each time.
+                let category = (status == LeadStatus::Lost)
+                    .then(|| category.clone())
+                    .flatten();
+                *lost[stage].entry(category).or_default() += 1;
+            }
             if let Some((_, left_at)) = later.first() {
                 let spent = (*left_at - *at).num_seconds().max(0) as f64 / 86_400.0;
                 days[stage].0 += spent;
@@ -190,6 +266,7 @@ pub async fn funnel<C: ConnectionTrait>(
             entered: entered[i],
             advanced: advanced[i],
             average_days: (days[i].1 > 0).then(|| days[i].0 / days[i].1 as f64),
+            lost: std::mem::take(&mut lost[i]),
         })
         .collect())
 }
@@ -262,17 +339,19 @@ pub struct LostReasonCount {
 /// the list, then the leads closed without a category, when any.
 ///
 /// # Errors
-/// FORBIDDEN for a REP; NOT_FOUND for an unknown pipeline.
+/// FORBIDDEN for a REP, and for a MANAGER naming a team or rep not
+/// theirs; NOT_FOUND for an unknown pipeline, team or rep.
 pub async fn lost_reasons<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     categories: &[super::lost_reasons::LostReasonCategory],
     pipeline_id: Option<&str>,
+    narrowing: Narrowing<'_>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> AppResult<Vec<LostReasonCount>> {
     principal.require_at_least(Role::Manager, "read why deals are lost")?;
-    let counted = counted_leads(scope, principal).await?;
+    let counted = counted_leads(scope, principal, narrowing).await?;
     let mut query = scope
         .select::<lead::Entity>()
         .select_only()
@@ -293,11 +372,27 @@ pub async fn lost_reasons<C: ConnectionTrait>(
         query = query.filter(lead::Column::ClosedAt.lte(to));
     }
     let counts: Vec<(Option<String>, i64)> = query.into_tuple().all(scope.conn()).await?;
+    let counts: HashMap<Option<String>, u64> = counts
+        .into_iter()
+        .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
+        .collect();
+    Ok(by_category(categories, &counts, true))
+}
+
+/// Lost counts in the order of the tenant's `categories` (those without
+/// leads too when `every_category`), then keys no longer in the list,
+/// then the leads lost without a category, when any.
+#[must_use]
+pub fn by_category(
+    categories: &[super::lost_reasons::LostReasonCategory],
+    counts: &HashMap<Option<String>, u64>,
+    every_category: bool,
+) -> Vec<LostReasonCount> {
     let count_of = |key: Option<&str>| {
         counts
             .iter()
             .find(|(k, _)| k.as_deref() == key)
-            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
+            .map_or(0, |(_, n)| *n)
     };
     let mut out: Vec<LostReasonCount> = categories
         .iter()
@@ -306,17 +401,19 @@ pub async fn lost_reasons<C: ConnectionTrait>(
             label: c.label.clone(),
             count: count_of(Some(&c.key)),
         })
+        .filter(|c| every_category || c.count > 0)
         .collect();
-    for (key, n) in &counts {
-        let Some(key) = key else { continue };
-        if categories.iter().all(|c| &c.key != key) {
-            out.push(LostReasonCount {
-                category: Some(key.clone()),
-                label: key.clone(),
-                count: u64::try_from(*n).unwrap_or(0),
-            });
-        }
-    }
+    let mut unlisted: Vec<(&String, u64)> = counts
+        .iter()
+        .filter_map(|(key, n)| Some((key.as_ref()?, *n)))
+        .filter(|(key, _)| categories.iter().all(|c| &c.key != *key))
+        .collect();
+    unlisted.sort();
+    out.extend(unlisted.into_iter().map(|(key, count)| LostReasonCount {
+        category: Some(key.clone()),
+        label: key.clone(),
+        count,
+    }));
     let none = count_of(None);
     if none > 0 {
         out.push(LostReasonCount {
@@ -325,5 +422,5 @@ pub async fn lost_reasons<C: ConnectionTrait>(
             count: none,
         });
     }
-    Ok(out)
+    out
 }
