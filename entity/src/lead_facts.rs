@@ -35,6 +35,8 @@ pub struct Model {
     pub close_reason: Option<String>,
     /// The key of the tenant's lost-reason category a LOST lead names.
     pub close_reason_category: Option<String>,
+    /// When the deal is expected to close, for the forecast.
+    pub expected_close_at: Option<DateTimeUtc>,
     pub last_activity_at: Option<DateTimeUtc>,
     pub last_inbound_at: Option<DateTimeUtc>,
     pub last_outbound_at: Option<DateTimeUtc>,

@@ -28,6 +28,7 @@ mod m20261204_000010_scheduled_follow_ups;
 mod m20261205_000002_customers_and_churn;
 mod m20261205_000003_lost_reason_categories;
 mod m20261205_000004_pool_rules;
+mod m20261206_000001_expected_close;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000002_customers_and_churn::Migration),
             Box::new(m20261205_000003_lost_reason_categories::Migration),
             Box::new(m20261205_000004_pool_rules::Migration),
+            Box::new(m20261206_000001_expected_close::Migration),
         ]
     }
 }

@@ -718,3 +718,221 @@ async fn the_funnel_narrows_to_a_team_or_a_rep_and_counts_lost_leads_by_reason()
         assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
     }
 }
+
+const FORECAST_FIELDS: &str = "months { month startsAt expected { openLeads unweightedValue weightedValue } wonLeads wonValue }
+    stages { stage { key } expected { openLeads unweightedValue weightedValue } typicalDaysToClose }
+    expected { openLeads unweightedValue weightedValue }
+    outsidePeriod { openLeads unweightedValue weightedValue }
+    undated { openLeads unweightedValue weightedValue }";
+
+/// The first day of the month of `at` in Shanghai, `months` later.
+fn shanghai_month(at: DateTime<Utc>, months: u32) -> chrono::NaiveDate {
+    let shanghai = FixedOffset::east_opt(8 * 3600).unwrap();
+    let day = at
+        .with_timezone(&shanghai)
+        .date_naive()
+        .with_day(1)
+        .unwrap();
+    day.checked_add_months(chrono::Months::new(months)).unwrap()
+}
+
+#[tokio::test]
+async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_was_won() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let token = t.token.as_str();
+    let me = t.owner_id.as_str();
+    let now = Utc::now();
+
+    // History: two deals won from the first stage, 30 and 10 days after
+    // they came in: the stage's typical time to a win is 20 days.
+    for (days, value) in [(30, 100.0), (10, 50.0)] {
+        let (id, _) = app
+            .made(token, json!({"name": format!("Won after {days}"), "attributes": weak(), "ownerId": me, "dealValue": value, "createdAt": days_ago(days)}))
+            .await;
+        app.closed(token, &id, "WON", None).await;
+    }
+
+    let deal = |name: &str, value: f64, extra: Value| {
+        let mut input =
+            json!({"name": name, "attributes": weak(), "ownerId": me, "dealValue": value});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        input
+    };
+    // Dated by its stage: in 20 days.
+    let by_stage = app
+        .new_lead(token, deal("By stage", 1000.0, json!({})))
+        .await;
+    // Dated by hand: next month, 10 days ago (slipped: this month), and
+    // in 200 days (after the period).
+    let next_month = shanghai_month(now, 1)
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let dated = app
+        .new_lead(
+            token,
+            deal(
+                "Next month",
+                500.0,
+                json!({"expectedCloseAt": next_month.to_rfc3339()}),
+            ),
+        )
+        .await;
+    let slipped = app
+        .new_lead(
+            token,
+            deal("Slipped", 300.0, json!({"expectedCloseAt": days_ago(10)})),
+        )
+        .await;
+    let later = app
+        .new_lead(
+            token,
+            deal(
+                "Later",
+                700.0,
+                json!({"expectedCloseAt": (now + Duration::days(200)).to_rfc3339()}),
+            ),
+        )
+        .await;
+    // In a stage no deal has been won from yet: undated.
+    let undated = app
+        .new_lead(
+            token,
+            deal("Undated", 200.0, json!({"stageKey": "initial_contact"})),
+        )
+        .await;
+    let weighted =
+        |lead: &Value, value: f64| value * lead["closeProbability"].as_f64().unwrap_or(0.0);
+
+    let from = shanghai_month(now, 0)
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        - Duration::hours(8);
+    let to = shanghai_month(now, 3)
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        - Duration::hours(8);
+    let body = app
+        .graphql(
+            Some(token),
+            &format!("query($input: ForecastInput!) {{ forecast(input: $input) {{ {FORECAST_FIELDS} }} }}"),
+            json!({"input": {"from": from.to_rfc3339(), "to": to.to_rfc3339()}}),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let f = &body["data"]["forecast"];
+
+    let months: Vec<&str> = f["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["month"].as_str().unwrap())
+        .collect();
+    let name = |d: chrono::NaiveDate| d.format("%Y-%m").to_string();
+    assert_eq!(
+        months,
+        [
+            name(shanghai_month(now, 0)),
+            name(shanghai_month(now, 1)),
+            name(shanghai_month(now, 2))
+        ]
+    );
+    assert_eq!(
+        f["months"][0]["startsAt"]
+            .as_str()
+            .map(|s| s.parse::<DateTime<Utc>>().unwrap()),
+        Some(from)
+    );
+
+    // By hand: this month holds the slipped deal, and the one dated by its
+    // stage when 20 days from now is still this month.
+    let by_stage_month = shanghai_month(now + Duration::days(20), 0);
+    let mut expected = [(0, 0.0, 0.0), (0, 0.0, 0.0), (0, 0.0, 0.0)];
+    expected[0] = (1, 300.0, weighted(&slipped, 300.0));
+    let i = (0..3u32)
+        .find(|i| shanghai_month(now, *i) == by_stage_month)
+        .unwrap() as usize;
+    expected[i].0 += 1;
+    expected[i].1 += 1000.0;
+    expected[i].2 += weighted(&by_stage, 1000.0);
+    expected[1].0 += 1;
+    expected[1].1 += 500.0;
+    expected[1].2 += weighted(&dated, 500.0);
+    for (m, (n, value, weight)) in f["months"].as_array().unwrap().iter().zip(expected) {
+        assert_eq!(m["expected"]["openLeads"].as_i64(), Some(n), "{m}");
+        close_to(&m["expected"]["unweightedValue"], value);
+        close_to(&m["expected"]["weightedValue"], weight);
+    }
+    // Won this month: the two deals of the history.
+    assert_eq!(f["months"][0]["wonLeads"], 2);
+    close_to(&f["months"][0]["wonValue"], 150.0);
+    assert_eq!(f["months"][1]["wonLeads"], 0);
+
+    assert_eq!(f["expected"]["openLeads"], 3);
+    close_to(&f["expected"]["unweightedValue"], 1800.0);
+    assert_eq!(f["outsidePeriod"]["openLeads"], 1);
+    close_to(
+        &f["outsidePeriod"]["weightedValue"],
+        weighted(&later, 700.0),
+    );
+    assert_eq!(f["undated"]["openLeads"], 1);
+    close_to(&f["undated"]["unweightedValue"], 200.0);
+    close_to(&f["undated"]["weightedValue"], weighted(&undated, 200.0));
+
+    let stage = |key: &str| {
+        f["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"]["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    let lead_stage = stage("lead");
+    close_to(&lead_stage["typicalDaysToClose"], 20.0);
+    assert_eq!(lead_stage["expected"]["openLeads"], 3);
+    close_to(&lead_stage["expected"]["unweightedValue"], 1800.0);
+    assert!(stage("initial_contact")["typicalDaysToClose"].is_null());
+    assert!(
+        f["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["stage"]["key"] != "won" && s["stage"]["key"] != "lost"),
+        "only open stages"
+    );
+
+    // One rep's forecast holds only their deals; the lead that shows the
+    // date carries it.
+    let (rep, _) = app.member(&t, "rep@acme.test", "REP", &[]).await;
+    let theirs = app
+        .graphql(
+            Some(token),
+            "query($input: ForecastInput!) { forecast(input: $input) { expected { openLeads } months { wonLeads } } }",
+            json!({"input": {"from": from.to_rfc3339(), "to": to.to_rfc3339(), "ownerId": rep}}),
+        )
+        .await;
+    assert_eq!(
+        theirs["data"]["forecast"]["expected"]["openLeads"], 0,
+        "{theirs}"
+    );
+    let shown = app
+        .graphql(
+            Some(token),
+            "query($id: ID!) { lead(id: $id) { expectedCloseAt } }",
+            json!({"id": dated["id"]}),
+        )
+        .await;
+    assert_eq!(
+        shown["data"]["lead"]["expectedCloseAt"]
+            .as_str()
+            .map(|s| s.parse::<DateTime<Utc>>().unwrap()),
+        Some(next_month)
+    );
+}

@@ -327,6 +327,13 @@ impl Lead {
         let row = self.row(ctx).await?;
         Ok(Json(&row.attributes))
     }
+    /// When the deal is expected to close, as last set; the forecast
+    /// groups open deal value by it.
+    async fn expected_close_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let row = self.row(ctx).await?;
+        Ok(row.expected_close_at)
+    }
+
     async fn deal_value(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
         let row = self.row(ctx).await?;
         Ok(row.deal_value)
@@ -1115,6 +1122,9 @@ pub struct CreateLeadInput {
     pub source: Option<String>,
     /// For leads brought over from elsewhere; never in the future.
     pub created_at: Option<DateTime<Utc>>,
+    /// When the deal is expected to close, for the forecast; without it
+    /// the forecast uses the stage's typical time to close.
+    pub expected_close_at: Option<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]
@@ -1132,6 +1142,8 @@ pub struct UpdateLeadInput {
     pub attributes: Option<Json<Value>>,
     pub deal_value: MaybeUndefined<f64>,
     pub team_id: MaybeUndefined<ID>,
+    /// When the deal is expected to close; null clears it.
+    pub expected_close_at: MaybeUndefined<DateTime<Utc>>,
 }
 
 #[derive(InputObject)]
@@ -1281,6 +1293,7 @@ impl LeadMutation {
             external_id: input.external_id,
             source: input.source,
             created_at: input.created_at,
+            expected_close_at: input.expected_close_at,
         };
         Ok(leads::create_lead(&rc.db, &principal, input, Utc::now())
             .await
@@ -1301,6 +1314,7 @@ impl LeadMutation {
             attributes: input.attributes.map(|j| j.0),
             deal_value: input.deal_value.into(),
             team_id: Option::<Option<ID>>::from(input.team_id).map(|team| team.map(|id| id.0)),
+            expected_close_at: input.expected_close_at.into(),
         };
         Ok(leads::update_lead(
             &rc.db,

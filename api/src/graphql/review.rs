@@ -2,9 +2,13 @@
 //! movements, over the leads the caller may see.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 
-use super::{RequestContext, cost, models::TierCount, types::User};
+use super::{
+    RequestContext, cost,
+    models::TierCount,
+    types::{Stage, User},
+};
 use crate::{
     error::IntoGraphql,
     service::review::{self, Window},
@@ -167,6 +171,85 @@ pub struct TierMovements {
     pub climbs: Vec<TierClimb>,
 }
 
+/// The months a forecast covers and whose deals it counts.
+#[derive(InputObject)]
+pub struct ForecastInput {
+    /// Start of the period, inclusive: its month is the first listed.
+    pub from: DateTime<Utc>,
+    /// End of the period, exclusive; at most ten years after `from`.
+    pub to: DateTime<Utc>,
+    /// One team's deals (led by the team or owned by its members); a
+    /// MANAGER may name only their own teams.
+    pub team_id: Option<ID>,
+    /// One rep's deals; a MANAGER may name only their teams' members.
+    pub owner_id: Option<ID>,
+}
+
+/// Open deal value: unweighted, and weighted by each deal's close
+/// probability (deals without a value count 0).
+#[derive(SimpleObject)]
+pub struct DealSum {
+    pub open_leads: i32,
+    pub unweighted_value: f64,
+    pub weighted_value: f64,
+}
+
+impl From<review::Sum> for DealSum {
+    fn from(s: review::Sum) -> Self {
+        Self {
+            open_leads: int(s.open_leads),
+            unweighted_value: s.unweighted,
+            weighted_value: s.weighted,
+        }
+    }
+}
+
+/// One month: the open deal value expected to close in it, and what was
+/// won in it, to hold forecast and actuals side by side.
+#[derive(SimpleObject)]
+pub struct ForecastMonth {
+    /// `2026-12`.
+    pub month: String,
+    /// The month's first moment in the company's time zone.
+    pub starts_at: DateTime<Utc>,
+    /// Open deals expected to close in the month (deals whose date has
+    /// passed count in the current month).
+    pub expected: DealSum,
+    /// Deals won in the month, within the period.
+    pub won_leads: i32,
+    pub won_value: f64,
+}
+
+/// Open deal value of one stage expected to close within the period.
+#[derive(SimpleObject)]
+pub struct ForecastStage {
+    pub stage: Stage,
+    pub expected: DealSum,
+    /// Median days from entering the stage to a win, learned from the
+    /// deals won in the last two years; the forecast dates the stage's
+    /// deals without an expected close by it. Null until a deal that
+    /// passed through the stage is won.
+    pub typical_days_to_close: Option<f64>,
+}
+
+/// Open deal value weighted by close probability by the month it is
+/// expected to close and by stage, with the value won per month beside it.
+#[derive(SimpleObject)]
+pub struct Forecast {
+    /// Every month of the period, in order.
+    pub months: Vec<ForecastMonth>,
+    /// Every open stage of every pipeline, in order.
+    pub stages: Vec<ForecastStage>,
+    /// All deals expected within the period.
+    pub expected: DealSum,
+    /// Deals expected to close after the period (or before it, for a
+    /// period that starts later than this month).
+    pub outside_period: DealSum,
+    /// Deals with no expected close date in a stage with no typical time
+    /// to close yet.
+    pub undated: DealSum,
+}
+
 #[derive(Default)]
 pub struct ReviewQuery;
 
@@ -186,6 +269,7 @@ impl ReviewQuery {
             &scope,
             &principal,
             input.team_id.as_ref().map(|t| t.as_str()),
+            None,
         )
         .await
         .gql()?;
@@ -238,6 +322,7 @@ impl ReviewQuery {
             &scope,
             &principal,
             input.team_id.as_ref().map(|t| t.as_str()),
+            None,
         )
         .await
         .gql()?;
@@ -267,6 +352,74 @@ impl ReviewQuery {
         })
     }
 
+    /// Open deal value weighted by close probability, by expected close
+    /// month (the lead's `expectedCloseAt`, else its stage's typical time
+    /// to a win) and by stage, with the unweighted value and each month's
+    /// won value beside it.
+    #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
+    async fn forecast(&self, ctx: &Context<'_>, input: ForecastInput) -> Result<Forecast> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let window = Window::new(input.from, input.to).gql()?;
+        let counted = review::counted(
+            &scope,
+            &principal,
+            input.team_id.as_ref().map(|t| t.as_str()),
+            input.owner_id.as_ref().map(|o| o.as_str()),
+        )
+        .await
+        .gql()?;
+        let zone: chrono_tz::Tz = counted
+            .config
+            .tenant
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::UTC);
+        let f = review::forecast(&scope, &counted, window, Utc::now())
+            .await
+            .gql()?;
+        let mut expected = review::Sum::default();
+        for m in &f.months {
+            expected.open_leads += m.open_leads;
+            expected.unweighted += m.unweighted;
+            expected.weighted += m.weighted;
+        }
+        Ok(Forecast {
+            months: f
+                .months
+                .into_iter()
+                .map(|m| ForecastMonth {
+                    month: m.month.format("%Y-%m").to_string(),
+                    starts_at: m
+                        .month
+                        .and_time(NaiveTime::MIN)
+                        .and_local_timezone(zone)
+                        .earliest()
+                        .map_or(window.from, |at| at.with_timezone(&Utc)),
+                    expected: review::Sum {
+                        open_leads: m.open_leads,
+                        unweighted: m.unweighted,
+                        weighted: m.weighted,
+                    }
+                    .into(),
+                    won_leads: int(m.won_leads),
+                    won_value: m.won_value,
+                })
+                .collect(),
+            stages: f
+                .stages
+                .into_iter()
+                .map(|s| ForecastStage {
+                    stage: s.stage.into(),
+                    expected: s.sum.into(),
+                    typical_days_to_close: s.typical_days,
+                })
+                .collect(),
+            expected: expected.into(),
+            outside_period: f.outside.into(),
+            undated: f.undated.into(),
+        })
+    }
+
     /// The matrix of leads by tier at the period's start against their
     /// tier at its end, and how many lower-tier leads climbed and won.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
@@ -277,6 +430,7 @@ impl ReviewQuery {
             &scope,
             &principal,
             input.team_id.as_ref().map(|t| t.as_str()),
+            None,
         )
         .await
         .gql()?;

@@ -50,6 +50,7 @@ pub struct NewLead {
     pub external_id: Option<String>,
     pub source: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
+    pub expected_close_at: Option<DateTime<Utc>>,
 }
 
 /// The fields of `UpdateLeadInput`; `None` leaves a field as it is, and
@@ -64,6 +65,7 @@ pub struct LeadChanges {
     pub attributes: Option<Value>,
     pub deal_value: Option<Option<f64>>,
     pub team_id: Option<Option<String>>,
+    pub expected_close_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// A phone number reduced to `+` and digits, so `+86 138-0000-0000` and
@@ -513,6 +515,7 @@ pub async fn create_lead(
         source,
         attributes,
         deal_value,
+        expected_close_at: input.expected_close_at,
         owner_id,
         team_id,
         stage_id: stage.id,
@@ -691,6 +694,9 @@ pub async fn update_lead(
     }
     if let Some(deal_value) = changes.deal_value {
         changed.deal_value = check_deal_value(deal_value)?;
+    }
+    if let Some(expected) = changes.expected_close_at {
+        changed.expected_close_at = expected;
     }
     if let Some(team) = changes.team_id {
         changed.team_id = match team {

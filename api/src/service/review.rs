@@ -8,11 +8,11 @@ use std::{
     sync::Arc,
 };
 
-use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Offset, TimeZone, Utc, Weekday};
 use entity::{
     activity,
-    enums::{Direction, LeadStatus, Role},
-    lead, lead_event, score_event, team, user,
+    enums::{Direction, LeadStatus, Role, StageKind},
+    lead, lead_event, score_event, stage, team, user,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryResult, QuerySelect, QueryTrait,
@@ -115,15 +115,17 @@ impl Counted {
 
 /// The leads a report on `team` (or every team) counts for the caller:
 /// those `leads` shows them, of that team (led by it, or owned by one of
-/// its members).
+/// its members), and of `owner` when named.
 ///
 /// # Errors
-/// BAD_USER_INPUT or NOT_FOUND for a bad team; FORBIDDEN for a MANAGER
-/// asking about a team they do not manage.
+/// BAD_USER_INPUT or NOT_FOUND for a bad team or owner; FORBIDDEN for a
+/// MANAGER naming a team they do not manage or someone outside their
+/// teams.
 pub async fn counted<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     team: Option<&str>,
+    owner: Option<&str>,
 ) -> AppResult<Counted> {
     let team = team.map(|t| validate::id("input.teamId", t)).transpose()?;
     let config = tenant_config::get(scope).await?;
@@ -140,6 +142,18 @@ pub async fn counted<C: ConnectionTrait>(
                 .add(lead::Column::TeamId.eq(team))
                 .add(lead::Column::OwnerId.is_in(config.members_of(&[team]))),
         );
+    }
+    if let Some(owner) = owner {
+        let owner = validate::id("input.ownerId", owner)?;
+        scope.get::<user::Entity>(owner).await?;
+        let mut members = config.members_of(config.teams_of(principal.user_id));
+        members.push(principal.user_id);
+        if principal.role == Role::Manager && !members.contains(&owner) {
+            return Err(AppError::Forbidden {
+                action: "read the review of someone outside your teams",
+            });
+        }
+        leads = leads.add(lead::Column::OwnerId.eq(owner));
     }
     let tiers = config
         .model(team)?
@@ -864,6 +878,318 @@ pub async fn tier_movements<C: ConnectionTrait>(
         tiers,
         cells,
         climbs,
+    })
+}
+
+// ------------------------------------------------------------- forecast
+
+/// How far back won deals teach the stages' typical time to close.
+const LEARN_FROM_DAYS: i64 = 730;
+
+/// Open deal value expected to close in one month, beside what was won.
+#[derive(Debug, Clone, Default)]
+pub struct MonthFigures {
+    /// The month's first day, in the company's time zone.
+    pub month: NaiveDate,
+    pub open_leads: u64,
+    pub unweighted: f64,
+    pub weighted: f64,
+    pub won_leads: u64,
+    pub won_value: f64,
+}
+
+/// Open deal value of the leads in one stage.
+#[derive(Debug, Clone, Default)]
+pub struct Sum {
+    pub open_leads: u64,
+    pub unweighted: f64,
+    pub weighted: f64,
+}
+
+impl Sum {
+    fn add(&mut self, n: u64, unweighted: f64, weighted: f64) {
+        self.open_leads += n;
+        self.unweighted += unweighted;
+        self.weighted += weighted;
+    }
+}
+
+pub struct StageForecast {
+    pub stage: stage::Model,
+    /// The stage's leads expected to close within the window.
+    pub sum: Sum,
+    /// Median days from entering the stage to a win, learned from the
+    /// deals won in the last two years; none without such deals.
+    pub typical_days: Option<f64>,
+}
+
+pub struct Forecast {
+    /// Every month the window touches, in order.
+    pub months: Vec<MonthFigures>,
+    /// Every open stage of every pipeline (post-sale ones aside), in
+    /// pipeline order.
+    pub stages: Vec<StageForecast>,
+    /// Open leads expected to close outside the window.
+    pub outside: Sum,
+    /// Open leads without an expected close date whose stage has no
+    /// typical time to close yet.
+    pub undated: Sum,
+}
+
+/// Median days from entering each stage of `pipeline` to a win, over the
+/// tenant's deals won since `since`: a lead enters a stage when it is
+/// moved there, or when it is created in it.
+async fn typical_days<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    pipeline: Uuid,
+    since: DateTime<Utc>,
+) -> AppResult<HashMap<String, f64>> {
+    let won = || {
+        scope
+            .select::<lead::Entity>()
+            .select_only()
+            .columns([
+                lead::Column::Id,
+                lead::Column::CreatedAt,
+                lead::Column::ClosedAt,
+            ])
+            .filter(lead::Column::PipelineId.eq(pipeline))
+            .filter(lead::Column::Status.eq(LeadStatus::Won))
+            .filter(lead::Column::ClosedAt.gte(since))
+    };
+    let moves = || {
+        scope
+            .select::<lead_event::Entity>()
+            .select_only()
+            .columns([
+                lead_event::Column::Id,
+                lead_event::Column::LeadId,
+                lead_event::Column::FromValue,
+                lead_event::Column::ToValue,
+                lead_event::Column::At,
+            ])
+            .filter(lead_event::Column::Kind.eq("STAGE"))
+    };
+    let backend = scope.conn().get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push(
+        "SELECT g, AVG(v) AS median FROM (SELECT g, v, \
+         ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, \
+         COUNT(*) OVER (PARTITION BY g) AS n FROM (SELECT e.to_value AS g, (",
+    )
+    .epoch("w.closed_at")
+    .push(" - ")
+    .epoch("e.at")
+    .push(") / 86400.0 AS v FROM ")
+    .subquery(moves())
+    .push(" e JOIN ")
+    .subquery(won())
+    .push(" w ON w.id = e.lead_id WHERE e.at <= w.closed_at UNION ALL SELECT f.from_value AS g, (")
+    .epoch("w.closed_at")
+    .push(" - ")
+    .epoch("w.created_at")
+    .push(") / 86400.0 AS v FROM ")
+    .subquery(won())
+    .push(" w JOIN ")
+    .subquery(moves())
+    .push(" f ON f.lead_id = w.id WHERE NOT EXISTS (SELECT 1 FROM ")
+    .subquery(moves())
+    .push(
+        " p WHERE p.lead_id = f.lead_id AND (p.at < f.at OR (p.at = f.at AND p.id < f.id)))\
+             ) x WHERE g IS NOT NULL AND v IS NOT NULL) r \
+             WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY g",
+    );
+    sql.all(scope.conn())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String>("", "g")?,
+                r.try_get::<f64>("", "median")?,
+            ))
+        })
+        .collect()
+}
+
+/// The first day of the month of `day`.
+fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// Open deal value of the counted leads by the month they are expected to
+/// close (their expected close date, else the day they entered their stage
+/// plus the stage's typical time to a win; a date already past counts in
+/// the current month), weighted by close probability, and by stage; with
+/// the value won in each month of the window beside it. Months are the
+/// company's, in its time zone.
+///
+/// # Errors
+/// Database errors.
+pub async fn forecast<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    counted: &Counted,
+    window: Window,
+    now: DateTime<Utc>,
+) -> AppResult<Forecast> {
+    let zone: chrono_tz::Tz = counted
+        .config
+        .tenant
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::UTC);
+    // Days are cut at the company's midnight as it falls now; across a
+    // change to or from summer time a deal within an hour of midnight may
+    // fall on the neighbouring day.
+    let offset = f64::from(
+        zone.offset_from_utc_datetime(&now.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    );
+    let local_day = |at: DateTime<Utc>| at.with_timezone(&zone).date_naive();
+    let epoch_day = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let day_of = |n: i64| epoch_day + Duration::days(n);
+
+    let mut typical: HashMap<Uuid, f64> = HashMap::new();
+    let mut stages: Vec<StageForecast> = Vec::new();
+    for pipeline in counted.config.pipelines() {
+        let days =
+            typical_days(scope, pipeline.0.id, now - Duration::days(LEARN_FROM_DAYS)).await?;
+        for stage in &pipeline.1 {
+            if stage.kind != StageKind::Open || stage.post_sale {
+                continue;
+            }
+            let typical_days = days.get(&stage.key).copied();
+            if let Some(d) = typical_days {
+                typical.insert(stage.id, d);
+            }
+            stages.push(StageForecast {
+                stage: stage.clone(),
+                sum: Sum::default(),
+                typical_days,
+            });
+        }
+    }
+
+    let backend = scope.conn().get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT l.stage_id AS stage, ");
+    sql.floor_begin()
+        .push("(l.expected + ")
+        .bind(offset)
+        .push(") / 86400.0")
+        .floor_end()
+        .push(
+            " AS day, COUNT(*) AS n, SUM(COALESCE(l.deal_value, 0)) AS value, \
+             SUM(COALESCE(l.deal_value, 0) * COALESCE(l.close_probability, 0)) AS weighted \
+             FROM (SELECT o.stage_id, o.deal_value, o.close_probability, COALESCE(",
+        )
+        .epoch("o.expected_close_at")
+        .push(", ")
+        .epoch("o.stage_entered_at")
+        .push(" + ");
+    if typical.is_empty() {
+        sql.push("NULL");
+    } else {
+        sql.push("CASE o.stage_id");
+        for (stage, days) in &typical {
+            sql.push(" WHEN ")
+                .bind(*stage)
+                .push(" THEN CAST(")
+                .bind(days * 86_400.0)
+                .push(" AS DOUBLE PRECISION)");
+        }
+        sql.push(" END");
+    }
+    sql.push(") AS expected FROM ")
+        .subquery(
+            counted
+                .select(
+                    scope,
+                    [
+                        lead::Column::StageId,
+                        lead::Column::DealValue,
+                        lead::Column::CloseProbability,
+                        lead::Column::ExpectedCloseAt,
+                        lead::Column::StageEnteredAt,
+                    ],
+                )
+                .filter(lead::Column::Status.eq(LeadStatus::Open)),
+        )
+        .push(" o) l GROUP BY l.stage_id, day");
+    let open = sql.all(scope.conn()).await?;
+
+    let first = month_of(local_day(window.from));
+    let last = month_of(local_day(window.to - Duration::nanoseconds(1)));
+    let mut months: Vec<MonthFigures> = Vec::new();
+    let mut month = first;
+    while month <= last {
+        months.push(MonthFigures {
+            month,
+            ..MonthFigures::default()
+        });
+        month = month
+            .checked_add_months(Months::new(1))
+            .unwrap_or(NaiveDate::MAX);
+    }
+    let today = local_day(now);
+    let mut outside = Sum::default();
+    let mut undated = Sum::default();
+    for row in &open {
+        let stage: Uuid = row.try_get("", "stage")?;
+        let day: Option<i64> = row.try_get("", "day")?;
+        let n = count(row.try_get("", "n")?);
+        let value: f64 = row.try_get::<Option<f64>>("", "value")?.unwrap_or(0.0);
+        let weighted: f64 = row.try_get::<Option<f64>>("", "weighted")?.unwrap_or(0.0);
+        let Some(day) = day else {
+            undated.add(n, value, weighted);
+            continue;
+        };
+        let expected = month_of(day_of(day).max(today));
+        match months.iter_mut().find(|m| m.month == expected) {
+            Some(m) => {
+                m.open_leads += n;
+                m.unweighted += value;
+                m.weighted += weighted;
+                if let Some(s) = stages.iter_mut().find(|s| s.stage.id == stage) {
+                    s.sum.add(n, value, weighted);
+                }
+            }
+            None => outside.add(n, value, weighted),
+        }
+    }
+
+    let mut won = Sql::new(backend);
+    won.push("SELECT ")
+        .floor_begin()
+        .push("(")
+        .epoch("w.closed_at")
+        .push(" + ")
+        .bind(offset)
+        .push(") / 86400.0")
+        .floor_end()
+        .push(" AS day, COUNT(*) AS n, SUM(COALESCE(w.deal_value, 0)) AS value FROM ")
+        .subquery(
+            counted
+                .select(scope, [lead::Column::ClosedAt, lead::Column::DealValue])
+                .filter(lead::Column::Status.eq(LeadStatus::Won))
+                .filter(lead::Column::ClosedAt.gte(window.from))
+                .filter(lead::Column::ClosedAt.lt(window.to)),
+        )
+        .push(" w GROUP BY day");
+    for row in won.all(scope.conn()).await? {
+        let Some(day) = row.try_get::<Option<i64>>("", "day")? else {
+            continue;
+        };
+        if let Some(m) = months.iter_mut().find(|m| m.month == month_of(day_of(day))) {
+            m.won_leads += count(row.try_get("", "n")?);
+            m.won_value += row.try_get::<Option<f64>>("", "value")?.unwrap_or(0.0);
+        }
+    }
+    Ok(Forecast {
+        months,
+        stages,
+        outside,
+        undated,
     })
 }
 

@@ -65,6 +65,24 @@ impl Sql {
         self.push(&expr)
     }
 
+    /// Opens a whole number rounded down from what follows, up to
+    /// [`Sql::floor_end`]; for values not below zero.
+    pub fn floor_begin(&mut self) -> &mut Self {
+        match self.backend {
+            DbBackend::Postgres => self.push("CAST(FLOOR("),
+            // SQLite's CAST truncates, which is rounding down from zero up,
+            // and its FLOOR needs the optional math functions.
+            _ => self.push("CAST(("),
+        }
+    }
+
+    pub fn floor_end(&mut self) -> &mut Self {
+        match self.backend {
+            DbBackend::Postgres => self.push(") AS BIGINT)"),
+            _ => self.push(") AS INTEGER)"),
+        }
+    }
+
     /// The statement, its placeholders numbered for PostgreSQL.
     pub fn build(self) -> Statement {
         let text = match self.backend {
