@@ -434,7 +434,7 @@ impl ReviewQuery {
         )
         .await
         .gql()?;
-        let m = review::tier_movements(&scope, &counted, window)
+        let m = review::tier_movements(&scope, &counted, window, Utc::now())
             .await
             .gql()?;
         Ok(TierMovements {

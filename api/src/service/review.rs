@@ -80,6 +80,9 @@ impl Window {
 pub struct Counted {
     /// The leads the caller may see, of the team asked for.
     pub leads: Condition,
+    /// Whether that is every lead of the tenant, so that a statement over
+    /// activities or events need not check their leads.
+    pub every_lead: bool,
     pub team: Option<Uuid>,
     /// The tiers of the model scoring those leads, top first.
     pub tiers: Vec<String>,
@@ -97,6 +100,23 @@ impl Counted {
             }
         }
         out
+    }
+
+    /// Narrows a select of rows of leads (`lead_column`) to the counted
+    /// leads, unless every lead counts.
+    fn of_counted<E: sea_orm::EntityTrait, C: ConnectionTrait>(
+        &self,
+        scope: &TenantScope<'_, C>,
+        select: sea_orm::Select<E>,
+        lead_column: impl ColumnTrait,
+    ) -> sea_orm::Select<E> {
+        if self.every_lead {
+            select
+        } else {
+            select.filter(
+                lead_column.in_subquery(self.select(scope, [lead::Column::Id]).into_query()),
+            )
+        }
     }
 
     /// The scoped select of the counted leads, with `columns`.
@@ -164,6 +184,9 @@ pub async fn counted<C: ConnectionTrait>(
         .map(|t| t.key.clone())
         .collect();
     Ok(Counted {
+        every_lead: matches!(principal.role, Role::Owner | Role::Admin)
+            && team.is_none()
+            && owner.is_none(),
         leads,
         team,
         tiers,
@@ -558,7 +581,6 @@ async fn first_contacts<C: ConnectionTrait>(
 ) -> AppResult<Vec<(Uuid, Option<f64>)>> {
     let backend = scope.conn().get_database_backend();
     let assignment_kinds = ["ASSIGNED", pool::CLAIMED];
-    let counted_ids = counted.select(scope, [lead::Column::Id]).into_query();
     // The first outbound activity at or after `at` on `lead`.
     let first_after = |sql: &mut Sql, lead: &str, at: &str| {
         sql.push("(SELECT MIN(a.occurred_at) FROM ")
@@ -586,19 +608,22 @@ async fn first_contacts<C: ConnectionTrait>(
     given
         .push(" AS first FROM ")
         .subquery(
-            scope
-                .select::<lead_event::Entity>()
-                .select_only()
-                .columns([
-                    lead_event::Column::LeadId,
-                    lead_event::Column::ToValue,
-                    lead_event::Column::At,
-                ])
-                .filter(lead_event::Column::Kind.is_in(assignment_kinds))
-                .filter(lead_event::Column::At.gte(window.from))
-                .filter(lead_event::Column::At.lt(window.to))
-                .filter(lead_event::Column::ToValue.is_not_null())
-                .filter(lead_event::Column::LeadId.in_subquery(counted_ids)),
+            counted.of_counted(
+                scope,
+                scope
+                    .select::<lead_event::Entity>()
+                    .select_only()
+                    .columns([
+                        lead_event::Column::LeadId,
+                        lead_event::Column::ToValue,
+                        lead_event::Column::At,
+                    ])
+                    .filter(lead_event::Column::Kind.is_in(assignment_kinds))
+                    .filter(lead_event::Column::At.gte(window.from))
+                    .filter(lead_event::Column::At.lt(window.to))
+                    .filter(lead_event::Column::ToValue.is_not_null()),
+                lead_event::Column::LeadId,
+            ),
         )
         .push(" e) x");
     let mut out = Vec::new();
@@ -661,13 +686,15 @@ async fn outbound_activities<C: ConnectionTrait>(
             .filter(activity::Column::OccurredAt.gte(window.from))
             .filter(activity::Column::OccurredAt.lt(window.to))
     };
-    let by_person: Vec<(Uuid, i64)> = in_window(outbound_in(scope, [activity::Column::CreatedBy]))
-        .column_as(activity::Column::Id.count(), "n")
-        .filter(activity::Column::CreatedBy.is_not_null())
-        .filter(
-            activity::Column::LeadId
-                .in_subquery(counted.select(scope, [lead::Column::Id]).into_query()),
+    // Counting lead ids, which the outbound index holds, not row ids.
+    let by_person: Vec<(Uuid, i64)> = counted
+        .of_counted(
+            scope,
+            in_window(outbound_in(scope, [activity::Column::CreatedBy])),
+            activity::Column::LeadId,
         )
+        .column_as(activity::Column::LeadId.count(), "n")
+        .filter(activity::Column::CreatedBy.is_not_null())
         .group_by(activity::Column::CreatedBy)
         .into_tuple()
         .all(scope.conn())
@@ -738,6 +765,7 @@ pub async fn tier_movements<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
     window: Window,
+    now: DateTime<Utc>,
 ) -> AppResult<Movements> {
     let events = || {
         scope
@@ -755,15 +783,22 @@ pub async fn tier_movements<C: ConnectionTrait>(
             .subquery(events())
             .push(" e WHERE e.lead_id = l.id AND e.at <= ")
             .bind(at)
-            .push(" ORDER BY e.at DESC, e.id DESC LIMIT 1)");
+            // By time alone, so that the lead's index gives the latest at
+            // once: a lead is scored once per write, so two of its events
+            // never share a time.
+            .push(" ORDER BY e.at DESC LIMIT 1)");
     };
+    // Each lead costs an index lookup or two in the score history, so
+    // the lookups that cannot find anything are skipped: a lead created
+    // after the start had no tier then, and one without a tier then
+    // climbed from nowhere; and when the window reaches the present, the
+    // tier at its end is the one the lead holds.
     let mut sql = Sql::new(scope.conn().get_database_backend());
-    sql.push("SELECT m.tier_from AS tier_from, m.tier_to AS tier_to, m.best AS best, m.won AS won, COUNT(*) AS n FROM (SELECT ");
-    tier_at(&mut sql, window.from);
-    sql.push(" AS tier_from, ");
-    tier_at(&mut sql, window.to);
+    sql.push(
+        "SELECT m.tier_from AS tier_from, m.tier_to AS tier_to, \
+         CASE WHEN m.tier_from IS NULL THEN NULL ELSE (SELECT CAST(MIN(CASE e.new_tier",
+    );
     // The best tier reached within the window, as its place in the list.
-    sql.push(" AS tier_to, (SELECT CAST(MIN(CASE e.new_tier");
     for (rank, tier) in counted.tiers.iter().enumerate() {
         sql.push(" WHEN ")
             .bind(tier.as_str())
@@ -772,11 +807,21 @@ pub async fn tier_movements<C: ConnectionTrait>(
     // Both databases read the figures as 64-bit integers.
     sql.push(" ELSE 1000 END) AS BIGINT) FROM ")
         .subquery(events())
-        .push(" e WHERE e.lead_id = l.id AND e.at > ")
+        .push(" e WHERE e.lead_id = m.id AND e.at > ")
         .bind(window.from)
         .push(" AND e.at <= ")
         .bind(window.to)
-        .push(") AS best, CAST(CASE WHEN l.status = 'WON' AND l.closed_at <= ")
+        .push(") END AS best, m.won AS won, COUNT(*) AS n FROM (SELECT l.id AS id, CASE WHEN l.created_at > ")
+        .bind(window.from)
+        .push(" THEN NULL ELSE ");
+    tier_at(&mut sql, window.from);
+    sql.push(" END AS tier_from, ");
+    if window.to >= now {
+        sql.push("l.tier");
+    } else {
+        tier_at(&mut sql, window.to);
+    }
+    sql.push(" AS tier_to, CAST(CASE WHEN l.status = 'WON' AND l.closed_at <= ")
         .bind(window.to)
         .push(" THEN 1 ELSE 0 END AS BIGINT) AS won FROM ")
         .subquery(
@@ -787,6 +832,8 @@ pub async fn tier_movements<C: ConnectionTrait>(
                         lead::Column::Id,
                         lead::Column::Status,
                         lead::Column::ClosedAt,
+                        lead::Column::CreatedAt,
+                        lead::Column::Tier,
                     ],
                 )
                 .filter(lead::Column::CreatedAt.lte(window.to))
@@ -796,7 +843,7 @@ pub async fn tier_movements<C: ConnectionTrait>(
                         .add(lead::Column::ClosedAt.gt(window.from)),
                 ),
         )
-        .push(" l) m GROUP BY m.tier_from, m.tier_to, m.best, m.won");
+        .push(" l) m GROUP BY 1, 2, 3, 4");
     struct Group {
         from: Option<String>,
         to: Option<String>,
