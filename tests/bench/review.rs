@@ -116,6 +116,8 @@ async fn ask(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
+    // Warnings and errors of the server, when a report fails.
+    let _telemetry = leadrank::telemetry::init();
     let database_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://leadrank.db".to_owned());
     let secret = random_token(32)?;

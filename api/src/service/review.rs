@@ -15,7 +15,8 @@ use entity::{
     lead, lead_event, score_event, stage, team, user,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryResult, QuerySelect, QueryTrait,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryResult, QuerySelect,
+    QueryTrait,
 };
 use uuid::Uuid;
 
@@ -582,12 +583,19 @@ async fn first_contacts<C: ConnectionTrait>(
     let backend = scope.conn().get_database_backend();
     let assignment_kinds = ["ASSIGNED", pool::CLAIMED];
     // The first outbound activity at or after `at` on `lead`.
+    // The direction is judged per row, not in the WHERE clause: there
+    // SQLite would take the index of outbound activities by time, which
+    // covers the lookup, and scan it from the assignment on for every
+    // lead, instead of the lead's own few activities.
     let first_after = |sql: &mut Sql, lead: &str, at: &str| {
-        sql.push("(SELECT MIN(a.occurred_at) FROM ")
-            .subquery(outbound_in(
-                scope,
-                [activity::Column::LeadId, activity::Column::OccurredAt],
-            ))
+        sql.push("(SELECT MIN(CASE WHEN a.direction = ")
+            .bind(Direction::Outbound.to_value())
+            .push(" THEN a.occurred_at END) FROM ")
+            .subquery(scope.select::<activity::Entity>().select_only().columns([
+                activity::Column::LeadId,
+                activity::Column::OccurredAt,
+                activity::Column::Direction,
+            ]))
             .push(&format!(
                 " a WHERE a.lead_id = {lead} AND a.occurred_at >= {at})"
             ));
@@ -991,61 +999,61 @@ async fn typical_days<C: ConnectionTrait>(
     pipeline: Uuid,
     since: DateTime<Utc>,
 ) -> AppResult<HashMap<String, f64>> {
-    let won = || {
-        scope
-            .select::<lead::Entity>()
-            .select_only()
-            .columns([
-                lead::Column::Id,
-                lead::Column::CreatedAt,
-                lead::Column::ClosedAt,
-            ])
-            .filter(lead::Column::PipelineId.eq(pipeline))
-            .filter(lead::Column::Status.eq(LeadStatus::Won))
-            .filter(lead::Column::ClosedAt.gte(since))
-    };
-    let moves = || {
-        scope
-            .select::<lead_event::Entity>()
-            .select_only()
-            .columns([
-                lead_event::Column::Id,
-                lead_event::Column::LeadId,
-                lead_event::Column::FromValue,
-                lead_event::Column::ToValue,
-                lead_event::Column::At,
-            ])
-            .filter(lead_event::Column::Kind.eq("STAGE"))
-    };
+    // The won leads and their stage moves are read once each (`w`, `m`):
+    // joined as subqueries instead, SQLite matched every move against
+    // every won lead, twice.
+    let won = scope
+        .select::<lead::Entity>()
+        .select_only()
+        .columns([
+            lead::Column::Id,
+            lead::Column::CreatedAt,
+            lead::Column::ClosedAt,
+        ])
+        .filter(lead::Column::PipelineId.eq(pipeline))
+        .filter(lead::Column::Status.eq(LeadStatus::Won))
+        .filter(lead::Column::ClosedAt.gte(since));
+    let moves = scope
+        .select::<lead_event::Entity>()
+        .select_only()
+        .columns([
+            lead_event::Column::Id,
+            lead_event::Column::LeadId,
+            lead_event::Column::FromValue,
+            lead_event::Column::ToValue,
+            lead_event::Column::At,
+        ])
+        .filter(lead_event::Column::Kind.eq("STAGE"));
     let backend = scope.conn().get_database_backend();
     let mut sql = Sql::new(backend);
-    sql.push(
-        "SELECT g, AVG(v) AS median FROM (SELECT g, v, \
-         ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, \
-         COUNT(*) OVER (PARTITION BY g) AS n FROM (SELECT e.to_value AS g, (",
-    )
-    .epoch("w.closed_at")
-    .push(" - ")
-    .epoch("e.at")
-    .push(") / 86400.0 AS v FROM ")
-    .subquery(moves())
-    .push(" e JOIN ")
-    .subquery(won())
-    .push(" w ON w.id = e.lead_id WHERE e.at <= w.closed_at UNION ALL SELECT f.from_value AS g, (")
-    .epoch("w.closed_at")
-    .push(" - ")
-    .epoch("w.created_at")
-    .push(") / 86400.0 AS v FROM ")
-    .subquery(won())
-    .push(" w JOIN ")
-    .subquery(moves())
-    .push(" f ON f.lead_id = w.id WHERE NOT EXISTS (SELECT 1 FROM ")
-    .subquery(moves())
-    .push(
-        " p WHERE p.lead_id = f.lead_id AND (p.at < f.at OR (p.at = f.at AND p.id < f.id)))\
-             ) x WHERE g IS NOT NULL AND v IS NOT NULL) r \
+    sql.push("WITH w AS ")
+        .subquery(won)
+        .push(
+            ", m AS (SELECT x.lead_id, x.from_value, x.to_value, x.at, \
+             ROW_NUMBER() OVER (PARTITION BY x.lead_id ORDER BY x.at, x.id) AS k FROM ",
+        )
+        .subquery(moves)
+        .push(
+            " x WHERE x.lead_id IN (SELECT id FROM w)) \
+             SELECT g, AVG(v) AS median FROM (SELECT g, v, \
+             ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, \
+             COUNT(*) OVER (PARTITION BY g) AS n FROM (SELECT m.to_value AS g, (",
+        )
+        .epoch("w.closed_at")
+        .push(" - ")
+        .epoch("m.at")
+        .push(
+            ") / 86400.0 AS v FROM m JOIN w ON w.id = m.lead_id WHERE m.at <= w.closed_at \
+             UNION ALL SELECT m.from_value AS g, (",
+        )
+        .epoch("w.closed_at")
+        .push(" - ")
+        .epoch("w.created_at")
+        .push(
+            ") / 86400.0 AS v FROM m JOIN w ON w.id = m.lead_id WHERE m.k = 1\
+             ) y WHERE g IS NOT NULL AND v IS NOT NULL) r \
              WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY g",
-    );
+        );
     sql.all(scope.conn())
         .await?
         .iter()
@@ -1126,8 +1134,8 @@ pub async fn forecast<C: ConnectionTrait>(
         .push(") / 86400.0")
         .floor_end()
         .push(
-            " AS day, COUNT(*) AS n, SUM(COALESCE(l.deal_value, 0)) AS value, \
-             SUM(COALESCE(l.deal_value, 0) * COALESCE(l.close_probability, 0)) AS weighted \
+            " AS day, COUNT(*) AS n, SUM(COALESCE(l.deal_value, 0.0)) AS value, \
+             SUM(COALESCE(l.deal_value, 0.0) * COALESCE(l.close_probability, 0.0)) AS weighted \
              FROM (SELECT o.stage_id, o.deal_value, o.close_probability, COALESCE(",
         )
         .epoch("o.expected_close_at")
@@ -1214,7 +1222,7 @@ pub async fn forecast<C: ConnectionTrait>(
         .bind(offset)
         .push(") / 86400.0")
         .floor_end()
-        .push(" AS day, COUNT(*) AS n, SUM(COALESCE(w.deal_value, 0)) AS value FROM ")
+        .push(" AS day, COUNT(*) AS n, SUM(COALESCE(w.deal_value, 0.0)) AS value FROM ")
         .subquery(
             counted
                 .select(scope, [lead::Column::ClosedAt, lead::Column::DealValue])

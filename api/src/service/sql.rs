@@ -110,7 +110,9 @@ impl Sql {
     /// # Errors
     /// Database errors.
     pub async fn all<C: ConnectionTrait>(self, conn: &C) -> AppResult<Vec<QueryResult>> {
-        Ok(conn.query_all_raw(self.build()).await?)
+        let statement = self.build();
+        tracing::trace!(sql = %statement.sql, "aggregate statement");
+        Ok(conn.query_all_raw(statement).await?)
     }
 }
 
