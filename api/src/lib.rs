@@ -8,6 +8,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod events_http;
+pub mod export_http;
 pub mod graphql;
 pub mod jobs;
 pub mod live;

@@ -40,6 +40,21 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write the tenant's leads to standard output as CSV in the import's
+    /// columns (see the README's export section), as the tenant's owner.
+    Export {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// Only the leads matching a GraphQL `LeadFilter` as JSON, e.g.
+        /// '{"status": ["WON"], "tiers": ["A"]}'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Start with the byte-order mark Excel needs to read UTF-8
+        /// (Chinese names) correctly.
+        #[arg(long)]
+        bom: bool,
+    },
     /// Print the GraphQL schema (SDL) to standard output.
     Schema,
     /// Check the settings in the environment and print them as the server
@@ -79,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", graphql::sdl());
         return Ok(());
     }
-    let _telemetry = telemetry::init();
+    // The export's CSV goes to standard output, where the logs would mix
+    // into it; its errors reach standard error as the command's own.
+    let _telemetry = (!matches!(cli.command, Some(Command::Export { .. }))).then(telemetry::init);
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -127,6 +144,15 @@ async fn main() -> anyhow::Result<()> {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
             leadrank::jobs::import_cli::import(&conn, &tenant, &file, dry_run).await?;
+        }
+        Command::Export {
+            tenant,
+            filter,
+            bom,
+        } => {
+            let conn = db::connect(&settings).await?;
+            db::migrate(&conn).await?;
+            leadrank::jobs::import_cli::export(&conn, &tenant, filter.as_deref(), bom).await?;
         }
         Command::CheckConfig { connect } => {
             print!("{}", leadrank::config_check::report(&settings));

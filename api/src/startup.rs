@@ -142,6 +142,10 @@ impl Application {
             keys: Arc::clone(&state.auth),
             limit: Arc::clone(&state.schemas.events_limit),
         });
+        let exports = web::Data::new(crate::export_http::Deps {
+            db: db.clone(),
+            auth: Arc::clone(&state.auth),
+        });
         let body_limit = settings.body_limit_bytes;
         let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
@@ -150,10 +154,15 @@ impl Application {
                 .wrap(from_fn(trace_request))
                 .app_data(state.clone())
                 .app_data(ingest.clone())
+                .app_data(exports.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .route(
                     "/v1/events",
                     web::post().to(crate::events_http::post_events),
+                )
+                .route(
+                    "/v1/exports/{link}",
+                    web::get().to(crate::export_http::get_export),
                 )
                 .route("/graphql", web::post().to(graphql_post))
                 .route(

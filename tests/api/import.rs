@@ -609,14 +609,14 @@ async fn import_leads(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> V
 }
 
 /// Runs an import that must be accepted, and returns its report.
-async fn import_report(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> Value {
+pub(crate) async fn import_report(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> Value {
     let body = import_leads(app, token, csv, dry_run).await;
     assert!(body["errors"].is_null(), "importLeads failed: {body}");
     body["data"]["importLeads"].clone()
 }
 
 /// (created, updated, skipped, unchanged) of a report.
-fn counts(report: &Value) -> (i64, i64, i64, i64) {
+pub(crate) fn counts(report: &Value) -> (i64, i64, i64, i64) {
     let n = |key: &str| {
         report[key]
             .as_i64()

@@ -153,6 +153,73 @@ impl TokenKeys {
     }
 }
 
+/// The audience of an export link, which no access token has: a link
+/// cannot be used as a token, nor a token as a link.
+const EXPORT_AUDIENCE: &str = "leadrank-export";
+
+/// What a signed export link carries: who asked, and for what.
+#[derive(Debug, Serialize, Deserialize)]
+struct ExportClaims {
+    sub: Uuid,
+    tid: Uuid,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    /// The export asked for (filter and options), as JSON.
+    req: serde_json::Value,
+}
+
+impl TokenKeys {
+    /// Signs a link to an export of `request` for `principal`, valid until
+    /// `expires_at`.
+    ///
+    /// # Errors
+    /// Only if signing fails, which does not happen with a valid key.
+    pub fn sign_export<T: Serialize>(
+        &self,
+        principal: &Principal,
+        request: &T,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<String> {
+        let claims = ExportClaims {
+            sub: principal.user_id,
+            tid: principal.tenant_id,
+            aud: EXPORT_AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            req: serde_json::to_value(request).context("the export cannot be described")?,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .context("failed to sign an export link")
+    }
+
+    /// Verifies an export link: (tenant, user, request).
+    ///
+    /// # Errors
+    /// A message for the client when the link is not one this server
+    /// signed, has expired, or does not describe an export.
+    pub fn verify_export<T: serde::de::DeserializeOwned>(
+        &self,
+        link: &str,
+    ) -> Result<(Uuid, Uuid, T), &'static str> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[EXPORT_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<ExportClaims>(link, &self.decoding, &validation)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "this export link has expired; ask for a new one"
+                }
+                _ => "this is not a valid export link",
+            })?
+            .claims;
+        let request =
+            serde_json::from_value(claims.req).map_err(|_| "this is not a valid export link")?;
+        Ok((claims.tid, claims.sub, request))
+    }
+}
+
 /// Resolves the JWT secret: the configured one, or the one generated at
 /// first start and kept in a file readable by its owner only.
 ///
@@ -292,6 +359,41 @@ mod tests {
         let now = Utc::now();
         let token = keys().issue(&p, now, now + Duration::minutes(15)).unwrap();
         assert_eq!(keys().verify(&token).unwrap(), p);
+    }
+
+    #[test]
+    fn an_export_link_and_an_access_token_cannot_stand_in_for_each_other() {
+        let p = principal();
+        let now = Utc::now();
+        let link = keys()
+            .sign_export(
+                &p,
+                &serde_json::json!({"bom": true}),
+                now,
+                now + Duration::minutes(10),
+            )
+            .unwrap();
+        let (tenant, user, request): (Uuid, Uuid, serde_json::Value) =
+            keys().verify_export(&link).unwrap();
+        assert_eq!((tenant, user), (p.tenant_id, p.user_id));
+        assert_eq!(request["bom"], true);
+        assert!(keys().verify(&link).is_err(), "a link is not a token");
+        let token = keys().issue(&p, now, now + Duration::minutes(15)).unwrap();
+        assert!(keys().verify_export::<serde_json::Value>(&token).is_err());
+        let old = keys()
+            .sign_export(
+                &p,
+                &serde_json::json!({}),
+                now - Duration::hours(1),
+                now - Duration::minutes(50),
+            )
+            .unwrap();
+        assert!(
+            keys()
+                .verify_export::<serde_json::Value>(&old)
+                .unwrap_err()
+                .contains("expired")
+        );
     }
 
     #[test]

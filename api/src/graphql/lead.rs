@@ -848,7 +848,7 @@ pub struct LeadFilter {
 }
 
 impl LeadFilter {
-    fn into_service(self) -> Result<Filter, AppError> {
+    pub(crate) fn into_service(self) -> Result<Filter, AppError> {
         let id = |field: &str, v: Option<ID>| v.map(|v| validate::id(field, &v)).transpose();
         Ok(Filter {
             tiers: self.tiers,

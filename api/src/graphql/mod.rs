@@ -7,6 +7,7 @@ pub mod assignment;
 pub mod audit;
 pub mod configuration;
 pub mod cost;
+pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod jobs;
@@ -72,6 +73,7 @@ pub struct Mutation(
     ingest::IngestMutation,
     pool::PoolMutation,
     lost_reasons::LostReasonMutation,
+    export::ExportMutation,
 );
 
 /// The schema type.

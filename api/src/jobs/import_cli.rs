@@ -1,5 +1,6 @@
 //! `leadrank import`: a CSV of leads from the command line, with a progress
-//! bar on standard error and the report on standard output.
+//! bar on standard error and the report on standard output; and `leadrank
+//! export`, the same columns out.
 
 use std::io::Write as _;
 
@@ -13,18 +14,11 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use super::rescore::{self, Options, Outcome, Trigger};
 use crate::{auth::Principal, service::import};
 
-/// Imports `path` into the tenant as its owner; with closed leads, then
-/// re-scores the tenant so the predictor learns from them.
-///
-/// # Errors
-/// An unknown tenant, an unreadable file, rows refused, or the database.
-#[allow(clippy::print_stdout, clippy::print_stderr)]
-pub async fn import(
+/// The tenant `slug` and its owner, whom the command line acts as.
+async fn owner_of(
     db: &DatabaseConnection,
     slug: &str,
-    path: &std::path::Path,
-    dry_run: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(tenant::Model, Principal)> {
     let tenant = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(slug))
         .one(db)
@@ -43,6 +37,73 @@ pub async fn import(
         user_id: owner.id,
         role: Role::Owner,
     };
+    Ok((tenant, principal))
+}
+
+/// Writes the tenant's leads matching `filter` (a GraphQL `LeadFilter` as
+/// JSON, e.g. `{"status": ["WON"], "tiers": ["A"]}`) to standard output as
+/// CSV in the import's columns, a page at a time; `bom` starts it with the
+/// byte-order mark Excel needs for UTF-8.
+///
+/// # Errors
+/// An unknown tenant, a filter that is not a `LeadFilter`, the database,
+/// or standard output closing.
+pub async fn export(
+    db: &DatabaseConnection,
+    slug: &str,
+    filter: Option<&str>,
+    bom: bool,
+) -> anyhow::Result<()> {
+    use async_graphql::InputType as _;
+    use futures_util::StreamExt as _;
+
+    let (_, principal) = owner_of(db, slug).await?;
+    let filter = match filter {
+        None => crate::graphql::lead::LeadFilter::default(),
+        Some(raw) => {
+            let json: serde_json::Value = serde_json::from_str(raw)
+                .map_err(|e| anyhow::anyhow!("--filter is not JSON: {e}"))?;
+            crate::graphql::lead::LeadFilter::parse(Some(async_graphql::Value::from_json(json)?))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--filter is not a LeadFilter: {}",
+                        e.into_server_error(async_graphql::Pos::default()).message
+                    )
+                })?
+        }
+    };
+    let request = crate::service::export::ExportRequest {
+        filter: filter
+            .into_service()
+            .map_err(|e| anyhow::anyhow!("--filter: {e}"))?,
+        bom,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut chunks = std::pin::pin!(crate::service::export::stream(
+        db.clone(),
+        principal,
+        request
+    ));
+    while let Some(chunk) = chunks.next().await {
+        out.write_all(&chunk.map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Imports `path` into the tenant as its owner; with closed leads, then
+/// re-scores the tenant so the predictor learns from them.
+///
+/// # Errors
+/// An unknown tenant, an unreadable file, rows refused, or the database.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub async fn import(
+    db: &DatabaseConnection,
+    slug: &str,
+    path: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let (tenant, principal) = owner_of(db, slug).await?;
     let csv = std::fs::read(path)
         .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
     let started = std::time::Instant::now();

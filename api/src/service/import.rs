@@ -123,11 +123,12 @@ enum Column {
     Status,
     ClosedAt,
     CloseReason,
+    ExpectedCloseAt,
     Field(usize),
     Signal(usize),
 }
 
-const FIXED_COLUMNS: [(&str, Column); 16] = [
+const FIXED_COLUMNS: [(&str, Column); 17] = [
     ("name", Column::Name),
     ("company", Column::Company),
     ("email", Column::Email),
@@ -144,6 +145,7 @@ const FIXED_COLUMNS: [(&str, Column); 16] = [
     ("outcome", Column::Status),
     ("closed_at", Column::ClosedAt),
     ("close_reason", Column::CloseReason),
+    ("expected_close_at", Column::ExpectedCloseAt),
 ];
 
 /// A row that passed every check, ready to write.
@@ -165,6 +167,7 @@ struct Row {
     status: LeadStatus,
     closed_at: Option<DateTime<Utc>>,
     close_reason: Option<String>,
+    expected_close_at: Option<DateTime<Utc>>,
     attributes: Map<String, Value>,
     /// (signal index, when), oldest first, from cells of dates.
     activities: Vec<(usize, DateTime<Utc>)>,
@@ -617,7 +620,7 @@ fn read_header(
         } else {
             errors.push(error(
                 name,
-                "unknown column: expected a lead column (name, company, email, phone, industry, deal_value, external_id, source, created_at, owner_email, team, stage, status, closed_at, close_reason), a lead field key or signal:<key>".to_owned(),
+                "unknown column: expected a lead column (name, company, email, phone, industry, deal_value, external_id, source, created_at, owner_email, team, stage, status, closed_at, close_reason, expected_close_at), a lead field key or signal:<key>".to_owned(),
             ));
             None
         };
@@ -681,6 +684,7 @@ fn check_row(
         status: LeadStatus::Open,
         closed_at: None,
         close_reason: None,
+        expected_close_at: None,
         attributes: Map::new(),
         activities: Vec::new(),
         counts: Vec::new(),
@@ -731,6 +735,9 @@ fn check_row(
                         return Err("must not be in the future".into());
                     }
                     row.closed_at = Some(at);
+                }
+                Column::ExpectedCloseAt if !value.is_empty() => {
+                    row.expected_close_at = Some(parse_time(value)?);
                 }
                 Column::OwnerEmail if !value.is_empty() => {
                     row.owner = Some(
@@ -1179,6 +1186,9 @@ impl Writer<'_> {
         if row.deal_value.is_some() {
             lead.deal_value = row.deal_value;
         }
+        if row.expected_close_at.is_some() {
+            lead.expected_close_at = row.expected_close_at;
+        }
         if row.owner.is_some() {
             lead.owner_id = row.owner;
         }
@@ -1393,6 +1403,7 @@ fn same_facts(a: &lead::Model, b: &lead::Model) -> bool {
         && a.industry == b.industry
         && a.source == b.source
         && a.deal_value == b.deal_value
+        && a.expected_close_at == b.expected_close_at
         && a.attributes == b.attributes
         && a.owner_id == b.owner_id
         && a.team_id == b.team_id

@@ -34,7 +34,7 @@ pub const MAX_QUEUE: u64 = 200;
 
 /// The fields of `LeadFilter`; each list matches any of its values, and
 /// the filters combine with AND.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Serialize, Deserialize)]
 pub struct LeadFilter {
     pub tiers: Option<Vec<String>>,
     pub stage_keys: Option<Vec<String>>,
@@ -182,7 +182,7 @@ pub struct LeadPage<R = lead::Model> {
 }
 
 /// The visible leads matching `filter`, before ordering.
-async fn filtered<C: ConnectionTrait>(
+pub(crate) async fn filtered<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     filter: &LeadFilter,

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod configuration;
 pub mod defaults;
 pub mod events;
+pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod lead;

@@ -1,0 +1,267 @@
+//! Leads out as CSV behind a short-lived signed link: the import's columns,
+//! so the file re-imports cleanly; only what the caller may see; Excel's
+//! byte-order mark on request; and a link that is forged, expired or left
+//! behind by a deactivated person opens nothing.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{TestApp, error_code, spawn_app},
+    import::{counts, import_report},
+    leads::{strong, weak},
+};
+
+impl TestApp {
+    async fn export_link(&self, token: &str, filter: Value, bom: bool) -> Value {
+        self.graphql(
+            Some(token),
+            "mutation($filter: LeadFilter, $bom: Boolean!) { exportLeads(filter: $filter, excelBom: $bom) { url expiresAt } }",
+            json!({"filter": filter, "bom": bom}),
+        )
+        .await
+    }
+
+    /// Asks for an export and downloads it: (status, content type, body).
+    async fn download(
+        &self,
+        token: &str,
+        filter: Value,
+        bom: bool,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let body = self.export_link(token, filter, bom).await;
+        let url = body["data"]["exportLeads"]["url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("exportLeads failed: {body}"));
+        self.fetch(url).await
+    }
+
+    async fn fetch(&self, url: &str) -> (StatusCode, String, Vec<u8>) {
+        let response = self
+            .client
+            .get(format!("{}{url}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, kind, response.bytes().await.unwrap().to_vec())
+    }
+}
+
+/// The rows of a CSV as maps from column to cell.
+fn rows(csv: &[u8]) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::str::from_utf8(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .map(|h| (*h).to_owned())
+                .zip(line.split(',').map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_export_has_the_import_columns_and_re_imports_with_nothing_changed() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let token = t.token.as_str();
+    let team = app.new_team(token, "North").await;
+    let (rep, _) = app.member(&t, "ann@acme.test", "REP", &[&team]).await;
+    app.new_lead(
+        token,
+        json!({"name": "王小明", "company": "上海贸易", "email": "wang@example.cn", "attributes": strong(),
+               "dealValue": 1200.5, "ownerId": rep, "teamId": team, "externalId": "crm-1",
+               "expectedCloseAt": "2027-01-15T00:00:00Z"}),
+    )
+    .await;
+    let won = app
+        .new_lead(
+            token,
+            json!({"name": "Won Ltd", "attributes": weak(), "externalId": "crm-2"}),
+        )
+        .await;
+    let closed = app
+        .lead_mutation(
+            token,
+            "closeLead",
+            "CloseLeadInput",
+            json!({"id": won["id"], "outcome": "WON", "reason": "signed"}),
+        )
+        .await;
+    assert!(closed["data"]["closeLead"].is_object(), "{closed}");
+
+    let (status, kind, csv) = app.download(token, json!(null), true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    assert!(
+        csv.starts_with(b"\xEF\xBB\xBF"),
+        "Excel's byte-order mark first"
+    );
+    let csv = &csv[3..];
+    let header = std::str::from_utf8(csv)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        header.starts_with("external_id,name,company,email,phone,industry,source,deal_value,created_at,owner_email,team,stage,status,closed_at,close_reason,expected_close_at,"),
+        "{header}"
+    );
+    assert!(
+        header.contains(",budget,"),
+        "a column per lead field: {header}"
+    );
+    let rows = rows(csv);
+    assert_eq!(rows.len(), 2);
+    let wang = rows.iter().find(|r| r["external_id"] == "crm-1").unwrap();
+    assert_eq!(
+        (
+            wang["name"].as_str(),
+            wang["company"].as_str(),
+            wang["owner_email"].as_str(),
+            wang["team"].as_str()
+        ),
+        ("王小明", "上海贸易", "ann@acme.test", "North")
+    );
+    assert_eq!(
+        (
+            wang["deal_value"].as_str(),
+            wang["status"].as_str(),
+            wang["budget"].as_str()
+        ),
+        ("1200.5", "open", "5")
+    );
+    assert_eq!(wang["expected_close_at"], "2027-01-15T00:00:00Z");
+    let signed = rows.iter().find(|r| r["external_id"] == "crm-2").unwrap();
+    assert_eq!(
+        (
+            signed["status"].as_str(),
+            signed["stage"].as_str(),
+            signed["close_reason"].as_str()
+        ),
+        ("won", "won", "signed")
+    );
+    assert!(!signed["closed_at"].is_empty());
+
+    // Back in, as it came out: every row found by its external id, none
+    // changed, none refused.
+    let report = import_report(&app, token, std::str::from_utf8(csv).unwrap(), false).await;
+    assert_eq!(counts(&report), (0, 0, 2, 2), "{report}");
+    assert_eq!(report["errors"], json!([]));
+}
+
+#[tokio::test]
+async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let token = t.token.as_str();
+    let north = app.new_team(token, "North").await;
+    let south = app.new_team(token, "South").await;
+    let (ann, _) = app.member(&t, "ann@acme.test", "REP", &[&north]).await;
+    let (bob, _) = app.member(&t, "bob@acme.test", "REP", &[&south]).await;
+    let (_, max) = app.member(&t, "max@acme.test", "MANAGER", &[&north]).await;
+    for (name, owner, attributes) in [
+        ("Ann A", &ann, strong()),
+        ("Ann B", &ann, weak()),
+        ("Bob A", &bob, strong()),
+    ] {
+        app.new_lead(
+            token,
+            json!({"name": name, "ownerId": owner, "attributes": attributes}),
+        )
+        .await;
+    }
+    let names = |csv: &[u8]| {
+        let mut names: Vec<String> = rows(csv).into_iter().map(|r| r["name"].clone()).collect();
+        names.sort();
+        names
+    };
+
+    let (_, _, all) = app.download(token, json!(null), false).await;
+    assert!(!all.starts_with(b"\xEF\xBB\xBF"), "no mark unless asked");
+    assert_eq!(names(&all), ["Ann A", "Ann B", "Bob A"]);
+    let (_, _, strong_ones) = app.download(token, json!({"tiers": ["B"]}), false).await;
+    assert_eq!(names(&strong_ones), ["Ann A", "Bob A"]);
+    let (_, _, managed) = app.download(&max, json!(null), false).await;
+    assert_eq!(names(&managed), ["Ann A", "Ann B"], "Max manages North");
+
+    let login = app
+        .login(&t.slug, "ann@acme.test", crate::helpers::PASSWORD)
+        .await;
+    let ann_token = login["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = app.export_link(&ann_token, json!(null), false).await;
+    assert_eq!(
+        error_code(&refused),
+        "FORBIDDEN",
+        "a rep takes no bulk export"
+    );
+
+    let other = app.sign_up_tenant("globex").await;
+    let (_, _, theirs) = app.download(&other.token, json!(null), false).await;
+    assert!(
+        names(&theirs).is_empty(),
+        "another company's export is its own"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_expired_or_orphaned_export_link_opens_nothing() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    app.new_lead(&t.token, json!({"name": "Secret", "attributes": strong()}))
+        .await;
+    let (max_id, max) = app.member(&t, "max@acme.test", "MANAGER", &[]).await;
+
+    let (status, _, body) = app.fetch("/v1/exports/not-a-link").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+
+    // An access token is not a link.
+    let (status, _, _) = app.fetch(&format!("/v1/exports/{}", t.token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let link = app.export_link(&max, json!(null), false).await;
+    let url = link["data"]["exportLeads"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expires: chrono::DateTime<chrono::Utc> = link["data"]["exportLeads"]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let minutes = (expires - chrono::Utc::now()).num_minutes();
+    assert!(
+        (9..=10).contains(&minutes),
+        "short-lived: {minutes} minutes"
+    );
+    let deactivated = app
+        .graphql(
+            Some(&t.token),
+            "mutation($id: ID!) { deactivateUser(input: {userId: $id}) { user { active } } }",
+            json!({"id": max_id}),
+        )
+        .await;
+    assert_eq!(
+        deactivated["data"]["deactivateUser"]["user"]["active"], false,
+        "{deactivated}"
+    );
+    let (status, _, body) = app.fetch(&url).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!String::from_utf8_lossy(&body).contains("Secret"));
+}
