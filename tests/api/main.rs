@@ -15,6 +15,7 @@ mod assignment;
 mod configuration;
 mod customers;
 mod demo;
+mod digest;
 mod export;
 mod graphql_http;
 mod hardening;

@@ -42,6 +42,11 @@ pub enum WebhookEventType {
     LeadChurnRisk,
     /// `lead.went_stale`: a lead sat in its stage past the stage's rotting days.
     LeadWentStale,
+    /// `digest.weekly`: every Monday at the company's nightly hour, the
+    /// week's figures of the company (`data.team` null) and of each team:
+    /// new leads, won and lost, won rate per tier, overdue share, top
+    /// movers.
+    DigestWeekly,
 }
 
 impl From<WebhookEventType> for EventType {
@@ -56,6 +61,7 @@ impl From<WebhookEventType> for EventType {
             WebhookEventType::JobFinished => Self::JobFinished,
             WebhookEventType::LeadChurnRisk => Self::ChurnRisk,
             WebhookEventType::LeadWentStale => Self::WentStale,
+            WebhookEventType::DigestWeekly => Self::WeeklyDigest,
         }
     }
 }
@@ -72,6 +78,7 @@ impl From<EventType> for WebhookEventType {
             EventType::JobFinished => Self::JobFinished,
             EventType::ChurnRisk => Self::LeadChurnRisk,
             EventType::WentStale => Self::LeadWentStale,
+            EventType::WeeklyDigest => Self::DigestWeekly,
         }
     }
 }

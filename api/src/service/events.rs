@@ -103,11 +103,12 @@ pub enum EventType {
     JobFinished,
     ChurnRisk,
     WentStale,
+    WeeklyDigest,
 }
 
 impl EventType {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::TierChanged,
         Self::BecameUrgent,
         Self::WentCold,
@@ -117,6 +118,7 @@ impl EventType {
         Self::JobFinished,
         Self::ChurnRisk,
         Self::WentStale,
+        Self::WeeklyDigest,
     ];
 
     /// The name in payloads and in an endpoint's list, e.g. `lead.tier_changed`.
@@ -132,6 +134,7 @@ impl EventType {
             Self::JobFinished => "job.finished",
             Self::ChurnRisk => "lead.churn_risk",
             Self::WentStale => "lead.went_stale",
+            Self::WeeklyDigest => "digest.weekly",
         }
     }
 
@@ -165,6 +168,12 @@ impl Event {
                 "data": data,
             }),
         }
+    }
+
+    /// `digest.weekly` with a week's figures of the company or a team.
+    #[must_use]
+    pub fn weekly_digest(tenant_id: Uuid, figures: Value, at: DateTime<Utc>) -> Self {
+        Self::new(EventType::WeeklyDigest, tenant_id, figures, at)
     }
 
     /// `job.finished` for a job run as it ended.
