@@ -1263,7 +1263,11 @@ mod tests {
         let shanghai = Utc.with_ymd_and_hms(2026, 11, 29, 16, 0, 0).unwrap();
         let window = Window::new(shanghai, shanghai + Duration::days(7)).unwrap();
         assert_eq!(window.working_days("Asia/Shanghai"), 5);
-        assert_eq!(window.working_days("UTC"), 6);
+        // Friday evening in UTC is Saturday morning in Shanghai.
+        let friday = Utc.with_ymd_and_hms(2026, 12, 4, 20, 0, 0).unwrap();
+        let window = Window::new(friday, friday + Duration::hours(14)).unwrap();
+        assert_eq!(window.working_days("UTC"), 1);
+        assert_eq!(window.working_days("Asia/Shanghai"), 0);
     }
 
     #[test]
