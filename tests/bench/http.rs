@@ -13,6 +13,9 @@
 //! include the cost of the clients.
 
 #![allow(clippy::print_stdout)]
+// The schema's merged query and mutation types nest deeper than the
+// compiler's default limit when their futures are laid out.
+#![recursion_limit = "256"]
 
 mod subscribers;
 

@@ -13,6 +13,9 @@
 //! for `--seconds`. Clients and server share the machine's cores.
 
 #![allow(clippy::print_stdout)]
+// The schema's merged query and mutation types nest deeper than the
+// compiler's default limit when their futures are laid out.
+#![recursion_limit = "256"]
 
 use std::{
     sync::Arc,
