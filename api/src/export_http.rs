@@ -4,7 +4,9 @@
 //! leads written are those the person may see when the file is fetched,
 //! with their role then. Refusals use the GraphQL error shape: 401
 //! UNAUTHENTICATED for a link this server did not sign or that expired,
-//! 403 FORBIDDEN for a person deactivated since.
+//! 403 FORBIDDEN for a person deactivated, signed out of that session or
+//! no longer a MANAGER since. The request log shows the path without the
+//! link, which stands for a session while it lasts.
 
 use std::sync::Arc;
 
@@ -14,15 +16,14 @@ use actix_web::{
     web,
 };
 use chrono::Utc;
-use entity::user;
+use entity::enums::Role;
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::{
-    auth::Principal,
+    auth::access,
     service::{account::Auth, export},
-    tenancy::TenantScope,
 };
 
 /// What the endpoint needs of the server.
@@ -38,20 +39,16 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 }
 
 pub async fn get_export(deps: web::Data<Deps>, link: web::Path<String>) -> HttpResponse {
-    let (tenant, person, request) =
-        match deps.auth.keys.verify_export::<export::ExportRequest>(&link) {
-            Ok(found) => found,
-            Err(message) => return refuse(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message),
-        };
-    let scope = TenantScope::new(&deps.db, tenant);
-    let role = match scope.find::<user::Entity>(person).await {
-        Ok(Some(u)) if u.active => u.role,
-        Ok(_) => {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "FORBIDDEN",
-                "the person who asked for this export can no longer sign in",
-            );
+    let (claims, request) = match deps.auth.keys.verify_export::<export::ExportRequest>(&link) {
+        Ok(found) => found,
+        Err(message) => return refuse(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message),
+    };
+    // The link stands for the session it was asked in: a person signed
+    // out, deactivated or no longer a MANAGER since gets nothing.
+    let principal = match access::admit(&deps.db, &claims, Utc::now()).await {
+        Ok(Ok(principal)) => principal,
+        Ok(Err(refusal)) => {
+            return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", refusal.message());
         }
         Err(e) => {
             tracing::error!(error = ?e, "an export link could not be checked");
@@ -62,11 +59,10 @@ pub async fn get_export(deps: web::Data<Deps>, link: web::Path<String>) -> HttpR
             );
         }
     };
-    let principal = Principal {
-        tenant_id: tenant,
-        user_id: person,
-        role,
-    };
+    if let Err(e) = principal.require_at_least(Role::Manager, export::MAY_EXPORT) {
+        return refuse(StatusCode::FORBIDDEN, "FORBIDDEN", &e.to_string());
+    }
+    let tenant = principal.tenant_id;
     let file = format!("leads-{}.csv", Utc::now().format("%Y-%m-%d-%H%M"));
     let body = export::stream(deps.db.clone(), principal, request).map(move |chunk| {
         chunk.map(web::Bytes::from).map_err(|e| {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
 use entity::{tenant, webhook_delivery};
-use leadrank::service::digest;
+use leadrank::jobs::digest;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 

@@ -235,6 +235,49 @@ async fn a_forged_expired_or_orphaned_export_link_opens_nothing() {
     let (status, _, _) = app.fetch(&format!("/v1/exports/{}", t.token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // Signing out of the session, or losing the role, ends the link.
+    let (kim_id, kim) = app.member(&t, "kim@acme.test", "MANAGER", &[]).await;
+    let link = app.export_link(&kim, json!(null), false).await;
+    let signed_out = link["data"]["exportLeads"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = app
+        .graphql(
+            Some(&kim),
+            "mutation { signOut(input: {everywhere: true}) { __typename } }",
+            json!({}),
+        )
+        .await;
+    assert!(out["errors"].is_null(), "{out}");
+    let (status, _, _) = app.fetch(&signed_out).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "signed out");
+    let login = app
+        .login(&t.slug, "kim@acme.test", crate::helpers::PASSWORD)
+        .await;
+    let kim = login["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = app.export_link(&kim, json!(null), false).await;
+    let demoted = link["data"]["exportLeads"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changed = app
+        .graphql(
+            Some(&t.token),
+            "mutation($id: ID!) { updateUserRole(input: {userId: $id, role: REP}) { user { role } } }",
+            json!({"id": kim_id}),
+        )
+        .await;
+    assert_eq!(
+        changed["data"]["updateUserRole"]["user"]["role"], "REP",
+        "{changed}"
+    );
+    let (status, _, _) = app.fetch(&demoted).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no longer a manager");
+
     let link = app.export_link(&max, json!(null), false).await;
     let url = link["data"]["exportLeads"]["url"]
         .as_str()

@@ -512,6 +512,21 @@ async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
         .review_ok(&r.ann.1, "repScorecards", SCORECARD_FIELDS, window.clone())
         .await;
     assert_eq!(reps_listed(&own), ["ann@acme.test"]);
+    // Nor may a rep name another team or rep.
+    let mut bobs = window.clone();
+    bobs["ownerId"] = json!(r.bob.0);
+    let refused = app
+        .graphql(
+            Some(&r.ann.1),
+            "query($input: ForecastInput!) { forecast(input: $input) { undated { openLeads } } }",
+            json!({"input": bobs}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    let mut south = window.clone();
+    south["teamId"] = json!(r.south);
+    let refused = app.review(&r.ann.1, "tierReport", "won", south).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
 
     let other = app.sign_up_tenant("globex").await;
     let none = app

@@ -157,20 +157,26 @@ impl TokenKeys {
 /// cannot be used as a token, nor a token as a link.
 const EXPORT_AUDIENCE: &str = "leadrank-export";
 
-/// What a signed export link carries: who asked, and for what.
+/// What a signed export link carries: who asked, in which session, and
+/// for what.
 #[derive(Debug, Serialize, Deserialize)]
 struct ExportClaims {
     sub: Uuid,
     tid: Uuid,
+    role: Role,
     aud: String,
     iat: i64,
     exp: i64,
+    ver: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
     /// The export asked for (filter and options), as JSON.
     req: serde_json::Value,
 }
 
 impl TokenKeys {
-    /// Signs a link to an export of `request` for `principal`, valid until
+    /// Signs a link to an export of `request` for `principal` in
+    /// `session` (signing out of it ends the link too), valid until
     /// `expires_at`.
     ///
     /// # Errors
@@ -178,6 +184,7 @@ impl TokenKeys {
     pub fn sign_export<T: Serialize>(
         &self,
         principal: &Principal,
+        session: SessionClaims,
         request: &T,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
@@ -185,16 +192,20 @@ impl TokenKeys {
         let claims = ExportClaims {
             sub: principal.user_id,
             tid: principal.tenant_id,
+            role: principal.role,
             aud: EXPORT_AUDIENCE.to_owned(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            ver: session.version,
+            sid: session.family,
             req: serde_json::to_value(request).context("the export cannot be described")?,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .context("failed to sign an export link")
     }
 
-    /// Verifies an export link: (tenant, user, request).
+    /// Verifies an export link: the claims of the session it was asked
+    /// for in (to be admitted as an access token's are), and the request.
     ///
     /// # Errors
     /// A message for the client when the link is not one this server
@@ -202,7 +213,7 @@ impl TokenKeys {
     pub fn verify_export<T: serde::de::DeserializeOwned>(
         &self,
         link: &str,
-    ) -> Result<(Uuid, Uuid, T), &'static str> {
+    ) -> Result<(Claims, T), &'static str> {
         let mut validation = self.validation.clone();
         validation.set_audience(&[EXPORT_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
@@ -216,7 +227,18 @@ impl TokenKeys {
             .claims;
         let request =
             serde_json::from_value(claims.req).map_err(|_| "this is not a valid export link")?;
-        Ok((claims.tid, claims.sub, request))
+        Ok((
+            Claims {
+                sub: claims.sub,
+                tid: claims.tid,
+                role: claims.role,
+                iat: claims.iat,
+                exp: claims.exp,
+                ver: claims.ver,
+                sid: claims.sid,
+            },
+            request,
+        ))
     }
 }
 
@@ -365,17 +387,22 @@ mod tests {
     fn an_export_link_and_an_access_token_cannot_stand_in_for_each_other() {
         let p = principal();
         let now = Utc::now();
+        let session = SessionClaims {
+            version: 3,
+            family: Some(Uuid::now_v7()),
+        };
         let link = keys()
             .sign_export(
                 &p,
+                session,
                 &serde_json::json!({"bom": true}),
                 now,
                 now + Duration::minutes(10),
             )
             .unwrap();
-        let (tenant, user, request): (Uuid, Uuid, serde_json::Value) =
-            keys().verify_export(&link).unwrap();
-        assert_eq!((tenant, user), (p.tenant_id, p.user_id));
+        let (claims, request): (Claims, serde_json::Value) = keys().verify_export(&link).unwrap();
+        assert_eq!(claims.principal(), p);
+        assert_eq!(claims.session(), session);
         assert_eq!(request["bom"], true);
         assert!(keys().verify(&link).is_err(), "a link is not a token");
         let token = keys().issue(&p, now, now + Duration::minutes(15)).unwrap();
@@ -383,6 +410,7 @@ mod tests {
         let old = keys()
             .sign_export(
                 &p,
+                SessionClaims::default(),
                 &serde_json::json!({}),
                 now - Duration::hours(1),
                 now - Duration::minutes(50),

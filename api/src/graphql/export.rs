@@ -41,10 +41,16 @@ impl ExportMutation {
             filter: filter.unwrap_or_default().into_service().gql()?,
             bom: excel_bom,
         };
-        let (url, expires_at) =
-            export::link(&rc.db, &principal, &rc.auth.keys, &request, Utc::now())
-                .await
-                .gql()?;
+        let (url, expires_at) = export::link(
+            &rc.db,
+            &principal,
+            rc.session,
+            &rc.auth.keys,
+            &request,
+            Utc::now(),
+        )
+        .await
+        .gql()?;
         Ok(LeadExport { url, expires_at })
     }
 }

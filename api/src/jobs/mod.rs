@@ -2,6 +2,7 @@
 //! scheduler.
 
 pub mod cli;
+pub mod digest;
 pub mod import_cli;
 pub mod lease;
 pub mod rescore;

@@ -67,7 +67,7 @@ pub async fn run_due(
     for t in tenants {
         // A digest that fails is logged and tried again at the next tick;
         // it never holds up the nightly runs.
-        if let Err(err) = crate::service::digest::send_if_due(db, &t, now).await {
+        if let Err(err) = super::digest::send_if_due(db, &t, now).await {
             tracing::error!(tenant = %t.slug, error = %err, "the weekly digest could not be sent");
         }
         if is_due(db, &t, now).await? {

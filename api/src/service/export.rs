@@ -25,7 +25,10 @@ use super::{
     tenant_config,
 };
 use crate::{
-    auth::Principal,
+    auth::{
+        Principal,
+        tokens::{SessionClaims, TokenKeys},
+    },
     error::{AppError, AppResult},
     tenancy::TenantScope,
 };
@@ -65,6 +68,9 @@ pub struct ExportRequest {
 /// How long an export link works.
 pub const LINK_LIFETIME_MINUTES: i64 = 10;
 
+/// What a REP may not do, at the link's making and at its download.
+pub const MAY_EXPORT: &str = "export leads";
+
 /// A signed link to an export of `request` for `principal` (MANAGER and
 /// above: a rep does not take the company's leads away in bulk), recorded
 /// in the audit log with its filter.
@@ -74,14 +80,15 @@ pub const LINK_LIFETIME_MINUTES: i64 = 10;
 pub async fn link(
     db: &DatabaseConnection,
     principal: &Principal,
-    keys: &crate::auth::tokens::TokenKeys,
+    session: SessionClaims,
+    keys: &TokenKeys,
     request: &ExportRequest,
     now: DateTime<Utc>,
 ) -> AppResult<(String, DateTime<Utc>)> {
-    principal.require_at_least(Role::Manager, "export leads")?;
+    principal.require_at_least(Role::Manager, MAY_EXPORT)?;
     let expires_at = now + chrono::Duration::minutes(LINK_LIFETIME_MINUTES);
     let signed = keys
-        .sign_export(principal, request, now, expires_at)
+        .sign_export(principal, session, request, now, expires_at)
         .map_err(AppError::Internal)?;
     let scope = TenantScope::new(db, principal.tenant_id);
     audit::record(

@@ -12,7 +12,6 @@ pub mod bulk;
 pub mod catalog;
 pub mod configuration;
 pub mod defaults;
-pub mod digest;
 pub mod events;
 pub mod export;
 pub mod import;

@@ -153,9 +153,10 @@ pub async fn counted<C: ConnectionTrait>(
     let mut leads = Condition::all().add(visibility(scope, principal).await?);
     if let Some(team) = team {
         scope.get::<team::Entity>(team).await?;
-        if principal.role == Role::Manager && !config.teams_of(principal.user_id).contains(&team) {
+        let theirs = config.teams_of(principal.user_id).contains(&team);
+        if matches!(principal.role, Role::Manager | Role::Rep) && !theirs {
             return Err(AppError::Forbidden {
-                action: "read the review of a team you do not manage",
+                action: "read the review of a team you are not in",
             });
         }
         leads = leads.add(
@@ -169,7 +170,12 @@ pub async fn counted<C: ConnectionTrait>(
         scope.get::<user::Entity>(owner).await?;
         let mut members = config.members_of(config.teams_of(principal.user_id));
         members.push(principal.user_id);
-        if principal.role == Role::Manager && !members.contains(&owner) {
+        let allowed = match principal.role {
+            Role::Owner | Role::Admin => true,
+            Role::Manager => members.contains(&owner),
+            Role::Rep => owner == principal.user_id,
+        };
+        if !allowed {
             return Err(AppError::Forbidden {
                 action: "read the review of someone outside your teams",
             });
@@ -763,9 +769,10 @@ pub struct Movements {
 }
 
 /// The tier of each counted lead at the window's start and at its end
-/// (from its score history), and how far up each lower tier climbed.
-/// Leads closed before the window started are left out; leads created
-/// within it start from no tier.
+/// (from its score history: the tier of its last score event before
+/// each), and how far up each lower tier climbed within it. Leads closed
+/// before the window started are left out; leads created within it start
+/// from no tier.
 ///
 /// # Errors
 /// Database errors.
@@ -789,7 +796,7 @@ pub async fn tier_movements<C: ConnectionTrait>(
     let tier_at = |sql: &mut Sql, at: DateTime<Utc>| {
         sql.push("(SELECT e.new_tier FROM ")
             .subquery(events())
-            .push(" e WHERE e.lead_id = l.id AND e.at <= ")
+            .push(" e WHERE e.lead_id = l.id AND e.at < ")
             .bind(at)
             // By time alone, so that the lead's index gives the latest at
             // once: a lead is scored once per write, so two of its events
@@ -815,11 +822,11 @@ pub async fn tier_movements<C: ConnectionTrait>(
     // Both databases read the figures as 64-bit integers.
     sql.push(" ELSE 1000 END) AS BIGINT) FROM ")
         .subquery(events())
-        .push(" e WHERE e.lead_id = m.id AND e.at > ")
+        .push(" e WHERE e.lead_id = m.id AND e.at >= ")
         .bind(window.from)
-        .push(" AND e.at <= ")
+        .push(" AND e.at < ")
         .bind(window.to)
-        .push(") END AS best, m.won AS won, COUNT(*) AS n FROM (SELECT l.id AS id, CASE WHEN l.created_at > ")
+        .push(") END AS best, m.won AS won, COUNT(*) AS n FROM (SELECT l.id AS id, CASE WHEN l.created_at >= ")
         .bind(window.from)
         .push(" THEN NULL ELSE ");
     tier_at(&mut sql, window.from);
@@ -829,7 +836,7 @@ pub async fn tier_movements<C: ConnectionTrait>(
     } else {
         tier_at(&mut sql, window.to);
     }
-    sql.push(" AS tier_to, CAST(CASE WHEN l.status = 'WON' AND l.closed_at <= ")
+    sql.push(" AS tier_to, CAST(CASE WHEN l.status = 'WON' AND l.closed_at < ")
         .bind(window.to)
         .push(" THEN 1 ELSE 0 END AS BIGINT) AS won FROM ")
         .subquery(
@@ -844,11 +851,11 @@ pub async fn tier_movements<C: ConnectionTrait>(
                         lead::Column::Tier,
                     ],
                 )
-                .filter(lead::Column::CreatedAt.lte(window.to))
+                .filter(lead::Column::CreatedAt.lt(window.to))
                 .filter(
                     Condition::any()
                         .add(lead::Column::ClosedAt.is_null())
-                        .add(lead::Column::ClosedAt.gt(window.from)),
+                        .add(lead::Column::ClosedAt.gte(window.from)),
                 ),
         )
         .push(" l) m GROUP BY 1, 2, 3, 4");
@@ -996,20 +1003,22 @@ pub struct Forecast {
 /// moved there, or when it is created in it.
 async fn typical_days<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
+    counted: &Counted,
     pipeline: Uuid,
     since: DateTime<Utc>,
 ) -> AppResult<HashMap<String, f64>> {
     // The won leads and their stage moves are read once each (`w`, `m`):
     // joined as subqueries instead, SQLite matched every move against
     // every won lead, twice.
-    let won = scope
-        .select::<lead::Entity>()
-        .select_only()
-        .columns([
-            lead::Column::Id,
-            lead::Column::CreatedAt,
-            lead::Column::ClosedAt,
-        ])
+    let won = counted
+        .select(
+            scope,
+            [
+                lead::Column::Id,
+                lead::Column::CreatedAt,
+                lead::Column::ClosedAt,
+            ],
+        )
         .filter(lead::Column::PipelineId.eq(pipeline))
         .filter(lead::Column::Status.eq(LeadStatus::Won))
         .filter(lead::Column::ClosedAt.gte(since));
@@ -1107,8 +1116,13 @@ pub async fn forecast<C: ConnectionTrait>(
     let mut typical: HashMap<Uuid, f64> = HashMap::new();
     let mut stages: Vec<StageForecast> = Vec::new();
     for pipeline in counted.config.pipelines() {
-        let days =
-            typical_days(scope, pipeline.0.id, now - Duration::days(LEARN_FROM_DAYS)).await?;
+        let days = typical_days(
+            scope,
+            counted,
+            pipeline.0.id,
+            now - Duration::days(LEARN_FROM_DAYS),
+        )
+        .await?;
         for stage in &pipeline.1 {
             if stage.kind != StageKind::Open || stage.post_sale {
                 continue;

@@ -19,7 +19,8 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{
+use super::lease::{Clock, Lease};
+use crate::service::{
     begin_write,
     events::{self, Event, Outgoing},
     review::{self, Counted, Window},
@@ -43,10 +44,14 @@ pub fn week_before(now: DateTime<Utc>, zone: Tz, hour: u32) -> Option<Window> {
         return None;
     }
     let monday = local.date_naive();
+    // A day's first moment: midnight, or the hour after where summer
+    // time skips midnight.
     let midnight = |day: chrono::NaiveDate| {
-        zone.from_local_datetime(&day.and_time(NaiveTime::MIN))
-            .earliest()
-            .map(|at| at.with_timezone(&Utc))
+        [0, 1].into_iter().find_map(|h| {
+            zone.from_local_datetime(&day.and_time(NaiveTime::from_hms_opt(h, 0, 0)?))
+                .earliest()
+                .map(|at| at.with_timezone(&Utc))
+        })
     };
     Window::new(midnight(monday - Duration::days(7))?, midnight(monday)?).ok()
 }
@@ -138,6 +143,31 @@ pub async fn send_if_due(
     let Some(week) = week_before(now, zone, hour) else {
         return Ok(false);
     };
+    // One process sends: the scheduler runs in every one.
+    let Some(lease) = Lease::claim(
+        db,
+        tenant.id,
+        KIND,
+        &Lease::holder_for_run(KIND),
+        Duration::minutes(5),
+        Clock::starting_at(now),
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    let sent = send(db, tenant, week, now).await;
+    lease.release(db).await?;
+    sent
+}
+
+/// [`send_if_due`] under the lease.
+async fn send(
+    db: &DatabaseConnection,
+    tenant: &tenant::Model,
+    week: Window,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
     let scope = TenantScope::new(db, tenant.id);
     let sent = scope
         .select::<job_run::Entity>()
