@@ -129,7 +129,9 @@ pub use batch::{BatchExplanation, ContributionRow, LeadBatch, OverrideRow, PIN_R
 pub use decay::{Activity, ActivityState, SignalAccumulator};
 pub use engine::CompiledModel;
 pub use error::{ConfigError, TrainError};
-pub use evaluate::{Comparison, ModelEvaluation, ScoreStats, TierEvaluation, TierMove};
+pub use evaluate::{
+    Comparison, ModelEvaluation, ReliabilityBin, ScoreStats, TierEvaluation, TierMove,
+};
 pub use explain::{
     AppliedOverride, ChurnCause, Contribution, Flags, LeadFlag, ScoreSummary, Scorecard,
 };
@@ -142,7 +144,7 @@ pub use model::{
     ResponsivenessParams, SignalDef, StageBasis, StageParams, StageRule, StaleRule, Tier,
     UrgentSignalRule,
 };
-pub use predictor::{FeatureSpace, Predictor, TrainOptions};
+pub use predictor::{FeatureSpace, Predictor, TrainOptions, TrainingMetadata};
 
 /// A point in time: seconds since the Unix epoch (UTC).
 pub type UnixSeconds = i64;

@@ -261,6 +261,67 @@ async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_c
 }
 
 #[tokio::test]
+async fn a_models_evaluation_shows_how_calibrated_its_scores_and_the_close_probability_are() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let query = "{ activeScoringModel { id } }";
+    let model = app.graphql(Some(&t.token), query, json!({})).await;
+    let model_id = model["data"]["activeScoringModel"]["id"].clone();
+    let evaluate = || {
+        app.graphql(
+            Some(&t.token),
+            "query($id: ID!) { modelEvaluation(modelId: $id) { closedLeads brier
+                reliability { lower upper leads meanPredicted wonRate }
+                closeProbability { trainedAt trainingLeads trainingWon outOfSample heldOutLeads
+                    heldOutWon auc brier logLoss reliability { leads meanPredicted wonRate } } } }",
+            json!({"id": model_id}),
+        )
+    };
+    let before = evaluate().await;
+    assert!(before["errors"].is_null(), "{before}");
+    assert!(
+        before["data"]["modelEvaluation"]["closeProbability"].is_null(),
+        "no predictor before any closed lead: {before}"
+    );
+
+    let report = import_report(&app, &t.token, &history_csv(), false).await;
+    app.finished_run(&t.token, &report["jobRun"]["id"]).await;
+    let body = evaluate().await;
+    assert!(body["errors"].is_null(), "{body}");
+    let e = &body["data"]["modelEvaluation"];
+    // The scores read as probabilities: ten bins holding every closed lead.
+    let bins = e["reliability"].as_array().unwrap();
+    assert_eq!(bins.len(), 10);
+    let binned: i64 = bins.iter().map(|b| b["leads"].as_i64().unwrap()).sum();
+    assert_eq!(binned, e["closedLeads"].as_i64().unwrap(), "{e}");
+    let brier = e["brier"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&brier), "{e}");
+    // The close-probability model: 24 closed leads, half won.
+    let p = &e["closeProbability"];
+    assert_eq!(
+        (p["trainingLeads"].as_i64(), p["trainingWon"].as_i64()),
+        (Some(24), Some(12)),
+        "{p}"
+    );
+    let brier = p["brier"].as_f64().unwrap();
+    assert!(
+        (0.0..=0.25).contains(&brier),
+        "better than a coin on this history: {p}"
+    );
+    let held_out: i64 = p["reliability"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["leads"].as_i64().unwrap())
+        .sum();
+    if p["outOfSample"] == true {
+        assert_eq!(held_out, p["heldOutLeads"].as_i64().unwrap(), "{p}");
+    } else {
+        assert_eq!((held_out, p["heldOutLeads"].as_i64()), (0, Some(0)), "{p}");
+    }
+}
+
+#[tokio::test]
 async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;

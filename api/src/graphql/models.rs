@@ -189,6 +189,75 @@ pub struct TierEvaluation {
     pub lift: f64,
 }
 
+/// Closed leads whose predicted probability fell in `[lower, upper)` (the
+/// last bin includes 1): what they were predicted on average against how
+/// often they were won. A calibrated model has the two close in every bin.
+#[derive(SimpleObject)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub leads: i32,
+    pub mean_predicted: f64,
+    pub won_rate: f64,
+}
+
+impl From<scoring::ReliabilityBin> for ReliabilityBin {
+    fn from(b: scoring::ReliabilityBin) -> Self {
+        Self {
+            lower: b.lower,
+            upper: b.upper,
+            leads: count(b.leads),
+            mean_predicted: b.mean_predicted,
+            won_rate: b.won_rate,
+        }
+    }
+}
+
+/// The close-probability model in use for the scope, as trained by the
+/// nightly job, and how it did on the most recent closed leads, which it
+/// held out of its training to be judged on them (out of sample), then
+/// learned from.
+#[derive(SimpleObject)]
+pub struct CloseProbabilityEvaluation {
+    pub trained_at: DateTime<Utc>,
+    /// Closed leads it learned from, and of those won.
+    pub training_leads: i32,
+    pub training_won: i32,
+    /// Whether the figures below are out of sample; false when too few
+    /// closed leads of either outcome could be held out, and they are on
+    /// the training leads.
+    pub out_of_sample: bool,
+    /// The held-out recent closed leads judged, and of those won.
+    pub held_out_leads: i32,
+    pub held_out_won: i32,
+    pub auc: Option<f64>,
+    /// Mean squared error of the probabilities (0 best, 0.25 a coin).
+    pub brier: Option<f64>,
+    pub log_loss: Option<f64>,
+    /// Ten bins of predicted probability against the observed won rate.
+    pub reliability: Vec<ReliabilityBin>,
+}
+
+impl From<scoring::TrainingMetadata> for CloseProbabilityEvaluation {
+    fn from(m: scoring::TrainingMetadata) -> Self {
+        let held_out = m.validation.as_ref();
+        Self {
+            trained_at: DateTime::from_timestamp(m.trained_at, 0).unwrap_or_default(),
+            training_leads: count(m.rows),
+            training_won: count(m.won),
+            out_of_sample: held_out.is_some(),
+            held_out_leads: count(held_out.map_or(0, |v| v.rows)),
+            held_out_won: count(held_out.map_or(0, |v| v.won)),
+            auc: m.auc,
+            brier: m.brier,
+            log_loss: held_out.map(|v| v.log_loss),
+            reliability: held_out
+                .map(|v| v.reliability.iter().copied().map(Into::into).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A model judged on the closed leads of its scope.
 #[derive(SimpleObject)]
 pub struct ModelEvaluation {
@@ -196,6 +265,15 @@ pub struct ModelEvaluation {
     pub closed_leads: i32,
     pub auc: Option<f64>,
     pub tiers: Vec<TierEvaluation>,
+    /// Brier score of the model's scores read as probabilities (score /
+    /// 100) against the closed leads' outcomes.
+    pub brier: Option<f64>,
+    /// The scores read as probabilities, in ten bins, against how often
+    /// those leads were won.
+    pub reliability: Vec<ReliabilityBin>,
+    /// The close-probability model in use for the scope; null before the
+    /// nightly job has trained one.
+    pub close_probability: Option<CloseProbabilityEvaluation>,
 }
 
 fn count(n: impl TryInto<i32>) -> i32 {
@@ -274,11 +352,17 @@ impl ModelQuery {
     #[graphql(complexity = "cost::EVALUATION + child_complexity")]
     async fn model_evaluation(&self, ctx: &Context<'_>, model_id: ID) -> Result<ModelEvaluation> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let e = models::evaluation(&scope, &principal, &model_id)
+        let models::Evaluation {
+            scores: e,
+            predictor,
+        } = models::evaluation(&scope, &principal, &model_id)
             .await
             .gql()?;
         Ok(ModelEvaluation {
             model_id,
+            brier: e.brier,
+            reliability: e.reliability.iter().copied().map(Into::into).collect(),
+            close_probability: predictor.map(Into::into),
             closed_leads: count(e.closed_leads),
             auc: e.auc,
             tiers: e

@@ -736,7 +736,7 @@ pub async fn evaluation<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     model_id: &str,
-) -> AppResult<scoring::ModelEvaluation> {
+) -> AppResult<Evaluation> {
     principal.require_at_least(Role::Manager, "evaluate scoring models")?;
     let id = validate::id("modelId", model_id)?;
     let model = scope.get::<scoring_model::Entity>(id).await?;
@@ -763,5 +763,24 @@ pub async fn evaluation<C: ConnectionTrait>(
         .iter()
         .map(|t| t.key.as_str())
         .collect();
-    Ok(evaluate::evaluate(&tiers, &closed))
+    // The close-probability model the scope's leads use now, with how it
+    // did on the recent closed leads it held out before they joined its
+    // training.
+    let predictor = config
+        .model(model.team_id)
+        .ok()
+        .and_then(|m| m.predictor.as_ref().map(|p| p.metadata.clone()));
+    Ok(Evaluation {
+        scores: evaluate::evaluate(&tiers, &closed),
+        predictor,
+    })
+}
+
+/// A scoring model judged on closed leads, beside the close-probability
+/// model in use for its scope.
+pub struct Evaluation {
+    pub scores: scoring::ModelEvaluation,
+    /// What the predictor was trained on and how it did out of sample;
+    /// none before one is trained.
+    pub predictor: Option<scoring::TrainingMetadata>,
 }
