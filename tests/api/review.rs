@@ -135,6 +135,26 @@ async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
     assert_eq!(app.closed(token, &low_won, "WON", None).await, "C");
     app.closed(token, &old, "LOST", Some(days_ago(30))).await;
 
+    // A won customer's tier moves on after the sale (an upsell quote
+    // request in the post-sale stage); the report keeps the tier it was
+    // won in.
+    let moved = app
+        .lead_mutation(
+            token,
+            "moveLeadStage",
+            "MoveStageInput",
+            json!({"id": a_won, "stageKey": "post_sale"}),
+        )
+        .await;
+    assert_eq!(
+        moved["data"]["moveLeadStage"]["lead"]["status"], "WON",
+        "{moved}"
+    );
+    let after = app
+        .record(token, &a_won, "urgent_quote_request", json!({}))
+        .await;
+    assert_eq!(after["tier"], "A", "the customer's tier moved on: {after}");
+
     let input = json!({"from": days_ago(7), "to": (Utc::now() + Duration::hours(1)).to_rfc3339()});
     let report = app
         .review_ok(token, "tierReport", TIER_REPORT_FIELDS, input.clone())

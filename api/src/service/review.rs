@@ -269,18 +269,11 @@ pub async fn tier_report<C: ConnectionTrait>(
         .into_tuple()
         .all(scope.conn())
         .await?;
-    let closed: Vec<(String, LeadStatus, i64, Option<f64>)> = counted
-        .select(scope, [lead::Column::Tier, lead::Column::Status])
-        .column_as(lead::Column::Id.count(), "n")
-        .column_as(lead::Column::DealValue.sum(), "value")
-        .filter(lead::Column::Status.is_in([LeadStatus::Won, LeadStatus::Lost]))
-        .filter(lead::Column::ClosedAt.gte(window.from))
-        .filter(lead::Column::ClosedAt.lt(window.to))
-        .group_by(lead::Column::Tier)
-        .group_by(lead::Column::Status)
-        .into_tuple()
-        .all(scope.conn())
-        .await?;
+    let closed: Vec<(String, LeadStatus, i64, Option<f64>)> = closed_in(scope, counted, window)
+        .await?
+        .into_iter()
+        .map(|c| (c.tier, c.status, c.leads, Some(c.value)))
+        .collect();
     let order = counted.tier_order(
         open.iter()
             .map(|(t, ..)| t.as_str())
@@ -301,15 +294,90 @@ pub async fn tier_report<C: ConnectionTrait>(
     }
     for (tier, status, n, value) in closed {
         if let Some(r) = rows.iter_mut().find(|r| r.tier == tier) {
+            // One group per owner: they add up.
             if status == LeadStatus::Won {
-                r.won = count(n);
-                r.won_value = value.unwrap_or(0.0);
+                r.won += count(n);
+                r.won_value += value.unwrap_or(0.0);
             } else {
-                r.lost = count(n);
+                r.lost += count(n);
             }
         }
     }
     Ok(rows)
+}
+
+/// Counted leads closed within a window with one owner, tier and outcome.
+struct ClosedGroup {
+    owner: Option<Uuid>,
+    /// The tier the lead held when it closed.
+    tier: String,
+    status: LeadStatus,
+    leads: i64,
+    /// Their summed deal value.
+    value: f64,
+}
+
+/// The counted leads closed within the window, grouped by owner, outcome
+/// and the tier they held when they closed: the tier of their last score
+/// event at or before the close (the close's own re-score included), for
+/// a customer's tier moves on after the sale as the post-sale stages
+/// re-score it.
+async fn closed_in<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    counted: &Counted,
+    window: Window,
+) -> AppResult<Vec<ClosedGroup>> {
+    let mut sql = Sql::new(scope.conn().get_database_backend());
+    sql.push(
+        "SELECT c.owner_id AS owner, c.tier AS tier, c.status AS status, \
+         COUNT(*) AS n, SUM(COALESCE(c.deal_value, 0.0)) AS value FROM \
+         (SELECT l.owner_id, l.status, l.deal_value, COALESCE((SELECT e.new_tier FROM ",
+    )
+    .subquery(
+        scope
+            .select::<score_event::Entity>()
+            .select_only()
+            .columns([
+                score_event::Column::LeadId,
+                score_event::Column::At,
+                score_event::Column::NewTier,
+            ]),
+    )
+    .push(
+        " e WHERE e.lead_id = l.id AND e.at <= l.closed_at ORDER BY e.at DESC LIMIT 1), \
+         l.tier) AS tier FROM ",
+    )
+    .subquery(
+        counted
+            .select(
+                scope,
+                [
+                    lead::Column::Id,
+                    lead::Column::OwnerId,
+                    lead::Column::Status,
+                    lead::Column::DealValue,
+                    lead::Column::ClosedAt,
+                    lead::Column::Tier,
+                ],
+            )
+            .filter(lead::Column::Status.is_in([LeadStatus::Won, LeadStatus::Lost]))
+            .filter(lead::Column::ClosedAt.gte(window.from))
+            .filter(lead::Column::ClosedAt.lt(window.to)),
+    )
+    .push(" l) c GROUP BY c.owner_id, c.tier, c.status");
+    sql.all(scope.conn())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ClosedGroup {
+                owner: r.try_get("", "owner")?,
+                tier: r.try_get("", "tier")?,
+                status: r.try_get("", "status")?,
+                leads: r.try_get("", "n")?,
+                value: r.try_get::<Option<f64>>("", "value")?.unwrap_or(0.0),
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------- scorecards
@@ -421,27 +489,12 @@ pub async fn scorecards<C: ConnectionTrait>(
         .into_tuple()
         .all(scope.conn())
         .await?;
-    let closed: Vec<(Uuid, String, LeadStatus, i64, Option<f64>)> = counted
-        .select(
-            scope,
-            [
-                lead::Column::OwnerId,
-                lead::Column::Tier,
-                lead::Column::Status,
-            ],
-        )
-        .column_as(lead::Column::Id.count(), "n")
-        .column_as(lead::Column::DealValue.sum(), "value")
-        .filter(lead::Column::Status.is_in([LeadStatus::Won, LeadStatus::Lost]))
-        .filter(lead::Column::ClosedAt.gte(window.from))
-        .filter(lead::Column::ClosedAt.lt(window.to))
-        .filter(lead::Column::OwnerId.is_not_null())
-        .group_by(lead::Column::OwnerId)
-        .group_by(lead::Column::Tier)
-        .group_by(lead::Column::Status)
-        .into_tuple()
-        .all(scope.conn())
-        .await?;
+    let closed: Vec<(Uuid, String, LeadStatus, i64, Option<f64>)> =
+        closed_in(scope, counted, window)
+            .await?
+            .into_iter()
+            .filter_map(|c| Some((c.owner?, c.tier, c.status, c.leads, Some(c.value))))
+            .collect();
     let days_to_close = median_by(backend, |sql| {
         sql.push("SELECT l.owner_id AS g, (")
             .epoch("l.closed_at")
