@@ -43,6 +43,21 @@ pub async fn refresh_statistics<C: ConnectionTrait>(db: &C, tables: &[&str]) -> 
 /// # Errors
 /// When the database cannot be reached.
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    open(settings, false).await
+}
+
+/// A pool for which PostgreSQL's row-level security shows every tenant's
+/// rows (`leadrank.system = on`), for benchmarks and tools that set up and
+/// check data across tenants; never for serving requests. On SQLite, the
+/// same as [`connect`].
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_system(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    open(settings, true).await
+}
+
+async fn open(settings: &Settings, system: bool) -> anyhow::Result<DatabaseConnection> {
     // SQLite's default page cache is 2 MB: a bulk re-score then reads every
     // index page it updates from the OS again, and runs ten times slower
     // than with the indexes of 100,000 leads held in memory.
@@ -64,13 +79,44 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         // code first; for the review's grouped reads over 100,000 leads that
         // compiling took 150 ms of a 700 ms answer, and the short statements
         // of the request path never gain from it.
-        .map_sqlx_postgres_opts(|opts| opts.options([("jit", "off")]));
+        .map_sqlx_postgres_opts(move |opts| {
+            let opts = opts.options([("jit", "off")]);
+            if system {
+                opts.options([("leadrank.system", "on")])
+            } else {
+                opts
+            }
+        });
     Database::connect(options).await.with_context(|| {
         format!(
             "failed to connect to the database at {}",
             redact(&settings.database_url)
         )
     })
+}
+
+/// Warns when PostgreSQL's row-level security cannot bind the server's
+/// role: a superuser or a role with BYPASSRLS sees every tenant's rows
+/// whatever the transaction says, so only the tenant filter would stand.
+///
+/// # Errors
+/// Database errors.
+pub async fn warn_if_the_wall_is_bypassed(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT rolsuper OR rolbypassrls AS bypasses FROM pg_roles WHERE rolname = current_user",
+        ))
+        .await?;
+    if row.and_then(|r| r.try_get::<bool>("", "bypasses").ok()) == Some(true) {
+        tracing::warn!(
+            "the database role LeadRank connects as is a superuser or has BYPASSRLS, so row-level security does not hold tenants apart (only the application's filter does); connect as an ordinary role that owns the tables"
+        );
+    }
+    Ok(())
 }
 
 /// How many statements a connection pool has run: lets a test check that

@@ -52,7 +52,7 @@ use crate::{
         rescoring::{self, ModelInUse},
         tenant_config::TenantConfig,
     },
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// The most leads one run makes: phone numbers stay unique up to here.
@@ -260,7 +260,8 @@ pub async fn generate(
     let setup_elapsed = started.elapsed();
 
     let started = Instant::now();
-    let scope = TenantScope::new(db, people.tenant_id);
+    let walled = Walled::new(db, people.tenant_id);
+    let scope = walled.scope();
     let config = Arc::new(TenantConfig::load(&scope).await?);
     let stages = config
         .default_pipeline()
@@ -268,7 +269,7 @@ pub async fn generate(
         .1
         .clone();
     let maker = LeadMaker::new(&options, &people, config, &stages)?;
-    let tally = load(db, maker, options.leads).await?;
+    let tally = load(db, people.tenant_id, maker, options.leads).await?;
     crate::db::refresh_statistics(db, crate::db::LEAD_TABLES)
         .await
         .context("failed to refresh the planner's statistics after loading the leads")?;
@@ -303,7 +304,12 @@ pub async fn generate(
 /// Makes and writes `leads` leads, one transaction per batch. The next
 /// batch is made, scored and built into statements on a blocking thread
 /// while the database writes the previous one: each takes about as long.
-async fn load(db: &DatabaseConnection, maker: LeadMaker, leads: u64) -> anyhow::Result<Tally> {
+async fn load(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    maker: LeadMaker,
+    leads: u64,
+) -> anyhow::Result<Tally> {
     let backend = db.get_database_backend();
     let batch = |mut maker: LeadMaker, from: u64| {
         let to = (from + LEADS_PER_TRANSACTION).min(leads);
@@ -324,7 +330,7 @@ async fn load(db: &DatabaseConnection, maker: LeadMaker, leads: u64) -> anyhow::
         } else {
             tally = Some(maker.tally);
         }
-        write(db, statements)
+        write(db, tenant_id, statements)
             .await
             .with_context(|| format!("failed to write leads {} to {}", made.start + 1, made.end))?;
         if made.end % 100_000 == 0 {
@@ -335,8 +341,13 @@ async fn load(db: &DatabaseConnection, maker: LeadMaker, leads: u64) -> anyhow::
 }
 
 /// Runs a batch in one transaction.
-async fn write(db: &DatabaseConnection, batch: lead_writer::PreparedBulk) -> anyhow::Result<()> {
+async fn write(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    batch: lead_writer::PreparedBulk,
+) -> anyhow::Result<()> {
     let txn = begin_write(db).await?;
+    TenantScope::enter(&txn, tenant_id).await?;
     batch.write(&txn).await?;
     txn.commit().await?;
     Ok(())

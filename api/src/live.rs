@@ -25,7 +25,7 @@ use crate::{
         events::{CHANNEL, NoticeBatch},
         tenant_config,
     },
-    tenancy::TenantScope,
+    tenancy::Walled,
 };
 
 /// How often SQLite's notices are read.
@@ -54,10 +54,12 @@ impl Delivered {
         self.leads
             .get_or_try_init(|| async {
                 let ids = self.batch.notices.iter().map(|n| n.lead_id);
-                let rows = TenantScope::new(db, self.batch.tenant_id)
+                let walled = Walled::new(db, self.batch.tenant_id);
+                let rows = walled
+                    .scope()
                     .select::<lead::Entity>()
                     .filter(lead::Column::Id.is_in(ids))
-                    .all(db)
+                    .all(&walled)
                     .await?;
                 Ok(Arc::new(rows.into_iter().map(|l| (l.id, l)).collect()))
             })

@@ -312,12 +312,18 @@ async fn sample_database(db: &DatabaseConnection) {
         METRICS.pool.with_label_values(&[state]).set(i64::from(n));
     }
     // The outbox across tenants: an operator's figure, not a tenant query.
-    let pending = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'PENDING'",
-        ))
-        .await;
+    let pending = async {
+        let txn = crate::tenancy::across_tenants(db).await?;
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'PENDING'",
+            ))
+            .await?;
+        txn.commit().await?;
+        Ok::<_, sea_orm::DbErr>(row)
+    }
+    .await;
     match pending {
         Ok(Some(row)) => {
             if let Ok(n) = row.try_get::<i64>("", "n") {

@@ -80,6 +80,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mut db = db::connect(&settings).await?;
         db::migrate(&db).await?;
+        db::warn_if_the_wall_is_bypassed(&db).await?;
         let queries = db::count_queries(&mut db);
         let secret = load_or_create_secret(&settings.jwt_secret)?;
         let auth = Arc::new(Auth {
@@ -444,6 +445,7 @@ async fn execute(
             session,
             client: client.clone(),
             api_key: api_key.clone(),
+            walled: std::sync::OnceLock::new(),
         });
     }
     let work = async {

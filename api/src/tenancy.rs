@@ -5,10 +5,18 @@
 //! by `tenant_id`, and whose inserts take `tenant_id` from the scope, never
 //! from input. Another tenant's row is therefore indistinguishable from a
 //! row that never existed.
+//!
+//! On PostgreSQL a second wall stands behind the first: row-level security
+//! (migration `m20261207_000001_tenant_wall`) shows a statement only the
+//! rows of the tenant its transaction said it works for. A scope therefore
+//! only comes from [`TenantScope::enter`], which says so in a transaction,
+//! or from a [`Walled`] pool, which says so around each statement; a query
+//! built without a scope on the application's pool sees nothing at all.
 
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    DeleteMany, EntityTrait, IntoActiveModel, QueryFilter, Select, UpdateMany,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, ExecResult,
+    IntoActiveModel, QueryFilter, QueryResult, Select, Statement, TransactionTrait, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -80,20 +88,49 @@ tenant_owned! {
 
 /// Queries and writes confined to one tenant, over a connection or a
 /// transaction.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct TenantScope<'c, C> {
     conn: &'c C,
     tenant_id: Uuid,
 }
 
-impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
-    /// A scope for `tenant_id`; build it from the authenticated principal
-    /// (or, for sign-up and refresh, from the row being created or the
-    /// token being checked).
-    pub fn new(conn: &'c C, tenant_id: Uuid) -> Self {
-        Self { conn, tenant_id }
+// By hand: derived, they would ask the connection itself to be `Copy`.
+impl<C> Clone for TenantScope<'_, C> {
+    fn clone(&self) -> Self {
+        *self
     }
+}
 
+impl<C> Copy for TenantScope<'_, C> {}
+
+impl<'c> TenantScope<'c, DatabaseTransaction> {
+    /// A scope for `tenant_id` in `txn`, which from now on works for that
+    /// tenant alone. Build it from the authenticated principal (or, for
+    /// sign-up and refresh, from the row being created or the token being
+    /// checked).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn enter(txn: &'c DatabaseTransaction, tenant_id: Uuid) -> AppResult<Self> {
+        work_for(txn, tenant_id).await?;
+        Ok(Self {
+            conn: txn,
+            tenant_id,
+        })
+    }
+}
+
+impl<'c> TenantScope<'c, Walled> {
+    /// A scope over the pool `walled` is confined to.
+    pub fn on(walled: &'c Walled) -> Self {
+        Self {
+            conn: walled,
+            tenant_id: walled.tenant_id,
+        }
+    }
+}
+
+impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
     /// The tenant this scope is confined to.
     pub fn tenant_id(&self) -> Uuid {
         self.tenant_id
@@ -196,5 +233,159 @@ impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
         // Re-pinning the tenant makes the update's WHERE clause include it.
         row.set_tenant_id(self.tenant_id);
         Ok(row.update(self.conn).await?)
+    }
+}
+
+/// Tells PostgreSQL's row-level security which tenant the transaction
+/// `conn` works for, until it ends. A UUID's text is hex digits and
+/// hyphens, safe to write into the statement.
+async fn work_for<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared(&format!("SET LOCAL leadrank.tenant_id = '{tenant_id}'"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A transaction for one of the few reads that span tenants (which tenants
+/// have webhook deliveries due): on PostgreSQL it says so to row-level
+/// security, which otherwise shows a statement no tenant's rows. Every
+/// caller is such a reader, named where it calls.
+///
+/// # Errors
+/// Database errors.
+pub async fn across_tenants(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL leadrank.system = 'on'")
+            .await?;
+    }
+    Ok(txn)
+}
+
+/// The application's pool confined to one tenant, for reads and single
+/// statements outside a transaction. On PostgreSQL each statement runs in
+/// a transaction of its own that first says which tenant it works for
+/// (two more round trips for a read, three for a write); on SQLite, which has no row-level security,
+/// statements go straight to the pool.
+#[derive(Clone, Debug)]
+pub struct Walled {
+    db: DatabaseConnection,
+    tenant_id: Uuid,
+}
+
+impl Walled {
+    /// `db` confined to `tenant_id`.
+    pub fn new(db: &DatabaseConnection, tenant_id: Uuid) -> Self {
+        Self {
+            db: db.clone(),
+            tenant_id,
+        }
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> Uuid {
+        self.tenant_id
+    }
+
+    /// The pool itself, to begin a transaction on (then enter it with
+    /// [`TenantScope::enter`]). On PostgreSQL a statement run on it
+    /// directly sees no tenant's rows.
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The scope of this tenant over this pool.
+    pub fn scope(&self) -> TenantScope<'_, Walled> {
+        TenantScope::on(self)
+    }
+
+    /// A transaction on the pool, working for this tenant.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.db.begin().await?;
+        work_for(&txn, self.tenant_id).await?;
+        Ok(txn)
+    }
+
+    fn walls(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Walled {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if !self.walls() {
+            return self.db.execute_raw(stmt).await;
+        }
+        let txn = self.begin().await?;
+        let done = txn.execute_raw(stmt).await?;
+        txn.commit().await?;
+        Ok(done)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        if !self.walls() {
+            return self.db.execute_unprepared(sql).await;
+        }
+        let txn = self.begin().await?;
+        let done = txn.execute_unprepared(sql).await?;
+        txn.commit().await?;
+        Ok(done)
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if !self.walls() {
+            return self.db.query_one_raw(stmt).await;
+        }
+        let reads = only_reads(&stmt);
+        let txn = self.begin().await?;
+        let row = txn.query_one_raw(stmt).await?;
+        finish(txn, reads).await?;
+        Ok(row)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if !self.walls() {
+            return self.db.query_all_raw(stmt).await;
+        }
+        let reads = only_reads(&stmt);
+        let txn = self.begin().await?;
+        let rows = txn.query_all_raw(stmt).await?;
+        finish(txn, reads).await?;
+        Ok(rows)
+    }
+
+    fn support_returning(&self) -> bool {
+        self.db.support_returning()
+    }
+}
+
+/// Whether `stmt` only reads. Inserts and updates come back through the
+/// query methods too, when they return the rows they wrote.
+fn only_reads(stmt: &Statement) -> bool {
+    stmt.sql
+        .trim_start()
+        .get(..6)
+        .is_some_and(|verb| verb.eq_ignore_ascii_case("SELECT"))
+}
+
+/// Ends a statement's own transaction. One that only read is dropped: the
+/// rollback that drop queues goes out with the check the pool makes of a
+/// returned connection, so it costs the request no round trip, where a
+/// commit would cost one.
+async fn finish(txn: DatabaseTransaction, reads: bool) -> Result<(), DbErr> {
+    if reads {
+        drop(txn);
+        Ok(())
+    } else {
+        txn.commit().await
     }
 }

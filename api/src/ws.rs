@@ -448,6 +448,7 @@ impl InitDeps {
             client: self.client,
             // Live updates are for people: a key never passes the token check.
             api_key: None,
+            walled: std::sync::OnceLock::new(),
         });
         data.insert(self.kick);
         data.insert(seat);

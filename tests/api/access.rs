@@ -297,7 +297,7 @@ async fn a_deactivated_users_token_stops_working_at_once() {
     // What a deactivation does: clear the flag and announce the change in
     // the same transaction, through the one mechanism every access change
     // uses.
-    let txn = app.db.begin().await.unwrap();
+    let txn = app.system_db.begin().await.unwrap();
     let backend = txn.get_database_backend();
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
@@ -331,7 +331,7 @@ async fn a_session_cannot_be_refreshed_past_its_absolute_lifetime() {
         .unwrap()
         .to_owned();
     let backdate = |days: i64| {
-        let db = app.db.clone();
+        let db = app.system_db.clone();
         async move {
             let backend = db.get_database_backend();
             let at = Utc::now() - Duration::days(days);

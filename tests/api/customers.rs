@@ -122,7 +122,7 @@ impl TestApp {
     async fn events_about(&self, kind: &str, id: &str) -> Vec<Value> {
         webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::EventType.eq(kind))
-            .all(&self.db)
+            .all(&self.system_db)
             .await
             .expect("deliveries")
             .into_iter()

@@ -35,12 +35,15 @@ async fn a_demo_tenant_has_scored_leads_in_several_tiers_and_its_people_can_sign
 
     let summary = generate(&app, "demo", 300).await.unwrap();
 
-    assert_eq!(lead::Entity::find().count(&app.db).await.unwrap(), 300);
+    assert_eq!(
+        lead::Entity::find().count(&app.system_db).await.unwrap(),
+        300
+    );
     let tiers: BTreeSet<String> = lead::Entity::find()
         .select_only()
         .column(lead::Column::Tier)
         .into_tuple()
-        .all(&app.db)
+        .all(&app.system_db)
         .await
         .unwrap()
         .into_iter()
@@ -49,12 +52,15 @@ async fn a_demo_tenant_has_scored_leads_in_several_tiers_and_its_people_can_sign
     for status in [LeadStatus::Won, LeadStatus::Lost] {
         let closed = lead::Entity::find()
             .filter(lead::Column::Status.eq(status))
-            .count(&app.db)
+            .count(&app.system_db)
             .await
             .unwrap();
         assert!(closed > 0, "no {status:?} leads");
     }
-    let activities = activity::Entity::find().count(&app.db).await.unwrap();
+    let activities = activity::Entity::find()
+        .count(&app.system_db)
+        .await
+        .unwrap();
     assert!(
         (2_100..=3_900).contains(&activities),
         "{activities} activities"
@@ -87,5 +93,5 @@ async fn a_demo_refuses_a_tenant_slug_that_is_taken() {
     let err = generate(&app, "taken", 10).await.err().unwrap();
 
     assert!(err.contains("\"taken\" already exists"), "{err}");
-    assert_eq!(lead::Entity::find().count(&app.db).await.unwrap(), 0);
+    assert_eq!(lead::Entity::find().count(&app.system_db).await.unwrap(), 0);
 }

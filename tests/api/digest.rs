@@ -74,7 +74,7 @@ async fn on_monday_the_company_and_each_team_get_the_weeks_figures_once() {
     }
 
     let company: tenant::Model = tenant::Entity::find_by_id(t.id.parse::<uuid::Uuid>().unwrap())
-        .one(&app.db)
+        .one(&app.system_db)
         .await
         .unwrap()
         .unwrap();
@@ -109,7 +109,7 @@ async fn on_monday_the_company_and_each_team_get_the_weeks_figures_once() {
 
     let deliveries = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::EventType.eq("digest.weekly"))
-        .all(&app.db)
+        .all(&app.system_db)
         .await
         .unwrap();
     assert_eq!(deliveries.len(), 2, "the company and North");

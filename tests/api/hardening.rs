@@ -445,7 +445,7 @@ async fn a_request_past_its_deadline_is_cancelled_and_answers_timeout() {
     let acme = app.sign_up_tenant("acme").await;
     // Another connection holds the teams table, so creating a team waits on
     // the database far longer than the deadline.
-    let holder = app.db.begin().await.unwrap();
+    let holder = app.system_db.begin().await.unwrap();
     let hold = match app.db.get_database_backend() {
         DbBackend::Postgres => "LOCK TABLE teams IN ACCESS EXCLUSIVE MODE",
         _ => "CREATE TABLE hold_the_write_lock (x INTEGER)",
@@ -723,7 +723,7 @@ async fn a_tenant_of_many_many_option_fields_trains_on_a_bounded_model() {
     let predictor = entity::predictor_model::Entity::find()
         .filter(entity::predictor_model::Column::TenantId.eq(tenant))
         .filter(entity::predictor_model::Column::Active.eq(true))
-        .one(&app.db)
+        .one(&app.system_db)
         .await
         .expect("the predictor is read")
         .expect("a predictor was trained");

@@ -13,8 +13,14 @@ pub struct TestApp {
     pub jwt_secret: String,
     /// Statements the server has run, to check queries stay constant.
     pub queries: leadrank::db::QueryCounter,
-    /// The server's pool, for running jobs at a chosen time.
+    /// The server's pool, for running jobs at a chosen time. On PostgreSQL
+    /// it sees no tenant's rows unless told which tenant it works for, as
+    /// the server's own code does.
     pub db: DatabaseConnection,
+    /// A connection that sees every tenant's rows (a system connection to
+    /// PostgreSQL's row-level security), for setting up and checking what
+    /// no request can.
+    pub system_db: DatabaseConnection,
     /// Its database, for a second server on the same data.
     pub database_url: String,
     _dir: TempDir,
@@ -109,6 +115,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let queries = app.queries();
     let db = app.db().clone();
     let database_url = settings_url(&vars);
+    let system_db = system_connection(&db, &database_url).await;
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -119,10 +126,27 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         jwt_secret,
         queries,
         db,
+        system_db,
         database_url,
         _dir: dir,
         postgres,
     }
+}
+
+/// A connection to `url` for which PostgreSQL's row-level security lets
+/// every tenant's rows through; on SQLite, the server's pool.
+async fn system_connection(db: &DatabaseConnection, url: &str) -> DatabaseConnection {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return db.clone();
+    }
+    let mut options = sea_orm::ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(2)
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(|opts| opts.options([("leadrank.system", "on")]));
+    Database::connect(options)
+        .await
+        .expect("the test database accepts a system connection")
 }
 
 /// The database the server was given: the fresh one, or an override.

@@ -357,7 +357,7 @@ async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
     let predictors = entity::predictor_model::Entity::find()
         .filter(entity::predictor_model::Column::TenantId.eq(t.id.parse::<uuid::Uuid>().unwrap()))
         .filter(entity::predictor_model::Column::Active.eq(true))
-        .all(&app.db)
+        .all(&app.system_db)
         .await
         .unwrap();
     assert_eq!(

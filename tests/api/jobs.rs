@@ -55,7 +55,7 @@ impl TestApp {
     async fn events_of_run(&self, run: Uuid) -> Vec<score_event::Model> {
         score_event::Entity::find()
             .filter(score_event::Column::JobRunId.eq(run))
-            .all(&self.db)
+            .all(&self.system_db)
             .await
             .expect("score events")
     }
@@ -156,7 +156,7 @@ async fn a_second_runner_finds_the_tenant_busy_while_the_first_holds_the_lease()
     assert_eq!(run.leads_scanned, 5);
     let runs = job_run::Entity::find()
         .filter(job_run::Column::TenantId.eq(tenant))
-        .count(&app.db)
+        .count(&app.system_db)
         .await
         .expect("count");
     assert_eq!(runs, 1);
@@ -301,7 +301,7 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
     assert_eq!(a_now["version"], mutated["version"]);
     let b_row = lead::Entity::find()
         .filter(lead::Column::Id.eq(uuid(&b["id"])))
-        .one(&app.db)
+        .one(&app.system_db)
         .await
         .expect("query")
         .expect("lead b");
@@ -323,7 +323,7 @@ async fn one_tenants_failure_does_not_stop_the_others() {
             .await;
     }
     // Break the bad tenant's model so that scoring it fails.
-    app.db
+    app.system_db
         .execute_raw(Statement::from_sql_and_values(
             app.db.get_database_backend(),
             match app.db.get_database_backend() {
@@ -337,7 +337,7 @@ async fn one_tenants_failure_does_not_stop_the_others() {
         .await
         .expect("the model is broken");
     let tenants = entity::tenant::Entity::find()
-        .all(&app.db)
+        .all(&app.system_db)
         .await
         .expect("tenants");
     let outcomes = scheduler::run_tenants(

@@ -231,7 +231,7 @@ async fn a_lead_that_fell_due_since_it_was_scored_comes_first() {
             .col_expr(lead_score::Column::Bucket, Expr::value(1_i16))
             .col_expr(lead_score::Column::NextFollowUpAt, Expr::value(next))
             .filter(lead_score::Column::LeadId.eq(id.parse::<uuid::Uuid>().expect("a UUID")))
-            .exec(&app.db)
+            .exec(&app.system_db)
             .await
             .expect("the score row is updated");
     }

@@ -168,7 +168,7 @@ impl TestApp {
             .filter(lead_event::Column::LeadId.eq(lead.parse::<Uuid>().expect("a lead id")))
             .filter(lead_event::Column::Kind.eq(kind))
             .order_by_asc(lead_event::Column::At)
-            .all(&self.db)
+            .all(&self.system_db)
             .await
             .expect("lead events")
     }
@@ -330,7 +330,7 @@ async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry(
             Expr::value(Some(Utc::now() - Duration::hours(1))),
         )
         .filter(lead_facts::Column::Id.eq(id(&d.lead).parse::<Uuid>().expect("an id")))
-        .exec(&app.db)
+        .exec(&app.system_db)
         .await
         .expect("the expiry moves");
     let shown = app.pinned_lead(&d.tenant.token, id(&d.lead)).await;

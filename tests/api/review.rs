@@ -103,7 +103,7 @@ impl TestApp {
             .col_expr(lead_event::Column::At, Expr::value(at))
             .filter(lead_event::Column::LeadId.eq(lead.parse::<uuid::Uuid>().unwrap()))
             .filter(lead_event::Column::Kind.eq("ASSIGNED"))
-            .exec(&self.db)
+            .exec(&self.system_db)
             .await
             .unwrap();
         assert_eq!(changed.rows_affected, 1);

@@ -1,7 +1,14 @@
 //! A second tenant tries to read and write the first one's data and finds
 //! nothing, exactly as if it never existed.
 
+use entity::{lead, lead_facts, team, user};
+use leadrank::tenancy::{TenantScope, Walled};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, Statement, TransactionTrait,
+};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::helpers::{error_code, error_field, spawn_app};
 
@@ -150,4 +157,145 @@ async fn a_refresh_token_cannot_be_replayed_against_another_tenant() {
         )
         .await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
+}
+
+/// On PostgreSQL row-level security stands behind the tenant filter: a
+/// statement on the server's own pool that forgets the filter sees no
+/// company's rows, one that works for a tenant sees that tenant's alone,
+/// and no write can put a row into another tenant.
+#[tokio::test]
+async fn on_postgresql_a_query_that_forgets_the_tenant_sees_no_companys_rows() {
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        eprintln!("skipped: SQLite has no row-level security");
+        return;
+    }
+    let acme = app.sign_up_tenant("acme").await;
+    let globex = app.sign_up_tenant("globex").await;
+    app.new_lead(&acme.token, json!({"name": "Acme's lead"}))
+        .await;
+    app.new_lead(&globex.token, json!({"name": "Globex's lead"}))
+        .await;
+    let (acme_id, globex_id): (Uuid, Uuid) = (acme.id.parse().unwrap(), globex.id.parse().unwrap());
+    assert_eq!(lead::Entity::find().count(&app.system_db).await.unwrap(), 2);
+
+    // No tenant said: nothing, through the ORM or in plain SQL.
+    assert_eq!(lead::Entity::find().count(&app.db).await.unwrap(), 0);
+    assert_eq!(user::Entity::find().count(&app.db).await.unwrap(), 0);
+    let counted = app
+        .db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM leads",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(counted, 0);
+
+    // Working for Acme, a query without the filter sees Acme's lead alone.
+    let walled = Walled::new(&app.db, acme_id);
+    let names: Vec<String> = lead::Entity::find()
+        .all(&walled)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(names, ["Acme's lead"]);
+
+    // Nor can a transaction working for Acme change or add Globex's rows.
+    let txn = app.db.begin().await.unwrap();
+    TenantScope::enter(&txn, acme_id).await.unwrap();
+    let renamed = lead_facts::Entity::update_many()
+        .col_expr(lead_facts::Column::Name, "Stolen".into())
+        .filter(lead_facts::Column::TenantId.eq(globex_id))
+        .exec(&txn)
+        .await
+        .unwrap();
+    assert_eq!(renamed.rows_affected, 0);
+    let now = chrono::Utc::now();
+    let planted = team::ActiveModel {
+        tenant_id: Set(globex_id),
+        id: Set(Uuid::now_v7()),
+        name: Set("Planted".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .unwrap_err();
+    assert!(
+        planted.to_string().contains("row-level security"),
+        "{planted}"
+    );
+    txn.rollback().await.unwrap();
+    let globex_leads = app
+        .graphql(
+            Some(&globex.token),
+            "{ leads { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        globex_leads["data"]["leads"]["edges"],
+        json!([{"node": {"name": "Globex's lead"}}])
+    );
+    let teams = app
+        .graphql(Some(&globex.token), "{ teams { name } }", json!({}))
+        .await;
+    assert_eq!(teams["data"]["teams"], json!([]));
+}
+
+/// Every table that holds tenants' rows has the wall, also against the
+/// role that owns the tables (the one the server connects as).
+#[tokio::test]
+async fn on_postgresql_every_table_of_tenant_rows_has_row_level_security() {
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        eprintln!("skipped: SQLite has no row-level security");
+        return;
+    }
+    let rows = app
+        .system_db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT c.relname::text AS name, c.relrowsecurity AND c.relforcerowsecurity AS walled \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind = 'r' AND EXISTS ( \
+               SELECT 1 FROM pg_attribute a \
+               WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)",
+        ))
+        .await
+        .unwrap();
+    let tables: Vec<(String, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "name").unwrap(),
+                r.try_get("", "walled").unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = tables.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "leads",
+        "lead_scores",
+        "activities",
+        "users",
+        "webhook_deliveries",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let open: Vec<&str> = tables
+        .iter()
+        .filter(|(_, walled)| !walled)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert!(open.is_empty(), "tables without the wall: {open:?}");
 }

@@ -654,7 +654,7 @@ impl TestApp {
         entity::webhook_endpoint::Entity::update_many()
             .col_expr(entity::webhook_endpoint::Column::Url, Expr::value(url))
             .filter(entity::webhook_endpoint::Column::Id.eq(id.parse::<uuid::Uuid>().unwrap()))
-            .exec(&self.db)
+            .exec(&self.system_db)
             .await
             .expect("the endpoint row");
     }

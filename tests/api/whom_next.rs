@@ -50,7 +50,7 @@ async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i6
     };
     let facts = lead_facts::Entity::find()
         .filter(lead_facts::Column::Id.eq(id))
-        .one(&app.db)
+        .one(&app.system_db)
         .await
         .expect("the lead is read")
         .expect("the lead exists");
@@ -60,12 +60,12 @@ async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i6
             Expr::value(back(facts.scheduled_follow_up_at)),
         )
         .filter(lead_facts::Column::Id.eq(id))
-        .exec(&app.db)
+        .exec(&app.system_db)
         .await
         .expect("the schedule moves");
     let score = lead_score::Entity::find()
         .filter(lead_score::Column::LeadId.eq(id))
-        .one(&app.db)
+        .one(&app.system_db)
         .await
         .expect("the score is read")
         .expect("the score exists");
@@ -75,7 +75,7 @@ async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i6
             Expr::value(back(score.next_follow_up_at)),
         )
         .filter(lead_score::Column::LeadId.eq(id))
-        .exec(&app.db)
+        .exec(&app.system_db)
         .await
         .expect("the due date moves");
 }

@@ -30,7 +30,7 @@ use leadrank::{
     config::Settings,
     db,
     service::models::{self, DraftSpec},
-    tenancy::TenantScope,
+    tenancy::Walled,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let settings = Settings::from_env()?;
-    let conn = db::connect(&settings).await?;
+    let conn = db::connect_system(&settings).await?;
     db::migrate(&conn).await?;
     let tenant = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(&slug))
@@ -65,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
         user_id: owner.id,
         role: Role::Owner,
     };
-    let scope = TenantScope::new(&conn, tenant.id);
+    let walled = Walled::new(&conn, tenant.id);
+    let scope = walled.scope();
     let was_active = scoring_model::Entity::find()
         .filter(scoring_model::Column::TenantId.eq(tenant.id))
         .filter(scoring_model::Column::TeamId.is_null())

@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let settings = Settings::from_env()?;
-    let conn = db::connect(&settings).await?;
+    let conn = db::connect_system(&settings).await?;
     db::migrate(&conn).await?;
     let tenant = tenant::Entity::find()
         .filter(tenant::Column::Slug.eq(&slug))

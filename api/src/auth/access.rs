@@ -17,6 +17,7 @@
 //! drops this process's copy once committed. A copy also expires after
 //! [`TTL`], should a notice be missed.
 
+use crate::tenancy::Walled;
 use std::{
     sync::{
         Arc, LazyLock,
@@ -167,7 +168,7 @@ pub async fn get(
         return Ok(Some(access));
     }
     let epoch = EPOCH.load(Ordering::Acquire);
-    let Some(access) = UserAccess::load(&TenantScope::new(db, tenant_id), user_id, now).await?
+    let Some(access) = UserAccess::load(&Walled::new(db, tenant_id).scope(), user_id, now).await?
     else {
         return Ok(None);
     };
@@ -237,7 +238,7 @@ pub async fn commit_change(
     users: &[Uuid],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    events::announce_access_change(&TenantScope::new(&txn, tenant_id), users, now).await?;
+    events::announce_access_change(&TenantScope::enter(&txn, tenant_id).await?, users, now).await?;
     txn.commit().await?;
     for user in users {
         invalidate(tenant_id, *user);

@@ -21,7 +21,7 @@ use crate::{
     error::IntoGraphql,
     live::{Bus, Delivered},
     service::{events::Notice, lead::Viewer, lead_query, validate},
-    tenancy::TenantScope,
+    tenancy::Walled,
 };
 
 /// The close code for a subscriber that fell behind (application range).
@@ -167,9 +167,12 @@ impl Subscription {
             .owner_id
             .map(|id| id_of(&id, "filter.ownerId"))
             .transpose()?;
-        let viewer = Viewer::load(&TenantScope::new(&rc.db, principal.tenant_id), &principal)
-            .await
-            .gql()?;
+        let viewer = Viewer::load(
+            &Walled::new(&rc.db, principal.tenant_id).scope(),
+            &principal,
+        )
+        .await
+        .gql()?;
         let feed = Feed::open(ctx, &principal)?;
         let state = (feed, rc.db.clone(), VecDeque::<LeadChange>::new(), false);
         let viewer = Arc::new(viewer);

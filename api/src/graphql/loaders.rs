@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     error::AppError,
     service::{account, tenant_config},
-    tenancy::{TenantOwned, TenantScope},
+    tenancy::{TenantOwned, Walled},
 };
 
 /// The teams of users, by user id.
@@ -25,7 +25,7 @@ impl Loader<Uuid> for TeamsOfUser {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        account::teams_of_users(&TenantScope::new(&self.db, self.tenant_id), keys)
+        account::teams_of_users(&Walled::new(&self.db, self.tenant_id).scope(), keys)
             .await
             .map_err(Arc::new)
     }
@@ -42,7 +42,7 @@ impl Loader<Uuid> for MembersOfTeam {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        account::members_of_teams(&TenantScope::new(&self.db, self.tenant_id), keys)
+        account::members_of_teams(&Walled::new(&self.db, self.tenant_id).scope(), keys)
             .await
             .map_err(Arc::new)
     }
@@ -133,7 +133,8 @@ impl Loader<Uuid> for PipelineById {
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         // Pipelines change rarely and every lead names one: the tenant's
         // configuration in memory has them all.
-        let scope = TenantScope::new(&self.db, self.tenant_id);
+        let walled = Walled::new(&self.db, self.tenant_id);
+        let scope = walled.scope();
         let config = tenant_config::get(&scope).await.map_err(Arc::new)?;
         Ok(keys
             .iter()
@@ -155,10 +156,12 @@ async fn by_id<E: TenantOwned>(
             E::NAME
         )))
     })?;
-    let rows = TenantScope::new(db, tenant_id)
+    let walled = Walled::new(db, tenant_id);
+    let rows = walled
+        .scope()
         .select::<E>()
         .filter(id_column.is_in(keys.iter().copied()))
-        .all(db)
+        .all(&walled)
         .await
         .map_err(|err| Arc::new(AppError::from(err)))?;
     Ok(rows.into_iter().map(|row| (id_of(&row), row)).collect())

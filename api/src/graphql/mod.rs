@@ -35,9 +35,9 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::{Authentication, Principal},
     config::Settings,
-    error::AppResult,
+    error::{AppError, AppResult},
     service::account::Auth,
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Every query.
@@ -156,6 +156,8 @@ pub struct RequestContext {
     /// The API key the request authenticated with, if it did with one
     /// (then `authentication` holds the key as its principal).
     pub api_key: Option<crate::service::api_keys::ApiKeyCaller>,
+    /// The pool confined to the caller's tenant, made on first need.
+    pub walled: std::sync::OnceLock<Walled>,
 }
 
 impl RequestContext {
@@ -171,9 +173,17 @@ impl RequestContext {
     ///
     /// # Errors
     /// UNAUTHENTICATED without a valid token.
-    pub fn scope(&self) -> AppResult<(Principal, TenantScope<'_, DatabaseConnection>)> {
+    pub fn scope(&self) -> AppResult<(Principal, TenantScope<'_, Walled>)> {
         let principal = self.principal()?;
-        Ok((principal, TenantScope::new(&self.db, principal.tenant_id)))
+        let walled = self
+            .walled
+            .get_or_init(|| Walled::new(&self.db, principal.tenant_id));
+        if walled.tenant_id() != principal.tenant_id {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "a request's connection works for another tenant than its caller"
+            )));
+        }
+        Ok((principal, walled.scope()))
     }
 }
 

@@ -10,7 +10,7 @@ use super::{Loaders, RequestContext};
 use crate::{
     error::{AppError, IntoGraphql},
     service::account,
-    tenancy::TenantScope,
+    tenancy::Walled,
 };
 
 /// What a user may do in their tenant.
@@ -132,7 +132,7 @@ impl User {
                 .map_err(|e| e.extend_ref())?,
             None => {
                 let db = &ctx.data::<RequestContext>()?.db;
-                account::teams_of_users(&TenantScope::new(db, self.tenant_id), &[self.uuid])
+                account::teams_of_users(&Walled::new(db, self.tenant_id).scope(), &[self.uuid])
                     .await
                     .gql()?
                     .remove(&self.uuid)
@@ -211,7 +211,7 @@ impl Team {
                 .map_err(|e| e.extend_ref())?,
             None => {
                 let db = &ctx.data::<RequestContext>()?.db;
-                account::members_of_teams(&TenantScope::new(db, self.tenant_id), &[self.uuid])
+                account::members_of_teams(&Walled::new(db, self.tenant_id).scope(), &[self.uuid])
                     .await
                     .gql()?
                     .remove(&self.uuid)

@@ -6,6 +6,7 @@
 //! digest is recorded as a `digest` job run, which keeps it to once a week
 //! however often the scheduler looks.
 
+use crate::tenancy::Walled;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use entity::{
@@ -144,9 +145,9 @@ pub async fn send_if_due(
         return Ok(false);
     };
     // One process sends: the scheduler runs in every one.
+    let walled = Walled::new(db, tenant.id);
     let Some(lease) = Lease::claim(
-        db,
-        tenant.id,
+        &walled.scope(),
         KIND,
         &Lease::holder_for_run(KIND),
         Duration::minutes(5),
@@ -157,7 +158,7 @@ pub async fn send_if_due(
         return Ok(false);
     };
     let sent = send(db, tenant, week, now).await;
-    lease.release(db).await?;
+    lease.release(&walled.scope()).await?;
     sent
 }
 
@@ -168,12 +169,13 @@ async fn send(
     week: Window,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
-    let scope = TenantScope::new(db, tenant.id);
+    let walled = Walled::new(db, tenant.id);
+    let scope = walled.scope();
     let sent = scope
         .select::<job_run::Entity>()
         .filter(job_run::Column::Kind.eq(KIND))
         .filter(job_run::Column::QueuedAt.gte(week.to))
-        .count(db)
+        .count(scope.conn())
         .await?;
     if sent > 0 {
         return Ok(false);
@@ -189,7 +191,7 @@ async fn send(
         scope
             .select::<team::Entity>()
             .order_by_asc(team::Column::Name)
-            .all(db)
+            .all(scope.conn())
             .await?
             .into_iter()
             .map(Some),
@@ -203,7 +205,7 @@ async fn send(
         out.events.push(Event::weekly_digest(tenant.id, data, now));
     }
     let txn = begin_write(db).await?;
-    let in_txn = TenantScope::new(&txn, tenant.id);
+    let in_txn = TenantScope::enter(&txn, tenant.id).await?;
     in_txn
         .insert(job_run::ActiveModel {
             id: Set(Uuid::now_v7()),

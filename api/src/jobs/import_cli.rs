@@ -2,6 +2,7 @@
 //! bar on standard error and the report on standard output; and `leadrank
 //! export`, the same columns out.
 
+use crate::tenancy::Walled;
 use std::io::Write as _;
 
 use chrono::Utc;
@@ -24,12 +25,14 @@ async fn owner_of(
         .one(db)
         .await?
         .ok_or_else(|| anyhow::anyhow!("there is no tenant \"{slug}\""))?;
-    let owner = user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant.id))
+    let walled = Walled::new(db, tenant.id);
+    let owner = walled
+        .scope()
+        .select::<user::Entity>()
         .filter(user::Column::Role.eq(Role::Owner))
         .filter(user::Column::Active.eq(true))
         .order_by_asc(user::Column::CreatedAt)
-        .one(db)
+        .one(&walled)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the tenant \"{slug}\" has no active owner"))?;
     let principal = Principal {

@@ -14,7 +14,9 @@ use std::{fmt, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::job_lease;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -114,14 +116,14 @@ impl Lease {
     /// # Errors
     /// Database errors.
     pub async fn claim<C: ConnectionTrait>(
-        db: &C,
-        tenant_id: Uuid,
+        scope: &TenantScope<'_, C>,
         kind: &str,
         holder: &str,
         ttl: Duration,
         clock: Clock,
     ) -> AppResult<Option<Self>> {
         let now = clock.now();
+        let tenant_id = scope.tenant_id();
         let lease = Self {
             tenant_id,
             kind: kind.to_owned(),
@@ -140,12 +142,12 @@ impl Lease {
         };
         let inserted = job_lease::Entity::insert(row)
             .on_conflict_do_nothing()
-            .exec_without_returning(db)
+            .exec_without_returning(scope.conn())
             .await?;
         if matches!(inserted, sea_orm::TryInsertResult::Inserted(1)) {
             return Ok(Some(lease));
         }
-        let taken = TenantScope::new(db, tenant_id)
+        let taken = scope
             .update_many::<job_lease::Entity>()
             .col_expr(job_lease::Column::Holder, holder.into())
             .col_expr(job_lease::Column::AcquiredAt, now.into())
@@ -153,7 +155,7 @@ impl Lease {
             .col_expr(job_lease::Column::ExpiresAt, (now + ttl).into())
             .filter(job_lease::Column::Kind.eq(kind))
             .filter(job_lease::Column::ExpiresAt.lt(now))
-            .exec(db)
+            .exec(scope.conn())
             .await?;
         Ok((taken.rows_affected == 1).then_some(lease))
     }
@@ -164,19 +166,23 @@ impl Lease {
     /// # Errors
     /// [`LeaseLost`] (as INTERNAL) when the lease is no longer ours: the
     /// run must stop, since another one is under way.
-    pub async fn heartbeat<C: ConnectionTrait>(&self, db: &C, run: Option<Uuid>) -> AppResult<()> {
+    pub async fn heartbeat<C: ConnectionTrait>(
+        &self,
+        scope: &TenantScope<'_, C>,
+        run: Option<Uuid>,
+    ) -> AppResult<()> {
         let now = self.clock.now();
         // The holder alone decides: a holder is one run's, and whoever took
         // an expired lease wrote their own. A lease that expired but that
         // nobody took is still safely ours to renew.
-        let kept = TenantScope::new(db, self.tenant_id)
+        let kept = scope
             .update_many::<job_lease::Entity>()
             .col_expr(job_lease::Column::HeartbeatAt, now.into())
             .col_expr(job_lease::Column::ExpiresAt, (now + self.ttl).into())
             .col_expr(job_lease::Column::JobRunId, run.into())
             .filter(job_lease::Column::Kind.eq(&self.kind))
             .filter(job_lease::Column::Holder.eq(&self.holder))
-            .exec(db)
+            .exec(scope.conn())
             .await?;
         if kept.rows_affected == 1 {
             Ok(())
@@ -197,7 +203,11 @@ impl Lease {
     ///
     /// # Errors
     /// [`LeaseLost`] (as INTERNAL): roll `txn` back and stop.
-    pub async fn fence<C: ConnectionTrait>(&self, txn: &C, run: Uuid) -> AppResult<()> {
+    pub async fn fence(
+        &self,
+        txn: &TenantScope<'_, DatabaseTransaction>,
+        run: Uuid,
+    ) -> AppResult<()> {
         self.heartbeat(txn, Some(run)).await
     }
 
@@ -205,12 +215,12 @@ impl Lease {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn release<C: ConnectionTrait>(&self, db: &C) -> AppResult<()> {
-        TenantScope::new(db, self.tenant_id)
+    pub async fn release<C: ConnectionTrait>(&self, scope: &TenantScope<'_, C>) -> AppResult<()> {
+        scope
             .delete_many::<job_lease::Entity>()
             .filter(job_lease::Column::Kind.eq(&self.kind))
             .filter(job_lease::Column::Holder.eq(&self.holder))
-            .exec(db)
+            .exec(scope.conn())
             .await?;
         Ok(())
     }

@@ -42,7 +42,7 @@ use crate::{
         },
         tenant_config::{self, TenantConfig},
     },
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// The job's kind in `job_runs` and `job_leases`.
@@ -268,11 +268,11 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| Clock::starting_at(now));
     let holder = Lease::holder_for_run(&options.holder);
-    let Some(lease) = Lease::claim(db, tenant_id, KIND, &holder, options.lease_ttl, clock).await?
-    else {
+    let walled = Walled::new(db, tenant_id);
+    let scope = walled.scope();
+    let Some(lease) = Lease::claim(&scope, KIND, &holder, options.lease_ttl, clock).await? else {
         return Ok(Outcome::Busy);
     };
-    let scope = TenantScope::new(db, tenant_id);
     // A run left RUNNING holds a checkpoint: its process died, its lease
     // expired (we hold it now), so carry on from there.
     let resumable = scope
@@ -280,7 +280,7 @@ pub async fn run(
         .filter(job_run::Column::Kind.eq(KIND))
         .filter(job_run::Column::Status.eq(JobStatus::Running))
         .order_by_desc(job_run::Column::Id)
-        .one(db)
+        .one(scope.conn())
         .await?;
     let queued = match resumable {
         Some(_) => None,
@@ -290,7 +290,7 @@ pub async fn run(
                 .filter(job_run::Column::Kind.eq(KIND))
                 .filter(job_run::Column::Status.eq(JobStatus::Queued))
                 .order_by_asc(job_run::Column::Id)
-                .one(db)
+                .one(scope.conn())
                 .await?
         }
     };
@@ -338,14 +338,14 @@ pub async fn run(
         }
     }
     let txn = crate::service::begin_write(db).await?;
-    if let Err(err) = lease.fence(&txn, run.id).await {
+    let in_txn = TenantScope::enter(&txn, tenant_id).await?;
+    if let Err(err) = lease.fence(&in_txn, run.id).await {
         txn.rollback().await?;
         if LeaseLost::is(&err) {
             return lost(&scope, &run, &err).await;
         }
         return Err(err);
     }
-    let in_txn = TenantScope::new(&txn, tenant_id);
     let saved = in_txn.update(row).await?;
     crate::metrics::job_run(
         &saved.trigger,
@@ -363,7 +363,7 @@ pub async fn run(
     };
     events::emit(&in_txn, &out, finished).await?;
     txn.commit().await?;
-    lease.release(db).await?;
+    lease.release(&scope).await?;
     Ok(Outcome::Finished(Box::new(saved)))
 }
 
@@ -371,7 +371,7 @@ pub async fn run(
 /// id, so this one writes nothing, not even its own end, and reports the
 /// run as it stands.
 async fn lost(
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     run: &job_run::Model,
     err: &AppError,
 ) -> AppResult<Outcome> {
@@ -388,11 +388,13 @@ pub async fn latest_run(
     db: &DatabaseConnection,
     tenant_id: Uuid,
 ) -> AppResult<Option<job_run::Model>> {
-    Ok(TenantScope::new(db, tenant_id)
+    let walled = Walled::new(db, tenant_id);
+    Ok(walled
+        .scope()
         .select::<job_run::Entity>()
         .filter(job_run::Column::Kind.eq(KIND))
         .order_by_desc(job_run::Column::Id)
-        .one(db)
+        .one(&walled)
         .await?)
 }
 
@@ -409,7 +411,8 @@ pub async fn enqueue(
     requested_by: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> AppResult<job_run::Model> {
-    TenantScope::new(db, tenant_id)
+    Walled::new(db, tenant_id)
+        .scope()
         .insert(queued_run(trigger, team_id, requested_by, now))
         .await
 }
@@ -468,13 +471,13 @@ const SIMULATED_CRASH: &str = "simulated crash (test option crash_after_batches)
 
 async fn rescore(
     db: &DatabaseConnection,
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     lease: &Lease,
     run: &job_run::Model,
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<()> {
-    lease.heartbeat(db, Some(run.id)).await?;
+    lease.heartbeat(scope, Some(run.id)).await?;
     // Read afresh, not from this process's copy: the run must score with
     // what is configured as it starts.
     let config = TenantConfig::load(scope).await?;
@@ -502,7 +505,6 @@ async fn rescore(
         .map(|s| s.id)
         .collect();
     let mut scorer = Scorer {
-        db,
         customer_stages,
         scope,
         team: run.team_id,
@@ -535,7 +537,7 @@ async fn rescore(
         };
         let (write_ms, following) = tokio::try_join!(write, scorer.next(Some(batch.last)))?;
         progress.write_ms += write_ms;
-        lease.heartbeat(db, Some(run.id)).await?;
+        lease.heartbeat(scope, Some(run.id)).await?;
         next = following;
         if let Some(pause) = &options.pause_after_each_batch {
             pause.0.wait().await;
@@ -558,7 +560,7 @@ async fn rescore(
     // The pool is handed out after scoring, so tier filters see tonight's
     // tiers. Its writes are not fenced (they are the assignment service's);
     // a heartbeat first keeps a run that lost its lease from starting them.
-    lease.heartbeat(db, Some(run.id)).await?;
+    lease.heartbeat(scope, Some(run.id)).await?;
     let assigned = assignment::assign_pool(db, scope.tenant_id(), run.team_id, now).await?;
     // Neglected leads go back after the pool is handed out, so that they
     // wait a day for a rep to claim them rather than go straight back to
@@ -574,10 +576,9 @@ async fn rescore(
         "predictorTrained": trained.is_some(),
     })));
     let txn = crate::service::begin_write(db).await?;
-    lease.fence(&txn, run.id).await?;
-    TenantScope::new(&txn, scope.tenant_id())
-        .update(row)
-        .await?;
+    let in_txn = TenantScope::enter(&txn, scope.tenant_id()).await?;
+    lease.fence(&in_txn, run.id).await?;
+    in_txn.update(row).await?;
     txn.commit().await?;
     tracing::info!(
         tenant_id = %scope.tenant_id(), run = %run.id,
@@ -592,10 +593,9 @@ async fn rescore(
 /// Reads the open leads in id order a batch at a time and scores each at
 /// the run's `now`.
 struct Scorer<'a> {
-    db: &'a DatabaseConnection,
     /// The tenant's post-sale stages, whose won leads are scored too.
     customer_stages: Vec<Uuid>,
-    scope: &'a TenantScope<'a, DatabaseConnection>,
+    scope: &'a TenantScope<'a, Walled>,
     /// Only this team's leads, for a team's run.
     team: Option<Uuid>,
     batch_size: u64,
@@ -647,7 +647,7 @@ impl Scorer<'_> {
         if let Some(team) = self.team {
             query = query.filter(lead::Column::TeamId.eq(team));
         }
-        let rows: Vec<Row> = query.into_model().all(self.db).await?;
+        let rows: Vec<Row> = query.into_model().all(self.scope.conn()).await?;
         tally.read_ms = t.elapsed().as_millis();
         let Some(last) = rows.last().map(|r| r.facts.id) else {
             return Ok(None);
@@ -780,7 +780,7 @@ impl Trained {
 /// active versions; `None` (keeping what open leads have) while the tenant
 /// has too few won or lost leads to learn from.
 async fn retrain(
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     lease: &Lease,
     run: Uuid,
     catalog: &TenantCatalog,
@@ -864,9 +864,9 @@ async fn retrain(
 
     // Every scope's new version replaces all active ones, at once: a team
     // without enough history now falls back to the tenant's.
-    let txn = crate::service::begin_write(scope.conn()).await?;
-    lease.fence(&txn, run).await?;
-    let in_txn = TenantScope::new(&txn, scope.tenant_id());
+    let txn = crate::service::begin_write(scope.conn().pool()).await?;
+    let in_txn = TenantScope::enter(&txn, scope.tenant_id()).await?;
+    lease.fence(&in_txn, run).await?;
     in_txn
         .update_many::<predictor_model::Entity>()
         .col_expr(predictor_model::Column::Active, false.into())
@@ -1062,9 +1062,9 @@ async fn write_batch(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let txn = crate::service::begin_write(db).await?;
+    let in_txn = TenantScope::enter(&txn, lease.tenant_id).await?;
     // First, so that a run that lost its lease writes nothing of the batch.
-    lease.fence(&txn, run).await?;
-    let in_txn = TenantScope::new(&txn, lease.tenant_id);
+    lease.fence(&in_txn, run).await?;
     let written = lead_writer::write_rescored(&in_txn, run, &batch.changes, reason, now).await?;
     progress.add(&batch.tally, written.len() as u64);
     save_progress(&in_txn, run, progress, Some(batch.last), now).await?;

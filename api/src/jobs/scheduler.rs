@@ -3,6 +3,7 @@
 //! local clock has passed the hour on a date it has no scheduled run for,
 //! so a daylight-saving change neither skips a night nor runs one twice.
 
+use crate::tenancy::Walled;
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -12,7 +13,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use tokio::sync::Semaphore;
 
 use super::rescore::{self, KIND, Options, Outcome, Trigger};
-use crate::{error::AppResult, tenancy::TenantScope};
+use crate::error::AppResult;
 
 /// The local date of the night `now` falls in for a tenant whose job runs
 /// at `hour` in `zone`: the local date once the hour has passed, else the
@@ -39,12 +40,14 @@ pub async fn is_due(
     let zone: Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let hour = u32::try_from(tenant.nightly_hour).unwrap_or(2);
     let night = night_of(now, zone, hour);
-    let last = TenantScope::new(db, tenant.id)
+    let walled = Walled::new(db, tenant.id);
+    let last = walled
+        .scope()
         .select::<job_run::Entity>()
         .filter(job_run::Column::Kind.eq(KIND))
         .filter(job_run::Column::Trigger.eq(Trigger::Schedule.as_str()))
         .order_by_desc(job_run::Column::QueuedAt)
-        .one(db)
+        .one(&walled)
         .await?;
     // A new tenant's first night is the one after it signed up.
     let since = last.map_or(tenant.created_at, |run| run.queued_at);

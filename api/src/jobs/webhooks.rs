@@ -33,7 +33,7 @@ use crate::{
         webhook_target::{self, GuardedResolver},
         webhooks::{headers, sign},
     },
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled, across_tenants},
 };
 
 /// Deliveries claimed per tenant per pass.
@@ -223,6 +223,7 @@ impl Dispatcher {
     pub async fn pass(&self, now: DateTime<Utc>) -> AppResult<Vec<JoinHandle<()>>> {
         // The one read across tenants: which tenants have something due. The
         // rest of the pass goes through each tenant's scope.
+        let txn = across_tenants(&self.db).await?;
         let tenants: Vec<Uuid> = webhook_delivery::Entity::find()
             .select_only()
             .column(webhook_delivery::Column::TenantId)
@@ -230,8 +231,9 @@ impl Dispatcher {
             .filter(webhook_delivery::Column::Status.eq("PENDING"))
             .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
             .into_tuple()
-            .all(&self.db)
+            .all(&txn)
             .await?;
+        txn.commit().await?;
         let mut sends = Vec::new();
         for tenant in tenants {
             // One tenant's database trouble does not keep the others waiting.
@@ -266,7 +268,8 @@ impl Dispatcher {
                 .collect()
         };
         let db = &self.db;
-        let scope = TenantScope::new(db, tenant);
+        let walled = Walled::new(db, tenant);
+        let scope = walled.scope();
         let due = scope
             .select::<webhook_delivery::Entity>()
             .filter(webhook_delivery::Column::EndpointId.is_not_in(full))
@@ -280,7 +283,7 @@ impl Dispatcher {
             .order_by_asc(webhook_delivery::Column::NextAttemptAt)
             .order_by_asc(webhook_delivery::Column::Id)
             .limit(CLAIM_BATCH)
-            .all(db)
+            .all(scope.conn())
             .await?;
         if due.is_empty() {
             return Ok(Vec::new());
@@ -288,7 +291,7 @@ impl Dispatcher {
         let endpoints: HashMap<Uuid, webhook_endpoint::Model> = scope
             .select::<webhook_endpoint::Entity>()
             .filter(webhook_endpoint::Column::Id.is_in(due.iter().map(|d| d.endpoint_id)))
-            .all(db)
+            .all(scope.conn())
             .await?
             .into_iter()
             .map(|e| (e.id, e))
@@ -319,7 +322,7 @@ impl Dispatcher {
                         .add(webhook_delivery::Column::LockedUntil.is_null())
                         .add(webhook_delivery::Column::LockedUntil.lt(now)),
                 )
-                .exec(db)
+                .exec(scope.conn())
                 .await?;
             if won.rows_affected != 1 {
                 continue;
@@ -332,7 +335,8 @@ impl Dispatcher {
             );
             sends.push(tokio::spawn(async move {
                 let _slot = slot;
-                let scope = TenantScope::new(&db, tenant);
+                let walled = Walled::new(&db, tenant);
+                let scope = walled.scope();
                 if let Err(err) = attempt(&scope, &client, &settings, &endpoint, delivery).await {
                     tracing::warn!(tenant_id = %tenant, endpoint = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
                 }
@@ -398,7 +402,7 @@ async fn post(
 }
 
 async fn attempt(
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     client: &reqwest::Client,
     settings: &WebhookSettings,
     endpoint: &webhook_endpoint::Model,
@@ -523,7 +527,7 @@ fn backoff(settings: &WebhookSettings, attempts: i32) -> Duration {
 }
 
 async fn give_up(
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     delivery: &webhook_delivery::Model,
     why: &str,
 ) -> AppResult<()> {

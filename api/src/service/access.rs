@@ -23,7 +23,7 @@ use crate::{
         Principal, access, password::verify_password, throttle::AttemptKeys, tokens::SessionClaims,
     },
     error::{AppError, AppResult},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Ends every session of `user`: bumps their session version, so every
@@ -112,7 +112,8 @@ pub async fn change_password(
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
     validate::new_password("input.newPassword", &input.new_password)?;
-    let scope = TenantScope::new(db, principal.tenant_id);
+    let walled = Walled::new(db, principal.tenant_id);
+    let scope = walled.scope();
     let tenant = account::get_tenant(&scope).await?;
     let me = account::me(&scope, principal).await?;
     // A stolen access token must not become a way to guess the password
@@ -136,7 +137,7 @@ pub async fn change_password(
     let password_hash = hash_off_thread(input.new_password).await?;
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let me = scope.get::<user::Entity>(principal.user_id).await?;
     let mut row: user::ActiveModel = me.clone().into();
     row.password_hash = Set(password_hash);
@@ -178,7 +179,7 @@ pub async fn sign_out(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let ended = match session.family.filter(|_| !everywhere) {
         Some(family) => {
             scope
@@ -226,7 +227,7 @@ pub async fn revoke_sessions(
     now: DateTime<Utc>,
 ) -> AppResult<(user::Model, u64)> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = target_user(&scope, "input.userId", user_id).await?;
     require_may_manage(principal, &target, "end another user's sessions")?;
     let (target, ended) = end_every_session(&scope, &target, now).await?;
@@ -267,7 +268,7 @@ pub async fn update_user_role(
     principal.require_admin("change a user's role")?;
     principal.require_may_grant(role)?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = target_user(&scope, "input.userId", user_id).await?;
     // Only an owner unmakes an owner.
     if target.role == Role::Owner {
@@ -378,7 +379,7 @@ pub async fn reassign_leads(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let from_id = validate::id("input.fromUserId", from)?;
     let source = scope
         .find::<user::Entity>(from_id)
@@ -441,7 +442,7 @@ pub async fn deactivate_user(
 ) -> AppResult<user::Model> {
     principal.require_admin("deactivate users")?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = target_user(&scope, "input.userId", user_id).await?;
     if target.id == principal.user_id {
         return Err(AppError::invalid(

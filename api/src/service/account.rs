@@ -24,7 +24,7 @@ use crate::{
         tokens::{RefreshToken, SessionClaims, TokenKeys},
     },
     error::{AppError, AppResult},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// What issuing sessions needs, built once at start-up.
@@ -122,7 +122,7 @@ pub async fn sign_up(
     })
     .exec_with_returning(&txn)
     .await?;
-    let scope = TenantScope::new(&txn, tenant.id);
+    let scope = TenantScope::enter(&txn, tenant.id).await?;
     let owner = scope
         .insert(user::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -361,11 +361,13 @@ pub async fn login(
         .await?;
     let user = match &tenant {
         Some(tenant) => {
-            TenantScope::new(db, tenant.id)
+            let walled = Walled::new(db, tenant.id);
+            walled
+                .scope()
                 .select::<user::Entity>()
                 .filter(user::Column::Email.eq(&email))
                 .filter(user::Column::Active.eq(true))
-                .one(db)
+                .one(&walled)
                 .await?
         }
         None => None,
@@ -392,7 +394,7 @@ pub async fn login(
     attempt.remember_client(db, now).await?;
     let txn = begin_write(db).await?;
     let session = issue_session(
-        &TenantScope::new(&txn, tenant.id),
+        &TenantScope::enter(&txn, tenant.id).await?,
         auth,
         user,
         tenant,
@@ -419,7 +421,7 @@ pub async fn refresh_session(
     const INVALID: &str = "the refresh token is not valid; sign in again";
     let token = RefreshToken::parse(raw).ok_or(AppError::Unauthorized(INVALID))?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, token.tenant_id);
+    let scope = TenantScope::enter(&txn, token.tenant_id).await?;
     let session = scope
         .find::<refresh_session::Entity>(token.session_id)
         .await?;
@@ -525,7 +527,7 @@ pub async fn update_tenant_settings(
 ) -> AppResult<tenant::Model> {
     principal.require_admin("change the company's settings")?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = get_tenant(&scope).await?;
     let reps_may_pin = settings.reps_may_pin.unwrap_or(current.reps_may_pin);
     if reps_may_pin == current.reps_may_pin {
@@ -615,7 +617,7 @@ pub async fn create_user(
     let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     if let Some(existing) = scope
         .select::<user::Entity>()
         .filter(user::Column::Email.eq(&email))
@@ -696,7 +698,7 @@ pub async fn create_team(
     let member_ids = parse_ids("input.memberIds", member_ids)?;
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     if let Some(existing) = scope
         .select::<team::Entity>()
         .filter(team::Column::Name.eq(&name))

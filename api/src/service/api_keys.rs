@@ -27,7 +27,7 @@ use super::{audit, begin_write, validate};
 use crate::{
     auth::{Principal, tokens::random_token},
     error::{AppError, AppResult},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// What every key's secret starts with, so that scanners and people
@@ -254,7 +254,8 @@ pub async fn authenticate(
     let Some(secret) = parse_secret(presented) else {
         return Ok(Err(REFUSED));
     };
-    let scope = TenantScope::new(db, secret.tenant_id);
+    let walled = Walled::new(db, secret.tenant_id);
+    let scope = walled.scope();
     let Some(row) = scope.find::<api_key::Entity>(secret.id).await? else {
         return Ok(Err(REFUSED));
     };
@@ -273,7 +274,7 @@ pub async fn authenticate(
             .update_many::<api_key::Entity>()
             .col_expr(api_key::Column::LastUsedAt, Expr::value(Some(now)))
             .filter(api_key::Column::Id.eq(row.id))
-            .exec(db)
+            .exec(scope.conn())
             .await?;
     }
     Ok(Ok(ApiKeyCaller {
@@ -341,7 +342,7 @@ pub async fn create_api_key(
     let secret = random_token(32)?;
     let id = Uuid::now_v7();
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let saved = scope
         .insert(api_key::ActiveModel {
             id: Set(id),
@@ -370,7 +371,7 @@ pub async fn create_api_key(
 /// # Errors
 /// FORBIDDEN below ADMIN; database errors.
 pub async fn api_keys(
-    scope: &TenantScope<'_, DatabaseConnection>,
+    scope: &TenantScope<'_, Walled>,
     principal: &Principal,
 ) -> AppResult<Vec<api_key::Model>> {
     principal.require_admin("manage API keys")?;
@@ -396,7 +397,7 @@ pub async fn revoke_api_key(
     principal.require_admin("manage API keys")?;
     let id = validate::id("input.id", id)?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let before = scope.get::<api_key::Entity>(id).await?;
     if before.revoked_at.is_some() {
         return Ok(before);

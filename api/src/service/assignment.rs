@@ -351,7 +351,7 @@ pub async fn create_rule(
     let cap = check_cap("input.maxOpenPerRep", input.max_open_per_rep)?;
     require_cap_for(input.strategy, cap)?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     require_may_manage(&scope, principal, input.team_id, RuleKind::Assignment).await?;
     if let Some(team) = input.team_id {
         scope.get::<team::Entity>(team).await?;
@@ -420,7 +420,7 @@ pub async fn update_rule(
     now: DateTime<Utc>,
 ) -> AppResult<assignment_rule::Model> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<assignment_rule::Entity>(id).await?;
     require_may_manage(&scope, principal, current.team_id, RuleKind::Assignment).await?;
     let mut row = current.clone().into_active_model();
@@ -477,7 +477,7 @@ pub async fn delete_rule(
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<assignment_rule::Entity>(id).await?;
     require_may_manage(&scope, principal, current.team_id, RuleKind::Assignment).await?;
     scope
@@ -520,7 +520,7 @@ pub async fn set_availability(
         .map(|c| check_cap("input.capacity", c))
         .transpose()?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<user::Entity>(user_id).await?;
     let allowed = match principal.role {
         Role::Owner | Role::Admin => true,
@@ -891,7 +891,7 @@ pub async fn assign_pool(
     let mut assigned = 0u64;
     loop {
         let txn = begin_write(db).await?;
-        let scope = TenantScope::new(&txn, tenant_id);
+        let scope = TenantScope::enter(&txn, tenant_id).await?;
         let Some(mut assigner) = Assigner::load(&scope).await? else {
             return Ok(assigned);
         };

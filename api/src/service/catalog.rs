@@ -91,7 +91,7 @@ pub async fn upsert_signal_type(
     }
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = TenantCatalog::load(&scope).await?;
     let existing = current.signal(&key).cloned();
     let changed = signal_type::Model {
@@ -190,7 +190,7 @@ pub async fn upsert_lead_field(
     let options = check_options(spec.field_type, spec.options.unwrap_or_default())?;
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = TenantCatalog::load(&scope).await?;
     let existing = current.fields.iter().find(|f| f.key == key).cloned();
     let changed = lead_field::Model {

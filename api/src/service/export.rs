@@ -30,7 +30,7 @@ use crate::{
         tokens::{SessionClaims, TokenKeys},
     },
     error::{AppError, AppResult},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Leads per page read from the database.
@@ -90,7 +90,8 @@ pub async fn link(
     let signed = keys
         .sign_export(principal, session, request, now, expires_at)
         .map_err(AppError::Internal)?;
-    let scope = TenantScope::new(db, principal.tenant_id);
+    let walled = Walled::new(db, principal.tenant_id);
+    let scope = walled.scope();
     audit::record(
         &scope,
         audit::Change {
@@ -117,7 +118,7 @@ struct Names {
 }
 
 impl Names {
-    async fn load(scope: &TenantScope<'_, DatabaseConnection>) -> AppResult<Self> {
+    async fn load(scope: &TenantScope<'_, Walled>) -> AppResult<Self> {
         let config = tenant_config::get(scope).await?;
         let owners = scope
             .select::<user::Entity>()
@@ -231,7 +232,8 @@ impl Cursor {
         if self.done {
             return Ok(None);
         }
-        let scope = TenantScope::new(&self.db, self.principal.tenant_id);
+        let walled = Walled::new(&self.db, self.principal.tenant_id);
+        let scope = walled.scope();
         let mut out = csv::WriterBuilder::new().from_writer(Vec::new());
         let first = self.names.is_none();
         if first {

@@ -43,7 +43,7 @@ use crate::{
     auth::Principal,
     error::{AppError, AppResult},
     jobs::rescore::{self, Trigger},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Rows written per transaction. One batch is written while the next is
@@ -293,7 +293,8 @@ pub async fn import(
     now: DateTime<Utc>,
 ) -> AppResult<ImportReport> {
     principal.require_admin("import leads")?;
-    let scope = TenantScope::new(db, principal.tenant_id);
+    let walled = Walled::new(db, principal.tenant_id);
+    let scope = walled.scope();
     let context = Context::load(&scope).await?;
     let mut report = ImportReport::default();
     // The file is read twice, a row at a time: once to check every row,
@@ -322,7 +323,7 @@ pub async fn import(
     };
     let run = scope.insert(run).await?;
     let mut writer = Writer {
-        scope: TenantScope::new(db, principal.tenant_id),
+        scope,
         context: &context,
         principal,
         models: HashMap::new(),
@@ -401,7 +402,7 @@ pub async fn import(
                     )
                     .col_expr(job_run::Column::HeartbeatAt, Some(Utc::now()).into())
                     .filter(job_run::Column::Id.eq(run.id))
-                    .exec(db)
+                    .exec(scope.conn())
                     .await?;
             }
             Ok(None) => {}
@@ -1046,7 +1047,7 @@ type KnownActivities = HashMap<(Uuid, String), Vec<i64>>;
 
 /// Writes batches of checked rows.
 struct Writer<'a> {
-    scope: TenantScope<'a, DatabaseConnection>,
+    scope: TenantScope<'a, Walled>,
     context: &'a Context,
     principal: &'a Principal,
     models: HashMap<Option<Uuid>, std::sync::Arc<ModelInUse>>,
@@ -1071,7 +1072,7 @@ impl Writer<'_> {
             .scope
             .select::<lead::Entity>()
             .filter(lead::Column::Id.is_in(updates.iter().copied()))
-            .all(db)
+            .all(self.scope.conn())
             .await?
             .into_iter()
             .map(|l| (l.id, l))
@@ -1088,7 +1089,7 @@ impl Writer<'_> {
             ])
             .filter(activity::Column::LeadId.is_in(updates.iter().copied()))
             .into_tuple()
-            .all(db)
+            .all(self.scope.conn())
             .await?;
         for (lead, key, at) in stored {
             known_activities
@@ -1359,13 +1360,11 @@ struct Written {
 async fn write(db: DatabaseConnection, tenant_id: Uuid, prepared: Prepared) -> AppResult<Written> {
     let started = std::time::Instant::now();
     let txn = begin_write(&db).await?;
+    let scope = TenantScope::enter(&txn, tenant_id).await?;
     // A lead changed since the file was checked keeps that change: the
     // batch fails with CONFLICT.
     prepared.bulk.write(&txn).await?;
-    prepared
-        .turns
-        .save(&TenantScope::new(&txn, tenant_id))
-        .await?;
+    prepared.turns.save(&scope).await?;
     txn.commit().await?;
     Ok(Written {
         ms: started.elapsed().as_millis(),

@@ -417,7 +417,7 @@ async fn write_events(
 ) -> AppResult<Vec<Outcome>> {
     let tenant_id = principal.tenant_id;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, tenant_id);
+    let scope = TenantScope::enter(&txn, tenant_id).await?;
     let config = tenant_config::get(&scope).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
 

@@ -9,8 +9,8 @@ use entity::{
     lead, lead_event, lead_field, stage, team, user,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -442,7 +442,7 @@ pub async fn create_lead(
     };
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let config = tenant_config::get(&scope).await?;
     let attributes = merge_attributes(
         &config.catalog.fields,
@@ -583,11 +583,11 @@ struct Editing<'c, C> {
 
 /// [`start_editing`] for an input whose lead is `input.leadId`: a bad id
 /// is reported on that field.
-async fn start_editing_lead<'c, C: ConnectionTrait>(
-    txn: &'c C,
+async fn start_editing_lead<'c>(
+    txn: &'c DatabaseTransaction,
     principal: &Principal,
     lead_id: &str,
-) -> AppResult<Editing<'c, C>> {
+) -> AppResult<Editing<'c, DatabaseTransaction>> {
     start_editing(txn, principal, lead_id)
         .await
         .map_err(|err| match err {
@@ -596,13 +596,13 @@ async fn start_editing_lead<'c, C: ConnectionTrait>(
         })
 }
 
-async fn start_editing<'c, C: ConnectionTrait>(
-    txn: &'c C,
+async fn start_editing<'c>(
+    txn: &'c DatabaseTransaction,
     principal: &Principal,
     id: &str,
-) -> AppResult<Editing<'c, C>> {
+) -> AppResult<Editing<'c, DatabaseTransaction>> {
     let id = validate::id("input.id", id)?;
-    let scope = TenantScope::new(txn, principal.tenant_id);
+    let scope = TenantScope::enter(txn, principal.tenant_id).await?;
     let lead = get_visible(&scope, principal, id).await?;
     Ok(Editing { scope, lead })
 }
@@ -1007,7 +1007,7 @@ pub async fn record_activity(
     let reason = format!("activity: {}", signal.key);
     let saved = editing.save(changed, &reason, now).await?;
     if completes {
-        let scope = TenantScope::new(&txn, principal.tenant_id);
+        let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
         lead_history(
             &scope,
             current.id,
@@ -1150,7 +1150,7 @@ pub async fn pin_lead_tier(
     let editing = start_editing(&txn, principal, &input.id).await?;
     // Saving consumes the editing; history and audit follow in the same
     // transaction.
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_may_pin(&scope, principal, &current).await?;
     require_open(&current)?;
@@ -1232,7 +1232,7 @@ pub async fn schedule_follow_up(
     let note = validate::optional_text("input.note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
     let txn = begin_write(db).await?;
     let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_open(&current)?;
     require_not_pool_for_rep(
@@ -1272,7 +1272,7 @@ pub async fn clear_scheduled_follow_up(
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
     let editing = start_editing_lead(&txn, principal, lead_id).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_not_pool_for_rep(
         principal,
@@ -1331,7 +1331,7 @@ pub async fn unpin_lead_tier(
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
     let editing = start_editing(&txn, principal, id).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_may_pin(&scope, principal, &current).await?;
     if current.pinned_tier.is_none() {

@@ -116,7 +116,7 @@ pub async fn set_lost_reason_categories(
         checked.push(LostReasonCategory { key, label });
     }
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = account::get_tenant(&scope).await?;
     let before = of_tenant(&current);
     let value = serde_json::to_value(&checked).map_err(|e| AppError::Internal(e.into()))?;

@@ -31,7 +31,7 @@ use crate::{
     auth::Principal,
     error::{AppError, AppResult},
     jobs::rescore::{self, Trigger},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Leads read per query by the preview and the evaluation.
@@ -160,7 +160,7 @@ pub async fn create_draft(
         .transpose()?;
     let name = validate::required_text("input.name", &spec.name, 200)?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     if let Some(team) = team {
         scope.get::<team::Entity>(team).await?;
     }
@@ -626,7 +626,7 @@ pub async fn activate(
     principal.require_admin("activate scoring models")?;
     let id = validate::id("input.modelId", model_id)?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = scope.get::<scoring_model::Entity>(id).await?;
     if target.status == ModelStatus::Active {
         return Ok(Activated {
@@ -696,7 +696,8 @@ pub async fn activate(
             &options,
         )
         .await?;
-        let scope = TenantScope::new(db, principal.tenant_id);
+        let walled = Walled::new(db, principal.tenant_id);
+        let scope = walled.scope();
         let run = scope.get::<job_run::Entity>(queued.id).await?;
         if run.status != entity::enums::JobStatus::Queued {
             return Ok(Activated {

@@ -98,7 +98,7 @@ pub async fn create_pipeline(
     }
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let specs = match explicit {
         Some(specs) => specs,
         None => {
@@ -182,7 +182,7 @@ pub async fn update_pipeline(
     }
 
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     // Locked so two admins editing the same pipeline take turns.
     let current = scope
         .select::<pipeline::Entity>()

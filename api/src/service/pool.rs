@@ -26,7 +26,7 @@ use super::{
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
-    tenancy::TenantScope,
+    tenancy::{TenantScope, Walled},
 };
 
 /// Days a lead stays with whoever claimed or was given it, when no rule
@@ -122,7 +122,8 @@ pub async fn rules(
     db: &DatabaseConnection,
     principal: &Principal,
 ) -> AppResult<Vec<pool_rule::Model>> {
-    let scope = TenantScope::new(db, principal.tenant_id);
+    let walled = Walled::new(db, principal.tenant_id);
+    let scope = walled.scope();
     Ok(Rules::load(&scope).await?.into_vec())
 }
 
@@ -161,7 +162,7 @@ pub async fn set_rule(
         n => n.unwrap_or(DEFAULT_CLAIMS_PER_DAY),
     };
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let team_id = rule_team(&scope, change.team_id.as_deref()).await?;
     require_may_manage(&scope, principal, team_id, RuleKind::Pool).await?;
     let id = team_id.unwrap_or(principal.tenant_id);
@@ -211,7 +212,7 @@ pub async fn remove_rule(
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let team_id = rule_team(&scope, team).await?;
     require_may_manage(&scope, principal, team_id, RuleKind::Pool).await?;
     let id = team_id.unwrap_or(principal.tenant_id);
@@ -313,7 +314,8 @@ pub async fn return_neglected(
     team: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
-    let scope = TenantScope::new(db, tenant_id);
+    let walled = Walled::new(db, tenant_id);
+    let scope = walled.scope();
     let rules = Rules::load(&scope).await?;
     let shortest =
         |days: fn(&pool_rule::Model) -> Option<i32>| rules.0.iter().filter_map(days).min();
@@ -348,7 +350,7 @@ pub async fn return_neglected(
     if let Some(team) = team {
         query = query.filter(lead::Column::TeamId.eq(team));
     }
-    let candidates = query.all(db).await?;
+    let candidates = query.all(scope.conn()).await?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -378,7 +380,7 @@ pub async fn return_neglected(
     }
     let txn = begin_write(db).await?;
     let moved = lead_writer::move_open_leads(
-        &TenantScope::new(&txn, tenant_id),
+        &TenantScope::enter(&txn, tenant_id).await?,
         &going,
         None,
         None,

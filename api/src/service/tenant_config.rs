@@ -368,7 +368,7 @@ pub async fn commit_change(
     tenant: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    announce(&TenantScope::new(&txn, tenant), now).await?;
+    announce(&TenantScope::enter(&txn, tenant).await?, now).await?;
     txn.commit().await?;
     invalidate(tenant);
     Ok(())

@@ -182,7 +182,7 @@ pub async fn create_endpoint(
         validate::optional_text("input.description", input.description.as_deref(), 500)?;
     let secret = new_secret()?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let saved = scope
         .insert(webhook_endpoint::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -227,7 +227,7 @@ pub async fn update_endpoint(
 ) -> AppResult<webhook_endpoint::Model> {
     principal.require_admin("manage webhooks")?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<webhook_endpoint::Entity>(id).await?;
     let mut row = current.clone().into_active_model();
     if let Some(url) = &changes.url {
@@ -279,7 +279,7 @@ pub async fn rotate_secret(
     principal.require_admin("manage webhooks")?;
     let secret = new_secret()?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<webhook_endpoint::Entity>(id).await?;
     let mut row = current.clone().into_active_model();
     row.secret = Set(secret.clone());
@@ -311,7 +311,7 @@ pub async fn delete_endpoint(
 ) -> AppResult<()> {
     principal.require_admin("manage webhooks")?;
     let txn = begin_write(db).await?;
-    let scope = TenantScope::new(&txn, principal.tenant_id);
+    let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<webhook_endpoint::Entity>(id).await?;
     scope
         .delete_many::<webhook_delivery::Entity>()
