@@ -167,6 +167,9 @@ pub fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
+// The migration test writes rows as they were before a migration, which no
+// scope of today's entities can.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::redact;
 

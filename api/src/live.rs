@@ -164,6 +164,9 @@ impl Bus {
         }
     }
 
+    // Reads every tenant's notices: this process's subscribers each re-read
+    // through their own scope only what they may see.
+    #[allow(clippy::disallowed_methods)]
     async fn poll_sqlite(&self, db: &DatabaseConnection) {
         // The one read across tenants: new notices of any tenant, for this
         // process's subscribers, who each re-read only what they may see.

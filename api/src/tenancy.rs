@@ -22,6 +22,19 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 
+/// The tenants themselves (not a tenant's rows): found by slug at sign-in,
+/// all of them by the scheduler.
+#[allow(clippy::disallowed_methods)] // The one place that reads the tenants table.
+pub fn tenants() -> Select<entity::tenant::Entity> {
+    entity::tenant::Entity::find()
+}
+
+/// The tenant `id`.
+#[allow(clippy::disallowed_methods)] // The one place that reads the tenants table.
+pub fn tenant(id: Uuid) -> Select<entity::tenant::Entity> {
+    entity::tenant::Entity::find_by_id(id)
+}
+
 /// An entity whose rows belong to a tenant.
 pub trait TenantOwned: EntityTrait {
     /// The `tenant_id` column.
@@ -130,6 +143,9 @@ impl<'c> TenantScope<'c, Walled> {
     }
 }
 
+// The one place that builds statements straight from entities: every one
+// of them is filtered by, or given, the scope's tenant.
+#[allow(clippy::disallowed_methods)]
 impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
     /// The tenant this scope is confined to.
     pub fn tenant_id(&self) -> Uuid {

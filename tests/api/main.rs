@@ -4,6 +4,9 @@
 //! own fresh PostgreSQL database instead (the role needs CREATEDB).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests set up and check rows across tenants through the system
+// connection (`TestApp::system_db`), where no tenant scope applies.
+#![allow(clippy::disallowed_methods)]
 
 mod helpers;
 

@@ -1,9 +1,10 @@
 //! `leadrank rescore`: the nightly job from the command line, with progress
 //! and a summary on standard output.
 
+use crate::tenancy;
 use chrono::Utc;
 use entity::{enums::JobStatus, tenant};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 
 use super::{
     rescore::{Options, Outcome, Trigger},
@@ -23,10 +24,10 @@ pub async fn rescore(
     concurrency: usize,
 ) -> anyhow::Result<()> {
     let tenants = if all {
-        tenant::Entity::find().all(db).await?
+        tenancy::tenants().all(db).await?
     } else {
         let slug = slug.unwrap_or_default();
-        let found = tenant::Entity::find()
+        let found = tenancy::tenants()
             .filter(tenant::Column::Slug.eq(slug))
             .one(db)
             .await?;

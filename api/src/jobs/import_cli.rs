@@ -2,7 +2,7 @@
 //! bar on standard error and the report on standard output; and `leadrank
 //! export`, the same columns out.
 
-use crate::tenancy::Walled;
+use crate::tenancy::{self, Walled};
 use std::io::Write as _;
 
 use chrono::Utc;
@@ -10,7 +10,7 @@ use entity::{
     enums::{JobStatus, Role},
     tenant, user,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
 
 use super::rescore::{self, Options, Outcome, Trigger};
 use crate::{auth::Principal, service::import};
@@ -20,7 +20,7 @@ async fn owner_of(
     db: &DatabaseConnection,
     slug: &str,
 ) -> anyhow::Result<(tenant::Model, Principal)> {
-    let tenant = tenant::Entity::find()
+    let tenant = tenancy::tenants()
         .filter(tenant::Column::Slug.eq(slug))
         .one(db)
         .await?

@@ -140,6 +140,8 @@ impl Lease {
             heartbeat_at: Set(now),
             expires_at: Set(now + ttl),
         };
+        // The row's tenant is the scope's; the scope's insert cannot skip a conflict.
+        #[allow(clippy::disallowed_methods)]
         let inserted = job_lease::Entity::insert(row)
             .on_conflict_do_nothing()
             .exec_without_returning(scope.conn())

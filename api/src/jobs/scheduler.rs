@@ -3,13 +3,13 @@
 //! local clock has passed the hour on a date it has no scheduled run for,
 //! so a daylight-saving change neither skips a night nor runs one twice.
 
-use crate::tenancy::Walled;
+use crate::tenancy::{self, Walled};
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use entity::{job_run, tenant};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
 use tokio::sync::Semaphore;
 
 use super::rescore::{self, KIND, Options, Outcome, Trigger};
@@ -65,7 +65,7 @@ pub async fn run_due(
     concurrency: usize,
     options: &Options,
 ) -> AppResult<Vec<Outcome>> {
-    let tenants = tenant::Entity::find().all(db).await?;
+    let tenants = tenancy::tenants().all(db).await?;
     let mut due = Vec::new();
     for t in tenants {
         // A digest that fails is logged and tried again at the next tick;

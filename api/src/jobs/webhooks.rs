@@ -224,6 +224,7 @@ impl Dispatcher {
         // The one read across tenants: which tenants have something due. The
         // rest of the pass goes through each tenant's scope.
         let txn = across_tenants(&self.db).await?;
+        #[allow(clippy::disallowed_methods)]
         let tenants: Vec<Uuid> = webhook_delivery::Entity::find()
             .select_only()
             .column(webhook_delivery::Column::TenantId)

@@ -31,6 +31,7 @@ pub fn rows_per_statement<A: ActiveModelTrait>(backend: DbBackend) -> usize {
 /// Inserts of `rows` in as few statements as the bound-parameter limit
 /// allows. The rows must already carry their tenant: these statements are
 /// built away from any connection, so not through a `TenantScope`.
+#[allow(clippy::disallowed_methods)]
 pub fn insert_statements<A: ActiveModelTrait>(
     rows: Vec<A>,
     backend: DbBackend,

@@ -776,6 +776,9 @@ impl Bulk {
     /// runs them. For loaders that build the next batch while the database
     /// writes this one.
     #[must_use]
+    // Built before their transaction exists, so without a scope: each
+    // filters by the batch's tenant itself.
+    #[allow(clippy::disallowed_methods)]
     pub fn prepared(mut self) -> PreparedBulk {
         let (tenant_id, backend) = (self.tenant_id, self.backend);
         let updates = self
@@ -1039,6 +1042,9 @@ pub async fn write_rescored<C: ConnectionTrait>(
         .collect();
     let per_statement = bulk::rows_per_statement::<score_event::ActiveModel>(backend);
     for chunk in events.chunks(per_statement) {
+        // Rows of the scope's tenant (set above); the scope's insert cannot
+        // skip the duplicates a resumed run writes again.
+        #[allow(clippy::disallowed_methods)]
         let inserted = score_event::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 sea_orm::sea_query::OnConflict::new()
