@@ -329,6 +329,36 @@ impl Walled {
     fn walls(&self) -> bool {
         self.db.get_database_backend() == DbBackend::Postgres
     }
+
+    /// A read on PostgreSQL in two round trips: one that begins the
+    /// transaction and says the tenant (one message, which sea-orm's
+    /// `begin` cannot send), one for the read. Dropping the transaction
+    /// queues its rollback, which goes out with the check the pool makes
+    /// of a returned connection.
+    async fn read(&self, stmt: &Statement) -> Result<Vec<QueryResult>, DbErr> {
+        use sea_orm::sqlx::{self, AssertSqlSafe};
+        let failed = |err: sqlx::Error| DbErr::Query(sea_orm::RuntimeErr::SqlxError(err.into()));
+        let begin = format!("BEGIN; SET LOCAL leadrank.tenant_id = '{}'", self.tenant_id);
+        let mut txn = self
+            .db
+            .get_postgres_connection_pool()
+            .begin_with(AssertSqlSafe(begin))
+            .await
+            .map_err(failed)?;
+        let values = stmt
+            .values
+            .clone()
+            .unwrap_or_else(|| sea_orm::Values(Vec::new()));
+        let rows = sqlx::query_with(
+            AssertSqlSafe(stmt.sql.as_str()),
+            sea_query_sqlx::SqlxValues(values),
+        )
+        .fetch_all(&mut *txn)
+        .await
+        .map_err(failed)?;
+        drop(txn);
+        Ok(rows.into_iter().map(QueryResult::from).collect())
+    }
 }
 
 #[async_trait::async_trait]
@@ -362,6 +392,9 @@ impl ConnectionTrait for Walled {
             return self.db.query_one_raw(stmt).await;
         }
         let reads = only_reads(&stmt);
+        if reads {
+            return Ok(self.read(&stmt).await?.into_iter().next());
+        }
         let txn = self.begin().await?;
         let row = txn.query_one_raw(stmt).await?;
         finish(txn, reads).await?;
@@ -373,6 +406,9 @@ impl ConnectionTrait for Walled {
             return self.db.query_all_raw(stmt).await;
         }
         let reads = only_reads(&stmt);
+        if reads {
+            return self.read(&stmt).await;
+        }
         let txn = self.begin().await?;
         let rows = txn.query_all_raw(stmt).await?;
         finish(txn, reads).await?;
