@@ -26,6 +26,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tests::BenchServer;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
@@ -34,13 +35,8 @@ use entity::{
     lead, lead_score, tenant, user,
 };
 use leadrank::{
-    auth::{
-        Principal,
-        tokens::{TokenKeys, random_token},
-    },
-    config::{Secret, Settings},
+    auth::{Principal, tokens::TokenKeys},
     service::lead_query,
-    startup::Application,
     tenancy::Walled,
 };
 use sea_orm::{
@@ -341,47 +337,22 @@ async fn send(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://leadrank.db".to_owned());
-    let secret = random_token(32)?;
-    let vars = [
-        ("DATABASE_URL", database_url.clone()),
-        ("LEADRANK_BIND", "127.0.0.1:0".to_owned()),
-        ("LEADRANK_JWT_SECRET", secret.clone()),
-        (
+    let server = BenchServer::start(
+        &options.tenant,
+        &[(
             "LEADRANK_DB_MAX_CONNECTIONS",
             (options.clients * 2).to_string(),
-        ),
-        // The bench measures the server, not its rate limits: its clients
-        // send thousands of requests a second as a handful of reps.
-        ("LEADRANK_USER_REQUESTS_PER_MINUTE", "0".to_owned()),
-        ("LEADRANK_TENANT_REQUESTS_PER_MINUTE", "0".to_owned()),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })?;
-    // The benchmark reads its tenant and the floor across the wall; the
-    // requests it times go through the server.
-    let db = leadrank::db::connect_system(&settings).await?;
-    let app = Application::build(settings).await?;
-    let url = format!("http://127.0.0.1:{}/graphql", app.port());
-    tokio::spawn(app.run_until_stopped());
-
-    let tenant = tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(&options.tenant))
-        .one(&db)
-        .await?
-        .with_context(|| {
-            format!(
-                "no tenant \"{}\" in {}; load it first with `leadrank demo --tenant {} --leads 100000`",
-                options.tenant,
-                leadrank::db::redact(&database_url),
-                options.tenant
-            )
-        })?;
-    let keys = TokenKeys::from_secret(&Secret::new(secret));
+        )],
+    )
+    .await?;
+    let BenchServer {
+        base,
+        db,
+        tenant,
+        keys,
+        database_url,
+    } = server;
+    let url = format!("{base}/graphql");
     let reps = Arc::new(reps(&db, &tenant, &keys).await?);
     let total: u64 = lead::Entity::find()
         .filter(lead::Column::TenantId.eq(tenant.id))

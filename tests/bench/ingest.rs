@@ -24,18 +24,17 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tests::BenchServer;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::{
     enums::{LeadStatus, Role},
-    lead, tenant, user,
+    lead, user,
 };
 use leadrank::{
-    auth::{Principal, tokens::random_token},
-    config::Settings,
+    auth::Principal,
     service::api_keys::{self, Scope},
-    startup::Application,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
@@ -139,44 +138,26 @@ fn quantile(latencies: &[Duration], q: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://leadrank.db".to_owned());
-    let vars = [
-        ("DATABASE_URL", database_url.clone()),
-        ("LEADRANK_BIND", "127.0.0.1:0".to_owned()),
-        ("LEADRANK_JWT_SECRET", random_token(32)?),
-        (
-            "LEADRANK_DB_MAX_CONNECTIONS",
-            (options.clients * 2).max(4).to_string(),
-        ),
-        ("LEADRANK_USER_REQUESTS_PER_MINUTE", "0".to_owned()),
-        ("LEADRANK_TENANT_REQUESTS_PER_MINUTE", "0".to_owned()),
-        ("LEADRANK_INGEST_EVENTS_PER_MINUTE", "0".to_owned()),
-        ("LEADRANK_SCHEDULER", "false".to_owned()),
-        ("LEADRANK_WEBHOOK_WORKER", "false".to_owned()),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })?;
-    // The benchmark reads its tenant and the floor across the wall; the
-    // requests it times go through the server.
-    let db = leadrank::db::connect_system(&settings).await?;
-    let app = Application::build(settings).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-
-    let tenant = tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(&options.tenant))
-        .one(&db)
-        .await?
-        .with_context(|| {
-            format!(
-                "no tenant \"{}\"; load it first with `leadrank demo --tenant {} --leads 100000`",
-                options.tenant, options.tenant
-            )
-        })?;
+    let server = BenchServer::start(
+        &options.tenant,
+        &[
+            (
+                "LEADRANK_DB_MAX_CONNECTIONS",
+                (options.clients * 2).max(4).to_string(),
+            ),
+            ("LEADRANK_INGEST_EVENTS_PER_MINUTE", "0".to_owned()),
+            ("LEADRANK_SCHEDULER", "false".to_owned()),
+            ("LEADRANK_WEBHOOK_WORKER", "false".to_owned()),
+        ],
+    )
+    .await?;
+    let BenchServer {
+        base,
+        db,
+        tenant,
+        database_url,
+        ..
+    } = server;
     let owner = user::Entity::find()
         .filter(user::Column::TenantId.eq(tenant.id))
         .filter(user::Column::Role.eq(Role::Owner))

@@ -22,21 +22,15 @@
 #![recursion_limit = "256"]
 
 use std::time::{Duration, Instant};
+use tests::BenchServer;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
 use entity::{
     enums::{LeadStatus, Role},
-    lead, pipeline, team_member, tenant, user,
+    lead, pipeline, team_member, user,
 };
-use leadrank::{
-    auth::{
-        Principal,
-        tokens::{TokenKeys, random_token},
-    },
-    config::{Secret, Settings},
-    startup::Application,
-};
+use leadrank::auth::Principal;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 
@@ -124,39 +118,15 @@ async fn main() -> anyhow::Result<()> {
     let options = options()?;
     // Warnings and errors of the server, when a report fails.
     let _telemetry = leadrank::telemetry::init();
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://leadrank.db".to_owned());
-    let secret = random_token(32)?;
-    let vars = [
-        ("DATABASE_URL", database_url.clone()),
-        ("LEADRANK_BIND", "127.0.0.1:0".to_owned()),
-        ("LEADRANK_JWT_SECRET", secret.clone()),
-        ("LEADRANK_USER_REQUESTS_PER_MINUTE", "0".to_owned()),
-        ("LEADRANK_TENANT_REQUESTS_PER_MINUTE", "0".to_owned()),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })?;
-    // The benchmark reads its tenant and the floor across the wall; the
-    // requests it times go through the server.
-    let db = leadrank::db::connect_system(&settings).await?;
-    let app = Application::build(settings).await?;
-    let url = format!("http://127.0.0.1:{}/graphql", app.port());
-    tokio::spawn(app.run_until_stopped());
-
-    let tenant = tenant::Entity::find()
-        .filter(tenant::Column::Slug.eq(&options.tenant))
-        .one(&db)
-        .await?
-        .with_context(|| {
-            format!(
-                "no tenant \"{}\"; load it with `leadrank demo`",
-                options.tenant
-            )
-        })?;
-    let keys = TokenKeys::from_secret(&Secret::new(secret));
+    let server = BenchServer::start(&options.tenant, &[]).await?;
+    let BenchServer {
+        base,
+        db,
+        tenant,
+        keys,
+        database_url,
+    } = server;
+    let url = format!("{base}/graphql");
     let now = Utc::now();
     let token_of = |u: &user::Model| {
         keys.issue(
