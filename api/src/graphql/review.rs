@@ -10,8 +10,10 @@ use super::{
     types::{Stage, User},
 };
 use crate::{
+    auth::Principal,
     error::IntoGraphql,
     service::review::{self, Window},
+    tenancy::{TenantScope, Walled},
 };
 
 /// The period a review covers and whose leads it counts.
@@ -253,6 +255,42 @@ pub struct Forecast {
 #[derive(Default)]
 pub struct ReviewQuery;
 
+/// What every report starts from: the caller, their scope, the checked
+/// window and the leads they may count, narrowed to a team or rep.
+struct Review<'a> {
+    principal: Principal,
+    scope: TenantScope<'a, Walled>,
+    window: Window,
+    counted: review::Counted,
+}
+
+impl<'a> Review<'a> {
+    async fn start(
+        ctx: &Context<'a>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        team: Option<&ID>,
+        owner: Option<&ID>,
+    ) -> Result<Self> {
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let window = Window::new(from, to).gql()?;
+        let counted = review::counted(
+            &scope,
+            &principal,
+            team.map(|t| t.as_str()),
+            owner.map(|o| o.as_str()),
+        )
+        .await
+        .gql()?;
+        Ok(Self {
+            principal,
+            scope,
+            window,
+            counted,
+        })
+    }
+}
+
 #[Object]
 impl ReviewQuery {
     /// A scorecard per rep the caller may see (a REP themselves, a MANAGER
@@ -263,16 +301,12 @@ impl ReviewQuery {
         ctx: &Context<'_>,
         input: ReviewInput,
     ) -> Result<Vec<RepScorecard>> {
-        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let window = Window::new(input.from, input.to).gql()?;
-        let counted = review::counted(
-            &scope,
-            &principal,
-            input.team_id.as_ref().map(|t| t.as_str()),
-            None,
-        )
-        .await
-        .gql()?;
+        let Review {
+            principal,
+            scope,
+            window,
+            counted,
+        } = Review::start(ctx, input.from, input.to, input.team_id.as_ref(), None).await?;
         let working_days = window.working_days(&counted.config.tenant.time_zone);
         let cards = review::scorecards(&scope, &principal, &counted, window, Utc::now())
             .await
@@ -316,16 +350,12 @@ impl ReviewQuery {
     /// period, won rate, won value and each tier's share of what was won.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn tier_report(&self, ctx: &Context<'_>, input: ReviewInput) -> Result<TierReport> {
-        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let window = Window::new(input.from, input.to).gql()?;
-        let counted = review::counted(
-            &scope,
-            &principal,
-            input.team_id.as_ref().map(|t| t.as_str()),
-            None,
-        )
-        .await
-        .gql()?;
+        let Review {
+            principal: _,
+            scope,
+            window,
+            counted,
+        } = Review::start(ctx, input.from, input.to, input.team_id.as_ref(), None).await?;
         let rows = review::tier_report(&scope, &counted, window).await.gql()?;
         let won: u64 = rows.iter().map(|r| r.won).sum();
         let won_value: f64 = rows.iter().map(|r| r.won_value).sum();
@@ -358,16 +388,19 @@ impl ReviewQuery {
     /// won value beside it.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn forecast(&self, ctx: &Context<'_>, input: ForecastInput) -> Result<Forecast> {
-        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let window = Window::new(input.from, input.to).gql()?;
-        let counted = review::counted(
-            &scope,
-            &principal,
-            input.team_id.as_ref().map(|t| t.as_str()),
-            input.owner_id.as_ref().map(|o| o.as_str()),
+        let Review {
+            principal: _,
+            scope,
+            window,
+            counted,
+        } = Review::start(
+            ctx,
+            input.from,
+            input.to,
+            input.team_id.as_ref(),
+            input.owner_id.as_ref(),
         )
-        .await
-        .gql()?;
+        .await?;
         let zone: chrono_tz::Tz = counted
             .config
             .tenant
@@ -424,16 +457,12 @@ impl ReviewQuery {
     /// tier at its end, and how many lower-tier leads climbed and won.
     #[graphql(complexity = "cost::ANALYTICS + child_complexity")]
     async fn tier_movements(&self, ctx: &Context<'_>, input: ReviewInput) -> Result<TierMovements> {
-        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let window = Window::new(input.from, input.to).gql()?;
-        let counted = review::counted(
-            &scope,
-            &principal,
-            input.team_id.as_ref().map(|t| t.as_str()),
-            None,
-        )
-        .await
-        .gql()?;
+        let Review {
+            principal: _,
+            scope,
+            window,
+            counted,
+        } = Review::start(ctx, input.from, input.to, input.team_id.as_ref(), None).await?;
         let m = review::tier_movements(&scope, &counted, window, Utc::now())
             .await
             .gql()?;
