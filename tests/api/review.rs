@@ -179,20 +179,20 @@ async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
             .clone()
     };
     // B: one open at 3,000; one won at 1,000 of the 1,100 won in all.
-    let a = tier("B");
+    let b = tier("B");
     assert_eq!(
         (
-            a["openLeads"].as_i64(),
-            a["won"].as_i64(),
-            a["lost"].as_i64()
+            b["openLeads"].as_i64(),
+            b["won"].as_i64(),
+            b["lost"].as_i64()
         ),
         (Some(1), Some(1), Some(0))
     );
-    close_to(&a["openValue"], 3000.0);
-    close_to(&a["wonRate"], 1.0);
-    close_to(&a["wonValue"], 1000.0);
-    close_to(&a["wonShare"], 0.5);
-    close_to(&a["wonValueShare"], 1000.0 / 1100.0);
+    close_to(&b["openValue"], 3000.0);
+    close_to(&b["wonRate"], 1.0);
+    close_to(&b["wonValue"], 1000.0);
+    close_to(&b["wonShare"], 0.5);
+    close_to(&b["wonValueShare"], 1000.0 / 1100.0);
     // D: one open without a value, one lost (the one lost 30 days ago is
     // outside the week).
     let d = tier("D");
