@@ -335,7 +335,7 @@ impl Walled {
     /// `begin` cannot send), one for the read. Dropping the transaction
     /// queues its rollback, which goes out with the check the pool makes
     /// of a returned connection.
-    async fn read(&self, stmt: &Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn read(&self, stmt: &Statement, only_first: bool) -> Result<Vec<QueryResult>, DbErr> {
         use sea_orm::sqlx::{self, AssertSqlSafe};
         let failed = |err: sqlx::Error| DbErr::Query(sea_orm::RuntimeErr::SqlxError(err.into()));
         let begin = format!("BEGIN; SET LOCAL leadrank.tenant_id = '{}'", self.tenant_id);
@@ -349,12 +349,15 @@ impl Walled {
             .values
             .clone()
             .unwrap_or_else(|| sea_orm::Values(Vec::new()));
-        let rows = sqlx::query_with(
+        let query = sqlx::query_with(
             AssertSqlSafe(stmt.sql.as_str()),
             sea_query_sqlx::SqlxValues(values),
-        )
-        .fetch_all(&mut *txn)
-        .await
+        );
+        let rows = if only_first {
+            query.fetch_optional(&mut *txn).await.map(Vec::from_iter)
+        } else {
+            query.fetch_all(&mut *txn).await
+        }
         .map_err(failed)?;
         drop(txn);
         Ok(rows.into_iter().map(QueryResult::from).collect())
@@ -391,13 +394,12 @@ impl ConnectionTrait for Walled {
         if !self.walls() {
             return self.db.query_one_raw(stmt).await;
         }
-        let reads = only_reads(&stmt);
-        if reads {
-            return Ok(self.read(&stmt).await?.into_iter().next());
+        if only_reads(&stmt) {
+            return Ok(self.read(&stmt, true).await?.into_iter().next());
         }
         let txn = self.begin().await?;
         let row = txn.query_one_raw(stmt).await?;
-        finish(txn, reads).await?;
+        txn.commit().await?;
         Ok(row)
     }
 
@@ -405,13 +407,12 @@ impl ConnectionTrait for Walled {
         if !self.walls() {
             return self.db.query_all_raw(stmt).await;
         }
-        let reads = only_reads(&stmt);
-        if reads {
-            return self.read(&stmt).await;
+        if only_reads(&stmt) {
+            return self.read(&stmt, false).await;
         }
         let txn = self.begin().await?;
         let rows = txn.query_all_raw(stmt).await?;
-        finish(txn, reads).await?;
+        txn.commit().await?;
         Ok(rows)
     }
 
@@ -427,17 +428,4 @@ fn only_reads(stmt: &Statement) -> bool {
         .trim_start()
         .get(..6)
         .is_some_and(|verb| verb.eq_ignore_ascii_case("SELECT"))
-}
-
-/// Ends a statement's own transaction. One that only read is dropped: the
-/// rollback that drop queues goes out with the check the pool makes of a
-/// returned connection, so it costs the request no round trip, where a
-/// commit would cost one.
-async fn finish(txn: DatabaseTransaction, reads: bool) -> Result<(), DbErr> {
-    if reads {
-        drop(txn);
-        Ok(())
-    } else {
-        txn.commit().await
-    }
 }
