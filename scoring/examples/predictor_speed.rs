@@ -161,7 +161,7 @@ fn main() {
     let v = model.metadata.validation.clone().unwrap_or_default();
     println!("rows={ROWS}");
     println!("fields={}", fields.len());
-    println!("trees={}", model.trees.len());
+    println!("trees={}", model.metadata.iterations);
     println!("depth={}", v.depth);
     println!("held_out_auc={:.4}", v.auc.unwrap_or(f64::NAN));
     println!("train_100k_s={train_s:.3}");

@@ -128,11 +128,12 @@ fn run(
         && let Some(v) = &model.metadata.validation
     {
         eprintln!(
-            "    chose depth {} with {} trees, recency half-life {:?} rows, slope {:.2}; held-out AUC {:.4}",
+            "    chose depth {} with {} trees, recency half-life {:?} rows, blend weights: trees {:.2}, naive Bayes {:.2}; held-out AUC {:.4}",
             v.depth,
             v.trees,
             v.recency_half_life.map(|h| h.round()),
             v.calibration_slope,
+            v.naive_bayes_weight,
             v.auc.unwrap_or(f64::NAN)
         );
     }

@@ -1,16 +1,26 @@
 //! The learned close-probability predictor.
 //!
-//! **Model.** Gradient-boosted trees over binned features ([`boost`]), with
-//! shrinkage, an L2 penalty on leaf values and early stopping, calibrated
-//! (Platt) on the most recent closed leads. Training is time-aware: the most
-//! recent fifth of the closed leads is held out, candidate models (additive
+//! **Model.** A blend of two models over binned features: gradient-boosted
+//! trees ([`boost`]), with shrinkage, an L2 penalty on leaf values and
+//! early stopping, and naive Bayes (each feature's smoothed log-likelihood
+//! ratio of won against lost, per bin). The trees learn interactions and
+//! follow drift (recency weighting); naive Bayes estimates each feature's
+//! effect on its own, over all history, a low-variance model that holds up
+//! when the mix of leads shifts. Training is time-aware: the most recent
+//! fifth of the closed leads is held out, candidate models (additive
 //! depth-1 trees, the analogue of a logistic regression over binned
 //! features, and depth-3 trees that learn interactions; with and without
-//! recency weighting of the rows) are trained on the older leads and judged
-//! on the held-out recent ones, never on a random split of the future into
-//! the past. The winner is refitted on every lead and calibrated on the
-//! held-out slice; its out-of-sample AUC, Brier score and reliability table
-//! are kept in [`TrainingMetadata::validation`].
+//! recency weighting of the rows; naive Bayes lightly or heavily smoothed)
+//! are trained on the older leads and judged on the held-out recent ones,
+//! never on a random split of the future into the past. A candidate must
+//! beat a simpler one by more than the held-out slice's noise (one
+//! standard error of the paired per-lead log-losses) to be chosen. The
+//! weights of the blend and its offset are fitted on the held-out slice
+//! (stacking, which calibrates it too); the chosen models are refitted on
+//! every lead, the recent ones included, and the offset set again so the
+//! refit's mean probability on the recent slice is the blend's. Its
+//! out-of-sample AUC, Brier score and reliability table are kept in
+//! [`TrainingMetadata::validation`].
 //!
 //! It is trained per tenant from closed leads (won = 1, lost = 0), and per
 //! team as a correction of the tenant's model ([`Predictor::train_team`]),
@@ -466,8 +476,11 @@ pub struct Validation {
     /// Half-life of the recency weighting chosen, in the unit of the close
     /// times (seconds), or None for equal weights.
     pub recency_half_life: Option<f64>,
-    /// Platt calibration slope fitted on these leads.
+    /// Weight of the trees' log-odds in the blend fitted on these leads
+    /// (with the offset, their Platt calibration).
     pub calibration_slope: f64,
+    /// Weight of the naive Bayes log-odds in that blend; 0: trees alone.
+    pub naive_bayes_weight: f64,
 }
 
 /// What a predictor was trained on.
@@ -539,9 +552,10 @@ impl Default for Calibration {
 /// A trained close-probability model; serialises to JSON for storage.
 ///
 /// The log-odds of a lead are `calibration.slope · (intercept + linear +
-/// trees) + calibration.offset`, where `linear` is the version 1 logistic
-/// regression (empty coefficients in a boosted model) and `trees` the sum
-/// of the trees' leaves over the lead's bins.
+/// trees + tables) + calibration.offset`, where `linear` is the version 1
+/// logistic regression (empty coefficients in a boosted model), `trees` the
+/// sum of the trees' leaves over the lead's bins and `tables` the sum of
+/// each feature's table entry for its bin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Predictor {
@@ -566,6 +580,10 @@ pub struct Predictor {
     /// The boosted trees.
     #[serde(default)]
     pub trees: Vec<Tree>,
+    /// Additive log-odds of each feature's bins (`tables[j][bin]`), the
+    /// naive Bayes part of the blend, already weighted; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<Vec<f64>>,
     /// Calibration of the log-odds.
     #[serde(default)]
     pub calibration: Calibration,
@@ -706,6 +724,7 @@ impl Predictor {
             intercept: fitted.intercept,
             bins: binnings,
             trees: fitted.trees,
+            tables: fitted.tables,
             calibration: fitted.calibration,
             metadata: TrainingMetadata::default(),
         };
@@ -718,6 +737,8 @@ impl Predictor {
             fitted.validation,
             fitted.converged,
         );
+        predictor.metadata.iterations =
+            u32::try_from(fitted.grown.max(predictor.trees.len())).unwrap_or(u32::MAX);
         Ok(predictor)
     }
 
@@ -754,6 +775,7 @@ impl Predictor {
             intercept: fit.intercept,
             bins: Vec::new(),
             trees: Vec::new(),
+            tables: Vec::new(),
             calibration: Calibration::default(),
             metadata: TrainingMetadata::default(),
         };
@@ -944,6 +966,7 @@ impl Predictor {
             intercept: logit(prior),
             bins: Vec::new(),
             trees: Vec::new(),
+            tables: Vec::new(),
             calibration: Calibration::default(),
             metadata: TrainingMetadata {
                 trained_at,
@@ -968,7 +991,9 @@ impl Predictor {
             *b = binning.bin(f.value(facts));
         }
         let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
-        let z = self.intercept + self.trees.iter().map(|t| t.predict(bin)).sum::<f64>();
+        let z = self.intercept
+            + self.trees.iter().map(|t| t.predict(bin)).sum::<f64>()
+            + table_sum(&self.tables, bin);
         let z = self.calibration.slope * z + self.calibration.offset;
         sigmoid(if z.is_finite() { z } else { 0.0 })
     }
@@ -990,12 +1015,13 @@ impl Predictor {
         {
             z += b * standardise(row.get(j).copied().unwrap_or(f64::NAN), *m, *s);
         }
-        if !self.trees.is_empty() {
+        if !self.trees.is_empty() || !self.tables.is_empty() {
             let bins = self.bins_of(row);
             let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
             for tree in &self.trees {
                 z += tree.predict(bin);
             }
+            z += table_sum(&self.tables, bin);
         }
         let z = self.calibration.slope * z + self.calibration.offset;
         if z.is_finite() { z } else { 0.0 }
@@ -1027,11 +1053,16 @@ impl Predictor {
                 *e += b * standardise(row.get(j).copied().unwrap_or(f64::NAN), *m, *s);
             }
         }
-        if !self.trees.is_empty() {
+        if !self.trees.is_empty() || !self.tables.is_empty() {
             let bins = self.bins_of(&row);
             let bin = |j: usize| bins.get(j).copied().unwrap_or(0);
             for tree in &self.trees {
                 tree.attribute(bin, &mut log_odds);
+            }
+            // Tables are centred on the training leads: an entry is its
+            // feature's push against an average lead.
+            for (j, (e, table)) in log_odds.iter_mut().zip(&self.tables).enumerate() {
+                *e += table.get(usize::from(bin(j))).copied().unwrap_or(0.0);
             }
         }
         let mut effects: Vec<FeatureEffect> = self
@@ -1066,6 +1097,16 @@ impl Predictor {
             .collect();
         (up, down)
     }
+}
+
+/// The sum over features of `tables[j][bin(j)]`.
+#[inline]
+fn table_sum(tables: &[Vec<f64>], bin: impl Fn(usize) -> u8) -> f64 {
+    tables
+        .iter()
+        .enumerate()
+        .map(|(j, t)| t.get(usize::from(bin(j))).copied().unwrap_or(0.0))
+        .sum()
 }
 
 /// A feature's readable name and value for one lead: `source=referral`,
@@ -1177,9 +1218,13 @@ enum Start<'a> {
     Parent { margins: &'a [f64], strength: f64 },
 }
 
+#[derive(Default)]
 struct Fitted {
+    /// Trees grown, stumps folded into tables included.
+    grown: usize,
     intercept: f64,
     trees: Vec<Tree>,
+    tables: Vec<Vec<f64>>,
     calibration: Calibration,
     validation: Option<Validation>,
     converged: bool,
@@ -1339,16 +1384,24 @@ fn fit_boosted(
         let (_, intercept) = start_margins(start, labels, &weights, &all);
         return Fitted {
             intercept,
-            trees: Vec::new(),
-            calibration: Calibration::default(),
-            validation: None,
             converged: true,
+            ..Fitted::default()
         };
     }
-    // Each candidate is trained on the older rows and judged, calibrated,
-    // on the recent ones.
-    let mut best: Option<(f64, Candidate, usize, Vec<f64>)> = None;
-    let mut kept: Option<(f64, Vec<Tree>)> = None;
+    let y: Vec<bool> = valid
+        .iter()
+        .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+        .collect();
+    // The naive Bayes tables join a tenant's model only: a team's model is
+    // a correction of its tenant's, which already holds them.
+    let bayes = match start {
+        Start::Prior { .. } if REFIT => choose_bayes(binned, labels, start, &fit, &valid, options),
+        _ => None,
+    };
+    // Each candidate is trained on the older rows and judged, blended with
+    // naive Bayes and calibrated, on the recent ones: the trees that add
+    // most to naive Bayes win, not the trees best alone.
+    let mut tried: Vec<Tried> = Vec::new();
     for c in candidates(times.known) {
         let weights = recency_weights(times, &fit, c.half_life, n);
         let (mut margin, b0) = start_margins(start, labels, &weights, &fit);
@@ -1367,42 +1420,85 @@ fn fit_boosted(
             .iter()
             .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
             .collect();
-        let y: Vec<bool> = valid
-            .iter()
-            .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
-            .collect();
-        let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
-        let loss = log_loss(&scores, &y, cal);
-        if best.as_ref().is_none_or(|(l, ..)| loss < *l) {
-            best = Some((loss, c, boosted.trees.len(), scores));
-            kept = Some((b0, boosted.trees));
-        }
-    }
-    let Some((_, chosen, rounds, scores)) = best else {
-        return Fitted {
-            intercept: 0.0,
-            trees: Vec::new(),
-            calibration: Calibration::default(),
-            validation: None,
-            converged: true,
+        let losses = match &bayes {
+            Some((_, bayes_scores)) => {
+                let blend = stack(
+                    &scores,
+                    bayes_scores,
+                    &y,
+                    calibration_strength,
+                    options.max_iterations,
+                );
+                let z: Vec<f64> = scores
+                    .iter()
+                    .zip(bayes_scores)
+                    .map(|(&t, &b)| blend.apply(t, b))
+                    .collect();
+                row_losses(&z, &y, Calibration::default())
+            }
+            None => {
+                let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
+                row_losses(&scores, &y, cal)
+            }
         };
+        tried.push(Tried {
+            candidate: c,
+            intercept: b0,
+            trees: boosted.trees,
+            scores,
+            losses,
+        });
+    }
+    let losses: Vec<&[f64]> = tried.iter().map(|t| t.losses.as_slice()).collect();
+    let Some(Tried {
+        candidate: chosen,
+        intercept: b0,
+        trees: chosen_trees,
+        scores,
+        ..
+    }) = simplest_within_noise(&losses).and_then(|k| tried.into_iter().nth(k))
+    else {
+        return Fitted::default();
     };
-    let y: Vec<bool> = valid
-        .iter()
-        .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
-        .collect();
+    let rounds = chosen_trees.len();
     let cal = platt(&scores, &y, calibration_strength, options.max_iterations);
-    let probs: Vec<f64> = scores
+    // The blend: trees' and naive Bayes' log-odds weighted (and offset) to
+    // fit the held-out slice best; trees alone without naive Bayes.
+    let blend = match &bayes {
+        Some((_, bayes_scores)) => stack(
+            &scores,
+            bayes_scores,
+            &y,
+            calibration_strength,
+            options.max_iterations,
+        ),
+        None => Blend {
+            trees: cal.slope,
+            bayes: 0.0,
+            offset: cal.offset,
+        },
+    };
+    let blended = |i: usize, tree_score: f64| {
+        let b = bayes
+            .as_ref()
+            .and_then(|(_, s)| s.get(i))
+            .copied()
+            .unwrap_or(0.0);
+        blend.apply(tree_score, b)
+    };
+    let held_out: Vec<f64> = scores
         .iter()
-        .map(|&s| sigmoid(cal.slope * s + cal.offset))
+        .enumerate()
+        .map(|(i, &s)| blended(i, s))
         .collect();
+    let probs: Vec<f64> = held_out.iter().map(|&z| sigmoid(z)).collect();
     let won = y.iter().filter(|w| **w).count();
     let validation = Validation {
         rows: valid.len(),
         won,
         auc: crate::evaluate::roc_auc(&probs, &y),
         brier: crate::evaluate::brier_score(&probs, &y),
-        log_loss: log_loss(&scores, &y, cal),
+        log_loss: log_loss(&held_out, &y, Calibration::default()),
         reliability: crate::evaluate::reliability(&probs, &y, 10),
         depth: chosen.depth,
         trees: rounds,
@@ -1414,22 +1510,24 @@ fn fit_boosted(
             };
             h * (at(fit.last()) - at(fit.first()))
         }),
-        calibration_slope: cal.slope,
+        calibration_slope: blend.trees,
+        naive_bayes_weight: blend.bayes,
     };
     if !REFIT || matches!(start, Start::Parent { .. }) {
         // The model judged is the model kept: its calibration is out of
         // sample exactly.
-        let (intercept, trees) = kept.unwrap_or_default();
         return Fitted {
-            intercept,
-            converged: trees.len() < options.max_trees as usize,
-            trees,
+            grown: chosen_trees.len(),
+            intercept: b0,
+            converged: chosen_trees.len() < options.max_trees as usize,
+            trees: chosen_trees,
+            tables: Vec::new(),
             calibration: cal,
             validation: Some(validation),
         };
     }
     // Refit on every row, the recent ones included (they matter most under
-    // drift), with the chosen configuration and number of trees.
+    // drift), with the chosen configurations and number of trees.
     let weights = recency_weights(times, &all, chosen.half_life, n);
     let (mut margin, intercept) = start_margins(start, labels, &weights, &all);
     let params = Params {
@@ -1446,32 +1544,361 @@ fn fit_boosted(
         &params,
         17,
     );
-    // The slope comes from the held-out slice; the offset is set again so
+    let refit_bayes = bayes
+        .filter(|_| blend.bayes > 0.0)
+        .map(|(c, _)| naive_bayes(binned, labels, &vec![1.0; n], &all, start, c.smoothing));
+    let refit_bayes_scores = refit_bayes
+        .as_ref()
+        .map(|b| b.scores(binned, &valid))
+        .unwrap_or_default();
+    // Without close times the rows are exchangeable: the refit trees' own
+    // log-loss fit is their calibration, and the held-out slope (of a model
+    // trained on fewer rows) would only distort it.
+    if !times.known && refit_bayes.is_none() {
+        let (grown, converged) = (
+            boosted.trees.len(),
+            boosted.trees.len() < options.max_trees as usize,
+        );
+        let (trees, tables, root_values) = fold_stumps(boosted.trees, Vec::new(), &binned.counts);
+        return Fitted {
+            grown,
+            intercept: intercept + root_values,
+            converged,
+            trees,
+            tables,
+            calibration: Calibration::default(),
+            validation: Some(validation),
+        };
+    }
+    // The weights come from the held-out slice; the offset is set again so
     // the refitted model's mean probability on the recent slice is what
-    // the held-out calibration said it is (the refit saw those leads, and
-    // a recency-weighted refit already moved towards their won rate).
+    // the held-out blend said it is (the refit saw those leads, and a
+    // recency-weighted refit already moved towards their won rate).
     let target: f64 = probs.iter().sum::<f64>() / probs.len().max(1) as f64;
     let refit_scores: Vec<f64> = valid
         .iter()
-        .map(|&i| margin.get(i as usize).copied().unwrap_or(0.0))
+        .enumerate()
+        .map(|(k, &i)| {
+            blend.trees * margin.get(i as usize).copied().unwrap_or(0.0)
+                + blend.bayes * refit_bayes_scores.get(k).copied().unwrap_or(0.0)
+        })
         .collect();
-    // Without close times the rows are exchangeable: the refit's own
-    // log-loss fit is its calibration, and the held-out slope (of a model
-    // trained on fewer rows) would only distort it.
-    let calibration = if times.known {
-        Calibration {
-            slope: cal.slope,
-            offset: match_mean(&refit_scores, cal.slope, target),
-        }
-    } else {
-        Calibration::default()
-    };
+    let offset = match_mean(&refit_scores, 1.0, target);
+    let (bayes_intercept, tables) = refit_bayes.map_or((0.0, Vec::new()), |b| {
+        (
+            blend.bayes * b.intercept,
+            b.tables
+                .into_iter()
+                .map(|t| t.into_iter().map(|v| blend.bayes * v).collect())
+                .collect(),
+        )
+    });
+    let trees = boosted
+        .trees
+        .into_iter()
+        .map(|mut t| {
+            for node in &mut t.nodes {
+                node.value *= blend.trees;
+            }
+            t
+        })
+        .collect::<Vec<_>>();
+    let converged = trees.len() < options.max_trees as usize;
+    let grown = trees.len();
+    let (trees, tables, root_values) = fold_stumps(trees, tables, &binned.counts);
     Fitted {
-        intercept,
-        converged: boosted.trees.len() < options.max_trees as usize,
-        trees: boosted.trees,
-        calibration,
+        grown,
+        intercept: blend.trees * intercept + bayes_intercept + root_values,
+        converged,
+        trees,
+        tables,
+        calibration: Calibration { slope: 1.0, offset },
         validation: Some(validation),
+    }
+}
+
+/// Moves every stump (a one-split tree) into its feature's table, which
+/// scores it with one look-up instead of a walk, and returns the trees
+/// left, the tables and the sum of the stumps' root values (for the
+/// intercept). A stump's entry for a bin is its leaf's value less its
+/// root's, as the trees' explanations share it out, so explanations stay
+/// as they were. `counts` are the bins of each feature.
+fn fold_stumps(
+    trees: Vec<Tree>,
+    mut tables: Vec<Vec<f64>>,
+    counts: &[usize],
+) -> (Vec<Tree>, Vec<Vec<f64>>, f64) {
+    let mut roots = 0.0;
+    let mut kept = Vec::with_capacity(trees.len());
+    for tree in trees {
+        let [root, left, right] = tree.nodes.as_slice() else {
+            kept.push(tree);
+            continue;
+        };
+        let Some(f) = root
+            .feature
+            .map(|f| f as usize)
+            .filter(|&f| f < counts.len())
+        else {
+            kept.push(tree);
+            continue;
+        };
+        if tables.len() != counts.len() {
+            tables = counts.iter().map(|&c| vec![0.0; c]).collect();
+        }
+        if let Some(table) = tables.get_mut(f) {
+            for (b, t) in table.iter_mut().enumerate() {
+                let goes_left = u8::try_from(b).is_ok_and(|b| root.left_bins.contains(b));
+                *t += if goes_left { left.value } else { right.value } - root.value;
+            }
+        }
+        roots += root.value;
+    }
+    (kept, tables, roots)
+}
+
+/// A tree configuration as trained on the older rows and judged on the
+/// held-out ones.
+struct Tried {
+    candidate: Candidate,
+    intercept: f64,
+    trees: Vec<Tree>,
+    /// Log-odds of the held-out rows.
+    scores: Vec<f64>,
+    /// Each held-out row's log-loss, calibrated (and blended).
+    losses: Vec<f64>,
+}
+
+/// A naive Bayes configuration tried on the validation slice.
+#[derive(Clone, Copy)]
+struct BayesCandidate {
+    /// Laplace smoothing: pseudo-leads of each outcome in every bin.
+    smoothing: f64,
+}
+
+/// Naive Bayes over the bins: an intercept and, per feature, each bin's
+/// smoothed log-likelihood ratio of won against lost, centred so the
+/// training rows' mean entry is 0 (so an entry is the bin's push against
+/// an average lead).
+struct Bayes {
+    intercept: f64,
+    tables: Vec<Vec<f64>>,
+}
+
+impl Bayes {
+    /// Log-odds of `rows`.
+    fn scores(&self, binned: &Binned, rows: &[u32]) -> Vec<f64> {
+        let mut z = vec![self.intercept; rows.len()];
+        for (table, col) in self.tables.iter().zip(&binned.cols) {
+            for (zi, &i) in z.iter_mut().zip(rows) {
+                let b = col.get(i as usize).copied().unwrap_or(0);
+                *zi += table.get(usize::from(b)).copied().unwrap_or(0.0);
+            }
+        }
+        z
+    }
+}
+
+/// Naive Bayes fitted on `rows` with `weights` (see [`Bayes`]); the
+/// intercept is the base rate with the prior, as the trees start from.
+fn naive_bayes(
+    binned: &Binned,
+    labels: &[bool],
+    weights: &[f64],
+    rows: &[u32],
+    start: &Start<'_>,
+    smoothing: f64,
+) -> Bayes {
+    let (_, intercept) = start_margins(start, labels, weights, rows);
+    let (mut won, mut lost) = (0.0, 0.0);
+    for &i in rows {
+        let w = weights.get(i as usize).copied().unwrap_or(1.0);
+        if labels.get(i as usize).copied().unwrap_or(false) {
+            won += w;
+        } else {
+            lost += w;
+        }
+    }
+    let mut tables = Vec::with_capacity(binned.cols.len());
+    for (col, &count) in binned.cols.iter().zip(&binned.counts) {
+        let (mut cw, mut cl) = (vec![0.0; count], vec![0.0; count]);
+        for &i in rows {
+            let i = i as usize;
+            let w = weights.get(i).copied().unwrap_or(1.0);
+            let b = usize::from(col.get(i).copied().unwrap_or(0));
+            let side = if labels.get(i).copied().unwrap_or(false) {
+                &mut cw
+            } else {
+                &mut cl
+            };
+            if let Some(c) = side.get_mut(b) {
+                *c += w;
+            }
+        }
+        let k = count as f64 * smoothing;
+        let mut table: Vec<f64> = cw
+            .iter()
+            .zip(&cl)
+            .map(|(w, l)| ((w + smoothing) / (won + k)).ln() - ((l + smoothing) / (lost + k)).ln())
+            .collect();
+        let total = won + lost;
+        if total > 0.0 {
+            let mean = cw
+                .iter()
+                .zip(&cl)
+                .zip(&table)
+                .map(|((w, l), t)| (w + l) * t)
+                .sum::<f64>()
+                / total;
+            for t in &mut table {
+                *t -= mean;
+            }
+        }
+        tables.push(table);
+    }
+    Bayes { intercept, tables }
+}
+
+/// The naive Bayes configurations: light and heavier smoothing, always
+/// with equal weights. The blend pairs a long memory (naive Bayes over all
+/// history, low variance) with a short one (trees, recency-weighted when
+/// validation says so); the blend's weights decide the mix. Recency in
+/// both parts leaves nothing stable to fall back on when the newest slice
+/// misleads.
+fn bayes_candidates() -> Vec<BayesCandidate> {
+    [1.0, 10.0]
+        .into_iter()
+        .map(|smoothing| BayesCandidate { smoothing })
+        .collect()
+}
+
+/// The naive Bayes configuration whose Platt-scaled log-loss on `valid`
+/// is least when fitted on `fit`, with its scores on `valid`.
+fn choose_bayes(
+    binned: &Binned,
+    labels: &[bool],
+    start: &Start<'_>,
+    fit: &[u32],
+    valid: &[u32],
+    options: &TrainOptions,
+) -> Option<(BayesCandidate, Vec<f64>)> {
+    let y: Vec<bool> = valid
+        .iter()
+        .map(|&i| labels.get(i as usize).copied().unwrap_or(false))
+        .collect();
+    let weights = vec![1.0; labels.len()];
+    let mut tried: Vec<(BayesCandidate, Vec<f64>, Vec<f64>)> = Vec::new();
+    for c in bayes_candidates() {
+        let scores =
+            naive_bayes(binned, labels, &weights, fit, start, c.smoothing).scores(binned, valid);
+        let cal = platt(&scores, &y, 1.0, options.max_iterations);
+        let losses = row_losses(&scores, &y, cal);
+        tried.push((c, scores, losses));
+    }
+    let losses: Vec<&[f64]> = tried.iter().map(|(_, _, l)| l.as_slice()).collect();
+    let chosen = simplest_within_noise(&losses)?;
+    tried.into_iter().nth(chosen).map(|(c, s, _)| (c, s))
+}
+
+/// Each row's log-loss of the log-odds `scores` after `cal`.
+fn row_losses(scores: &[f64], won: &[bool], cal: Calibration) -> Vec<f64> {
+    scores
+        .iter()
+        .zip(won)
+        .map(|(&s, &y)| {
+            let z = cal.slope * s + cal.offset;
+            softplus(z) - if y { z } else { 0.0 }
+        })
+        .collect()
+}
+
+/// The first (simplest) of candidates, given each one's per-row
+/// validation losses, whose mean loss is within one standard error of the
+/// best one's (the error of the paired per-row differences): a candidate
+/// must beat a simpler one by more than the validation slice's noise to
+/// be chosen over it. None without candidates.
+fn simplest_within_noise(losses: &[&[f64]]) -> Option<usize> {
+    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len().max(1) as f64;
+    let best = (0..losses.len()).min_by(|&a, &b| {
+        let (la, lb) = (
+            losses.get(a).map_or(f64::INFINITY, |l| mean(l)),
+            losses.get(b).map_or(f64::INFINITY, |l| mean(l)),
+        );
+        la.total_cmp(&lb)
+    })?;
+    let best_losses = losses.get(best)?;
+    (0..losses.len()).find(|&k| {
+        let Some(l) = losses.get(k) else {
+            return false;
+        };
+        let diffs: Vec<f64> = l.iter().zip(*best_losses).map(|(a, b)| a - b).collect();
+        let m = mean(&diffs);
+        let var =
+            diffs.iter().map(|d| (d - m) * (d - m)).sum::<f64>() / (diffs.len().max(2) - 1) as f64;
+        m <= (var / diffs.len().max(1) as f64).sqrt()
+    })
+}
+
+/// Weights of the trees' and naive Bayes' log-odds, and the offset.
+#[derive(Clone, Copy, Debug)]
+struct Blend {
+    trees: f64,
+    bayes: f64,
+    offset: f64,
+}
+
+impl Blend {
+    fn apply(&self, t: f64, b: f64) -> f64 {
+        self.trees * t + self.bayes * b + self.offset
+    }
+}
+
+/// The blend `trees · t + bayes · b + offset` of least log-loss on `won`,
+/// both weights in [0, 10], pulled towards the trees alone (1, 0, 0) by
+/// `strength` pseudo-leads' worth of penalty (projected Newton).
+fn stack(t: &[f64], b: &[f64], won: &[bool], strength: f64, max_iterations: u32) -> Blend {
+    let mut theta = [1.0f64, 0.0, 0.0];
+    let centre = [1.0f64, 0.0, 0.0];
+    for _ in 0..max_iterations.max(10) {
+        let mut grad = [0.0f64; 3];
+        let mut hess = [0.0f64; 9];
+        for k in 0..3 {
+            grad[k] = strength * (theta[k] - centre[k]);
+            hess[k * 4] = strength + 1e-9;
+        }
+        for ((&ti, &bi), &y) in t.iter().zip(b).zip(won) {
+            let x = [ti, bi, 1.0];
+            let z = theta[0] * ti + theta[1] * bi + theta[2];
+            let p = sigmoid(z);
+            let r = p - f64::from(u8::from(y));
+            let w = (p * (1.0 - p)).max(1e-12);
+            for j in 0..3 {
+                grad[j] += r * x[j];
+                for k in 0..3 {
+                    hess[j * 3 + k] += w * x[j] * x[k];
+                }
+            }
+        }
+        let Some(step) = cholesky_solve(&hess, &grad, 3) else {
+            break;
+        };
+        let before = theta;
+        theta[0] = (theta[0] - step.first().copied().unwrap_or(0.0)).clamp(0.0, 10.0);
+        theta[1] = (theta[1] - step.get(1).copied().unwrap_or(0.0)).clamp(0.0, 10.0);
+        theta[2] = (theta[2] - step.get(2).copied().unwrap_or(0.0)).clamp(-20.0, 20.0);
+        let moved = before
+            .iter()
+            .zip(&theta)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        if moved < 1e-10 {
+            break;
+        }
+    }
+    Blend {
+        trees: theta[0],
+        bayes: theta[1],
+        offset: theta[2],
     }
 }
 

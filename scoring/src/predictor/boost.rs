@@ -157,8 +157,9 @@ impl Binning {
 pub struct BinSet([u64; MAX_BINS / 64]);
 
 impl BinSet {
+    /// Whether bin `b` is in the set.
     #[inline]
-    fn contains(&self, b: u8) -> bool {
+    pub fn contains(&self, b: u8) -> bool {
         let b = usize::from(b);
         self.0
             .get(b / 64)
