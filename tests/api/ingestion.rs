@@ -359,3 +359,133 @@ async fn webhooks_hear_of_what_ingestion_changed() {
         .collect();
     assert_eq!(types.len(), 1, "{deliveries}");
 }
+
+/// Statements the server ran for one batch of a website visit to each of
+/// the first `leads` of the imported `crm-N` leads.
+async fn statements_for_a_batch(app: &TestApp, key: &str, leads: usize) -> u64 {
+    let events: Vec<Value> = (0..leads)
+        .map(|n| json!({"lead": {"externalId": format!("crm-{n}")}, "signal": "website_visit"}))
+        .collect();
+    let before = app.queries.get();
+    let (status, body) = app.send_events(key, Value::Array(events)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"].as_u64(), Some(leads as u64), "{body}");
+    app.queries.get() - before
+}
+
+#[tokio::test]
+async fn a_batch_for_fifty_leads_costs_postgresql_the_statements_of_a_batch_for_five() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let csv: String = std::iter::once("external_id,name,company\n".to_owned())
+        .chain((0..50).map(|n| format!("crm-{n},Lead {n},Company {n}\n")))
+        .collect();
+    crate::import::import_report(&app, &acme.token, &csv, false).await;
+    let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
+
+    let five = statements_for_a_batch(&app, &key.secret, 5).await;
+    let fifty = statements_for_a_batch(&app, &key.secret, 50).await;
+
+    // The count includes the server's background pollers, a few
+    // statements either way; a statement per lead would add 45 or more.
+    let slack = 5;
+    if app.database_url.starts_with("postgres") {
+        // Every lead's score and facts go in one statement per table: a
+        // round trip per lead is what held ingestion to 2,000 events/s.
+        assert!(
+            fifty <= five + slack,
+            "50 leads ran {fifty} statements, 5 ran {five}"
+        );
+    } else {
+        // SQLite runs in the process, where a statement per lead costs no
+        // round trip: two per lead, no more.
+        assert!(
+            fifty <= five + 2 * 45 + slack,
+            "50 leads ran {fifty} statements, 5 ran {five}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it() {
+    use entity::lead;
+    use leadrank::{error::AppError, service::lead_writer::Bulk};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let first = app
+        .new_lead(&acme.token, json!({"name": "Ana Souza", "company": "Acme"}))
+        .await;
+    let second = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Ben Okafor", "company": "Beta"}),
+        )
+        .await;
+    let read = |id: &Value| {
+        let id: uuid::Uuid = id.as_str().unwrap().parse().unwrap();
+        let db = app.system_db.clone();
+        async move {
+            let found = lead::Entity::find().filter(lead::Column::Id.eq(id));
+            found.one(&db).await.unwrap().unwrap()
+        }
+    };
+    let (first_read, second_read) = (read(&first["id"]).await, read(&second["id"]).await);
+
+    // Someone renames the second lead after the bulk writer read it.
+    let renamed = app
+        .graphql(
+            Some(&acme.token),
+            "mutation($input: UpdateLeadInput!) { updateLead(input: $input) { lead { version } } }",
+            json!({"input": {"id": second["id"], "name": "Ben Okafor-Smith", "expectedVersion": second_read.version}}),
+        )
+        .await;
+    assert!(renamed["errors"].is_null(), "{renamed}");
+
+    let write = |reads: [lead::Model; 2]| {
+        let db = app.system_db.clone();
+        async move {
+            let mut batch = Bulk::new(reads[0].tenant_id, db.get_database_backend());
+            let now = chrono::Utc::now();
+            for before in &reads {
+                let mut after = before.clone();
+                after.company = Some("Written by the batch".into());
+                batch.update(before, after, "test", now);
+            }
+            let txn = db.begin().await.unwrap();
+            batch.prepared().write(&txn).await?;
+            txn.commit().await.unwrap();
+            Ok::<_, AppError>(())
+        }
+    };
+    let refused = write([first_read.clone(), second_read.clone()]).await;
+    assert!(
+        matches!(&refused, Err(AppError::Conflict { existing_id: Some(id), .. }) if *id == second_read.id),
+        "{:?}",
+        refused.err()
+    );
+    let second_now = read(&second["id"]).await;
+    assert_eq!(
+        (second_now.name.as_str(), second_now.company.as_deref()),
+        ("Ben Okafor-Smith", Some("Beta"))
+    );
+    assert_eq!(
+        read(&first["id"]).await,
+        first_read,
+        "the batch was rolled back"
+    );
+
+    // Read afresh, the same batch writes both leads, facts and version.
+    write([first_read.clone(), second_now.clone()])
+        .await
+        .unwrap();
+    for (id, was) in [(&first["id"], &first_read), (&second["id"], &second_now)] {
+        let now = read(id).await;
+        assert_eq!(now.company.as_deref(), Some("Written by the batch"));
+        assert_eq!(
+            (now.name.as_str(), now.version),
+            (was.name.as_str(), was.version + 1)
+        );
+    }
+}

@@ -781,36 +781,100 @@ impl Bulk {
     #[allow(clippy::disallowed_methods)]
     pub fn prepared(mut self) -> PreparedBulk {
         let (tenant_id, backend) = (self.tenant_id, self.backend);
-        let updates = self
-            .updates
-            .drain(..)
-            .map(|(lead, version)| {
-                let score = lead_score::Entity::update_many()
-                    .set(score_changes(&lead))
-                    .filter(lead_score::Column::TenantId.eq(tenant_id))
-                    .filter(lead_score::Column::LeadId.eq(lead.id))
-                    .filter(lead_score::Column::Version.eq(version))
-                    .build(backend);
-                let facts = lead_facts::Entity::update_many()
-                    .set(facts_changes(&lead))
-                    .filter(lead_facts::Column::TenantId.eq(tenant_id))
-                    .filter(lead_facts::Column::Id.eq(lead.id))
-                    .build(backend);
-                ([score, facts], lead.id)
-            })
-            .collect();
+        let updates = std::mem::take(&mut self.updates);
+        let updates = if backend == DbBackend::Postgres
+            && let Some(together) = Self::together(tenant_id, &updates)
+        {
+            together
+        } else {
+            Updates::Each(
+                updates
+                    .into_iter()
+                    .map(|(lead, version)| {
+                        let score = lead_score::Entity::update_many()
+                            .set(score_changes(&lead))
+                            .filter(lead_score::Column::TenantId.eq(tenant_id))
+                            .filter(lead_score::Column::LeadId.eq(lead.id))
+                            .filter(lead_score::Column::Version.eq(version))
+                            .build(backend);
+                        let facts = lead_facts::Entity::update_many()
+                            .set(facts_changes(&lead))
+                            .filter(lead_facts::Column::TenantId.eq(tenant_id))
+                            .filter(lead_facts::Column::Id.eq(lead.id))
+                            .build(backend);
+                        ([score, facts], lead.id)
+                    })
+                    .collect(),
+            )
+        };
         PreparedBulk {
             inserts: self.insert_statements(),
             updates,
         }
     }
+
+    /// The changed leads as two statements on PostgreSQL, one per table;
+    /// `None` when they cannot be (see [`bulk::json_update`]).
+    fn together(tenant_id: Uuid, updates: &[(lead::Model, i32)]) -> Option<Updates> {
+        if updates.is_empty() {
+            return Some(Updates::Each(Vec::new()));
+        }
+        let ids: Vec<Uuid> = updates.iter().map(|(lead, _)| lead.id).collect();
+        // `update` raises each version by exactly one, so the version read
+        // is the new one less one.
+        if updates
+            .iter()
+            .any(|(lead, version)| lead.version != version + 1)
+        {
+            return None;
+        }
+        let scores: Vec<lead_score::ActiveModel> = updates
+            .iter()
+            .map(|(lead, _)| {
+                let mut row = score_changes(lead);
+                row.lead_id = Set(lead.id);
+                row
+            })
+            .collect();
+        let facts: Vec<lead_facts::ActiveModel> = updates
+            .iter()
+            .map(|(lead, _)| {
+                let mut row = facts_changes(lead);
+                row.id = Set(lead.id);
+                row
+            })
+            .collect();
+        Some(Updates::Together {
+            scores: bulk::json_update(
+                tenant_id,
+                &scores,
+                lead_score::Column::LeadId,
+                &ids,
+                "t.version = v.version - 1",
+            )?,
+            facts: bulk::json_update(tenant_id, &facts, lead_facts::Column::Id, &ids, "")?,
+            ids,
+        })
+    }
+}
+
+/// The changed leads of a [`PreparedBulk`].
+enum Updates {
+    /// The guarded score write, then the facts, of each changed lead.
+    Each(Vec<([Statement; 2], Uuid)>),
+    /// Every lead's guarded score write in one statement, then every
+    /// lead's facts in another, for these leads.
+    Together {
+        scores: Statement,
+        facts: Statement,
+        ids: Vec<Uuid>,
+    },
 }
 
 /// A [`Bulk`] as statements, ready to run in a transaction.
 pub struct PreparedBulk {
     inserts: Vec<Statement>,
-    /// The guarded score write, then the facts, of each changed lead.
-    updates: Vec<([Statement; 2], Uuid)>,
+    updates: Updates,
 }
 
 impl PreparedBulk {
@@ -823,16 +887,33 @@ impl PreparedBulk {
         for statement in self.inserts {
             txn.execute_raw(statement).await?;
         }
-        for ([score, facts], id) in self.updates {
-            if txn.execute_raw(score).await?.rows_affected() == 0 {
-                return Err(AppError::Conflict {
-                    message: format!(
-                        "lead {id} changed while the file was imported; import the file again"
-                    ),
-                    existing_id: Some(id),
-                });
+        let changed_meanwhile = |id: Uuid| AppError::Conflict {
+            message: format!(
+                "lead {id} changed while the file was imported; import the file again"
+            ),
+            existing_id: Some(id),
+        };
+        match self.updates {
+            Updates::Each(updates) => {
+                for ([score, facts], id) in updates {
+                    if txn.execute_raw(score).await?.rows_affected() == 0 {
+                        return Err(changed_meanwhile(id));
+                    }
+                    txn.execute_raw(facts).await?;
+                }
             }
-            txn.execute_raw(facts).await?;
+            Updates::Together { scores, facts, ids } => {
+                let written: HashSet<Uuid> = txn
+                    .query_all_raw(scores)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<Uuid>("", "key"))
+                    .collect::<Result<_, _>>()?;
+                if let Some(id) = ids.iter().find(|id| !written.contains(id)) {
+                    return Err(changed_meanwhile(*id));
+                }
+                txn.execute_raw(facts).await?;
+            }
         }
         Ok(())
     }
