@@ -332,6 +332,53 @@ async fn a_burst_of_inbound_activity_raises_the_score() {
 }
 
 #[tokio::test]
+async fn three_activities_recorded_on_one_lead_at_once_all_land() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(&t.token, json!({"name": "Ann", "attributes": weak()}))
+        .await;
+    let id = lead["id"].as_str().unwrap_or_default();
+
+    // Each write that finds the lead changed by another tries again, and a
+    // writer can lose only to the two others.
+    let (a, b, c) = tokio::join!(
+        app.record(&t.token, id, "website_visit", json!({})),
+        app.record(&t.token, id, "deep_page_view", json!({})),
+        app.record(&t.token, id, "inbound_inquiry", json!({})),
+    );
+
+    let versions: Vec<i64> = [&a, &b, &c]
+        .iter()
+        .filter_map(|l| l["version"].as_i64())
+        .collect();
+    let base = lead["version"].as_i64().unwrap_or_default();
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![base + 1, base + 2, base + 3], "{versions:?}");
+    let now = app.lead_by_id(&t.token, id).await;
+    let signals = app
+        .graphql(
+            Some(&t.token),
+            "query($id: ID!) { lead(id: $id) { activities(first: 10) { signalKey } } }",
+            json!({"id": id}),
+        )
+        .await;
+    let mut recorded: Vec<&str> = signals["data"]["lead"]["activities"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["signalKey"].as_str()).collect())
+        .unwrap_or_default();
+    recorded.sort_unstable();
+    assert_eq!(
+        recorded,
+        ["deep_page_view", "inbound_inquiry", "website_visit"],
+        "{signals}"
+    );
+    // The last write folded all three into the score.
+    assert!(score(&now) > score(&lead), "{now}");
+}
+
+#[tokio::test]
 async fn a_lead_silent_for_a_month_is_cold_and_not_in_the_top_tier() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;

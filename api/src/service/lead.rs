@@ -926,6 +926,28 @@ pub async fn record_activity(
     input: NewActivity,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
+    // Activities only add to a lead, so two recorded on one lead at once
+    // must both land: the one whose write finds the lead changed reads it
+    // again and folds its activity into the newer state. Nothing of the
+    // failed attempt is kept (its transaction is rolled back).
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match record_activity_once(db, principal, &input, now).await {
+            Err(AppError::Conflict { .. }) if attempt < 3 => {
+                tracing::info!(attempt, "an activity met a concurrent change; retrying");
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn record_activity_once(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    input: &NewActivity,
+    now: DateTime<Utc>,
+) -> AppResult<lead::Model> {
     let note = validate::optional_text("input.note", input.note.as_deref(), 5000)?;
     let occurred_at = input.occurred_at.unwrap_or(now);
     if occurred_at > now + chrono::Duration::minutes(5) {
