@@ -36,11 +36,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    audit, begin_write,
+    accounts::audit,
+    begin_write,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    import::cell_value,
-    lead::{check_attribute, teams_of},
-    lead_writer, validate,
+    ingestion::import::cell_value,
+    leads::lead::{check_attribute, teams_of},
+    leads::lead_writer,
+    validate,
 };
 use crate::{
     auth::Principal,
