@@ -39,8 +39,7 @@ use super::{
     accounts::audit,
     begin_write,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    ingestion::import::cell_value,
-    leads::lead::{check_attribute, teams_of},
+    leads::lead::{cell_value, check_attribute, teams_of},
     leads::lead_writer,
     validate,
 };

@@ -1,5 +1,5 @@
-//! Accounts: sign-up and sign-in, users, teams and roles, API keys and the
-//! audit log.
+//! Accounts: sign-up, sessions, users, teams and the tenant, taking access
+//! away, API keys, and the audit log of configuration changes.
 
 pub mod access;
 pub mod account;

@@ -1,4 +1,4 @@
-//! Analytics: the review of a period and the CSV export.
+//! Analytics: the manager's weekly review and the CSV export.
 
 pub mod export;
 pub mod review;

@@ -1,4 +1,5 @@
-//! Reading and changing the tenant's configuration.
+//! Reading and changing the tenant's configuration; its lost reasons and
+//! scoring models are submodules.
 
 pub mod lost_reasons;
 pub mod scoring_models;

@@ -1,5 +1,5 @@
-//! Tenants, users and who may do what: sign-up and sign-in, roles and
-//! teams, API keys, and the audit log of who changed what.
+//! Tenants, users and teams: sign-up and sessions, taking access away,
+//! API keys for machines, and the audit log of configuration changes.
 
 pub mod access;
 pub mod account;

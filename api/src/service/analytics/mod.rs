@@ -1,5 +1,6 @@
 //! Where deals leak and how the tiers fill: the pipeline funnel from the
-//! stage moves the lead mutations record, and the tier distribution.
+//! stage moves the lead mutations record, and the tier distribution. The
+//! weekly review and the CSV export are submodules.
 
 pub mod export;
 pub mod review;

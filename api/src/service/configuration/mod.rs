@@ -1,5 +1,6 @@
 //! Reading a tenant's configuration: pipelines, signal types, lead fields
-//! and scoring models. Changing it comes with the configuration issue.
+//! and scoring models. Changing each part, and the per-process cache of
+//! the whole (`tenant_config`), are submodules.
 
 pub mod catalog;
 pub mod defaults;

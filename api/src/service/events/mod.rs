@@ -7,7 +7,8 @@
 //!   subscriptions of every server process: by NOTIFY on PostgreSQL
 //!   (delivered at commit), through the `change_notices` table on SQLite;
 //! - webhook events, for the kinds endpoints ask for, to the outbox the
-//!   webhook worker sends from.
+//!   webhook worker sends from. Managing the endpoints (`webhooks`) and
+//!   checking where they point (`webhook_target`) are submodules.
 
 pub mod webhook_target;
 pub mod webhooks;

@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use entity::{
     activity,
-    enums::{Direction, FieldType, JobStatus, LeadStatus, StageKind},
-    job_run, lead, lead_event, lead_field, pipeline, stage, team, user,
+    enums::{Direction, JobStatus, LeadStatus, StageKind},
+    job_run, lead, lead_event, pipeline, stage, team, user,
 };
 use scoring::ActivityState;
 use sea_orm::{
@@ -34,7 +34,7 @@ use crate::service::{
     assignment::{Assigner, Candidate, Turns},
     begin_write,
     configuration::tenant_config::{self, TenantConfig},
-    leads::lead::{check_attribute, normalise_phone},
+    leads::lead::{cell_value, check_attribute, normalise_phone},
     leads::lead_writer,
     leads::rescoring::{self, ModelInUse, secs},
     validate,
@@ -963,25 +963,6 @@ fn check_duplicates(
         } else {
             seen.insert(key, line);
         }
-    }
-}
-
-/// A cell as the JSON value a lead field holds.
-pub(crate) fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
-    match field.field_type {
-        FieldType::Rating | FieldType::Number => value
-            .parse::<f64>()
-            .map(|n| json!(n))
-            .map_err(|_| "must be a number".to_owned()),
-        FieldType::Boolean => match value.to_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Value::Bool(true)),
-            "false" | "no" | "0" => Ok(Value::Bool(false)),
-            _ => Err("must be true or false".into()),
-        },
-        FieldType::Category | FieldType::Text => Ok(json!(value)),
-        FieldType::Date => crate::service::leads::lead::date_attribute(value)
-            .map(Value::String)
-            .ok_or_else(|| crate::service::leads::lead::DATE_FORMAT.to_owned()),
     }
 }
 

@@ -150,6 +150,26 @@ pub(crate) fn date_attribute(value: &str) -> Option<String> {
     value.get(..10).map(str::to_owned)
 }
 
+/// A text value (an import cell, an assignment rule's value) as the JSON
+/// value a lead field holds.
+pub(crate) fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
+    match field.field_type {
+        FieldType::Rating | FieldType::Number => value
+            .parse::<f64>()
+            .map(|n| json!(n))
+            .map_err(|_| "must be a number".to_owned()),
+        FieldType::Boolean => match value.to_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" => Ok(Value::Bool(false)),
+            _ => Err("must be true or false".into()),
+        },
+        FieldType::Category | FieldType::Text => Ok(json!(value)),
+        FieldType::Date => date_attribute(value)
+            .map(Value::String)
+            .ok_or_else(|| DATE_FORMAT.to_owned()),
+    }
+}
+
 pub(crate) fn check_attribute(
     field: &lead_field::Model,
     value: &Value,

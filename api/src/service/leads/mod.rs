@@ -1,6 +1,7 @@
-//! Leads: creating, changing and reading them, the bulk writes that keep a
-//! lead row and its score together, the reasons a queue explains itself
-//! with, re-scoring, and the shared pool.
+//! Leads: the mutations (`lead`), the one place lead rows are written
+//! (`lead_writer`), reading pages and the follow-up queue (`lead_query`),
+//! the queue's reasons, re-scoring one lead, the shared pool, and the
+//! multi-row inserts bulk loaders use.
 
 pub mod bulk;
 pub mod lead;
