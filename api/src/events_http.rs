@@ -4,7 +4,7 @@
 //! The body is a JSON array of events or JSON lines (one event per line;
 //! `Content-Type: application/x-ndjson` or `application/jsonl`, or any body
 //! that does not start with `[`). The answer lists each event's outcome in
-//! order (see [`crate::service::ingest`]); request-level refusals use the
+//! order (see [`crate::service::ingestion::ingest`]); request-level refusals use the
 //! GraphQL error shape with `extensions.code`: 401 UNAUTHENTICATED for a
 //! missing, unknown or revoked key, 403 FORBIDDEN without INGEST, 429
 //! RATE_LIMITED with `Retry-After`, 400 BAD_REQUEST for a body that is not
@@ -25,8 +25,8 @@ use crate::{
     auth::{Authentication, tokens::TokenKeys},
     rate_limit::EventRateLimit,
     service::{
-        api_keys::Scope,
-        ingest::{self, Event, Outcome, Rejection},
+        accounts::api_keys::Scope,
+        ingestion::ingest::{self, Event, Outcome, Rejection},
     },
     startup::{Caller, authenticate},
 };
@@ -34,7 +34,7 @@ use crate::{
 /// What the endpoint needs of the server.
 pub struct Deps {
     pub db: DatabaseConnection,
-    pub keys: Arc<crate::service::account::Auth>,
+    pub keys: Arc<crate::service::accounts::account::Auth>,
     pub limit: Arc<EventRateLimit>,
 }
 

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::{
     auth::access,
-    service::{account::Auth, export},
+    service::{accounts::account::Auth, analytics::export},
 };
 
 /// What the endpoint needs of the server.

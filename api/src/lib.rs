@@ -2,10 +2,10 @@
 //! backend that scores every lead through the pure `scoring` crate.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod config_check;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod events_http;
 pub mod export_http;
@@ -18,7 +18,6 @@ pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod tenancy;
-pub mod ws;
 
 // A GraphQL answer is thousands of small values made and dropped on many
 // threads at once; glibc's allocator spent a quarter of a queue request's

@@ -1,7 +1,7 @@
 //! The `leadrank` command: the server and its maintenance subcommands.
 
 use clap::{Parser, Subcommand};
-use leadrank::{config::Settings, db, demo, graphql, startup::Application, telemetry};
+use leadrank::{cli::demo, config::Settings, db, graphql, startup::Application, telemetry};
 
 /// LeadRank: whom to follow up next, and why.
 #[derive(Parser)]
@@ -113,8 +113,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Rescore { tenant, all } => {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
-            leadrank::jobs::cli::rescore(&conn, tenant.as_deref(), all, settings.job_concurrency)
-                .await?;
+            leadrank::cli::rescore::rescore(
+                &conn,
+                tenant.as_deref(),
+                all,
+                settings.job_concurrency,
+            )
+            .await?;
         }
         Command::Demo {
             tenant,
@@ -143,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
-            leadrank::jobs::import_cli::import(&conn, &tenant, &file, dry_run).await?;
+            leadrank::cli::import::import(&conn, &tenant, &file, dry_run).await?;
         }
         Command::Export {
             tenant,
@@ -152,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
-            leadrank::jobs::import_cli::export(&conn, &tenant, filter.as_deref(), bom).await?;
+            leadrank::cli::import::export(&conn, &tenant, filter.as_deref(), bom).await?;
         }
         Command::CheckConfig { connect } => {
             print!("{}", leadrank::config_check::report(&settings));

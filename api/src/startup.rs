@@ -41,8 +41,8 @@ use crate::{
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
     service::{
-        account::Auth,
-        api_keys::{self, ApiKeyCaller},
+        accounts::account::Auth,
+        accounts::api_keys::{self, ApiKeyCaller},
     },
 };
 
@@ -56,8 +56,8 @@ struct AppState {
     request_timeout: Duration,
     max_nesting: usize,
     bus: crate::live::Bus,
-    connections: Arc<crate::ws::Connections>,
-    live_limits: crate::ws::LiveLimits,
+    connections: Arc<crate::live::ws::Connections>,
+    live_limits: crate::live::ws::LiveLimits,
     persisted: PersistedQueries,
     /// The bearer token `/metrics` asks for; none: `/metrics` is off.
     metrics_token: Option<crate::config::Secret>,
@@ -126,7 +126,7 @@ impl Application {
             schemas: build_schemas(&settings, bus.clone()),
             bus,
             connections: Arc::default(),
-            live_limits: crate::ws::LiveLimits {
+            live_limits: crate::live::ws::LiveLimits {
                 subscriptions_per_connection: settings.max_subscriptions_per_connection,
                 connections_per_user: settings.max_connections_per_user,
             },
@@ -804,11 +804,11 @@ async fn graphql_ws(
     if let Some(refused) = credentials_in_url(&req) {
         return Ok(refused);
     }
-    crate::ws::serve(
+    crate::live::ws::serve(
         &req,
         body,
         state.schemas.full.clone(),
-        crate::ws::ConnectionDeps {
+        crate::live::ws::ConnectionDeps {
             db: state.db.clone(),
             auth: state.auth.clone(),
             bus: state.bus.clone(),

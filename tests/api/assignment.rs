@@ -382,7 +382,7 @@ async fn a_large_import_takes_turns_across_its_batches_and_the_next_lead_continu
     .await;
     // Three transactions: the next batch is prepared, and the rule's turn
     // moved on, while the one before is written.
-    let rows = 2 * leadrank::service::import::ROWS_PER_TRANSACTION + 2;
+    let rows = 2 * leadrank::service::ingestion::import::ROWS_PER_TRANSACTION + 2;
     let mut csv = String::from("external_id,name,company\n");
     for i in 0..rows {
         csv.push_str(&format!("big-{i},Lead {i},Account {i}\n"));

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use entity::{activity, enums::LeadStatus, lead};
 use leadrank::{
+    cli::demo::{self, DemoOptions, DemoSummary},
     config::Settings,
-    demo::{self, DemoOptions, DemoSummary},
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::json;

@@ -409,7 +409,7 @@ async fn a_batch_for_fifty_leads_costs_postgresql_the_statements_of_a_batch_for_
 #[tokio::test]
 async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it() {
     use entity::lead;
-    use leadrank::{error::AppError, service::lead_writer::Bulk};
+    use leadrank::{error::AppError, service::leads::lead_writer::Bulk};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
     let app = spawn_app().await;

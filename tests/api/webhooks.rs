@@ -822,10 +822,10 @@ async fn an_internal_url_stored_before_the_check_is_refused_at_send_time_without
 
 /// A DNS server under the attacker's control: every name resolves to
 /// `answer`.
-fn dns_answering(answer: &'static str) -> leadrank::service::webhook_target::Lookup {
-    leadrank::service::webhook_target::lookup(
-        move |_| async move { Ok(vec![answer.parse().unwrap()]) },
-    )
+fn dns_answering(answer: &'static str) -> leadrank::service::events::webhook_target::Lookup {
+    leadrank::service::events::webhook_target::lookup(move |_| async move {
+        Ok(vec![answer.parse().unwrap()])
+    })
 }
 
 fn worker_settings(allow_loopback: bool) -> leadrank::config::WebhookSettings {

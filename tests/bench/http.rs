@@ -36,7 +36,7 @@ use entity::{
 };
 use leadrank::{
     auth::{Principal, tokens::TokenKeys},
-    service::lead_query,
+    service::leads::lead_query,
     tenancy::Walled,
 };
 use sea_orm::{

@@ -34,7 +34,7 @@ use entity::{
 };
 use leadrank::{
     auth::Principal,
-    service::api_keys::{self, Scope},
+    service::accounts::api_keys::{self, Scope},
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};

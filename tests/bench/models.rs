@@ -31,7 +31,7 @@ use leadrank::{
     auth::Principal,
     config::Settings,
     db,
-    service::models::{self, DraftSpec},
+    service::configuration::scoring_models::{self, DraftSpec},
     tenancy::Walled,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .context("the tenant has no active default model")?;
 
-    let draft = models::create_draft(
+    let draft = scoring_models::create_draft(
         &conn,
         &principal,
         DraftSpec {
@@ -99,9 +99,10 @@ async fn main() -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..5 {
         let started = Instant::now();
-        let preview = models::preview(&scope, &principal, &draft.id.to_string(), Utc::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let preview =
+            scoring_models::preview(&scope, &principal, &draft.id.to_string(), Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(started.elapsed().as_secs_f64());
         last = Some(preview);
     }
@@ -133,9 +134,10 @@ async fn main() -> anyhow::Result<()> {
 
     for (what, id) in [("activation", draft.id), ("rollback", was_active.id)] {
         let started = Instant::now();
-        let activated = models::activate(&conn, &principal, &id.to_string(), u64::MAX, Utc::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let activated =
+            scoring_models::activate(&conn, &principal, &id.to_string(), u64::MAX, Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
         let run = leadrank::jobs::rescore::latest_run(&conn, tenant.id).await?;
         println!(

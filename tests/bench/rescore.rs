@@ -29,7 +29,7 @@ use leadrank::{
     config::Settings,
     db,
     jobs::rescore::{self, Options, Outcome, Trigger},
-    service::rescoring::FactColumns,
+    service::leads::rescoring::FactColumns,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
 

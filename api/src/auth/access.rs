@@ -10,7 +10,7 @@
 //!
 //! Reading the user on every request would add a query to the hot path,
 //! so each process keeps each user's [`UserAccess`] in memory, the way
-//! `service::tenant_config` keeps a tenant's configuration, invalidated the
+//! `service::configuration::tenant_config` keeps a tenant's configuration, invalidated the
 //! same way: the transaction that changes a user's access ends with
 //! [`commit_change`], which announces the change on the live-updates
 //! channel (every process drops its copy when the notice reaches it) and

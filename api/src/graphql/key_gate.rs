@@ -11,7 +11,7 @@ use async_graphql::{
     },
 };
 
-use crate::{error::AppError, service::api_keys::Scopes};
+use crate::{error::AppError, service::accounts::api_keys::Scopes};
 
 /// Fragments nest at most this deep at the root before the request is
 /// refused (the document limits refuse deeper ones anyway).

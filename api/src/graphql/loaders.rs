@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     error::AppError,
-    service::{account, tenant_config},
+    service::{accounts::account, configuration::tenant_config},
     tenancy::{TenantOwned, Walled},
 };
 

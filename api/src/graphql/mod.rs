@@ -1,28 +1,19 @@
 //! The GraphQL schema: thin resolvers over `service`, merged per domain.
 
-pub mod access;
-pub mod account;
-pub mod api_keys;
+pub mod accounts;
+pub mod analytics;
 pub mod assignment;
-pub mod audit;
 pub mod configuration;
 pub mod cost;
-pub mod export;
-pub mod import;
-pub mod ingest;
+pub mod events;
+pub mod ingestion;
 pub mod jobs;
 pub mod key_gate;
-pub mod lead;
+pub mod leads;
 pub mod limits;
-pub mod live;
 pub mod loaders;
-pub mod lost_reasons;
-pub mod models;
 pub mod persisted;
-pub mod pool;
-pub mod review;
 pub mod types;
-pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -36,48 +27,48 @@ use crate::{
     auth::{Authentication, Principal},
     config::Settings,
     error::{AppError, AppResult},
-    service::account::Auth,
+    service::accounts::account::Auth,
     tenancy::{TenantScope, Walled},
 };
 
 /// Every query.
 #[derive(MergedObject, Default)]
 pub struct Query(
-    account::AccountQuery,
+    accounts::account::AccountQuery,
     configuration::ConfigurationQuery,
-    lead::LeadQuery,
+    leads::lead::LeadQuery,
     jobs::JobQuery,
-    audit::AuditQuery,
-    models::ModelQuery,
+    accounts::audit::AuditQuery,
+    configuration::scoring_models::ModelQuery,
     assignment::AssignmentQuery,
-    webhooks::WebhookQuery,
-    api_keys::ApiKeyQuery,
-    pool::PoolQuery,
-    lost_reasons::LostReasonQuery,
-    review::ReviewQuery,
+    events::webhooks::WebhookQuery,
+    accounts::api_keys::ApiKeyQuery,
+    leads::pool::PoolQuery,
+    configuration::lost_reasons::LostReasonQuery,
+    analytics::review::ReviewQuery,
 );
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
-    account::AccountMutation,
-    access::AccessMutation,
-    lead::LeadMutation,
+    accounts::account::AccountMutation,
+    accounts::access::AccessMutation,
+    leads::lead::LeadMutation,
     jobs::JobMutation,
     configuration::ConfigurationMutation,
-    models::ModelMutation,
-    import::ImportMutation,
+    configuration::scoring_models::ModelMutation,
+    ingestion::import::ImportMutation,
     assignment::AssignmentMutation,
-    webhooks::WebhookMutation,
-    api_keys::ApiKeyMutation,
-    ingest::IngestMutation,
-    pool::PoolMutation,
-    lost_reasons::LostReasonMutation,
-    export::ExportMutation,
+    events::webhooks::WebhookMutation,
+    accounts::api_keys::ApiKeyMutation,
+    ingestion::ingest::IngestMutation,
+    leads::pool::PoolMutation,
+    configuration::lost_reasons::LostReasonMutation,
+    analytics::export::ExportMutation,
 );
 
 /// The schema type.
-pub type LeadRankSchema = Schema<Query, Mutation, live::Subscription>;
+pub type LeadRankSchema = Schema<Query, Mutation, crate::live::subscription::Subscription>;
 
 /// The schema twice over, with and without the extension that checks
 /// the shape of each operation.
@@ -109,15 +100,19 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
         settings.ingest_events_per_minute,
     ));
     let builder = || {
-        let builder = Schema::build(Query::default(), Mutation::default(), live::Subscription)
-            .data(bus.clone())
-            .limit_depth(settings.max_query_depth)
-            .limit_complexity(settings.max_query_complexity)
-            .data(models::ActivationInlineLeads(
-                settings.activation_inline_leads,
-            ))
-            .data(settings.webhooks.clone())
-            .data(Arc::clone(&events_limit));
+        let builder = Schema::build(
+            Query::default(),
+            Mutation::default(),
+            crate::live::subscription::Subscription,
+        )
+        .data(bus.clone())
+        .limit_depth(settings.max_query_depth)
+        .limit_complexity(settings.max_query_complexity)
+        .data(configuration::scoring_models::ActivationInlineLeads(
+            settings.activation_inline_leads,
+        ))
+        .data(settings.webhooks.clone())
+        .data(Arc::clone(&events_limit));
         if settings.introspection {
             builder
         } else {
@@ -134,9 +129,13 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
 
 /// The schema's SDL, as exported to `api/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), live::Subscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        crate::live::subscription::Subscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// Everything a resolver needs about the request: the database, who is
@@ -155,7 +154,7 @@ pub struct RequestContext {
     pub client: String,
     /// The API key the request authenticated with, if it did with one
     /// (then `authentication` holds the key as its principal).
-    pub api_key: Option<crate::service::api_keys::ApiKeyCaller>,
+    pub api_key: Option<crate::service::accounts::api_keys::ApiKeyCaller>,
     /// The pool confined to the caller's tenant, made on first need.
     pub walled: std::sync::OnceLock<Walled>,
 }
@@ -189,7 +188,7 @@ impl RequestContext {
 
 /// DataLoaders that batch related-object lookups within one request. Each
 /// caches what it loaded for the rest of the request, so lists prime them in
-/// one batch (see `lead::prime`) and every item then reads from the cache:
+/// one batch (see `leads::lead::prime`) and every item then reads from the cache:
 /// a page costs the same number of queries whatever its length.
 pub struct Loaders {
     /// Teams of a user.
@@ -246,7 +245,7 @@ impl Loaders {
     pub async fn api_key(
         ctx: &async_graphql::Context<'_>,
         id: Option<uuid::Uuid>,
-    ) -> async_graphql::Result<Option<api_keys::ApiKey>> {
+    ) -> async_graphql::Result<Option<accounts::api_keys::ApiKey>> {
         let Some(id) = id else { return Ok(None) };
         Ok(ctx
             .data::<Self>()?
@@ -254,7 +253,7 @@ impl Loaders {
             .load_one(id)
             .await
             .map_err(|e| types::ExtendRef::extend_ref(&e))?
-            .map(api_keys::ApiKey::from))
+            .map(accounts::api_keys::ApiKey::from))
     }
 
     /// The team `id` of the caller's tenant, as [`Self::user`].

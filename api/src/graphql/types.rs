@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{Loaders, RequestContext};
 use crate::{
     error::{AppError, IntoGraphql},
-    service::account,
+    service::accounts::account,
     tenancy::Walled,
 };
 
@@ -457,8 +457,8 @@ pub struct AuthPayload {
     pub tenant: Tenant,
 }
 
-impl From<crate::service::account::Session> for AuthPayload {
-    fn from(s: crate::service::account::Session) -> Self {
+impl From<crate::service::accounts::account::Session> for AuthPayload {
+    fn from(s: crate::service::accounts::account::Session) -> Self {
         Self {
             access_token: s.access_token,
             refresh_token: s.refresh_token,

@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use super::lease::{Clock, Lease};
 use crate::service::{
+    analytics::review::{self, Counted, Window},
     begin_write,
     events::{self, Event, Outgoing},
-    review::{self, Counted, Window},
 };
 use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
 

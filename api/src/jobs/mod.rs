@@ -1,9 +1,7 @@
 //! Background work: the nightly re-scoring job, its lease and its
 //! scheduler.
 
-pub mod cli;
 pub mod digest;
-pub mod import_cli;
 pub mod lease;
 pub mod rescore;
 pub mod scheduler;

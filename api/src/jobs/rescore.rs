@@ -34,13 +34,13 @@ use crate::{
     error::{AppError, AppResult},
     service::{
         assignment,
+        configuration::tenant_config::{self, TenantConfig},
         events::{self, Event, Outgoing},
-        lead_writer::{self, Rescored},
-        pool,
-        rescoring::{
+        leads::lead_writer::{self, Rescored},
+        leads::pool,
+        leads::rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
-        tenant_config::{self, TenantConfig},
     },
     tenancy::{TenantScope, Walled},
 };

@@ -29,9 +29,9 @@ use crate::{
     config::WebhookSettings,
     error::AppResult,
     service::{
-        tenant_config,
-        webhook_target::{self, GuardedResolver},
-        webhooks::{headers, sign},
+        configuration::tenant_config,
+        events::webhook_target::{self, GuardedResolver},
+        events::webhooks::{headers, sign},
     },
     tenancy::{TenantScope, Walled, across_tenants},
 };

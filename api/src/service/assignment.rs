@@ -36,11 +36,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    audit, begin_write,
+    accounts::audit,
+    begin_write,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    import::cell_value,
-    lead::{check_attribute, teams_of},
-    lead_writer, validate,
+    leads::lead::{cell_value, check_attribute, teams_of},
+    leads::lead_writer,
+    validate,
 };
 use crate::{
     auth::Principal,

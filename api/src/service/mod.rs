@@ -2,35 +2,15 @@
 //! here and map its result; every query goes through a
 //! [`TenantScope`](crate::tenancy::TenantScope).
 
-pub mod access;
-pub mod account;
+pub mod accounts;
 pub mod analytics;
-pub mod api_keys;
 pub mod assignment;
-pub mod audit;
-pub mod bulk;
-pub mod catalog;
 pub mod configuration;
-pub mod defaults;
 pub mod events;
-pub mod export;
-pub mod import;
-pub mod ingest;
-pub mod lead;
-pub mod lead_query;
-pub mod lead_writer;
-pub mod lost_reasons;
-pub mod models;
-pub mod pipeline;
-pub mod pool;
-pub mod reasons;
-pub mod rescoring;
-pub mod review;
+pub mod ingestion;
+pub mod leads;
 pub mod sql;
-pub mod tenant_config;
 pub mod validate;
-pub mod webhook_target;
-pub mod webhooks;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 

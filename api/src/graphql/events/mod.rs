@@ -1,0 +1,3 @@
+//! Events out: webhook endpoints and their deliveries.
+
+pub mod webhooks;

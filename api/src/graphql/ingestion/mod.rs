@@ -1,0 +1,4 @@
+//! Ingestion: recorded activities and CSV imports.
+
+pub mod import;
+pub mod ingest;

@@ -1,0 +1,4 @@
+//! Leads and activities from outside: ingested events and CSV imports.
+
+pub mod import;
+pub mod ingest;

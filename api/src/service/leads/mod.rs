@@ -1,0 +1,12 @@
+//! Leads: the mutations (`lead`), the one place lead rows are written
+//! (`lead_writer`), reading pages and the follow-up queue (`lead_query`),
+//! the queue's reasons, re-scoring one lead, the shared pool, and the
+//! multi-row inserts bulk loaders use.
+
+pub mod bulk;
+pub mod lead;
+pub mod lead_query;
+pub mod lead_writer;
+pub mod pool;
+pub mod reasons;
+pub mod rescoring;
