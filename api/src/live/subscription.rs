@@ -10,7 +10,6 @@ use std::{collections::VecDeque, sync::Arc};
 use async_graphql::{
     Context, ErrorExtensions, ID, InputObject, Result, SimpleObject, Subscription,
 };
-use entity::enums::Role;
 use futures_util::{Stream, stream};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
@@ -20,7 +19,7 @@ use crate::{
     auth::Principal,
     error::IntoGraphql,
     live::{Bus, Delivered},
-    service::{events::Notice, leads::lead::Viewer, leads::lead_query, validate},
+    service::{events::Notice, leads::lead_query, leads::visibility::LeadVisibility, validate},
     tenancy::Walled,
 };
 
@@ -135,14 +134,6 @@ fn id_of(raw: &ID, field: &str) -> Result<Uuid> {
     validate::id(field, raw).gql()
 }
 
-/// Whether a rep could see the lead of `notice` now, without asking the
-/// database: their own and the pool. Others are checked by re-reading.
-fn maybe_visible(principal: &Principal, notice: &Notice) -> bool {
-    principal.role != Role::Rep
-        || notice.owner_id.is_none()
-        || notice.owner_id == Some(principal.user_id)
-}
-
 #[derive(Default)]
 pub struct Subscription;
 
@@ -167,7 +158,7 @@ impl Subscription {
             .owner_id
             .map(|id| id_of(&id, "filter.ownerId"))
             .transpose()?;
-        let viewer = Viewer::load(
+        let viewer = LeadVisibility::load(
             &Walled::new(&rc.db, principal.tenant_id).scope(),
             &principal,
         )
@@ -202,7 +193,7 @@ impl Subscription {
                             .filter(|n| {
                                 only.as_ref().is_none_or(|ids| ids.contains(&n.lead_id))
                                     && owner.is_none_or(|o| n.owner_id == Some(o))
-                                    && maybe_visible(&principal, n)
+                                    && viewer.might_see_owned_by(n.owner_id)
                             })
                             .collect();
                         if wanted.is_empty() {

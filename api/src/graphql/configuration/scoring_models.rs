@@ -19,7 +19,7 @@ use crate::{
     error::{AppError, IntoGraphql},
     service::{
         analytics, configuration::lost_reasons, configuration::scoring_models,
-        configuration::tenant_config, leads::lead::visibility,
+        configuration::tenant_config, leads::visibility::LeadVisibility,
     },
 };
 
@@ -456,11 +456,11 @@ impl ModelMutation {
         let preview = scoring_models::preview(&scope, &principal, &input.model_id, Utc::now())
             .await
             .gql()?;
-        let visible = visibility(&scope, &principal).await.gql()?;
+        let visible = LeadVisibility::load(&scope, &principal).await.gql()?;
         let leads = scope
             .select::<lead::Entity>()
             .filter(lead::Column::Id.is_in(preview.moved_leads.iter().copied()))
-            .filter(visible)
+            .filter(visible.condition())
             .all(scope.conn())
             .await
             .map_err(AppError::from)

@@ -19,10 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::service::{
-    configuration,
-    configuration::tenant_config,
-    leads::lead::{teams_and_members, visibility},
-    validate,
+    configuration, configuration::tenant_config, leads::visibility::LeadVisibility, validate,
 };
 use crate::{
     auth::Principal,
@@ -61,7 +58,11 @@ async fn counted_leads<C: ConnectionTrait>(
     let mut counted = Condition::all();
     let mut mine: Option<(Vec<Uuid>, Vec<Uuid>)> = None;
     if principal.role == Role::Manager {
-        let (teams, mut members) = teams_and_members(scope, principal.user_id).await?;
+        // A manager's funnel is their teams', not everything they may
+        // see: the pool is left out.
+        let visible = LeadVisibility::load(scope, principal).await?;
+        let teams = visible.managed_teams().to_vec();
+        let mut members = visible.team_members().to_vec();
         members.push(principal.user_id);
         counted = counted.add(
             Condition::any()
@@ -289,7 +290,7 @@ pub async fn tier_distribution<C: ConnectionTrait>(
 ) -> AppResult<Vec<(String, u64)>> {
     let team = team.map(|t| validate::id("teamId", t)).transpose()?;
     let model = configuration::active_scoring_model(scope, team).await?;
-    let visible = visibility(scope, principal).await?;
+    let visible = LeadVisibility::load(scope, principal).await?.condition();
     let mut query = scope
         .select::<lead::Entity>()
         .select_only()

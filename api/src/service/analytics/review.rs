@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use crate::service::{
     configuration::tenant_config::{self, TenantConfig},
-    leads::lead::visibility,
     leads::pool,
+    leads::visibility::LeadVisibility,
     sql::Sql,
     validate,
 };
@@ -150,7 +150,7 @@ pub async fn counted<C: ConnectionTrait>(
 ) -> AppResult<Counted> {
     let team = team.map(|t| validate::id("input.teamId", t)).transpose()?;
     let config = tenant_config::get(scope).await?;
-    let mut leads = Condition::all().add(visibility(scope, principal).await?);
+    let mut leads = Condition::all().add(LeadVisibility::load(scope, principal).await?.condition());
     if let Some(team) = team {
         scope.get::<team::Entity>(team).await?;
         let theirs = config.teams_of(principal.user_id).contains(&team);

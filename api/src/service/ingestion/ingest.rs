@@ -33,9 +33,9 @@ use crate::service::{
     configuration::tenant_config,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
     leads::bulk,
-    leads::lead::visibility,
     leads::lead_writer,
     leads::rescoring,
+    leads::visibility::LeadVisibility,
     validate,
 };
 use crate::{
@@ -472,7 +472,7 @@ async fn write_events(
     }
 
     // The leads, as the caller may see them.
-    let visible = visibility(&scope, principal).await?;
+    let visible = LeadVisibility::load(&scope, principal).await?.condition();
     // Each name an event uses, and the id of the lead it names.
     let mut by_ref: HashMap<LeadRef, Uuid> = HashMap::new();
     let refs: HashSet<&LeadRef> = ready.iter().map(|r| &r.event.lead).collect();

@@ -9,8 +9,8 @@ use entity::{
     lead, lead_event, lead_field, stage, team, user,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -25,6 +25,7 @@ use crate::service::{
     leads::lead_writer,
     leads::pool,
     leads::rescoring::{self, Pinners},
+    leads::visibility::LeadVisibility,
     validate,
 };
 use crate::{
@@ -216,89 +217,6 @@ pub(crate) fn check_attribute(
     }
 }
 
-/// Which leads the caller may see: a REP their own and the shared pool; a
-/// MANAGER also their teams' leads; ADMIN and OWNER all.
-///
-/// # Errors
-/// Database errors.
-pub async fn visibility<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-    principal: &Principal,
-) -> AppResult<Condition> {
-    let own_or_pool = Condition::any()
-        .add(lead::Column::OwnerId.eq(principal.user_id))
-        .add(lead::Column::OwnerId.is_null());
-    match principal.role {
-        Role::Owner | Role::Admin => Ok(Condition::all()),
-        Role::Rep => Ok(own_or_pool),
-        Role::Manager => {
-            let (teams, members) = teams_and_members(scope, principal.user_id).await?;
-            Ok(own_or_pool
-                .add(lead::Column::TeamId.is_in(teams))
-                .add(lead::Column::OwnerId.is_in(members)))
-        }
-    }
-}
-
-/// A manager's teams and everyone in them, whose leads the manager sees.
-pub(crate) async fn teams_and_members<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-    manager: Uuid,
-) -> AppResult<(Vec<Uuid>, Vec<Uuid>)> {
-    let config = tenant_config::get(scope).await?;
-    let teams = config.teams_of(manager).to_vec();
-    let members = config.members_of(&teams);
-    Ok((teams, members))
-}
-
-/// The same rule as [`visibility`], held in memory to judge many leads
-/// without a query each (live subscriptions).
-pub struct Viewer {
-    principal: Principal,
-    teams: Vec<Uuid>,
-    members: Vec<Uuid>,
-}
-
-impl Viewer {
-    /// The caller's teams and their members, read once.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn load<C: ConnectionTrait>(
-        scope: &TenantScope<'_, C>,
-        principal: &Principal,
-    ) -> AppResult<Self> {
-        let (teams, members) = if principal.role == Role::Manager {
-            teams_and_members(scope, principal.user_id).await?
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        Ok(Self {
-            principal: *principal,
-            teams,
-            members,
-        })
-    }
-
-    /// Whether the caller may see `lead`.
-    #[must_use]
-    pub fn sees(&self, lead: &lead::Model) -> bool {
-        if lead.tenant_id != self.principal.tenant_id {
-            return false;
-        }
-        let own_or_pool = lead.owner_id.is_none_or(|o| o == self.principal.user_id);
-        match self.principal.role {
-            Role::Owner | Role::Admin => true,
-            Role::Rep => own_or_pool,
-            Role::Manager => {
-                own_or_pool
-                    || lead.team_id.is_some_and(|t| self.teams.contains(&t))
-                    || lead.owner_id.is_some_and(|o| self.members.contains(&o))
-            }
-        }
-    }
-}
-
 /// The ids of the teams `user` belongs to.
 ///
 /// # Errors
@@ -319,11 +237,11 @@ pub async fn find_visible<C: ConnectionTrait>(
     principal: &Principal,
     id: Uuid,
 ) -> AppResult<Option<lead::Model>> {
-    let visible = visibility(scope, principal).await?;
+    let visible = LeadVisibility::load(scope, principal).await?;
     Ok(scope
         .select::<lead::Entity>()
         .filter(lead::Column::Id.eq(id))
-        .filter(visible)
+        .filter(visible.condition())
         .one(scope.conn())
         .await?)
 }
@@ -380,8 +298,8 @@ async fn duplicate<C: ConnectionTrait>(
     existing: &lead::Model,
     what: &str,
 ) -> AppResult<AppError> {
-    let viewer = Viewer::load(scope, principal).await?;
-    Ok(if viewer.sees(existing) {
+    let visible = LeadVisibility::load(scope, principal).await?;
+    Ok(if visible.sees(existing) {
         AppError::Conflict {
             message: format!(
                 "a lead with the same {what} already exists: \"{}\" ({})",

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::service::{
-    leads::lead::{teams_of, visibility},
     leads::lead_writer::{BUCKET_CLOSED, BUCKET_NOT_DUE, BUCKET_URGENT},
+    leads::{lead::teams_of, visibility::LeadVisibility},
 };
 use crate::{
     auth::Principal,
@@ -190,7 +190,7 @@ pub(crate) async fn filtered<C: ConnectionTrait>(
 ) -> AppResult<Select<lead::Entity>> {
     let mut query = scope
         .select::<lead::Entity>()
-        .filter(visibility(scope, principal).await?);
+        .filter(LeadVisibility::load(scope, principal).await?.condition());
     if let Some(tiers) = &filter.tiers {
         query = query.filter(lead::Column::Tier.is_in(tiers.iter().cloned()));
     }

@@ -1,7 +1,8 @@
 //! Leads: the mutations (`lead`), the one place lead rows are written
 //! (`lead_writer`), reading pages and the follow-up queue (`lead_query`),
 //! the queue's reasons, re-scoring one lead, the shared pool, and the
-//! multi-row inserts bulk loaders use.
+//! multi-row inserts bulk loaders use, and who may see which lead
+//! (`visibility`).
 
 pub mod bulk;
 pub mod lead;
@@ -10,3 +11,4 @@ pub mod lead_writer;
 pub mod pool;
 pub mod reasons;
 pub mod rescoring;
+pub mod visibility;
