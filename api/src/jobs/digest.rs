@@ -25,6 +25,7 @@ use crate::service::{
     analytics::review::{self, Counted, Window},
     begin_write,
     events::{self, Event, Outgoing},
+    leads::follow_up,
 };
 use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
 
@@ -75,8 +76,7 @@ async fn figures<C: ConnectionTrait>(
         .count(scope.conn())
         .await?;
     let overdue = leads()
-        .filter(lead::Column::Status.eq(LeadStatus::Open))
-        .filter(lead::Column::NextFollowUpAt.lte(now))
+        .filter(follow_up::overdue_condition(now))
         .count(scope.conn())
         .await?;
     let tiers = review::tier_report(scope, counted, week).await?;

@@ -36,6 +36,7 @@ use crate::{
         assignment,
         configuration::tenant_config::{self, TenantConfig},
         events::{self, Event, Outgoing},
+        leads::follow_up,
         leads::lead_writer::{self, Rescored},
         leads::pool,
         leads::rescoring::{
@@ -169,17 +170,16 @@ struct Row {
 impl Row {
     /// Whether the lead has a tier pin still in force at `now`.
     fn pinned_at(&self, now: DateTime<Utc>) -> bool {
-        self.facts.pinned_tier.is_some() && self.facts.pin_expires_at.is_none_or(|end| end > now)
+        self.facts.pinned_tier.is_some() && follow_up::pin_in_force(self.facts.pin_expires_at, now)
     }
 
     /// Whether a pin lapsed since the lead was last scored: its stored tier
     /// and explanation still show the pin.
     fn pin_lapsed_since_scored(&self, now: DateTime<Utc>) -> bool {
+        let expires_at = self.facts.pin_expires_at;
         self.facts.pinned_tier.is_some()
-            && self
-                .facts
-                .pin_expires_at
-                .is_some_and(|end| end <= now && self.scored_at.is_none_or(|at| at < end))
+            && !follow_up::pin_in_force(expires_at, now)
+            && expires_at.is_some_and(|end| self.scored_at.is_none_or(|at| at < end))
     }
 }
 

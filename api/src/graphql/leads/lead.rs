@@ -22,6 +22,7 @@ use crate::{
     error::{AppError, IntoGraphql},
     service::{
         configuration::tenant_config,
+        leads::follow_up,
         leads::lead::{
             self as leads, LeadChanges, NewActivity, NewLead, NewScheduledFollowUp, NewTierPin,
         },
@@ -252,13 +253,6 @@ async fn prime_people<R: std::borrow::Borrow<lead_score::Model>>(
     Ok(())
 }
 
-/// Whether the lead's follow-up is due at `now`; judged live, so a lead
-/// that fell due since it was scored shows as overdue at once.
-fn overdue_at(score: &lead_score::Model, now: DateTime<Utc>) -> bool {
-    score.status == entity::enums::LeadStatus::Open
-        && score.next_follow_up_at.is_some_and(|d| d <= now)
-}
-
 #[Object]
 impl Lead {
     async fn id(&self) -> ID {
@@ -365,7 +359,7 @@ impl Lead {
         let Some(tier) = row.pinned_tier.clone() else {
             return Ok(None);
         };
-        if row.pin_expires_at.is_some_and(|end| end <= Utc::now()) {
+        if !follow_up::pin_in_force(row.pin_expires_at, Utc::now()) {
             return Ok(None);
         }
         Ok(Some(TierPin {
@@ -427,13 +421,9 @@ impl Lead {
     }
     /// Flags from the last scoring; OVERDUE is judged now.
     async fn flags(&self) -> Vec<LeadFlag> {
-        let overdue = overdue_at(&self.score, Utc::now());
-        scoring::LeadFlag::ALL
+        let s = &self.score;
+        follow_up::flags_at(s.flags, s.status, s.next_follow_up_at, Utc::now())
             .into_iter()
-            .filter(|f| match f {
-                scoring::LeadFlag::Overdue => overdue,
-                f => self.score.flags & i32::from(f.bit()) != 0,
-            })
             .map(LeadFlag::from)
             .collect()
     }
@@ -1047,27 +1037,13 @@ impl LeadQuery {
         }
         Ok(queued
             .into_iter()
-            .map(
-                |lead_query::Queued {
-                     score: row,
-                     urgency,
-                 }| {
-                    let overdue = overdue_at(&row, now);
-                    let overdue_days = row
-                        .next_follow_up_at
-                        .filter(|_| overdue)
-                        .map_or(0, |due| (now - due).num_days());
-                    let rank = u8::try_from(row.tier_rank).unwrap_or(u8::MAX);
-                    QueueEntry {
-                        priority: i32::try_from(scoring::tiers::priority(urgency, rank, row.score))
-                            .unwrap_or(i32::MAX),
-                        due_at: row.next_follow_up_at,
-                        overdue_days: i32::try_from(overdue_days).unwrap_or(i32::MAX),
-                        now,
-                        lead: Lead::from(row),
-                    }
-                },
-            )
+            .map(|q| QueueEntry {
+                priority: i32::try_from(q.priority).unwrap_or(i32::MAX),
+                due_at: q.due_at,
+                overdue_days: i32::try_from(q.overdue_days).unwrap_or(i32::MAX),
+                now,
+                lead: Lead::from(q.score),
+            })
             .collect())
     }
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::service::{
     configuration::tenant_config::{self, TenantConfig},
     leads::pool,
-    leads::visibility::LeadVisibility,
+    leads::{follow_up, visibility::LeadVisibility},
     sql::Sql,
     validate,
 };
@@ -482,8 +482,7 @@ pub async fn scorecards<C: ConnectionTrait>(
     let overdue: Vec<(Uuid, i64)> = counted
         .select(scope, [lead::Column::OwnerId])
         .column_as(lead::Column::Id.count(), "n")
-        .filter(lead::Column::Status.eq(LeadStatus::Open))
-        .filter(lead::Column::NextFollowUpAt.lte(now))
+        .filter(follow_up::overdue_condition(now))
         .filter(lead::Column::OwnerId.is_not_null())
         .group_by(lead::Column::OwnerId)
         .into_tuple()

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::service::{
     leads::lead_writer::{BUCKET_CLOSED, BUCKET_NOT_DUE, BUCKET_URGENT},
-    leads::{lead::teams_of, visibility::LeadVisibility},
+    leads::{follow_up, lead::teams_of, visibility::LeadVisibility},
 };
 use crate::{
     auth::Principal,
@@ -227,11 +227,7 @@ pub(crate) async fn filtered<C: ConnectionTrait>(
             any = any.add(Expr::col(lead::Column::Flags).bit_and(mask).ne(0));
         }
         if flags.contains(&LeadFlag::Overdue) {
-            any = any.add(
-                Condition::all()
-                    .add(lead::Column::Status.eq(LeadStatus::Open))
-                    .add(lead::Column::NextFollowUpAt.lte(now)),
-            );
+            any = any.add(follow_up::overdue_condition(now));
         }
         query = query.filter(any);
     }
@@ -451,6 +447,29 @@ pub async fn queue_owner<C: ConnectionTrait>(
 pub struct Queued {
     pub score: lead_score::Model,
     pub urgency: Urgency,
+    /// Larger comes first: the queue's order as one number (see
+    /// [`scoring::tiers::priority`]).
+    pub priority: i64,
+    /// When the follow-up is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Whole days past due; 0 when not overdue.
+    pub overdue_days: i64,
+}
+
+impl Queued {
+    /// `score` queued at `now`, judged against the end of the tenant's day.
+    fn at(score: lead_score::Model, now: DateTime<Utc>, end_of_today: DateTime<Utc>) -> Self {
+        let urgency = urgency(&score, now, end_of_today);
+        // A rank past u8 sorts below every real tier.
+        let rank = u8::try_from(score.tier_rank).unwrap_or(u8::MAX);
+        Self {
+            priority: scoring::tiers::priority(urgency, rank, score.score),
+            due_at: score.next_follow_up_at,
+            overdue_days: follow_up::overdue_days(score.status, score.next_follow_up_at, now),
+            urgency,
+            score,
+        }
+    }
 }
 
 /// How pressing a lead is at `now`: urgent when it was scored with an
@@ -467,7 +486,7 @@ pub fn urgency(
         Urgency::NotDue
     } else if score.bucket == BUCKET_URGENT {
         Urgency::Urgent
-    } else if due.is_some_and(|at| at <= now) {
+    } else if follow_up::overdue(score.status, due, now) {
         Urgency::Overdue
     } else if due.is_some_and(|at| at < end_of_today) {
         Urgency::DueToday
@@ -558,10 +577,7 @@ pub async fn follow_up_queue<C: ConnectionTrait>(
         .await?;
     let mut queued: Vec<Queued> = rows
         .into_iter()
-        .map(|score| Queued {
-            urgency: urgency(&score, now, end_of_today),
-            score,
-        })
+        .map(|score| Queued::at(score, now, end_of_today))
         .collect();
     queued.sort_by(|a, b| {
         b.urgency

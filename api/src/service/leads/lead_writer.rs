@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::service::{
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
     leads::bulk,
+    leads::follow_up,
     leads::rescoring::{self, ModelInUse, from_secs, secs},
 };
 use crate::{
@@ -209,7 +210,7 @@ pub fn bucket(
     let urgent = flags & i32::from(scoring::LeadFlag::Urgent.bit()) != 0;
     match (status, next_follow_up_at) {
         (LeadStatus::Open, _) if urgent => BUCKET_URGENT,
-        (LeadStatus::Open, Some(due)) if due <= scored_at => BUCKET_DUE,
+        (LeadStatus::Open, due) if follow_up::overdue(status, due, scored_at) => BUCKET_DUE,
         (LeadStatus::Open, _) => BUCKET_NOT_DUE,
         _ => BUCKET_CLOSED,
     }

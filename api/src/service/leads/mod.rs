@@ -1,10 +1,12 @@
 //! Leads: the mutations (`lead`), the one place lead rows are written
 //! (`lead_writer`), reading pages and the follow-up queue (`lead_query`),
 //! the queue's reasons, re-scoring one lead, the shared pool, and the
-//! multi-row inserts bulk loaders use, and who may see which lead
-//! (`visibility`).
+//! multi-row inserts bulk loaders use, who may see which lead
+//! (`visibility`), and when a follow-up is overdue and a pin in force
+//! (`follow_up`).
 
 pub mod bulk;
+pub mod follow_up;
 pub mod lead;
 pub mod lead_query;
 pub mod lead_writer;
