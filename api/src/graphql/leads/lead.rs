@@ -1039,7 +1039,7 @@ impl LeadQuery {
             .into_iter()
             .map(|q| QueueEntry {
                 priority: i32::try_from(q.priority).unwrap_or(i32::MAX),
-                due_at: q.due_at,
+                due_at: q.score.next_follow_up_at,
                 overdue_days: i32::try_from(q.overdue_days).unwrap_or(i32::MAX),
                 now,
                 lead: Lead::from(q.score),

@@ -450,8 +450,6 @@ pub struct Queued {
     /// Larger comes first: the queue's order as one number (see
     /// [`scoring::tiers::priority`]).
     pub priority: i64,
-    /// When the follow-up is due.
-    pub due_at: Option<DateTime<Utc>>,
     /// Whole days past due; 0 when not overdue.
     pub overdue_days: i64,
 }
@@ -464,7 +462,6 @@ impl Queued {
         let rank = u8::try_from(score.tier_rank).unwrap_or(u8::MAX);
         Self {
             priority: scoring::tiers::priority(urgency, rank, score.score),
-            due_at: score.next_follow_up_at,
             overdue_days: follow_up::overdue_days(score.status, score.next_follow_up_at, now),
             urgency,
             score,
