@@ -1,5 +1,6 @@
 //! A lead's identity and facts: the `leads` table. What scoring keeps of
-//! the lead is in `lead_score`; readers use `lead`, which joins the two.
+//! the lead, and what its activities change, is in `lead_score`; readers
+//! use `lead`, which joins the two.
 
 use crate::enums::LeadStatus;
 use sea_orm::entity::prelude::*;
@@ -37,11 +38,6 @@ pub struct Model {
     pub close_reason_category: Option<String>,
     /// When the deal is expected to close, for the forecast.
     pub expected_close_at: Option<DateTimeUtc>,
-    pub last_activity_at: Option<DateTimeUtc>,
-    pub last_inbound_at: Option<DateTimeUtc>,
-    pub last_outbound_at: Option<DateTimeUtc>,
-    #[sea_orm(column_type = "JsonBinary")]
-    pub signal_state: Json,
     pub pinned_tier: Option<String>,
     pub pin_reason: Option<String>,
     pub pin_expires_at: Option<DateTimeUtc>,
@@ -53,7 +49,6 @@ pub struct Model {
     pub scheduled_follow_up_by: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
-    pub updated_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

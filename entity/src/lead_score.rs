@@ -1,7 +1,7 @@
 //! What scoring keeps of a lead, one narrow row per lead, rewritten by
 //! every change of the lead and by the nightly job: the `lead_scores` table.
 //! It carries the owner, team and status too, for the follow-up queue's
-//! index.
+//! index, and the activity state each signal moves.
 
 use crate::enums::LeadStatus;
 use sea_orm::entity::prelude::*;
@@ -33,6 +33,18 @@ pub struct Model {
     /// When the lead last rose into a higher tier: until an outbound
     /// contact after it, it is due within the tier's first response.
     pub tier_rose_at: Option<DateTimeUtc>,
+    // What every activity rewrites lives here, beside the score it moves,
+    // so an activity leaves the wide `leads` row alone.
+    pub last_activity_at: Option<DateTimeUtc>,
+    pub last_inbound_at: Option<DateTimeUtc>,
+    pub last_outbound_at: Option<DateTimeUtc>,
+    /// Per-signal decayed accumulators, so re-scoring never re-reads
+    /// activities.
+    #[sea_orm(column_type = "JsonBinary")]
+    pub signal_state: Json,
+    /// When the lead last changed: any edit, activity or assignment (the
+    /// nightly re-scoring is not a change of the lead).
+    pub updated_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

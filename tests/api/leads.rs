@@ -10,7 +10,7 @@ use crate::helpers::{
 };
 
 pub(crate) const LEAD_FIELDS: &str =
-    "id name company email phone score tier tierRank flags status version closeProbability
+    "id name company updatedAt email phone score tier tierRank flags status version closeProbability
     nextFollowUpAt attributes owner { id } team { id } stage { key kind } pipeline { name }
     scoreBreakdown { total tier modelVersion contributions { dimensionKey points weight normalized }
                      overrides { rule effect reason } }";
@@ -329,6 +329,54 @@ async fn a_burst_of_inbound_activity_raises_the_score() {
         assert!(score(&now) > last, "{signal} did not raise {last}: {now}");
         last = score(&now);
     }
+}
+
+#[tokio::test]
+async fn a_lead_with_a_new_activity_is_the_most_recently_changed() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let older = app
+        .new_lead(&t.token, json!({"name": "Ann", "attributes": weak()}))
+        .await;
+    let newer = app
+        .new_lead(&t.token, json!({"name": "Bo", "attributes": weak()}))
+        .await;
+    let older_id = older["id"].as_str().unwrap_or_default();
+
+    let after = app
+        .record(&t.token, older_id, "inbound_inquiry", json!({}))
+        .await;
+
+    // The activity state lives beside the score, not in the lead's facts:
+    // the lead still shows it changed, and when.
+    let before = older["updatedAt"].as_str().unwrap_or_default();
+    let changed = after["updatedAt"].as_str().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(changed).ok()
+            > chrono::DateTime::parse_from_rfc3339(before).ok(),
+        "updatedAt {before} -> {changed}"
+    );
+    let body = app
+        .graphql(
+            Some(&t.token),
+            "{ leads(orderBy: UPDATED, first: 2) { edges { node { id lastActivityAt } } } }",
+            json!({}),
+        )
+        .await;
+    let edges = body["data"]["leads"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ids: Vec<&str> = edges
+        .iter()
+        .filter_map(|e| e["node"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [older_id, newer["id"].as_str().unwrap_or_default()],
+        "{body}"
+    );
+    assert!(edges[0]["node"]["lastActivityAt"].is_string(), "{body}");
 }
 
 #[tokio::test]

@@ -329,6 +329,12 @@ pub async fn page_of_scores<C: ConnectionTrait>(
             lead::Column::ModelVersion,
             lead::Column::NextFollowUpAt,
             lead::Column::ScoredAt,
+            lead::Column::TierRoseAt,
+            lead::Column::LastActivityAt,
+            lead::Column::LastInboundAt,
+            lead::Column::LastOutboundAt,
+            lead::Column::SignalState,
+            lead::Column::UpdatedAt,
         ])
         .limit(first + 1)
         .into_model::<lead_score::Model>()

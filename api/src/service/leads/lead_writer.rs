@@ -241,10 +241,6 @@ fn facts_row(lead: &lead::Model) -> lead_facts::ActiveModel {
         close_reason: Set(lead.close_reason.clone()),
         close_reason_category: Set(lead.close_reason_category.clone()),
         expected_close_at: Set(lead.expected_close_at),
-        last_activity_at: Set(lead.last_activity_at),
-        last_inbound_at: Set(lead.last_inbound_at),
-        last_outbound_at: Set(lead.last_outbound_at),
-        signal_state: Set(lead.signal_state.clone()),
         pinned_tier: Set(lead.pinned_tier.clone()),
         pin_reason: Set(lead.pin_reason.clone()),
         pin_expires_at: Set(lead.pin_expires_at),
@@ -254,8 +250,14 @@ fn facts_row(lead: &lead::Model) -> lead_facts::ActiveModel {
         scheduled_follow_up_by: Set(lead.scheduled_follow_up_by),
         created_by: Set(lead.created_by),
         created_at: Set(lead.created_at),
-        updated_at: Set(lead.updated_at),
     }
+}
+
+/// Whether a change of the lead from `before` to `after` changes its
+/// facts: most changes (an activity, a re-scoring) only touch its
+/// `lead_scores` row, and leave the wide `leads` row and its indexes alone.
+fn facts_differ(before: &lead::Model, after: &lead::Model) -> bool {
+    facts_row(before) != facts_row(after)
 }
 
 /// The lead's facts as an update of its `leads` row: every column but the
@@ -298,6 +300,11 @@ pub fn score_of(lead: &lead::Model) -> lead_score::Model {
         next_follow_up_at: lead.next_follow_up_at,
         scored_at: lead.scored_at,
         tier_rose_at: lead.tier_rose_at,
+        last_activity_at: lead.last_activity_at,
+        last_inbound_at: lead.last_inbound_at,
+        last_outbound_at: lead.last_outbound_at,
+        signal_state: lead.signal_state.clone(),
+        updated_at: lead.updated_at,
     }
 }
 
@@ -323,6 +330,11 @@ fn score_row(lead: &lead::Model) -> lead_score::ActiveModel {
         next_follow_up_at: Set(lead.next_follow_up_at),
         scored_at: Set(lead.scored_at),
         tier_rose_at: Set(lead.tier_rose_at),
+        last_activity_at: Set(lead.last_activity_at),
+        last_inbound_at: Set(lead.last_inbound_at),
+        last_outbound_at: Set(lead.last_outbound_at),
+        signal_state: Set(lead.signal_state.clone()),
+        updated_at: Set(lead.updated_at),
     }
 }
 
@@ -458,12 +470,14 @@ async fn write_update<C: ConnectionTrait>(
             existing_id: Some(before.id),
         });
     }
-    scope
-        .update_many::<lead_facts::Entity>()
-        .set(facts_changes(&after))
-        .filter(lead_facts::Column::Id.eq(before.id))
-        .exec(scope.conn())
-        .await?;
+    if facts_differ(before, &after) {
+        scope
+            .update_many::<lead_facts::Entity>()
+            .set(facts_changes(&after))
+            .filter(lead_facts::Column::Id.eq(before.id))
+            .exec(scope.conn())
+            .await?;
+    }
     // A score event of its own when asked for one: "from" is then left
     // empty only if nothing moved, never the same score twice.
     let event = score_event(
@@ -510,6 +524,7 @@ pub async fn assign_owner<C: ConnectionTrait>(
         .update_many::<lead_score::Entity>()
         .col_expr(lead_score::Column::OwnerId, Expr::value(Some(owner)))
         .col_expr(lead_score::Column::Version, Expr::value(version + 1))
+        .col_expr(lead_score::Column::UpdatedAt, Expr::value(now))
         .filter(lead_score::Column::LeadId.eq(lead.id))
         .filter(lead_score::Column::Version.eq(version))
         .exec(scope.conn())
@@ -520,7 +535,6 @@ pub async fn assign_owner<C: ConnectionTrait>(
     scope
         .update_many::<lead_facts::Entity>()
         .col_expr(lead_facts::Column::OwnerId, Expr::value(Some(owner)))
-        .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
         .filter(lead_facts::Column::Id.eq(lead.id))
         .exec(scope.conn())
         .await?;
@@ -609,6 +623,7 @@ pub async fn move_open_leads<C: ConnectionTrait>(
                     lead_score::Column::Version,
                     Expr::col(lead_score::Column::Version).add(1),
                 )
+                .col_expr(lead_score::Column::UpdatedAt, Expr::value(now))
                 .filter(lead_score::Column::LeadId.is_in(ids.clone()))
                 .filter(still)
                 .filter(lead_score::Column::Status.eq(LeadStatus::Open))
@@ -618,7 +633,6 @@ pub async fn move_open_leads<C: ConnectionTrait>(
             scope
                 .update_many::<lead_facts::Entity>()
                 .col_expr(lead_facts::Column::OwnerId, Expr::value(to))
-                .col_expr(lead_facts::Column::UpdatedAt, Expr::value(now))
                 .filter(lead_facts::Column::Id.is_in(ids))
                 // The facts keep the owner the score keeps: a lead given to
                 // someone else since it was read stays with them.
@@ -671,8 +685,9 @@ pub struct Bulk {
     backend: DbBackend,
     inserts: Vec<lead_facts::ActiveModel>,
     scores: Vec<lead_score::ActiveModel>,
-    /// Changed leads with the version each was read at.
-    updates: Vec<(lead::Model, i32)>,
+    /// Changed leads with the version each was read at, and whether their
+    /// facts changed (or only what `lead_scores` keeps).
+    updates: Vec<(lead::Model, i32, bool)>,
     activities: Vec<activity::ActiveModel>,
     score_events: Vec<score_event::ActiveModel>,
     lead_events: Vec<lead_event::ActiveModel>,
@@ -722,7 +737,8 @@ impl Bulk {
             None,
             now,
         ));
-        self.updates.push((after, before.version));
+        let facts = facts_differ(before, &after);
+        self.updates.push((after, before.version, facts));
     }
 
     /// An activity of a lead of the batch.
@@ -791,19 +807,21 @@ impl Bulk {
             Updates::Each(
                 updates
                     .into_iter()
-                    .map(|(lead, version)| {
+                    .map(|(lead, version, facts)| {
                         let score = lead_score::Entity::update_many()
                             .set(score_changes(&lead))
                             .filter(lead_score::Column::TenantId.eq(tenant_id))
                             .filter(lead_score::Column::LeadId.eq(lead.id))
                             .filter(lead_score::Column::Version.eq(version))
                             .build(backend);
-                        let facts = lead_facts::Entity::update_many()
-                            .set(facts_changes(&lead))
-                            .filter(lead_facts::Column::TenantId.eq(tenant_id))
-                            .filter(lead_facts::Column::Id.eq(lead.id))
-                            .build(backend);
-                        ([score, facts], lead.id)
+                        let facts = facts.then(|| {
+                            lead_facts::Entity::update_many()
+                                .set(facts_changes(&lead))
+                                .filter(lead_facts::Column::TenantId.eq(tenant_id))
+                                .filter(lead_facts::Column::Id.eq(lead.id))
+                                .build(backend)
+                        });
+                        (score, facts, lead.id)
                     })
                     .collect(),
             )
@@ -816,35 +834,47 @@ impl Bulk {
 
     /// The changed leads as two statements on PostgreSQL, one per table;
     /// `None` when they cannot be (see [`bulk::json_update`]).
-    fn together(tenant_id: Uuid, updates: &[(lead::Model, i32)]) -> Option<Updates> {
+    fn together(tenant_id: Uuid, updates: &[(lead::Model, i32, bool)]) -> Option<Updates> {
         if updates.is_empty() {
             return Some(Updates::Each(Vec::new()));
         }
-        let ids: Vec<Uuid> = updates.iter().map(|(lead, _)| lead.id).collect();
+        let ids: Vec<Uuid> = updates.iter().map(|(lead, _, _)| lead.id).collect();
         // `update` raises each version by exactly one, so the version read
         // is the new one less one.
         if updates
             .iter()
-            .any(|(lead, version)| lead.version != version + 1)
+            .any(|(lead, version, _)| lead.version != version + 1)
         {
             return None;
         }
         let scores: Vec<lead_score::ActiveModel> = updates
             .iter()
-            .map(|(lead, _)| {
+            .map(|(lead, _, _)| {
                 let mut row = score_changes(lead);
                 row.lead_id = Set(lead.id);
                 row
             })
             .collect();
-        let facts: Vec<lead_facts::ActiveModel> = updates
+        let (facts, fact_ids): (Vec<lead_facts::ActiveModel>, Vec<Uuid>) = updates
             .iter()
-            .map(|(lead, _)| {
+            .filter(|(_, _, facts)| *facts)
+            .map(|(lead, _, _)| {
                 let mut row = facts_changes(lead);
                 row.id = Set(lead.id);
-                row
+                (row, lead.id)
             })
-            .collect();
+            .unzip();
+        let facts = if facts.is_empty() {
+            None
+        } else {
+            Some(bulk::json_update(
+                tenant_id,
+                &facts,
+                lead_facts::Column::Id,
+                &fact_ids,
+                "",
+            )?)
+        };
         Some(Updates::Together {
             scores: bulk::json_update(
                 tenant_id,
@@ -853,7 +883,7 @@ impl Bulk {
                 &ids,
                 "t.version = v.version - 1",
             )?,
-            facts: bulk::json_update(tenant_id, &facts, lead_facts::Column::Id, &ids, "")?,
+            facts,
             ids,
         })
     }
@@ -861,13 +891,14 @@ impl Bulk {
 
 /// The changed leads of a [`PreparedBulk`].
 enum Updates {
-    /// The guarded score write, then the facts, of each changed lead.
-    Each(Vec<([Statement; 2], Uuid)>),
-    /// Every lead's guarded score write in one statement, then every
-    /// lead's facts in another, for these leads.
+    /// The guarded score write, then the facts when they changed, of each
+    /// changed lead.
+    Each(Vec<(Statement, Option<Statement>, Uuid)>),
+    /// Every lead's guarded score write in one statement, then the facts
+    /// of those whose facts changed in another, for these leads.
     Together {
         scores: Statement,
-        facts: Statement,
+        facts: Option<Statement>,
         ids: Vec<Uuid>,
     },
 }
@@ -896,11 +927,13 @@ impl PreparedBulk {
         };
         match self.updates {
             Updates::Each(updates) => {
-                for ([score, facts], id) in updates {
+                for (score, facts, id) in updates {
                     if txn.execute_raw(score).await?.rows_affected() == 0 {
                         return Err(changed_meanwhile(id));
                     }
-                    txn.execute_raw(facts).await?;
+                    if let Some(facts) = facts {
+                        txn.execute_raw(facts).await?;
+                    }
                 }
             }
             Updates::Together { scores, facts, ids } => {
@@ -913,7 +946,9 @@ impl PreparedBulk {
                 if let Some(id) = ids.iter().find(|id| !written.contains(id)) {
                     return Err(changed_meanwhile(*id));
                 }
-                txn.execute_raw(facts).await?;
+                if let Some(facts) = facts {
+                    txn.execute_raw(facts).await?;
+                }
             }
         }
         Ok(())
