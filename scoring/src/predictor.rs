@@ -995,12 +995,12 @@ impl Predictor {
             + self.trees.iter().map(|t| t.predict(bin)).sum::<f64>()
             + table_sum(&self.tables, bin);
         let z = self.calibration.slope * z + self.calibration.offset;
-        sigmoid(if z.is_finite() { z } else { 0.0 })
+        probability(z)
     }
 
     /// Close probability (0–1) of a raw feature row (see [`FeatureSpace::encode`]).
     pub fn predict_row(&self, row: &[f64]) -> f64 {
-        sigmoid(self.log_odds_row(row))
+        probability(self.log_odds_row(row))
     }
 
     /// Calibrated log-odds of a raw row.
@@ -1970,6 +1970,22 @@ fn platt(scores: &[f64], won: &[bool], strength: f64, max_iterations: u32) -> Ca
     Calibration {
         slope: a,
         offset: b,
+    }
+}
+
+/// Log-odds no lead goes beyond: odds of about three million to one.
+const MAX_LOG_ODDS: f64 = 15.0;
+
+/// A close probability from calibrated log-odds: strictly between 0 and 1.
+/// A model fitted on a handful of closed leads can separate them perfectly
+/// and answer log-odds past what `f64` tells from certainty (a probability
+/// of exactly 1 for three leads, found by the `small_data` property test);
+/// no history makes a lead certain to close or to be lost.
+fn probability(z: f64) -> f64 {
+    if z.is_finite() {
+        sigmoid(z.clamp(-MAX_LOG_ODDS, MAX_LOG_ODDS))
+    } else {
+        0.5
     }
 }
 
