@@ -31,6 +31,7 @@ mod m20261205_000004_pool_rules;
 mod m20261206_000001_expected_close;
 mod m20261207_000001_tenant_wall;
 mod m20261208_000001_activity_state_on_scores;
+mod m20261208_000002_history_points_at_scores;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_expected_close::Migration),
             Box::new(m20261207_000001_tenant_wall::Migration),
             Box::new(m20261208_000001_activity_state_on_scores::Migration),
+            Box::new(m20261208_000002_history_points_at_scores::Migration),
         ]
     }
 }
