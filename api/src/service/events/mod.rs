@@ -16,7 +16,10 @@ pub mod webhooks;
 use chrono::{DateTime, Utc};
 use entity::{change_notice, enums::LeadStatus, lead, webhook_delivery};
 use scoring::LeadFlag;
-use sea_orm::{ActiveEnum, ActiveValue::Set, ConnectionTrait, DbBackend, Statement};
+use sea_orm::{
+    ActiveEnum, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, Statement,
+    TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -358,25 +361,111 @@ pub async fn emit<C: ConnectionTrait>(
     outbox(scope, &out.events, now).await
 }
 
+/// Like [`emit`], for large changes on PostgreSQL: the webhook events go in
+/// the caller's transaction, the notices after it commits, in a transaction
+/// of their own (see [`AfterCommit`]). On SQLite, where notices are rows
+/// of the change itself, all of it goes in the caller's transaction.
+///
+/// # Errors
+/// Database errors.
+pub async fn emit_after_commit<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    out: &Outgoing,
+    now: DateTime<Utc>,
+) -> AppResult<AfterCommit> {
+    outbox(scope, &out.events, now).await?;
+    if scope.conn().get_database_backend() != DbBackend::Postgres {
+        notify(scope, &out.notices, now).await?;
+        return Ok(AfterCommit::default());
+    }
+    Ok(AfterCommit {
+        tenant_id: scope.tenant_id(),
+        payloads: payloads(scope.tenant_id(), &out.notices)?,
+    })
+}
+
+/// Notices of a change, to send once it has committed.
+///
+/// PostgreSQL serialises the commits of every transaction that notifies
+/// (they take one lock, held until the commit is on disk). An ingested
+/// batch commits megabytes of WAL and some forty notice payloads, so with
+/// the notices inside it, concurrent batches queued behind each other's
+/// disk flush: seen in the ingestion benchmark as COMMITs waiting on that
+/// lock. Sent afterwards, the notifying transaction writes nothing else and
+/// does not wait for the disk (`synchronous_commit = off`): a crash can
+/// lose the notices, which only tell live subscribers to re-read, never
+/// the change.
+#[derive(Default)]
+#[must_use = "send the notices once the change has committed"]
+pub struct AfterCommit {
+    tenant_id: Uuid,
+    payloads: Vec<String>,
+}
+
+impl AfterCommit {
+    /// Sends the notices. A failure is logged, not returned: the change is
+    /// committed, and its caller must hear so.
+    pub async fn send(self, db: &DatabaseConnection) {
+        if self.payloads.is_empty() {
+            return;
+        }
+        let tenant_id = self.tenant_id;
+        if let Err(err) = self.try_send(db).await {
+            tracing::warn!(
+                tenant = %tenant_id,
+                error = %err,
+                "live updates: the notices of a committed change were not sent"
+            );
+        }
+    }
+
+    async fn try_send(self, db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+        txn.execute_raw(pg_notify(self.payloads)).await?;
+        txn.commit().await
+    }
+}
+
+/// The payloads of `notices`, a few to each.
+fn payloads(tenant_id: Uuid, notices: &[Notice]) -> AppResult<Vec<String>> {
+    notices
+        .chunks(NOTICES_PER_PAYLOAD)
+        .map(|chunk| {
+            serde_json::to_string(&NoticeBatch {
+                tenant_id,
+                notices: chunk.to_vec(),
+                config_changed: false,
+                users_changed: Vec::new(),
+            })
+            .map_err(|e| AppError::Internal(e.into()))
+        })
+        .collect()
+}
+
+/// One statement sending every payload: one round trip for a change,
+/// however many.
+fn pg_notify(payloads: Vec<String>) -> Statement {
+    let calls: Vec<String> = (0..payloads.len())
+        .map(|i| format!("pg_notify($1, ${})", i + 2))
+        .collect();
+    let mut values: Vec<sea_orm::Value> = vec![CHANNEL.into()];
+    values.extend(payloads.into_iter().map(Into::into));
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT {}", calls.join(", ")),
+        values,
+    )
+}
+
 /// Hands notices to every server process once the transaction commits.
 async fn notify<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     notices: &[Notice],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let mut payloads = Vec::new();
-    for chunk in notices.chunks(NOTICES_PER_PAYLOAD) {
-        payloads.push(
-            serde_json::to_string(&NoticeBatch {
-                tenant_id: scope.tenant_id(),
-                notices: chunk.to_vec(),
-                config_changed: false,
-                users_changed: Vec::new(),
-            })
-            .map_err(|e| AppError::Internal(e.into()))?,
-        );
-    }
-    send(scope, payloads, now).await
+    send(scope, payloads(scope.tenant_id(), notices)?, now).await
 }
 
 /// Tells every server process, once the transaction commits, that the
@@ -434,20 +523,7 @@ async fn send<C: ConnectionTrait>(
         return Ok(());
     }
     if backend == DbBackend::Postgres {
-        // One round trip for the whole change, however many payloads.
-        let calls: Vec<String> = (0..payloads.len())
-            .map(|i| format!("pg_notify($1, ${})", i + 2))
-            .collect();
-        let mut values: Vec<sea_orm::Value> = vec![CHANNEL.into()];
-        values.extend(payloads.into_iter().map(Into::into));
-        scope
-            .conn()
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                format!("SELECT {}", calls.join(", ")),
-                values,
-            ))
-            .await?;
+        scope.conn().execute_raw(pg_notify(payloads)).await?;
         return Ok(());
     }
     let rows = payloads

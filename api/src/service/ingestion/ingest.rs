@@ -793,8 +793,9 @@ async fn write_events(
     if let Some(assigner) = &mut assigner {
         assigner.save(&scope).await?;
     }
-    events::emit(&scope, &out, now).await?;
+    let notices = events::emit_after_commit(&scope, &out, now).await?;
     txn.commit().await?;
+    notices.send(db).await;
 
     for (r, lead_id, activity_id) in &accepted {
         outcomes[r.index] = Some(Outcome::Accepted {
