@@ -20,7 +20,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::lease::{Clock, Lease};
+use crate::service::lease::{Clock, Lease};
 use crate::service::{
     analytics::review::{self, Counted, Window},
     begin_write,
@@ -210,7 +210,9 @@ async fn send(
         .insert(job_run::ActiveModel {
             id: Set(Uuid::now_v7()),
             kind: Set(KIND.to_owned()),
-            trigger: Set(crate::jobs::rescore::Trigger::Schedule.as_str().to_owned()),
+            trigger: Set(crate::service::leads::rescore_run::Trigger::Schedule
+                .as_str()
+                .to_owned()),
             status: Set(JobStatus::Succeeded),
             queued_at: Set(now),
             started_at: Set(Some(now)),

@@ -12,8 +12,8 @@ use entity::{job_run, tenant};
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
 use tokio::sync::Semaphore;
 
-use super::rescore::{self, KIND, Options, Outcome, Trigger};
 use crate::error::AppResult;
+use crate::service::leads::rescore_run::{self as rescore, KIND, Options, Outcome, Trigger};
 
 /// The local date of the night `now` falls in for a tenant whose job runs
 /// at `hour` in `zone`: the local date once the hour has passed, else the

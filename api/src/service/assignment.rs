@@ -38,8 +38,9 @@ use uuid::Uuid;
 use super::{
     accounts::audit,
     begin_write,
+    configuration::tenant_config::teams_of,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    leads::lead::{cell_value, check_attribute, teams_of},
+    leads::attributes::{cell_value, check_attribute},
     leads::lead_writer,
     validate,
 };

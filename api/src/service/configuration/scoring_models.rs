@@ -25,14 +25,13 @@ use crate::service::{
     accounts::audit,
     begin_write, configuration,
     configuration::tenant_config,
-    leads::lead::teams_of,
+    leads::rescore_run::{self as rescore, Trigger},
     leads::rescoring::{self, FactColumns, ModelInUse, TenantCatalog, secs},
     validate,
 };
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
-    jobs::rescore::{self, Trigger},
     tenancy::{TenantScope, Walled},
 };
 
@@ -64,7 +63,9 @@ async fn require_may_draft<C: ConnectionTrait>(
     match (principal.role, team) {
         (Role::Owner | Role::Admin, _) => Ok(()),
         (Role::Manager, Some(team))
-            if teams_of(scope, principal.user_id).await?.contains(&team) =>
+            if tenant_config::teams_of(scope, principal.user_id)
+                .await?
+                .contains(&team) =>
         {
             Ok(())
         }

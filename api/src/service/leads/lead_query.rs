@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::service::{
+    configuration::tenant_config::teams_of,
     leads::lead_writer::{BUCKET_CLOSED, BUCKET_NOT_DUE, BUCKET_URGENT},
-    leads::{follow_up, lead::teams_of, visibility::LeadVisibility},
+    leads::{follow_up, visibility::LeadVisibility},
 };
 use crate::{
     auth::Principal,

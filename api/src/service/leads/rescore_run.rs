@@ -10,6 +10,10 @@
 //! run id, so score events are not written twice. A write only lands when
 //! the lead's version is still the one read: a mutation that re-scored the
 //! lead meanwhile wins.
+//!
+//! It lives in the service layer, not in `jobs`, because services start
+//! runs too (activating a model, an import); the nightly scheduler in
+//! `jobs` is one more caller.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -29,7 +33,6 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::lease::{Clock, Lease, LeaseLost};
 use crate::{
     error::{AppError, AppResult},
     service::{
@@ -42,6 +45,7 @@ use crate::{
         leads::rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
+        lease::{Clock, Lease, LeaseLost},
     },
     tenancy::{TenantScope, Walled},
 };
