@@ -134,6 +134,7 @@ async fn figures<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant.id))]
 pub async fn send_if_due(
     db: &DatabaseConnection,
     tenant: &tenant::Model,
@@ -236,6 +237,6 @@ async fn send(
         .await?;
     events::emit(&in_txn, &out, now).await?;
     txn.commit().await?;
-    tracing::info!(tenant = %tenant.slug, teams = out.events.len() - 1, "weekly digest sent");
+    tracing::info!(tenant_id = %tenant.id, tenant_slug = %tenant.slug, teams = out.events.len() - 1, "weekly digest sent");
     Ok(true)
 }

@@ -220,6 +220,7 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Database errors.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn pass(&self, now: DateTime<Utc>) -> AppResult<Vec<JoinHandle<()>>> {
         // The one read across tenants: which tenants have something due. The
         // rest of the pass goes through each tenant's scope.
@@ -339,7 +340,7 @@ impl Dispatcher {
                 let walled = Walled::new(&db, tenant);
                 let scope = walled.scope();
                 if let Err(err) = attempt(&scope, &client, &settings, &endpoint, delivery).await {
-                    tracing::warn!(tenant_id = %tenant, endpoint = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
+                    tracing::warn!(tenant_id = %tenant, endpoint_id = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
                 }
             }));
         }
@@ -447,7 +448,7 @@ async fn attempt(
         }
         Answer::Refused(code, error) => {
             tracing::warn!(
-                tenant_id = %scope.tenant_id(), endpoint = %endpoint.id, delivery = %delivery.id,
+                tenant_id = %scope.tenant_id(), endpoint_id = %endpoint.id, delivery_id = %delivery.id,
                 event_type = %delivery.event_type, attempts, error = %error,
                 "webhook delivery failed"
             );
@@ -508,7 +509,7 @@ async fn attempt(
                 .await?;
             if disabled.rows_affected == 1 {
                 tracing::warn!(
-                    tenant_id = %scope.tenant_id(), endpoint = %endpoint.id,
+                    tenant_id = %scope.tenant_id(), endpoint_id = %endpoint.id,
                     "webhook endpoint disabled after repeated failures"
                 );
                 // New events stop going to it, in every process.

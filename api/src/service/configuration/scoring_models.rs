@@ -150,6 +150,7 @@ fn audit_json(model: &scoring_model::Model) -> Value {
 /// # Errors
 /// FORBIDDEN for a REP, or a MANAGER outside the team; NOT_FOUND for an
 /// unknown team; BAD_USER_INPUT naming the field, with nothing saved.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?spec.team_id))]
 pub async fn create_draft(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -520,6 +521,7 @@ pub struct Preview {
 /// # Errors
 /// FORBIDDEN as for drafts; NOT_FOUND; BAD_USER_INPUT when the version no
 /// longer fits the tenant's fields and signals.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn preview<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -591,7 +593,7 @@ pub async fn preview<C: ConnectionTrait>(
     };
     let closed_ms = started.elapsed().as_millis();
     tracing::info!(
-        model = %candidate.id, leads = comparison.leads_evaluated,
+        model_id = %candidate.id, leads = comparison.leads_evaluated,
         open_ms = open_ms as u64, closed_ms = closed_ms as u64,
         "scoring model previewed"
     );
@@ -619,6 +621,7 @@ pub struct Activated {
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND; BAD_USER_INPUT when the version no
 /// longer fits the tenant's fields and signals.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn activate(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -736,6 +739,7 @@ async fn lead_count<C: ConnectionTrait>(
 /// # Errors
 /// FORBIDDEN for a REP, or a MANAGER for another team's model; NOT_FOUND;
 /// BAD_USER_INPUT when the version no longer fits the catalog.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn evaluation<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,

@@ -285,6 +285,7 @@ impl Context {
 /// # Errors
 /// FORBIDDEN below ADMIN; database errors. Problems with the file are in
 /// the report, not errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, dry_run = dry_run, bytes = csv.len()))]
 pub async fn import(
     db: &DatabaseConnection,
     principal: &Principal,

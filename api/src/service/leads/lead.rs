@@ -95,6 +95,7 @@ pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn find_visible<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -185,7 +186,7 @@ async fn duplicate<C: ConnectionTrait>(
 /// # Errors
 /// BAD_USER_INPUT naming the field; CONFLICT for duplicates; NOT_FOUND for
 /// an owner, team or pipeline outside the tenant.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = tracing::field::Empty))]
 pub async fn create_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -354,6 +355,7 @@ pub async fn create_lead(
         name: &p.rule_name,
     });
     let saved = lead_writer::insert(&scope, lead, "created", rule, now).await?;
+    tracing::Span::current().record("lead_id", tracing::field::display(saved.id));
     if let Some(pick) = &assigned {
         scope
             .insert(pick.event(principal.tenant_id, saved.id, now))
@@ -454,6 +456,7 @@ impl<C: ConnectionTrait> Editing<'_, C> {
 ///
 /// # Errors
 /// CONFLICT on a stale version or a duplicate; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, expected_version = expected_version))]
 pub async fn update_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -538,6 +541,7 @@ pub async fn update_lead(
 ///
 /// # Errors
 /// BAD_USER_INPUT for an unknown or closing stage; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, stage_key = %stage_key))]
 pub async fn move_lead_stage(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -602,6 +606,7 @@ pub async fn move_lead_stage(
 ///
 /// # Errors
 /// FORBIDDEN for reps assigning to others; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, owner_id = ?owner))]
 pub async fn assign_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -664,6 +669,7 @@ pub async fn assign_lead(
 /// NOT_FOUND for a lead the caller cannot see; BAD_USER_INPUT on
 /// `input.id` for a closed lead or when the day's claims are used up;
 /// CONFLICT when someone else owns it.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn claim_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -724,6 +730,7 @@ pub struct NewActivity {
 /// # Errors
 /// BAD_USER_INPUT for unknown or retired signals, future dates and bad
 /// amounts; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.lead_id, signal_key = %input.signal_key))]
 pub async fn record_activity(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -857,6 +864,7 @@ async fn record_activity_once(
 /// BAD_USER_INPUT when already closed, the date is in the future, or the
 /// category is not the tenant's or given for a win; NOT_FOUND.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, won = won))]
 pub async fn close_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -963,7 +971,7 @@ pub struct NewTierPin {
 /// BAD_USER_INPUT for a tier the lead's model lacks, an empty or long
 /// reason, an expiry not in the future or a closed lead; FORBIDDEN for a
 /// rep (see [`require_may_pin`]); NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.id, tier = %input.tier))]
 pub async fn pin_lead_tier(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1052,6 +1060,7 @@ pub struct NewScheduledFollowUp {
 /// # Errors
 /// BAD_USER_INPUT for a time not in the future or a long note; FORBIDDEN
 /// for a REP and a lead of the shared pool; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.lead_id))]
 pub async fn schedule_follow_up(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1096,6 +1105,7 @@ pub async fn schedule_follow_up(
 ///
 /// # Errors
 /// FORBIDDEN for a REP and a lead of the shared pool; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %lead_id))]
 pub async fn clear_scheduled_follow_up(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1154,7 +1164,7 @@ fn require_not_pool_for_rep(
 ///
 /// # Errors
 /// FORBIDDEN as for [`pin_lead_tier`]; NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn unpin_lead_tier(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1268,7 +1278,7 @@ fn stage_named<'s>(stages: &'s [stage::Model], key: &str) -> AppResult<&'s stage
 /// pipeline lacks or one that does not fit the lead (`input.stageKey`), or
 /// an open lead (`input.id`); FORBIDDEN for a rep and a pool lead;
 /// NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, stage_key = %stage_key))]
 pub async fn reopen_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1386,6 +1396,7 @@ async fn lead_history<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn activities<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,
@@ -1405,6 +1416,7 @@ pub async fn activities<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn score_history<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,
@@ -1425,6 +1437,7 @@ pub async fn score_history<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn lead_events<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,
