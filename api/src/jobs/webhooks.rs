@@ -42,14 +42,6 @@ const CLAIM_BATCH: u64 = 100;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECS: i64 = 6 * 3600;
 
-/// Makes ring the process's TLS crypto provider. reqwest is built without
-/// a bundled one (its default, aws-lc, needs a C toolchain and minutes of
-/// build); ring is already in the tree for the database driver's TLS. Any
-/// HTTP client in the process needs this first; a second call is harmless.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The HTTP client deliveries go through: no redirects (a receiver that
 /// moved must be re-registered, and a redirect could point inside), the
 /// configured timeout per request, names resolved by the system resolver
@@ -71,7 +63,7 @@ pub fn client_with_lookup(
     settings: &WebhookSettings,
     lookup: webhook_target::Lookup,
 ) -> anyhow::Result<reqwest::Client> {
-    install_tls_provider();
+    crate::tls::install_provider();
     Ok(reqwest::Client::builder()
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
