@@ -68,7 +68,7 @@ pub async fn get_export(deps: web::Data<Deps>, link: web::Path<String>) -> HttpR
         chunk.map(web::Bytes::from).map_err(|e| {
             // The rows sent so far stay sent; the cut-off file tells the
             // browser the download failed.
-            tracing::error!(error = ?e, %tenant, "an export stopped part way");
+            tracing::error!(error = ?e, tenant_id = %tenant, "an export stopped part way");
             actix_web::error::ErrorInternalServerError("the export stopped part way")
         })
     });

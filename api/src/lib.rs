@@ -18,6 +18,7 @@ pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tls;
 
 // A GraphQL answer is thousands of small values made and dropped on many
 // threads at once; glibc's allocator spent a quarter of a queue request's

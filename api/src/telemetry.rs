@@ -74,7 +74,7 @@ where
         return (None, Guard { provider: None });
     }
     // The exporter's HTTP client takes TLS from the process-wide provider.
-    crate::jobs::webhooks::install_tls_provider();
+    crate::tls::install_provider();
     let exporter = match opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()

@@ -120,7 +120,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     TestApp {
         address,
         client: {
-            leadrank::jobs::webhooks::install_tls_provider();
+            leadrank::tls::install_provider();
             reqwest::Client::new()
         },
         jwt_secret,

@@ -38,6 +38,7 @@ mod review;
 mod sessions;
 mod tenancy;
 mod throttling;
+mod traces;
 mod urgency_rules;
 mod webhooks;
 mod whom_next;

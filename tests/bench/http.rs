@@ -370,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from),
     );
 
-    leadrank::jobs::webhooks::install_tls_provider();
+    leadrank::tls::install_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.clients)
         .build()?;

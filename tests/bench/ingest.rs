@@ -201,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
         options.seconds,
         std::thread::available_parallelism().map_or(0, usize::from),
     );
-    leadrank::jobs::webhooks::install_tls_provider();
+    leadrank::tls::install_provider();
     let client = reqwest::Client::new();
     let key = Arc::new(key);
 

@@ -32,6 +32,13 @@ use entity::{
     enums::{Direction, FieldType, LeadStatus, Role, StageKind},
     lead, lead_event, stage,
 };
+use rand::{
+    RngExt, SeedableRng,
+    distr::weighted::WeightedIndex,
+    rngs::Xoshiro256PlusPlus,
+    seq::{IndexedRandom, IteratorRandom},
+};
+use rand_distr::{LogNormal, Normal, Triangular};
 use scoring::{ActivityState, SignalDef};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbBackend};
 use serde_json::{Map, Value, json};
@@ -464,66 +471,45 @@ fn display_name(local: &str) -> String {
     format!("{capitalised} {digits}")
 }
 
-/// SplitMix64: tiny, fast and good enough for plausible data; not for
-/// anything secret.
-struct Rng(u64);
+/// The demo's generator. Xoshiro256++ is fast, and unlike `StdRng` it is
+/// promised to draw the same numbers from the same seed in every `rand`
+/// release, so a seed keeps making the same tenant. Not for anything secret.
+type Rng = Xoshiro256PlusPlus;
 
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// An index drawn in proportion to `weights`; `None` when none is positive.
+fn weighted(rng: &mut Rng, weights: &[f64]) -> Option<usize> {
+    WeightedIndex::new(weights).ok().map(|w| rng.sample(w))
+}
 
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// `x` rounded down or up at random, so averages come out right.
+fn round_at_random(rng: &mut Rng, x: f64) -> usize {
+    let x = x.max(0.0);
+    let floor = x.floor();
+    floor as usize + usize::from(rng.random_bool(x - floor))
+}
 
-    /// Uniform in [lo, hi).
-    fn between(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
+/// The distributions leads are drawn from, built once.
+struct Shapes {
+    /// A lead's hidden quality, from 0 to 1: most leads are middling, few
+    /// are excellent.
+    quality: Triangular<f64>,
+    /// Company sizes, by their share of leads (`SIZES`).
+    size: WeightedIndex<f64>,
+    /// A deal's value as a multiple of its size's median.
+    deal_spread: LogNormal<f64>,
+    /// How far a rating strays from the lead's quality.
+    rating_noise: Normal<f64>,
+}
 
-    /// Uniform in 0..n (0 when n is 0).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-
-    /// An index drawn in proportion to `weights`.
-    fn weighted(&mut self, weights: &[f64]) -> usize {
-        let total: f64 = weights.iter().sum();
-        let mut r = self.unit() * total;
-        for (i, w) in weights.iter().enumerate() {
-            if r < *w {
-                return i;
-            }
-            r -= w;
-        }
-        weights.len().saturating_sub(1)
-    }
-
-    /// `x` rounded down or up at random, so averages come out right.
-    fn round(&mut self, x: f64) -> usize {
-        let floor = x.max(0.0).floor();
-        (floor + f64::from(u8::from(self.chance(x - floor)))) as usize
+impl Shapes {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            quality: Triangular::new(0.0, 1.0, 0.5).context("the quality distribution")?,
+            size: WeightedIndex::new(SIZES.map(|(share, _)| share))
+                .context("the company size shares")?,
+            deal_spread: LogNormal::new(0.0, 0.8).context("the deal value spread")?,
+            rating_noise: Normal::new(0.0, 0.2).context("the rating noise")?,
+        })
     }
 }
 
@@ -818,18 +804,22 @@ struct Identity {
 /// email are unique within the run.
 struct Identities {
     taken: HashSet<u64>,
+    /// Industries, by their share of leads.
+    industries: WeightedIndex<f64>,
 }
 
 impl Identities {
-    fn new() -> Self {
-        Self {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
             taken: HashSet::new(),
-        }
+            industries: WeightedIndex::new(INDUSTRIES.map(|i| i.weight))
+                .context("the industry shares")?,
+        })
     }
 
     fn draw(&mut self, rng: &mut Rng, index: u64) -> Identity {
-        let chinese = rng.chance(0.3);
-        let industry_index = rng.weighted(&INDUSTRIES.map(|i| i.weight));
+        let chinese = rng.random_bool(0.3);
+        let industry_index = rng.sample(&self.industries);
         let industry = INDUSTRIES.get(industry_index).unwrap_or(&INDUSTRIES[0]);
         // Re-draw the company and person until the pair is new; a run large
         // enough to exhaust the lists falls back to numbering the person.
@@ -855,11 +845,14 @@ impl Identities {
         industry: &Industry,
         industry_index: usize,
     ) -> Option<Identity> {
-        let (first, last) = (rng.below(FIRST_NAMES.len()), rng.below(LAST_NAMES.len()));
+        let (first, last) = (
+            (0..FIRST_NAMES.len()).choose(rng)?,
+            (0..LAST_NAMES.len()).choose(rng)?,
+        );
         let (prefix, noun, suffix) = (
-            rng.below(COMPANY_PREFIXES.len()),
-            rng.below(industry.nouns.len()),
-            rng.below(COMPANY_SUFFIXES.len()),
+            (0..COMPANY_PREFIXES.len()).choose(rng)?,
+            (0..industry.nouns.len()).choose(rng)?,
+            (0..COMPANY_SUFFIXES.len()).choose(rng)?,
         );
         let key = [1, industry_index, prefix, noun, suffix, first, last]
             .iter()
@@ -892,10 +885,13 @@ impl Identities {
         industry_index: usize,
     ) -> Option<Identity> {
         let (surname, given) = (
-            rng.below(CN_SURNAMES.len()),
-            rng.below(CN_GIVEN_NAMES.len()),
+            (0..CN_SURNAMES.len()).choose(rng)?,
+            (0..CN_GIVEN_NAMES.len()).choose(rng)?,
         );
-        let (city, brand) = (rng.below(CN_CITIES.len()), rng.below(CN_BRANDS.len()));
+        let (city, brand) = (
+            (0..CN_CITIES.len()).choose(rng)?,
+            (0..CN_BRANDS.len()).choose(rng)?,
+        );
         let key = [2, industry_index, city, brand, 0, surname, given]
             .iter()
             .fold(0u64, |key, part| key * 64 + *part as u64);
@@ -925,8 +921,8 @@ impl Identities {
     ) -> Identity {
         let n = index + 1;
         if chinese {
-            let (surname, surname_py) = rng.pick(&CN_SURNAMES).copied().unwrap_or(("王", "wang"));
-            let (brand, brand_py) = rng.pick(&CN_BRANDS).copied().unwrap_or(("华信", "huaxin"));
+            let (surname, surname_py) = CN_SURNAMES.choose(rng).copied().unwrap_or(("王", "wang"));
+            let (brand, brand_py) = CN_BRANDS.choose(rng).copied().unwrap_or(("华信", "huaxin"));
             let (word, word_py) = industry.zh;
             Identity {
                 name: format!("{surname}先生{n}"),
@@ -936,8 +932,8 @@ impl Identities {
                 industry: industry.name,
             }
         } else {
-            let last = rng.pick(&LAST_NAMES).copied().unwrap_or("Miller");
-            let prefix = rng.pick(&COMPANY_PREFIXES).copied().unwrap_or("Northwind");
+            let last = LAST_NAMES.choose(rng).copied().unwrap_or("Miller");
+            let prefix = COMPANY_PREFIXES.choose(rng).copied().unwrap_or("Northwind");
             Identity {
                 name: format!("{last} {n}"),
                 company: format!("{prefix} {}", industry.name),
@@ -953,7 +949,7 @@ impl Identities {
 /// mobile range, and unique by the lead's number. Stored normalised, as
 /// `create_lead` stores them.
 fn phone(rng: &mut Rng, chinese: bool, index: u64) -> Option<String> {
-    if !rng.chance(0.6) {
+    if !rng.random_bool(0.6) {
         return None;
     }
     Some(if chinese {
@@ -1026,7 +1022,7 @@ impl StagePlan {
 
     /// A funnel stage: better leads got further.
     fn funnel_stage(&self, rng: &mut Rng, quality: f64) -> &stage::Model {
-        let reach = (quality * rng.between(0.3, 1.3)).clamp(0.0, 0.999);
+        let reach = (quality * rng.random_range(0.3..1.3)).clamp(0.0, 0.999);
         let at = (reach * self.funnel.len() as f64) as usize;
         self.funnel
             .get(at)
@@ -1049,6 +1045,7 @@ struct Tally {
 /// Makes leads one at a time from the seed.
 struct LeadMaker {
     rng: Rng,
+    shapes: Shapes,
     identities: Identities,
     tenant_id: Uuid,
     owner: Uuid,
@@ -1099,9 +1096,10 @@ impl LeadMaker {
             .collect();
         let plan = StagePlan::new(stages)?;
         Ok(Self {
-            // Mixed once so that nearby seeds give unrelated data.
-            rng: Rng(options.seed ^ 0x5DEE_CE66_D1CE_4E5B),
-            identities: Identities::new(),
+            // `seed_from_u64` mixes the seed, so nearby seeds give unrelated data.
+            rng: Rng::seed_from_u64(options.seed),
+            shapes: Shapes::new()?,
+            identities: Identities::new()?,
             tenant_id: people.tenant_id,
             owner: people.owner,
             teams: people.teams.clone(),
@@ -1137,8 +1135,7 @@ impl LeadMaker {
     /// Makes lead number `index` (from 0) with its activities and events,
     /// scores it and adds it all to `batch`.
     fn make(&mut self, index: u64, batch: &mut lead_writer::Bulk) -> anyhow::Result<()> {
-        // Triangular on [0, 1]: most leads are middling, few are excellent.
-        let quality = (self.rng.unit() + self.rng.unit()) / 2.0;
+        let quality = self.rng.sample(self.shapes.quality);
         let profile = self.profile(index, quality);
         let story = self.story(quality);
         let lead_id = Uuid::now_v7();
@@ -1187,7 +1184,7 @@ impl LeadMaker {
             status,
             closed_at: story.closed_at.map(rescoring::from_secs),
             close_reason: match status {
-                LeadStatus::Lost => self.rng.pick(&LOST_REASONS).map(|r| (*r).to_owned()),
+                LeadStatus::Lost => LOST_REASONS.choose(&mut self.rng).map(|r| (*r).to_owned()),
                 _ => None,
             },
             last_inbound_at: totals.last_inbound,
@@ -1222,22 +1219,28 @@ impl LeadMaker {
     fn profile(&mut self, index: u64, quality: f64) -> Profile {
         let rng = &mut self.rng;
         let identity = self.identities.draw(rng, index);
-        let size = rng.weighted(&SIZES.map(|(share, _)| share));
+        let size = rng.sample(&self.shapes.size);
         let median = SIZES.get(size).map_or(10_000.0, |(_, median)| *median);
         // Log-normal around the size's median, a little higher for good leads.
-        let deal_value = rng.chance(0.9).then(|| {
-            let value = median * (0.8 * rng.normal()).exp() * (0.6 + 0.8 * quality);
+        let deal_value = rng.random_bool(0.9).then(|| {
+            let value = median * rng.sample(self.shapes.deal_spread) * (0.6 + 0.8 * quality);
             (value / 100.0).round().max(1.0) * 100.0
         });
-        let (attributes, source) = attributes(rng, &self.config.catalog.fields, quality, size);
+        let (attributes, source) = attributes(
+            rng,
+            &self.config.catalog.fields,
+            quality,
+            self.shapes.rating_noise,
+            size,
+        );
         // Most leads belong to a rep (and so to their team); the rest wait in
         // the shared pool, some earmarked for a team.
-        let (owner_id, team_id) = match rng.pick(&self.reps) {
-            Some((rep, team)) if rng.chance(0.8) => (Some(*rep), Some(*team)),
+        let (owner_id, team_id) = match self.reps.choose(rng) {
+            Some((rep, team)) if rng.random_bool(0.8) => (Some(*rep), Some(*team)),
             _ => (
                 None,
-                rng.chance(0.5)
-                    .then(|| rng.pick(&self.teams).copied())
+                rng.random_bool(0.5)
+                    .then(|| self.teams.choose(rng).copied())
                     .flatten(),
             ),
         };
@@ -1256,18 +1259,18 @@ impl LeadMaker {
     fn story(&mut self, quality: f64) -> Story {
         let rng = &mut self.rng;
         let now = self.now;
-        let age = rng.between(0.0, 365.0 * DAY as f64) as i64;
+        let age = rng.random_range(0.0..365.0 * DAY as f64) as i64;
         let created = now - age;
         // Older leads are more often decided; better ones more often won.
-        let closes = age > 14 * DAY && rng.chance(0.25 * age as f64 / (365.0 * DAY as f64));
-        let won = closes && rng.chance(0.15 + 0.7 * quality);
-        let closed_at = closes.then(|| created + (age as f64 * rng.between(0.2, 0.95)) as i64);
+        let closes = age > 14 * DAY && rng.random_bool(0.25 * age as f64 / (365.0 * DAY as f64));
+        let won = closes && rng.random_bool(0.15 + 0.7 * quality);
+        let closed_at = closes.then(|| created + (age as f64 * rng.random_range(0.2..0.95)) as i64);
         // Open leads either still talk to us or went quiet a while ago.
         let last_touch = closed_at.unwrap_or_else(|| {
-            let gap_days = if rng.chance(0.25 + 0.6 * quality) {
-                rng.between(0.0, 10.0)
+            let gap_days = if rng.random_bool(0.25 + 0.6 * quality) {
+                rng.random_range(0.0..10.0)
             } else {
-                rng.between(14.0, 240.0)
+                rng.random_range(14.0..240.0)
             };
             (now - (gap_days * DAY as f64) as i64).max(created)
         });
@@ -1291,11 +1294,12 @@ impl LeadMaker {
     ) -> ActivityTotals {
         let rng = &mut self.rng;
         let (created, last_touch) = (story.created, story.last_touch);
-        let expected = self.activities_per_lead * (0.25 + 1.5 * quality) * rng.between(0.5, 1.5);
-        let mut times: Vec<i64> = (0..rng.round(expected))
+        let expected =
+            self.activities_per_lead * (0.25 + 1.5 * quality) * rng.random_range(0.5..1.5);
+        let mut times: Vec<i64> = (0..round_at_random(rng, expected))
             .map(|_| {
                 // Denser towards the last touch, as conversations pick up.
-                let back = (last_touch - created) as f64 * rng.unit().powi(2);
+                let back = (last_touch - created) as f64 * rng.random::<f64>().powi(2);
                 last_touch - back as i64
             })
             .collect();
@@ -1304,8 +1308,8 @@ impl LeadMaker {
             .into_iter()
             .filter_map(|at| pick_signal(rng, &self.signals, quality).map(|s| (at, s, None)))
             .collect();
-        if story.closed_at.is_none() && rng.chance(0.01 + 0.05 * quality) {
-            let at = (self.now - rng.between(0.0, 6.0 * DAY as f64) as i64).max(created);
+        if story.closed_at.is_none() && rng.random_bool(0.01 + 0.05 * quality) {
+            let at = (self.now - rng.random_range(0.0..6.0 * DAY as f64) as i64).max(created);
             if let Some(s) = pick_role(rng, &self.signals, SignalRole::Urgent) {
                 picks.push((at, s, None));
             }
@@ -1366,7 +1370,7 @@ impl LeadMaker {
             (Some(at), false) => (stages.lost.clone(), at),
             (None, _) => {
                 let stage = match stages.after_sale.first() {
-                    Some(after_sale) if rng.chance(0.06 * quality) => after_sale,
+                    Some(after_sale) if rng.random_bool(0.06 * quality) => after_sale,
                     _ => stages.funnel_stage(rng, quality),
                 };
                 // Moved on in the fortnight before the last touch, so leads
@@ -1374,7 +1378,7 @@ impl LeadMaker {
                 let entered = if stages.funnel.first().is_some_and(|f| f.id == stage.id) {
                     story.created
                 } else {
-                    (story.last_touch - rng.between(0.0, 14.0 * DAY as f64) as i64)
+                    (story.last_touch - rng.random_range(0.0..14.0 * DAY as f64) as i64)
                         .max(story.created)
                 };
                 (stage.clone(), entered)
@@ -1422,8 +1426,8 @@ fn pick_signal(rng: &mut Rng, signals: &[SignalChoice], quality: f64) -> Option<
         (SignalRole::Urgent, urgent),
         (SignalRole::Interest, 0.65 - setback - urgent),
     ];
-    let role = roles
-        .get(rng.weighted(&roles.map(|(_, share)| share)))
+    let role = weighted(rng, &roles.map(|(_, share)| share))
+        .and_then(|i| roles.get(i))
         .map_or(SignalRole::Interest, |(role, _)| *role);
     pick_role(rng, signals, role)
 }
@@ -1434,7 +1438,7 @@ fn pick_role(rng: &mut Rng, signals: &[SignalChoice], role: SignalRole) -> Optio
         .iter()
         .map(|s| if s.role == role { s.weight } else { 0.0 })
         .collect();
-    (weights.iter().sum::<f64>() > 0.0).then(|| rng.weighted(&weights))
+    weighted(rng, &weights)
 }
 
 /// The lead's field values, as `merge_attributes` would store them, and its
@@ -1445,6 +1449,7 @@ fn attributes(
     rng: &mut Rng,
     fields: &[entity::lead_field::Model],
     quality: f64,
+    rating_noise: Normal<f64>,
     size: usize,
 ) -> (Value, Option<String>) {
     let mut values = Map::new();
@@ -1452,10 +1457,10 @@ fn attributes(
     for field in fields {
         match field.field_type {
             FieldType::Rating => {
-                if rng.chance(0.1) {
+                if rng.random_bool(0.1) {
                     continue;
                 }
-                let rating = (1.0 + 4.0 * (quality + 0.2 * rng.normal()))
+                let rating = (1.0 + 4.0 * (quality + rng.sample(rating_noise)))
                     .round()
                     .clamp(1.0, 5.0);
                 values.insert(field.key.clone(), json!(rating as i64));
@@ -1475,7 +1480,7 @@ fn attributes(
                                 .map_or(1.0, |(_, w)| *w)
                         })
                         .collect();
-                    options.get(rng.weighted(&weights))
+                    weighted(rng, &weights).and_then(|i| options.get(i))
                 };
                 if let Some(chosen) = chosen {
                     if field.key == "source" {
@@ -1485,7 +1490,7 @@ fn attributes(
                 }
             }
             FieldType::Boolean => {
-                values.insert(field.key.clone(), json!(rng.chance(quality)));
+                values.insert(field.key.clone(), json!(rng.random_bool(quality)));
             }
             FieldType::Number | FieldType::Text | FieldType::Date => {}
         }
@@ -1499,36 +1504,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_same_seed_draws_the_same_numbers() {
-        let (mut a, mut b) = (Rng(42), Rng(42));
-        let drawn: Vec<u64> = (0..100).map(|_| a.next_u64()).collect();
-        assert_eq!(drawn, (0..100).map(|_| b.next_u64()).collect::<Vec<_>>());
-        assert_ne!(Rng(43).next_u64(), drawn[0]);
+    fn the_same_seed_draws_the_same_people() {
+        let draw = |seed| {
+            let mut rng = Rng::seed_from_u64(seed);
+            let mut identities = Identities::new().unwrap();
+            (0..100)
+                .map(|index| identities.draw(&mut rng, index))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(42), draw(42));
+        assert_ne!(draw(42), draw(43));
     }
 
     #[test]
-    fn draws_stay_in_their_ranges() {
-        let mut rng = Rng(7);
-        for _ in 0..10_000 {
-            assert!((0.0..1.0).contains(&rng.unit()));
-            assert!(rng.below(5) < 5);
-            assert!(rng.weighted(&[0.0, 1.0, 0.0]) == 1);
+    fn weights_pick_only_what_can_be_picked() {
+        let mut rng = Rng::seed_from_u64(7);
+        for _ in 0..1_000 {
+            assert_eq!(weighted(&mut rng, &[0.0, 1.0, 0.0]), Some(1));
         }
-        assert_eq!(rng.below(0), 0);
+        assert_eq!(weighted(&mut rng, &[0.0, 0.0]), None);
+        assert_eq!(weighted(&mut rng, &[]), None);
     }
 
     #[test]
     fn rounding_at_random_keeps_the_average() {
-        let mut rng = Rng(1);
-        let total: usize = (0..100_000).map(|_| rng.round(2.3)).sum();
+        let mut rng = Rng::seed_from_u64(1);
+        let total: usize = (0..100_000).map(|_| round_at_random(&mut rng, 2.3)).sum();
         let average = total as f64 / 100_000.0;
         assert!((average - 2.3).abs() < 0.02, "{average}");
     }
 
     #[test]
     fn identities_never_repeat_a_duplicate_key_an_email_or_a_phone() {
-        let mut rng = Rng(42);
-        let mut identities = Identities::new();
+        let mut rng = Rng::seed_from_u64(42);
+        let mut identities = Identities::new().unwrap();
         let (mut keys, mut emails, mut phones) = (HashSet::new(), HashSet::new(), HashSet::new());
         for index in 0..50_000 {
             let who = identities.draw(&mut rng, index);
@@ -1549,8 +1558,8 @@ mod tests {
 
     #[test]
     fn exhausted_word_lists_fall_back_to_numbered_people() {
-        let mut rng = Rng(3);
-        let mut identities = Identities::new();
+        let mut rng = Rng::seed_from_u64(3);
+        let mut identities = Identities::new().unwrap();
         let industry = &INDUSTRIES[0];
         let a = identities.numbered(&mut rng, industry, true, 9);
         let b = identities.numbered(&mut rng, industry, false, 9);

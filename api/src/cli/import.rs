@@ -12,7 +12,7 @@ use entity::{
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
 
-use crate::jobs::rescore::{self, Options, Outcome, Trigger};
+use crate::service::leads::rescore_run::{self as rescore, Options, Outcome, Trigger};
 use crate::{auth::Principal, service::ingestion::import};
 
 /// The tenant `slug` and its owner, whom the command line acts as.

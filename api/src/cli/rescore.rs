@@ -6,9 +6,9 @@ use chrono::Utc;
 use entity::{enums::JobStatus, tenant};
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter};
 
-use crate::jobs::{
-    rescore::{Options, Outcome, Trigger},
-    scheduler,
+use crate::{
+    jobs::scheduler,
+    service::leads::rescore_run::{Options, Outcome, Trigger},
 };
 
 /// Runs the job for one tenant or all, prints a line per tenant, and fails

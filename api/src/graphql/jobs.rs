@@ -10,7 +10,7 @@ use sea_orm::{QueryOrder, QuerySelect};
 use super::RequestContext;
 use crate::{
     error::{AppError, IntoGraphql},
-    jobs::rescore::{self, Trigger},
+    service::leads::rescore_run::{self as rescore, Trigger},
     service::validate,
 };
 

@@ -13,6 +13,7 @@ pub mod leads;
 pub mod limits;
 pub mod loaders;
 pub mod persisted;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
@@ -68,7 +69,7 @@ pub struct Mutation(
 );
 
 /// The schema type.
-pub type LeadRankSchema = Schema<Query, Mutation, crate::live::subscription::Subscription>;
+pub type LeadRankSchema = Schema<Query, Mutation, subscription::Subscription>;
 
 /// The schema twice over, with and without the extension that checks
 /// the shape of each operation.
@@ -103,7 +104,7 @@ pub fn build_schemas(settings: &Settings, bus: crate::live::Bus) -> Schemas {
         let builder = Schema::build(
             Query::default(),
             Mutation::default(),
-            crate::live::subscription::Subscription,
+            subscription::Subscription,
         )
         .data(bus.clone())
         .limit_depth(settings.max_query_depth)
@@ -132,7 +133,7 @@ pub fn sdl() -> String {
     Schema::build(
         Query::default(),
         Mutation::default(),
-        crate::live::subscription::Subscription,
+        subscription::Subscription,
     )
     .finish()
     .sdl()

@@ -20,7 +20,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::lease::{Clock, Lease};
+use crate::service::lease::{Clock, Lease};
 use crate::service::{
     analytics::review::{self, Counted, Window},
     begin_write,
@@ -134,6 +134,7 @@ async fn figures<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant.id))]
 pub async fn send_if_due(
     db: &DatabaseConnection,
     tenant: &tenant::Model,
@@ -210,7 +211,9 @@ async fn send(
         .insert(job_run::ActiveModel {
             id: Set(Uuid::now_v7()),
             kind: Set(KIND.to_owned()),
-            trigger: Set(crate::jobs::rescore::Trigger::Schedule.as_str().to_owned()),
+            trigger: Set(crate::service::leads::rescore_run::Trigger::Schedule
+                .as_str()
+                .to_owned()),
             status: Set(JobStatus::Succeeded),
             queued_at: Set(now),
             started_at: Set(Some(now)),
@@ -234,6 +237,6 @@ async fn send(
         .await?;
     events::emit(&in_txn, &out, now).await?;
     txn.commit().await?;
-    tracing::info!(tenant = %tenant.slug, teams = out.events.len() - 1, "weekly digest sent");
+    tracing::info!(tenant_id = %tenant.id, tenant_slug = %tenant.slug, teams = out.events.len() - 1, "weekly digest sent");
     Ok(true)
 }

@@ -12,8 +12,8 @@ use entity::{job_run, tenant};
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder};
 use tokio::sync::Semaphore;
 
-use super::rescore::{self, KIND, Options, Outcome, Trigger};
 use crate::error::AppResult;
+use crate::service::leads::rescore_run::{self as rescore, KIND, Options, Outcome, Trigger};
 
 /// The local date of the night `now` falls in for a tenant whose job runs
 /// at `hour` in `zone`: the local date once the hour has passed, else the
@@ -59,6 +59,7 @@ pub async fn is_due(
 ///
 /// # Errors
 /// Database errors listing the tenants.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn run_due(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
@@ -71,7 +72,7 @@ pub async fn run_due(
         // A digest that fails is logged and tried again at the next tick;
         // it never holds up the nightly runs.
         if let Err(err) = super::digest::send_if_due(db, &t, now).await {
-            tracing::error!(tenant = %t.slug, error = %err, "the weekly digest could not be sent");
+            tracing::error!(tenant_id = %t.id, tenant_slug = %t.slug, error = %err, "the weekly digest could not be sent");
         }
         if is_due(db, &t, now).await? {
             due.push(t);
@@ -84,6 +85,7 @@ pub async fn run_due(
 ///
 /// # Errors
 /// Never for a tenant's failure (that is recorded on its run).
+#[tracing::instrument(skip_all, fields(tenants = tenants.len(), trigger = trigger.as_str()))]
 pub async fn run_tenants(
     db: &DatabaseConnection,
     tenants: Vec<tenant::Model>,
@@ -100,7 +102,7 @@ pub async fn run_tenants(
             let _permit = permits.acquire_owned().await;
             let outcome = rescore::run(&db, t.id, trigger, None, now, &options).await;
             if let Err(err) = &outcome {
-                tracing::error!(tenant = %t.slug, error = %err, "re-scoring could not run");
+                tracing::error!(tenant_id = %t.id, tenant_slug = %t.slug, error = %err, "re-scoring could not run");
             }
             outcome
         }));

@@ -42,14 +42,6 @@ const CLAIM_BATCH: u64 = 100;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_SECS: i64 = 6 * 3600;
 
-/// Makes ring the process's TLS crypto provider. reqwest is built without
-/// a bundled one (its default, aws-lc, needs a C toolchain and minutes of
-/// build); ring is already in the tree for the database driver's TLS. Any
-/// HTTP client in the process needs this first; a second call is harmless.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The HTTP client deliveries go through: no redirects (a receiver that
 /// moved must be re-registered, and a redirect could point inside), the
 /// configured timeout per request, names resolved by the system resolver
@@ -71,7 +63,7 @@ pub fn client_with_lookup(
     settings: &WebhookSettings,
     lookup: webhook_target::Lookup,
 ) -> anyhow::Result<reqwest::Client> {
-    install_tls_provider();
+    crate::tls::install_provider();
     Ok(reqwest::Client::builder()
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -220,6 +212,7 @@ impl Dispatcher {
     ///
     /// # Errors
     /// Database errors.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn pass(&self, now: DateTime<Utc>) -> AppResult<Vec<JoinHandle<()>>> {
         // The one read across tenants: which tenants have something due. The
         // rest of the pass goes through each tenant's scope.
@@ -339,7 +332,7 @@ impl Dispatcher {
                 let walled = Walled::new(&db, tenant);
                 let scope = walled.scope();
                 if let Err(err) = attempt(&scope, &client, &settings, &endpoint, delivery).await {
-                    tracing::warn!(tenant_id = %tenant, endpoint = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
+                    tracing::warn!(tenant_id = %tenant, endpoint_id = %endpoint.id, error = %err, "a webhook attempt could not be recorded; it is retried once its claim expires");
                 }
             }));
         }
@@ -447,7 +440,7 @@ async fn attempt(
         }
         Answer::Refused(code, error) => {
             tracing::warn!(
-                tenant_id = %scope.tenant_id(), endpoint = %endpoint.id, delivery = %delivery.id,
+                tenant_id = %scope.tenant_id(), endpoint_id = %endpoint.id, delivery_id = %delivery.id,
                 event_type = %delivery.event_type, attempts, error = %error,
                 "webhook delivery failed"
             );
@@ -508,7 +501,7 @@ async fn attempt(
                 .await?;
             if disabled.rows_affected == 1 {
                 tracing::warn!(
-                    tenant_id = %scope.tenant_id(), endpoint = %endpoint.id,
+                    tenant_id = %scope.tenant_id(), endpoint_id = %endpoint.id,
                     "webhook endpoint disabled after repeated failures"
                 );
                 // New events stop going to it, in every process.

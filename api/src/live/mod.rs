@@ -7,7 +7,6 @@
 //! bounded broadcast, and a subscriber that falls behind it loses its place
 //! and is disconnected with a reason, instead of slowing anyone down.
 
-pub mod subscription;
 pub mod ws;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};

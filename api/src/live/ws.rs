@@ -39,11 +39,11 @@ use uuid::Uuid;
 
 use crate::{
     auth::{Authentication, access, tokens::Claims},
-    graphql::{LeadRankSchema, Loaders, RequestContext},
-    live::{
-        Bus,
+    graphql::{
+        LeadRankSchema, Loaders, RequestContext,
         subscription::{Kick, TOO_SLOW},
     },
+    live::Bus,
     service::accounts::account::Auth,
 };
 

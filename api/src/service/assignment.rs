@@ -38,8 +38,9 @@ use uuid::Uuid;
 use super::{
     accounts::audit,
     begin_write,
+    configuration::tenant_config::teams_of,
     events::{self, ByRule, LeadState, LeadSummary, Outgoing},
-    leads::lead::{cell_value, check_attribute, teams_of},
+    leads::attributes::{cell_value, check_attribute},
     leads::lead_writer,
     validate,
 };
@@ -193,6 +194,7 @@ pub(crate) async fn require_may_manage<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN for reps; NOT_FOUND for another tenant's team.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?team))]
 pub async fn rules<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -342,6 +344,7 @@ fn snapshot(rule: &assignment_rule::Model) -> Value {
 /// # Errors
 /// FORBIDDEN; BAD_USER_INPUT naming the field; NOT_FOUND for another
 /// tenant's team.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?input.team_id))]
 pub async fn create_rule(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -413,6 +416,7 @@ pub async fn create_rule(
 ///
 /// # Errors
 /// FORBIDDEN; BAD_USER_INPUT naming the field; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, rule_id = %id))]
 pub async fn update_rule(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -471,6 +475,7 @@ pub async fn update_rule(
 ///
 /// # Errors
 /// FORBIDDEN; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, rule_id = %id))]
 pub async fn delete_rule(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -509,6 +514,7 @@ pub async fn delete_rule(
 ///
 /// # Errors
 /// FORBIDDEN; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, target_user_id = %user_id))]
 pub async fn set_availability(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -881,6 +887,7 @@ fn choose(rule: &LoadedRule, pool: &[Uuid], reps: &HashMap<Uuid, Rep>) -> Option
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, team_id = ?team))]
 pub async fn assign_pool(
     db: &DatabaseConnection,
     tenant_id: Uuid,

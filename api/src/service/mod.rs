@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod events;
 pub mod ingestion;
 pub mod leads;
+pub mod lease;
 pub mod sql;
 pub mod validate;
 

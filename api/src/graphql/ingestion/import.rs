@@ -4,7 +4,10 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 
 use crate::graphql::{RequestContext, jobs::JobRun};
-use crate::{error::IntoGraphql, jobs::rescore, service::ingestion::import};
+use crate::{
+    error::IntoGraphql,
+    service::{ingestion::import, leads::rescore_run as rescore},
+};
 
 #[derive(InputObject)]
 pub struct ImportLeadsInput {

@@ -103,7 +103,7 @@ pub struct PasswordChange {
 /// BAD_USER_INPUT on `input.currentPassword` when it is wrong, on
 /// `input.newPassword` when it is too weak; RATE_LIMITED after too many
 /// wrong current passwords (counted with failed logins of the account).
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, user_id = %principal.user_id))]
 pub async fn change_password(
     db: &DatabaseConnection,
     auth: &Auth,
@@ -172,6 +172,7 @@ pub async fn change_password(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, user_id = %principal.user_id, everywhere = everywhere))]
 pub async fn sign_out(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -221,6 +222,7 @@ pub async fn sign_out(
 ///
 /// # Errors
 /// NOT_FOUND for a user of another tenant; FORBIDDEN as above.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, target_user_id = %user_id))]
 pub async fn revoke_sessions(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -257,6 +259,7 @@ pub async fn revoke_sessions(
 /// # Errors
 /// FORBIDDEN as above; NOT_FOUND for a user of another tenant;
 /// BAD_USER_INPUT on `input.role` when it would leave no owner.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, target_user_id = %user_id, role = ?role))]
 pub async fn update_user_role(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -371,7 +374,7 @@ async fn require_may_move_leads_of<C: ConnectionTrait>(
 /// # Errors
 /// BAD_USER_INPUT naming the field for an unknown user or the same user
 /// twice; FORBIDDEN as above.
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, from_user_id = %from, to_user_id = ?to))]
 pub async fn reassign_leads(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -420,7 +423,7 @@ pub async fn reassign_leads(
     )
     .await?;
     txn.commit().await?;
-    tracing::info!(from = %source.id, to = ?to_id, moved, "leads reassigned");
+    tracing::info!(from_user_id = %source.id, to_user_id = ?to_id, moved, "leads reassigned");
     Ok(moved)
 }
 
@@ -433,7 +436,7 @@ pub async fn reassign_leads(
 /// # Errors
 /// FORBIDDEN as above; NOT_FOUND for a user of another tenant;
 /// BAD_USER_INPUT naming the field for oneself or an unknown recipient.
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, target_user_id = %user_id, to_user_id = ?reassign_to))]
 pub async fn deactivate_user(
     db: &DatabaseConnection,
     principal: &Principal,

@@ -77,7 +77,7 @@ pub struct SignUp {
 /// # Errors
 /// BAD_USER_INPUT naming the field; CONFLICT when the slug is taken;
 /// RATE_LIMITED after too many sign-ups from `client`.
-#[tracing::instrument(skip_all, fields(tenant_slug = %input.tenant_slug))]
+#[tracing::instrument(skip_all, fields(tenant_slug = %input.tenant_slug, tenant_id = tracing::field::Empty))]
 pub async fn sign_up(
     db: &DatabaseConnection,
     auth: &Auth,
@@ -157,6 +157,7 @@ pub async fn sign_up(
     .await?;
     let session = issue_session(&scope, auth, owner, tenant, Family::new(now), now).await?;
     txn.commit().await?;
+    tracing::Span::current().record("tenant_id", tracing::field::display(session.tenant.id));
     tracing::info!(tenant_id = %session.tenant.id, "tenant signed up");
     Ok(session)
 }
@@ -341,7 +342,7 @@ const BAD_CREDENTIALS: &str = "the tenant, email or password is not correct";
 ///
 /// # Errors
 /// UNAUTHENTICATED on bad credentials; RATE_LIMITED after too many failures.
-#[tracing::instrument(skip_all, fields(tenant_slug = %tenant_slug))]
+#[tracing::instrument(skip_all, fields(tenant_slug = %tenant_slug, tenant_id = tracing::field::Empty))]
 pub async fn login(
     db: &DatabaseConnection,
     auth: &Auth,
@@ -393,6 +394,7 @@ pub async fn login(
         tracing::info!("login refused");
         return Err(AppError::Unauthorized(BAD_CREDENTIALS));
     };
+    tracing::Span::current().record("tenant_id", tracing::field::display(tenant.id));
     pending.forget(db).await?;
     attempt.remember_client(db, now).await?;
     let txn = begin_write(db).await?;
@@ -415,6 +417,7 @@ pub async fn login(
 ///
 /// # Errors
 /// UNAUTHENTICATED for unknown, expired, revoked or reused tokens.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty))]
 pub async fn refresh_session(
     db: &DatabaseConnection,
     auth: &Auth,
@@ -431,6 +434,8 @@ pub async fn refresh_session(
     let Some(session) = session.filter(|s| constant_time_eq(&s.token_hash, &token.hash())) else {
         return Err(AppError::Unauthorized(INVALID));
     };
+    // Only once the token checks out: an unchecked one may name any tenant.
+    tracing::Span::current().record("tenant_id", tracing::field::display(token.tenant_id));
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(AppError::Unauthorized(INVALID));
     }
@@ -501,6 +506,7 @@ pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
 ///
 /// # Errors
 /// NOT_FOUND if the tenant was deleted.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn get_tenant<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
 ) -> AppResult<tenant::Model> {
@@ -522,6 +528,7 @@ pub struct TenantSettings {
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn update_tenant_settings(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -563,6 +570,7 @@ pub async fn update_tenant_settings(
 ///
 /// # Errors
 /// UNAUTHENTICATED when the user no longer exists or was deactivated.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, user_id = %principal.user_id))]
 pub async fn me<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -578,6 +586,7 @@ pub async fn me<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn users<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -604,6 +613,7 @@ pub struct NewUser {
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT naming the field; CONFLICT when the
 /// email is taken in this tenant; NOT_FOUND for a team of another tenant.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn create_user(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -676,6 +686,7 @@ pub async fn create_user(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn teams<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Vec<team::Model>> {
     Ok(scope
         .select::<team::Entity>()
@@ -689,6 +700,7 @@ pub async fn teams<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT; CONFLICT when the name is taken;
 /// NOT_FOUND for a user of another tenant.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn create_team(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -799,6 +811,7 @@ async fn require_teams<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), users = user_ids.len()))]
 pub async fn teams_of_users<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     user_ids: &[Uuid],
@@ -826,6 +839,7 @@ pub async fn teams_of_users<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), teams = team_ids.len()))]
 pub async fn members_of_teams<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     team_ids: &[Uuid],

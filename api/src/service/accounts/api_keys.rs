@@ -246,6 +246,7 @@ pub const REFUSED: &str = "this API key is not valid or was revoked";
 /// # Errors
 /// `Ok(Err(message))` when the key does not admit; `Err` for database
 /// errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = tracing::field::Empty, api_key_id = tracing::field::Empty))]
 pub async fn authenticate(
     db: &DatabaseConnection,
     presented: &str,
@@ -266,6 +267,9 @@ pub async fn authenticate(
     if !matches || row.revoked_at.is_some() {
         return Ok(Err(REFUSED));
     }
+    let span = tracing::Span::current();
+    span.record("tenant_id", tracing::field::display(row.tenant_id));
+    span.record("api_key_id", tracing::field::display(row.id));
     if row
         .last_used_at
         .is_none_or(|at| now - at >= LAST_USED_EVERY)
@@ -321,6 +325,7 @@ async fn audited<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT for an empty name or no scopes.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn create_api_key(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -370,6 +375,7 @@ pub async fn create_api_key(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn api_keys(
     scope: &TenantScope<'_, Walled>,
     principal: &Principal,
@@ -388,6 +394,7 @@ pub async fn api_keys(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND (also for another tenant's key).
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, api_key_id = %id))]
 pub async fn revoke_api_key(
     db: &DatabaseConnection,
     principal: &Principal,

@@ -99,6 +99,7 @@ pub struct AuditPage {
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT for `first` out of range or a
 /// foreign cursor.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn page<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,

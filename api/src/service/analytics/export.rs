@@ -17,6 +17,7 @@ use futures_util::Stream;
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::service::{
@@ -77,6 +78,7 @@ pub const MAY_EXPORT: &str = "export leads";
 ///
 /// # Errors
 /// FORBIDDEN for a REP; INTERNAL when signing fails.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn link(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -288,13 +290,19 @@ pub fn stream(
         after: None,
         done: false,
     };
-    futures_util::stream::unfold(cursor, |mut cursor| async move {
-        match cursor.next().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), cursor)),
-            Ok(None) => None,
-            Err(e) => {
-                cursor.done = true;
-                Some((Err(e), cursor))
+    // One span for the whole download, entered while each page is read:
+    // the stream outlives the call, so an attribute's span would not cover it.
+    let span = tracing::info_span!("stream", tenant_id = %cursor.principal.tenant_id);
+    futures_util::stream::unfold(cursor, move |mut cursor| {
+        let span = span.clone();
+        async move {
+            match cursor.next().instrument(span).await {
+                Ok(Some(chunk)) => Some((Ok(chunk), cursor)),
+                Ok(None) => None,
+                Err(e) => {
+                    cursor.done = true;
+                    Some((Err(e), cursor))
+                }
             }
         }
     })

@@ -144,6 +144,7 @@ impl FunnelStage {
 /// # Errors
 /// FORBIDDEN for a REP, and for a MANAGER naming a team or rep not
 /// theirs; NOT_FOUND for an unknown pipeline, team or rep.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, pipeline_id = %pipeline_id))]
 pub async fn funnel<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -283,6 +284,7 @@ pub async fn funnel<C: ConnectionTrait>(
 ///
 /// # Errors
 /// NOT_FOUND for an unknown team.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?team))]
 pub async fn tier_distribution<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -347,6 +349,7 @@ pub struct LostReasonCount {
 /// # Errors
 /// FORBIDDEN for a REP, and for a MANAGER naming a team or rep not
 /// theirs; NOT_FOUND for an unknown pipeline, team or rep.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, pipeline_id = ?pipeline_id))]
 pub async fn lost_reasons<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,

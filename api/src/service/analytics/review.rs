@@ -142,6 +142,7 @@ impl Counted {
 /// BAD_USER_INPUT or NOT_FOUND for a bad team or owner; FORBIDDEN for a
 /// MANAGER naming a team they do not manage or someone outside their
 /// teams.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?team, owner_id = ?owner))]
 pub async fn counted<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -255,6 +256,7 @@ pub struct TierFigures {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn tier_report<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
@@ -461,6 +463,7 @@ fn reps_in_view(principal: &Principal, counted: &Counted) -> Option<Vec<Uuid>> {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn scorecards<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -828,6 +831,7 @@ pub struct Movements {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn tier_movements<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
@@ -1141,6 +1145,7 @@ fn month_of(day: NaiveDate) -> NaiveDate {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn forecast<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,

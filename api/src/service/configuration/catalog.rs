@@ -67,6 +67,7 @@ pub struct LeadFieldSpec {
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT naming the field, also when an
 /// active scoring model would no longer work.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, signal_key = %spec.key))]
 pub async fn upsert_signal_type(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -180,6 +181,7 @@ fn signal_snapshot(s: &signal_type::Model) -> Value {
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT naming the field, with the number
 /// of leads in the way, or when an active scoring model would no longer
 /// work.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, field_key = %spec.key))]
 pub async fn upsert_lead_field(
     db: &DatabaseConnection,
     principal: &Principal,

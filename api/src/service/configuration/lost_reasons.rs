@@ -91,6 +91,7 @@ pub fn check(tenant: &tenant::Model, field: &str, key: &str) -> AppResult<String
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT on `input.categories` (empty, too
 /// many) or `input.categories[i].key` / `.label` (bad, repeated).
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, categories = categories.len()))]
 pub async fn set_lost_reason_categories(
     db: &DatabaseConnection,
     principal: &Principal,

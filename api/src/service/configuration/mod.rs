@@ -27,6 +27,7 @@ pub struct PipelineWithStages {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn pipelines<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
 ) -> AppResult<Vec<PipelineWithStages>> {
@@ -60,6 +61,7 @@ pub async fn pipelines<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn signal_types<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
 ) -> AppResult<Vec<signal_type::Model>> {
@@ -75,6 +77,7 @@ pub async fn signal_types<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn stage_keys<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Vec<String>> {
     use sea_orm::QuerySelect;
     let mut keys: Vec<String> = scope
@@ -93,6 +96,7 @@ pub async fn stage_keys<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppRe
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id()))]
 pub async fn lead_fields<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
 ) -> AppResult<Vec<lead_field::Model>> {
@@ -109,6 +113,7 @@ pub async fn lead_fields<C: ConnectionTrait>(
 ///
 /// # Errors
 /// NOT_FOUND for a team of another tenant.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), team_id = ?team))]
 pub async fn scoring_models<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     team: Option<Uuid>,
@@ -134,6 +139,7 @@ pub async fn scoring_models<C: ConnectionTrait>(
 /// # Errors
 /// NOT_FOUND for a team of another tenant, or when the tenant has no
 /// active model at all.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), team_id = ?team))]
 pub async fn active_scoring_model<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     team: Option<Uuid>,

@@ -84,6 +84,7 @@ pub struct PipelineChanges {
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT naming the field; CONFLICT when
 /// the name is taken.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn create_pipeline(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -164,6 +165,7 @@ pub async fn create_pipeline(
 /// FORBIDDEN below ADMIN; NOT_FOUND for another tenant's pipeline;
 /// BAD_USER_INPUT naming the field (including `input.moveLeadsTo` with the
 /// number of leads a removed stage holds); CONFLICT when the name is taken.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, pipeline_id = %changes.id))]
 pub async fn update_pipeline(
     db: &DatabaseConnection,
     principal: &Principal,

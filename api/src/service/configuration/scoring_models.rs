@@ -25,14 +25,13 @@ use crate::service::{
     accounts::audit,
     begin_write, configuration,
     configuration::tenant_config,
-    leads::lead::teams_of,
+    leads::rescore_run::{self as rescore, Trigger},
     leads::rescoring::{self, FactColumns, ModelInUse, TenantCatalog, secs},
     validate,
 };
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
-    jobs::rescore::{self, Trigger},
     tenancy::{TenantScope, Walled},
 };
 
@@ -64,7 +63,9 @@ async fn require_may_draft<C: ConnectionTrait>(
     match (principal.role, team) {
         (Role::Owner | Role::Admin, _) => Ok(()),
         (Role::Manager, Some(team))
-            if teams_of(scope, principal.user_id).await?.contains(&team) =>
+            if tenant_config::teams_of(scope, principal.user_id)
+                .await?
+                .contains(&team) =>
         {
             Ok(())
         }
@@ -149,6 +150,7 @@ fn audit_json(model: &scoring_model::Model) -> Value {
 /// # Errors
 /// FORBIDDEN for a REP, or a MANAGER outside the team; NOT_FOUND for an
 /// unknown team; BAD_USER_INPUT naming the field, with nothing saved.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?spec.team_id))]
 pub async fn create_draft(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -519,6 +521,7 @@ pub struct Preview {
 /// # Errors
 /// FORBIDDEN as for drafts; NOT_FOUND; BAD_USER_INPUT when the version no
 /// longer fits the tenant's fields and signals.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn preview<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -590,7 +593,7 @@ pub async fn preview<C: ConnectionTrait>(
     };
     let closed_ms = started.elapsed().as_millis();
     tracing::info!(
-        model = %candidate.id, leads = comparison.leads_evaluated,
+        model_id = %candidate.id, leads = comparison.leads_evaluated,
         open_ms = open_ms as u64, closed_ms = closed_ms as u64,
         "scoring model previewed"
     );
@@ -618,6 +621,7 @@ pub struct Activated {
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND; BAD_USER_INPUT when the version no
 /// longer fits the tenant's fields and signals.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn activate(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -735,6 +739,7 @@ async fn lead_count<C: ConnectionTrait>(
 /// # Errors
 /// FORBIDDEN for a REP, or a MANAGER for another team's model; NOT_FOUND;
 /// BAD_USER_INPUT when the version no longer fits the catalog.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, model_id = %model_id))]
 pub async fn evaluation<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,

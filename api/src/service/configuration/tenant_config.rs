@@ -326,6 +326,17 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 /// configuration reads it with [`TenantConfig::load`] instead.
 ///
 /// # Errors
+/// The ids of the teams `user` belongs to.
+///
+/// # Errors
+/// Database errors.
+pub async fn teams_of<C: ConnectionTrait>(
+    scope: &TenantScope<'_, C>,
+    user: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    Ok(get(scope).await?.teams_of(user).to_vec())
+}
+
 /// As [`TenantConfig::load`].
 pub async fn get<C: ConnectionTrait>(scope: &TenantScope<'_, C>) -> AppResult<Arc<TenantConfig>> {
     let tenant = scope.tenant_id();

@@ -171,6 +171,7 @@ async fn audited<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT naming the field.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn create_endpoint(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -220,6 +221,7 @@ pub async fn create_endpoint(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, endpoint_id = %id))]
 pub async fn update_endpoint(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -273,6 +275,7 @@ pub async fn update_endpoint(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, endpoint_id = %id))]
 pub async fn rotate_secret(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -306,6 +309,7 @@ pub async fn rotate_secret(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, endpoint_id = %id))]
 pub async fn delete_endpoint(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -344,6 +348,7 @@ pub async fn delete_endpoint(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn endpoints<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -360,6 +365,7 @@ pub async fn endpoints<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN below ADMIN; NOT_FOUND for another tenant's endpoint.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, endpoint_id = ?endpoint))]
 pub async fn deliveries<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,

@@ -34,15 +34,16 @@ use crate::service::{
     assignment::{Assigner, Candidate, Turns},
     begin_write,
     configuration::tenant_config::{self, TenantConfig},
-    leads::lead::{cell_value, check_attribute, normalise_phone},
+    leads::attributes::{cell_value, check_attribute},
+    leads::lead::normalise_phone,
     leads::lead_writer,
+    leads::rescore_run::{self as rescore, Trigger},
     leads::rescoring::{self, ModelInUse, secs},
     validate,
 };
 use crate::{
     auth::Principal,
     error::{AppError, AppResult},
-    jobs::rescore::{self, Trigger},
     tenancy::{TenantScope, Walled},
 };
 
@@ -284,6 +285,7 @@ impl Context {
 /// # Errors
 /// FORBIDDEN below ADMIN; database errors. Problems with the file are in
 /// the report, not errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, dry_run = dry_run, bytes = csv.len()))]
 pub async fn import(
     db: &DatabaseConnection,
     principal: &Principal,

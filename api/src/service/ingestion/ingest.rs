@@ -359,6 +359,7 @@ pub fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, Rejection> {
 /// BAD_USER_INPUT for more than [`MAX_EVENTS`]; CONFLICT when the leads
 /// kept changing; database errors. Problems of single events are in their
 /// outcomes, not errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, events = events.len()))]
 pub async fn record_events(
     db: &DatabaseConnection,
     principal: &Principal,

@@ -5,14 +5,14 @@
 use chrono::{DateTime, Utc};
 use entity::{
     activity,
-    enums::{Direction, FieldType, LeadStatus, Role, StageKind},
-    lead, lead_event, lead_field, stage, team, user,
+    enums::{Direction, LeadStatus, Role, StageKind},
+    lead, lead_event, stage, team, user,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::service::{
@@ -22,6 +22,7 @@ use crate::service::{
     begin_write,
     configuration::tenant_config,
     events::ByRule,
+    leads::attributes::merge_attributes,
     leads::lead_writer,
     leads::pool,
     leads::rescoring::{self, Pinners},
@@ -33,9 +34,6 @@ use crate::{
     error::{AppError, AppResult},
     tenancy::TenantScope,
 };
-
-/// The longest TEXT attribute, in characters.
-const MAX_TEXT_ATTRIBUTE: usize = 2000;
 
 /// The fields of `CreateLeadInput`.
 #[derive(Default)]
@@ -93,145 +91,11 @@ pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
     })
 }
 
-/// Checks `changes` against the tenant's lead fields and merges them into
-/// `existing`; `null` removes a key. Every problem names
-/// `input.attributes.<key>`.
-///
-/// # Errors
-/// BAD_USER_INPUT for unknown keys, wrong types, ratings outside 1–5,
-/// options not in the list and missing required fields.
-pub fn merge_attributes(
-    fields: &[lead_field::Model],
-    existing: &Value,
-    changes: Option<&Value>,
-) -> AppResult<Value> {
-    let mut merged: Map<String, Value> = existing.as_object().cloned().unwrap_or_default();
-    if let Some(changes) = changes {
-        let Some(changes) = changes.as_object() else {
-            return Err(AppError::invalid(
-                "input.attributes",
-                "must be an object of field key to value",
-            ));
-        };
-        for (key, value) in changes {
-            let path = format!("input.attributes.{key}");
-            let Some(field) = fields.iter().find(|f| &f.key == key) else {
-                return Err(AppError::invalid(
-                    path,
-                    format!("there is no lead field \"{key}\""),
-                ));
-            };
-            if value.is_null() {
-                merged.remove(key);
-                continue;
-            }
-            merged.insert(key.clone(), check_attribute(field, value, &path)?);
-        }
-    }
-    if let Some(missing) = fields
-        .iter()
-        .find(|f| f.required && !merged.contains_key(&f.key))
-    {
-        return Err(AppError::invalid(
-            format!("input.attributes.{}", missing.key),
-            "is required",
-        ));
-    }
-    Ok(Value::Object(merged))
-}
-
-/// What a DATE field value must look like.
-pub(crate) const DATE_FORMAT: &str = "must be a date such as 2026-12-15 (YYYY-MM-DD)";
-
-/// A DATE field's value as stored: `YYYY-MM-DD`, from that or from an
-/// RFC 3339 time (its date, as written); `None` unless it is a real date.
-pub(crate) fn date_attribute(value: &str) -> Option<String> {
-    let value = value.trim();
-    scoring::parse_date(value)?;
-    value.get(..10).map(str::to_owned)
-}
-
-/// A text value (an import cell, an assignment rule's value) as the JSON
-/// value a lead field holds.
-pub(crate) fn cell_value(field: &lead_field::Model, value: &str) -> Result<Value, String> {
-    match field.field_type {
-        FieldType::Rating | FieldType::Number => value
-            .parse::<f64>()
-            .map(|n| json!(n))
-            .map_err(|_| "must be a number".to_owned()),
-        FieldType::Boolean => match value.to_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Value::Bool(true)),
-            "false" | "no" | "0" => Ok(Value::Bool(false)),
-            _ => Err("must be true or false".into()),
-        },
-        FieldType::Category | FieldType::Text => Ok(json!(value)),
-        FieldType::Date => date_attribute(value)
-            .map(Value::String)
-            .ok_or_else(|| DATE_FORMAT.to_owned()),
-    }
-}
-
-pub(crate) fn check_attribute(
-    field: &lead_field::Model,
-    value: &Value,
-    path: &str,
-) -> AppResult<Value> {
-    match field.field_type {
-        FieldType::Rating => match value.as_f64() {
-            Some(r) if (1.0..=5.0).contains(&r) && r.fract() == 0.0 => Ok(json!(r as i64)),
-            _ => Err(AppError::invalid(
-                path,
-                "must be a whole-number rating from 1 to 5",
-            )),
-        },
-        FieldType::Number => match value.as_f64() {
-            Some(n) if n.is_finite() => Ok(json!(n)),
-            _ => Err(AppError::invalid(path, "must be a number")),
-        },
-        FieldType::Boolean => value
-            .as_bool()
-            .map(Value::Bool)
-            .ok_or_else(|| AppError::invalid(path, "must be true or false")),
-        FieldType::Category => {
-            let options: Vec<String> =
-                serde_json::from_value(field.options.clone()).unwrap_or_default();
-            match value.as_str() {
-                Some(v) if options.iter().any(|o| o == v) => Ok(json!(v)),
-                _ => Err(AppError::invalid(
-                    path,
-                    format!("must be one of: {}", options.join(", ")),
-                )),
-            }
-        }
-        FieldType::Date => date_attribute(value.as_str().unwrap_or_default())
-            .map(Value::String)
-            .ok_or_else(|| AppError::invalid(path, DATE_FORMAT)),
-        FieldType::Text => match value.as_str() {
-            Some(v) if v.chars().count() <= MAX_TEXT_ATTRIBUTE => Ok(json!(v.trim())),
-            Some(_) => Err(AppError::invalid(
-                path,
-                format!("must be at most {MAX_TEXT_ATTRIBUTE} characters"),
-            )),
-            None => Err(AppError::invalid(path, "must be text")),
-        },
-    }
-}
-
-/// The ids of the teams `user` belongs to.
-///
-/// # Errors
-/// Database errors.
-pub async fn teams_of<C: ConnectionTrait>(
-    scope: &TenantScope<'_, C>,
-    user: Uuid,
-) -> AppResult<Vec<Uuid>> {
-    Ok(tenant_config::get(scope).await?.teams_of(user).to_vec())
-}
-
 /// The lead, if the caller may see it.
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn find_visible<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -322,7 +186,7 @@ async fn duplicate<C: ConnectionTrait>(
 /// # Errors
 /// BAD_USER_INPUT naming the field; CONFLICT for duplicates; NOT_FOUND for
 /// an owner, team or pipeline outside the tenant.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = tracing::field::Empty))]
 pub async fn create_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -491,6 +355,7 @@ pub async fn create_lead(
         name: &p.rule_name,
     });
     let saved = lead_writer::insert(&scope, lead, "created", rule, now).await?;
+    tracing::Span::current().record("lead_id", tracing::field::display(saved.id));
     if let Some(pick) = &assigned {
         scope
             .insert(pick.event(principal.tenant_id, saved.id, now))
@@ -591,6 +456,7 @@ impl<C: ConnectionTrait> Editing<'_, C> {
 ///
 /// # Errors
 /// CONFLICT on a stale version or a duplicate; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, expected_version = expected_version))]
 pub async fn update_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -675,6 +541,7 @@ pub async fn update_lead(
 ///
 /// # Errors
 /// BAD_USER_INPUT for an unknown or closing stage; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, stage_key = %stage_key))]
 pub async fn move_lead_stage(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -739,6 +606,7 @@ pub async fn move_lead_stage(
 ///
 /// # Errors
 /// FORBIDDEN for reps assigning to others; BAD_USER_INPUT; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, owner_id = ?owner))]
 pub async fn assign_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -801,6 +669,7 @@ pub async fn assign_lead(
 /// NOT_FOUND for a lead the caller cannot see; BAD_USER_INPUT on
 /// `input.id` for a closed lead or when the day's claims are used up;
 /// CONFLICT when someone else owns it.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn claim_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -861,6 +730,7 @@ pub struct NewActivity {
 /// # Errors
 /// BAD_USER_INPUT for unknown or retired signals, future dates and bad
 /// amounts; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.lead_id, signal_key = %input.signal_key))]
 pub async fn record_activity(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -994,6 +864,7 @@ async fn record_activity_once(
 /// BAD_USER_INPUT when already closed, the date is in the future, or the
 /// category is not the tenant's or given for a win; NOT_FOUND.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, won = won))]
 pub async fn close_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1100,7 +971,7 @@ pub struct NewTierPin {
 /// BAD_USER_INPUT for a tier the lead's model lacks, an empty or long
 /// reason, an expiry not in the future or a closed lead; FORBIDDEN for a
 /// rep (see [`require_may_pin`]); NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.id, tier = %input.tier))]
 pub async fn pin_lead_tier(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1189,6 +1060,7 @@ pub struct NewScheduledFollowUp {
 /// # Errors
 /// BAD_USER_INPUT for a time not in the future or a long note; FORBIDDEN
 /// for a REP and a lead of the shared pool; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %input.lead_id))]
 pub async fn schedule_follow_up(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1233,6 +1105,7 @@ pub async fn schedule_follow_up(
 ///
 /// # Errors
 /// FORBIDDEN for a REP and a lead of the shared pool; NOT_FOUND.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %lead_id))]
 pub async fn clear_scheduled_follow_up(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1291,7 +1164,7 @@ fn require_not_pool_for_rep(
 ///
 /// # Errors
 /// FORBIDDEN as for [`pin_lead_tier`]; NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id))]
 pub async fn unpin_lead_tier(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1405,7 +1278,7 @@ fn stage_named<'s>(stages: &'s [stage::Model], key: &str) -> AppResult<&'s stage
 /// pipeline lacks or one that does not fit the lead (`input.stageKey`), or
 /// an open lead (`input.id`); FORBIDDEN for a rep and a pool lead;
 /// NOT_FOUND.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, lead_id = %id, stage_key = %stage_key))]
 pub async fn reopen_lead(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -1523,6 +1396,7 @@ async fn lead_history<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn activities<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,
@@ -1542,6 +1416,7 @@ pub async fn activities<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn score_history<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,
@@ -1562,6 +1437,7 @@ pub async fn score_history<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn lead_events<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: Uuid,

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::service::{
+    configuration::tenant_config::teams_of,
     leads::lead_writer::{BUCKET_CLOSED, BUCKET_NOT_DUE, BUCKET_URGENT},
-    leads::{follow_up, lead::teams_of, visibility::LeadVisibility},
+    leads::{follow_up, visibility::LeadVisibility},
 };
 use crate::{
     auth::Principal,
@@ -272,6 +273,7 @@ fn escape_like(text: &str) -> String {
 ///
 /// # Errors
 /// BAD_USER_INPUT for `first` out of range or a foreign cursor.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, first = first))]
 pub async fn page<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -294,6 +296,7 @@ pub async fn page<C: ConnectionTrait>(
 ///
 /// # Errors
 /// As [`page`].
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, first = first))]
 pub async fn page_of_scores<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -399,6 +402,7 @@ fn paged<R>(mut rows: Vec<R>, first: u64, cursor: impl Fn(&R) -> Cursor) -> Lead
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn count<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -416,6 +420,7 @@ pub async fn count<C: ConnectionTrait>(
 ///
 /// # Errors
 /// FORBIDDEN; NOT_FOUND for a user outside the tenant.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id, owner_id = ?owner))]
 pub async fn queue_owner<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
@@ -523,6 +528,7 @@ pub fn end_of_today(now: DateTime<Utc>, time_zone: &str) -> DateTime<Utc> {
 ///
 /// # Errors
 /// BAD_USER_INPUT for `limit` out of range.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), owner_id = %owner, limit = limit))]
 pub async fn follow_up_queue<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     owner: Uuid,

@@ -123,6 +123,7 @@ impl Rules {
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %principal.tenant_id))]
 pub async fn rules(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -138,6 +139,7 @@ pub async fn rules(
 /// # Errors
 /// BAD_USER_INPUT naming the field for days or counts out of range or an
 /// unknown team; FORBIDDEN.
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?change.team_id))]
 pub async fn set_rule(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -210,6 +212,7 @@ pub async fn set_rule(
 ///
 /// # Errors
 /// BAD_USER_INPUT for an unknown team; FORBIDDEN as for [`set_rule`].
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, team_id = ?team))]
 pub async fn remove_rule(
     db: &DatabaseConnection,
     principal: &Principal,
@@ -313,6 +316,7 @@ pub async fn require_claim_room<C: ConnectionTrait>(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, team_id = ?team))]
 pub async fn return_neglected(
     db: &DatabaseConnection,
     tenant_id: Uuid,

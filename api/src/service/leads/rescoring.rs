@@ -346,6 +346,7 @@ pub fn facts(lead: &lead::Model, pinned_by: Option<&str>, stages: &[stage::Model
 /// # Errors
 /// INTERNAL for a lead never scored or a version that no longer fits the
 /// catalog.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead.id))]
 pub async fn explain<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: &lead::Model,

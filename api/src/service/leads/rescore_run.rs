@@ -10,6 +10,10 @@
 //! run id, so score events are not written twice. A write only lands when
 //! the lead's version is still the one read: a mutation that re-scored the
 //! lead meanwhile wins.
+//!
+//! It lives in the service layer, not in `jobs`, because services start
+//! runs too (activating a model, an import); the nightly scheduler in
+//! `jobs` is one more caller.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -29,7 +33,6 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::lease::{Clock, Lease, LeaseLost};
 use crate::{
     error::{AppError, AppResult},
     service::{
@@ -42,6 +45,7 @@ use crate::{
         leads::rescoring::{
             self, FactColumns, FactSource, ModelInUse, Pinners, TenantCatalog, from_secs, secs,
         },
+        lease::{Clock, Lease, LeaseLost},
     },
     tenancy::{TenantScope, Walled},
 };
@@ -255,6 +259,7 @@ impl Progress {
 /// Only when the run could not even be recorded; a failure during the run
 /// is recorded on the run row (status FAILED with the error) and returned
 /// as [`Outcome::Finished`].
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, trigger = trigger.as_str()))]
 pub async fn run(
     db: &DatabaseConnection,
     tenant_id: Uuid,
@@ -332,7 +337,7 @@ pub async fn run(
     match &result {
         Ok(()) => row.status = Set(JobStatus::Succeeded),
         Err(err) => {
-            tracing::error!(tenant_id = %tenant_id, run = %run.id, error = %err, "re-scoring failed");
+            tracing::error!(tenant_id = %tenant_id, run_id = %run.id, error = %err, "re-scoring failed");
             row.status = Set(JobStatus::Failed);
             row.error = Set(Some(err.to_string()));
         }
@@ -375,7 +380,7 @@ async fn lost(
     run: &job_run::Model,
     err: &AppError,
 ) -> AppResult<Outcome> {
-    tracing::warn!(tenant_id = %scope.tenant_id(), run = %run.id, error = %err, "re-scoring stopped: its lease was taken");
+    tracing::warn!(tenant_id = %scope.tenant_id(), run_id = %run.id, error = %err, "re-scoring stopped: its lease was taken");
     let current = scope.get::<job_run::Entity>(run.id).await?;
     Ok(Outcome::Finished(Box::new(current)))
 }
@@ -384,6 +389,7 @@ async fn lost(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
 pub async fn latest_run(
     db: &DatabaseConnection,
     tenant_id: Uuid,
@@ -403,6 +409,7 @@ pub async fn latest_run(
 ///
 /// # Errors
 /// Database errors.
+#[tracing::instrument(skip_all, fields(tenant_id = %tenant_id, trigger = trigger.as_str(), team_id = ?team_id))]
 pub async fn enqueue(
     db: &DatabaseConnection,
     tenant_id: Uuid,
@@ -547,7 +554,7 @@ async fn rescore(
         batches += 1;
         if last_log.elapsed().as_secs() >= 5 {
             tracing::info!(
-                tenant_id = %scope.tenant_id(), run = %run.id,
+                tenant_id = %scope.tenant_id(), run_id = %run.id,
                 scanned = progress.scanned, changed = progress.changed,
                 "re-scoring in progress"
             );
@@ -581,7 +588,7 @@ async fn rescore(
     in_txn.update(row).await?;
     txn.commit().await?;
     tracing::info!(
-        tenant_id = %scope.tenant_id(), run = %run.id,
+        tenant_id = %scope.tenant_id(), run_id = %run.id,
         scanned = progress.scanned, changed = progress.changed,
         newly_cold = progress.newly_cold,
         read_ms = progress.read_ms as u64, score_ms = progress.score_ms as u64, write_ms = progress.write_ms as u64,

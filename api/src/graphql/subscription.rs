@@ -14,7 +14,7 @@ use futures_util::{Stream, stream};
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::graphql::{RequestContext, leads::lead::Lead};
+use super::{RequestContext, leads::lead::Lead};
 use crate::{
     auth::Principal,
     error::IntoGraphql,
