@@ -95,7 +95,7 @@ async fn an_ingest_key_records_signals_attributed_to_its_name() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Li Wei", "company": "Hangzhou Optics"}),
         )
@@ -126,7 +126,9 @@ async fn an_ingest_key_records_signals_attributed_to_its_name() {
 async fn a_key_is_refused_what_its_scopes_do_not_allow() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
-    let lead = app.new_lead(&acme.token, json!({"name": "Li Wei"})).await;
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Li Wei"}))
+        .await;
     let ingest = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
     let read = app.new_api_key(&acme.token, "dashboard", &["READ"]).await;
 
@@ -243,7 +245,9 @@ async fn a_key_never_reaches_another_tenant() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    let theirs = app.new_lead(&globex.token, json!({"name": "Hidden"})).await;
+    let theirs = app
+        .new_lead_json(&globex.token, json!({"name": "Hidden"}))
+        .await;
     let key = app
         .new_api_key(&acme.token, "website", &["INGEST", "READ"])
         .await;

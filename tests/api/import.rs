@@ -451,7 +451,7 @@ async fn each_company_imports_into_its_own_leads_because_external_ids_are_per_co
         assert_ne!(lead["id"], a_before[key.as_str()]["id"], "{key}");
         let theirs = a_before[key.as_str()]["id"].as_str().unwrap_or_default();
         assert!(
-            app.lead_by_id(&b.token, theirs).await.is_null(),
+            app.lead_by_id_json(&b.token, theirs).await.is_null(),
             "{key}: the first company's lead is invisible"
         );
     }
@@ -623,7 +623,7 @@ async fn a_lead_from_the_future_or_worth_less_than_nothing_is_refused_alike_by_h
     let later = (Utc::now() + Duration::days(2)).to_rfc3339();
 
     let future = app
-        .create_lead(&t.token, json!({"name": "Later", "createdAt": later}))
+        .create_lead_json(&t.token, json!({"name": "Later", "createdAt": later}))
         .await;
     assert_eq!(error_code(&future), "BAD_USER_INPUT", "{future}");
     assert_eq!(
@@ -631,7 +631,7 @@ async fn a_lead_from_the_future_or_worth_less_than_nothing_is_refused_alike_by_h
         "input.createdAt"
     );
     let negative = app
-        .create_lead(&t.token, json!({"name": "Owes us", "dealValue": -5}))
+        .create_lead_json(&t.token, json!({"name": "Owes us", "dealValue": -5}))
         .await;
     assert_eq!(error_code(&negative), "BAD_USER_INPUT", "{negative}");
     assert_eq!(

@@ -67,7 +67,7 @@ async fn a_fresh_token_in_a_ping_keeps_the_subscription_open_past_the_old_ones_e
     // Past the first token's expiry, the subscription still receives.
     assert_eq!(subscriber.closed(Duration::from_secs(4)).await, None);
     let lead = app
-        .new_lead(&acme.token, json!({"name": "Still here"}))
+        .new_lead_json(&acme.token, json!({"name": "Still here"}))
         .await;
     let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
     assert_eq!(change["reason"], "created");

@@ -41,7 +41,7 @@ async fn metrics_count_operations_events_and_the_pool_after_traffic() {
         .await
         .unwrap();
     assert!(body.status().is_success());
-    app.new_lead(
+    app.new_lead_json(
         &acme.token,
         json!({"name": "Li Wei", "externalId": "crm-1"}),
     )

@@ -118,8 +118,8 @@ async fn neglected_and_long_cold_leads_return_to_the_pool_on_the_nightly_run_and
     };
     // The rep calls two of them today; one of those has not replied for
     // 90 days and has been cold for two months.
-    app.record(&t.token, called, "call", json!({})).await;
-    app.record(&t.token, cold, "call", json!({})).await;
+    app.record_json(&t.token, called, "call", json!({})).await;
+    app.record_json(&t.token, cold, "call", json!({})).await;
     // A cold lead given to the rep today is theirs for the protection days.
     let given = app
         .graphql(

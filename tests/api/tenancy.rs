@@ -172,9 +172,9 @@ async fn on_postgresql_a_query_that_forgets_the_tenant_sees_no_companys_rows() {
     }
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    app.new_lead(&acme.token, json!({"name": "Acme's lead"}))
+    app.new_lead_json(&acme.token, json!({"name": "Acme's lead"}))
         .await;
-    app.new_lead(&globex.token, json!({"name": "Globex's lead"}))
+    app.new_lead_json(&globex.token, json!({"name": "Globex's lead"}))
         .await;
     let (acme_id, globex_id): (Uuid, Uuid) = (acme.id.parse().unwrap(), globex.id.parse().unwrap());
     assert_eq!(lead::Entity::find().count(&app.system_db).await.unwrap(), 2);

@@ -15,8 +15,8 @@ use sha2::Sha256;
 
 use crate::{
     hardening::while_healthy,
+    helpers::weak,
     helpers::{TestApp, error_code, error_field, spawn_app, spawn_app_with},
-    leads::weak,
 };
 
 /// Fast polls and retries, and http to the test's own receiver.
@@ -185,14 +185,14 @@ async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_
         )
         .await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Quiet", "attributes": weak(), "ownerId": acme.owner_id}),
         )
         .await;
     let id = lead["id"].as_str().unwrap();
     let first_tier = lead["tier"].as_str().unwrap().to_owned();
-    app.record(&acme.token, id, "urgent_quote_request", json!({}))
+    app.record_json(&acme.token, id, "urgent_quote_request", json!({}))
         .await;
 
     // The new lead's first tier, then the urgent signal's two events. An
@@ -256,10 +256,10 @@ async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_the_same_id
     app.endpoint(&acme.token, &receiver.url, &["LEAD_ASSIGNED"])
         .await;
     let lead = app
-        .new_lead(&acme.token, json!({"name": "Pool lead"}))
+        .new_lead_json(&acme.token, json!({"name": "Pool lead"}))
         .await;
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             &acme.token,
             "assignLead",
             "AssignLeadInput",
@@ -302,8 +302,10 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_the_reason() {
     let (id, _) = app
         .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
         .await;
-    let lead = app.new_lead(&acme.token, json!({"name": "Gone"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Gone"}))
+        .await;
+    app.lead_mutation_json(
         &acme.token,
         "closeLead",
         "CloseLeadInput",
@@ -362,9 +364,11 @@ async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
     first
         .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
         .await;
-    let lead = first.new_lead(&acme.token, json!({"name": "Signed"})).await;
+    let lead = first
+        .new_lead_json(&acme.token, json!({"name": "Signed"}))
+        .await;
     let body = first
-        .lead_mutation(
+        .lead_mutation_json(
             &acme.token,
             "closeLead",
             "CloseLeadInput",
@@ -525,8 +529,10 @@ async fn urls_are_checked_only_admins_manage_webhooks_and_a_second_company_sees_
         assert_eq!(error_code(&body), "NOT_FOUND", "{query}: {body}");
     }
     // Globex's own changes never reach Acme's endpoint.
-    let lead = app.new_lead(&globex.token, json!({"name": "Theirs"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&globex.token, json!({"name": "Theirs"}))
+        .await;
+    app.lead_mutation_json(
         &globex.token,
         "closeLead",
         "CloseLeadInput",
@@ -581,8 +587,10 @@ async fn the_example_receiver_verifies_a_real_delivery() {
         )
         .await;
     assert!(moved["errors"].is_null(), "{moved}");
-    let lead = app.new_lead(&acme.token, json!({"name": "Example"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Example"}))
+        .await;
+    app.lead_mutation_json(
         &acme.token,
         "closeLead",
         "CloseLeadInput",
@@ -804,7 +812,8 @@ async fn an_internal_url_stored_before_the_check_is_refused_at_send_time_without
     }
 
     let log = while_healthy(&app, async {
-        app.new_lead(&acme.token, json!({"name": "Probe"})).await;
+        app.new_lead_json(&acme.token, json!({"name": "Probe"}))
+            .await;
         app.attempted_deliveries(&acme.token, 3).await
     })
     .await;
@@ -853,7 +862,8 @@ async fn a_name_that_resolves_inside_at_send_time_is_refused_without_connecting(
     let url = format!("https://rebind.example.com:{}/x", inside.port);
     app.endpoint(&acme.token, &url, &["LEAD_TIER_CHANGED"])
         .await;
-    app.new_lead(&acme.token, json!({"name": "Probe"})).await;
+    app.new_lead_json(&acme.token, json!({"name": "Probe"}))
+        .await;
 
     let settings = worker_settings(false);
     let client =
@@ -908,7 +918,7 @@ async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_
     // Five events for the slow endpoint (and its sibling): the worker is
     // stuck on the slow one before the other company's event exists.
     for i in 0..5 {
-        app.new_lead(&slowco.token, json!({"name": format!("S{i}")}))
+        app.new_lead_json(&slowco.token, json!({"name": format!("S{i}")}))
             .await;
     }
     for _ in 0..200 {
@@ -920,7 +930,7 @@ async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_
     assert!(slow.accepted() > 0, "the slow receiver was never called");
 
     let (from_sibling, from_elsewhere) = while_healthy(&app, async {
-        app.new_lead(&other.token, json!({"name": "Elsewhere"}))
+        app.new_lead_json(&other.token, json!({"name": "Elsewhere"}))
             .await;
         tokio::join!(sibling.wait_for(5), elsewhere.wait_for(1))
     })
