@@ -585,26 +585,29 @@ impl TestApp {
     }
 
     /// Waits (up to 20 seconds) for the job run `id` to succeed or fail,
-    /// and returns it as `jobRuns` lists it.
+    /// and returns it as `jobRuns` lists it. The run goes on in the
+    /// server's background with no handle to await, so this asks
+    /// `jobRuns` until it says so.
     pub async fn finished_run(&self, token: &str, id: &Value) -> Value {
-        for _ in 0..400 {
-            let runs: Vec<Value> = self
-                .root(
-                    Some(token),
-                    "{ jobRuns(first: 50) { id kind trigger status error leadsScanned } }",
-                    json!({}),
-                )
-                .await;
-            let run = runs
-                .into_iter()
-                .find(|r| r["id"] == *id)
-                .unwrap_or_else(|| panic!("run {id} is not listed"));
-            if run["status"] == "SUCCEEDED" || run["status"] == "FAILED" {
-                return run;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the run {id} did not finish within 20 seconds");
+        eventually(
+            &format!("the run {id} finishes"),
+            std::time::Duration::from_secs(20),
+            || async move {
+                let runs: Vec<Value> = self
+                    .root(
+                        Some(token),
+                        "{ jobRuns(first: 50) { id kind trigger status error leadsScanned } }",
+                        json!({}),
+                    )
+                    .await;
+                let run = runs
+                    .into_iter()
+                    .find(|r| r["id"] == *id)
+                    .unwrap_or_else(|| panic!("run {id} is not listed"));
+                (run["status"] == "SUCCEEDED" || run["status"] == "FAILED").then_some(run)
+            },
+        )
+        .await
     }
 
     /// The tenant's 200 newest audit entries, newest first.
@@ -624,6 +627,32 @@ impl TestApp {
         let email = format!("{}@{}.test", role.to_lowercase(), tenant.slug);
         self.member(tenant, &email, role, &[]).await.1
     }
+}
+
+/// Asks `probe` until it answers `Some`, for at most `within`, and returns
+/// the answer; fails the test saying `what` did not happen otherwise.
+///
+/// For what the server changes in its background and announces nowhere
+/// (a job run's status, a webhook delivery's log row): wait on a
+/// notification or a handle where the app offers one. Each probe here is
+/// a request to the server, which paces the loop; between probes the task
+/// only yields. No fixed sleep guesses how long the work takes.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let asking = async {
+        loop {
+            if let Some(answer) = probe().await {
+                return answer;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(within, asking)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
 }
 
 /// The first error's `extensions.code`.

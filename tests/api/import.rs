@@ -13,7 +13,7 @@ use leadrank::jobs::rescore::{self, Options, Outcome, Trigger};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{TestApp, error_code, eventually, spawn_app};
 
 /// The example file the README points to.
 const EXAMPLE: &str = include_str!("../fixtures/import-example.csv");
@@ -791,20 +791,46 @@ fn instant(text: &str) -> DateTime<Utc> {
 
 /// Runs the re-scoring job now, waiting (up to 20 seconds) while a run
 /// already under way, such as the one an import queued, holds the lease.
+/// That run has no handle to await: its row says when it is done, and
+/// only then is the lease tried again.
 pub(crate) async fn rescore_now(app: &TestApp, tenant: &str) -> job_run::Model {
     let tenant: uuid::Uuid = tenant.parse().expect("a tenant id");
     let options = Options {
         holder: "import-tests".into(),
         ..Options::default()
     };
-    for _ in 0..400 {
-        let outcome = rescore::run(&app.db, tenant, Trigger::Manual, None, Utc::now(), &options)
+    let db = &app.db;
+    eventually(
+        "the tenant's re-scoring lease is free for a run",
+        std::time::Duration::from_secs(20),
+        || async {
+            let outcome = rescore::run(db, tenant, Trigger::Manual, None, Utc::now(), &options)
+                .await
+                .expect("the run is recorded");
+            match outcome {
+                Outcome::Finished(run) => Some(*run),
+                Outcome::Busy => {
+                    wait_until_no_run_is_under_way(db, tenant).await;
+                    None
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Returns once the tenant's latest re-scoring run is neither queued nor
+/// running; reads only, so the run it waits for is never slowed.
+async fn wait_until_no_run_is_under_way(db: &sea_orm::DatabaseConnection, tenant: uuid::Uuid) {
+    loop {
+        let latest = rescore::latest_run(db, tenant)
             .await
-            .expect("the run is recorded");
-        match outcome {
-            Outcome::Finished(run) => return *run,
-            Outcome::Busy => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            .expect("the runs are read");
+        let under_way =
+            latest.is_some_and(|run| matches!(run.status, JobStatus::Queued | JobStatus::Running));
+        if !under_way {
+            return;
         }
+        tokio::task::yield_now().await;
     }
-    panic!("the tenant's re-scoring lease stayed taken for 20 seconds");
 }
