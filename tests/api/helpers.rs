@@ -1111,3 +1111,114 @@ pub fn flags_json(lead: &Value) -> Vec<&str> {
         .filter_map(Value::as_str)
         .collect()
 }
+
+// ---------------------------------------------------------------------
+// What the server logs.
+// ---------------------------------------------------------------------
+
+/// The ERROR events logged in this process, each formatted with the spans
+/// it happened in (so with its request's `request_id`). One global
+/// subscriber serves the whole test binary, from the first [`error_log`]
+/// on; tests pick their own events out by request id.
+pub struct ErrorLog(&'static std::sync::Mutex<Vec<String>>);
+
+/// Starts keeping the process's ERROR events, if nothing does yet. Call it
+/// before the request whose log the test reads.
+pub fn error_log() -> ErrorLog {
+    type Events = std::sync::Mutex<Vec<String>>;
+    static EVENTS: std::sync::OnceLock<&'static Events> = std::sync::OnceLock::new();
+    // Installed inside the initialiser, so that no caller goes on before
+    // the subscriber is in place. The buffer lives as long as the process.
+    let events = EVENTS.get_or_init(|| {
+        use tracing_subscriber::{filter, prelude::*};
+        let events: &'static Events = Box::leak(Box::default());
+        // Spans of every level pass, so that an event carries its
+        // request's fields; of events, only errors are kept.
+        let only_errors =
+            filter::filter_fn(|meta| meta.is_span() || *meta.level() == tracing::Level::ERROR)
+                .with_max_level_hint(filter::LevelFilter::INFO);
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || EventSink(events))
+                    .with_filter(only_errors),
+            )
+            .try_init()
+            .expect("no other test installs a global subscriber");
+        events
+    });
+    ErrorLog(events)
+}
+
+impl ErrorLog {
+    /// The events logged while serving the request `request_id`.
+    pub fn of_request(&self, request_id: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|event| event.contains(request_id))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Keeps each formatted event as an entry of its own: the formatter writes
+/// an event, however many lines, in one call.
+struct EventSink(&'static std::sync::Mutex<Vec<String>>);
+
+impl std::io::Write for EventSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TestApp {
+    /// Posts a GraphQL request and returns the request id the server
+    /// answered with (`x-request-id`, as its logs name the request) and the
+    /// whole body.
+    pub async fn graphql_with_request_id(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (String, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the server answers");
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("the answer names its request")
+            .to_owned();
+        (request_id, response.json().await.expect("a JSON body"))
+    }
+
+    /// Breaks the database under the server on purpose: renames `table`
+    /// away, through the test's own connection, as a lost migration or a
+    /// hand-run statement would.
+    pub async fn break_table(&self, table: &str) {
+        self.system_db
+            .execute_unprepared(&format!(
+                "ALTER TABLE \"{table}\" RENAME TO \"{table}_broken_by_test\""
+            ))
+            .await
+            .expect("the test may rename a table");
+    }
+}
