@@ -272,6 +272,8 @@ pub struct ErrorExtensions {
     pub code: Option<String>,
     pub field: Option<String>,
     pub existing_id: Option<String>,
+    /// Seconds to wait, on RATE_LIMITED.
+    pub retry_after: Option<u64>,
 }
 
 /// The errors of a GraphQL answer that had some, with the whole body to
