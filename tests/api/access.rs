@@ -86,7 +86,7 @@ async fn update_role(app: &TestApp, token: &str, user_id: &str, role: &str) -> V
 }
 
 #[tokio::test]
-async fn a_changed_password_ends_every_other_session_and_keeps_the_caller_signed_in() {
+async fn changing_a_password_ends_every_session_but_the_callers_own() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     // A thief signed in elsewhere with the old password.
@@ -141,7 +141,7 @@ async fn guessing_the_current_password_with_a_stolen_token_is_throttled() {
 }
 
 #[tokio::test]
-async fn signing_out_ends_this_session_only_and_everywhere_ends_them_all() {
+async fn signing_out_ends_only_this_session_unless_asked_to_end_them_everywhere() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (laptop, laptop_refresh) =
@@ -172,7 +172,7 @@ async fn signing_out_ends_this_session_only_and_everywhere_ends_them_all() {
 }
 
 #[tokio::test]
-async fn an_admin_ends_a_reps_sessions_and_the_reps_token_stops_at_once() {
+async fn a_rep_whose_sessions_an_admin_ended_is_refused_at_once() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;

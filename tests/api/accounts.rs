@@ -13,7 +13,7 @@ struct Key {
 }
 
 #[tokio::test]
-async fn signing_up_creates_a_tenant_its_owner_and_english_defaults() {
+async fn signing_up_creates_a_tenant_owned_by_its_first_user_with_english_defaults() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
@@ -164,7 +164,7 @@ async fn a_chinese_tenant_gets_its_pipeline_named_in_chinese() {
 }
 
 #[tokio::test]
-async fn the_default_scoring_model_is_active_with_the_recommended_weights_and_four_tiers() {
+async fn a_new_tenant_scores_with_the_recommended_four_tier_model() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
@@ -296,7 +296,7 @@ async fn bad_sign_up_input_is_refused_naming_the_field() {
 }
 
 #[tokio::test]
-async fn an_owner_builds_a_team_and_its_members_see_it() {
+async fn the_members_of_a_team_an_owner_built_see_it() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
@@ -426,7 +426,7 @@ async fn a_rep_cannot_create_users_or_teams_or_list_users() {
 }
 
 #[tokio::test]
-async fn a_manager_cannot_create_users_and_an_admin_cannot_make_an_owner() {
+async fn users_are_created_by_admins_up_to_their_own_rank() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let manager = app.user_with_role(&acme, "MANAGER").await;
@@ -463,7 +463,7 @@ async fn creating_a_user_with_a_short_password_names_the_field() {
 }
 
 #[tokio::test]
-async fn everything_but_sign_up_login_and_refresh_needs_a_token() {
+async fn every_operation_but_signing_in_needs_a_token() {
     let app = spawn_app().await;
     for query in [
         "{ me { id } }",
@@ -478,7 +478,7 @@ async fn everything_but_sign_up_login_and_refresh_needs_a_token() {
 }
 
 #[tokio::test]
-async fn the_sign_up_and_login_answers_can_include_the_users_teams() {
+async fn a_user_reads_their_teams_from_the_answer_that_signs_them_in() {
     let app = spawn_app().await;
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -37,7 +37,7 @@ impl TestApp {
 const RECORD: &str = "mutation($input: RecordActivityInput!) { recordActivity(input: $input) { lead { id score activities { signalKey apiKey { name } } } } }";
 
 #[tokio::test]
-async fn an_owner_creates_a_key_whose_secret_is_shown_once_and_never_audited() {
+async fn an_api_keys_secret_is_shown_only_once_never_in_the_audit_log() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
@@ -72,7 +72,7 @@ async fn an_owner_creates_a_key_whose_secret_is_shown_once_and_never_audited() {
 }
 
 #[tokio::test]
-async fn a_rep_cannot_create_keys_and_a_key_needs_a_scope() {
+async fn only_an_admin_creates_api_keys_each_with_a_scope() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let rep = app.user_with_role(&acme, "REP").await;
@@ -198,7 +198,7 @@ async fn a_key_is_refused_what_its_scopes_do_not_allow() {
 }
 
 #[tokio::test]
-async fn a_revoked_key_is_refused_at_once_and_the_revocation_is_audited() {
+async fn a_revoked_api_key_is_refused_at_once_with_the_revocation_audited() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let key = app.new_api_key(&acme.token, "dashboard", &["READ"]).await;

@@ -102,7 +102,7 @@ async fn pool_leads(
 }
 
 #[tokio::test]
-async fn round_robin_spreads_ten_new_leads_four_three_three_and_skips_a_rep_who_is_away() {
+async fn round_robin_spreads_ten_new_leads_four_three_three_skipping_a_rep_who_is_away() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, rep_tokens) = three_reps(&app, &acme, "East").await;
@@ -173,7 +173,7 @@ async fn round_robin_spreads_ten_new_leads_four_three_three_and_skips_a_rep_who_
 }
 
 #[tokio::test]
-async fn capacity_caps_are_respected_and_the_nightly_job_hands_out_the_pool_when_room_frees() {
+async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, _) = three_reps(&app, &acme, "West").await;
@@ -371,7 +371,7 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
 }
 
 #[tokio::test]
-async fn a_large_import_takes_turns_across_its_batches_and_the_next_lead_continues_them() {
+async fn the_round_robin_turn_carries_on_across_import_batches_into_the_next_lead() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (_, reps, _) = three_reps(&app, &acme, "North").await;
@@ -481,7 +481,7 @@ async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
 }
 
 #[tokio::test]
-async fn managers_run_their_own_teams_rules_reps_only_their_own_absence_and_all_is_audited() {
+async fn each_role_changes_only_the_assignment_settings_it_owns_with_an_audit_entry() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, rep_tokens) = three_reps(&app, &acme, "South").await;
@@ -606,8 +606,7 @@ async fn managers_run_their_own_teams_rules_reps_only_their_own_absence_and_all_
 }
 
 #[tokio::test]
-async fn a_second_company_cannot_see_or_change_the_rules_and_its_leads_never_reach_the_first_ones_reps()
- {
+async fn a_companys_assignment_rules_never_reach_another_company() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;

@@ -374,7 +374,7 @@ async fn a_pipeline_from_a_template_speaks_the_tenants_language() {
 }
 
 #[tokio::test]
-async fn a_pipeline_from_explicit_stages_keeps_their_order_and_numbers() {
+async fn a_pipeline_keeps_the_order_and_numbers_of_the_stages_it_was_given() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
 
@@ -404,7 +404,7 @@ async fn a_pipeline_from_explicit_stages_keeps_their_order_and_numbers() {
 }
 
 #[tokio::test]
-async fn stages_are_renamed_and_reordered_and_keep_their_ids() {
+async fn a_renamed_or_reordered_stage_keeps_its_id() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let pipeline = app
@@ -443,7 +443,7 @@ async fn stages_are_renamed_and_reordered_and_keep_their_ids() {
 }
 
 #[tokio::test]
-async fn an_invalid_pipeline_is_refused_with_the_field_named_and_nothing_changes() {
+async fn an_invalid_pipeline_is_refused_by_field_without_changing_anything() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let pipeline = app
@@ -727,7 +727,7 @@ async fn default_pipeline(app: &TestApp, tenant: &Tenant) -> String {
 }
 
 #[tokio::test]
-async fn invalid_signal_types_and_fields_are_refused_with_the_field_named() {
+async fn an_invalid_signal_type_or_lead_field_is_refused_by_field() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let before = app.catalog(&t.token).await;
@@ -782,7 +782,7 @@ async fn invalid_signal_types_and_fields_are_refused_with_the_field_named() {
 }
 
 #[tokio::test]
-async fn a_fields_type_and_options_stay_while_leads_use_them() {
+async fn a_lead_field_in_use_keeps_its_type_and_options() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let created = app
@@ -867,7 +867,7 @@ async fn a_field_the_active_model_weighs_cannot_change_type_under_it() {
 }
 
 #[tokio::test]
-async fn reps_and_managers_cannot_change_configuration_or_read_the_audit_log() {
+async fn only_admins_change_configuration_or_read_the_audit_log() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let pipeline = default_pipeline(&app, &t).await;
@@ -958,7 +958,7 @@ async fn another_tenant_can_neither_see_nor_change_the_configuration() {
 }
 
 #[tokio::test]
-async fn the_audit_log_shows_every_change_with_before_and_after_newest_first() {
+async fn the_audit_log_lists_every_configuration_change_newest_first_with_its_before_and_after() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let admin = app.user_with_role(&t, "ADMIN").await;

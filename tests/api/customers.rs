@@ -152,7 +152,7 @@ fn churn_reasons(lead: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_webhook_fires() {
+async fn a_customer_whose_orders_fall_becomes_a_churn_risk_announced_with_its_cause() {
     let app = spawn_app_with(&LOCAL_WEBHOOKS).await;
     let acme = app.sign_up_tenant("acme").await;
     app.hook(&acme.token, &["LEAD_CHURN_RISK"]).await;
@@ -190,7 +190,7 @@ async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_
 }
 
 #[tokio::test]
-async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it() {
+async fn the_nightly_job_announces_a_customer_whose_orders_stopped_as_a_churn_risk() {
     let app = spawn_app_with(&LOCAL_WEBHOOKS).await;
     let acme = app.sign_up_tenant("acme").await;
     app.hook(&acme.token, &["LEAD_CHURN_RISK", "LEAD_WENT_STALE"])
@@ -228,7 +228,7 @@ async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it(
 }
 
 #[tokio::test]
-async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named() {
+async fn rising_complaints_or_falling_interactions_make_a_churn_risk_named_for_its_cause() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let complaining = app.customer(&acme, "Unhappy").await;
@@ -269,7 +269,7 @@ async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named()
 }
 
 #[tokio::test]
-async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_reports() {
+async fn a_won_lead_moved_to_a_post_sale_stage_stays_won() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.customer(&acme, "Customer").await;
@@ -326,7 +326,7 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_report
 }
 
 #[tokio::test]
-async fn a_lost_lead_is_reopened_and_its_history_says_why() {
+async fn a_reopened_lost_leads_history_says_why_it_was_reopened() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Came back", 30).await;
@@ -362,7 +362,7 @@ async fn a_lost_lead_is_reopened_and_its_history_says_why() {
 }
 
 #[tokio::test]
-async fn a_won_customer_starts_a_renewal_and_stays_won() {
+async fn a_won_customer_in_renewal_stays_won() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Renewing", 400).await;
@@ -476,7 +476,7 @@ async fn lost_leads_are_counted_by_reason_category() {
 }
 
 #[tokio::test]
-async fn a_bad_category_or_stage_key_is_refused_by_name_and_nothing_is_written() {
+async fn a_bad_category_or_stage_key_is_refused_by_name_without_writing_anything() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Careful", 5).await;

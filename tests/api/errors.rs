@@ -36,7 +36,7 @@ async fn ask_with_a_broken_table(app: &TestApp, token: &str) -> (String, Graphql
 }
 
 #[tokio::test]
-async fn a_broken_database_answers_internal_without_the_cause_and_logs_the_cause() {
+async fn a_database_fault_is_answered_internal_with_its_cause_only_in_the_log() {
     let log = error_log();
     let app = spawn_quiet_app().await;
     let acme = app.sign_up_tenant("acme").await;

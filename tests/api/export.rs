@@ -71,7 +71,7 @@ fn rows(csv: &[u8]) -> Vec<std::collections::HashMap<String, String>> {
 }
 
 #[tokio::test]
-async fn an_export_has_the_import_columns_and_re_imports_with_nothing_changed() {
+async fn an_export_re_imports_with_nothing_changed() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();

@@ -24,7 +24,7 @@ const EXAMPLE: &str = include_str!("../fixtures/import-example.csv");
 const MIXED_ERRORS: [(i64, &str); 4] = [(5, "email"), (6, "stage"), (7, "budget"), (8, "email")];
 
 #[tokio::test]
-async fn a_dry_run_reports_every_bad_row_by_line_and_column_and_writes_nothing() {
+async fn a_dry_run_reports_every_bad_row_by_line_and_column_without_writing() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     app.new_team(&t.token, "East").await;
@@ -59,8 +59,7 @@ async fn a_dry_run_reports_every_bad_row_by_line_and_column_and_writes_nothing()
 }
 
 #[tokio::test]
-async fn an_import_writes_the_valid_rows_with_their_history_and_importing_the_file_again_changes_nothing()
- {
+async fn importing_a_file_twice_writes_its_valid_rows_once_with_their_history() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let east = app.new_team(&t.token, "East").await;
@@ -232,7 +231,7 @@ async fn a_changed_row_updates_its_lead_by_external_id_instead_of_adding_another
 }
 
 #[tokio::test]
-async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_close() {
+async fn imported_closed_leads_teach_the_predictor_which_open_leads_will_close() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
 
@@ -261,7 +260,7 @@ async fn imported_won_and_lost_leads_teach_the_predictor_which_open_leads_will_c
 }
 
 #[tokio::test]
-async fn a_models_evaluation_shows_how_calibrated_its_scores_and_the_close_probability_are() {
+async fn a_models_evaluation_shows_how_calibrated_its_scores_are_beside_the_close_probability() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let query = "{ activeScoringModel { id } }";
@@ -369,7 +368,7 @@ async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
 }
 
 #[tokio::test]
-async fn an_unknown_column_or_signal_is_reported_on_the_header_line_and_nothing_is_written() {
+async fn an_unknown_column_or_signal_is_reported_on_the_header_line_without_writing() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let csv = "name,company,budgett,email,signal:nope\n\
@@ -406,7 +405,7 @@ async fn an_unknown_column_or_signal_is_reported_on_the_header_line_and_nothing_
 }
 
 #[tokio::test]
-async fn reps_and_managers_may_not_import_and_admins_may() {
+async fn only_admins_may_import() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let rep = app.user_with_role(&t, "REP").await;
@@ -616,8 +615,7 @@ const LEAD: &str = "id externalId name company email phone status version score 
     scoreBreakdown { total tier } activities { signalKey occurredAt } scoreHistory { reason newTier }";
 
 #[tokio::test]
-async fn a_lead_from_the_future_or_worth_less_than_nothing_is_refused_alike_by_hand_and_by_import()
-{
+async fn a_lead_from_the_future_or_worth_less_than_nothing_is_refused_by_every_way_in() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let later = (Utc::now() + Duration::days(2)).to_rfc3339();

@@ -56,7 +56,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn a_mixed_batch_records_the_good_events_and_names_each_bad_one() {
+async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let known = app
@@ -265,7 +265,7 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
 }
 
 #[tokio::test]
-async fn record_activities_judges_each_activity_and_names_its_input_path() {
+async fn record_activities_names_each_bad_activity_by_its_input_path() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;

@@ -62,7 +62,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn a_quiet_lead_decays_goes_cold_and_stale_and_changes_tier_after_the_job_runs_weeks_later() {
+async fn a_lead_quiet_for_weeks_decays_into_a_cold_stale_lower_tier_on_the_nightly_run() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
@@ -437,7 +437,7 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
 }
 
 #[tokio::test]
-async fn an_admin_runs_the_job_now_and_watches_it_finish() {
+async fn an_admin_watches_a_job_they_started_finish() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     app.new_lead_json(&t.token, json!({"name": "L"})).await;
@@ -582,7 +582,7 @@ async fn each_announced_once(app: &TestApp, run: Uuid, ids: &[Uuid]) {
 }
 
 #[tokio::test]
-async fn a_run_longer_than_its_lease_keeps_it_and_is_never_duplicated() {
+async fn a_run_longer_than_its_lease_keeps_it_so_no_second_run_starts() {
     // Issue 17, item 6: heartbeats renewed from the run's start, so the
     // lease lapsed 120 s in however alive the run was, and a second copy
     // resumed the live run: leads announced twice, the run FAILED.

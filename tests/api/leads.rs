@@ -11,7 +11,7 @@ use crate::helpers::{
 };
 
 #[tokio::test]
-async fn a_lead_with_strong_ratings_outranks_a_weak_one_and_its_points_add_up() {
+async fn a_lead_with_strong_ratings_outranks_a_weak_one_in_the_queue() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -103,7 +103,7 @@ async fn a_lead_that_fell_due_since_it_was_scored_comes_first() {
 }
 
 #[tokio::test]
-async fn an_urgent_signal_lifts_a_low_lead_to_the_top_tier_and_says_why() {
+async fn an_urgent_signal_lifts_a_low_lead_to_the_top_tier_saying_why() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -253,7 +253,7 @@ async fn three_activities_recorded_on_one_lead_at_once_all_land() {
 }
 
 #[tokio::test]
-async fn a_lead_silent_for_a_month_is_cold_and_not_in_the_top_tier() {
+async fn a_lead_silent_for_a_month_is_cold_which_caps_it_below_the_top_tier() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
@@ -545,7 +545,7 @@ async fn an_update_made_from_a_stale_version_is_refused_as_a_conflict() {
 }
 
 #[tokio::test]
-async fn a_bad_attribute_is_refused_by_name_and_nothing_is_written() {
+async fn a_bad_attribute_is_refused_by_name_without_writing_anything() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     for (attributes, field) in [
@@ -689,7 +689,7 @@ async fn another_tenant_can_neither_read_nor_change_a_lead() {
 }
 
 #[tokio::test]
-async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
+async fn each_role_sees_the_leads_its_visibility_rule_allows() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let team_id = app.new_team(&t.token, "East").await;
@@ -856,7 +856,7 @@ async fn queue_reasons_speak_the_tenants_language() {
 }
 
 #[tokio::test]
-async fn the_list_filters_by_tier_stage_status_owner_text_and_pool() {
+async fn the_lead_list_filters_by_any_of_its_criteria() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let hot = app

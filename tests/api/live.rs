@@ -178,7 +178,7 @@ pub(crate) const QUEUE_CHANGED: &str =
     "subscription($owner: ID) { queueChanged(ownerId: $owner) { ownerId leadIds reasons } }";
 
 #[tokio::test]
-async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_elses() {
+async fn an_urgent_signal_reaches_only_its_reps_subscriptions_at_once() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
@@ -255,7 +255,7 @@ async fn a_change_on_one_server_reaches_a_subscriber_of_another_on_the_same_data
 }
 
 #[tokio::test]
-async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
+async fn a_subscription_needs_the_rights_its_query_would_need() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (other, _) = app.member(&acme, "cy@acme.test", "REP", &[]).await;
@@ -294,7 +294,7 @@ async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
 }
 
 #[tokio::test]
-async fn a_manager_follows_their_teams_leads_and_not_another_teams() {
+async fn a_manager_follows_only_their_own_teams_leads() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let east = app.new_team(&acme.token, "East").await;

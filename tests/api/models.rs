@@ -14,8 +14,7 @@ use crate::{
 };
 
 #[tokio::test]
-async fn a_draft_starts_from_the_active_model_a_template_or_explicit_parts_and_takes_the_next_version()
- {
+async fn a_draft_takes_the_next_version_whatever_it_starts_from() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let active = active_model(&app, &t.token, None).await;
@@ -458,7 +457,7 @@ async fn rolling_back_restores_the_previous_scores_exactly() {
 }
 
 #[tokio::test]
-async fn an_invalid_model_is_refused_with_the_field_named_and_nothing_is_saved() {
+async fn an_invalid_model_is_refused_by_field_without_saving_anything() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let active = active_model(&app, &t.token, None).await;
@@ -533,8 +532,7 @@ async fn an_invalid_model_is_refused_with_the_field_named_and_nothing_is_saved()
 }
 
 #[tokio::test]
-async fn reps_may_not_touch_models_managers_only_draft_for_their_team_and_another_tenant_sees_nothing()
- {
+async fn each_role_changes_only_the_models_it_owns_inside_its_tenant() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let east = app.new_team(&t.token, "East").await;
@@ -659,7 +657,7 @@ async fn reps_may_not_touch_models_managers_only_draft_for_their_team_and_anothe
 }
 
 #[tokio::test]
-async fn the_audit_log_keeps_each_draft_activation_and_rollback_with_before_and_after() {
+async fn the_audit_log_keeps_every_model_change_with_its_before_and_after() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let first = active_model(&app, &t.token, None).await;
@@ -724,8 +722,7 @@ async fn the_audit_log_keeps_each_draft_activation_and_rollback_with_before_and_
 }
 
 #[tokio::test]
-async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_on_the_new_version()
-{
+async fn activating_a_model_for_many_leads_moves_every_lead_to_the_new_version_through_the_job() {
     let app = spawn_app_with(&[("LEADRANK_ACTIVATION_INLINE_LEADS", "0")]).await;
     let t = app.sign_up_tenant("acme").await;
     const LEADS: i64 = 30;
@@ -786,7 +783,7 @@ async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_o
 }
 
 #[tokio::test]
-async fn the_funnel_counts_who_entered_each_stage_and_who_moved_further() {
+async fn the_funnel_counts_who_entered_each_stage_beside_who_moved_further() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let body = app

@@ -227,7 +227,7 @@ fn id(lead: &Value) -> &str {
 }
 
 #[tokio::test]
-async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanation() {
+async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_explained() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let before = &d.lead;
@@ -294,7 +294,7 @@ async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanati
 }
 
 #[tokio::test]
-async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry() {
+async fn a_pin_holds_through_nightly_runs_until_its_expiry() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let until = days_from_now(1);
@@ -342,7 +342,7 @@ async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry(
 }
 
 #[tokio::test]
-async fn unpinning_gives_the_lead_its_models_tier_back_and_is_audited() {
+async fn unpinning_gives_the_lead_its_models_tier_back_with_an_audit_entry() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     app.pinned(&d.mia, id(&d.lead), "A", None).await;
@@ -386,7 +386,7 @@ async fn unpinning_gives_the_lead_its_models_tier_back_and_is_audited() {
 }
 
 #[tokio::test]
-async fn a_rep_pins_only_their_own_leads_and_only_once_the_company_allows_it() {
+async fn a_rep_pins_only_their_own_leads_once_the_company_allows_it() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let (_, rep) = person(&app, &t, "Rey Rep", "REP", &[]).await;
@@ -465,7 +465,7 @@ async fn a_manager_cannot_pin_a_lead_outside_their_teams() {
 }
 
 #[tokio::test]
-async fn a_bad_tier_reason_or_expiry_is_refused_by_field_and_changes_nothing() {
+async fn a_bad_tier_reason_or_expiry_is_refused_by_field_without_changing_anything() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let lead = id(&d.lead);

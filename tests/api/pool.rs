@@ -81,8 +81,7 @@ fn entries<'a>(lead: &'a Value, kind: &str) -> Vec<&'a Value> {
 }
 
 #[tokio::test]
-async fn neglected_and_long_cold_leads_return_to_the_pool_on_the_nightly_run_and_their_webhook_fires()
- {
+async fn neglected_or_long_cold_leads_return_to_the_pool_on_the_nightly_run_with_an_announcement() {
     let app = spawn_app_with(&FAST).await;
     let t = app.sign_up_tenant("acme").await;
     let (rep, _) = app.member(&t, "rep@acme.test", "REP", &[]).await;
@@ -195,7 +194,7 @@ async fn neglected_and_long_cold_leads_return_to_the_pool_on_the_nightly_run_and
 }
 
 #[tokio::test]
-async fn a_rep_claims_pool_leads_up_to_the_days_limit_and_no_further() {
+async fn a_rep_claims_pool_leads_up_to_the_days_limit() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let (rep, rep_token) = app.member(&t, "rep@acme.test", "REP", &[]).await;
@@ -273,7 +272,7 @@ async fn a_rep_claims_pool_leads_up_to_the_days_limit_and_no_further() {
 }
 
 #[tokio::test]
-async fn pool_rules_refuse_bad_numbers_and_a_manager_sets_only_their_teams_rule() {
+async fn a_pool_rule_is_set_with_sound_numbers_by_its_teams_manager_or_above() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let team = app.new_team(&t.token, "North").await;

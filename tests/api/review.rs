@@ -111,7 +111,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
+async fn the_tier_report_shows_each_tiers_holdings_beside_what_it_brought_in() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
@@ -394,7 +394,7 @@ fn reps_listed(cards: &Value) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
+async fn a_scorecard_shows_how_a_rep_is_doing() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let (from, to) = three_weeks();
@@ -494,7 +494,7 @@ async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
 }
 
 #[tokio::test]
-async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
+async fn each_person_reviews_only_the_people_they_lead() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let (from, to) = three_weeks();
@@ -565,7 +565,7 @@ async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
 }
 
 #[tokio::test]
-async fn tier_movements_show_the_matrix_and_which_lower_leads_climbed_and_won() {
+async fn tier_movements_show_which_lower_leads_climbed_to_win() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
@@ -708,7 +708,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn the_funnel_narrows_to_a_team_or_a_rep_and_counts_lost_leads_by_reason() {
+async fn the_funnel_narrows_to_a_team_or_a_rep_counting_lost_leads_by_reason() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let first = |body: &Value| {
@@ -773,7 +773,7 @@ fn shanghai_month(at: DateTime<Utc>, months: u32) -> chrono::NaiveDate {
 }
 
 #[tokio::test]
-async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_was_won() {
+async fn the_forecast_weighs_open_deals_by_expected_month_beside_what_was_won() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();

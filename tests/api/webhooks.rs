@@ -205,7 +205,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_verification() {
+async fn an_urgent_signal_reaches_the_receiver_signed_so_tampering_fails_verification() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[]).await;
@@ -280,8 +280,7 @@ async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_
 }
 
 #[tokio::test]
-async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_the_same_id_and_the_log_shows_it()
- {
+async fn a_receiver_that_fails_twice_gets_the_same_event_three_times_as_the_log_shows() {
     let app = spawn_app_with(&DRIVEN).await;
     let settings = worker_settings(true);
     let acme = app.sign_up_tenant("acme").await;
@@ -444,7 +443,7 @@ async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
 }
 
 #[tokio::test]
-async fn job_runs_are_announced_and_a_rotated_secret_signs_from_then_on() {
+async fn a_rotated_webhook_secret_signs_every_announcement_from_then_on() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[]).await;
@@ -500,7 +499,7 @@ async fn job_runs_are_announced_and_a_rotated_secret_signs_from_then_on() {
 }
 
 #[tokio::test]
-async fn urls_are_checked_only_admins_manage_webhooks_and_a_second_company_sees_none_of_it() {
+async fn webhooks_are_managed_by_admins_inside_their_own_company() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
@@ -794,7 +793,7 @@ async fn webhook_urls_that_point_inside_the_network_are_refused_at_registration(
 }
 
 #[tokio::test]
-async fn the_development_setting_opens_loopback_and_nothing_else_inside() {
+async fn the_development_setting_opens_only_loopback_inside_the_network() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     for url in [

@@ -124,7 +124,7 @@ async fn as_if_hours_passed(app: &TestApp, lead: &str, hours: i64) {
 }
 
 #[tokio::test]
-async fn a_scheduled_follow_up_tops_the_queue_when_due_and_an_outbound_call_completes_it() {
+async fn an_outbound_call_completes_a_scheduled_follow_up_that_topped_the_queue() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -292,7 +292,7 @@ async fn a_follow_up_in_the_past_or_on_a_pool_lead_by_a_rep_or_anothers_lead_is_
 }
 
 #[tokio::test]
-async fn an_urgent_lead_tops_a_queue_of_overdue_leads_and_says_why_first() {
+async fn an_urgent_lead_tops_a_queue_of_overdue_leads_with_its_reason_first() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -423,7 +423,7 @@ struct Reassigned {
 }
 
 #[tokio::test]
-async fn a_deactivated_reps_token_is_refused_at_once_and_their_leads_move() {
+async fn a_deactivated_rep_is_refused_at_once_with_their_leads_handed_on() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let (rep_id, rep) = app.member(&t, "rep@acme.example", "REP", &[]).await;
@@ -514,7 +514,7 @@ async fn a_deactivated_reps_token_is_refused_at_once_and_their_leads_move() {
 }
 
 #[tokio::test]
-async fn leads_move_between_members_of_a_managers_team_and_no_further() {
+async fn a_manager_reassigns_leads_only_within_their_team() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let east_team = app.new_team(&t.token, "East").await;
