@@ -1020,6 +1020,35 @@ impl TestApp {
     }
 }
 
+/// An API key's id and its secret, shown once.
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    /// Creates an API key that must succeed.
+    pub async fn new_api_key(&self, token: &str, name: &str, scopes: &[&str]) -> Key {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Created {
+            secret: String,
+            api_key: Id,
+        }
+        let created: Created = self
+            .root(
+                Some(token),
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret apiKey { id } } }",
+                json!({"input": {"name": name, "scopes": scopes}}),
+            )
+            .await;
+        Key {
+            id: created.api_key.id,
+            secret: created.secret,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------
 // Untyped lead helpers, for the files not yet read through the typed
 // client above. They return raw JSON, where a misspelled field reads as
