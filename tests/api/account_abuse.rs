@@ -44,7 +44,7 @@ async fn sign_up_from(app: &TestApp, client: &str, slug: &str, password: &str) -
 }
 
 #[tokio::test]
-async fn sign_ups_from_one_address_are_throttled_and_other_addresses_are_not() {
+async fn sign_ups_are_throttled_per_client_address() {
     let app = spawn_app_with(&[
         ("LEADRANK_SIGNUPS_PER_CLIENT", "2"),
         ("LEADRANK_TRUST_FORWARDED_FOR", "true"),
@@ -68,7 +68,7 @@ async fn sign_ups_from_one_address_are_throttled_and_other_addresses_are_not() {
 }
 
 #[tokio::test]
-async fn padded_repeated_and_common_passwords_are_refused_wherever_a_password_is_set() {
+async fn a_weak_password_is_refused_wherever_a_password_is_set() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let weak = [

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{Tenant, TestApp, error_code, error_field, spawn_app},
-    leads::{strong, weak},
+    helpers::{strong, weak},
 };
 
 const RULE: &str = "rule { id name strategy position active maxOpenPerRep team { id }
@@ -48,7 +48,7 @@ impl TestApp {
 
     /// The owner of a lead as the lead reads; `None` for the pool.
     async fn owner_of(&self, token: &str, id: &str) -> Option<String> {
-        self.lead_by_id(token, id).await["owner"]["id"]
+        self.lead_by_id_json(token, id).await["owner"]["id"]
             .as_str()
             .map(str::to_owned)
     }
@@ -95,14 +95,14 @@ async fn pool_leads(
         if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
             input.extend(extra.clone());
         }
-        let lead = app.new_lead(&tenant.token, input).await;
+        let lead = app.new_lead_json(&tenant.token, input).await;
         ids.push(lead["id"].as_str().unwrap().to_owned());
     }
     ids
 }
 
 #[tokio::test]
-async fn round_robin_spreads_ten_new_leads_four_three_three_and_skips_a_rep_who_is_away() {
+async fn round_robin_spreads_ten_new_leads_four_three_three_skipping_a_rep_who_is_away() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, rep_tokens) = three_reps(&app, &acme, "East").await;
@@ -160,20 +160,20 @@ async fn round_robin_spreads_ten_new_leads_four_three_three_and_skips_a_rep_who_
 
     // A lead given an owner, or created by a rep, is not touched.
     let given = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Given", "teamId": team, "ownerId": reps[2]}),
         )
         .await;
     assert_eq!(given["owner"]["id"], reps[2].as_str());
     let own = app
-        .new_lead(&rep_tokens[0], json!({"name": "Mine", "teamId": team}))
+        .new_lead_json(&rep_tokens[0], json!({"name": "Mine", "teamId": team}))
         .await;
     assert_eq!(own["owner"]["id"], reps[0].as_str());
 }
 
 #[tokio::test]
-async fn capacity_caps_are_respected_and_the_nightly_job_hands_out_the_pool_when_room_frees() {
+async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, _) = three_reps(&app, &acme, "West").await;
@@ -223,7 +223,7 @@ async fn capacity_caps_are_respected_and_the_nightly_job_hands_out_the_pool_when
     }
     let closed = closed.expect("the first rep holds leads");
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             &acme.token,
             "closeLead",
             "CloseLeadInput",
@@ -284,7 +284,7 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
     .await;
 
     let hot = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Hot", "teamId": team, "source": "web", "attributes": strong()}),
         )
@@ -298,7 +298,7 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
     // A weak lead of the same team fails the tier filter: the company rule
     // takes it, among the team's reps since the lead has a team.
     let cold = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Cold", "teamId": team, "source": "web", "attributes": weak()}),
         )
@@ -371,7 +371,7 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
 }
 
 #[tokio::test]
-async fn a_large_import_takes_turns_across_its_batches_and_the_next_lead_continues_them() {
+async fn the_round_robin_turn_carries_on_across_import_batches_into_the_next_lead() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (_, reps, _) = three_reps(&app, &acme, "North").await;
@@ -413,7 +413,7 @@ async fn a_large_import_takes_turns_across_its_batches_and_the_next_lead_continu
 
     // The turn saved with the last batch goes on where the file stopped.
     let lead = app
-        .new_lead(&acme.token, json!({"name": "After the import"}))
+        .new_lead_json(&acme.token, json!({"name": "After the import"}))
         .await;
     assert_eq!(lead["owner"]["id"], reps[rows % 3].as_str(), "{lead}");
 }
@@ -481,7 +481,7 @@ async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
 }
 
 #[tokio::test]
-async fn managers_run_their_own_teams_rules_reps_only_their_own_absence_and_all_is_audited() {
+async fn each_role_changes_only_the_assignment_settings_it_owns_with_an_audit_entry() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (team, reps, rep_tokens) = three_reps(&app, &acme, "South").await;
@@ -537,7 +537,7 @@ async fn managers_run_their_own_teams_rules_reps_only_their_own_absence_and_all_
     );
     // An inactive rule assigns nothing.
     let lead = app
-        .new_lead(&acme.token, json!({"name": "Idle", "teamId": team}))
+        .new_lead_json(&acme.token, json!({"name": "Idle", "teamId": team}))
         .await;
     assert_eq!(lead["owner"], Value::Null);
 
@@ -606,8 +606,7 @@ async fn managers_run_their_own_teams_rules_reps_only_their_own_absence_and_all_
 }
 
 #[tokio::test]
-async fn a_second_company_cannot_see_or_change_the_rules_and_its_leads_never_reach_the_first_ones_reps()
- {
+async fn a_companys_assignment_rules_never_reach_another_company() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
@@ -653,7 +652,7 @@ async fn a_second_company_cannot_see_or_change_the_rules_and_its_leads_never_rea
 
     // Globex has no rule: its new leads stay in its own pool.
     let lead = app
-        .new_lead(&globex.token, json!({"name": "Globex lead"}))
+        .new_lead_json(&globex.token, json!({"name": "Globex lead"}))
         .await;
     assert_eq!(lead["owner"], Value::Null);
     let acme_rule = app

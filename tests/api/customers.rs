@@ -10,8 +10,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::{
+    helpers::{LEAD_FIELDS, days_ago, flags_json, strong},
     helpers::{Tenant, TestApp, error_code, error_field, spawn_app, spawn_app_with},
-    leads::{LEAD_FIELDS, days_ago, flags, strong},
 };
 
 /// Webhooks to a local address are allowed, so endpoints can be registered.
@@ -45,7 +45,7 @@ impl TestApp {
     /// A lead of `t`'s owner created `age_days` ago.
     async fn aged_lead(&self, t: &Tenant, name: &str, age_days: i64) -> String {
         let lead = self
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": name, "attributes": strong(), "ownerId": t.owner_id, "createdAt": days_ago(age_days)}),
             )
@@ -59,7 +59,7 @@ impl TestApp {
         if let (Some(full), Some(input)) = (full.as_object_mut(), input.as_object()) {
             full.extend(input.clone());
         }
-        self.lead_mutation(token, "closeLead", "CloseLeadInput", full)
+        self.lead_mutation_json(token, "closeLead", "CloseLeadInput", full)
             .await
     }
 
@@ -69,7 +69,7 @@ impl TestApp {
         let won = self.close(&t.token, &id, json!({"outcome": "WON"})).await;
         assert_eq!(won["data"]["closeLead"]["lead"]["status"], "WON", "{won}");
         let moved = self
-            .lead_mutation(
+            .lead_mutation_json(
                 &t.token,
                 "moveLeadStage",
                 "MoveStageInput",
@@ -152,14 +152,14 @@ fn churn_reasons(lead: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_webhook_fires() {
+async fn a_customer_whose_orders_fall_becomes_a_churn_risk_announced_with_its_cause() {
     let app = spawn_app_with(&LOCAL_WEBHOOKS).await;
     let acme = app.sign_up_tenant("acme").await;
     app.hook(&acme.token, &["LEAD_CHURN_RISK"]).await;
     let id = app.customer(&acme, "Big buyer").await;
     // Orders worth 3,000 three to five months ago, 100 this month.
     for (days, amount) in [(100, 1000.0), (120, 1000.0), (150, 1000.0), (10, 100.0)] {
-        app.record(
+        app.record_json(
             &acme.token,
             &id,
             "purchase",
@@ -170,7 +170,7 @@ async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_
 
     let lead = app.customer_view(&acme.token, &id).await;
     assert_eq!(lead["status"], "WON", "{lead}");
-    assert!(flags(&lead).contains(&"CHURN_RISK"), "{lead}");
+    assert!(flags_json(&lead).contains(&"CHURN_RISK"), "{lead}");
     assert_eq!(
         lead["churnCauses"],
         json!(["ORDER_AMOUNTS_FALLING"]),
@@ -190,14 +190,14 @@ async fn a_customer_whose_orders_fall_is_a_churn_risk_naming_that_cause_and_its_
 }
 
 #[tokio::test]
-async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it() {
+async fn the_nightly_job_announces_a_customer_whose_orders_stopped_as_a_churn_risk() {
     let app = spawn_app_with(&LOCAL_WEBHOOKS).await;
     let acme = app.sign_up_tenant("acme").await;
     app.hook(&acme.token, &["LEAD_CHURN_RISK", "LEAD_WENT_STALE"])
         .await;
     let id = app.customer(&acme, "Steady buyer").await;
     for days in [20, 100] {
-        app.record(
+        app.record_json(
             &acme.token,
             &id,
             "purchase",
@@ -206,8 +206,8 @@ async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it(
         .await;
     }
     let before = app.customer_view(&acme.token, &id).await;
-    assert!(!flags(&before).contains(&"CHURN_RISK"), "{before}");
-    assert!(!flags(&before).contains(&"STALE"), "{before}");
+    assert!(!flags_json(&before).contains(&"CHURN_RISK"), "{before}");
+    assert!(!flags_json(&before).contains(&"STALE"), "{before}");
     // Brought over in its first stage long idle, it went stale once then.
     let stale_before = app.events_about("lead.went_stale", &id).await.len();
 
@@ -216,8 +216,8 @@ async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it(
     assert_eq!(run.churn_risk, 1, "{run:?}");
     let after = app.customer_view(&acme.token, &id).await;
     assert_eq!(after["status"], "WON", "{after}");
-    assert!(flags(&after).contains(&"CHURN_RISK"), "{after}");
-    assert!(flags(&after).contains(&"STALE"), "{after}");
+    assert!(flags_json(&after).contains(&"CHURN_RISK"), "{after}");
+    assert!(flags_json(&after).contains(&"STALE"), "{after}");
     assert_eq!(after["churnCauses"], json!(["ORDER_AMOUNTS_FALLING"]));
     let churn = app.events_about("lead.churn_risk", &id).await;
     assert_eq!(churn.len(), 1, "{churn:#?}");
@@ -228,12 +228,12 @@ async fn the_nightly_job_flags_a_customer_whose_orders_stopped_and_announces_it(
 }
 
 #[tokio::test]
-async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named() {
+async fn rising_complaints_or_falling_interactions_make_a_churn_risk_named_for_its_cause() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let complaining = app.customer(&acme, "Unhappy").await;
     for days in [2, 5, 9] {
-        app.record(
+        app.record_json(
             &acme.token,
             &complaining,
             "complaint",
@@ -243,7 +243,7 @@ async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named()
     }
     let fading = app.customer(&acme, "Fading").await;
     for days in [35, 40, 45, 50] {
-        app.record(
+        app.record_json(
             &acme.token,
             &fading,
             "inbound_inquiry",
@@ -269,7 +269,7 @@ async fn rising_complaints_and_falling_interactions_are_churn_risks_each_named()
 }
 
 #[tokio::test]
-async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_reports() {
+async fn a_won_lead_moved_to_a_post_sale_stage_stays_won() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.customer(&acme, "Customer").await;
@@ -313,7 +313,7 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_report
     let open = app.aged_lead(&acme, "Prospect", 1).await;
     for (lead, key) in [(open.as_str(), "post_sale"), (id.as_str(), "proposal")] {
         let refused = app
-            .lead_mutation(
+            .lead_mutation_json(
                 &acme.token,
                 "moveLeadStage",
                 "MoveStageInput",
@@ -326,7 +326,7 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won_for_training_and_report
 }
 
 #[tokio::test]
-async fn a_lost_lead_is_reopened_and_its_history_says_why() {
+async fn a_reopened_lost_leads_history_says_why_it_was_reopened() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Came back", 30).await;
@@ -362,7 +362,7 @@ async fn a_lost_lead_is_reopened_and_its_history_says_why() {
 }
 
 #[tokio::test]
-async fn a_won_customer_starts_a_renewal_and_stays_won() {
+async fn a_won_customer_in_renewal_stays_won() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Renewing", 400).await;
@@ -476,11 +476,11 @@ async fn lost_leads_are_counted_by_reason_category() {
 }
 
 #[tokio::test]
-async fn a_bad_category_or_stage_key_is_refused_by_name_and_nothing_is_written() {
+async fn a_bad_category_or_stage_key_is_refused_by_name_without_writing_anything() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Careful", 5).await;
-    let before = app.lead_by_id(&acme.token, &id).await;
+    let before = app.lead_by_id_json(&acme.token, &id).await;
 
     for input in [
         json!({"outcome": "LOST", "reasonCategory": "vibes"}),
@@ -490,7 +490,7 @@ async fn a_bad_category_or_stage_key_is_refused_by_name_and_nothing_is_written()
         assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
         assert_eq!(error_field(&refused), "input.reasonCategory", "{refused}");
     }
-    let after = app.lead_by_id(&acme.token, &id).await;
+    let after = app.lead_by_id_json(&acme.token, &id).await;
     assert_eq!(after["status"], "OPEN");
     assert_eq!(after["version"], before["version"]);
 

@@ -30,7 +30,7 @@ async fn generate(app: &TestApp, slug: &str, leads: u64) -> Result<DemoSummary, 
 }
 
 #[tokio::test]
-async fn a_demo_tenant_has_scored_leads_in_several_tiers_and_its_people_can_sign_in() {
+async fn a_demo_tenants_people_sign_in_to_scored_leads_in_several_tiers() {
     let app = spawn_app().await;
 
     let summary = generate(&app, "demo", 300).await.unwrap();

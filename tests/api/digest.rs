@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::spawn_app_with,
-    leads::{strong, weak},
+    helpers::{strong, weak},
 };
 
 /// The first Monday after now at `hour` in Shanghai (the tests' time zone).
@@ -42,25 +42,25 @@ async fn on_monday_the_company_and_each_team_get_the_weeks_figures_once() {
 
     let lead = |name: &str, owner: Option<&str>, attributes: Value, value: f64| json!({"name": name, "ownerId": owner, "attributes": attributes, "dealValue": value});
     let anns_open = app
-        .new_lead(token, lead("Ann open", Some(&ann), strong(), 100.0))
+        .new_lead_json(token, lead("Ann open", Some(&ann), strong(), 100.0))
         .await;
     let anns_lost = app
-        .new_lead(token, lead("Ann lost", Some(&ann), weak(), 200.0))
+        .new_lead_json(token, lead("Ann lost", Some(&ann), weak(), 200.0))
         .await;
     let won = app
-        .new_lead(token, lead("Owner won", Some(&t.owner_id), weak(), 300.0))
+        .new_lead_json(token, lead("Owner won", Some(&t.owner_id), weak(), 300.0))
         .await;
     let hot = app
-        .new_lead(token, lead("Pool hot", None, weak(), 400.0))
+        .new_lead_json(token, lead("Pool hot", None, weak(), 400.0))
         .await;
     let hot_id = hot["id"].as_str().unwrap();
     let up = app
-        .record(token, hot_id, "urgent_quote_request", json!({}))
+        .record_json(token, hot_id, "urgent_quote_request", json!({}))
         .await;
     assert_eq!(up["tier"], "A", "its tier rose this week");
     for (l, outcome) in [(&anns_lost, "LOST"), (&won, "WON")] {
         let closed = app
-            .lead_mutation(
+            .lead_mutation_json(
                 token,
                 "closeLead",
                 "CloseLeadInput",
@@ -139,7 +139,7 @@ async fn on_monday_the_company_and_each_team_get_the_weeks_figures_once() {
     assert_eq!(all["topMovers"][0]["tier"], "A");
     let mut overdue = 0;
     for l in [&anns_open, &hot] {
-        let now = app.lead_by_id(token, l["id"].as_str().unwrap()).await;
+        let now = app.lead_by_id_json(token, l["id"].as_str().unwrap()).await;
         let due: DateTime<Utc> = now["nextFollowUpAt"].as_str().unwrap().parse().unwrap();
         overdue += i64::from(due <= monday);
     }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, error_code, spawn_app},
+    helpers::{strong, weak},
     import::{counts, import_report},
-    leads::{strong, weak},
 };
 
 impl TestApp {
@@ -71,13 +71,13 @@ fn rows(csv: &[u8]) -> Vec<std::collections::HashMap<String, String>> {
 }
 
 #[tokio::test]
-async fn an_export_has_the_import_columns_and_re_imports_with_nothing_changed() {
+async fn an_export_re_imports_with_nothing_changed() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
     let team = app.new_team(token, "North").await;
     let (rep, _) = app.member(&t, "ann@acme.test", "REP", &[&team]).await;
-    app.new_lead(
+    app.new_lead_json(
         token,
         json!({"name": "王小明", "company": "上海贸易", "email": "wang@example.cn", "attributes": strong(),
                "dealValue": 1200.5, "ownerId": rep, "teamId": team, "externalId": "crm-1",
@@ -85,13 +85,13 @@ async fn an_export_has_the_import_columns_and_re_imports_with_nothing_changed() 
     )
     .await;
     let won = app
-        .new_lead(
+        .new_lead_json(
             token,
             json!({"name": "Won Ltd", "attributes": weak(), "externalId": "crm-2"}),
         )
         .await;
     let closed = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "closeLead",
             "CloseLeadInput",
@@ -176,7 +176,7 @@ async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter
         ("Ann B", &ann, weak()),
         ("Bob A", &bob, strong()),
     ] {
-        app.new_lead(
+        app.new_lead_json(
             token,
             json!({"name": name, "ownerId": owner, "attributes": attributes}),
         )
@@ -222,7 +222,7 @@ async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter
 async fn a_forged_expired_or_orphaned_export_link_opens_nothing() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    app.new_lead(&t.token, json!({"name": "Secret", "attributes": strong()}))
+    app.new_lead_json(&t.token, json!({"name": "Secret", "attributes": strong()}))
         .await;
     let (max_id, max) = app.member(&t, "max@acme.test", "MANAGER", &[]).await;
 

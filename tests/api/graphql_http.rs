@@ -68,7 +68,7 @@ async fn the_graphql_response_media_type_is_answered_with_status_codes_that_foll
 }
 
 #[tokio::test]
-async fn malformed_requests_are_answered_400_and_other_bodies_415() {
+async fn a_body_the_server_cannot_read_is_refused_with_the_matching_http_status() {
     let app = spawn_app().await;
     let (status, _, body) =
         post(&app, "application/json", json!({"qeury": "{ __typename }"})).await;
@@ -97,7 +97,7 @@ async fn malformed_requests_are_answered_400_and_other_bodies_415() {
 }
 
 #[tokio::test]
-async fn a_mutation_over_get_is_refused_with_405_and_changes_nothing() {
+async fn a_mutation_over_get_is_refused_with_405_without_changing_anything() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let response = app

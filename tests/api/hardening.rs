@@ -131,7 +131,7 @@ async fn a_document_nested_right_at_the_limit_is_parsed_without_harm() {
 }
 
 #[tokio::test]
-async fn brackets_inside_strings_and_comments_do_not_count_as_nesting() {
+async fn brackets_inside_strings_or_comments_do_not_count_as_nesting() {
     let app = spawn_app().await;
     let braces = "{".repeat(500);
     let query = format!("# {braces}\n{{ me(a: \"{braces}\", b: \"\"\"{braces}\"\"\") {{ id }} }}");
@@ -141,7 +141,7 @@ async fn brackets_inside_strings_and_comments_do_not_count_as_nesting() {
 }
 
 #[tokio::test]
-async fn a_deeply_nested_document_is_refused_over_get_and_websocket_too() {
+async fn a_deeply_nested_document_is_refused_over_every_transport() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let query = nested_argument(1_500);
@@ -377,7 +377,7 @@ async fn the_operations_of_a_batch_share_one_complexity_budget() {
 }
 
 #[tokio::test]
-async fn a_user_sending_too_fast_is_told_when_to_retry_and_others_are_not_slowed() {
+async fn a_user_sending_too_fast_is_told_when_to_retry_without_slowing_others() {
     let app = spawn_app_with(&[("LEADRANK_USER_REQUESTS_PER_MINUTE", "5")]).await;
     let acme = app.sign_up_tenant("acme").await;
     // Creating the rep is the owner's first request.
@@ -440,7 +440,7 @@ async fn one_tenant_using_up_its_rate_does_not_slow_another_tenant() {
 }
 
 #[tokio::test]
-async fn a_request_past_its_deadline_is_cancelled_and_answers_timeout() {
+async fn a_request_past_its_deadline_is_cancelled_with_a_timeout_answer() {
     let app = spawn_app_with(&[("LEADRANK_REQUEST_TIMEOUT_SECS", "1")]).await;
     let acme = app.sign_up_tenant("acme").await;
     // Another connection holds the teams table, so creating a team waits on
@@ -517,7 +517,7 @@ async fn a_token_in_the_url_is_refused_even_when_it_is_valid() {
 }
 
 #[tokio::test]
-async fn introspection_is_off_by_default_in_production_and_on_in_development() {
+async fn introspection_is_on_only_in_development() {
     let production = spawn_app_with(&[("LEADRANK_ENV", "production")]).await;
     let body = production
         .graphql(None, "{ __schema { queryType { name } } }", json!({}))

@@ -56,11 +56,11 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn a_mixed_batch_records_the_good_events_and_names_each_bad_one() {
+async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let known = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Li Wei", "company": "Hangzhou Optics", "externalId": "crm-1"}),
         )
@@ -147,7 +147,7 @@ async fn a_repeated_idempotency_key_is_a_duplicate_never_a_second_activity() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Li Wei", "externalId": "crm-1"}),
         )
@@ -215,7 +215,7 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
     let app = spawn_app_with(&[("LEADRANK_INGEST_EVENTS_PER_MINUTE", "3")]).await;
     let acme = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Li Wei", "externalId": "crm-1"}),
         )
@@ -265,12 +265,16 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
 }
 
 #[tokio::test]
-async fn record_activities_judges_each_activity_and_names_its_input_path() {
+async fn record_activities_names_each_bad_activity_by_its_input_path() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    let lead = app.new_lead(&acme.token, json!({"name": "Li Wei"})).await;
-    let theirs = app.new_lead(&globex.token, json!({"name": "Hidden"})).await;
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Li Wei"}))
+        .await;
+    let theirs = app
+        .new_lead_json(&globex.token, json!({"name": "Hidden"}))
+        .await;
 
     let body = app
         .graphql(
@@ -314,7 +318,7 @@ async fn webhooks_hear_of_what_ingestion_changed() {
     ])
     .await;
     let acme = app.sign_up_tenant("acme").await;
-    app.new_lead(
+    app.new_lead_json(
         &acme.token,
         json!({"name": "Li Wei", "externalId": "crm-1"}),
     )
@@ -415,10 +419,10 @@ async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let first = app
-        .new_lead(&acme.token, json!({"name": "Ana Souza", "company": "Acme"}))
+        .new_lead_json(&acme.token, json!({"name": "Ana Souza", "company": "Acme"}))
         .await;
     let second = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Ben Okafor", "company": "Beta"}),
         )

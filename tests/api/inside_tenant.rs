@@ -9,7 +9,7 @@ use crate::helpers::{TestApp, error_code, error_message, spawn_app};
 
 /// Creates a lead as `token` and returns the whole response.
 async fn create(app: &TestApp, token: &str, input: Value) -> Value {
-    app.create_lead(token, input).await
+    app.create_lead_json(token, input).await
 }
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn a_duplicate_of_a_lead_the_caller_cannot_see_answers_conflict_without_it
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
     let (_, bo_token) = app.member(&acme, "bo@acme.test", "REP", &[]).await;
     let secret = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Secret Deal", "email": "cfo@bigco.example", "phone": "+1 555 0100",
                    "ownerId": ada, "externalId": "CRM-7"}),
@@ -122,13 +122,14 @@ async fn a_managers_funnel_counts_only_their_teams_leads() {
         .await;
     // East's: one of Ed's, one filed under the team. Not East's: one of
     // Wes's and one in the pool.
-    app.new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
+    app.new_lead_json(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
         .await;
-    app.new_lead(&acme.token, json!({"name": "East's", "teamId": east}))
+    app.new_lead_json(&acme.token, json!({"name": "East's", "teamId": east}))
         .await;
-    app.new_lead(&acme.token, json!({"name": "Wes's", "ownerId": wes}))
+    app.new_lead_json(&acme.token, json!({"name": "Wes's", "ownerId": wes}))
         .await;
-    app.new_lead(&acme.token, json!({"name": "Pool"})).await;
+    app.new_lead_json(&acme.token, json!({"name": "Pool"}))
+        .await;
     let pipelines = app
         .graphql(
             Some(&acme.token),
@@ -169,12 +170,14 @@ async fn a_rep_cannot_close_a_pool_lead_but_can_once_it_is_theirs() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
-    let pool = app.new_lead(&acme.token, json!({"name": "Pool"})).await;
+    let pool = app
+        .new_lead_json(&acme.token, json!({"name": "Pool"}))
+        .await;
     let id = pool["id"].as_str().unwrap();
     let close = |token: String| {
         let app = &app;
         async move {
-            app.lead_mutation(
+            app.lead_mutation_json(
                 &token,
                 "closeLead",
                 "CloseLeadInput",
@@ -196,7 +199,7 @@ async fn a_rep_cannot_close_a_pool_lead_but_can_once_it_is_theirs() {
     assert_eq!(still["data"]["lead"]["status"], "OPEN");
 
     let taken = app
-        .lead_mutation(
+        .lead_mutation_json(
             &ada_token,
             "assignLead",
             "AssignLeadInput",

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::{
     hardening::assert_healthy,
     helpers::{TestApp, error_code, spawn_app},
-    leads::{flags, strong, weak},
+    helpers::{flags_json, strong, weak},
 };
 
 fn uuid(id: &serde_json::Value) -> Uuid {
@@ -62,18 +62,18 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn a_quiet_lead_decays_goes_cold_and_stale_and_changes_tier_after_the_job_runs_weeks_later() {
+async fn a_lead_quiet_for_weeks_decays_into_a_cold_stale_lower_tier_on_the_nightly_run() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Hot", "attributes": weak(), "ownerId": t.owner_id}),
         )
         .await;
     let id = lead["id"].as_str().unwrap_or_default().to_owned();
     let hot = app
-        .record(&t.token, &id, "urgent_quote_request", json!({}))
+        .record_json(&t.token, &id, "urgent_quote_request", json!({}))
         .await;
     assert_eq!(hot["tier"], "A");
 
@@ -92,10 +92,10 @@ async fn a_quiet_lead_decays_goes_cold_and_stale_and_changes_tier_after_the_job_
         "20 days in the first stage, which rots after 14"
     );
 
-    let after = app.lead_by_id(&t.token, &id).await;
+    let after = app.lead_by_id_json(&t.token, &id).await;
     assert_ne!(after["tier"], "A", "{after}");
     assert!(after["score"].as_f64() < hot["score"].as_f64());
-    let now_flags = flags(&after);
+    let now_flags = flags_json(&after);
     assert!(
         now_flags.contains(&"COLD") && now_flags.contains(&"STALE"),
         "{after}"
@@ -123,7 +123,7 @@ async fn a_second_runner_finds_the_tenant_busy_while_the_first_holds_the_lease()
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     for i in 0..5 {
-        app.new_lead(&t.token, json!({"name": format!("L{i}")}))
+        app.new_lead_json(&t.token, json!({"name": format!("L{i}")}))
             .await;
     }
     let tenant: Uuid = t.id.parse().expect("id");
@@ -175,12 +175,12 @@ async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let lead = app
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
             )
             .await;
-        app.record(
+        app.record_json(
             &t.token,
             lead["id"].as_str().unwrap_or_default(),
             "meeting_request",
@@ -260,10 +260,10 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let a = app
-        .new_lead(&t.token, json!({"name": "A", "attributes": weak()}))
+        .new_lead_json(&t.token, json!({"name": "A", "attributes": weak()}))
         .await;
     let b = app
-        .new_lead(&t.token, json!({"name": "B", "attributes": weak()}))
+        .new_lead_json(&t.token, json!({"name": "B", "attributes": weak()}))
         .await;
     let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
     let options = Options {
@@ -279,7 +279,7 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
 
     pause.0.wait().await;
     let mutated = app
-        .record(
+        .record_json(
             &t.token,
             a["id"].as_str().unwrap_or_default(),
             "urgent_quote_request",
@@ -291,7 +291,7 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
     assert_eq!(run.status, JobStatus::Succeeded);
 
     let a_now = app
-        .lead_by_id(&t.token, a["id"].as_str().unwrap_or_default())
+        .lead_by_id_json(&t.token, a["id"].as_str().unwrap_or_default())
         .await;
     assert_eq!(
         a_now["score"], mutated["score"],
@@ -319,7 +319,7 @@ async fn one_tenants_failure_does_not_stop_the_others() {
     let good = app.sign_up_tenant("good").await;
     let bad = app.sign_up_tenant("bad").await;
     for t in [&good, &bad] {
-        app.new_lead(&t.token, json!({"name": "L", "attributes": strong()}))
+        app.new_lead_json(&t.token, json!({"name": "L", "attributes": strong()}))
             .await;
     }
     // Break the bad tenant's model so that scoring it fails.
@@ -372,13 +372,13 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
     for i in 0..12 {
         for (attributes, outcome) in [(strong(), "WON"), (weak(), "LOST")] {
             let lead = app
-                .new_lead(
+                .new_lead_json(
                     &t.token,
                     json!({"name": format!("{outcome} {i}"), "attributes": attributes}),
                 )
                 .await;
             let closed = app
-                .lead_mutation(
+                .lead_mutation_json(
                     &t.token,
                     "closeLead",
                     "CloseLeadInput",
@@ -389,10 +389,10 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
         }
     }
     let likely = app
-        .new_lead(&t.token, json!({"name": "Likely", "attributes": strong()}))
+        .new_lead_json(&t.token, json!({"name": "Likely", "attributes": strong()}))
         .await;
     let unlikely = app
-        .new_lead(&t.token, json!({"name": "Unlikely", "attributes": weak()}))
+        .new_lead_json(&t.token, json!({"name": "Unlikely", "attributes": weak()}))
         .await;
     assert!(likely["closeProbability"].is_null());
 
@@ -420,7 +420,7 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
 
     // Between trainings, a change re-predicts at once with the trained model.
     let improved = app
-        .lead_mutation(
+        .lead_mutation_json(
             &t.token,
             "updateLead",
             "UpdateLeadInput",
@@ -437,10 +437,10 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
 }
 
 #[tokio::test]
-async fn an_admin_runs_the_job_now_and_watches_it_finish() {
+async fn an_admin_watches_a_job_they_started_finish() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    app.new_lead(&t.token, json!({"name": "L"})).await;
+    app.new_lead_json(&t.token, json!({"name": "L"})).await;
     let rep = app.user_with_role(&t, "REP").await;
     let refused = app
         .graphql(
@@ -476,18 +476,18 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
-            json!({"name": "Fading", "attributes": strong(), "ownerId": t.owner_id, "createdAt": crate::leads::days_ago(90)}),
+            json!({"name": "Fading", "attributes": strong(), "ownerId": t.owner_id, "createdAt": crate::helpers::days_ago(90)}),
         )
         .await;
     let id = lead["id"].as_str().unwrap_or_default().to_owned();
     for days in [35, 40, 45, 50] {
-        app.record(
+        app.record_json(
             &t.token,
             &id,
             "inbound_inquiry",
-            json!({"occurredAt": crate::leads::days_ago(days)}),
+            json!({"occurredAt": crate::helpers::days_ago(days)}),
         )
         .await;
     }
@@ -495,8 +495,8 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
     let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
     assert_eq!(run.status, JobStatus::Succeeded);
     assert_eq!(run.churn_risk, 1, "{run:?}");
-    let after = app.lead_by_id(&t.token, &id).await;
-    assert!(flags(&after).contains(&"CHURN_RISK"), "{after}");
+    let after = app.lead_by_id_json(&t.token, &id).await;
+    assert!(flags_json(&after).contains(&"CHURN_RISK"), "{after}");
 }
 
 /// A clock the test moves by hand, shared by every runner of a test.
@@ -530,12 +530,12 @@ async fn six_leads_that_decay(app: &TestApp, t: &crate::helpers::Tenant) -> Vec<
     let mut ids = Vec::new();
     for i in 0..6 {
         let lead = app
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
             )
             .await;
-        app.record(
+        app.record_json(
             &t.token,
             lead["id"].as_str().unwrap_or_default(),
             "meeting_request",
@@ -582,7 +582,7 @@ async fn each_announced_once(app: &TestApp, run: Uuid, ids: &[Uuid]) {
 }
 
 #[tokio::test]
-async fn a_run_longer_than_its_lease_keeps_it_and_is_never_duplicated() {
+async fn a_run_longer_than_its_lease_keeps_it_so_no_second_run_starts() {
     // Issue 17, item 6: heartbeats renewed from the run's start, so the
     // lease lapsed 120 s in however alive the run was, and a second copy
     // resumed the live run: leads announced twice, the run FAILED.

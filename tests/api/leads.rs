@@ -3,156 +3,15 @@
 
 use entity::lead_score;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, Tenant, TestApp, error_code, error_field, spawn_app, spawn_quiet_app,
+    Connection, Id, Name, TestApp, days_ago, spawn_app, spawn_quiet_app, strong, weak,
 };
 
-pub(crate) const LEAD_FIELDS: &str =
-    "id name company updatedAt email phone score tier tierRank flags status version closeProbability
-    nextFollowUpAt attributes owner { id } team { id } stage { key kind } pipeline { name }
-    scoreBreakdown { total tier modelVersion contributions { dimensionKey points weight normalized }
-                     overrides { rule effect reason } }";
-
-pub(crate) fn strong() -> Value {
-    json!({"budget": 5, "authority": 5, "need": 5, "timeline": 5, "industry_position": 5, "decision_chain": 5})
-}
-
-pub(crate) fn weak() -> Value {
-    json!({"budget": 1, "authority": 1, "need": 2, "timeline": 1, "industry_position": 1, "decision_chain": 1})
-}
-
-impl TestApp {
-    /// Creates a lead and returns the whole response.
-    pub(crate) async fn create_lead(&self, token: &str, input: Value) -> Value {
-        self.graphql(
-            Some(token),
-            &format!(
-                "mutation($input: CreateLeadInput!) {{ createLead(input: $input) {{ lead {{ {LEAD_FIELDS} }} }} }}"
-            ),
-            json!({ "input": input }),
-        )
-        .await
-    }
-
-    /// Creates a lead that must succeed, and returns it.
-    pub(crate) async fn new_lead(&self, token: &str, input: Value) -> Value {
-        let body = self.create_lead(token, input).await;
-        let lead = body["data"]["createLead"]["lead"].clone();
-        assert!(lead.is_object(), "createLead failed: {body}");
-        lead
-    }
-
-    /// Runs a lead mutation whose payload is `{ lead }`; returns the body.
-    pub(crate) async fn lead_mutation(
-        &self,
-        token: &str,
-        name: &str,
-        input_type: &str,
-        input: Value,
-    ) -> Value {
-        self.graphql(
-            Some(token),
-            &format!(
-                "mutation($input: {input_type}!) {{ {name}(input: $input) {{ lead {{ {LEAD_FIELDS} }} }} }}"
-            ),
-            json!({ "input": input }),
-        )
-        .await
-    }
-
-    pub(crate) async fn record(
-        &self,
-        token: &str,
-        lead: &str,
-        signal: &str,
-        extra: Value,
-    ) -> Value {
-        let mut input = json!({"leadId": lead, "signalKey": signal});
-        if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
-            input.extend(extra.clone());
-        }
-        let body = self
-            .lead_mutation(token, "recordActivity", "RecordActivityInput", input)
-            .await;
-        let lead = body["data"]["recordActivity"]["lead"].clone();
-        assert!(lead.is_object(), "recordActivity failed: {body}");
-        lead
-    }
-
-    pub(crate) async fn queue(&self, token: &str, owner: Option<&str>) -> Value {
-        self.graphql(
-            Some(token),
-            "query($owner: ID) { followUpQueue(ownerId: $owner) { priority dueAt overdueDays reasons lead { id name tier score flags } } }",
-            json!({ "owner": owner }),
-        )
-        .await
-    }
-
-    pub(crate) async fn lead_by_id(&self, token: &str, id: &str) -> Value {
-        let body = self
-            .graphql(
-                Some(token),
-                &format!("query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"),
-                json!({ "id": id }),
-            )
-            .await;
-        assert!(body["errors"].is_null(), "lead query failed: {body}");
-        body["data"]["lead"].clone()
-    }
-
-    /// Creates a user of `tenant` and signs them in: (id, token).
-    pub(crate) async fn member(
-        &self,
-        tenant: &Tenant,
-        email: &str,
-        role: &str,
-        teams: &[&str],
-    ) -> (String, String) {
-        let created = self.create_user(&tenant.token, email, role, teams).await;
-        let id = created["data"]["createUser"]["user"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("createUser failed: {created}"))
-            .to_owned();
-        let login = self.login(&tenant.slug, email, PASSWORD).await;
-        let token = login["data"]["login"]["accessToken"]
-            .as_str()
-            .expect("the new user signs in")
-            .to_owned();
-        (id, token)
-    }
-}
-
-/// The points of every dimension a lead's explanation shows, added up.
-pub(crate) fn points_shown(lead: &Value) -> f64 {
-    lead["scoreBreakdown"]["contributions"]
-        .as_array()
-        .expect("contributions")
-        .iter()
-        .map(|c| c["points"].as_f64().expect("points"))
-        .sum()
-}
-
-pub(crate) fn score(lead: &Value) -> f64 {
-    lead["score"].as_f64().expect("a score")
-}
-
-pub(crate) fn flags(lead: &Value) -> Vec<&str> {
-    lead["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect()
-}
-
-pub(crate) fn days_ago(days: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
-}
-
 #[tokio::test]
-async fn a_lead_with_strong_ratings_outranks_a_weak_one_and_its_points_add_up() {
+async fn a_lead_with_strong_ratings_outranks_a_weak_one_in_the_queue() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -169,26 +28,24 @@ async fn a_lead_with_strong_ratings_outranks_a_weak_one_and_its_points_add_up() 
         )
         .await;
 
-    assert!(score(&strong) > score(&weak) + 20.0, "{strong} vs {weak}");
-    assert!(strong["tierRank"].as_i64() < weak["tierRank"].as_i64());
+    assert!(strong.score > weak.score + 20.0, "{strong:?} vs {weak:?}");
+    assert!(strong.tier_rank < weak.tier_rank);
     for lead in [&strong, &weak] {
-        let breakdown = &lead["scoreBreakdown"];
-        let points = points_shown(lead);
-        assert!((points - score(lead)).abs() < 1e-6, "{breakdown}");
-        assert_eq!(breakdown["tier"], lead["tier"]);
-        assert_eq!(breakdown["modelVersion"], 1);
+        let breakdown = &lead.score_breakdown;
+        assert!(
+            (lead.points_shown() - lead.score).abs() < 1e-6,
+            "{breakdown:?}"
+        );
+        assert_eq!(breakdown.tier, lead.tier);
+        assert_eq!(breakdown.model_version, 1);
     }
 
     let queue = app.queue(&t.token, None).await;
-    let entries = queue["data"]["followUpQueue"].as_array().expect("a queue");
-    assert_eq!(entries.len(), 2, "{queue}");
-    assert_eq!(entries[0]["lead"]["id"], strong["id"]);
-    let reasons = entries[0]["reasons"].to_string();
+    assert_eq!(queue.len(), 2, "{queue:?}");
+    assert_eq!(queue[0].lead.id, strong.id);
+    let reasons = queue[0].reasons.join("; ");
     assert!(
-        reasons.contains(&format!(
-            "tier {}: score",
-            strong["tier"].as_str().unwrap_or_default()
-        )),
+        reasons.contains(&format!("tier {}: score", strong.tier)),
         "{reasons}"
     );
 }
@@ -214,7 +71,7 @@ async fn a_lead_that_fell_due_since_it_was_scored_comes_first() {
                 json!({"name": name, "attributes": attributes, "ownerId": me}),
             )
             .await;
-        ids.push(lead["id"].as_str().expect("an id").to_owned());
+        ids.push(lead.id);
     }
     let [strong_id, fallen_id, undated_id] = ids.as_slice() else {
         unreachable!("three leads were made");
@@ -237,21 +94,16 @@ async fn a_lead_that_fell_due_since_it_was_scored_comes_first() {
     }
 
     let queue = app.queue(&t.token, None).await;
-    let order: Vec<&str> = queue["data"]["followUpQueue"]
-        .as_array()
-        .expect("a queue")
-        .iter()
-        .filter_map(|e| e["lead"]["id"].as_str())
-        .collect();
+    let order: Vec<&str> = queue.iter().map(|e| e.lead.id.as_str()).collect();
     assert_eq!(
         order,
         [fallen_id.as_str(), strong_id.as_str(), undated_id.as_str()],
-        "{queue}"
+        "{queue:?}"
     );
 }
 
 #[tokio::test]
-async fn an_urgent_signal_lifts_a_low_lead_to_the_top_tier_and_says_why() {
+async fn an_urgent_signal_lifts_a_low_lead_to_the_top_tier_saying_why() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -267,52 +119,68 @@ async fn an_urgent_signal_lifts_a_low_lead_to_the_top_tier_and_says_why() {
             json!({"name": "Hi", "attributes": strong(), "ownerId": me}),
         )
         .await;
-    assert_ne!(low["tier"], "A");
+    assert_ne!(low.tier, "A");
 
     let lifted = app
         .record(
             &t.token,
-            low["id"].as_str().unwrap_or_default(),
+            &low.id,
             "urgent_quote_request",
             json!({"occurredAt": days_ago(2)}),
         )
         .await;
-    assert_eq!(lifted["tier"], "A", "{lifted}");
-    assert!(flags(&lifted).contains(&"URGENT"));
-    let overrides = lifted["scoreBreakdown"]["overrides"]
-        .as_array()
-        .expect("overrides");
+    assert_eq!(lifted.tier, "A", "{lifted:?}");
+    assert!(lifted.has_flag("URGENT"));
+    let overrides = &lifted.score_breakdown.overrides;
     assert!(
-        overrides.iter().any(|o| o["rule"] == "URGENT_SIGNAL"),
+        overrides.iter().any(|o| o.rule == "URGENT_SIGNAL"),
         "{overrides:?}"
     );
-    assert_eq!(lifted["version"], 2);
+    assert_eq!(lifted.version, 2);
 
     let queue = app.queue(&t.token, None).await;
-    let entries = queue["data"]["followUpQueue"].as_array().expect("a queue");
-    assert_eq!(entries[0]["lead"]["id"], low["id"], "{queue}");
-    assert_eq!(entries[1]["lead"]["id"], other["id"]);
-    let reasons = entries[0]["reasons"].as_array().expect("reasons");
+    assert_eq!(queue[0].lead.id, low.id, "{queue:?}");
+    assert_eq!(queue[1].lead.id, other.id);
     assert_eq!(
-        reasons[0], "urgent: requests an urgent quote 2 days ago",
-        "{reasons:?}"
+        queue[0].reasons[0], "urgent: requests an urgent quote 2 days ago",
+        "{queue:?}"
     );
 
-    let history = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct History {
+        score_history: Vec<ScoreEvent>,
+        activities: Vec<Activity>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct ScoreEvent {
+        old_tier: Option<String>,
+        new_tier: String,
+        reason: String,
+        model_version: i64,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Activity {
+        signal_key: String,
+        direction: String,
+    }
+    let history: History = app
+        .root(
             Some(&t.token),
             "query($id: ID!) { lead(id: $id) { scoreHistory { oldTier newTier reason modelVersion } activities { signalKey direction } } }",
-            json!({"id": low["id"]}),
+            json!({"id": low.id}),
         )
         .await;
-    let events = &history["data"]["lead"]["scoreHistory"];
-    assert_eq!(events[0]["newTier"], "A", "{history}");
-    assert_eq!(events[0]["reason"], "activity: urgent_quote_request");
-    assert_eq!(events[1]["reason"], "created");
-    assert_eq!(
-        history["data"]["lead"]["activities"][0]["direction"],
-        "INBOUND"
-    );
+    let events = &history.score_history;
+    assert_eq!(events[0].new_tier, "A", "{history:?}");
+    assert_eq!(events[0].old_tier.as_deref(), Some(low.tier.as_str()));
+    assert_eq!(events[0].reason, "activity: urgent_quote_request");
+    assert_eq!(events[0].model_version, 1);
+    assert_eq!(events[1].reason, "created");
+    assert_eq!(history.activities[0].signal_key, "urgent_quote_request");
+    assert_eq!(history.activities[0].direction, "INBOUND");
 }
 
 #[tokio::test]
@@ -322,12 +190,11 @@ async fn a_burst_of_inbound_activity_raises_the_score() {
     let lead = app
         .new_lead(&t.token, json!({"name": "Ann", "attributes": weak()}))
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
-    let mut last = score(&lead);
+    let mut last = lead.score;
     for signal in ["inbound_inquiry", "detail_question", "deep_page_view"] {
-        let now = app.record(&t.token, id, signal, json!({})).await;
-        assert!(score(&now) > last, "{signal} did not raise {last}: {now}");
-        last = score(&now);
+        let now = app.record(&t.token, &lead.id, signal, json!({})).await;
+        assert!(now.score > last, "{signal} did not raise {last}: {now:?}");
+        last = now.score;
     }
 }
 
@@ -341,42 +208,36 @@ async fn a_lead_with_a_new_activity_is_the_most_recently_changed() {
     let newer = app
         .new_lead(&t.token, json!({"name": "Bo", "attributes": weak()}))
         .await;
-    let older_id = older["id"].as_str().unwrap_or_default();
 
     let after = app
-        .record(&t.token, older_id, "inbound_inquiry", json!({}))
+        .record(&t.token, &older.id, "inbound_inquiry", json!({}))
         .await;
 
     // The activity state lives beside the score, not in the lead's facts:
     // the lead still shows it changed, and when.
-    let before = older["updatedAt"].as_str().unwrap_or_default();
-    let changed = after["updatedAt"].as_str().unwrap_or_default();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
     assert!(
-        chrono::DateTime::parse_from_rfc3339(changed).ok()
-            > chrono::DateTime::parse_from_rfc3339(before).ok(),
-        "updatedAt {before} -> {changed}"
+        at(&after.updated_at) > at(&older.updated_at),
+        "updatedAt {} -> {}",
+        older.updated_at,
+        after.updated_at
     );
-    let body = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Changed {
+        id: String,
+        last_activity_at: Option<String>,
+    }
+    let page: Connection<Changed> = app
+        .root(
             Some(&t.token),
             "{ leads(orderBy: UPDATED, first: 2) { edges { node { id lastActivityAt } } } }",
             json!({}),
         )
         .await;
-    let edges = body["data"]["leads"]["edges"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let ids: Vec<&str> = edges
-        .iter()
-        .filter_map(|e| e["node"]["id"].as_str())
-        .collect();
-    assert_eq!(
-        ids,
-        [older_id, newer["id"].as_str().unwrap_or_default()],
-        "{body}"
-    );
-    assert!(edges[0]["node"]["lastActivityAt"].is_string(), "{body}");
+    let ids: Vec<&str> = page.edges.iter().map(|e| e.node.id.as_str()).collect();
+    assert_eq!(ids, [older.id.as_str(), newer.id.as_str()], "{page:?}");
+    assert!(page.edges[0].node.last_activity_at.is_some(), "{page:?}");
 }
 
 #[tokio::test]
@@ -386,7 +247,7 @@ async fn three_activities_recorded_on_one_lead_at_once_all_land() {
     let lead = app
         .new_lead(&t.token, json!({"name": "Ann", "attributes": weak()}))
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
 
     // Each write that finds the lead changed by another tries again, and a
     // writer can lose only to the two others.
@@ -396,38 +257,45 @@ async fn three_activities_recorded_on_one_lead_at_once_all_land() {
         app.record(&t.token, id, "inbound_inquiry", json!({})),
     );
 
-    let versions: Vec<i64> = [&a, &b, &c]
-        .iter()
-        .filter_map(|l| l["version"].as_i64())
-        .collect();
-    let base = lead["version"].as_i64().unwrap_or_default();
+    let versions: Vec<i64> = [&a, &b, &c].iter().map(|l| l.version).collect();
+    let base = lead.version;
     let mut sorted = versions.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, vec![base + 1, base + 2, base + 3], "{versions:?}");
     let now = app.lead_by_id(&t.token, id).await;
-    let signals = app
-        .graphql(
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Activities {
+        activities: Vec<SignalKey>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct SignalKey {
+        signal_key: String,
+    }
+    let signals: Activities = app
+        .root(
             Some(&t.token),
             "query($id: ID!) { lead(id: $id) { activities(first: 10) { signalKey } } }",
             json!({"id": id}),
         )
         .await;
-    let mut recorded: Vec<&str> = signals["data"]["lead"]["activities"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x["signalKey"].as_str()).collect())
-        .unwrap_or_default();
+    let mut recorded: Vec<&str> = signals
+        .activities
+        .iter()
+        .map(|a| a.signal_key.as_str())
+        .collect();
     recorded.sort_unstable();
     assert_eq!(
         recorded,
-        ["deep_page_view", "inbound_inquiry", "website_visit"],
-        "{signals}"
+        ["deep_page_view", "inbound_inquiry", "website_visit"]
     );
     // The last write folded all three into the score.
-    assert!(score(&now) > score(&lead), "{now}");
+    assert!(now.score > lead.score, "{now:?}");
 }
 
 #[tokio::test]
-async fn a_lead_silent_for_a_month_is_cold_and_not_in_the_top_tier() {
+async fn a_lead_silent_for_a_month_is_cold_which_caps_it_below_the_top_tier() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
@@ -436,36 +304,36 @@ async fn a_lead_silent_for_a_month_is_cold_and_not_in_the_top_tier() {
             json!({"name": "Quiet", "attributes": strong(), "ownerId": t.owner_id, "createdAt": days_ago(60)}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
     let cold = app
         .record(
             &t.token,
-            id,
+            &lead.id,
             "inbound_inquiry",
             json!({"occurredAt": days_ago(30)}),
         )
         .await;
-    assert!(flags(&cold).contains(&"COLD"), "{cold}");
-    assert_ne!(cold["tier"], "A");
-    assert!(cold["tierRank"].as_i64() >= Some(2), "capped at C: {cold}");
+    assert!(cold.has_flag("COLD"), "{cold:?}");
+    assert_ne!(cold.tier, "A");
+    assert!(cold.tier_rank >= 2, "capped at C: {cold:?}");
 
     let queue = app.queue(&t.token, None).await;
-    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    let reasons = queue[0].reasons.join("; ");
     assert!(reasons.contains("cold: no reply for 30 days"), "{reasons}");
 
     // Filtering by flag finds it; the total counts it.
-    let listed = app
-        .graphql(
+    let listed: Connection<Id> = app
+        .root(
             Some(&t.token),
             "{ leads(filter: {flags: [COLD]}) { totalCount edges { node { id } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(listed["data"]["leads"]["totalCount"], 1, "{listed}");
+    assert_eq!(listed.total_count, Some(1), "{listed:?}");
+    assert_eq!(listed.nodes().next(), Some(&Id { id: lead.id }));
 }
 
 #[tokio::test]
-async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
+async fn moving_a_lead_forward_raises_its_score() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
@@ -474,8 +342,8 @@ async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
             json!({"name": "Mo", "attributes": weak(), "ownerId": t.owner_id}),
         )
         .await;
-    assert_eq!(lead["stage"]["key"], "lead");
-    let id = lead["id"].as_str().unwrap_or_default();
+    assert_eq!(lead.stage.key, "lead");
+    let id = lead.id.as_str();
     let moved = app
         .lead_mutation(
             &t.token,
@@ -483,10 +351,23 @@ async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
             "MoveStageInput",
             json!({"id": id, "stageKey": "intent_confirmed"}),
         )
+        .await
+        .expect("the lead moves forward");
+    assert_eq!(moved.stage.key, "intent_confirmed", "{moved:?}");
+    assert!(moved.score > lead.score);
+}
+
+#[tokio::test]
+async fn a_lead_is_won_only_by_closing_it_which_takes_it_off_the_queue_for_good() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &t.token,
+            json!({"name": "Mo", "attributes": weak(), "ownerId": t.owner_id}),
+        )
         .await;
-    let moved = &moved["data"]["moveLeadStage"]["lead"];
-    assert_eq!(moved["stage"]["key"], "intent_confirmed", "{moved}");
-    assert!(score(moved) > score(&lead));
+    let id = lead.id.as_str();
 
     let to_won = app
         .lead_mutation(
@@ -495,16 +376,12 @@ async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
             "MoveStageInput",
             json!({"id": id, "stageKey": "won"}),
         )
-        .await;
-    assert_eq!(error_code(&to_won), "BAD_USER_INPUT");
-    assert_eq!(error_field(&to_won), "input.stageKey");
+        .await
+        .expect_err("a lead is won by closing it, not by moving it");
+    assert_eq!(to_won.code(), "BAD_USER_INPUT");
+    assert_eq!(to_won.field(), "input.stageKey");
 
-    assert_eq!(
-        app.queue(&t.token, None).await["data"]["followUpQueue"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    assert_eq!(app.queue(&t.token, None).await.len(), 1);
     let closed = app
         .lead_mutation(
             &t.token,
@@ -512,12 +389,12 @@ async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
             "CloseLeadInput",
             json!({"id": id, "outcome": "WON", "reason": "signed"}),
         )
-        .await;
-    let closed = &closed["data"]["closeLead"]["lead"];
-    assert_eq!(closed["status"], "WON", "{closed}");
-    assert_eq!(closed["stage"]["kind"], "WON");
+        .await
+        .expect("an open lead closes");
+    assert_eq!(closed.status, "WON", "{closed:?}");
+    assert_eq!(closed.stage.kind, "WON");
     let queue = app.queue(&t.token, None).await;
-    assert_eq!(queue["data"]["followUpQueue"], json!([]), "{queue}");
+    assert!(queue.is_empty(), "{queue:?}");
 
     let again = app
         .lead_mutation(
@@ -526,8 +403,9 @@ async fn moving_forward_raises_the_score_and_closing_leaves_the_queue() {
             "CloseLeadInput",
             json!({"id": id, "outcome": "LOST"}),
         )
-        .await;
-    assert_eq!(error_code(&again), "BAD_USER_INPUT");
+        .await
+        .expect_err("a closed lead stays closed");
+    assert_eq!(again.code(), "BAD_USER_INPUT");
 }
 
 #[tokio::test]
@@ -543,28 +421,22 @@ async fn pages_return_every_lead_exactly_once_even_when_leads_are_rescored_betwe
                 json!({"name": format!("Lead {i}"), "attributes": {"budget": rating, "authority": rating}}),
             )
             .await;
-        ids.push(lead["id"].as_str().unwrap_or_default().to_owned());
+        ids.push(lead.id);
     }
     for order in ["PRIORITY", "SCORE", "NEXT_FOLLOW_UP", "UPDATED"] {
         let mut seen: Vec<String> = Vec::new();
         let mut after: Option<String> = None;
         let mut pages = 0;
         loop {
-            let body = app
-                .graphql(
+            let conn: Connection<Id> = app
+                .root(
                     Some(&t.token),
                     "query($order: LeadOrder!, $after: String) { leads(orderBy: $order, first: 5, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }",
                     json!({"order": order, "after": after}),
                 )
                 .await;
-            let conn = &body["data"]["leads"];
-            assert_eq!(conn["totalCount"], 23, "{body}");
-            let page: Vec<String> = conn["edges"]
-                .as_array()
-                .expect("edges")
-                .iter()
-                .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned())
-                .collect();
+            assert_eq!(conn.total_count, Some(23), "{conn:?}");
+            let page: Vec<String> = conn.nodes().map(|n| n.id.clone()).collect();
             // Re-score a lead already seen: it must not shift the others.
             if pages == 1 {
                 app.record(&t.token, &seen[0], "meeting_request", json!({}))
@@ -572,10 +444,13 @@ async fn pages_return_every_lead_exactly_once_even_when_leads_are_rescored_betwe
             }
             seen.extend(page);
             pages += 1;
-            if conn["pageInfo"]["hasNextPage"] != true {
+            if !conn.has_next_page() {
                 break;
             }
-            after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+            after = conn.end_cursor();
+        }
+        for id in &ids {
+            assert!(seen.contains(id), "{order}: lead {id} was never listed");
         }
         let rescored = seen[0].clone();
         let others: Vec<&String> = seen.iter().filter(|id| **id != rescored).collect();
@@ -586,16 +461,15 @@ async fn pages_return_every_lead_exactly_once_even_when_leads_are_rescored_betwe
         assert_eq!(others.len(), 22, "{order}: a lead was skipped");
         assert_eq!(pages, 5, "{order}");
     }
-
     let foreign = app
-        .graphql(
+        .refused(
             Some(&t.token),
             "{ leads(orderBy: SCORE, after: \"bm9wZQ\") { totalCount } }",
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&foreign), "BAD_USER_INPUT");
-    assert_eq!(error_field(&foreign), "after");
+    assert_eq!(foreign.code(), "BAD_USER_INPUT");
+    assert_eq!(foreign.field(), "after");
 }
 
 /// A list that shows only scores reads only what scoring keeps of each
@@ -619,8 +493,9 @@ async fn a_list_of_scores_alone_matches_the_list_with_names_page_for_page() {
         loop {
             let mut pages = Vec::new();
             for (i, extra) in ["", "name company"].into_iter().enumerate() {
-                let body = app
-                    .graphql(
+                // Compared as JSON: the two lists must match value for value.
+                let mut conn: Value = app
+                    .root(
                         Some(&t.token),
                         &format!(
                             "query($order: LeadOrder!, $after: String) {{ leads(orderBy: $order, first: 5, after: $after) {{ pageInfo {{ hasNextPage endCursor }} edges {{ cursor node {{ {fields} {extra} }} }} }} }}"
@@ -628,8 +503,6 @@ async fn a_list_of_scores_alone_matches_the_list_with_names_page_for_page() {
                         json!({"order": order, "after": after[i]}),
                     )
                     .await;
-                assert!(body["errors"].is_null(), "{body}");
-                let mut conn = body["data"]["leads"].clone();
                 for edge in conn["edges"].as_array_mut().expect("edges") {
                     let node = edge["node"].as_object_mut().expect("node");
                     assert!(
@@ -653,7 +526,7 @@ async fn a_list_of_scores_alone_matches_the_list_with_names_page_for_page() {
 }
 
 #[tokio::test]
-async fn duplicates_and_stale_versions_are_conflicts() {
+async fn a_duplicate_lead_is_refused_as_a_conflict_naming_the_one_that_exists() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let first = app
@@ -662,20 +535,33 @@ async fn duplicates_and_stale_versions_are_conflicts() {
             json!({"name": "Li Lei", "company": "华为", "email": " Li.Lei@Example.com ", "phone": "+86 138-0000-0000"}),
         )
         .await;
-    assert_eq!(first["email"], "li.lei@example.com");
-    assert_eq!(first["phone"], "+8613800000000");
+    assert_eq!(first.email.as_deref(), Some("li.lei@example.com"));
+    assert_eq!(first.phone.as_deref(), Some("+8613800000000"));
 
     for duplicate in [
         json!({"name": "Other", "email": "LI.LEI@example.com"}),
         json!({"name": "Other", "phone": "+86 13800000000"}),
         json!({"name": "li lei", "company": " 华为 "}),
     ] {
-        let body = app.create_lead(&t.token, duplicate.clone()).await;
-        assert_eq!(error_code(&body), "CONFLICT", "{duplicate}: {body}");
-        assert_eq!(body["errors"][0]["extensions"]["existingId"], first["id"]);
+        let refused = app
+            .create_lead(&t.token, duplicate.clone())
+            .await
+            .expect_err("a duplicate is refused");
+        assert_eq!(refused.code(), "CONFLICT", "{duplicate}: {refused}");
+        assert_eq!(
+            refused.errors[0].extensions.existing_id.as_deref(),
+            Some(first.id.as_str()),
+            "{refused}"
+        );
     }
+}
 
-    let id = first["id"].as_str().unwrap_or_default();
+#[tokio::test]
+async fn an_update_made_from_a_stale_version_is_refused_as_a_conflict() {
+    let app = spawn_app().await;
+    let t = app.sign_up_tenant("acme").await;
+    let first = app.new_lead(&t.token, json!({"name": "Li Lei"})).await;
+    let id = first.id.as_str();
     let update = |version: i64, name: &str| json!({"id": id, "expectedVersion": version, "name": name, "attributes": {"budget": 4}});
     let ok = app
         .lead_mutation(
@@ -684,8 +570,9 @@ async fn duplicates_and_stale_versions_are_conflicts() {
             "UpdateLeadInput",
             update(1, "Li Lei Jr"),
         )
-        .await;
-    assert_eq!(ok["data"]["updateLead"]["lead"]["version"], 2, "{ok}");
+        .await
+        .expect("an update of the current version succeeds");
+    assert_eq!(ok.version, 2, "{ok:?}");
     let stale = app
         .lead_mutation(
             &t.token,
@@ -693,13 +580,14 @@ async fn duplicates_and_stale_versions_are_conflicts() {
             "UpdateLeadInput",
             update(1, "Lost update"),
         )
-        .await;
-    assert_eq!(error_code(&stale), "CONFLICT");
-    assert_eq!(app.lead_by_id(&t.token, id).await["name"], "Li Lei Jr");
+        .await
+        .expect_err("an update of a stale version is refused");
+    assert_eq!(stale.code(), "CONFLICT");
+    assert_eq!(app.lead_by_id(&t.token, id).await.name, "Li Lei Jr");
 }
 
 #[tokio::test]
-async fn a_bad_attribute_is_refused_by_name_and_nothing_is_written() {
+async fn a_bad_attribute_is_refused_by_name_without_writing_anything() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     for (attributes, field) in [
@@ -711,26 +599,28 @@ async fn a_bad_attribute_is_refused_by_name_and_nothing_is_written() {
             "input.attributes.source",
         ),
     ] {
-        let body = app
+        let refused = app
             .create_lead(&t.token, json!({"name": "Bad", "attributes": attributes}))
-            .await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-        assert_eq!(error_field(&body), field);
+            .await
+            .expect_err("a bad attribute is refused");
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused.field(), field);
     }
     let bad_email = app
         .create_lead(&t.token, json!({"name": "Bad", "email": "nope"}))
-        .await;
-    assert_eq!(error_field(&bad_email), "input.email");
+        .await
+        .expect_err("a malformed email is refused");
+    assert_eq!(bad_email.field(), "input.email");
     let long_name = app
         .create_lead(&t.token, json!({"name": "x".repeat(201)}))
-        .await;
-    assert_eq!(error_field(&long_name), "input.name");
+        .await
+        .expect_err("a name of 201 characters is refused");
+    assert_eq!(long_name.field(), "input.name");
 
-    let count = "{ leads { totalCount } }";
-    assert_eq!(
-        app.graphql(Some(&t.token), count, json!({})).await["data"]["leads"]["totalCount"],
-        0
-    );
+    let count: Connection<Id> = app
+        .root(Some(&t.token), "{ leads { totalCount } }", json!({}))
+        .await;
+    assert_eq!(count.total_count, Some(0));
 
     let lead = app
         .new_lead(
@@ -738,7 +628,7 @@ async fn a_bad_attribute_is_refused_by_name_and_nothing_is_written() {
             json!({"name": "Good", "attributes": {"budget": 3}}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
     let refused = app
         .lead_mutation(
             &t.token,
@@ -746,12 +636,13 @@ async fn a_bad_attribute_is_refused_by_name_and_nothing_is_written() {
             "UpdateLeadInput",
             json!({"id": id, "expectedVersion": 1, "name": "Renamed", "attributes": {"need": 0}}),
         )
-        .await;
-    assert_eq!(error_field(&refused), "input.attributes.need");
+        .await
+        .expect_err("an update with a bad attribute is refused");
+    assert_eq!(refused.field(), "input.attributes.need");
     let unchanged = app.lead_by_id(&t.token, id).await;
-    assert_eq!(unchanged["name"], "Good");
-    assert_eq!(unchanged["version"], 1);
-    assert_eq!(unchanged["attributes"], json!({"budget": 3}));
+    assert_eq!(unchanged.name, "Good");
+    assert_eq!(unchanged.version, 1);
+    assert_eq!(unchanged.attributes, json!({"budget": 3}));
 }
 
 #[tokio::test]
@@ -765,17 +656,24 @@ async fn another_tenant_can_neither_read_nor_change_a_lead() {
             json!({"name": "Secret", "email": "s@acme.test", "ownerId": a.owner_id}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
 
-    assert!(app.lead_by_id(&b.token, id).await.is_null());
-    let listed = app
-        .graphql(
+    let read: Option<Id> = app
+        .root(
+            Some(&b.token),
+            "query($id: ID!) { lead(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(read, None, "another tenant's lead reads as null");
+    let listed: Connection<Id> = app
+        .root(
             Some(&b.token),
             "{ leads { totalCount edges { node { id } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(listed["data"]["leads"]["totalCount"], 0, "{listed}");
+    assert_eq!(listed.total_count, Some(0), "{listed:?}");
 
     let attempts = [
         (
@@ -805,35 +703,38 @@ async fn another_tenant_can_neither_read_nor_change_a_lead() {
         ),
     ];
     for (name, input_type, input) in attempts {
-        let body = app.lead_mutation(&b.token, name, input_type, input).await;
-        assert_eq!(error_code(&body), "NOT_FOUND", "{name}: {body}");
+        let refused = app
+            .lead_mutation(&b.token, name, input_type, input)
+            .await
+            .expect_err("another tenant's lead cannot be changed");
+        assert_eq!(refused.code(), "NOT_FOUND", "{name}: {refused}");
     }
     // Nor may it hand its own leads to the first tenant's people or read their queue.
     let foreign_owner = app
         .create_lead(&b.token, json!({"name": "Mine", "ownerId": a.owner_id}))
-        .await;
-    assert_eq!(error_field(&foreign_owner), "input.ownerId");
-    let queue = app.queue(&b.token, Some(&a.owner_id)).await;
-    assert_eq!(error_code(&queue), "NOT_FOUND");
+        .await
+        .expect_err("another tenant's person cannot own a lead");
+    assert_eq!(foreign_owner.field(), "input.ownerId");
+    let queue = app
+        .try_queue(&b.token, Some(&a.owner_id))
+        .await
+        .expect_err("another tenant's person has no queue here");
+    assert_eq!(queue.code(), "NOT_FOUND");
     // The same email is free in another tenant.
     app.new_lead(&b.token, json!({"name": "Secret", "email": "s@acme.test"}))
         .await;
 
     let after = app.lead_by_id(&a.token, id).await;
-    assert_eq!(after["name"], "Secret");
-    assert_eq!(after["version"], 1);
-    assert_eq!(after["status"], "OPEN");
+    assert_eq!(after.name, "Secret");
+    assert_eq!(after.version, 1);
+    assert_eq!(after.status, "OPEN");
 }
 
 #[tokio::test]
-async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
+async fn each_role_sees_the_leads_its_visibility_rule_allows() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    let team = app.create_team(&t.token, "East", &[]).await;
-    let team_id = team["data"]["createTeam"]["team"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let team_id = app.new_team(&t.token, "East").await;
     let (rep1, rep1_token) = app.member(&t, "rep1@acme.test", "REP", &[&team_id]).await;
     let (rep2, rep2_token) = app.member(&t, "rep2@acme.test", "REP", &[]).await;
     let (_, manager_token) = app
@@ -844,8 +745,8 @@ async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
         .new_lead(&rep1_token, json!({"name": "Rep1 lead"}))
         .await;
     assert_eq!(
-        own["owner"]["id"],
-        rep1.as_str(),
+        own.owner_id(),
+        Some(rep1.as_str()),
         "a rep's new lead is theirs"
     );
     let theirs = app
@@ -856,19 +757,15 @@ async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
     let visible = |token: String| {
         let app = &app;
         async move {
-            let body = app
-                .graphql(
+            let leads: Connection<Name> = app
+                .root(
                     Some(&token),
                     "{ leads { totalCount edges { node { name } } } }",
                     json!({}),
                 )
                 .await;
-            let mut names: Vec<String> = body["data"]["leads"]["edges"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{body}"))
-                .iter()
-                .map(|e| e["node"]["name"].as_str().unwrap_or_default().to_owned())
-                .collect();
+            let mut names: Vec<String> = leads.nodes().map(|n| n.name.clone()).collect();
+            assert_eq!(leads.total_count, Some(names.len() as i64));
             names.sort();
             names
         }
@@ -886,10 +783,25 @@ async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
         ["Pool lead", "Rep1 lead", "Rep2 lead"]
     );
 
-    let other_id = theirs["id"].as_str().unwrap_or_default();
-    assert!(app.lead_by_id(&rep1_token, other_id).await.is_null());
-    let touch = app.record_raw(&rep1_token, other_id).await;
-    assert_eq!(error_code(&touch), "NOT_FOUND");
+    let other_id = theirs.id.as_str();
+    let read: Option<Id> = app
+        .root(
+            Some(&rep1_token),
+            "query($id: ID!) { lead(id: $id) { id } }",
+            json!({"id": other_id}),
+        )
+        .await;
+    assert_eq!(read, None, "a colleague's lead reads as null");
+    let touch = app
+        .lead_mutation(
+            &rep1_token,
+            "recordActivity",
+            "RecordActivityInput",
+            json!({"leadId": other_id, "signalKey": "call"}),
+        )
+        .await
+        .expect_err("a rep cannot record on a colleague's lead");
+    assert_eq!(touch.code(), "NOT_FOUND");
 
     // A rep may take a pool lead but not hand it to a colleague.
     let give = app
@@ -897,51 +809,29 @@ async fn reps_see_their_own_leads_and_the_pool_and_managers_see_their_team() {
             &rep1_token,
             "assignLead",
             "AssignLeadInput",
-            json!({"id": pool["id"], "ownerId": rep2}),
+            json!({"id": pool.id, "ownerId": rep2}),
         )
-        .await;
-    assert_eq!(error_code(&give), "FORBIDDEN");
+        .await
+        .expect_err("a rep cannot hand a lead to a colleague");
+    assert_eq!(give.code(), "FORBIDDEN");
     let take = app
         .lead_mutation(
             &rep1_token,
             "assignLead",
             "AssignLeadInput",
-            json!({"id": pool["id"], "ownerId": rep1}),
-        )
-        .await;
-    assert_eq!(
-        take["data"]["assignLead"]["lead"]["owner"]["id"],
-        rep1.as_str(),
-        "{take}"
-    );
-
-    // Queues: a rep reads only their own; a manager their team's reps'.
-    assert_eq!(
-        error_code(&app.queue(&rep1_token, Some(&rep2)).await),
-        "FORBIDDEN"
-    );
-    let managed = app.queue(&manager_token, Some(&rep1)).await;
-    assert_eq!(
-        managed["data"]["followUpQueue"].as_array().map(Vec::len),
-        Some(2),
-        "{managed}"
-    );
-    assert_eq!(
-        error_code(&app.queue(&manager_token, Some(&rep2)).await),
-        "FORBIDDEN"
-    );
-}
-
-impl TestApp {
-    pub(crate) async fn record_raw(&self, token: &str, lead: &str) -> Value {
-        self.lead_mutation(
-            token,
-            "recordActivity",
-            "RecordActivityInput",
-            json!({"leadId": lead, "signalKey": "call"}),
+            json!({"id": pool.id, "ownerId": rep1}),
         )
         .await
-    }
+        .expect("a rep takes a pool lead");
+    assert_eq!(take.owner_id(), Some(rep1.as_str()), "{take:?}");
+
+    // Queues: a rep reads only their own; a manager their team's reps'.
+    let refused = app.try_queue(&rep1_token, Some(&rep2)).await;
+    assert_eq!(refused.expect_err("not their queue").code(), "FORBIDDEN");
+    let managed = app.queue(&manager_token, Some(&rep1)).await;
+    assert_eq!(managed.len(), 2, "{managed:?}");
+    let refused = app.try_queue(&manager_token, Some(&rep2)).await;
+    assert_eq!(refused.expect_err("not their team").code(), "FORBIDDEN");
 }
 
 #[tokio::test]
@@ -951,13 +841,7 @@ async fn a_page_of_leads_costs_the_same_number_of_queries_whatever_its_size() {
     let mut owners = vec![t.owner_id.clone()];
     let mut teams = Vec::new();
     for i in 0..3 {
-        let team = app.create_team(&t.token, &format!("Team {i}"), &[]).await;
-        teams.push(
-            team["data"]["createTeam"]["team"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        teams.push(app.new_team(&t.token, &format!("Team {i}")).await);
         let (id, _) = app
             .member(&t, &format!("rep{i}@acme.test"), "REP", &[])
             .await;
@@ -986,14 +870,9 @@ async fn queries_for_page(app: &TestApp, token: &str, first: usize) -> u64 {
         owner { id displayName } team { id name } stage { key name } pipeline { id name }
         scoreBreakdown { total contributions { points } } } } } }";
     let before = app.queries.get();
-    let body = app
-        .graphql(Some(token), query, json!({"first": first}))
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
-    assert_eq!(
-        body["data"]["leads"]["edges"].as_array().map(Vec::len),
-        Some(first)
-    );
+    // Read as JSON: the page's size is what counts here, not its fields.
+    let page: Connection<Value> = app.root(Some(token), query, json!({"first": first})).await;
+    assert_eq!(page.edges.len(), first);
     app.queries.get() - before
 }
 
@@ -1007,28 +886,19 @@ async fn queue_reasons_speak_the_tenants_language() {
             json!({"name": "李雷", "company": "华为", "attributes": weak(), "ownerId": t.owner_id}),
         )
         .await;
-    app.record(
-        &t.token,
-        lead["id"].as_str().unwrap_or_default(),
-        "urgent_quote_request",
-        json!({}),
-    )
-    .await;
+    app.record(&t.token, &lead.id, "urgent_quote_request", json!({}))
+        .await;
     let queue = app.queue(&t.token, None).await;
-    let reasons = &queue["data"]["followUpQueue"][0]["reasons"];
-    assert_eq!(reasons[0], "紧急：今天紧急索要报价", "{queue}");
+    let reasons = &queue[0].reasons;
+    assert_eq!(reasons[0], "紧急：今天紧急索要报价", "{queue:?}");
     // The urgent quote lifted it into A: A's first response is asked.
-    assert_eq!(reasons[1], "新的A级线索：1小时内响应", "{queue}");
-    assert_eq!(
-        reasons[2].as_str().map(|r| r.starts_with("A级：得分")),
-        Some(true),
-        "{reasons}"
-    );
-    assert_eq!(queue["data"]["followUpQueue"][0]["lead"]["name"], "李雷");
+    assert_eq!(reasons[1], "新的A级线索：1小时内响应", "{queue:?}");
+    assert!(reasons[2].starts_with("A级：得分"), "{reasons:?}");
+    assert_eq!(queue[0].lead.name, "李雷");
 }
 
 #[tokio::test]
-async fn the_list_filters_by_tier_stage_status_owner_text_and_pool() {
+async fn the_lead_list_filters_by_any_of_its_criteria() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let hot = app
@@ -1047,45 +917,47 @@ async fn the_list_filters_by_tier_stage_status_owner_text_and_pool() {
         &t.token,
         "moveLeadStage",
         "MoveStageInput",
-        json!({"id": moved["id"], "stageKey": "proposal"}),
+        json!({"id": moved.id, "stageKey": "proposal"}),
     )
-    .await;
+    .await
+    .expect("the lead moves to the proposal");
     let won = app.new_lead(&t.token, json!({"name": "Won"})).await;
     app.lead_mutation(
         &t.token,
         "closeLead",
         "CloseLeadInput",
-        json!({"id": won["id"], "outcome": "WON"}),
+        json!({"id": won.id, "outcome": "WON"}),
     )
-    .await;
+    .await
+    .expect("the lead is won");
 
     let names = |filter: Value, order: &'static str| {
         let app = &app;
         let token = t.token.clone();
         async move {
-            let body = app
-                .graphql(
+            #[derive(Debug, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Node {
+                name: String,
+                score: f64,
+            }
+            let conn: Connection<Node> = app
+                .root(
                     Some(&token),
                     "query($f: LeadFilter, $o: LeadOrder!) { leads(filter: $f, orderBy: $o) { totalCount edges { node { name score } } } }",
                     json!({"f": filter, "o": order}),
                 )
                 .await;
-            let conn = &body["data"]["leads"];
-            let names: Vec<String> = conn["edges"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{body}"))
-                .iter()
-                .map(|e| e["node"]["name"].as_str().unwrap_or_default().to_owned())
-                .collect();
-            assert_eq!(
-                conn["totalCount"].as_u64(),
-                Some(names.len() as u64),
-                "{body}"
-            );
+            let names: Vec<String> = conn.nodes().map(|n| n.name.clone()).collect();
+            assert_eq!(conn.total_count, Some(names.len() as i64), "{conn:?}");
+            if order == "SCORE" {
+                let scores: Vec<f64> = conn.nodes().map(|n| n.score).collect();
+                assert!(scores.is_sorted_by(|a, b| a >= b), "{scores:?}");
+            }
             names
         }
     };
-    let hot_tier = hot["tier"].as_str().unwrap_or_default();
+    let hot_tier = hot.tier.as_str();
     assert_eq!(names(json!({"tiers": [hot_tier]}), "SCORE").await, ["Hot"]);
     assert_eq!(
         names(json!({"stageKeys": ["proposal"]}), "SCORE").await,
@@ -1114,5 +986,5 @@ async fn the_list_filters_by_tier_stage_status_owner_text_and_pool() {
     let by_score = names(json!({"status": ["OPEN"]}), "SCORE").await;
     assert_eq!(by_score.first().map(String::as_str), Some("Hot"));
     assert_eq!(by_score.len(), 3);
-    assert!(by_score.contains(&cold["name"].as_str().unwrap_or_default().to_owned()));
+    assert!(by_score.contains(&cold.name));
 }

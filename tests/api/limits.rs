@@ -69,7 +69,7 @@ async fn introspection_can_be_switched_off() {
 }
 
 #[tokio::test]
-async fn health_reports_the_database_and_the_ide_is_served() {
+async fn health_reports_the_database_beside_a_served_ide() {
     let app = spawn_app().await;
     let health = app
         .client

@@ -13,8 +13,8 @@ use tokio_tungstenite::{
 };
 
 use crate::{
+    helpers::weak,
     helpers::{TestApp, spawn_app, spawn_app_with},
-    leads::weak,
 };
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -137,7 +137,7 @@ impl Subscriber {
         for attempt in 0..10 {
             let mut input = input.clone();
             input["name"] = json!(format!("Warm-up {attempt} {}", uuid::Uuid::now_v7()));
-            let lead = app.new_lead(token, input).await;
+            let lead = app.new_lead_json(token, input).await;
             let id = lead["id"].as_str().unwrap().to_owned();
             if self.about(&id, Duration::from_secs(1)).await.is_some() {
                 return;
@@ -178,14 +178,14 @@ pub(crate) const QUEUE_CHANGED: &str =
     "subscription($owner: ID) { queueChanged(ownerId: $owner) { ownerId leadIds reasons } }";
 
 #[tokio::test]
-async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_elses() {
+async fn an_urgent_signal_reaches_only_its_reps_subscriptions_at_once() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
     let (_, bo_token) = app.member(&acme, "bo@acme.test", "REP", &[]).await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Quiet Co", "attributes": weak(), "ownerId": ada}),
         )
@@ -209,7 +209,7 @@ async fn an_urgent_signal_reaches_its_reps_subscriptions_at_once_and_nobody_else
         .await;
 
     let sent = Instant::now();
-    app.record(&acme.token, id, "urgent_quote_request", json!({}))
+    app.record_json(&acme.token, id, "urgent_quote_request", json!({}))
         .await;
     let change = ada_leads.change_of(id).await;
     let latency = sent.elapsed();
@@ -247,13 +247,15 @@ async fn a_change_on_one_server_reaches_a_subscriber_of_another_on_the_same_data
     let mut subscriber = Subscriber::start(&second, &acme.token, LEAD_CHANGED, json!({})).await;
     subscriber.until_live(&second, &acme.token, json!({})).await;
 
-    let lead = first.new_lead(&acme.token, json!({"name": "There"})).await;
+    let lead = first
+        .new_lead_json(&acme.token, json!({"name": "There"}))
+        .await;
     let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
     assert_eq!(change["reason"], "created");
 }
 
 #[tokio::test]
-async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
+async fn a_subscription_needs_the_rights_its_query_would_need() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (other, _) = app.member(&acme, "cy@acme.test", "REP", &[]).await;
@@ -292,7 +294,7 @@ async fn subscriptions_need_a_token_and_the_same_rights_as_queries() {
 }
 
 #[tokio::test]
-async fn a_manager_follows_their_teams_leads_and_not_another_teams() {
+async fn a_manager_follows_only_their_own_teams_leads() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let east = app.new_team(&acme.token, "East").await;
@@ -311,7 +313,7 @@ async fn a_manager_follows_their_teams_leads_and_not_another_teams() {
 
     // Ed's lead, outside any team: his manager sees it through him.
     let lead = app
-        .new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
+        .new_lead_json(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
         .await;
     let id = lead["id"].as_str().unwrap();
     let change = east_sub.change_of(id).await;

@@ -19,6 +19,7 @@ mod configuration;
 mod customers;
 mod demo;
 mod digest;
+mod errors;
 mod export;
 mod graphql_http;
 mod hardening;

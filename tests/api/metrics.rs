@@ -8,7 +8,7 @@ use crate::helpers::{spawn_app, spawn_app_with};
 const TOKEN: &str = "metrics-token-0123456789";
 
 #[tokio::test]
-async fn metrics_are_off_unless_a_token_is_set_and_then_need_it() {
+async fn metrics_are_served_only_with_their_token() {
     let app = spawn_app().await;
     let response = app
         .client
@@ -29,7 +29,7 @@ async fn metrics_are_off_unless_a_token_is_set_and_then_need_it() {
 }
 
 #[tokio::test]
-async fn metrics_count_operations_events_and_the_pool_after_traffic() {
+async fn metrics_count_the_traffic_they_saw() {
     let app = spawn_app_with(&[("LEADRANK_METRICS_TOKEN", TOKEN)]).await;
     let acme = app.sign_up_tenant("acme").await;
     let body = app
@@ -41,7 +41,7 @@ async fn metrics_count_operations_events_and_the_pool_after_traffic() {
         .await
         .unwrap();
     assert!(body.status().is_success());
-    app.new_lead(
+    app.new_lead_json(
         &acme.token,
         json!({"name": "Li Wei", "externalId": "crm-1"}),
     )

@@ -10,12 +10,11 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, error_code, error_field, spawn_app, spawn_app_with},
-    leads::{score, strong, weak},
+    helpers::{score_json, strong, weak},
 };
 
 #[tokio::test]
-async fn a_draft_starts_from_the_active_model_a_template_or_explicit_parts_and_takes_the_next_version()
- {
+async fn a_draft_takes_the_next_version_whatever_it_starts_from() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let active = active_model(&app, &t.token, None).await;
@@ -123,16 +122,16 @@ async fn a_team_with_its_own_model_scores_its_leads_differently_from_the_tenant_
     let team = app.new_team(&t.token, "Enterprise").await;
     let default = active_model(&app, &t.token, None).await;
     let inside = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Inside", "attributes": strong(), "teamId": team}),
         )
         .await;
     let outside = app
-        .new_lead(&t.token, json!({"name": "Outside", "attributes": strong()}))
+        .new_lead_json(&t.token, json!({"name": "Outside", "attributes": strong()}))
         .await;
     assert!(
-        (score(&inside) - score(&outside)).abs() < 1e-9,
+        (score_json(&inside) - score_json(&outside)).abs() < 1e-9,
         "one model scores both so far"
     );
 
@@ -166,7 +165,7 @@ async fn a_team_with_its_own_model_scores_its_leads_differently_from_the_tenant_
         "{inside_now}"
     );
     assert!(
-        (score(&inside_now) - 100.0).abs() < 1e-9,
+        (score_json(&inside_now) - 100.0).abs() < 1e-9,
         "budget and need rated 5 earn every point: {inside_now}"
     );
     assert_eq!(inside_now["tier"], "A");
@@ -174,21 +173,21 @@ async fn a_team_with_its_own_model_scores_its_leads_differently_from_the_tenant_
     let outside_now = scored(&app, &t.token, &id(&outside)).await;
     assert_eq!(outside_now["scoreBreakdown"]["modelId"], default["id"]);
     assert!(
-        (score(&outside_now) - score(&outside)).abs() < 1e-9,
+        (score_json(&outside_now) - score_json(&outside)).abs() < 1e-9,
         "the lead outside the team keeps its score: {outside_now}"
     );
-    assert!((score(&inside_now) - score(&outside_now)).abs() > 1.0);
+    assert!((score_json(&inside_now) - score_json(&outside_now)).abs() > 1.0);
 
     // A new lead of the team is scored by the team's model at once.
     let later = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Later", "attributes": {"budget": 3, "need": 5}, "teamId": team}),
         )
         .await;
     let later = scored(&app, &t.token, &id(&later)).await;
     assert_eq!(later["scoreBreakdown"]["modelId"], own["id"]);
-    assert!((score(&later) - 70.0).abs() < 1e-9, "30 + 40: {later}");
+    assert!((score_json(&later) - 70.0).abs() < 1e-9, "30 + 40: {later}");
 
     let theirs = models(&app, &t.token, Some(&team)).await;
     assert_eq!(theirs.len(), 1, "{theirs:?}");
@@ -262,16 +261,16 @@ async fn the_preview_reports_the_tier_moves_that_activation_then_produces() {
     let mut before: BTreeMap<String, (f64, String)> = BTreeMap::new();
     for (i, attributes) in profiles.into_iter().enumerate() {
         let lead = app
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": format!("Lead {i}"), "attributes": attributes}),
             )
             .await;
-        before.insert(id(&lead), (score(&lead), tier(&lead)));
+        before.insert(id(&lead), (score_json(&lead), tier(&lead)));
     }
     // A closed lead is not re-scored, but the preview judges it.
     let won = app
-        .new_lead(&t.token, json!({"name": "Won", "attributes": strong()}))
+        .new_lead_json(&t.token, json!({"name": "Won", "attributes": strong()}))
         .await;
     close(&app, &t.token, &id(&won), "WON").await;
 
@@ -295,8 +294,8 @@ async fn the_preview_reports_the_tier_moves_that_activation_then_produces() {
 
     // Previewing changed nothing.
     for (lead, (old_score, old_tier)) in &before {
-        let now = app.lead_by_id(&t.token, lead).await;
-        assert!((score(&now) - old_score).abs() < 1e-9, "{now}");
+        let now = app.lead_by_id_json(&t.token, lead).await;
+        assert!((score_json(&now) - old_score).abs() < 1e-9, "{now}");
         assert_eq!(now["tier"], old_tier.as_str());
         assert_eq!(now["scoreBreakdown"]["modelVersion"], 1);
     }
@@ -307,10 +306,10 @@ async fn the_preview_reports_the_tier_moves_that_activation_then_produces() {
     let mut after: BTreeMap<String, (f64, String)> = BTreeMap::new();
     let mut observed: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (lead, (_, old_tier)) in &before {
-        let now = app.lead_by_id(&t.token, lead).await;
+        let now = app.lead_by_id_json(&t.token, lead).await;
         assert_eq!(now["scoreBreakdown"]["modelVersion"], 2, "{now}");
         *observed.entry((old_tier.clone(), tier(&now))).or_default() += 1;
-        after.insert(lead.clone(), (score(&now), tier(&now)));
+        after.insert(lead.clone(), (score_json(&now), tier(&now)));
     }
     let predicted: BTreeMap<(String, String), i64> = p["tierMoves"]
         .as_array()
@@ -407,12 +406,12 @@ async fn rolling_back_restores_the_previous_scores_exactly() {
         .enumerate()
     {
         let lead = app
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": format!("Lead {i}"), "attributes": attributes}),
             )
             .await;
-        original.push((id(&lead), score(&lead), tier(&lead)));
+        original.push((id(&lead), score_json(&lead), tier(&lead)));
     }
     let first = active_model(&app, &t.token, None).await;
     let second = draft(
@@ -426,8 +425,11 @@ async fn rolling_back_restores_the_previous_scores_exactly() {
     let payload = activate(&app, &t.token, &id(&second)).await;
     assert_eq!(payload["model"]["status"], "ACTIVE");
     for (lead, old, _) in &original {
-        let now = app.lead_by_id(&t.token, lead).await;
-        assert!((score(&now) - old).abs() > 1e-6, "{old} unchanged: {now}");
+        let now = app.lead_by_id_json(&t.token, lead).await;
+        assert!(
+            (score_json(&now) - old).abs() > 1e-6,
+            "{old} unchanged: {now}"
+        );
         assert_eq!(now["scoreBreakdown"]["modelVersion"], 2);
     }
     let listed = models(&app, &t.token, None).await;
@@ -441,9 +443,9 @@ async fn rolling_back_restores_the_previous_scores_exactly() {
     assert!(rolled_back["activatedAt"].is_string());
     assert!(payload["jobRun"].is_null());
     for (lead, old_score, old_tier) in &original {
-        let now = app.lead_by_id(&t.token, lead).await;
+        let now = app.lead_by_id_json(&t.token, lead).await;
         assert!(
-            (score(&now) - old_score).abs() < 1e-9,
+            (score_json(&now) - old_score).abs() < 1e-9,
             "{old_score} before, now {now}"
         );
         assert_eq!(now["tier"], old_tier.as_str());
@@ -455,7 +457,7 @@ async fn rolling_back_restores_the_previous_scores_exactly() {
 }
 
 #[tokio::test]
-async fn an_invalid_model_is_refused_with_the_field_named_and_nothing_is_saved() {
+async fn an_invalid_model_is_refused_by_field_without_saving_anything() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let active = active_model(&app, &t.token, None).await;
@@ -530,8 +532,7 @@ async fn an_invalid_model_is_refused_with_the_field_named_and_nothing_is_saved()
 }
 
 #[tokio::test]
-async fn reps_may_not_touch_models_managers_only_draft_for_their_team_and_another_tenant_sees_nothing()
- {
+async fn each_role_changes_only_the_models_it_owns_inside_its_tenant() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let east = app.new_team(&t.token, "East").await;
@@ -656,7 +657,7 @@ async fn reps_may_not_touch_models_managers_only_draft_for_their_team_and_anothe
 }
 
 #[tokio::test]
-async fn the_audit_log_keeps_each_draft_activation_and_rollback_with_before_and_after() {
+async fn the_audit_log_keeps_every_model_change_with_its_before_and_after() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let first = active_model(&app, &t.token, None).await;
@@ -721,8 +722,7 @@ async fn the_audit_log_keeps_each_draft_activation_and_rollback_with_before_and_
 }
 
 #[tokio::test]
-async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_on_the_new_version()
-{
+async fn activating_a_model_for_many_leads_moves_every_lead_to_the_new_version_through_the_job() {
     let app = spawn_app_with(&[("LEADRANK_ACTIVATION_INLINE_LEADS", "0")]).await;
     let t = app.sign_up_tenant("acme").await;
     const LEADS: i64 = 30;
@@ -730,7 +730,7 @@ async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_o
     for i in 0..LEADS {
         let budget = 1 + i % 5;
         let lead = app
-            .new_lead(
+            .new_lead_json(
                 &t.token,
                 json!({"name": format!("Lead {i}"), "attributes": {"budget": budget}}),
             )
@@ -776,14 +776,14 @@ async fn activating_for_many_leads_goes_through_the_job_and_every_lead_ends_up_o
         assert_eq!(lead["scoreBreakdown"]["modelVersion"], 2, "{lead}");
         let budget = budgets[&id(lead)] as f64;
         assert!(
-            (score(lead) - (budget - 1.0) * 25.0).abs() < 1e-9,
+            (score_json(lead) - (budget - 1.0) * 25.0).abs() < 1e-9,
             "budget {budget}: {lead}"
         );
     }
 }
 
 #[tokio::test]
-async fn the_funnel_counts_who_entered_each_stage_and_who_moved_further() {
+async fn the_funnel_counts_who_entered_each_stage_beside_who_moved_further() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let body = app
@@ -814,7 +814,7 @@ async fn the_funnel_counts_who_entered_each_stage_and_who_moved_further() {
 
     let mut leads = Vec::new();
     for name in ["Ann", "Bo", "Cy", "Di"] {
-        let lead = app.new_lead(&t.token, json!({"name": name})).await;
+        let lead = app.new_lead_json(&t.token, json!({"name": name})).await;
         assert_eq!(lead["stage"]["key"], open[0].as_str());
         leads.push(id(&lead));
     }
@@ -922,29 +922,29 @@ async fn the_tier_distribution_counts_the_open_leads_each_caller_may_see() {
     let (rep2, rep2_token) = app.member(&t, "rep2@acme.test", "REP", &[]).await;
     let (_, manager) = app.member(&t, "boss@acme.test", "MANAGER", &[&east]).await;
     let pool_strong = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Pool strong", "attributes": strong()}),
         )
         .await;
     let pool_weak = app
-        .new_lead(&t.token, json!({"name": "Pool weak", "attributes": weak()}))
+        .new_lead_json(&t.token, json!({"name": "Pool weak", "attributes": weak()}))
         .await;
     let rep1_lead = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Rep1's", "attributes": strong(), "ownerId": rep1, "teamId": east}),
         )
         .await;
     let rep2_lead = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Rep2's", "ownerId": rep2,
                    "attributes": {"budget": 5, "industry_position": 5, "decision_chain": 5}}),
         )
         .await;
     let closed = app
-        .new_lead(
+        .new_lead_json(
             &t.token,
             json!({"name": "Closed", "attributes": strong(), "ownerId": rep1}),
         )
@@ -1010,7 +1010,7 @@ async fn a_models_evaluation_shows_strong_leads_won_more_often_than_weak_ones() 
     for i in 0..4 {
         for (attributes, outcome) in [(strong(), "WON"), (weak(), "LOST")] {
             let lead = app
-                .new_lead(
+                .new_lead_json(
                     &t.token,
                     json!({"name": format!("{outcome} {i}"), "attributes": attributes}),
                 )
@@ -1021,7 +1021,7 @@ async fn a_models_evaluation_shows_strong_leads_won_more_often_than_weak_ones() 
             close(&app, &t.token, &id(&lead), outcome).await;
         }
     }
-    app.new_lead(
+    app.new_lead_json(
         &t.token,
         json!({"name": "Still open", "attributes": strong()}),
     )
@@ -1272,7 +1272,7 @@ async fn scored(app: &TestApp, token: &str, lead: &str) -> Value {
 
 async fn close(app: &TestApp, token: &str, lead: &str, outcome: &str) {
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "closeLead",
             "CloseLeadInput",
@@ -1284,7 +1284,7 @@ async fn close(app: &TestApp, token: &str, lead: &str, outcome: &str) {
 
 async fn move_stage(app: &TestApp, token: &str, lead: &str, stage: &str) {
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "moveLeadStage",
             "MoveStageInput",

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     helpers::{PASSWORD, Tenant, TestApp, error_code, error_field, error_message, spawn_app},
-    leads::{score, weak},
+    helpers::{score_json, weak},
 };
 
 const PIN_FIELDS: &str = "id score tier version
@@ -206,7 +206,7 @@ async fn desk(app: &TestApp, slug: &str) -> Desk {
     let east = team(app, &tenant, "East", &[]).await;
     let (mia_id, mia) = person(app, &tenant, "Mia Manager", "MANAGER", &[&east]).await;
     let created = app
-        .new_lead(
+        .new_lead_json(
             &tenant.token,
             json!({"name": "Wei", "company": "Small Co", "attributes": weak(), "teamId": east}),
         )
@@ -227,7 +227,7 @@ fn id(lead: &Value) -> &str {
 }
 
 #[tokio::test]
-async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanation() {
+async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_explained() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let before = &d.lead;
@@ -239,8 +239,8 @@ async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanati
 
     assert_eq!(pinned["tier"], "A", "{pinned}");
     assert_eq!(
-        score(&pinned),
-        score(before),
+        score_json(&pinned),
+        score_json(before),
         "only the tier is pinned: the score is computed as ever"
     );
     assert_eq!(pinned["scoreBreakdown"]["total"], pinned["score"]);
@@ -286,7 +286,7 @@ async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanati
 
     // Any later change re-scores the lead: the pin holds, still explained.
     let touched = app
-        .record(&d.mia, id(before), "website_visit", json!({}))
+        .record_json(&d.mia, id(before), "website_visit", json!({}))
         .await;
     assert_eq!(touched["tier"], "A", "{touched}");
     let reason = touched["scoreBreakdown"]["overrides"].to_string();
@@ -294,7 +294,7 @@ async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_in_its_explanati
 }
 
 #[tokio::test]
-async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry() {
+async fn a_pin_holds_through_nightly_runs_until_its_expiry() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let until = days_from_now(1);
@@ -342,7 +342,7 @@ async fn a_pin_survives_the_nightly_job_and_lapses_when_it_runs_past_the_expiry(
 }
 
 #[tokio::test]
-async fn unpinning_gives_the_lead_its_models_tier_back_and_is_audited() {
+async fn unpinning_gives_the_lead_its_models_tier_back_with_an_audit_entry() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     app.pinned(&d.mia, id(&d.lead), "A", None).await;
@@ -352,7 +352,7 @@ async fn unpinning_gives_the_lead_its_models_tier_back_and_is_audited() {
     assert!(unpinned.is_object(), "unpinLeadTier failed: {body}");
 
     assert_eq!(unpinned["tier"], d.lead["tier"]);
-    assert_eq!(score(unpinned), score(&d.lead));
+    assert_eq!(score_json(unpinned), score_json(&d.lead));
     assert!(unpinned["pin"].is_null());
     assert!(pin_override(unpinned).is_none(), "{unpinned}");
     assert_eq!(
@@ -386,19 +386,19 @@ async fn unpinning_gives_the_lead_its_models_tier_back_and_is_audited() {
 }
 
 #[tokio::test]
-async fn a_rep_pins_only_their_own_leads_and_only_once_the_company_allows_it() {
+async fn a_rep_pins_only_their_own_leads_once_the_company_allows_it() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let (_, rep) = person(&app, &t, "Rey Rep", "REP", &[]).await;
     let (_, other_rep) = person(&app, &t, "Ola Other", "REP", &[]).await;
     let own = app
-        .new_lead(&rep, json!({"name": "Mine", "attributes": weak()}))
+        .new_lead_json(&rep, json!({"name": "Mine", "attributes": weak()}))
         .await;
     let theirs = app
-        .new_lead(&other_rep, json!({"name": "Theirs", "attributes": weak()}))
+        .new_lead_json(&other_rep, json!({"name": "Theirs", "attributes": weak()}))
         .await;
     let pool = app
-        .new_lead(&t.token, json!({"name": "Pool", "attributes": weak()}))
+        .new_lead_json(&t.token, json!({"name": "Pool", "attributes": weak()}))
         .await;
 
     let refused = app.pin(&rep, id(&own), "A", REASON, None).await;
@@ -453,7 +453,7 @@ async fn a_manager_cannot_pin_a_lead_outside_their_teams() {
     let d = desk(&app, "acme").await;
     let west = team(&app, &d.tenant, "West", &[]).await;
     let elsewhere = app
-        .new_lead(
+        .new_lead_json(
             &d.tenant.token,
             json!({"name": "Far", "attributes": weak(), "teamId": west, "ownerId": d.tenant.owner_id}),
         )
@@ -465,7 +465,7 @@ async fn a_manager_cannot_pin_a_lead_outside_their_teams() {
 }
 
 #[tokio::test]
-async fn a_bad_tier_reason_or_expiry_is_refused_by_field_and_changes_nothing() {
+async fn a_bad_tier_reason_or_expiry_is_refused_by_field_without_changing_anything() {
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let lead = id(&d.lead);
@@ -555,19 +555,19 @@ async fn the_explanation_shown_adds_up_to_the_stored_score_after_every_kind_of_w
     let app = spawn_app().await;
     let d = desk(&app, "acme").await;
     let strong_lead = app
-        .new_lead(
+        .new_lead_json(
             &d.tenant.token,
-            json!({"name": "Li", "company": "Big Co", "attributes": crate::leads::strong()}),
+            json!({"name": "Li", "company": "Big Co", "attributes": crate::helpers::strong()}),
         )
         .await;
     let urgent = app
-        .new_lead(
+        .new_lead_json(
             &d.tenant.token,
             json!({"name": "Rush", "company": "Rush Co", "attributes": weak()}),
         )
         .await;
     let recorded = app
-        .lead_mutation(
+        .lead_mutation_json(
             &d.tenant.token,
             "recordActivity",
             "RecordActivityInput",
@@ -587,8 +587,8 @@ async fn the_explanation_shown_adds_up_to_the_stored_score_after_every_kind_of_w
         assert_eq!(leads.len(), 3, "{round}");
         for lead in &leads {
             let breakdown = &lead["scoreBreakdown"];
-            let points = crate::leads::points_shown(lead);
-            assert!((points - score(lead)).abs() < 1e-6, "{round}: {lead}");
+            let points = crate::helpers::points_shown_json(lead);
+            assert!((points - score_json(lead)).abs() < 1e-6, "{round}: {lead}");
             assert_eq!(breakdown["total"], lead["score"], "{round}: {lead}");
             assert_eq!(breakdown["tier"], lead["tier"], "{round}: {lead}");
         }

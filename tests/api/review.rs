@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{Tenant, TestApp, error_code, error_field, spawn_app},
-    leads::{strong, weak},
+    helpers::{strong, weak},
 };
 
 const SCORECARD_FIELDS: &str = "rep { id displayName } openLeads openByTier { tier count }
@@ -74,7 +74,7 @@ impl TestApp {
 
     /// A lead made with `input`; returns (id, tier).
     async fn made(&self, token: &str, input: Value) -> (String, String) {
-        let lead = self.new_lead(token, input).await;
+        let lead = self.new_lead_json(token, input).await;
         (
             lead["id"].as_str().unwrap().to_owned(),
             lead["tier"].as_str().unwrap().to_owned(),
@@ -84,7 +84,7 @@ impl TestApp {
     /// Closes a lead with `outcome`; returns the tier it closed in.
     async fn closed(&self, token: &str, id: &str, outcome: &str, at: Option<String>) -> String {
         let body = self
-            .lead_mutation(
+            .lead_mutation_json(
                 token,
                 "closeLead",
                 "CloseLeadInput",
@@ -111,7 +111,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
+async fn the_tier_report_shows_each_tiers_holdings_beside_what_it_brought_in() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
@@ -139,7 +139,7 @@ async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
     // request in the post-sale stage); the report keeps the tier it was
     // won in.
     let moved = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "moveLeadStage",
             "MoveStageInput",
@@ -151,7 +151,7 @@ async fn the_tier_report_shows_what_each_tier_holds_and_what_it_brought_in() {
         "{moved}"
     );
     let after = app
-        .record(token, &a_won, "urgent_quote_request", json!({}))
+        .record_json(token, &a_won, "urgent_quote_request", json!({}))
         .await;
     assert_eq!(after["tier"], "A", "the customer's tier moved on: {after}");
 
@@ -302,7 +302,7 @@ async fn reps(app: &TestApp) -> Reps {
         .await;
     // A call the owner made on her lead is the owner's, not hers, and,
     // made before the lead was hers, no first contact.
-    app.record(token, &won, "call", json!({"occurredAt": days_ago(11)}))
+    app.record_json(token, &won, "call", json!({"occurredAt": days_ago(11)}))
         .await;
     let (lost, _) = app
         .made(
@@ -312,7 +312,7 @@ async fn reps(app: &TestApp) -> Reps {
         .await;
     assert_eq!(app.closed(token, &won, "WON", None).await, "B");
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "closeLead",
             "CloseLeadInput",
@@ -328,7 +328,7 @@ async fn reps(app: &TestApp) -> Reps {
             lead("Quick", Some(&ann.0), strong(), 200.0, hours_ago(5)),
         )
         .await;
-    app.record(&ann.1, &quick, "call", json!({"occurredAt": hours_ago(3)}))
+    app.record_json(&ann.1, &quick, "call", json!({"occurredAt": hours_ago(3)}))
         .await;
     // In the pool for 20 days, given to her 10 hours ago, called 4 hours
     // ago: 6 hours.
@@ -336,7 +336,7 @@ async fn reps(app: &TestApp) -> Reps {
         .made(token, lead("Slow", None, weak(), 50.0, days_ago(20)))
         .await;
     let given = app
-        .lead_mutation(
+        .lead_mutation_json(
             token,
             "assignLead",
             "AssignLeadInput",
@@ -346,7 +346,7 @@ async fn reps(app: &TestApp) -> Reps {
     assert!(given["data"]["assignLead"].is_object(), "{given}");
     app.assigned_at(&slow, Utc::now() - Duration::hours(10))
         .await;
-    app.record(&ann.1, &slow, "call", json!({"occurredAt": hours_ago(4)}))
+    app.record_json(&ann.1, &slow, "call", json!({"occurredAt": hours_ago(4)}))
         .await;
     // Created for her an hour ago and not yet contacted.
     let (waiting, _) = app
@@ -394,7 +394,7 @@ fn reps_listed(cards: &Value) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
+async fn a_scorecard_shows_how_a_rep_is_doing() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let (from, to) = three_weeks();
@@ -420,7 +420,7 @@ async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
     // Overdue: those of her open leads whose follow-up time has passed.
     let mut overdue = 0;
     for id in &r.ann_open {
-        let lead = app.lead_by_id(&r.t.token, id).await;
+        let lead = app.lead_by_id_json(&r.t.token, id).await;
         let due: DateTime<Utc> = lead["nextFollowUpAt"].as_str().unwrap().parse().unwrap();
         overdue += i64::from(due <= Utc::now());
     }
@@ -494,7 +494,7 @@ async fn a_scorecard_shows_a_reps_pipeline_speed_activity_and_results() {
 }
 
 #[tokio::test]
-async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
+async fn each_person_reviews_only_the_people_they_lead() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let (from, to) = three_weeks();
@@ -565,7 +565,7 @@ async fn a_manager_reviews_only_their_teams_and_a_rep_only_themselves() {
 }
 
 #[tokio::test]
-async fn tier_movements_show_the_matrix_and_which_lower_leads_climbed_and_won() {
+async fn tier_movements_show_which_lower_leads_climbed_to_win() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
@@ -587,11 +587,11 @@ async fn tier_movements_show_the_matrix_and_which_lower_leads_climbed_and_won() 
     // Within the window: Climber and Winner get urgent quote requests and
     // reach A; Winner is won; a new lead arrives.
     let up = app
-        .record(token, &climber, "urgent_quote_request", json!({}))
+        .record_json(token, &climber, "urgent_quote_request", json!({}))
         .await;
     assert_eq!(up["tier"], "A");
     let up = app
-        .record(token, &winner, "urgent_quote_request", json!({}))
+        .record_json(token, &winner, "urgent_quote_request", json!({}))
         .await;
     assert_eq!(up["tier"], "A");
     app.closed(token, &winner, "WON", None).await;
@@ -708,7 +708,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn the_funnel_narrows_to_a_team_or_a_rep_and_counts_lost_leads_by_reason() {
+async fn the_funnel_narrows_to_a_team_or_a_rep_counting_lost_leads_by_reason() {
     let app = spawn_app().await;
     let r = reps(&app).await;
     let first = |body: &Value| {
@@ -773,7 +773,7 @@ fn shanghai_month(at: DateTime<Utc>, months: u32) -> chrono::NaiveDate {
 }
 
 #[tokio::test]
-async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_was_won() {
+async fn the_forecast_weighs_open_deals_by_expected_month_beside_what_was_won() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let token = t.token.as_str();
@@ -800,7 +800,7 @@ async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_
     };
     // Dated by its stage: in 20 days.
     let by_stage = app
-        .new_lead(token, deal("By stage", 1000.0, json!({})))
+        .new_lead_json(token, deal("By stage", 1000.0, json!({})))
         .await;
     // Dated by hand: next month, 10 days ago (slipped: this month), and
     // in 200 days (after the period).
@@ -809,7 +809,7 @@ async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_
         .unwrap()
         .and_utc();
     let dated = app
-        .new_lead(
+        .new_lead_json(
             token,
             deal(
                 "Next month",
@@ -819,13 +819,13 @@ async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_
         )
         .await;
     let slipped = app
-        .new_lead(
+        .new_lead_json(
             token,
             deal("Slipped", 300.0, json!({"expectedCloseAt": days_ago(10)})),
         )
         .await;
     // (Without a value: it counts as a deal worth 0.)
-    app.new_lead(
+    app.new_lead_json(
         token,
         json!({"name": "Later", "attributes": weak(), "ownerId": me,
                "expectedCloseAt": (now + Duration::days(200)).to_rfc3339()}),
@@ -833,7 +833,7 @@ async fn the_forecast_weighs_open_deals_by_expected_month_and_stage_beside_what_
     .await;
     // In a stage no deal has been won from yet: undated.
     let undated = app
-        .new_lead(
+        .new_lead_json(
             token,
             deal("Undated", 200.0, json!({"stageKey": "initial_contact"})),
         )

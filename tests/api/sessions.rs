@@ -7,17 +7,38 @@ use leadrank::{
     auth::{Principal, tokens::TokenKeys},
     config::Secret,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, error_code, error_message, spawn_app};
+use crate::helpers::{GraphqlErrors, PASSWORD, TestApp, spawn_app};
 
-async fn me(app: &TestApp, token: &str) -> Value {
-    app.graphql(Some(token), "{ me { email } }", json!({}))
-        .await
+/// `{ email }` of the signed-in user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Email {
+    email: String,
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Value {
-    app.graphql(
+/// The caller's email, or why the token was refused.
+async fn me(app: &TestApp, token: &str) -> Result<String, GraphqlErrors> {
+    let me: Email = app
+        .query_root(Some(token), "{ me { email } }", json!({}))
+        .await?;
+    Ok(me.email)
+}
+
+/// What `refreshSession` gives.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Refreshed {
+    access_token: String,
+    refresh_token: String,
+    user: Email,
+}
+
+/// A new session for `refresh_token`, or why it was refused.
+async fn refresh(app: &TestApp, refresh_token: &str) -> Result<Refreshed, GraphqlErrors> {
+    app.query_root(
         None,
         "mutation($input: RefreshInput!) { refreshSession(input: $input) { accessToken refreshToken user { email } } }",
         json!({"input": {"refreshToken": refresh_token}}),
@@ -30,14 +51,17 @@ async fn logging_in_with_the_right_password_gives_a_working_token() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
-    let body = app.login("ACME", " Owner@Acme.test ", PASSWORD).await;
-    let token = body["data"]["login"]["accessToken"]
-        .as_str()
-        .expect("signed in");
-    assert_eq!(body["data"]["login"]["user"]["role"], "OWNER");
+    let session = app
+        .try_login("ACME", " Owner@Acme.test ", PASSWORD)
+        .await
+        .expect("the slug and email are read whatever their case");
+    assert_eq!(session.user.role, "OWNER");
+    assert_eq!(session.user.email, acme.owner_email);
     assert_eq!(
-        me(&app, token).await["data"]["me"]["email"],
-        acme.owner_email.as_str()
+        me(&app, &session.access_token)
+            .await
+            .expect("a working token"),
+        acme.owner_email
     );
 }
 
@@ -47,22 +71,23 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
     let acme = app.sign_up_tenant("acme").await;
 
     let wrong_password = app
-        .login(&acme.slug, &acme.owner_email, "not the password")
-        .await;
-    let unknown_email = app.login(&acme.slug, "nobody@acme.test", PASSWORD).await;
-    let unknown_tenant = app.login("nope", &acme.owner_email, PASSWORD).await;
-    for body in [&wrong_password, &unknown_email, &unknown_tenant] {
-        assert_eq!(error_code(body), "UNAUTHENTICATED");
-        assert!(body["data"].is_null(), "{body}");
+        .try_login(&acme.slug, &acme.owner_email, "not the password")
+        .await
+        .expect_err("a wrong password is refused");
+    let unknown_email = app
+        .try_login(&acme.slug, "nobody@acme.test", PASSWORD)
+        .await
+        .expect_err("an unknown email is refused");
+    let unknown_tenant = app
+        .try_login("nope", &acme.owner_email, PASSWORD)
+        .await
+        .expect_err("an unknown tenant is refused");
+    for refused in [&wrong_password, &unknown_email, &unknown_tenant] {
+        assert_eq!(refused.code(), "UNAUTHENTICATED");
+        assert!(refused.body["data"].is_null(), "{refused}");
     }
-    assert_eq!(
-        error_message(&wrong_password),
-        error_message(&unknown_email)
-    );
-    assert_eq!(
-        error_message(&wrong_password),
-        error_message(&unknown_tenant)
-    );
+    assert_eq!(wrong_password.message(), unknown_email.message());
+    assert_eq!(wrong_password.message(), unknown_tenant.message());
 }
 
 #[tokio::test]
@@ -79,10 +104,10 @@ async fn a_tampered_token_is_refused() {
     parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
     let forged = parts.join(".");
 
-    let body = app
-        .graphql(Some(&forged), "{ users { id } }", json!({}))
+    let refused = app
+        .refused(Some(&forged), "{ users { id } }", json!({}))
         .await;
-    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
 }
 
 #[tokio::test]
@@ -97,7 +122,8 @@ async fn an_unsigned_token_is_refused() {
         format!("{header}.{payload}."),
         format!("{header}.{payload}"),
     ] {
-        assert_eq!(error_code(&me(&app, &forged).await), "UNAUTHENTICATED");
+        let refused = me(&app, &forged).await.expect_err("an unsigned token");
+        assert_eq!(refused.code(), "UNAUTHENTICATED");
     }
 }
 
@@ -123,12 +149,12 @@ async fn an_expired_token_is_refused_with_a_hint_to_refresh() {
         .issue(&principal, now, now + Duration::minutes(5))
         .unwrap();
 
-    let body = me(&app, &expired).await;
-    assert_eq!(error_code(&body), "UNAUTHENTICATED");
-    assert!(error_message(&body).contains("expired"), "{body}");
+    let refused = me(&app, &expired).await.expect_err("an expired token");
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
+    assert!(refused.message().contains("expired"), "{refused}");
     assert_eq!(
-        me(&app, &fresh).await["data"]["me"]["email"],
-        acme.owner_email.as_str()
+        me(&app, &fresh).await.expect("a fresh token works"),
+        acme.owner_email
     );
 }
 
@@ -137,41 +163,48 @@ async fn refreshing_rotates_the_refresh_token() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
 
-    let first = refresh(&app, &acme.refresh_token).await;
-    let session = &first["data"]["refreshSession"];
-    assert_eq!(session["user"]["email"], acme.owner_email.as_str());
-    let next = session["refreshToken"].as_str().unwrap();
-    assert_ne!(next, acme.refresh_token);
+    let session = refresh(&app, &acme.refresh_token)
+        .await
+        .expect("the refresh token works once");
+    assert_eq!(session.user.email, acme.owner_email);
+    assert_ne!(session.refresh_token, acme.refresh_token);
     assert_eq!(
-        me(&app, session["accessToken"].as_str().unwrap()).await["data"]["me"]["email"],
-        acme.owner_email.as_str()
+        me(&app, &session.access_token)
+            .await
+            .expect("a working token"),
+        acme.owner_email
     );
 
-    let second = refresh(&app, next).await;
-    assert!(
-        second["data"]["refreshSession"]["accessToken"].is_string(),
-        "{second}"
-    );
+    let second = refresh(&app, &session.refresh_token)
+        .await
+        .expect("the rotated token works");
+    assert!(!second.access_token.is_empty());
 }
 
 #[tokio::test]
 async fn reusing_a_refresh_token_ends_the_whole_session() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
-    let rotated = refresh(&app, &acme.refresh_token).await;
-    let next = rotated["data"]["refreshSession"]["refreshToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let next = refresh(&app, &acme.refresh_token)
+        .await
+        .expect("the refresh token works once")
+        .refresh_token;
 
     // Someone replays the old token: refused, and the family is revoked...
-    let replay = refresh(&app, &acme.refresh_token).await;
-    assert_eq!(error_code(&replay), "UNAUTHENTICATED");
-    assert!(error_message(&replay).contains("already used"), "{replay}");
+    let replay = refresh(&app, &acme.refresh_token)
+        .await
+        .expect_err("a used refresh token is refused");
+    assert_eq!(replay.code(), "UNAUTHENTICATED");
+    assert!(replay.message().contains("already used"), "{replay}");
     // ...so the legitimate newer token no longer works either.
-    assert_eq!(error_code(&refresh(&app, &next).await), "UNAUTHENTICATED");
+    let revoked = refresh(&app, &next)
+        .await
+        .expect_err("the family is revoked");
+    assert_eq!(revoked.code(), "UNAUTHENTICATED");
     // A fresh login still works.
-    assert!(app.login(&acme.slug, &acme.owner_email, PASSWORD).await["data"]["login"].is_object());
+    app.try_login(&acme.slug, &acme.owner_email, PASSWORD)
+        .await
+        .expect("a fresh login works");
 }
 
 #[tokio::test]
@@ -184,10 +217,7 @@ async fn a_malformed_refresh_token_is_refused() {
         "garbage".to_owned(),
         format!("{tenant}.{session}.{}", "x".repeat(43)),
     ] {
-        assert_eq!(
-            error_code(&refresh(&app, &bad).await),
-            "UNAUTHENTICATED",
-            "{bad}"
-        );
+        let refused = refresh(&app, &bad).await.expect_err("a malformed token");
+        assert_eq!(refused.code(), "UNAUTHENTICATED", "{bad}");
     }
 }

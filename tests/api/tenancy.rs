@@ -7,39 +7,64 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
     PaginatorTrait, QueryFilter, Statement, TransactionTrait,
 };
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{error_code, error_field, spawn_app};
+use crate::helpers::{Connection, Id, Name, spawn_app};
+
+/// `{ email }` of a user.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Email {
+    email: String,
+}
 
 #[tokio::test]
 async fn a_second_tenant_sees_none_of_the_first_tenants_users_teams_or_configuration() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    app.create_user(&acme.token, "rep@acme.test", "REP", &[])
-        .await;
-    app.create_team(&acme.token, "Acme Enterprise", &[]).await;
+    app.try_create_user(&acme.token, "rep@acme.test", "REP", &[])
+        .await
+        .expect("acme creates a rep");
+    app.new_team(&acme.token, "Acme Enterprise").await;
 
-    let seen = app
-        .graphql(
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Seen {
+        users: Vec<Email>,
+        teams: Vec<Name>,
+        tenant: Slug,
+        pipelines: Vec<Id>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Slug {
+        slug: String,
+    }
+    let seen: Seen = app
+        .data(
             Some(&globex.token),
             "{ users { email } teams { name } tenant { slug } pipelines { id } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        seen["data"]["users"],
-        json!([{"email": "owner@globex.test"}])
+        seen.users,
+        [Email {
+            email: "owner@globex.test".into()
+        }]
     );
-    assert_eq!(seen["data"]["teams"], json!([]));
-    assert_eq!(seen["data"]["tenant"]["slug"], "globex");
-    let acme_pipelines = app
-        .graphql(Some(&acme.token), "{ pipelines { id } }", json!({}))
+    assert!(seen.teams.is_empty());
+    assert_eq!(seen.tenant.slug, "globex");
+    let acme_pipelines: Vec<Id> = app
+        .root(Some(&acme.token), "{ pipelines { id } }", json!({}))
         .await;
-    assert_ne!(
-        seen["data"]["pipelines"],
-        acme_pipelines["data"]["pipelines"]
+    assert_eq!(seen.pipelines.len(), 1);
+    assert!(
+        seen.pipelines.iter().all(|p| !acme_pipelines.contains(p)),
+        "globex sees its own pipeline only"
     );
 }
 
@@ -50,22 +75,24 @@ async fn a_second_tenant_cannot_add_the_first_tenants_users_to_its_team() {
     let globex = app.sign_up_tenant("globex").await;
 
     let stolen = app
-        .create_team(&globex.token, "Poachers", &[&acme.owner_id])
-        .await;
+        .try_create_team(&globex.token, "Poachers", &[&acme.owner_id])
+        .await
+        .expect_err("another tenant's user cannot join");
     let never_existed = app
-        .create_team(
+        .try_create_team(
             &globex.token,
             "Poachers",
             &[&uuid::Uuid::now_v7().to_string()],
         )
-        .await;
-    assert_eq!(error_code(&stolen), "NOT_FOUND");
-    assert_eq!(error_code(&never_existed), "NOT_FOUND");
+        .await
+        .expect_err("a user that never existed cannot join");
+    assert_eq!(stolen.code(), "NOT_FOUND");
+    assert_eq!(never_existed.code(), "NOT_FOUND");
     // Nothing was created by the refused attempts.
-    let teams = app
-        .graphql(Some(&globex.token), "{ teams { name } }", json!({}))
+    let teams: Vec<Name> = app
+        .root(Some(&globex.token), "{ teams { name } }", json!({}))
         .await;
-    assert_eq!(teams["data"]["teams"], json!([]));
+    assert!(teams.is_empty(), "{teams:?}");
 }
 
 #[tokio::test]
@@ -73,26 +100,31 @@ async fn a_second_tenant_cannot_put_a_user_into_the_first_tenants_team() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    let team = app.create_team(&acme.token, "Acme Enterprise", &[]).await;
-    let team_id = team["data"]["createTeam"]["team"]["id"].as_str().unwrap();
+    let team_id = app.new_team(&acme.token, "Acme Enterprise").await;
 
-    let body = app
-        .create_user(&globex.token, "mole@globex.test", "REP", &[team_id])
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert_eq!(error_field(&body), "input.teamIds[0]");
-    let members = app
-        .graphql(
+    let refused = app
+        .try_create_user(&globex.token, "mole@globex.test", "REP", &[&team_id])
+        .await
+        .expect_err("another tenant's team cannot be joined");
+    assert_eq!(refused.code(), "BAD_USER_INPUT");
+    assert_eq!(refused.field(), "input.teamIds[0]");
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Members {
+        members: Vec<Email>,
+    }
+    let teams: Vec<Members> = app
+        .root(
             Some(&acme.token),
             "{ teams { members { email } } }",
             json!({}),
         )
         .await;
-    assert_eq!(members["data"]["teams"][0]["members"], json!([]));
-    let globex_users = app
-        .graphql(Some(&globex.token), "{ users { email } }", json!({}))
+    assert!(teams[0].members.is_empty());
+    let globex_users: Vec<Email> = app
+        .root(Some(&globex.token), "{ users { email } }", json!({}))
         .await;
-    assert_eq!(globex_users["data"]["users"].as_array().unwrap().len(), 1);
+    assert_eq!(globex_users.len(), 1);
 }
 
 #[tokio::test]
@@ -100,11 +132,7 @@ async fn another_tenants_team_id_behaves_like_an_id_that_never_existed() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    let team = app.create_team(&acme.token, "Acme Enterprise", &[]).await;
-    let acme_team = team["data"]["createTeam"]["team"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let acme_team = app.new_team(&acme.token, "Acme Enterprise").await;
     let random = uuid::Uuid::now_v7().to_string();
 
     for query in [
@@ -112,33 +140,32 @@ async fn another_tenants_team_id_behaves_like_an_id_that_never_existed() {
         "query($t: ID) { scoringModels(teamId: $t) { id } }",
     ] {
         let foreign = app
-            .graphql(Some(&globex.token), query, json!({"t": acme_team}))
+            .refused(Some(&globex.token), query, json!({"t": acme_team}))
             .await;
         let missing = app
-            .graphql(Some(&globex.token), query, json!({"t": random}))
+            .refused(Some(&globex.token), query, json!({"t": random}))
             .await;
-        assert_eq!(error_code(&foreign), "NOT_FOUND");
-        assert_eq!(error_code(&missing), "NOT_FOUND");
+        assert_eq!(foreign.code(), "NOT_FOUND");
+        assert_eq!(missing.code(), "NOT_FOUND");
         assert_eq!(
-            foreign["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .replace(&acme_team, "ID"),
-            missing["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .replace(&random, "ID")
+            foreign.message().replace(&acme_team, "ID"),
+            missing.message().replace(&random, "ID")
         );
     }
     // Acme itself can read its team's model (the tenant default applies).
-    let own = app
-        .graphql(
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Version {
+        version: i64,
+    }
+    let own: Version = app
+        .root(
             Some(&acme.token),
             "query($t: ID) { activeScoringModel(teamId: $t) { version } }",
             json!({"t": acme_team}),
         )
         .await;
-    assert_eq!(own["data"]["activeScoringModel"]["version"], 1);
+    assert_eq!(own.version, 1);
 }
 
 #[tokio::test]
@@ -149,14 +176,14 @@ async fn a_refresh_token_cannot_be_replayed_against_another_tenant() {
     // Graft acme's session id and secret onto globex's tenant id.
     let (_, acme_rest) = acme.refresh_token.split_once('.').unwrap();
     let forged = format!("{}.{acme_rest}", globex.id);
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             None,
             "mutation($input: RefreshInput!) { refreshSession(input: $input) { accessToken } }",
             json!({"input": {"refreshToken": forged}}),
         )
         .await;
-    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
 }
 
 /// On PostgreSQL row-level security stands behind the tenant filter: a
@@ -232,21 +259,19 @@ async fn on_postgresql_a_query_that_forgets_the_tenant_sees_no_companys_rows() {
         "{planted}"
     );
     txn.rollback().await.unwrap();
-    let globex_leads = app
-        .graphql(
+    let globex_leads: Connection<Name> = app
+        .root(
             Some(&globex.token),
             "{ leads { edges { node { name } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(
-        globex_leads["data"]["leads"]["edges"],
-        json!([{"node": {"name": "Globex's lead"}}])
-    );
-    let teams = app
-        .graphql(Some(&globex.token), "{ teams { name } }", json!({}))
+    let names: Vec<&str> = globex_leads.nodes().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["Globex's lead"]);
+    let teams: Vec<Value> = app
+        .root(Some(&globex.token), "{ teams { name } }", json!({}))
         .await;
-    assert_eq!(teams["data"]["teams"], json!([]));
+    assert!(teams.is_empty(), "{teams:?}");
 }
 
 /// Every table that holds tenants' rows has the wall, also against the

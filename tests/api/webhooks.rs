@@ -15,8 +15,8 @@ use sha2::Sha256;
 
 use crate::{
     hardening::while_healthy,
-    helpers::{TestApp, error_code, error_field, spawn_app, spawn_app_with},
-    leads::weak,
+    helpers::weak,
+    helpers::{TestApp, error_code, error_field, eventually, spawn_app, spawn_app_with},
 };
 
 /// Fast polls and retries, and http to the test's own receiver.
@@ -25,6 +25,30 @@ pub(crate) const FAST: [(&str, &str); 3] = [
     ("LEADRANK_WEBHOOK_RETRY_BASE_MS", "50"),
     ("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true"),
 ];
+
+/// A server whose webhook worker is off, so that the test runs the
+/// worker's passes itself and waits for their sends; http to the test's
+/// own receiver is allowed.
+pub(crate) const DRIVEN: [(&str, &str); 2] = [
+    ("LEADRANK_WEBHOOK_WORKER", "false"),
+    ("LEADRANK_WEBHOOK_ALLOW_HTTP_LOCALHOST", "true"),
+];
+
+/// Runs one pass of the webhook worker as of `hours` from now and waits
+/// for its sends to finish; returns how many deliveries it attempted.
+/// Passing the time in makes every retry due without waiting for it:
+/// backoff never exceeds six hours, so seven hours a pass always suffice.
+async fn deliver_at(
+    app: &TestApp,
+    settings: &leadrank::config::WebhookSettings,
+    hours: i64,
+) -> usize {
+    let client = leadrank::jobs::webhooks::client(settings).expect("a client");
+    let at = chrono::Utc::now() + chrono::Duration::hours(hours);
+    leadrank::jobs::webhooks::deliver_due(&app.db, &client, settings, at)
+        .await
+        .expect("a pass")
+}
 
 /// One request as the receiver got it.
 #[derive(Clone, Debug)]
@@ -42,11 +66,12 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct Inbox {
     received: Mutex<Vec<Received>>,
     /// Status codes to answer with, in order; 200 once they run out.
     script: Mutex<VecDeque<u16>>,
+    /// How many requests have arrived, for tests to wait on.
+    arrived: tokio::sync::watch::Sender<usize>,
 }
 
 /// A webhook receiver on localhost.
@@ -57,8 +82,11 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) async fn start(script: &[u16]) -> Self {
-        let inbox = Arc::new(Inbox::default());
-        inbox.script.lock().unwrap().extend(script.iter().copied());
+        let inbox = Arc::new(Inbox {
+            received: Mutex::default(),
+            script: Mutex::new(script.iter().copied().collect()),
+            arrived: tokio::sync::watch::Sender::new(0),
+        });
         let shared = web::Data::from(inbox.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -80,19 +108,18 @@ impl Receiver {
         self.inbox.received.lock().unwrap().clone()
     }
 
-    /// Waits (up to 10 seconds) until `n` requests have arrived.
+    /// Waits (up to 10 seconds) until `n` requests have arrived: woken by
+    /// each arrival, not by a clock.
     pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..200 {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut arrived = self.inbox.arrived.subscribe();
+        let within = Duration::from_secs(10);
+        match tokio::time::timeout(within, arrived.wait_for(|&count| count >= n)).await {
+            Ok(Ok(_)) => self.received(),
+            _ => panic!(
+                "expected {n} deliveries within {within:?}, got {:?}",
+                self.received()
+            ),
         }
-        panic!(
-            "expected {n} deliveries within 10 s, got {:?}",
-            self.received()
-        );
     }
 }
 
@@ -104,13 +131,18 @@ async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Inbox>) ->
             .unwrap_or_default()
             .to_owned()
     };
-    inbox.received.lock().unwrap().push(Received {
-        event_id: header("LeadRank-Event-Id"),
-        event_type: header("LeadRank-Event-Type"),
-        timestamp: header("LeadRank-Timestamp"),
-        signature: header("LeadRank-Signature"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let count = {
+        let mut received = inbox.received.lock().unwrap();
+        received.push(Received {
+            event_id: header("LeadRank-Event-Id"),
+            event_type: header("LeadRank-Event-Type"),
+            timestamp: header("LeadRank-Timestamp"),
+            signature: header("LeadRank-Signature"),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        received.len()
+    };
+    inbox.arrived.send_replace(count);
     let code = inbox.script.lock().unwrap().pop_front().unwrap_or(200);
     HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
 }
@@ -173,7 +205,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_verification() {
+async fn an_urgent_signal_reaches_the_receiver_signed_so_tampering_fails_verification() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[]).await;
@@ -185,14 +217,14 @@ async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_
         )
         .await;
     let lead = app
-        .new_lead(
+        .new_lead_json(
             &acme.token,
             json!({"name": "Quiet", "attributes": weak(), "ownerId": acme.owner_id}),
         )
         .await;
     let id = lead["id"].as_str().unwrap();
     let first_tier = lead["tier"].as_str().unwrap().to_owned();
-    app.record(&acme.token, id, "urgent_quote_request", json!({}))
+    app.record_json(&acme.token, id, "urgent_quote_request", json!({}))
         .await;
 
     // The new lead's first tier, then the urgent signal's two events. An
@@ -248,18 +280,18 @@ async fn an_urgent_signal_reaches_the_receiver_signed_and_a_tampered_body_fails_
 }
 
 #[tokio::test]
-async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_the_same_id_and_the_log_shows_it()
- {
-    let app = spawn_app_with(&FAST).await;
+async fn a_receiver_that_fails_twice_gets_the_same_event_three_times_as_the_log_shows() {
+    let app = spawn_app_with(&DRIVEN).await;
+    let settings = worker_settings(true);
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[500, 500]).await;
     app.endpoint(&acme.token, &receiver.url, &["LEAD_ASSIGNED"])
         .await;
     let lead = app
-        .new_lead(&acme.token, json!({"name": "Pool lead"}))
+        .new_lead_json(&acme.token, json!({"name": "Pool lead"}))
         .await;
     let body = app
-        .lead_mutation(
+        .lead_mutation_json(
             &acme.token,
             "assignLead",
             "AssignLeadInput",
@@ -268,42 +300,45 @@ async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_the_same_id
         .await;
     assert!(body["errors"].is_null(), "{body}");
 
-    let got = receiver.wait_for(3).await;
+    // Two failures, each retried once its backoff has passed; the third
+    // attempt is answered 200.
+    for (pass, hours) in [0, 7, 14].into_iter().enumerate() {
+        assert_eq!(deliver_at(&app, &settings, hours).await, 1, "pass {pass}");
+    }
+    let got = receiver.received();
+    assert_eq!(got.len(), 3, "{got:?}");
     assert!(got.iter().all(|r| r.event_id == got[0].event_id), "{got:?}");
     assert_eq!(
         got[0].json()["data"]["lead"]["ownerId"],
         acme.owner_id.as_str()
     );
-    let mut log = Vec::new();
-    for _ in 0..200 {
-        log = app.deliveries(&acme.token).await;
-        if log.first().is_some_and(|d| d["status"] == "DELIVERED") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log = app.deliveries(&acme.token).await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["status"], "DELIVERED");
     assert_eq!(log[0]["attempts"], 3);
     assert_eq!(log[0]["lastStatusCode"], 200);
     assert_eq!(log[0]["eventId"], got[0].event_id.as_str());
-    // Delivered means done: nothing more arrives.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Delivered means done: a pass a day later sends nothing more.
+    assert_eq!(deliver_at(&app, &settings, 24).await, 0);
     assert_eq!(receiver.received().len(), 3);
 }
 
 #[tokio::test]
 async fn an_endpoint_that_keeps_failing_is_disabled_with_the_reason() {
-    let mut settings = FAST.to_vec();
-    settings.push(("LEADRANK_WEBHOOK_DISABLE_AFTER", "3"));
-    let app = spawn_app_with(&settings).await;
+    let app = spawn_app_with(&DRIVEN).await;
+    let settings = leadrank::config::WebhookSettings {
+        disable_after: 3,
+        ..worker_settings(true)
+    };
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[503; 20]).await;
     let (id, _) = app
         .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
         .await;
-    let lead = app.new_lead(&acme.token, json!({"name": "Gone"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Gone"}))
+        .await;
+    app.lead_mutation_json(
         &acme.token,
         "closeLead",
         "CloseLeadInput",
@@ -311,21 +346,21 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_the_reason() {
     )
     .await;
 
-    let mut endpoint = Value::Null;
-    for _ in 0..200 {
-        let body = app
-            .graphql(
-                Some(&acme.token),
-                "{ webhookEndpoints { id active disabledReason consecutiveFailures } }",
-                json!({}),
-            )
-            .await;
-        endpoint = body["data"]["webhookEndpoints"][0].clone();
-        if endpoint["active"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Three failed attempts in a row, each once its backoff has passed;
+    // then the endpoint is off and a later pass sends nothing.
+    for (pass, hours) in [0, 7, 14].into_iter().enumerate() {
+        assert_eq!(deliver_at(&app, &settings, hours).await, 1, "pass {pass}");
     }
+    assert_eq!(deliver_at(&app, &settings, 21).await, 0);
+    assert_eq!(receiver.received().len(), 3);
+    let body = app
+        .graphql(
+            Some(&acme.token),
+            "{ webhookEndpoints { id active disabledReason consecutiveFailures } }",
+            json!({}),
+        )
+        .await;
+    let endpoint = body["data"]["webhookEndpoints"][0].clone();
     assert_eq!(endpoint["id"], id.as_str());
     assert_eq!(endpoint["active"], false, "{endpoint}");
     assert_eq!(endpoint["consecutiveFailures"], 3);
@@ -362,9 +397,11 @@ async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
     first
         .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
         .await;
-    let lead = first.new_lead(&acme.token, json!({"name": "Signed"})).await;
+    let lead = first
+        .new_lead_json(&acme.token, json!({"name": "Signed"}))
+        .await;
     let body = first
-        .lead_mutation(
+        .lead_mutation_json(
             &acme.token,
             "closeLead",
             "CloseLeadInput",
@@ -386,14 +423,27 @@ async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
     assert_eq!(got[0].event_type, "lead.closed");
     assert_eq!(got[0].json()["data"]["outcome"], "WON");
     assert_eq!(got[0].event_id, log[0]["eventId"].as_str().unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker records the answer after the receiver has it.
+    let (app, token) = (&second, acme.token.as_str());
+    let log = eventually(
+        "the delivery is logged as delivered",
+        Duration::from_secs(10),
+        || async move {
+            let log = app.deliveries(token).await;
+            log.first()
+                .is_some_and(|d| d["status"] == "DELIVERED")
+                .then_some(log)
+        },
+    )
+    .await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    // Exactly once: nothing is left to send, even a day later.
+    assert_eq!(deliver_at(&second, &worker_settings(true), 24).await, 0);
     assert_eq!(receiver.received().len(), 1, "exactly once");
-    let log = second.deliveries(&acme.token).await;
-    assert_eq!(log[0]["status"], "DELIVERED");
 }
 
 #[tokio::test]
-async fn job_runs_are_announced_and_a_rotated_secret_signs_from_then_on() {
+async fn a_rotated_webhook_secret_signs_every_announcement_from_then_on() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     let receiver = Receiver::start(&[]).await;
@@ -449,7 +499,7 @@ async fn job_runs_are_announced_and_a_rotated_secret_signs_from_then_on() {
 }
 
 #[tokio::test]
-async fn urls_are_checked_only_admins_manage_webhooks_and_a_second_company_sees_none_of_it() {
+async fn webhooks_are_managed_by_admins_inside_their_own_company() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
@@ -525,8 +575,10 @@ async fn urls_are_checked_only_admins_manage_webhooks_and_a_second_company_sees_
         assert_eq!(error_code(&body), "NOT_FOUND", "{query}: {body}");
     }
     // Globex's own changes never reach Acme's endpoint.
-    let lead = app.new_lead(&globex.token, json!({"name": "Theirs"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&globex.token, json!({"name": "Theirs"}))
+        .await;
+    app.lead_mutation_json(
         &globex.token,
         "closeLead",
         "CloseLeadInput",
@@ -581,8 +633,10 @@ async fn the_example_receiver_verifies_a_real_delivery() {
         )
         .await;
     assert!(moved["errors"].is_null(), "{moved}");
-    let lead = app.new_lead(&acme.token, json!({"name": "Example"})).await;
-    app.lead_mutation(
+    let lead = app
+        .new_lead_json(&acme.token, json!({"name": "Example"}))
+        .await;
+    app.lead_mutation_json(
         &acme.token,
         "closeLead",
         "CloseLeadInput",
@@ -605,7 +659,7 @@ async fn the_example_receiver_verifies_a_real_delivery() {
 /// hear from the worker. It counts the connections made to it.
 struct Hanging {
     port: u16,
-    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    accepted: tokio::sync::watch::Receiver<usize>,
 }
 
 impl Hanging {
@@ -614,41 +668,36 @@ impl Hanging {
             .await
             .expect("a free port");
         let port = listener.local_addr().expect("bound").port();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
+        let (counter, accepted) = tokio::sync::watch::channel(0);
         tokio::spawn(async move {
             // Kept open and unanswered until the test ends.
             let mut held = Vec::new();
             while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 held.push(socket);
+                counter.send_replace(held.len());
             }
         });
         Self { port, accepted }
     }
 
     fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+        *self.accepted.borrow()
+    }
+
+    /// Waits (up to 10 seconds) for a first connection: woken when it is
+    /// accepted, not by a clock.
+    async fn wait_for_a_connection(&self) {
+        let mut accepted = self.accepted.clone();
+        let within = Duration::from_secs(10);
+        let waited = tokio::time::timeout(within, accepted.wait_for(|&n| n > 0)).await;
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "nothing connected within {within:?}"
+        );
     }
 }
 
 impl TestApp {
-    /// Waits (up to 10 seconds) until every delivery of `tenant` has been
-    /// attempted at least once, and returns the log.
-    async fn attempted_deliveries(&self, token: &str, n: usize) -> Vec<Value> {
-        for _ in 0..200 {
-            let log = self.deliveries(token).await;
-            if log.len() >= n && log.iter().all(|d| d["attempts"].as_i64() >= Some(1)) {
-                return log;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "expected {n} attempted deliveries within 10 s: {:?}",
-            self.deliveries(token).await
-        );
-    }
-
     /// Stores `url` on an endpoint as it stands in the database, past the
     /// check at registration: an endpoint registered before the check, or
     /// a row written by hand.
@@ -744,7 +793,7 @@ async fn webhook_urls_that_point_inside_the_network_are_refused_at_registration(
 }
 
 #[tokio::test]
-async fn the_development_setting_opens_loopback_and_nothing_else_inside() {
+async fn the_development_setting_opens_only_loopback_inside_the_network() {
     let app = spawn_app_with(&FAST).await;
     let acme = app.sign_up_tenant("acme").await;
     for url in [
@@ -779,12 +828,9 @@ async fn the_development_setting_opens_loopback_and_nothing_else_inside() {
 
 #[tokio::test]
 async fn an_internal_url_stored_before_the_check_is_refused_at_send_time_without_connecting() {
-    // Production settings: no http, no loopback.
-    let app = spawn_app_with(&[
-        ("LEADRANK_WEBHOOK_POLL_MS", "50"),
-        ("LEADRANK_WEBHOOK_RETRY_BASE_MS", "60000"),
-    ])
-    .await;
+    // Production settings (no http, no loopback); the test runs the
+    // worker's pass itself.
+    let app = spawn_app_with(&[("LEADRANK_WEBHOOK_WORKER", "false")]).await;
     let acme = app.sign_up_tenant("acme").await;
     let inside = Hanging::start().await;
     let port = inside.port;
@@ -803,11 +849,12 @@ async fn an_internal_url_stored_before_the_check_is_refused_at_send_time_without
         app.store_endpoint_url(&id, &url).await;
     }
 
-    let log = while_healthy(&app, async {
-        app.new_lead(&acme.token, json!({"name": "Probe"})).await;
-        app.attempted_deliveries(&acme.token, 3).await
-    })
-    .await;
+    app.new_lead_json(&acme.token, json!({"name": "Probe"}))
+        .await;
+    let attempted = while_healthy(&app, deliver_at(&app, &worker_settings(false), 0)).await;
+    assert_eq!(attempted, 3);
+    let log = app.deliveries(&acme.token).await;
+    assert_eq!(log.len(), 3, "{log:?}");
     for delivery in &log {
         assert_eq!(delivery["status"], "PENDING", "{delivery}");
         assert_eq!(delivery["lastStatusCode"], Value::Null);
@@ -853,7 +900,8 @@ async fn a_name_that_resolves_inside_at_send_time_is_refused_without_connecting(
     let url = format!("https://rebind.example.com:{}/x", inside.port);
     app.endpoint(&acme.token, &url, &["LEAD_TIER_CHANGED"])
         .await;
-    app.new_lead(&acme.token, json!({"name": "Probe"})).await;
+    app.new_lead_json(&acme.token, json!({"name": "Probe"}))
+        .await;
 
     let settings = worker_settings(false);
     let client =
@@ -908,19 +956,13 @@ async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_
     // Five events for the slow endpoint (and its sibling): the worker is
     // stuck on the slow one before the other company's event exists.
     for i in 0..5 {
-        app.new_lead(&slowco.token, json!({"name": format!("S{i}")}))
+        app.new_lead_json(&slowco.token, json!({"name": format!("S{i}")}))
             .await;
     }
-    for _ in 0..200 {
-        if slow.accepted() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(slow.accepted() > 0, "the slow receiver was never called");
+    slow.wait_for_a_connection().await;
 
     let (from_sibling, from_elsewhere) = while_healthy(&app, async {
-        app.new_lead(&other.token, json!({"name": "Elsewhere"}))
+        app.new_lead_json(&other.token, json!({"name": "Elsewhere"}))
             .await;
         tokio::join!(sibling.wait_for(5), elsewhere.wait_for(1))
     })

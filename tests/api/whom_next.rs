@@ -1,12 +1,55 @@
 //! Whom next, as the sales methods say: the queue's order, cooling from
 //! the last reply, follow-ups people schedule, the pool, customers.
 
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::{
-    helpers::{error_code, error_field, spawn_app},
-    leads::{days_ago, flags, strong, weak},
-};
+use crate::helpers::{Connection, Id, TestApp, days_ago, spawn_app, strong, weak};
+
+/// `history { kind … }` entries; only what the query asked is there.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LeadEvent {
+    kind: String,
+    from_value: Option<String>,
+    to_value: Option<String>,
+}
+
+/// `scheduledFollowUp { at note setBy { id } }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScheduledFollowUp {
+    at: String,
+    note: Option<String>,
+    set_by: Option<Id>,
+}
+
+/// A lead as the follow-up queries here read it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FollowUpLead {
+    id: Option<String>,
+    next_follow_up_at: Option<String>,
+    #[serde(default)]
+    flags: Vec<String>,
+    scheduled_follow_up: Option<ScheduledFollowUp>,
+    #[serde(default)]
+    history: Vec<LeadEvent>,
+    owner: Option<Id>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeadPayload {
+    lead: FollowUpLead,
+}
+
+/// A date-time the API gave, in UTC.
+fn at(value: Option<&str>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{value:?} is not a date-time: {e}"))
+        .with_timezone(&chrono::Utc)
+}
 
 #[tokio::test]
 async fn a_lead_entered_today_whose_last_reply_was_thirty_days_ago_is_cold() {
@@ -18,7 +61,7 @@ async fn a_lead_entered_today_whose_last_reply_was_thirty_days_ago_is_cold() {
             json!({"name": "Brought over", "attributes": strong(), "ownerId": t.owner_id}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
     let cold = app
         .record(
             &t.token,
@@ -27,21 +70,21 @@ async fn a_lead_entered_today_whose_last_reply_was_thirty_days_ago_is_cold() {
             json!({"occurredAt": days_ago(30)}),
         )
         .await;
-    assert!(flags(&cold).contains(&"COLD"), "{cold}");
+    assert!(cold.has_flag("COLD"), "{cold:?}");
     let queue = app.queue(&t.token, None).await;
-    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    let reasons = queue[0].reasons.join("; ");
     assert!(reasons.contains("cold: no reply for 30 days"), "{reasons}");
 
     // A reply today warms it again.
     let warm = app.record(&t.token, id, "inbound_inquiry", json!({})).await;
-    assert!(!flags(&warm).contains(&"COLD"), "{warm}");
+    assert!(!warm.has_flag("COLD"), "{warm:?}");
 }
 
 const SCHEDULE: &str = "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) { lead { id nextFollowUpAt flags scheduledFollowUp { at note setBy { id } } } } }";
 
 /// Moves a lead's scheduled follow-up and stored due date `hours` back, as
 /// if that much time had passed since it was scheduled.
-async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i64) {
+async fn as_if_hours_passed(app: &TestApp, lead: &str, hours: i64) {
     use entity::{lead_facts, lead_score};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let id: uuid::Uuid = lead.parse().expect("a UUID");
@@ -81,7 +124,7 @@ async fn as_if_hours_passed(app: &crate::helpers::TestApp, lead: &str, hours: i6
 }
 
 #[tokio::test]
-async fn a_scheduled_follow_up_tops_the_queue_when_due_and_an_outbound_call_completes_it() {
+async fn an_outbound_call_completes_a_scheduled_follow_up_that_topped_the_queue() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -97,70 +140,70 @@ async fn a_scheduled_follow_up_tops_the_queue_when_due_and_an_outbound_call_comp
             json!({"name": "Tender", "attributes": weak(), "ownerId": me}),
         )
         .await;
-    let tender_id = tender["id"].as_str().unwrap_or_default();
-    let cadence = tender["nextFollowUpAt"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let tender_id = tender.id.as_str();
+    let cadence = at(tender.next_follow_up_at.as_deref());
 
-    let at = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
-    let body = app
-        .graphql(
+    let asked = chrono::Utc::now() + chrono::Duration::hours(2);
+    let scheduled: LeadPayload = app
+        .root(
             Some(&t.token),
             SCHEDULE,
-            json!({"input": {"leadId": tender_id, "at": at, "note": "call after the tender on the 15th"}}),
+            json!({"input": {"leadId": tender_id, "at": asked.to_rfc3339(), "note": "call after the tender on the 15th"}}),
         )
         .await;
-    assert!(body["errors"].is_null(), "{body}");
-    let lead = &body["data"]["scheduleFollowUp"]["lead"];
-    let scheduled = &lead["scheduledFollowUp"];
-    assert_eq!(scheduled["note"], "call after the tender on the 15th");
-    assert_eq!(scheduled["setBy"]["id"], me);
-    let due =
-        chrono::DateTime::parse_from_rfc3339(lead["nextFollowUpAt"].as_str().unwrap_or_default())
-            .expect("a due date");
-    let asked = chrono::DateTime::parse_from_rfc3339(&at).expect("a date");
+    let lead = scheduled.lead;
+    assert_eq!(lead.id.as_deref(), Some(tender_id));
+    assert!(!lead.flags.iter().any(|f| f == "OVERDUE"), "{lead:?}");
+    let follow_up = lead
+        .scheduled_follow_up
+        .as_ref()
+        .expect("the follow-up is scheduled");
+    assert_eq!(
+        follow_up.note.as_deref(),
+        Some("call after the tender on the 15th")
+    );
+    assert_eq!(follow_up.set_by.as_ref().map(|u| u.id.as_str()), Some(me));
+    assert!(
+        (at(Some(&follow_up.at)) - asked).num_seconds().abs() <= 1,
+        "{lead:?}"
+    );
+    let due = at(lead.next_follow_up_at.as_deref());
     assert!(
         (due - asked).num_seconds().abs() <= 1,
-        "due at the scheduled time: {lead}"
+        "due at the scheduled time: {lead:?}"
     );
     assert!(
-        due < chrono::DateTime::parse_from_rfc3339(&cadence).expect("a cadence date"),
+        due < cadence,
         "the schedule is earlier than the weak lead's cadence"
     );
 
     // Three hours on, the weak lead comes before the strong one, saying why.
     as_if_hours_passed(&app, tender_id, 3).await;
     let queue = app.queue(&t.token, None).await;
-    let first = &queue["data"]["followUpQueue"][0];
-    assert_eq!(first["lead"]["id"], tender_id, "{queue}");
-    let reasons = first["reasons"].to_string();
+    assert_eq!(queue[0].lead.id, tender_id, "{queue:?}");
+    let reasons = queue[0].reasons.join("; ");
     assert!(
         reasons.contains("scheduled follow-up: call after the tender on the 15th"),
         "{reasons}"
     );
-    assert_ne!(queue["data"]["followUpQueue"][1]["lead"]["id"], tender_id);
-    assert_eq!(
-        queue["data"]["followUpQueue"][1]["lead"]["id"],
-        strong_lead["id"]
-    );
+    assert_eq!(queue[1].lead.id, strong_lead.id);
 
     // The call is the follow-up: the schedule is done and says so.
     let called = app.record(&t.token, tender_id, "call", json!({})).await;
-    let after = app
-        .graphql(
+    let lead: FollowUpLead = app
+        .root(
             Some(&t.token),
             "query($id: ID!) { lead(id: $id) { nextFollowUpAt flags scheduledFollowUp { at } history { kind toValue } } }",
             json!({"id": tender_id}),
         )
         .await;
-    let lead = &after["data"]["lead"];
-    assert!(lead["scheduledFollowUp"].is_null(), "{after}");
-    assert!(!flags(&called).contains(&"OVERDUE"), "{called}");
-    let history = lead["history"].to_string();
+    assert!(lead.scheduled_follow_up.is_none(), "{lead:?}");
+    assert!(!called.has_flag("OVERDUE"), "{called:?}");
+    assert!(!lead.flags.iter().any(|f| f == "OVERDUE"), "{lead:?}");
+    let kinds: Vec<&str> = lead.history.iter().map(|e| e.kind.as_str()).collect();
     assert!(
-        history.contains("FOLLOW_UP_DONE") && history.contains("FOLLOW_UP_SCHEDULED"),
-        "{history}"
+        kinds.contains(&"FOLLOW_UP_DONE") && kinds.contains(&"FOLLOW_UP_SCHEDULED"),
+        "{kinds:?}"
     );
 }
 
@@ -171,90 +214,85 @@ async fn a_follow_up_in_the_past_or_on_a_pool_lead_by_a_rep_or_anothers_lead_is_
     let lead = app
         .new_lead(&t.token, json!({"name": "Pool lead", "attributes": weak()}))
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
     let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&t.token),
             SCHEDULE,
             json!({"input": {"leadId": id, "at": past}}),
         )
         .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT");
-    assert_eq!(error_field(&body), "input.at");
+    assert_eq!(refused.code(), "BAD_USER_INPUT");
+    assert_eq!(refused.field(), "input.at");
 
     let soon = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     let (_, rep) = app.member(&t, "rep@acme.example", "REP", &[]).await;
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&rep),
             SCHEDULE,
             json!({"input": {"leadId": id, "at": soon}}),
         )
         .await;
-    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
 
     let other = app.sign_up_tenant("globex").await;
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&other.token),
             SCHEDULE,
             json!({"input": {"leadId": id, "at": soon}}),
         )
         .await;
-    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
-    let body = app
-        .graphql(
+    assert_eq!(refused.code(), "NOT_FOUND", "{refused}");
+    let refused = app
+        .refused(
             Some(&other.token),
             "mutation($input: ClearScheduledFollowUpInput!) { clearScheduledFollowUp(input: $input) { lead { id } } }",
             json!({"input": {"leadId": id}}),
         )
         .await;
-    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(refused.code(), "NOT_FOUND", "{refused}");
 
     // Nothing of it was written.
-    let read = app
-        .graphql(
+    let read: FollowUpLead = app
+        .root(
             Some(&t.token),
             "query($id: ID!) { lead(id: $id) { scheduledFollowUp { at } history { kind } } }",
             json!({"id": id}),
         )
         .await;
+    assert!(read.scheduled_follow_up.is_none(), "{read:?}");
     assert!(
-        read["data"]["lead"]["scheduledFollowUp"].is_null(),
-        "{read}"
-    );
-    assert!(
-        !read["data"]["lead"]["history"]
-            .to_string()
-            .contains("FOLLOW_UP"),
-        "{read}"
+        !read.history.iter().any(|e| e.kind.contains("FOLLOW_UP")),
+        "{read:?}"
     );
 
     // The owner schedules it, then clears it.
-    let body = app
-        .graphql(
+    let scheduled: LeadPayload = app
+        .root(
             Some(&t.token),
             SCHEDULE,
             json!({"input": {"leadId": id, "at": soon}}),
         )
         .await;
-    assert!(body["errors"].is_null(), "{body}");
-    let cleared = app
-        .graphql(
+    assert!(
+        scheduled.lead.scheduled_follow_up.is_some(),
+        "{scheduled:?}"
+    );
+    let cleared: LeadPayload = app
+        .root(
             Some(&t.token),
             "mutation($input: ClearScheduledFollowUpInput!) { clearScheduledFollowUp(input: $input) { lead { scheduledFollowUp { at } } } }",
             json!({"input": {"leadId": id}}),
         )
         .await;
-    assert!(
-        cleared["data"]["clearScheduledFollowUp"]["lead"]["scheduledFollowUp"].is_null(),
-        "{cleared}"
-    );
+    assert!(cleared.lead.scheduled_follow_up.is_none(), "{cleared:?}");
 }
 
 #[tokio::test]
-async fn an_urgent_lead_tops_a_queue_of_overdue_leads_and_says_why_first() {
+async fn an_urgent_lead_tops_a_queue_of_overdue_leads_with_its_reason_first() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let me = t.owner_id.as_str();
@@ -265,7 +303,7 @@ async fn an_urgent_lead_tops_a_queue_of_overdue_leads_and_says_why_first() {
                 json!({"name": format!("Overdue {i}"), "attributes": weak(), "ownerId": me, "createdAt": days_ago(60)}),
             )
             .await;
-        assert!(flags(&overdue).contains(&"OVERDUE"), "{overdue}");
+        assert!(overdue.has_flag("OVERDUE"), "{overdue:?}");
     }
     let quiet = app
         .new_lead(
@@ -273,42 +311,34 @@ async fn an_urgent_lead_tops_a_queue_of_overdue_leads_and_says_why_first() {
             json!({"name": "Quote", "attributes": weak(), "ownerId": me}),
         )
         .await;
-    let quiet_id = quiet["id"].as_str().unwrap_or_default();
+    let quiet_id = quiet.id.as_str();
     let urgent = app
         .record(&t.token, quiet_id, "urgent_quote_request", json!({}))
         .await;
-    assert!(flags(&urgent).contains(&"URGENT"), "{urgent}");
+    assert!(urgent.has_flag("URGENT"), "{urgent:?}");
 
     let queue = app.queue(&t.token, None).await;
-    let entries = queue["data"]["followUpQueue"].as_array().expect("a queue");
-    assert_eq!(entries.len(), 4, "{queue}");
-    assert_eq!(entries[0]["lead"]["id"], quiet_id, "{queue}");
-    assert!(
-        entries[0]["reasons"][0]
-            .as_str()
-            .is_some_and(|r| r.starts_with("urgent: ")),
-        "{queue}"
-    );
-    let priorities: Vec<i64> = entries
-        .iter()
-        .filter_map(|e| e["priority"].as_i64())
-        .collect();
+    assert_eq!(queue.len(), 4, "{queue:?}");
+    assert_eq!(queue[0].lead.id, quiet_id, "{queue:?}");
+    assert!(queue[0].reasons[0].starts_with("urgent: "), "{queue:?}");
+    let priorities: Vec<i64> = queue.iter().map(|e| e.priority).collect();
     assert!(
         priorities.windows(2).all(|w| w[0] >= w[1]),
         "{priorities:?}"
     );
 
     // The lead list's priority order agrees with the queue.
-    let listed = app
-        .graphql(
+    let listed: Connection<Id> = app
+        .root(
             Some(&t.token),
             "{ leads(orderBy: PRIORITY, first: 1) { edges { node { id } } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        listed["data"]["leads"]["edges"][0]["node"]["id"], quiet_id,
-        "{listed}"
+        listed.nodes().next().map(|n| n.id.as_str()),
+        Some(quiet_id),
+        "{listed:?}"
     );
 }
 
@@ -323,22 +353,17 @@ async fn a_new_top_tier_lead_is_due_within_the_hour_with_the_reason() {
             json!({"name": "Hot", "attributes": strong(), "ownerId": me}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default();
+    let id = lead.id.as_str();
     let lead = app.record(&t.token, id, "meeting_request", json!({})).await;
-    assert_eq!(lead["tier"], "A", "{lead}");
-    let due =
-        chrono::DateTime::parse_from_rfc3339(lead["nextFollowUpAt"].as_str().unwrap_or_default())
-            .expect("a due date");
+    assert_eq!(lead.tier, "A", "{lead:?}");
+    let due = at(lead.next_follow_up_at.as_deref());
     let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
     assert!(
-        (due.with_timezone(&chrono::Utc) - in_an_hour)
-            .num_minutes()
-            .abs()
-            <= 1,
-        "due within the hour, not after A's two-day cadence: {lead}"
+        (due - in_an_hour).num_minutes().abs() <= 1,
+        "due within the hour, not after A's two-day cadence: {lead:?}"
     );
     let queue = app.queue(&t.token, None).await;
-    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    let reasons = queue[0].reasons.join("; ");
     assert!(
         reasons.contains("new tier A lead: respond within 1 hour"),
         "{reasons}"
@@ -346,15 +371,13 @@ async fn a_new_top_tier_lead_is_due_within_the_hour_with_the_reason() {
 
     // The first call answers it: the reason goes and A's cadence counts.
     let called = app.record(&t.token, id, "call", json!({})).await;
-    let due =
-        chrono::DateTime::parse_from_rfc3339(called["nextFollowUpAt"].as_str().unwrap_or_default())
-            .expect("a due date");
+    let due = at(called.next_follow_up_at.as_deref());
     assert!(
-        due.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::days(1),
-        "{called}"
+        due > chrono::Utc::now() + chrono::Duration::days(1),
+        "{called:?}"
     );
     let queue = app.queue(&t.token, None).await;
-    let reasons = queue["data"]["followUpQueue"][0]["reasons"].to_string();
+    let reasons = queue[0].reasons.join("; ");
     assert!(!reasons.contains("respond within"), "{reasons}");
 }
 
@@ -362,19 +385,45 @@ const DEACTIVATE: &str = "mutation($input: DeactivateUserInput!) { deactivateUse
 const REASSIGN: &str =
     "mutation($input: ReassignLeadsInput!) { reassignLeads(input: $input) { moved } }";
 
-async fn owner_of(app: &crate::helpers::TestApp, token: &str, lead: &str) -> serde_json::Value {
-    let body = app
-        .graphql(
-            Some(token),
-            "query($id: ID!) { lead(id: $id) { owner { id } history { kind fromValue toValue } } }",
-            json!({"id": lead}),
-        )
-        .await;
-    body["data"]["lead"].clone()
+/// Who owns `lead` and what happened to it.
+async fn owner_of(app: &TestApp, token: &str, lead: &str) -> FollowUpLead {
+    app.root(
+        Some(token),
+        "query($id: ID!) { lead(id: $id) { owner { id } history { kind fromValue toValue } } }",
+        json!({"id": lead}),
+    )
+    .await
+}
+
+/// The id of the caller, or why they were refused.
+async fn me(app: &TestApp, token: &str) -> Result<Id, crate::helpers::GraphqlErrors> {
+    app.query_root(Some(token), "{ me { id } }", json!({}))
+        .await
+}
+
+/// `deactivateUser`'s payload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deactivated {
+    user: DeactivatedUser,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeactivatedUser {
+    id: String,
+    active: bool,
+}
+
+/// `reassignLeads`' payload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reassigned {
+    moved: i64,
 }
 
 #[tokio::test]
-async fn a_deactivated_reps_token_is_refused_at_once_and_their_leads_move() {
+async fn a_deactivated_rep_is_refused_at_once_with_their_leads_handed_on() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let (rep_id, rep) = app.member(&t, "rep@acme.example", "REP", &[]).await;
@@ -383,79 +432,89 @@ async fn a_deactivated_reps_token_is_refused_at_once_and_their_leads_move() {
         let lead = app
             .new_lead(&rep, json!({"name": name, "attributes": weak()}))
             .await;
-        leads.push(lead["id"].as_str().unwrap_or_default().to_owned());
+        leads.push(lead.id);
     }
-    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
-    assert_eq!(me["data"]["me"]["id"], rep_id.as_str(), "{me}");
+    let rep_is = Id { id: rep_id.clone() };
+    assert_eq!(me(&app, &rep).await.expect("the rep is signed in"), rep_is);
 
     // The rep may not deactivate anyone, themselves included.
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&rep),
             DEACTIVATE,
             json!({"input": {"userId": t.owner_id}}),
         )
         .await;
-    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
     // The owner may not deactivate themselves, nor hand the leads to the
     // one leaving.
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&t.token),
             DEACTIVATE,
             json!({"input": {"userId": t.owner_id}}),
         )
         .await;
-    assert_eq!(error_field(&body), "input.userId", "{body}");
-    let body = app
-        .graphql(
+    assert_eq!(refused.field(), "input.userId", "{refused}");
+    let refused = app
+        .refused(
             Some(&t.token),
             DEACTIVATE,
             json!({"input": {"userId": rep_id, "reassignTo": rep_id}}),
         )
         .await;
-    assert_eq!(error_field(&body), "input.reassignTo", "{body}");
+    assert_eq!(refused.field(), "input.reassignTo", "{refused}");
     // Nothing of that was written: the rep still works.
-    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
-    assert_eq!(me["data"]["me"]["id"], rep_id.as_str(), "{me}");
+    assert_eq!(me(&app, &rep).await.expect("the rep is signed in"), rep_is);
 
-    let body = app
-        .graphql(
+    let deactivated: Deactivated = app
+        .root(
             Some(&t.token),
             DEACTIVATE,
             json!({"input": {"userId": rep_id, "reassignTo": t.owner_id}}),
         )
         .await;
-    assert_eq!(
-        body["data"]["deactivateUser"]["user"]["active"], false,
-        "{body}"
-    );
+    assert_eq!(deactivated.user.id, rep_id);
+    assert!(!deactivated.user.active, "{deactivated:?}");
 
-    let me = app.graphql(Some(&rep), "{ me { id } }", json!({})).await;
-    assert_eq!(error_code(&me), "UNAUTHENTICATED", "{me}");
+    let refused = me(&app, &rep).await.expect_err("the token is refused");
+    assert_eq!(refused.code(), "UNAUTHENTICATED", "{refused}");
     let login = app
-        .login(&t.slug, "rep@acme.example", crate::helpers::PASSWORD)
-        .await;
-    assert!(login["data"]["login"].is_null(), "{login}");
+        .try_login(&t.slug, "rep@acme.example", crate::helpers::PASSWORD)
+        .await
+        .expect_err("a deactivated rep cannot sign in");
+    assert_eq!(login.code(), "UNAUTHENTICATED", "{login}");
     for lead in &leads {
         let read = owner_of(&app, &t.token, lead).await;
-        assert_eq!(read["owner"]["id"], t.owner_id.as_str(), "{read}");
-        let history = read["history"].to_string();
+        assert_eq!(
+            read.owner,
+            Some(Id {
+                id: t.owner_id.clone()
+            }),
+            "{read:?}"
+        );
         assert!(
-            history.contains("ASSIGNED") && history.contains(&rep_id),
-            "{history}"
+            read.history.iter().any(|e| e.kind == "ASSIGNED"),
+            "{read:?}"
+        );
+        assert!(
+            read.history.iter().any(|e| [&e.from_value, &e.to_value]
+                .into_iter()
+                .flatten()
+                .any(|v| v.contains(&rep_id))),
+            "the history names the rep the leads left: {read:?}"
         );
     }
     let queue = app.queue(&t.token, None).await;
     assert_eq!(
-        queue["data"]["followUpQueue"].as_array().map(Vec::len),
-        Some(2),
-        "the owner's queue holds the moved leads: {queue}"
+        queue.len(),
+        2,
+        "the owner's queue holds the moved leads: {queue:?}"
     );
 }
 
 #[tokio::test]
-async fn leads_move_between_members_of_a_managers_team_and_no_further() {
+async fn a_manager_reassigns_leads_only_within_their_team() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let east_team = app.new_team(&t.token, "East").await;
@@ -478,70 +537,67 @@ async fn leads_move_between_members_of_a_managers_team_and_no_further() {
         let lead = app
             .new_lead(&east, json!({"name": name, "attributes": weak()}))
             .await;
-        leads.push(lead["id"].as_str().unwrap_or_default().to_owned());
+        leads.push(lead.id);
     }
 
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&manager),
             REASSIGN,
             json!({"input": {"fromUserId": east_id, "toUserId": west_id}}),
         )
         .await;
-    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    let body = app
-        .graphql(
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
+    let refused = app
+        .refused(
             Some(&east),
             REASSIGN,
             json!({"input": {"fromUserId": east_id, "toUserId": east2_id}}),
         )
         .await;
-    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
     let other = app.sign_up_tenant("globex").await;
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&other.token),
             REASSIGN,
             json!({"input": {"fromUserId": east_id, "toUserId": null}}),
         )
         .await;
-    assert_eq!(error_field(&body), "input.fromUserId", "{body}");
+    assert_eq!(refused.field(), "input.fromUserId", "{refused}");
+    let owned_by = |id: &str| Some(Id { id: id.to_owned() });
     for lead in &leads {
-        assert_eq!(
-            owner_of(&app, &t.token, lead).await["owner"]["id"],
-            east_id.as_str()
-        );
+        let read = owner_of(&app, &t.token, lead).await;
+        assert_eq!(read.owner, owned_by(&east_id), "{read:?}");
     }
 
-    let body = app
-        .graphql(
+    let reassigned: Reassigned = app
+        .root(
             Some(&manager),
             REASSIGN,
             json!({"input": {"fromUserId": east_id, "toUserId": east2_id}}),
         )
         .await;
-    assert_eq!(body["data"]["reassignLeads"]["moved"], 3, "{body}");
+    assert_eq!(reassigned.moved, 3);
     for lead in &leads {
-        assert_eq!(
-            owner_of(&app, &t.token, lead).await["owner"]["id"],
-            east2_id.as_str()
-        );
+        let read = owner_of(&app, &t.token, lead).await;
+        assert_eq!(read.owner, owned_by(&east2_id), "{read:?}");
     }
     // And back to the pool.
-    let body = app
-        .graphql(
+    let reassigned: Reassigned = app
+        .root(
             Some(&t.token),
             REASSIGN,
             json!({"input": {"fromUserId": east2_id, "toUserId": null}}),
         )
         .await;
-    assert_eq!(body["data"]["reassignLeads"]["moved"], 3, "{body}");
-    let pool = app
-        .graphql(
+    assert_eq!(reassigned.moved, 3);
+    let pool: Connection<Id> = app
+        .root(
             Some(&t.token),
             "{ leads(filter: {unassigned: true}) { totalCount } }",
             json!({}),
         )
         .await;
-    assert_eq!(pool["data"]["leads"]["totalCount"], 3, "{pool}");
+    assert_eq!(pool.total_count, Some(3), "{pool:?}");
 }
