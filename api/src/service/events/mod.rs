@@ -5,7 +5,8 @@
 //! Two kinds leave here:
 //! - notices, small and for every change of a lead, to the live
 //!   subscriptions of every server process: by NOTIFY on PostgreSQL
-//!   (delivered at commit), through the `change_notices` table on SQLite;
+//!   (delivered at commit; an ingested batch's just after it, see
+//!   [`AfterCommit`]), through the `change_notices` table on SQLite;
 //! - webhook events, for the kinds endpoints ask for, to the outbox the
 //!   webhook worker sends from. Managing the endpoints (`webhooks`) and
 //!   checking where they point (`webhook_target`) are submodules.
