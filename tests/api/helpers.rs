@@ -343,6 +343,12 @@ pub fn parse_answer<T: DeserializeOwned>(query: &str, body: Value) -> Result<T, 
     }))
 }
 
+/// The user the typed and untyped helpers create, as they ask for it.
+const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id email role teams { id name } } } }";
+
+/// The team the typed and untyped helpers create, as they ask for it.
+const CREATE_TEAM: &str = "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id name members { id email } } } }";
+
 impl TestApp {
     /// Sends a request and reads its answer: `Ok(data)` as `T`, or the
     /// errors when there are any.
@@ -503,7 +509,7 @@ impl TestApp {
     ) -> Value {
         self.graphql(
             Some(token),
-            "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id email role teams { id name } } } }",
+            CREATE_USER,
             json!({"input": {"email": email, "password": PASSWORD, "displayName": email, "role": role, "teamIds": team_ids}}),
         )
         .await
@@ -525,7 +531,7 @@ impl TestApp {
         let created: Created = self
             .query_root(
                 Some(token),
-                "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id email role teams { id name } } } }",
+                CREATE_USER,
                 json!({"input": {"email": email, "password": PASSWORD, "displayName": email, "role": role, "teamIds": team_ids}}),
             )
             .await?;
@@ -547,7 +553,7 @@ impl TestApp {
         let created: Created = self
             .query_root(
                 Some(token),
-                "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id name members { id email } } } }",
+                CREATE_TEAM,
                 json!({"input": {"name": name, "memberIds": member_ids}}),
             )
             .await?;
@@ -558,7 +564,7 @@ impl TestApp {
     pub async fn create_team(&self, token: &str, name: &str, member_ids: &[&str]) -> Value {
         self.graphql(
             Some(token),
-            "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id name members { id email } } } }",
+            CREATE_TEAM,
             json!({"input": {"name": name, "memberIds": member_ids}}),
         )
         .await
