@@ -285,7 +285,7 @@ mod tests {
             .await?;
         let found: Vec<(Uuid, i32, LeadStatus, i16)> = leads
             .iter()
-            .map(|l| (l.id, l.version, l.status, l.bucket))
+            .map(|l| (l.id.uuid(), l.version, l.status, l.bucket))
             .collect();
         assert_eq!(
             found,

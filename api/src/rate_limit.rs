@@ -7,6 +7,7 @@
 //! process: with several replicas behind a load balancer each enforces its
 //! own share.
 
+use entity::UserId;
 use std::{num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
@@ -56,13 +57,13 @@ impl RequestRateLimit {
     pub fn check(
         &self,
         tenant_id: Uuid,
-        user_id: Uuid,
+        user_id: UserId,
         operations: usize,
     ) -> Result<(), Exhausted> {
         let n = NonZeroU32::new(u32::try_from(operations).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
         for (limiter, key, whose) in [
-            (&self.per_user, user_id, Bucket::User),
+            (&self.per_user, user_id.uuid(), Bucket::User),
             (&self.per_tenant, tenant_id, Bucket::Tenant),
         ] {
             let Some(limiter) = limiter else { continue };
@@ -140,7 +141,7 @@ mod tests {
     #[test]
     fn a_user_gets_a_minutes_worth_then_waits() {
         let limit = RequestRateLimit::new(3, 0);
-        let (tenant, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, user) = (Uuid::now_v7(), UserId::new());
         for _ in 0..3 {
             assert!(limit.check(tenant, user, 1).is_ok());
         }
@@ -148,25 +149,25 @@ mod tests {
         assert_eq!(refused.whose, Bucket::User);
         assert!((1..=20).contains(&refused.retry_after_secs), "{refused:?}");
         // Another user has a bucket of their own.
-        assert!(limit.check(tenant, Uuid::now_v7(), 1).is_ok());
+        assert!(limit.check(tenant, UserId::new(), 1).is_ok());
     }
 
     #[test]
     fn the_users_of_a_tenant_share_its_bucket() {
         let limit = RequestRateLimit::new(0, 4);
         let tenant = Uuid::now_v7();
-        assert!(limit.check(tenant, Uuid::now_v7(), 2).is_ok());
-        assert!(limit.check(tenant, Uuid::now_v7(), 2).is_ok());
-        let refused = limit.check(tenant, Uuid::now_v7(), 1).unwrap_err();
+        assert!(limit.check(tenant, UserId::new(), 2).is_ok());
+        assert!(limit.check(tenant, UserId::new(), 2).is_ok());
+        let refused = limit.check(tenant, UserId::new(), 1).unwrap_err();
         assert_eq!(refused.whose, Bucket::Tenant);
         // Another tenant is not slowed.
-        assert!(limit.check(Uuid::now_v7(), Uuid::now_v7(), 1).is_ok());
+        assert!(limit.check(Uuid::now_v7(), UserId::new(), 1).is_ok());
     }
 
     #[test]
     fn a_batch_counts_each_operation_and_zero_means_no_limit() {
         let limit = RequestRateLimit::new(5, 0);
-        let (tenant, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, user) = (Uuid::now_v7(), UserId::new());
         assert!(limit.check(tenant, user, 10).is_err());
         assert!(limit.check(tenant, user, 5).is_ok());
 

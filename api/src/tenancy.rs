@@ -43,6 +43,9 @@ pub trait TenantOwned: EntityTrait {
     fn id_column() -> Option<Self::Column>;
     /// What a user calls one row, in NOT_FOUND messages.
     const NAME: &'static str;
+    /// The type of the `id` column, so a lead is looked up by a
+    /// [`entity::LeadId`] and never by a user's id.
+    type Id: Into<sea_orm::Value> + std::fmt::Display + Copy + Send;
 }
 
 /// An active model whose `tenant_id` the scope sets.
@@ -52,7 +55,7 @@ pub trait TenantActiveModel: ActiveModelTrait {
 }
 
 macro_rules! tenant_owned {
-    ($($module:ident => $name:literal, $id:expr;)*) => {$(
+    ($($module:ident => $name:literal, $id:expr, $id_type:ty;)*) => {$(
         impl TenantOwned for entity::$module::Entity {
             fn tenant_column() -> Self::Column {
                 entity::$module::Column::TenantId
@@ -61,6 +64,7 @@ macro_rules! tenant_owned {
                 $id
             }
             const NAME: &'static str = $name;
+            type Id = $id_type;
         }
         impl TenantActiveModel for entity::$module::ActiveModel {
             fn set_tenant_id(&mut self, tenant_id: Uuid) {
@@ -71,32 +75,32 @@ macro_rules! tenant_owned {
 }
 
 tenant_owned! {
-    user => "user", Some(entity::user::Column::Id);
-    team => "team", Some(entity::team::Column::Id);
-    team_member => "team membership", None;
-    refresh_session => "session", Some(entity::refresh_session::Column::Id);
-    pipeline => "pipeline", Some(entity::pipeline::Column::Id);
-    stage => "stage", Some(entity::stage::Column::Id);
-    signal_type => "signal type", Some(entity::signal_type::Column::Id);
-    lead_field => "lead field", Some(entity::lead_field::Column::Id);
-    scoring_model => "scoring model", Some(entity::scoring_model::Column::Id);
-    predictor_model => "predictor", Some(entity::predictor_model::Column::Id);
-    lead => "lead", Some(entity::lead::Column::Id);
-    lead_facts => "lead", Some(entity::lead_facts::Column::Id);
-    lead_score => "lead", Some(entity::lead_score::Column::LeadId);
-    activity => "activity", Some(entity::activity::Column::Id);
-    score_event => "score event", Some(entity::score_event::Column::Id);
-    lead_event => "lead event", Some(entity::lead_event::Column::Id);
-    job_run => "job run", Some(entity::job_run::Column::Id);
-    job_lease => "job lease", None;
-    audit_entry => "audit entry", Some(entity::audit_entry::Column::Id);
-    assignment_rule => "assignment rule", Some(entity::assignment_rule::Column::Id);
-    pool_rule => "pool rule", Some(entity::pool_rule::Column::Id);
-    webhook_endpoint => "webhook endpoint", Some(entity::webhook_endpoint::Column::Id);
-    webhook_delivery => "webhook delivery", Some(entity::webhook_delivery::Column::Id);
-    change_notice => "change notice", Some(entity::change_notice::Column::Id);
-    api_key => "API key", Some(entity::api_key::Column::Id);
-    ingestion_key => "idempotency key", None;
+    user => "user", Some(entity::user::Column::Id), entity::UserId;
+    team => "team", Some(entity::team::Column::Id), entity::TeamId;
+    team_member => "team membership", None, Uuid;
+    refresh_session => "session", Some(entity::refresh_session::Column::Id), Uuid;
+    pipeline => "pipeline", Some(entity::pipeline::Column::Id), Uuid;
+    stage => "stage", Some(entity::stage::Column::Id), Uuid;
+    signal_type => "signal type", Some(entity::signal_type::Column::Id), Uuid;
+    lead_field => "lead field", Some(entity::lead_field::Column::Id), Uuid;
+    scoring_model => "scoring model", Some(entity::scoring_model::Column::Id), Uuid;
+    predictor_model => "predictor", Some(entity::predictor_model::Column::Id), Uuid;
+    lead => "lead", Some(entity::lead::Column::Id), entity::LeadId;
+    lead_facts => "lead", Some(entity::lead_facts::Column::Id), entity::LeadId;
+    lead_score => "lead", Some(entity::lead_score::Column::LeadId), entity::LeadId;
+    activity => "activity", Some(entity::activity::Column::Id), Uuid;
+    score_event => "score event", Some(entity::score_event::Column::Id), Uuid;
+    lead_event => "lead event", Some(entity::lead_event::Column::Id), Uuid;
+    job_run => "job run", Some(entity::job_run::Column::Id), Uuid;
+    job_lease => "job lease", None, Uuid;
+    audit_entry => "audit entry", Some(entity::audit_entry::Column::Id), Uuid;
+    assignment_rule => "assignment rule", Some(entity::assignment_rule::Column::Id), Uuid;
+    pool_rule => "pool rule", Some(entity::pool_rule::Column::Id), Uuid;
+    webhook_endpoint => "webhook endpoint", Some(entity::webhook_endpoint::Column::Id), Uuid;
+    webhook_delivery => "webhook delivery", Some(entity::webhook_delivery::Column::Id), Uuid;
+    change_notice => "change notice", Some(entity::change_notice::Column::Id), Uuid;
+    api_key => "API key", Some(entity::api_key::Column::Id), Uuid;
+    ingestion_key => "idempotency key", None, Uuid;
 }
 
 /// Queries and writes confined to one tenant, over a connection or a
@@ -176,7 +180,7 @@ impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn find<E: TenantOwned>(&self, id: Uuid) -> AppResult<Option<E::Model>> {
+    pub async fn find<E: TenantOwned>(&self, id: E::Id) -> AppResult<Option<E::Model>> {
         let Some(id_column) = E::id_column() else {
             return Err(AppError::Internal(anyhow::anyhow!(
                 "{} has no id column",
@@ -194,7 +198,7 @@ impl<'c, C: ConnectionTrait> TenantScope<'c, C> {
     ///
     /// # Errors
     /// [`AppError::NotFound`], database errors.
-    pub async fn get<E: TenantOwned>(&self, id: Uuid) -> AppResult<E::Model> {
+    pub async fn get<E: TenantOwned>(&self, id: E::Id) -> AppResult<E::Model> {
         self.find::<E>(id)
             .await?
             .ok_or_else(|| AppError::not_found(E::NAME, id))

@@ -1,6 +1,7 @@
 //! A logged interaction with a lead.
 
 use crate::enums::Direction;
+use crate::ids::{LeadId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -10,13 +11,13 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     pub signal_key: String,
     pub direction: Direction,
     pub occurred_at: DateTimeUtc,
     pub note: Option<String>,
     pub amount: Option<f64>,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,5 +1,6 @@
 //! An ingested event's idempotency key and the activity it recorded.
 
+use crate::ids::LeadId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -10,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub idempotency_key: String,
     pub activity_id: Uuid,
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     pub api_key_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }

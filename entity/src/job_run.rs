@@ -1,6 +1,7 @@
 //! One run of a background job (re-scoring, import).
 
 use crate::enums::JobStatus;
+use crate::ids::{LeadId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -13,8 +14,8 @@ pub struct Model {
     pub kind: String,
     pub trigger: String,
     pub status: JobStatus,
-    pub team_id: Option<Uuid>,
-    pub requested_by: Option<Uuid>,
+    pub team_id: Option<TeamId>,
+    pub requested_by: Option<UserId>,
     pub queued_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
@@ -26,7 +27,7 @@ pub struct Model {
     pub newly_cold: i32,
     pub stale: i32,
     pub churn_risk: i32,
-    pub checkpoint: Option<Uuid>,
+    pub checkpoint: Option<LeadId>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub details: Option<Json>,
     pub error: Option<String>,

@@ -3,6 +3,7 @@
 //! read only; the API's lead writer writes the two tables.
 
 use crate::enums::LeadStatus;
+use crate::ids::{LeadId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -11,7 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: LeadId,
     pub external_id: Option<String>,
     pub name: String,
     pub company: Option<String>,
@@ -23,8 +24,8 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub attributes: Json,
     pub deal_value: Option<f64>,
-    pub owner_id: Option<Uuid>,
-    pub team_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
     pub pipeline_id: Uuid,
     pub stage_id: Uuid,
     pub stage_entered_at: DateTimeUtc,
@@ -55,15 +56,15 @@ pub struct Model {
     pub pinned_tier: Option<String>,
     pub pin_reason: Option<String>,
     pub pin_expires_at: Option<DateTimeUtc>,
-    pub pinned_by: Option<Uuid>,
+    pub pinned_by: Option<UserId>,
     /// A follow-up someone scheduled: when, why, and who.
     pub scheduled_follow_up_at: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]
     pub scheduled_follow_up_note: Option<String>,
-    pub scheduled_follow_up_by: Option<Uuid>,
+    pub scheduled_follow_up_by: Option<UserId>,
     pub tier_rose_at: Option<DateTimeUtc>,
     pub version: i32,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,5 +1,6 @@
 //! A lifecycle event of a lead: stage move, assignment, close, pin.
 
+use crate::ids::{LeadId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -9,9 +10,9 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     pub kind: String,
-    pub actor_id: Option<Uuid>,
+    pub actor_id: Option<UserId>,
     pub at: DateTimeUtc,
     pub from_value: Option<String>,
     pub to_value: Option<String>,

@@ -4,6 +4,7 @@
 //! index, and the activity state each signal moves.
 
 use crate::enums::LeadStatus;
+use crate::ids::{LeadId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -12,11 +13,11 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     /// The lead's version: every change of the lead raises it.
     pub version: i32,
-    pub owner_id: Option<Uuid>,
-    pub team_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
     pub status: LeadStatus,
     /// 0: open and due when scored; 1: open, not due yet; 2: closed.
     pub bucket: i16,

@@ -3,6 +3,9 @@
 //! through its tenant scope.
 
 pub mod enums;
+pub mod ids;
+
+pub use ids::{LeadId, TeamId, UserId};
 
 pub mod activity;
 pub mod api_key;

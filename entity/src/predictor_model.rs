@@ -1,5 +1,6 @@
 //! A trained close-probability predictor, serialised by the `scoring` crate.
 
+use crate::ids::TeamId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -9,7 +10,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub team_id: Option<Uuid>,
+    pub team_id: Option<TeamId>,
     pub version: i32,
     pub active: bool,
     pub trained_at: DateTimeUtc,

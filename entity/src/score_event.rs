@@ -1,5 +1,6 @@
 //! A change of a lead's score or tier.
 
+use crate::ids::LeadId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -9,7 +10,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     pub at: DateTimeUtc,
     pub old_score: Option<f64>,
     pub new_score: f64,

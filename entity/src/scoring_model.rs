@@ -1,6 +1,7 @@
 //! One version of a tenant's (or a team's) scoring model; `config` is the `scoring` crate's JSON.
 
 use crate::enums::ModelStatus;
+use crate::ids::{TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -10,13 +11,13 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub team_id: Option<Uuid>,
+    pub team_id: Option<TeamId>,
     pub version: i32,
     pub status: ModelStatus,
     pub name: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub config: Json,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub activated_at: Option<DateTimeUtc>,
     pub retired_at: Option<DateTimeUtc>,

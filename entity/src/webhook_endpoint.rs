@@ -1,5 +1,6 @@
 //! Where a tenant wants its events POSTed, and which ones.
 
+use crate::ids::UserId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -19,7 +20,7 @@ pub struct Model {
     pub active: bool,
     pub disabled_reason: Option<String>,
     pub consecutive_failures: i32,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

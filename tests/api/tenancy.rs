@@ -246,7 +246,7 @@ async fn on_postgresql_a_query_that_forgets_the_tenant_sees_no_companys_rows() {
     let now = chrono::Utc::now();
     let planted = team::ActiveModel {
         tenant_id: Set(globex_id),
-        id: Set(Uuid::now_v7()),
+        id: Set(entity::TeamId::new()),
         name: Set("Planted".into()),
         created_at: Set(now),
         updated_at: Set(now),

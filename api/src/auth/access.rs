@@ -18,6 +18,7 @@
 //! [`TTL`], should a notice be missed.
 
 use crate::tenancy::Walled;
+use entity::UserId;
 use std::{
     sync::{
         Arc, LazyLock,
@@ -93,7 +94,7 @@ impl UserAccess {
     /// Database errors.
     pub async fn load<C: ConnectionTrait>(
         scope: &TenantScope<'_, C>,
-        user_id: Uuid,
+        user_id: UserId,
         now: DateTime<Utc>,
     ) -> AppResult<Option<Self>> {
         let Some(row) = scope.find::<user::Entity>(user_id).await? else {
@@ -141,7 +142,7 @@ impl UserAccess {
     }
 }
 
-static CACHE: LazyLock<Cache<(Uuid, Uuid), Arc<UserAccess>>> = LazyLock::new(|| {
+static CACHE: LazyLock<Cache<(Uuid, entity::UserId), Arc<UserAccess>>> = LazyLock::new(|| {
     Cache::builder()
         .max_capacity(CAPACITY)
         .time_to_live(TTL)
@@ -160,7 +161,7 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 pub async fn get(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    user_id: Uuid,
+    user_id: UserId,
     now: DateTime<Utc>,
 ) -> AppResult<Option<Arc<UserAccess>>> {
     let key = (tenant_id, user_id);
@@ -221,7 +222,7 @@ pub async fn authenticate(
 }
 
 /// Drops this process's copy of a user's access.
-pub fn invalidate(tenant_id: Uuid, user_id: Uuid) {
+pub fn invalidate(tenant_id: Uuid, user_id: UserId) {
     EPOCH.fetch_add(1, Ordering::AcqRel);
     CACHE.invalidate(&(tenant_id, user_id));
 }
@@ -235,7 +236,7 @@ pub fn invalidate(tenant_id: Uuid, user_id: Uuid) {
 pub async fn commit_change(
     txn: DatabaseTransaction,
     tenant_id: Uuid,
-    users: &[Uuid],
+    users: &[UserId],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     events::announce_access_change(&TenantScope::enter(&txn, tenant_id).await?, users, now).await?;
@@ -253,7 +254,7 @@ mod tests {
 
     fn claims(ver: i32, sid: Option<Uuid>) -> Claims {
         Claims {
-            sub: Uuid::now_v7(),
+            sub: entity::UserId::new(),
             tid: Uuid::now_v7(),
             role: Role::Owner,
             iat: 0,

@@ -5,6 +5,7 @@ pub mod password;
 pub mod throttle;
 pub mod tokens;
 
+use entity::UserId;
 use entity::enums::Role;
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ pub struct Principal {
     /// The caller's tenant: every query is scoped to it.
     pub tenant_id: Uuid,
     /// The caller.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// The caller's role: as the user is now for requests (see
     /// [`access`]), as issued inside a token's claims.
     pub role: Role,
@@ -105,7 +106,7 @@ mod tests {
     fn as_role(role: Role) -> Principal {
         Principal {
             tenant_id: Uuid::nil(),
-            user_id: Uuid::nil(),
+            user_id: UserId(uuid::Uuid::nil()),
             role,
         }
     }

@@ -18,7 +18,7 @@ use crate::config::{JwtSecretSource, Secret};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
-    pub sub: Uuid,
+    pub sub: entity::UserId,
     /// The tenant id.
     pub tid: Uuid,
     /// The role when issued.
@@ -161,7 +161,7 @@ const EXPORT_AUDIENCE: &str = "leadrank-export";
 /// for what.
 #[derive(Debug, Serialize, Deserialize)]
 struct ExportClaims {
-    sub: Uuid,
+    sub: entity::UserId,
     tid: Uuid,
     role: Role,
     aud: String,
@@ -370,7 +370,7 @@ mod tests {
     fn principal() -> Principal {
         Principal {
             tenant_id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
+            user_id: entity::UserId::new(),
             role: Role::Rep,
         }
     }

@@ -17,6 +17,7 @@
 //! in the pipeline and whether it was won, so tiers mean something and a
 //! close-probability model has something to learn.
 
+use entity::{LeadId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashSet},
     fmt::Write as _,
@@ -365,10 +366,10 @@ async fn write(
 struct People {
     tenant_id: Uuid,
     slug: String,
-    owner: Uuid,
-    teams: Vec<Uuid>,
+    owner: UserId,
+    teams: Vec<TeamId>,
     /// Each rep with their team.
-    reps: Vec<(Uuid, Uuid)>,
+    reps: Vec<(UserId, TeamId)>,
 }
 
 /// Signs the tenant up, then makes the teams, one manager per team and the
@@ -419,7 +420,7 @@ async fn create_people(
             .with_context(|| format!("failed to create the team {name}"))?;
         teams.push(team.id);
     }
-    let new_user = |local: String, role: Role, team: Uuid| NewUser {
+    let new_user = |local: String, role: Role, team: TeamId| NewUser {
         display_name: display_name(&local),
         email: user_email(&local, &slug),
         password: password.expose().to_owned(),
@@ -1048,9 +1049,9 @@ struct LeadMaker {
     shapes: Shapes,
     identities: Identities,
     tenant_id: Uuid,
-    owner: Uuid,
-    teams: Vec<Uuid>,
-    reps: Vec<(Uuid, Uuid)>,
+    owner: UserId,
+    teams: Vec<TeamId>,
+    reps: Vec<(UserId, TeamId)>,
     config: Arc<TenantConfig>,
     model: Arc<ModelInUse>,
     stages: StagePlan,
@@ -1138,7 +1139,7 @@ impl LeadMaker {
         let quality = self.rng.sample(self.shapes.quality);
         let profile = self.profile(index, quality);
         let story = self.story(quality);
-        let lead_id = Uuid::now_v7();
+        let lead_id = LeadId::new();
         let totals = self.activities(lead_id, &profile, &story, quality, batch);
         let (stage, stage_entered_at) = self.stage(&story, quality);
         let status = match (story.closed_at, story.won) {
@@ -1286,7 +1287,7 @@ impl LeadMaker {
     /// to `batch` and folded into its activity state.
     fn activities(
         &mut self,
-        lead_id: Uuid,
+        lead_id: LeadId,
         profile: &Profile,
         story: &Story,
         quality: f64,
@@ -1393,8 +1394,8 @@ struct Profile {
     deal_value: Option<f64>,
     attributes: Value,
     source: Option<String>,
-    owner_id: Option<Uuid>,
-    team_id: Option<Uuid>,
+    owner_id: Option<UserId>,
+    team_id: Option<TeamId>,
 }
 
 /// A lead's life so far, in Unix seconds.

@@ -1,6 +1,7 @@
 //! Batched loads of related objects, so a list costs a constant number of
 //! queries whatever its length.
 
+use entity::{LeadId, TeamId, UserId};
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::dataloader::Loader;
@@ -20,11 +21,11 @@ pub struct TeamsOfUser {
     pub(super) tenant_id: Uuid,
 }
 
-impl Loader<Uuid> for TeamsOfUser {
+impl Loader<UserId> for TeamsOfUser {
     type Value = Vec<team::Model>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
         account::teams_of_users(&Walled::new(&self.db, self.tenant_id).scope(), keys)
             .await
             .map_err(Arc::new)
@@ -37,11 +38,11 @@ pub struct MembersOfTeam {
     pub(super) tenant_id: Uuid,
 }
 
-impl Loader<Uuid> for MembersOfTeam {
+impl Loader<TeamId> for MembersOfTeam {
     type Value = Vec<user::Model>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[TeamId]) -> Result<HashMap<TeamId, Self::Value>, Self::Error> {
         account::members_of_teams(&Walled::new(&self.db, self.tenant_id).scope(), keys)
             .await
             .map_err(Arc::new)
@@ -54,11 +55,11 @@ pub struct UserById {
     pub(super) tenant_id: Uuid,
 }
 
-impl Loader<Uuid> for UserById {
+impl Loader<UserId> for UserById {
     type Value = user::Model;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Self::Value>, Self::Error> {
         by_id::<user::Entity>(&self.db, self.tenant_id, keys, |u| u.id).await
     }
 }
@@ -84,11 +85,11 @@ pub struct TeamById {
     pub(super) tenant_id: Uuid,
 }
 
-impl Loader<Uuid> for TeamById {
+impl Loader<TeamId> for TeamById {
     type Value = team::Model;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[TeamId]) -> Result<HashMap<TeamId, Self::Value>, Self::Error> {
         by_id::<team::Entity>(&self.db, self.tenant_id, keys, |t| t.id).await
     }
 }
@@ -101,13 +102,13 @@ pub struct LeadById {
     pub(super) tenant_id: Uuid,
 }
 
-impl Loader<Uuid> for LeadById {
+impl Loader<LeadId> for LeadById {
     // Shared, not cloned, with each lead that asked: a loader hands every
     // requester its own copy of the value.
     type Value = Arc<lead::Model>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[LeadId]) -> Result<HashMap<LeadId, Self::Value>, Self::Error> {
         let rows = by_id::<lead::Entity>(&self.db, self.tenant_id, keys, |l| l.id).await?;
         Ok(rows
             .into_iter()
@@ -147,9 +148,12 @@ impl Loader<Uuid> for PipelineById {
 async fn by_id<E: TenantOwned>(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    keys: &[Uuid],
-    id_of: fn(&E::Model) -> Uuid,
-) -> Result<HashMap<Uuid, E::Model>, Arc<AppError>> {
+    keys: &[E::Id],
+    id_of: fn(&E::Model) -> E::Id,
+) -> Result<HashMap<E::Id, E::Model>, Arc<AppError>>
+where
+    E::Id: Eq + std::hash::Hash,
+{
     let id_column = E::id_column().ok_or_else(|| {
         Arc::new(AppError::Internal(anyhow::anyhow!(
             "{} has no id column",

@@ -211,7 +211,11 @@ pub struct Loaders {
 /// A loader that lives for one request and remembers its results.
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
 
-fn request_loader<T: Loader<uuid::Uuid>>(loader: T) -> RequestLoader<T> {
+fn request_loader<K, T>(loader: T) -> RequestLoader<T>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    T: Loader<K>,
+{
     // No batching delay: lists call `load_many` with every key at once, and
     // a delay would only add latency to each request.
     DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
@@ -226,7 +230,7 @@ impl Loaders {
     /// Database errors.
     pub async fn user(
         ctx: &async_graphql::Context<'_>,
-        id: Option<uuid::Uuid>,
+        id: Option<entity::UserId>,
     ) -> async_graphql::Result<Option<types::User>> {
         let Some(id) = id else { return Ok(None) };
         Ok(ctx
@@ -263,7 +267,7 @@ impl Loaders {
     /// Database errors.
     pub async fn team(
         ctx: &async_graphql::Context<'_>,
-        id: Option<uuid::Uuid>,
+        id: Option<entity::TeamId>,
     ) -> async_graphql::Result<Option<types::Team>> {
         let Some(id) = id else { return Ok(None) };
         Ok(ctx

@@ -130,7 +130,7 @@ impl Feed {
     }
 }
 
-fn id_of(raw: &ID, field: &str) -> Result<Uuid> {
+fn id_of<T: From<Uuid>>(raw: &ID, field: &str) -> Result<T> {
     validate::id(field, raw).gql()
 }
 
@@ -150,7 +150,7 @@ impl Subscription {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql()?;
         let filter = filter.unwrap_or_default();
-        let only: Option<Vec<Uuid>> = filter
+        let only: Option<Vec<entity::LeadId>> = filter
             .lead_ids
             .map(|ids| ids.iter().map(|id| id_of(id, "filter.leadIds")).collect())
             .transpose()?;

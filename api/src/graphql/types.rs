@@ -97,7 +97,7 @@ pub struct User {
     /// no limit of their own.
     pub capacity: Option<i32>,
     #[graphql(skip)]
-    pub uuid: uuid::Uuid,
+    pub uuid: entity::UserId,
     #[graphql(skip)]
     pub tenant_id: uuid::Uuid,
 }
@@ -183,7 +183,7 @@ pub struct Team {
     pub id: ID,
     pub name: String,
     #[graphql(skip)]
-    pub uuid: uuid::Uuid,
+    pub uuid: entity::TeamId,
     #[graphql(skip)]
     pub tenant_id: uuid::Uuid,
 }
@@ -401,7 +401,7 @@ pub struct ScoringModel {
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    pub team_id: Option<uuid::Uuid>,
+    pub team_id: Option<entity::TeamId>,
 }
 
 impl TryFrom<scoring_model::Model> for ScoringModel {

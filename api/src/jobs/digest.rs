@@ -9,6 +9,7 @@
 use crate::tenancy::Walled;
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
+use entity::UserId;
 use entity::{
     enums::{JobStatus, LeadStatus, Role},
     job_run, lead, team, tenant,
@@ -184,7 +185,7 @@ async fn send(
     // The system reads as the company's owner would: every lead.
     let system = Principal {
         tenant_id: tenant.id,
-        user_id: Uuid::nil(),
+        user_id: UserId(uuid::Uuid::nil()),
         role: Role::Owner,
     };
     let mut teams: Vec<Option<team::Model>> = vec![None];

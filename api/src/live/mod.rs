@@ -41,7 +41,7 @@ const SQLITE_KEEP_MINUTES: i64 = 5;
 /// may see.
 pub struct Delivered {
     pub batch: NoticeBatch,
-    leads: OnceCell<Arc<HashMap<Uuid, lead::Model>>>,
+    leads: OnceCell<Arc<HashMap<entity::LeadId, lead::Model>>>,
 }
 
 impl Delivered {
@@ -52,7 +52,7 @@ impl Delivered {
     pub async fn leads(
         &self,
         db: &DatabaseConnection,
-    ) -> AppResult<Arc<HashMap<Uuid, lead::Model>>> {
+    ) -> AppResult<Arc<HashMap<entity::LeadId, lead::Model>>> {
         self.leads
             .get_or_try_init(|| async {
                 let ids = self.batch.notices.iter().map(|n| n.lead_id);
@@ -75,7 +75,7 @@ impl Delivered {
 pub struct Bus {
     sender: broadcast::Sender<Arc<Delivered>>,
     /// `(tenant, user)` whose access changed, for their open connections.
-    access_changes: broadcast::Sender<(Uuid, Uuid)>,
+    access_changes: broadcast::Sender<(Uuid, entity::UserId)>,
 }
 
 impl Bus {
@@ -92,7 +92,7 @@ impl Bus {
 
     /// Tells a connection when some user's access changed, to check its own.
     #[must_use]
-    pub fn access_changes(&self) -> broadcast::Receiver<(Uuid, Uuid)> {
+    pub fn access_changes(&self) -> broadcast::Receiver<(Uuid, entity::UserId)> {
         self.access_changes.subscribe()
     }
 

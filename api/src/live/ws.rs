@@ -73,19 +73,19 @@ pub struct LiveLimits {
 /// The open connections of each user in this process.
 #[derive(Default)]
 pub struct Connections {
-    open: Mutex<HashMap<(Uuid, Uuid), usize>>,
+    open: Mutex<HashMap<(Uuid, entity::UserId), usize>>,
 }
 
 /// One user's place among the open connections, given back when the
 /// connection ends (dropped with the connection's data).
 struct Seat {
     registry: Arc<Connections>,
-    key: (Uuid, Uuid),
+    key: (Uuid, entity::UserId),
 }
 
 impl Connections {
     /// A seat for `user` of `tenant`, unless they hold `max` already.
-    fn take(self: &Arc<Self>, key: (Uuid, Uuid), max: usize) -> Option<Seat> {
+    fn take(self: &Arc<Self>, key: (Uuid, entity::UserId), max: usize) -> Option<Seat> {
         let mut open = self.open.lock().ok()?;
         let held = open.entry(key).or_default();
         if *held >= max {
@@ -561,7 +561,7 @@ mod tests {
     #[test]
     fn a_user_holds_connections_up_to_the_cap_and_a_closed_one_frees_its_seat() {
         let connections = Arc::new(Connections::default());
-        let key = (Uuid::now_v7(), Uuid::now_v7());
+        let key = (Uuid::now_v7(), entity::UserId::new());
         let first = connections.take(key, 2).expect("a seat");
         let _second = connections.take(key, 2).expect("a seat");
         assert!(connections.take(key, 2).is_none());

@@ -19,6 +19,7 @@
 //! Every automatic assignment writes an ASSIGNED lead event without an
 //! actor and with the rule's id and name.
 
+use entity::{LeadId, TeamId, UserId};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -117,7 +118,7 @@ pub struct FilterSpec {
 
 /// The fields of a new rule.
 pub struct NewRule {
-    pub team_id: Option<Uuid>,
+    pub team_id: Option<TeamId>,
     pub name: String,
     pub strategy: Strategy,
     pub filter: Option<FilterSpec>,
@@ -171,7 +172,7 @@ impl RuleKind {
 pub(crate) async fn require_may_manage<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     kind: RuleKind,
 ) -> AppResult<()> {
     let [other_team, company, any] = kind.refusals();
@@ -198,7 +199,7 @@ pub(crate) async fn require_may_manage<C: ConnectionTrait>(
 pub async fn rules<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<Vec<assignment_rule::Model>> {
     principal.require_at_least(Role::Manager, "see assignment rules")?;
     if let Some(team) = team {
@@ -518,7 +519,7 @@ pub async fn delete_rule(
 pub async fn set_availability(
     db: &DatabaseConnection,
     principal: &Principal,
-    user_id: Uuid,
+    user_id: UserId,
     away: Option<bool>,
     capacity: Option<Option<i32>>,
     now: DateTime<Utc>,
@@ -561,7 +562,7 @@ pub async fn set_availability(
             actor: Some(principal.user_id),
             action: "user.availability_changed",
             entity: "user",
-            entity_id: Some(user_id),
+            entity_id: Some(user_id.into()),
             before: Some(json!({"away": current.away, "capacity": current.capacity})),
             after: Some(json!({"away": saved.away, "capacity": saved.capacity})),
         },
@@ -574,7 +575,7 @@ pub async fn set_availability(
 
 /// What a rule looks at in a lead.
 pub struct Candidate<'a> {
-    pub team_id: Option<Uuid>,
+    pub team_id: Option<TeamId>,
     pub tier: &'a str,
     pub source: Option<&'a str>,
     pub attributes: &'a Value,
@@ -583,7 +584,7 @@ pub struct Candidate<'a> {
 /// A rule's choice.
 #[derive(Clone, Debug)]
 pub struct Pick {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub rule_id: Uuid,
     pub rule_name: String,
 }
@@ -594,7 +595,7 @@ impl Pick {
     pub fn event(
         &self,
         tenant_id: Uuid,
-        lead_id: Uuid,
+        lead_id: LeadId,
         at: DateTime<Utc>,
     ) -> lead_event::ActiveModel {
         lead_event::ActiveModel {
@@ -653,11 +654,11 @@ struct Rep {
 /// it keeps count of what it hands out so a batch respects capacities.
 pub struct Assigner {
     rules: Vec<LoadedRule>,
-    reps: HashMap<Uuid, Rep>,
+    reps: HashMap<UserId, Rep>,
     /// Reps by team, in the order they joined the company.
-    team_reps: HashMap<Uuid, Vec<Uuid>>,
+    team_reps: HashMap<TeamId, Vec<UserId>>,
     /// Every rep, in the order they joined.
-    all_reps: Vec<Uuid>,
+    all_reps: Vec<UserId>,
 }
 
 impl Assigner {
@@ -689,7 +690,7 @@ impl Assigner {
                 row,
             })
             .collect();
-        let users: Vec<(Uuid, Option<i32>)> = scope
+        let users: Vec<(UserId, Option<i32>)> = scope
             .select::<user::Entity>()
             .select_only()
             .columns([user::Column::Id, user::Column::Capacity])
@@ -701,12 +702,12 @@ impl Assigner {
             .into_tuple()
             .all(scope.conn())
             .await?;
-        let all_reps: Vec<Uuid> = users.iter().map(|(id, _)| *id).collect();
-        let mut reps: HashMap<Uuid, Rep> = users
+        let all_reps: Vec<UserId> = users.iter().map(|(id, _)| *id).collect();
+        let mut reps: HashMap<UserId, Rep> = users
             .into_iter()
             .map(|(id, capacity)| (id, Rep { capacity, open: 0 }))
             .collect();
-        let counts: Vec<(Uuid, i64)> = scope
+        let counts: Vec<(UserId, i64)> = scope
             .select::<lead::Entity>()
             .select_only()
             .column(lead::Column::OwnerId)
@@ -722,7 +723,7 @@ impl Assigner {
                 rep.open = open;
             }
         }
-        let memberships: Vec<(Uuid, Uuid)> = scope
+        let memberships: Vec<(TeamId, UserId)> = scope
             .select::<team_member::Entity>()
             .select_only()
             .columns([team_member::Column::TeamId, team_member::Column::UserId])
@@ -730,12 +731,12 @@ impl Assigner {
             .into_tuple()
             .all(scope.conn())
             .await?;
-        let order: HashMap<Uuid, usize> = all_reps
+        let order: HashMap<UserId, usize> = all_reps
             .iter()
             .enumerate()
             .map(|(i, id)| (*id, i))
             .collect();
-        let mut team_reps: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut team_reps: HashMap<TeamId, Vec<UserId>> = HashMap::new();
         for (team, user) in memberships {
             team_reps.entry(team).or_default().push(user);
         }
@@ -819,7 +820,7 @@ impl Assigner {
 /// Whose turn each moved rule has reached: the rule and the rep it last
 /// gave a lead to.
 #[derive(Debug, Default)]
-pub struct Turns(Vec<(Uuid, Option<Uuid>)>);
+pub struct Turns(Vec<(Uuid, Option<UserId>)>);
 
 impl Turns {
     /// Saves the turns, in the transaction that writes their leads.
@@ -843,8 +844,8 @@ impl Turns {
 }
 
 /// The rep `rule` gives the next lead to, among `pool` (in joining order).
-fn choose(rule: &LoadedRule, pool: &[Uuid], reps: &HashMap<Uuid, Rep>) -> Option<Uuid> {
-    let room = |id: &Uuid| -> Option<i64> {
+fn choose(rule: &LoadedRule, pool: &[UserId], reps: &HashMap<UserId, Rep>) -> Option<UserId> {
+    let room = |id: &UserId| -> Option<i64> {
         let rep = reps.get(id)?;
         let cap = match (rep.capacity, rule.row.max_open_per_rep) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -868,7 +869,7 @@ fn choose(rule: &LoadedRule, pool: &[Uuid], reps: &HashMap<Uuid, Rep>) -> Option
     match rule.strategy {
         Strategy::RoundRobin => turn.copied().find(|id| room(id).is_some()),
         Strategy::RemainingCapacity => {
-            let mut best: Option<(Uuid, i64)> = None;
+            let mut best: Option<(UserId, i64)> = None;
             for id in turn {
                 if let Some(left) = room(id)
                     && best.is_none_or(|(_, most)| left > most)
@@ -891,11 +892,11 @@ fn choose(rule: &LoadedRule, pool: &[Uuid], reps: &HashMap<Uuid, Rep>) -> Option
 pub async fn assign_pool(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     const BATCH: u64 = 500;
-    let mut after: Option<Uuid> = None;
+    let mut after: Option<LeadId> = None;
     let mut assigned = 0u64;
     loop {
         let txn = begin_write(db).await?;
@@ -981,11 +982,11 @@ pub async fn assign_pool(
 /// An open, unowned lead as the pool pass reads it.
 #[derive(sea_orm::FromQueryResult)]
 struct PoolLead {
-    id: Uuid,
+    id: LeadId,
     version: i32,
     name: String,
     company: Option<String>,
-    team_id: Option<Uuid>,
+    team_id: Option<TeamId>,
     score: f64,
     tier: String,
     flags: i32,
@@ -994,7 +995,7 @@ struct PoolLead {
 }
 
 impl PoolLead {
-    fn state(&self, owner_id: Option<Uuid>) -> LeadState {
+    fn state(&self, owner_id: Option<UserId>) -> LeadState {
         LeadState {
             tier: self.tier.clone(),
             flags: self.flags,

@@ -139,12 +139,15 @@ pub fn time_zone(field: &str, value: &str) -> AppResult<String> {
         })
 }
 
-/// An id from the client.
+/// An id from the client, typed as what it names (a
+/// [`entity::LeadId`], a [`entity::UserId`], …).
 ///
 /// # Errors
 /// BAD_USER_INPUT on `field`.
-pub fn id(field: &str, value: &str) -> AppResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(value.trim()).map_err(|_| AppError::invalid(field, "is not a valid id"))
+pub fn id<T: From<uuid::Uuid>>(field: &str, value: &str) -> AppResult<T> {
+    uuid::Uuid::parse_str(value.trim())
+        .map(T::from)
+        .map_err(|_| AppError::invalid(field, "is not a valid id"))
 }
 
 /// A configuration key (stage, signal type, lead field): 1 to 64 lower-case

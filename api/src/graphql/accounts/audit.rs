@@ -27,7 +27,7 @@ pub struct AuditEntry {
     /// Its state after.
     pub after: Option<Json<Value>>,
     #[graphql(skip)]
-    actor_id: Option<uuid::Uuid>,
+    actor_id: Option<entity::UserId>,
 }
 
 impl From<audit_entry::Model> for AuditEntry {
@@ -95,7 +95,7 @@ impl AuditQuery {
             .field("actor")
             .exists();
         if wants_actor {
-            let actors: Vec<uuid::Uuid> =
+            let actors: Vec<entity::UserId> =
                 page.edges.iter().filter_map(|(_, e)| e.actor_id).collect();
             ctx.data::<Loaders>()?
                 .user

@@ -17,7 +17,7 @@ use crate::{
     service::{configuration, configuration::catalog, configuration::pipeline, validate},
 };
 
-fn team_id(team_id: Option<&ID>) -> Result<Option<uuid::Uuid>, AppError> {
+fn team_id(team_id: Option<&ID>) -> Result<Option<entity::TeamId>, AppError> {
     team_id.map(|id| validate::id("teamId", id)).transpose()
 }
 

@@ -465,7 +465,7 @@ impl ModelMutation {
             .await
             .map_err(AppError::from)
             .gql()?;
-        let mut leads: std::collections::HashMap<uuid::Uuid, lead::Model> =
+        let mut leads: std::collections::HashMap<entity::LeadId, lead::Model> =
             leads.into_iter().map(|l| (l.id, l)).collect();
         let c = preview.comparison;
         let biggest_moves = c

@@ -161,7 +161,7 @@ impl IngestMutation {
         }
         if let Err(wait) = ctx
             .data::<Arc<EventRateLimit>>()?
-            .check(principal.user_id, input.len())
+            .check(principal.user_id.uuid(), input.len())
         {
             return Err(rate_limited(wait));
         }

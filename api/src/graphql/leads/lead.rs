@@ -528,7 +528,7 @@ pub struct LeadEvent {
 }
 
 async fn user_named(ctx: &Context<'_>, id: Option<&str>) -> Result<Option<User>> {
-    Loaders::user(ctx, id.and_then(|id| uuid::Uuid::parse_str(id).ok())).await
+    Loaders::user(ctx, id.and_then(|id| id.parse().ok())).await
 }
 
 #[Object]
@@ -559,7 +559,7 @@ impl LeadEvent {
         &self,
         ctx: &Context<'_>,
     ) -> Result<Option<crate::graphql::accounts::api_keys::ApiKey>> {
-        Loaders::api_key(ctx, self.row.actor_id).await
+        Loaders::api_key(ctx, self.row.actor_id.map(uuid::Uuid::from)).await
     }
     /// The value before: a stage key, or an owner's id for ASSIGNED.
     async fn from_value(&self) -> Option<&str> {
@@ -682,7 +682,7 @@ pub struct TierPin {
     /// null.
     pub expires_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
-    pinned_by_id: Option<uuid::Uuid>,
+    pinned_by_id: Option<entity::UserId>,
 }
 
 #[ComplexObject]
@@ -702,7 +702,7 @@ pub struct ScheduledFollowUp {
     /// Why, in the words of who scheduled it.
     pub note: Option<String>,
     #[graphql(skip)]
-    set_by_id: Option<uuid::Uuid>,
+    set_by_id: Option<entity::UserId>,
 }
 
 #[ComplexObject]
@@ -724,7 +724,7 @@ pub struct Activity {
     pub note: Option<String>,
     pub amount: Option<f64>,
     #[graphql(skip)]
-    created_by: Option<uuid::Uuid>,
+    created_by: Option<entity::UserId>,
 }
 
 #[async_graphql::ComplexObject]
@@ -735,7 +735,9 @@ impl Activity {
         &self,
         ctx: &Context<'_>,
     ) -> Result<Option<crate::graphql::accounts::api_keys::ApiKey>> {
-        Loaders::api_key(ctx, self.created_by).await
+        // What a key records names the key as its author (see
+        // `ApiKeyCaller::principal`).
+        Loaders::api_key(ctx, self.created_by.map(uuid::Uuid::from)).await
     }
 }
 
@@ -848,7 +850,9 @@ pub struct LeadFilter {
 
 impl LeadFilter {
     pub(crate) fn into_service(self) -> Result<Filter, AppError> {
-        let id = |field: &str, v: Option<ID>| v.map(|v| validate::id(field, &v)).transpose();
+        fn id<T: From<uuid::Uuid>>(field: &str, v: Option<ID>) -> Result<Option<T>, AppError> {
+            v.map(|v| validate::id(field, &v)).transpose()
+        }
         Ok(Filter {
             tiers: self.tiers,
             stage_keys: self.stage_keys,

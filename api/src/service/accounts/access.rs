@@ -6,6 +6,7 @@
 //! their token with the user as they are now (see [`crate::auth::access`]).
 
 use chrono::{DateTime, Utc};
+use entity::UserId;
 use entity::{enums::Role, refresh_session, user};
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, PaginatorTrait,
@@ -150,7 +151,7 @@ pub async fn change_password(
             actor: Some(principal.user_id),
             action: "user.password_changed",
             entity: "user",
-            entity_id: Some(me.id),
+            entity_id: Some(me.id.into()),
             before: None,
             after: None,
         },
@@ -205,7 +206,7 @@ pub async fn sign_out(
             actor: Some(principal.user_id),
             action: "user.signed_out",
             entity: "user",
-            entity_id: Some(principal.user_id),
+            entity_id: Some(principal.user_id.into()),
             before: None,
             after: Some(json!({"everywhere": everywhere || session.family.is_none()})),
         },
@@ -240,7 +241,7 @@ pub async fn revoke_sessions(
             actor: Some(principal.user_id),
             action: "user.sessions_revoked",
             entity: "user",
-            entity_id: Some(target.id),
+            entity_id: Some(target.id.into()),
             before: None,
             after: Some(json!({"sessionsEnded": ended})),
         },
@@ -307,7 +308,7 @@ pub async fn update_user_role(
             actor: Some(principal.user_id),
             action: "user.role_changed",
             entity: "user",
-            entity_id: Some(saved.id),
+            entity_id: Some(saved.id.into()),
             before: Some(json!({"role": before.to_value()})),
             after: Some(json!({"role": saved.role.to_value()})),
         },
@@ -344,7 +345,7 @@ async fn lead_recipient<C: ConnectionTrait>(
 async fn require_may_move_leads_of<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    users: &[Uuid],
+    users: &[UserId],
 ) -> AppResult<()> {
     match principal.role {
         Role::Owner | Role::Admin => Ok(()),
@@ -354,7 +355,8 @@ async fn require_may_move_leads_of<C: ConnectionTrait>(
         Role::Manager => {
             let config = crate::service::configuration::tenant_config::get(scope).await?;
             let mine = config.teams_of(principal.user_id);
-            let in_my_teams = |user: &Uuid| config.teams_of(*user).iter().any(|t| mine.contains(t));
+            let in_my_teams =
+                |user: &UserId| config.teams_of(*user).iter().any(|t| mine.contains(t));
             if users.iter().all(in_my_teams) {
                 Ok(())
             } else {
@@ -415,7 +417,7 @@ pub async fn reassign_leads(
             actor: Some(principal.user_id),
             action: "leads.reassigned",
             entity: "user",
-            entity_id: Some(source.id),
+            entity_id: Some(source.id.into()),
             before: Some(json!({"ownerId": source.id})),
             after: Some(json!({"ownerId": to_id, "moved": moved})),
         },
@@ -486,7 +488,7 @@ pub async fn deactivate_user(
             actor: Some(principal.user_id),
             action: "user.deactivated",
             entity: "user",
-            entity_id: Some(saved.id),
+            entity_id: Some(saved.id.into()),
             before: Some(json!({"active": true})),
             after: Some(json!({"active": false, "leadsTo": to_id, "leadsMoved": moved})),
         },

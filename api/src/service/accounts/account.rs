@@ -1,6 +1,8 @@
 //! Tenants, users, teams and sessions.
 
+use entity::{TeamId, UserId};
 use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{
@@ -128,7 +130,7 @@ pub async fn sign_up(
     let scope = TenantScope::enter(&txn, tenant.id).await?;
     let owner = scope
         .insert(user::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(UserId::new()),
             email: Set(email),
             display_name: Set(display_name),
             role: Set(Role::Owner),
@@ -166,7 +168,7 @@ pub async fn sign_up(
 async fn create_tenant_defaults<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     locale: &str,
-    owner: Uuid,
+    owner: UserId,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     let pipeline_id = Uuid::now_v7();
@@ -639,13 +641,13 @@ pub async fn create_user(
     {
         return Err(AppError::Conflict {
             message: format!("a user with the email {email} already exists"),
-            existing_id: Some(existing.id),
+            existing_id: Some(existing.id.into()),
         });
     }
     require_teams(&scope, &team_ids, "input.teamIds").await?;
     let user = scope
         .insert(user::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(UserId::new()),
             email: Set(email),
             display_name: Set(display_name),
             role: Set(input.role),
@@ -671,7 +673,7 @@ pub async fn create_user(
             actor: Some(principal.user_id),
             action: "user.created",
             entity: "user",
-            entity_id: Some(user.id),
+            entity_id: Some(user.id.into()),
             before: None,
             after: Some(json!({"email": user.email, "displayName": user.display_name, "role": user.role, "teamIds": team_ids})),
         },
@@ -722,7 +724,7 @@ pub async fn create_team(
     {
         return Err(AppError::Conflict {
             message: format!("a team named \"{name}\" already exists"),
-            existing_id: Some(existing.id),
+            existing_id: Some(existing.id.into()),
         });
     }
     let found = scope
@@ -738,7 +740,7 @@ pub async fn create_team(
     }
     let team = scope
         .insert(team::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(TeamId::new()),
             name: Set(name),
             created_at: Set(now),
             updated_at: Set(now),
@@ -758,7 +760,7 @@ pub async fn create_team(
             actor: Some(principal.user_id),
             action: "team.created",
             entity: "team",
-            entity_id: Some(team.id),
+            entity_id: Some(team.id.into()),
             before: None,
             after: Some(json!({"name": team.name, "memberIds": member_ids})),
         },
@@ -769,7 +771,7 @@ pub async fn create_team(
     Ok(team)
 }
 
-fn membership(team_id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> team_member::ActiveModel {
+fn membership(team_id: TeamId, user_id: UserId, now: DateTime<Utc>) -> team_member::ActiveModel {
     team_member::ActiveModel {
         team_id: Set(team_id),
         user_id: Set(user_id),
@@ -779,7 +781,7 @@ fn membership(team_id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> team_member::
 }
 
 /// Parses and de-duplicates ids, naming the offending element.
-fn parse_ids(field: &str, raw: &[String]) -> AppResult<Vec<Uuid>> {
+fn parse_ids<T: From<Uuid> + Copy + Ord>(field: &str, raw: &[String]) -> AppResult<Vec<T>> {
     let mut seen = BTreeSet::new();
     raw.iter()
         .enumerate()
@@ -790,7 +792,7 @@ fn parse_ids(field: &str, raw: &[String]) -> AppResult<Vec<Uuid>> {
 
 async fn require_teams<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    ids: &[Uuid],
+    ids: &[TeamId],
     field: &str,
 ) -> AppResult<()> {
     let found = scope
@@ -814,14 +816,14 @@ async fn require_teams<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), users = user_ids.len()))]
 pub async fn teams_of_users<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    user_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<team::Model>>> {
+    user_ids: &[UserId],
+) -> AppResult<HashMap<UserId, Vec<team::Model>>> {
     let links = scope
         .select::<team_member::Entity>()
         .filter(team_member::Column::UserId.is_in(user_ids.iter().copied()))
         .all(scope.conn())
         .await?;
-    let teams: HashMap<Uuid, team::Model> = scope
+    let teams: HashMap<TeamId, team::Model> = scope
         .select::<team::Entity>()
         .filter(team::Column::Id.is_in(links.iter().map(|l| l.team_id)))
         .all(scope.conn())
@@ -842,14 +844,14 @@ pub async fn teams_of_users<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), teams = team_ids.len()))]
 pub async fn members_of_teams<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<user::Model>>> {
+    team_ids: &[TeamId],
+) -> AppResult<HashMap<TeamId, Vec<user::Model>>> {
     let links = scope
         .select::<team_member::Entity>()
         .filter(team_member::Column::TeamId.is_in(team_ids.iter().copied()))
         .all(scope.conn())
         .await?;
-    let users: HashMap<Uuid, user::Model> = scope
+    let users: HashMap<UserId, user::Model> = scope
         .select::<user::Entity>()
         .filter(user::Column::Id.is_in(links.iter().map(|l| l.user_id)))
         .all(scope.conn())
@@ -865,12 +867,12 @@ pub async fn members_of_teams<C: ConnectionTrait>(
 
 /// Groups the rows that `(owner, row id)` links point at by owner, each
 /// group sorted by `sort_key`.
-fn group_by_link<T: Clone, K: Ord>(
-    links: impl Iterator<Item = (Uuid, Uuid)>,
-    rows: &HashMap<Uuid, T>,
+fn group_by_link<O: Eq + Hash, R: Eq + Hash, T: Clone, K: Ord>(
+    links: impl Iterator<Item = (O, R)>,
+    rows: &HashMap<R, T>,
     sort_key: impl Fn(&T) -> K,
-) -> HashMap<Uuid, Vec<T>> {
-    let mut grouped: HashMap<Uuid, Vec<T>> = HashMap::new();
+) -> HashMap<O, Vec<T>> {
+    let mut grouped: HashMap<O, Vec<T>> = HashMap::new();
     for (owner, row_id) in links {
         if let Some(row) = rows.get(&row_id) {
             grouped.entry(owner).or_default().push(row.clone());

@@ -13,6 +13,7 @@
 //! writes is attributed to the key (its id in `created_by` and `actor_id`).
 
 use chrono::{DateTime, Utc};
+use entity::UserId;
 use entity::api_key;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, IntoActiveModel,
@@ -206,7 +207,8 @@ impl ApiKeyCaller {
     pub fn principal(&self) -> Principal {
         Principal {
             tenant_id: self.tenant_id,
-            user_id: self.id,
+            // The key stands in the user's place in history and audit.
+            user_id: UserId(self.id),
             role: entity::enums::Role::Admin,
         }
     }

@@ -3,6 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use entity::UserId;
 use entity::audit_entry;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -20,7 +21,7 @@ use crate::{
 /// One change to record.
 pub struct Change<'a> {
     /// Who made it (none for the system).
-    pub actor: Option<Uuid>,
+    pub actor: Option<UserId>,
     /// What was done, e.g. `pipeline.updated`.
     pub action: &'a str,
     /// The kind of thing changed, e.g. `user`.

@@ -6,6 +6,7 @@
 //! The file is written a page of leads at a time, in id order, so memory
 //! holds one page however many leads match.
 
+use entity::{LeadId, TeamId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -114,8 +115,8 @@ pub async fn link(
 struct Names {
     fields: Vec<String>,
     /// Active users' emails: a departed owner's would not re-import.
-    owners: HashMap<Uuid, String>,
-    teams: HashMap<Uuid, String>,
+    owners: HashMap<UserId, String>,
+    teams: HashMap<TeamId, String>,
     stages: HashMap<Uuid, String>,
 }
 
@@ -127,7 +128,7 @@ impl Names {
             .select_only()
             .columns([user::Column::Id, user::Column::Email])
             .filter(user::Column::Active.eq(true))
-            .into_tuple::<(Uuid, String)>()
+            .into_tuple::<(UserId, String)>()
             .all(scope.conn())
             .await?
             .into_iter()
@@ -136,7 +137,7 @@ impl Names {
             .select::<team::Entity>()
             .select_only()
             .columns([team::Column::Id, team::Column::Name])
-            .into_tuple::<(Uuid, String)>()
+            .into_tuple::<(TeamId, String)>()
             .all(scope.conn())
             .await?
             .into_iter()
@@ -176,9 +177,9 @@ impl Names {
                 .unwrap_or_default()
         };
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let of = |map: &HashMap<Uuid, String>, id: Option<Uuid>| {
+        fn of<K: Eq + std::hash::Hash>(map: &HashMap<K, String>, id: Option<K>) -> String {
             id.and_then(|id| map.get(&id).cloned()).unwrap_or_default()
-        };
+        }
         let status = match lead.status {
             LeadStatus::Open => "open",
             LeadStatus::Won => "won",
@@ -223,7 +224,7 @@ struct Cursor {
     principal: Principal,
     request: ExportRequest,
     names: Option<Names>,
-    after: Option<Uuid>,
+    after: Option<LeadId>,
     done: bool,
 }
 

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod review;
 
+use entity::{LeadId, TeamId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +31,7 @@ use crate::{
 /// A recorded stage move of a lead, by stage key.
 #[derive(FromQueryResult)]
 struct StageMove {
-    lead_id: Uuid,
+    lead_id: LeadId,
     at: DateTime<Utc>,
     from_value: Option<String>,
     to_value: Option<String>,
@@ -56,7 +57,7 @@ async fn counted_leads<C: ConnectionTrait>(
     narrowing: Narrowing<'_>,
 ) -> AppResult<Condition> {
     let mut counted = Condition::all();
-    let mut mine: Option<(Vec<Uuid>, Vec<Uuid>)> = None;
+    let mut mine: Option<(Vec<TeamId>, Vec<UserId>)> = None;
     if principal.role == Role::Manager {
         // A manager's funnel is their teams', not everything they may
         // see: the pool is left out.
@@ -107,7 +108,7 @@ async fn counted_leads<C: ConnectionTrait>(
 
 /// What the funnel reads of a lead: id, creation, stage now, status, and
 /// lost-reason category.
-type FunnelLead = (Uuid, DateTime<Utc>, Uuid, LeadStatus, Option<String>);
+type FunnelLead = (LeadId, DateTime<Utc>, Uuid, LeadStatus, Option<String>);
 
 /// One stage of the funnel.
 pub struct FunnelStage {
@@ -208,7 +209,7 @@ pub async fn funnel<C: ConnectionTrait>(
         .into_model()
         .all(scope.conn())
         .await?;
-    let mut history: HashMap<Uuid, Vec<StageMove>> = HashMap::new();
+    let mut history: HashMap<LeadId, Vec<StageMove>> = HashMap::new();
     for m in moves {
         history.entry(m.lead_id).or_default().push(m);
     }

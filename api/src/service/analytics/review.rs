@@ -3,6 +3,7 @@
 //! the leads the caller may see (the rule of `leads`), of one team or
 //! all; only grouped rows come back, never a row per lead.
 
+use entity::{TeamId, UserId};
 use std::{
     collections::{BTreeSet, HashMap},
     sync::Arc,
@@ -84,7 +85,7 @@ pub struct Counted {
     /// Whether that is every lead of the tenant, so that a statement over
     /// activities or events need not check their leads.
     pub every_lead: bool,
-    pub team: Option<Uuid>,
+    pub team: Option<TeamId>,
     /// The tiers of the model scoring those leads, top first.
     pub tiers: Vec<String>,
     pub config: Arc<TenantConfig>,
@@ -310,7 +311,7 @@ pub async fn tier_report<C: ConnectionTrait>(
 
 /// Counted leads closed within a window with one owner, tier and outcome.
 struct ClosedGroup {
-    owner: Option<Uuid>,
+    owner: Option<UserId>,
     /// The tier the lead held when it closed.
     tier: String,
     status: LeadStatus,
@@ -440,7 +441,7 @@ impl Scorecard {
 /// their teams' members and themselves; OWNER and ADMIN every active REP
 /// and MANAGER; narrowed to the team's members when one is asked for.
 /// Anyone else owning a counted lead is added by the caller.
-fn reps_in_view(principal: &Principal, counted: &Counted) -> Option<Vec<Uuid>> {
+fn reps_in_view(principal: &Principal, counted: &Counted) -> Option<Vec<UserId>> {
     let config = &counted.config;
     let mut reps = match principal.role {
         Role::Rep => vec![principal.user_id],
@@ -472,7 +473,7 @@ pub async fn scorecards<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Scorecard>> {
     let backend = scope.conn().get_database_backend();
-    let open: Vec<(Uuid, String, i64)> = counted
+    let open: Vec<(UserId, String, i64)> = counted
         .select(scope, [lead::Column::OwnerId, lead::Column::Tier])
         .column_as(lead::Column::Id.count(), "n")
         .filter(lead::Column::Status.eq(LeadStatus::Open))
@@ -482,7 +483,7 @@ pub async fn scorecards<C: ConnectionTrait>(
         .into_tuple()
         .all(scope.conn())
         .await?;
-    let overdue: Vec<(Uuid, i64)> = counted
+    let overdue: Vec<(UserId, i64)> = counted
         .select(scope, [lead::Column::OwnerId])
         .column_as(lead::Column::Id.count(), "n")
         .filter(follow_up::overdue_condition(now))
@@ -491,7 +492,7 @@ pub async fn scorecards<C: ConnectionTrait>(
         .into_tuple()
         .all(scope.conn())
         .await?;
-    let closed: Vec<(Uuid, String, LeadStatus, i64, Option<f64>)> =
+    let closed: Vec<(UserId, String, LeadStatus, i64, Option<f64>)> =
         closed_in(scope, counted, window)
             .await?
             .into_iter()
@@ -522,11 +523,11 @@ pub async fn scorecards<C: ConnectionTrait>(
     })
     .all(scope.conn())
     .await?;
-    let days_to_close: HashMap<Uuid, f64> = medians(&days_to_close)?;
+    let days_to_close: HashMap<UserId, f64> = medians(&days_to_close)?;
     let first_contacts = first_contacts(scope, counted, window).await?;
     let outbound = outbound_activities(scope, counted, window).await?;
 
-    let mut ids: BTreeSet<Uuid> = open.iter().map(|(o, ..)| *o).collect();
+    let mut ids: BTreeSet<UserId> = open.iter().map(|(o, ..)| *o).collect();
     ids.extend(closed.iter().map(|(o, ..)| *o));
     let wanted = reps_in_view(principal, counted);
     if let Some(wanted) = &wanted {
@@ -613,9 +614,14 @@ pub async fn scorecards<C: ConnectionTrait>(
 }
 
 /// `(g, median)` rows as a map.
-fn medians(rows: &[QueryResult]) -> AppResult<HashMap<Uuid, f64>> {
+fn medians(rows: &[QueryResult]) -> AppResult<HashMap<UserId, f64>> {
     rows.iter()
-        .map(|r| Ok((r.try_get::<Uuid>("", "g")?, r.try_get::<f64>("", "median")?)))
+        .map(|r| {
+            Ok((
+                r.try_get::<UserId>("", "g")?,
+                r.try_get::<f64>("", "median")?,
+            ))
+        })
         .collect()
 }
 
@@ -640,7 +646,7 @@ async fn first_contacts<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
     window: Window,
-) -> AppResult<Vec<(Uuid, Option<f64>)>> {
+) -> AppResult<Vec<(UserId, Option<f64>)>> {
     let backend = scope.conn().get_database_backend();
     let assignment_kinds = ["ASSIGNED", pool::CLAIMED];
     // The first outbound activity at or after `at` on `lead`.
@@ -698,7 +704,7 @@ async fn first_contacts<C: ConnectionTrait>(
     let mut out = Vec::new();
     for row in given.all(scope.conn()).await? {
         let owner: String = row.try_get("", "owner")?;
-        if let Ok(owner) = Uuid::parse_str(&owner) {
+        if let Ok(owner) = owner.parse::<UserId>() {
             out.push((owner, row.try_get::<Option<f64>>("", "hours")?));
         }
     }
@@ -735,7 +741,7 @@ async fn first_contacts<C: ConnectionTrait>(
         .push(" e WHERE e.lead_id = l.id)) x");
     for row in created.all(scope.conn()).await? {
         out.push((
-            row.try_get::<Uuid>("", "owner")?,
+            row.try_get::<UserId>("", "owner")?,
             row.try_get::<Option<f64>>("", "hours")?,
         ));
     }
@@ -749,14 +755,14 @@ async fn outbound_activities<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
     window: Window,
-) -> AppResult<HashMap<Uuid, u64>> {
+) -> AppResult<HashMap<UserId, u64>> {
     let in_window = |select: sea_orm::Select<activity::Entity>| {
         select
             .filter(activity::Column::OccurredAt.gte(window.from))
             .filter(activity::Column::OccurredAt.lt(window.to))
     };
     // Counting lead ids, which the outbound index holds, not row ids.
-    let by_person: Vec<(Uuid, i64)> = counted
+    let by_person: Vec<(UserId, i64)> = counted
         .of_counted(
             scope,
             in_window(outbound_in(scope, [activity::Column::CreatedBy])),
@@ -781,12 +787,12 @@ async fn outbound_activities<C: ConnectionTrait>(
                 .filter(lead::Column::OwnerId.is_not_null()),
         )
         .push(" l ON l.id = a.lead_id GROUP BY l.owner_id");
-    let mut out: HashMap<Uuid, u64> = HashMap::new();
+    let mut out: HashMap<UserId, u64> = HashMap::new();
     for (rep, n) in by_person {
         *out.entry(rep).or_default() += count(n);
     }
     for row in sql.all(scope.conn()).await? {
-        let rep: Uuid = row.try_get("", "g")?;
+        let rep: UserId = row.try_get("", "g")?;
         *out.entry(rep).or_default() += count(row.try_get::<i64>("", "n")?);
     }
     Ok(out)

@@ -9,9 +9,9 @@ pub mod pipeline;
 pub mod scoring_models;
 pub mod tenant_config;
 
+use entity::TeamId;
 use entity::{enums::ModelStatus, lead_field, scoring_model, signal_type, stage, team};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryOrder};
-use uuid::Uuid;
 
 use crate::{error::AppResult, tenancy::TenantScope};
 
@@ -116,7 +116,7 @@ pub async fn lead_fields<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), team_id = ?team))]
 pub async fn scoring_models<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<Vec<scoring_model::Model>> {
     if let Some(team) = team {
         scope.get::<team::Entity>(team).await?;
@@ -142,7 +142,7 @@ pub async fn scoring_models<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), team_id = ?team))]
 pub async fn active_scoring_model<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<scoring_model::Model> {
     if let Some(team) = team {
         scope.get::<team::Entity>(team).await?;

@@ -3,6 +3,7 @@
 //! remains keeps its id, since leads point at stage ids; a removed stage's
 //! leads move where the admin says, in the same transaction.
 
+use entity::{LeadId, TeamId};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -635,7 +636,7 @@ impl Rescoring {
         })
     }
 
-    fn model(&self, team: Option<Uuid>) -> AppResult<std::sync::Arc<ModelInUse>> {
+    fn model(&self, team: Option<TeamId>) -> AppResult<std::sync::Arc<ModelInUse>> {
         self.config.model(team)
     }
 }
@@ -645,7 +646,7 @@ impl Rescoring {
 async fn lead_page<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     condition: sea_orm::Condition,
-    after: Option<Uuid>,
+    after: Option<LeadId>,
 ) -> AppResult<Vec<lead::Model>> {
     let mut query = scope.select::<lead::Entity>().filter(condition);
     if let Some(after) = after {
@@ -669,7 +670,7 @@ async fn move_leads<C: ConnectionTrait>(
     to: &stage::Model,
     stages: &[stage::Model],
     rescoring: &Rescoring,
-    moved_ids: &mut HashSet<Uuid>,
+    moved_ids: &mut HashSet<LeadId>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let reason = format!("stage {} removed: moved to {}", from.key, to.key);
@@ -726,7 +727,7 @@ async fn rescore_open_leads<C: ConnectionTrait>(
     pipeline: Uuid,
     stages: &[stage::Model],
     rescoring: &Rescoring,
-    skip: &HashSet<Uuid>,
+    skip: &HashSet<LeadId>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let open = sea_orm::Condition::all()

@@ -6,6 +6,7 @@
 //! The tenant default scores every lead whose team has no active model of
 //! its own; a team model scores that team's leads.
 
+use entity::{LeadId, TeamId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -57,7 +58,7 @@ pub struct DraftSpec {
 async fn require_may_draft<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     action: &'static str,
 ) -> AppResult<()> {
     match (principal.role, team) {
@@ -268,7 +269,7 @@ pub async fn create_draft(
 
 async fn latest_version<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<i32> {
     Ok(in_scope(scope.select::<scoring_model::Entity>(), team)
         .order_by_desc(scoring_model::Column::Version)
@@ -279,7 +280,7 @@ async fn latest_version<C: ConnectionTrait>(
 
 fn in_scope(
     query: sea_orm::Select<scoring_model::Entity>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> sea_orm::Select<scoring_model::Entity> {
     match team {
         Some(team) => query.filter(scoring_model::Column::TeamId.eq(team)),
@@ -291,7 +292,7 @@ fn in_scope(
 /// tenant default every lead outside the teams that have their own model.
 async fn leads_of_scope<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<Condition> {
     if let Some(team) = team {
         return Ok(Condition::all().add(lead::Column::TeamId.eq(team)));
@@ -346,7 +347,7 @@ async fn for_each_lead<C: ConnectionTrait, T: Send>(
     mut keep: impl FnMut(T),
 ) -> AppResult<()> {
     use rayon::prelude::*;
-    let mut after: Option<Uuid> = None;
+    let mut after: Option<LeadId> = None;
     loop {
         let mut query = row_columns(scope.select::<lead::Entity>())
             .filter(filter.clone())
@@ -389,7 +390,7 @@ fn open_facts(row: &Row, stages: &[stage::Model], model: &ModelInUse) -> scoring
 /// stage would let the stage dimension give the answer away.
 struct ClosedLeads {
     /// Stage each closed lead left when it closed, by lead.
-    left: HashMap<Uuid, String>,
+    left: HashMap<LeadId, String>,
 }
 
 impl ClosedLeads {
@@ -403,7 +404,7 @@ impl ClosedLeads {
             .filter(|s| s.kind != StageKind::Open)
             .map(|s| s.key.clone())
             .collect();
-        let events: Vec<(Uuid, Option<String>)> = scope
+        let events: Vec<(LeadId, Option<String>)> = scope
             .select::<lead_event::Entity>()
             .select_only()
             .column(lead_event::Column::LeadId)
@@ -504,7 +505,7 @@ fn auc(judged: &[Judged]) -> Option<f64> {
 pub struct Preview {
     pub comparison: scoring::Comparison,
     /// The lead of each of `comparison.biggest_moves`, in order.
-    pub moved_leads: Vec<Uuid>,
+    pub moved_leads: Vec<LeadId>,
     /// Closed leads judged, and each model's AUC on them; none without
     /// closed leads.
     pub closed: Option<(usize, Option<f64>, Option<f64>)>,
@@ -721,7 +722,7 @@ pub async fn activate(
 
 async fn lead_count<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
 ) -> AppResult<u64> {
     use sea_orm::PaginatorTrait;
     let filter = leads_of_scope(scope, team).await?;

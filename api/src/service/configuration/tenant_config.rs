@@ -14,6 +14,7 @@
 //! copy also expires after [`TTL`], in case a notice was missed (a process
 //! running with live updates off hears none).
 
+use entity::{TeamId, UserId};
 use std::{
     collections::HashMap,
     sync::{
@@ -66,11 +67,11 @@ pub struct TenantConfig {
     /// leads without a team and teams without one of their own. A model
     /// that no longer fits the catalog keeps its error, for the leads it
     /// would score.
-    models: HashMap<Option<Uuid>, Result<Arc<ModelInUse>, String>>,
+    models: HashMap<Option<TeamId>, Result<Arc<ModelInUse>, String>>,
     /// Each user's teams.
-    teams_of_user: HashMap<Uuid, Vec<Uuid>>,
+    teams_of_user: HashMap<UserId, Vec<TeamId>>,
     /// Each team's members.
-    members_of_team: HashMap<Uuid, Vec<Uuid>>,
+    members_of_team: HashMap<TeamId, Vec<UserId>>,
     /// Active webhook endpoints and the event types each asked for.
     pub webhooks: Vec<(Uuid, Vec<String>)>,
     /// Older model versions compiled to explain the scores they made, by
@@ -93,15 +94,15 @@ impl TenantConfig {
             .into_iter()
             .map(|p| Arc::new((p.pipeline, p.stages)))
             .collect();
-        let links: Vec<(Uuid, Uuid)> = scope
+        let links: Vec<(UserId, TeamId)> = scope
             .select::<team_member::Entity>()
             .select_only()
             .columns([team_member::Column::UserId, team_member::Column::TeamId])
             .into_tuple()
             .all(scope.conn())
             .await?;
-        let mut teams_of_user: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        let mut members_of_team: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut teams_of_user: HashMap<UserId, Vec<TeamId>> = HashMap::new();
+        let mut members_of_team: HashMap<TeamId, Vec<UserId>> = HashMap::new();
         for (user, team) in links {
             teams_of_user.entry(user).or_default().push(team);
             members_of_team.entry(team).or_default().push(user);
@@ -150,7 +151,7 @@ impl TenantConfig {
     /// # Errors
     /// INTERNAL when that model no longer fits the tenant's fields and
     /// signals, or the tenant has no active model.
-    pub fn model(&self, team: Option<Uuid>) -> AppResult<Arc<ModelInUse>> {
+    pub fn model(&self, team: Option<TeamId>) -> AppResult<Arc<ModelInUse>> {
         let chosen = self
             .models
             .get(&team)
@@ -228,13 +229,13 @@ impl TenantConfig {
     }
 
     /// The teams `user` belongs to.
-    pub fn teams_of(&self, user: Uuid) -> &[Uuid] {
+    pub fn teams_of(&self, user: UserId) -> &[TeamId] {
         self.teams_of_user.get(&user).map_or(&[], Vec::as_slice)
     }
 
     /// Everyone in any of `teams`.
-    pub fn members_of(&self, teams: &[Uuid]) -> Vec<Uuid> {
-        let mut members: Vec<Uuid> = teams
+    pub fn members_of(&self, teams: &[TeamId]) -> Vec<UserId> {
+        let mut members: Vec<UserId> = teams
             .iter()
             .filter_map(|t| self.members_of_team.get(t))
             .flatten()
@@ -252,7 +253,7 @@ impl TenantConfig {
 async fn load_models<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     catalog: &TenantCatalog,
-) -> AppResult<HashMap<Option<Uuid>, Result<Arc<ModelInUse>, String>>> {
+) -> AppResult<HashMap<Option<TeamId>, Result<Arc<ModelInUse>, String>>> {
     let active = scope
         .select::<scoring_model::Entity>()
         .filter(scoring_model::Column::Status.eq(ModelStatus::Active))
@@ -260,7 +261,7 @@ async fn load_models<C: ConnectionTrait>(
         .await?;
     // An unreadable predictor (an older format) is skipped, not fatal: the
     // leads keep their last probability until the next training.
-    let predictors: HashMap<Option<Uuid>, (Uuid, Arc<scoring::Predictor>)> = scope
+    let predictors: HashMap<Option<TeamId>, (Uuid, Arc<scoring::Predictor>)> = scope
         .select::<predictor_model::Entity>()
         .filter(predictor_model::Column::Active.eq(true))
         .all(scope.conn())
@@ -271,12 +272,12 @@ async fn load_models<C: ConnectionTrait>(
             Some((p.team_id, (p.id, Arc::new(predictor))))
         })
         .collect();
-    let models: HashMap<Option<Uuid>, &scoring_model::Model> =
+    let models: HashMap<Option<TeamId>, &scoring_model::Model> =
         active.iter().map(|m| (m.team_id, m)).collect();
     let mut compiled: HashMap<Uuid, Result<Arc<scoring::CompiledModel>, String>> = HashMap::new();
     let mut in_use: HashMap<(Uuid, Option<Uuid>), Arc<ModelInUse>> = HashMap::new();
     let mut by_team = HashMap::new();
-    let mut teams: Vec<Option<Uuid>> = vec![None];
+    let mut teams: Vec<Option<TeamId>> = vec![None];
     teams.extend(models.keys().copied().filter(Option::is_some));
     teams.extend(predictors.keys().copied().filter(Option::is_some));
     teams.sort_unstable();
@@ -332,8 +333,8 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Database errors.
 pub async fn teams_of<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    user: Uuid,
-) -> AppResult<Vec<Uuid>> {
+    user: UserId,
+) -> AppResult<Vec<TeamId>> {
     Ok(get(scope).await?.teams_of(user).to_vec())
 }
 

@@ -15,6 +15,7 @@ pub mod webhook_target;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
+use entity::{LeadId, TeamId, UserId};
 use entity::{change_notice, enums::LeadStatus, lead, webhook_delivery};
 use scoring::LeadFlag;
 use sea_orm::{
@@ -41,12 +42,12 @@ const NOTICES_PER_PAYLOAD: usize = 25;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     #[serde(rename = "l")]
-    pub lead_id: Uuid,
+    pub lead_id: LeadId,
     #[serde(rename = "o")]
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     /// The owner before, when the change gave the lead to someone else.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
-    pub previous_owner_id: Option<Uuid>,
+    pub previous_owner_id: Option<UserId>,
     #[serde(rename = "r")]
     pub reason: String,
 }
@@ -65,7 +66,7 @@ pub struct NoticeBatch {
     /// drops its copy of their access and closes what they may no longer
     /// hold open.
     #[serde(rename = "u", default, skip_serializing_if = "Vec::is_empty")]
-    pub users_changed: Vec<Uuid>,
+    pub users_changed: Vec<UserId>,
 }
 
 /// What one transaction announces.
@@ -211,7 +212,7 @@ impl Event {
 pub struct LeadState {
     pub tier: String,
     pub flags: i32,
-    pub owner_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
     pub status: LeadStatus,
 }
 
@@ -230,10 +231,10 @@ impl From<&lead::Model> for LeadState {
 /// reads the rest through the API by id.
 #[derive(Clone, Debug)]
 pub struct LeadSummary {
-    pub id: Uuid,
+    pub id: LeadId,
     pub name: String,
     pub company: Option<String>,
-    pub team_id: Option<Uuid>,
+    pub team_id: Option<TeamId>,
     pub score: f64,
     pub state: LeadState,
 }
@@ -494,7 +495,7 @@ pub async fn announce_config_change<C: ConnectionTrait>(
 /// Database errors.
 pub async fn announce_access_change<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    users: &[Uuid],
+    users: &[UserId],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     // Ids are 36 characters: 100 stay well under NOTIFY's 8,000 bytes.

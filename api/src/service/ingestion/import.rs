@@ -14,6 +14,7 @@
 //!
 //! The format is described in the README's import section.
 
+use entity::{LeadId, TeamId, UserId};
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -161,8 +162,8 @@ struct Row {
     deal_value: Option<f64>,
     external_id: Option<String>,
     created_at: Option<DateTime<Utc>>,
-    owner: Option<Uuid>,
-    team: Option<Uuid>,
+    owner: Option<UserId>,
+    team: Option<TeamId>,
     /// The open stage the lead is (or was, before closing) in.
     stage: Option<usize>,
     status: LeadStatus,
@@ -175,7 +176,7 @@ struct Row {
     /// (signal index, how many), from cells of counts.
     counts: Vec<(usize, usize)>,
     /// The lead this row updates.
-    existing: Option<Uuid>,
+    existing: Option<LeadId>,
 }
 
 impl Row {
@@ -188,7 +189,7 @@ impl Row {
 /// The keys an existing lead may be found by.
 #[derive(FromQueryResult)]
 struct KnownLead {
-    id: Uuid,
+    id: LeadId,
     external_id: Option<String>,
     email: Option<String>,
     phone: Option<String>,
@@ -198,16 +199,16 @@ struct KnownLead {
 /// What the tenant already has that rows refer to.
 struct Context {
     config: std::sync::Arc<TenantConfig>,
-    users: HashMap<String, Uuid>,
-    teams: HashMap<String, Uuid>,
+    users: HashMap<String, UserId>,
+    teams: HashMap<String, TeamId>,
     pipeline: pipeline::Model,
     stages: Vec<stage::Model>,
     /// external id → lead id
-    external: HashMap<String, Uuid>,
+    external: HashMap<String, LeadId>,
     /// email, phone and company+name → lead id, for duplicates
-    emails: HashMap<String, Uuid>,
-    phones: HashMap<String, Uuid>,
-    dedupe: HashMap<String, Uuid>,
+    emails: HashMap<String, LeadId>,
+    phones: HashMap<String, LeadId>,
+    dedupe: HashMap<String, LeadId>,
 }
 
 impl Context {
@@ -1026,14 +1027,14 @@ fn spread(count: usize, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTim
 }
 
 /// Times of the activities a lead has, by lead and signal key.
-type KnownActivities = HashMap<(Uuid, String), Vec<i64>>;
+type KnownActivities = HashMap<(LeadId, String), Vec<i64>>;
 
 /// Writes batches of checked rows.
 struct Writer<'a> {
     scope: TenantScope<'a, Walled>,
     context: &'a Context,
     principal: &'a Principal,
-    models: HashMap<Option<Uuid>, std::sync::Arc<ModelInUse>>,
+    models: HashMap<Option<TeamId>, std::sync::Arc<ModelInUse>>,
     pinners: rescoring::Pinners,
     /// Hands the file's open, unowned leads to reps by the tenant's rules.
     assigner: Option<Assigner>,
@@ -1050,8 +1051,8 @@ impl Writer<'_> {
                 slot.insert(self.context.config.model(row.team)?);
             }
         }
-        let updates: Vec<Uuid> = rows.iter().filter_map(|r| r.existing).collect();
-        let mut existing: HashMap<Uuid, lead::Model> = self
+        let updates: Vec<LeadId> = rows.iter().filter_map(|r| r.existing).collect();
+        let mut existing: HashMap<LeadId, lead::Model> = self
             .scope
             .select::<lead::Entity>()
             .filter(lead::Column::Id.is_in(updates.iter().copied()))
@@ -1061,7 +1062,7 @@ impl Writer<'_> {
             .map(|l| (l.id, l))
             .collect();
         let mut known_activities: KnownActivities = HashMap::new();
-        let stored: Vec<(Uuid, String, DateTime<Utc>)> = self
+        let stored: Vec<(LeadId, String, DateTime<Utc>)> = self
             .scope
             .select::<activity::Entity>()
             .select_only()
@@ -1127,7 +1128,7 @@ impl Writer<'_> {
         let tenant_id = self.principal.tenant_id;
         let context = self.context;
         let now = self.now;
-        let id = current.map_or_else(Uuid::now_v7, |c| c.id);
+        let id = current.map_or_else(LeadId::new, |c| c.id);
         let open_stage = row
             .stage
             .and_then(|i| context.stages.get(i))

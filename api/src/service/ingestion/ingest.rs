@@ -16,6 +16,7 @@
 //! id, external id or email; one found by external id or email that does
 //! not exist yet is created when the event says `createIfMissing`.
 
+use entity::LeadId;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -56,7 +57,7 @@ const LOOKUP_CHUNK: usize = 2_000;
 /// How a lead is named by an event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LeadRef {
-    Id(Uuid),
+    Id(LeadId),
     ExternalId(String),
     /// Lower-cased, as leads keep it.
     Email(String),
@@ -119,12 +120,12 @@ impl Rejection {
 pub enum Outcome {
     /// Recorded now (on a lead created now when `created`).
     Accepted {
-        lead_id: Uuid,
+        lead_id: LeadId,
         activity_id: Uuid,
         created: bool,
     },
     /// Its idempotency key was seen before: the activity recorded then.
-    Duplicate { lead_id: Uuid, activity_id: Uuid },
+    Duplicate { lead_id: LeadId, activity_id: Uuid },
     /// Not recorded, and nothing of it written.
     Rejected(Rejection),
 }
@@ -459,7 +460,7 @@ async fn write_events(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut seen: HashMap<String, (Uuid, Uuid)> = HashMap::new();
+    let mut seen: HashMap<String, (LeadId, Uuid)> = HashMap::new();
     for chunk in keys.chunks(LOOKUP_CHUNK) {
         let rows = scope
             .select::<ingestion_key::Entity>()
@@ -475,9 +476,9 @@ async fn write_events(
     // The leads, as the caller may see them.
     let visible = LeadVisibility::load(&scope, principal).await?.condition();
     // Each name an event uses, and the id of the lead it names.
-    let mut by_ref: HashMap<LeadRef, Uuid> = HashMap::new();
+    let mut by_ref: HashMap<LeadRef, LeadId> = HashMap::new();
     let refs: HashSet<&LeadRef> = ready.iter().map(|r| &r.event.lead).collect();
-    let ids: Vec<Uuid> = refs
+    let ids: Vec<LeadId> = refs
         .iter()
         .filter_map(|r| match r {
             LeadRef::Id(id) => Some(*id),
@@ -530,7 +531,7 @@ async fn write_events(
         );
     }
     let mut ambiguous: HashSet<String> = HashSet::new();
-    let mut leads: HashMap<Uuid, lead::Model> = HashMap::new();
+    let mut leads: HashMap<LeadId, lead::Model> = HashMap::new();
     for lead in found {
         let mut names = vec![LeadRef::Id(lead.id)];
         names.extend(lead.external_id.clone().map(LeadRef::ExternalId));
@@ -555,9 +556,9 @@ async fn write_events(
     lock_found(&scope, &visible, &mut leads).await?;
 
     // Each event finds its lead (or creates it), in request order.
-    let mut touched: HashMap<Uuid, Touched> = HashMap::new();
-    let mut order: Vec<Uuid> = Vec::new();
-    let mut accepted: Vec<(Ready<'_>, Uuid, Uuid)> = Vec::new();
+    let mut touched: HashMap<LeadId, Touched> = HashMap::new();
+    let mut order: Vec<LeadId> = Vec::new();
+    let mut accepted: Vec<(Ready<'_>, LeadId, Uuid)> = Vec::new();
     let pipeline = config.default_pipeline();
     for r in ready {
         if let Some(key) = &r.event.idempotency_key
@@ -617,7 +618,7 @@ async fn write_events(
                     stage_id: stage.id,
                     ..lead_writer::blank(
                         tenant_id,
-                        Uuid::now_v7(),
+                        LeadId::new(),
                         principal.user_id,
                         pipeline.id,
                         now,
@@ -679,12 +680,12 @@ async fn write_events(
     };
     let mut out = Outgoing::default();
     let mut idempotency: Vec<ingestion_key::ActiveModel> = Vec::new();
-    let mut created_ids: HashSet<Uuid> = HashSet::new();
+    let mut created_ids: HashSet<LeadId> = HashSet::new();
     for lead_id in &order {
         let Some(t) = touched.get_mut(lead_id) else {
             continue;
         };
-        let mut mine: Vec<&(Ready<'_>, Uuid, Uuid)> = t
+        let mut mine: Vec<&(Ready<'_>, LeadId, Uuid)> = t
             .events
             .iter()
             .filter_map(|(i, _)| accepted.get(*i))
@@ -728,7 +729,8 @@ async fn write_events(
                     idempotency_key: Set(key.clone()),
                     activity_id: Set(*activity_id),
                     lead_id: Set(*lead_id),
-                    api_key_id: Set(Some(principal.user_id)),
+                    // The caller is the key (see `ApiKeyCaller::principal`).
+                    api_key_id: Set(Some(principal.user_id.uuid())),
                     created_at: Set(now),
                 });
             }
@@ -829,17 +831,17 @@ async fn write_events(
 async fn lock_found(
     scope: &TenantScope<'_, DatabaseTransaction>,
     visible: &sea_orm::Condition,
-    leads: &mut HashMap<Uuid, lead::Model>,
+    leads: &mut HashMap<LeadId, lead::Model>,
 ) -> AppResult<()> {
     let txn = scope.conn();
     if txn.get_database_backend() != DbBackend::Postgres || leads.is_empty() {
         return Ok(());
     }
-    let mut ids: Vec<Uuid> = leads.keys().copied().collect();
+    let mut ids: Vec<LeadId> = leads.keys().copied().collect();
     ids.sort_unstable();
-    let mut changed: Vec<Uuid> = Vec::new();
+    let mut changed: Vec<LeadId> = Vec::new();
     for chunk in ids.chunks(LOOKUP_CHUNK) {
-        let locked: Vec<(Uuid, i32)> = scope
+        let locked: Vec<(LeadId, i32)> = scope
             .select::<lead_score::Entity>()
             .select_only()
             .columns([lead_score::Column::LeadId, lead_score::Column::Version])
@@ -869,7 +871,7 @@ async fn lock_found(
         // Gone or out of sight since the first read: the batch starts over.
         return Err(AppError::Conflict {
             message: "a lead of the batch changed while it was read".into(),
-            existing_id: changed.first().copied(),
+            existing_id: changed.first().copied().map(Uuid::from),
         });
     }
     for lead in again {

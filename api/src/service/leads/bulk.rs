@@ -127,11 +127,11 @@ fn json_array<A: ActiveModelTrait>(
 /// two thousand of them for a batch of a thousand events. `None` when a
 /// value has no JSON form, or a key comes twice (an update `FROM` a list
 /// applies only one of a key's rows): the caller then updates row by row.
-pub fn json_update<A: ActiveModelTrait>(
+pub fn json_update<A: ActiveModelTrait, K: Eq + std::hash::Hash>(
     tenant_id: uuid::Uuid,
     rows: &[A],
     key: <A::Entity as EntityTrait>::Column,
-    keys: &[uuid::Uuid],
+    keys: &[K],
     guard: &str,
 ) -> Option<Statement> {
     if keys.iter().collect::<std::collections::HashSet<_>>().len() != keys.len() {
@@ -218,7 +218,7 @@ mod tests {
         activity::Model {
             tenant_id: Uuid::nil(),
             id: Uuid::now_v7(),
-            lead_id: Uuid::now_v7(),
+            lead_id: entity::LeadId::new(),
             signal_key: "email_reply".into(),
             direction: Direction::Inbound,
             occurred_at: at,

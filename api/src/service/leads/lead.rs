@@ -3,6 +3,7 @@
 //! score or tier moved.
 
 use chrono::{DateTime, Utc};
+use entity::{LeadId, UserId};
 use entity::{
     activity,
     enums::{Direction, LeadStatus, Role, StageKind},
@@ -130,7 +131,7 @@ pub async fn get_visible<C: ConnectionTrait>(
 async fn refuse_duplicates<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    except: Option<Uuid>,
+    except: Option<LeadId>,
     email: Option<&str>,
     phone: Option<&str>,
     dedupe: Option<&str>,
@@ -169,7 +170,7 @@ async fn duplicate<C: ConnectionTrait>(
                 "a lead with the same {what} already exists: \"{}\" ({})",
                 existing.name, existing.id
             ),
-            existing_id: Some(existing.id),
+            existing_id: Some(existing.id.into()),
         }
     } else {
         AppError::Conflict {
@@ -328,7 +329,7 @@ pub async fn create_lead(
         created_at,
         ..lead_writer::blank(
             principal.tenant_id,
-            Uuid::now_v7(),
+            LeadId::new(),
             principal.user_id,
             pipeline.id,
             now,
@@ -371,7 +372,7 @@ fn check_deal_value(value: Option<f64>) -> AppResult<Option<f64>> {
 
 async fn active_user<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    id: Uuid,
+    id: UserId,
     field: &str,
 ) -> AppResult<user::Model> {
     match scope.find::<user::Entity>(id).await? {
@@ -474,7 +475,7 @@ pub async fn update_lead(
                 "the lead changed since you loaded it (version {} now, you had {expected_version}); reload and try again",
                 current.version
             ),
-            existing_id: Some(current.id),
+            existing_id: Some(current.id.into()),
         });
     }
     let mut changed = current.clone();
@@ -1031,7 +1032,7 @@ pub async fn pin_lead_tier(
             actor: Some(principal.user_id),
             action: "lead.tier_pinned",
             entity: "lead",
-            entity_id: Some(current.id),
+            entity_id: Some(current.id.into()),
             before: pin_of(&current),
             after: pin_of(&saved),
         },
@@ -1203,7 +1204,7 @@ pub async fn unpin_lead_tier(
             actor: Some(principal.user_id),
             action: "lead.tier_unpinned",
             entity: "lead",
-            entity_id: Some(current.id),
+            entity_id: Some(current.id.into()),
             before: pin_of(&current),
             after: None,
         },
@@ -1369,7 +1370,7 @@ fn require_open(lead: &lead::Model) -> AppResult<()> {
 
 async fn lead_history<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    lead: Uuid,
+    lead: LeadId,
     kind: &str,
     principal: &Principal,
     from: Option<String>,
@@ -1399,7 +1400,7 @@ async fn lead_history<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn activities<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    lead: Uuid,
+    lead: LeadId,
     first: u64,
 ) -> AppResult<Vec<activity::Model>> {
     Ok(scope
@@ -1419,7 +1420,7 @@ pub async fn activities<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn score_history<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    lead: Uuid,
+    lead: LeadId,
     first: u64,
 ) -> AppResult<Vec<entity::score_event::Model>> {
     use entity::score_event;
@@ -1440,7 +1441,7 @@ pub async fn score_history<C: ConnectionTrait>(
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), lead_id = %lead))]
 pub async fn lead_events<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    lead: Uuid,
+    lead: LeadId,
     first: u64,
 ) -> AppResult<Vec<lead_event::Model>> {
     Ok(scope

@@ -4,6 +4,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use entity::{LeadId, TeamId, UserId};
 use entity::{
     enums::{LeadStatus, Role},
     lead, lead_score, team_member,
@@ -39,8 +40,8 @@ pub const MAX_QUEUE: u64 = 200;
 pub struct LeadFilter {
     pub tiers: Option<Vec<String>>,
     pub stage_keys: Option<Vec<String>>,
-    pub owner_id: Option<Uuid>,
-    pub team_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
     pub status: Option<Vec<LeadStatus>>,
     pub flags: Option<Vec<LeadFlag>>,
     pub text: Option<String>,
@@ -71,7 +72,7 @@ struct Cursor {
     #[serde(rename = "v")]
     value: SortValue,
     #[serde(rename = "i")]
-    id: Uuid,
+    id: LeadId,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -424,8 +425,8 @@ pub async fn count<C: ConnectionTrait>(
 pub async fn queue_owner<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    owner: Option<Uuid>,
-) -> AppResult<Uuid> {
+    owner: Option<UserId>,
+) -> AppResult<UserId> {
     let Some(owner) = owner.filter(|o| *o != principal.user_id) else {
         return Ok(principal.user_id);
     };
@@ -531,7 +532,7 @@ pub fn end_of_today(now: DateTime<Utc>, time_zone: &str) -> DateTime<Utc> {
 #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %scope.tenant_id(), owner_id = %owner, limit = limit))]
 pub async fn follow_up_queue<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    owner: Uuid,
+    owner: UserId,
     limit: i32,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Queued>> {
@@ -610,7 +611,7 @@ mod tests {
         let cursor = Cursor {
             order: LeadOrder::Score,
             value: SortValue::Float(81.25),
-            id: Uuid::now_v7(),
+            id: LeadId::new(),
         };
         let raw = cursor.encode();
         assert_eq!(Cursor::decode(&raw, LeadOrder::Score).unwrap(), cursor);

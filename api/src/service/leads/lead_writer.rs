@@ -11,6 +11,7 @@
 //! import, the demo loader, the nightly job and activations ([`Bulk`],
 //! [`write_rescored`]), where thousands of leads go in a few statements.
 
+use entity::{LeadId, TeamId, UserId};
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
@@ -82,8 +83,8 @@ pub fn dedupe_key(company: Option<&str>, name: &str) -> Option<String> {
 /// code that creates leads to fill in.
 pub fn blank(
     tenant_id: Uuid,
-    id: Uuid,
-    by: Uuid,
+    id: LeadId,
+    by: UserId,
     pipeline: Uuid,
     now: DateTime<Utc>,
 ) -> lead::Model {
@@ -467,7 +468,7 @@ async fn write_update<C: ConnectionTrait>(
         return Err(AppError::Conflict {
             message: "the lead was changed by someone else at the same time; reload and try again"
                 .into(),
-            existing_id: Some(before.id),
+            existing_id: Some(before.id.into()),
         });
     }
     if facts_differ(before, &after) {
@@ -514,7 +515,7 @@ pub async fn assign_owner<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     lead: &LeadSummary,
     version: i32,
-    owner: Uuid,
+    owner: UserId,
     rule: ByRule<'_>,
     out: &mut Outgoing,
     now: DateTime<Utc>,
@@ -560,9 +561,9 @@ pub async fn assign_owner<C: ConnectionTrait>(
 /// Database errors.
 pub async fn reassign_open_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    from: Uuid,
-    to: Option<Uuid>,
-    actor: Option<Uuid>,
+    from: UserId,
+    to: Option<UserId>,
+    actor: Option<UserId>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
@@ -587,8 +588,8 @@ pub async fn reassign_open_leads<C: ConnectionTrait>(
 pub async fn move_open_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     leads: &[(&lead::Model, Option<String>)],
-    to: Option<Uuid>,
-    actor: Option<Uuid>,
+    to: Option<UserId>,
+    actor: Option<UserId>,
     kind: &str,
     reason: &str,
     now: DateTime<Utc>,
@@ -597,7 +598,7 @@ pub async fn move_open_leads<C: ConnectionTrait>(
     let backend = scope.conn().get_database_backend();
     let mut out = Outgoing::default();
     let mut moved = 0u64;
-    let mut by_owner: BTreeMap<Option<Uuid>, Vec<&(&lead::Model, Option<String>)>> =
+    let mut by_owner: BTreeMap<Option<UserId>, Vec<&(&lead::Model, Option<String>)>> =
         BTreeMap::new();
     for entry in leads {
         by_owner.entry(entry.0.owner_id).or_default().push(entry);
@@ -605,7 +606,7 @@ pub async fn move_open_leads<C: ConnectionTrait>(
     for (from, leads) in by_owner {
         // Chunks keep each IN list within the bound-parameter limits.
         for chunk in leads.chunks(500) {
-            let ids: Vec<Uuid> = chunk.iter().map(|(l, _)| l.id).collect();
+            let ids: Vec<LeadId> = chunk.iter().map(|(l, _)| l.id).collect();
             let (still, facts_still) = match from {
                 Some(owner) => (
                     lead_score::Column::OwnerId.eq(owner),
@@ -838,7 +839,7 @@ impl Bulk {
         if updates.is_empty() {
             return Some(Updates::Each(Vec::new()));
         }
-        let ids: Vec<Uuid> = updates.iter().map(|(lead, _, _)| lead.id).collect();
+        let ids: Vec<LeadId> = updates.iter().map(|(lead, _, _)| lead.id).collect();
         // `update` raises each version by exactly one, so the version read
         // is the new one less one.
         if updates
@@ -855,7 +856,7 @@ impl Bulk {
                 row
             })
             .collect();
-        let (facts, fact_ids): (Vec<lead_facts::ActiveModel>, Vec<Uuid>) = updates
+        let (facts, fact_ids): (Vec<lead_facts::ActiveModel>, Vec<LeadId>) = updates
             .iter()
             .filter(|(_, _, facts)| *facts)
             .map(|(lead, _, _)| {
@@ -893,13 +894,13 @@ impl Bulk {
 enum Updates {
     /// The guarded score write, then the facts when they changed, of each
     /// changed lead.
-    Each(Vec<(Statement, Option<Statement>, Uuid)>),
+    Each(Vec<(Statement, Option<Statement>, LeadId)>),
     /// Every lead's guarded score write in one statement, then the facts
     /// of those whose facts changed in another, for these leads.
     Together {
         scores: Statement,
         facts: Option<Statement>,
-        ids: Vec<Uuid>,
+        ids: Vec<LeadId>,
     },
 }
 
@@ -919,11 +920,11 @@ impl PreparedBulk {
         for statement in self.inserts {
             txn.execute_raw(statement).await?;
         }
-        let changed_meanwhile = |id: Uuid| AppError::Conflict {
+        let changed_meanwhile = |id: LeadId| AppError::Conflict {
             message: format!(
                 "lead {id} changed while the file was imported; import the file again"
             ),
-            existing_id: Some(id),
+            existing_id: Some(id.into()),
         };
         match self.updates {
             Updates::Each(updates) => {
@@ -937,11 +938,11 @@ impl PreparedBulk {
                 }
             }
             Updates::Together { scores, facts, ids } => {
-                let written: HashSet<Uuid> = txn
+                let written: HashSet<LeadId> = txn
                     .query_all_raw(scores)
                     .await?
                     .iter()
-                    .map(|row| row.try_get::<Uuid>("", "key"))
+                    .map(|row| row.try_get::<LeadId>("", "key"))
                     .collect::<Result<_, _>>()?;
                 if let Some(id) = ids.iter().find(|id| !written.contains(id)) {
                     return Err(changed_meanwhile(*id));
@@ -958,15 +959,15 @@ impl PreparedBulk {
 /// One lead's new score from the nightly job or an activation, with what
 /// it had before and what events show of it.
 pub struct Rescored {
-    pub id: Uuid,
+    pub id: LeadId,
     /// The version read: the write lands only while it is current.
     pub version: i32,
     /// OPEN, or WON for a customer in a post-sale stage; unchanged by the write.
     pub status: LeadStatus,
     pub name: String,
     pub company: Option<String>,
-    pub owner_id: Option<Uuid>,
-    pub team_id: Option<Uuid>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
     pub old_flags: i32,
     pub old_score: f64,
     pub old_tier: String,
@@ -982,7 +983,7 @@ pub struct Rescored {
 /// array bound as the statement's only parameter.
 #[derive(serde::Serialize)]
 struct Written<'a> {
-    id: Uuid,
+    id: LeadId,
     version: i32,
     score: f64,
     tier: &'a str,
@@ -1093,7 +1094,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
     changes: &[Rescored],
     reason: &str,
     now: DateTime<Utc>,
-) -> AppResult<HashSet<Uuid>> {
+) -> AppResult<HashSet<LeadId>> {
     if changes.is_empty() {
         return Ok(HashSet::new());
     }
@@ -1126,7 +1127,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
         })
         .collect();
     let rows = serde_json::to_string(&rows).map_err(|e| AppError::Internal(e.into()))?;
-    let written: HashSet<Uuid> = scope
+    let written: HashSet<LeadId> = scope
         .conn()
         .query_all_raw(Statement::from_sql_and_values(
             backend,
@@ -1135,7 +1136,7 @@ pub async fn write_rescored<C: ConnectionTrait>(
         ))
         .await?
         .iter()
-        .map(|row| row.try_get::<Uuid>("", "id"))
+        .map(|row| row.try_get::<LeadId>("", "id"))
         .collect::<Result<_, _>>()?;
     // Score events for tier changes; the unique (run, lead) index keeps a
     // resumed run from writing one twice.

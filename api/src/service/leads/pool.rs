@@ -3,6 +3,7 @@
 //! (within a number of claims a day). The company sets the rule, and a
 //! team may have its own, which replaces the company's for its leads.
 
+use entity::{LeadId, TeamId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -105,7 +106,7 @@ impl Rules {
     /// The rule for leads of `team`: the team's own, else the company's,
     /// else the defaults.
     #[must_use]
-    pub fn effective(&self, team: Option<Uuid>) -> Effective {
+    pub fn effective(&self, team: Option<TeamId>) -> Effective {
         let own = team.and_then(|t| self.0.iter().find(|r| r.team_id == Some(t)));
         own.or_else(|| self.0.iter().find(|r| r.team_id.is_none()))
             .map_or_else(Effective::default, Effective::from)
@@ -172,7 +173,7 @@ pub async fn set_rule(
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let team_id = rule_team(&scope, change.team_id.as_deref()).await?;
     require_may_manage(&scope, principal, team_id, RuleKind::Pool).await?;
-    let id = team_id.unwrap_or(principal.tenant_id);
+    let id = team_id.map_or(principal.tenant_id, Uuid::from);
     let before = scope.find::<pool_rule::Entity>(id).await?;
     let row = pool_rule::ActiveModel {
         tenant_id: Set(principal.tenant_id),
@@ -223,7 +224,7 @@ pub async fn remove_rule(
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let team_id = rule_team(&scope, team).await?;
     require_may_manage(&scope, principal, team_id, RuleKind::Pool).await?;
-    let id = team_id.unwrap_or(principal.tenant_id);
+    let id = team_id.map_or(principal.tenant_id, Uuid::from);
     let Some(before) = scope.find::<pool_rule::Entity>(id).await? else {
         return Ok(false);
     };
@@ -252,7 +253,7 @@ pub async fn remove_rule(
 async fn rule_team<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     team: Option<&str>,
-) -> AppResult<Option<Uuid>> {
+) -> AppResult<Option<TeamId>> {
     let Some(team) = team else {
         return Ok(None);
     };
@@ -282,7 +283,7 @@ fn describe(rule: &pool_rule::Model) -> serde_json::Value {
 pub async fn require_claim_room<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     field: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
@@ -320,7 +321,7 @@ pub async fn require_claim_room<C: ConnectionTrait>(
 pub async fn return_neglected(
     db: &DatabaseConnection,
     tenant_id: Uuid,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let walled = Walled::new(db, tenant_id);
@@ -437,10 +438,10 @@ fn why_returned(
 async fn owned_since<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     leads: &[lead::Model],
-) -> AppResult<HashMap<Uuid, DateTime<Utc>>> {
+) -> AppResult<HashMap<LeadId, DateTime<Utc>>> {
     let mut since = HashMap::new();
     for chunk in leads.chunks(500) {
-        let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = scope
+        let rows: Vec<(LeadId, Option<DateTime<Utc>>)> = scope
             .select::<lead_event::Entity>()
             .select_only()
             .column(lead_event::Column::LeadId)

@@ -15,6 +15,7 @@
 //! runs too (activating a model, an import); the nightly scheduler in
 //! `jobs` is one more caller.
 
+use entity::{LeadId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashMap},
     time::Instant,
@@ -158,8 +159,8 @@ struct Row {
     status: LeadStatus,
     name: String,
     company: Option<String>,
-    owner_id: Option<Uuid>,
-    team_id: Option<Uuid>,
+    owner_id: Option<UserId>,
+    team_id: Option<TeamId>,
     score: f64,
     tier: String,
     tier_rank: i32,
@@ -264,7 +265,7 @@ pub async fn run(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     trigger: Trigger,
-    requested_by: Option<Uuid>,
+    requested_by: Option<UserId>,
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<Outcome> {
@@ -414,8 +415,8 @@ pub async fn enqueue(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     trigger: Trigger,
-    team_id: Option<Uuid>,
-    requested_by: Option<Uuid>,
+    team_id: Option<TeamId>,
+    requested_by: Option<UserId>,
     now: DateTime<Utc>,
 ) -> AppResult<job_run::Model> {
     Walled::new(db, tenant_id)
@@ -427,8 +428,8 @@ pub async fn enqueue(
 /// A QUEUED run row with zeroed counters, for [`run`] to pick up.
 pub fn queued_run(
     trigger: Trigger,
-    team_id: Option<Uuid>,
-    requested_by: Option<Uuid>,
+    team_id: Option<TeamId>,
+    requested_by: Option<UserId>,
     now: DateTime<Utc>,
 ) -> job_run::ActiveModel {
     job_run::ActiveModel {
@@ -604,7 +605,7 @@ struct Scorer<'a> {
     customer_stages: Vec<Uuid>,
     scope: &'a TenantScope<'a, Walled>,
     /// Only this team's leads, for a team's run.
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     batch_size: u64,
     now: DateTime<Utc>,
     config: &'a TenantConfig,
@@ -612,7 +613,7 @@ struct Scorer<'a> {
     /// Tonight's predictors, when the run retrained them.
     trained: Option<&'a Trained>,
     /// The model in use for each team's leads, loaded on first need.
-    models: HashMap<Option<Uuid>, std::sync::Arc<ModelInUse>>,
+    models: HashMap<Option<TeamId>, std::sync::Arc<ModelInUse>>,
     pinners: Pinners,
 }
 
@@ -620,7 +621,7 @@ struct Scorer<'a> {
 struct Scored {
     changes: Vec<Rescored>,
     /// The last lead read: the checkpoint once the batch is written.
-    last: Uuid,
+    last: LeadId,
     /// What the batch adds to the run's counters once it is written; kept
     /// apart until then, so a run that dies before the write and resumes
     /// does not count the batch twice.
@@ -629,7 +630,7 @@ struct Scored {
 
 impl Scorer<'_> {
     /// The batch after `after`, scored; `None` past the last lead.
-    async fn next(&mut self, after: Option<Uuid>) -> AppResult<Option<Scored>> {
+    async fn next(&mut self, after: Option<LeadId>) -> AppResult<Option<Scored>> {
         let now = self.now;
         let mut tally = Progress::default();
         let t = Instant::now();
@@ -770,12 +771,12 @@ impl Scorer<'_> {
 /// enough closed leads of its own.
 struct Trained {
     tenant: Predictor,
-    teams: HashMap<Uuid, Predictor>,
+    teams: HashMap<TeamId, Predictor>,
 }
 
 impl Trained {
     /// The predictor for a lead of `team`: its team's, else the tenant's.
-    fn for_team(&self, team: Option<Uuid>) -> &Predictor {
+    fn for_team(&self, team: Option<TeamId>) -> &Predictor {
         team.and_then(|t| self.teams.get(&t))
             .unwrap_or(&self.tenant)
     }
@@ -803,9 +804,9 @@ async fn retrain(
     // When each closed: the most recent closes choose and calibrate the
     // model, and recent ones weigh more when the won rate drifts.
     let mut closed_at: Vec<i64> = Vec::new();
-    let mut teams: Vec<Option<Uuid>> = Vec::new();
+    let mut teams: Vec<Option<TeamId>> = Vec::new();
     for (status, won) in [(LeadStatus::Won, true), (LeadStatus::Lost, false)] {
-        let mut after: Option<Uuid> = None;
+        let mut after: Option<LeadId> = None;
         loop {
             let mut query = lead_columns(scope.select::<lead::Entity>())
                 .filter(lead::Column::Status.eq(status))
@@ -913,7 +914,7 @@ type TrainedScope = (Predictor, Vec<bool>);
 struct Outcomes {
     labels: Vec<bool>,
     closed_at: Vec<i64>,
-    teams: Vec<Option<Uuid>>,
+    teams: Vec<Option<TeamId>>,
 }
 
 /// Trains the tenant's predictor on every row and each team's with enough
@@ -924,7 +925,7 @@ fn train_scopes(
     outcomes: Outcomes,
     trained_at: i64,
     min_per_outcome: usize,
-) -> AppResult<(TrainedScope, HashMap<Uuid, TrainedScope>)> {
+) -> AppResult<(TrainedScope, HashMap<TeamId, TrainedScope>)> {
     let width = space.len();
     let train = |features: &[f64], labels: &[bool], closed_at: &[i64]| {
         Predictor::train_rows_at(
@@ -950,7 +951,7 @@ fn train_scopes(
         labels: Vec<bool>,
         closed_at: Vec<i64>,
     }
-    let mut by_team: HashMap<Uuid, TeamRows> = HashMap::new();
+    let mut by_team: HashMap<TeamId, TeamRows> = HashMap::new();
     for (i, team) in teams.iter().enumerate() {
         if let Some(team) = team {
             let rows = by_team.entry(*team).or_default();
@@ -975,7 +976,7 @@ fn train_scopes(
 /// or `team`'s), trained on `labels`.
 async fn store_predictor<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<Uuid>,
+    team: Option<TeamId>,
     predictor: &Predictor,
     labels: &[bool],
     now: DateTime<Utc>,
@@ -1034,7 +1035,7 @@ async fn save_progress<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     run: Uuid,
     progress: &Progress,
-    checkpoint: Option<Uuid>,
+    checkpoint: Option<LeadId>,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
     scope

@@ -2,6 +2,7 @@
 //! model that applies, and writing the result back onto the row. Shared by
 //! every mutation that changes a lead's facts (and, later, the nightly job).
 
+use entity::{LeadId, UserId};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -216,7 +217,7 @@ fn json_as_text(
 /// row with `#[sea_orm(nested)]` and select with [`FactColumns::select`].
 #[derive(sea_orm::FromQueryResult)]
 pub struct FactColumns {
-    pub id: Uuid,
+    pub id: LeadId,
     pub pipeline_id: Uuid,
     pub stage_id: Uuid,
     pub stage_entered_at: DateTime<Utc>,
@@ -228,7 +229,7 @@ pub struct FactColumns {
     pub pinned_tier: Option<String>,
     pub pin_reason: Option<String>,
     pub pin_expires_at: Option<DateTime<Utc>>,
-    pub pinned_by: Option<Uuid>,
+    pub pinned_by: Option<UserId>,
     pub scheduled_follow_up_at: Option<DateTime<Utc>>,
     pub tier_rose_at: Option<DateTime<Utc>>,
 }
@@ -367,7 +368,7 @@ pub async fn explain<C: ConnectionTrait>(
 /// Display names of the users who pinned leads' tiers, loaded as leads need
 /// them, for the explanation of their pins.
 #[derive(Default)]
-pub struct Pinners(HashMap<Uuid, String>);
+pub struct Pinners(HashMap<UserId, String>);
 
 impl Pinners {
     /// Loads the names of `users` not known yet, in one query (none when
@@ -378,16 +379,16 @@ impl Pinners {
     pub async fn load<C: ConnectionTrait>(
         &mut self,
         scope: &TenantScope<'_, C>,
-        users: impl IntoIterator<Item = Uuid>,
+        users: impl IntoIterator<Item = UserId>,
     ) -> AppResult<()> {
-        let missing: BTreeSet<Uuid> = users
+        let missing: BTreeSet<UserId> = users
             .into_iter()
             .filter(|id| !self.0.contains_key(id))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let names: Vec<(Uuid, String)> = scope
+        let names: Vec<(UserId, String)> = scope
             .select::<user::Entity>()
             .select_only()
             .column(user::Column::Id)
@@ -401,7 +402,7 @@ impl Pinners {
     }
 
     /// The name of `user`, once loaded.
-    pub fn name(&self, user: Option<Uuid>) -> Option<&str> {
+    pub fn name(&self, user: Option<UserId>) -> Option<&str> {
         user.and_then(|id| self.0.get(&id)).map(String::as_str)
     }
 
@@ -414,7 +415,7 @@ impl Pinners {
         scope: &TenantScope<'_, C>,
         leads: impl IntoIterator<Item = &'l lead::Model>,
     ) -> AppResult<()> {
-        let pinners: Vec<Uuid> = leads
+        let pinners: Vec<UserId> = leads
             .into_iter()
             .filter(|l| l.pinned_tier.is_some())
             .filter_map(|l| l.pinned_by)

@@ -3,9 +3,9 @@
 //! memory for leads already loaded (live subscriptions, duplicate checks),
 //! so the two can never disagree.
 
+use entity::{TeamId, UserId};
 use entity::{enums::Role, lead};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
-use uuid::Uuid;
 
 use crate::service::configuration::tenant_config;
 use crate::{auth::Principal, error::AppResult, tenancy::TenantScope};
@@ -18,9 +18,9 @@ pub struct LeadVisibility {
     principal: Principal,
     /// A MANAGER's teams; empty for every other role, whose view does not
     /// depend on teams.
-    teams: Vec<Uuid>,
+    teams: Vec<TeamId>,
     /// Everyone in `teams`.
-    members: Vec<Uuid>,
+    members: Vec<UserId>,
 }
 
 impl LeadVisibility {
@@ -89,19 +89,19 @@ impl LeadVisibility {
     /// outside their teams may still be led by one of them, which only
     /// [`sees`](Self::sees) can tell.
     #[must_use]
-    pub fn might_see_owned_by(&self, owner: Option<Uuid>) -> bool {
+    pub fn might_see_owned_by(&self, owner: Option<UserId>) -> bool {
         self.principal.role != Role::Rep || owner.is_none_or(|o| o == self.principal.user_id)
     }
 
     /// A MANAGER's teams; empty for every other role.
     #[must_use]
-    pub fn managed_teams(&self) -> &[Uuid] {
+    pub fn managed_teams(&self) -> &[TeamId] {
         &self.teams
     }
 
     /// Everyone in [`managed_teams`](Self::managed_teams).
     #[must_use]
-    pub fn team_members(&self) -> &[Uuid] {
+    pub fn team_members(&self) -> &[UserId] {
         &self.members
     }
 }
