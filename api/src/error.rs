@@ -20,7 +20,10 @@ pub enum AppError {
     /// The entity does not exist, or belongs to another tenant.
     #[error("{entity} {id} not found")]
     NotFound { entity: &'static str, id: String },
-    /// An input value is invalid; `field` is its input path.
+    /// An input value is invalid. `field` is the path of the value within
+    /// what the service was given, in the service's own terms (`owner_id`,
+    /// `stages[2].win_probability`, empty for the input as a whole); each
+    /// edge turns it into its own (see [`IntoGraphql::gql_at`]).
     #[error("{message}")]
     InvalidInput { field: String, message: String },
     /// A duplicate or a stale version.
@@ -96,7 +99,7 @@ impl ErrorExtensions for AppError {
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", self.code());
             match self {
-                Self::InvalidInput { field, .. } => ext.set("field", field.as_str()),
+                Self::InvalidInput { field, .. } => ext.set("field", graphql_path(field)),
                 Self::Conflict {
                     existing_id: Some(id),
                     ..
@@ -113,12 +116,111 @@ pub type AppResult<T> = Result<T, AppError>;
 
 /// Turns a service result into a GraphQL result with the error's extensions.
 pub trait IntoGraphql<T> {
-    /// Maps the error through [`ErrorExtensions`].
+    /// Maps the error through [`ErrorExtensions`]; an invalid field keeps
+    /// its path, in GraphQL's names (see [`graphql_path`]).
     fn gql(self) -> async_graphql::Result<T>;
+
+    /// As [`IntoGraphql::gql`], for a service given the GraphQL argument
+    /// `argument`: an invalid field's path starts there (`owner_id` of
+    /// `createLead(input:)` is `input.ownerId`).
+    fn gql_at(self, argument: &str) -> async_graphql::Result<T>;
 }
 
 impl<T> IntoGraphql<T> for AppResult<T> {
     fn gql(self) -> async_graphql::Result<T> {
         self.map_err(|err| err.extend())
+    }
+
+    fn gql_at(self, argument: &str) -> async_graphql::Result<T> {
+        self.map_err(|err| match err {
+            AppError::InvalidInput { field, message } => AppError::InvalidInput {
+                field: within(argument, field),
+                message,
+            },
+            other => other,
+        })
+        .gql()
+    }
+}
+
+/// `field` inside `argument`. A path the GraphQL layer built itself (it
+/// parses ids and formats before the service runs) already starts at the
+/// argument and is kept.
+fn within(argument: &str, field: String) -> String {
+    let starts_there = field
+        .strip_prefix(argument)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
+    if starts_there {
+        field
+    } else if field.is_empty() {
+        argument.to_owned()
+    } else if field.starts_with('[') {
+        format!("{argument}{field}")
+    } else {
+        format!("{argument}.{field}")
+    }
+}
+
+/// A service's field path in GraphQL's names: each field's snake_case name
+/// in camelCase (`stages[2].win_probability` is `stages[2].winProbability`).
+/// The keys under `attributes` are the tenant's lead-field keys, data rather
+/// than names, and are kept as written.
+pub fn graphql_path(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut keys_follow = false;
+    for (i, segment) in field.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if keys_follow {
+            out.push_str(segment);
+            continue;
+        }
+        let mut upper = false;
+        for c in segment.chars() {
+            match c {
+                '_' => upper = true,
+                c if upper => {
+                    out.extend(c.to_uppercase());
+                    upper = false;
+                }
+                c => out.push(c),
+            }
+        }
+        keys_follow = segment == "attributes";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_paths_read_in_graphql_names_under_their_argument() {
+        for (argument, field, expected) in [
+            ("input", "owner_id", "input.ownerId"),
+            ("input", "", "input"),
+            (
+                "input",
+                "stages[2].win_probability",
+                "input.stages[2].winProbability",
+            ),
+            (
+                "input",
+                "dimensions[0].weight",
+                "input.dimensions[0].weight",
+            ),
+            (
+                "input",
+                "attributes.trial_lesson",
+                "input.attributes.trial_lesson",
+            ),
+            ("input", "input.teamId", "input.teamId"),
+            ("input", "input_count", "input.inputCount"),
+            ("filter", "[3]", "filter[3]"),
+        ] {
+            assert_eq!(graphql_path(&within(argument, field.to_owned())), expected);
+        }
     }
 }

@@ -402,7 +402,7 @@ async fn create_people(
         AppError::Conflict { .. } => anyhow::anyhow!(
             "the tenant \"{slug}\" already exists; choose another --tenant, or use a fresh database"
         ),
-        AppError::InvalidInput { field, message } if field == "input.tenantSlug" => {
+        AppError::InvalidInput { field, message } if field == "tenant_slug" => {
             anyhow::anyhow!("--tenant \"{}\" {message}", options.tenant_slug)
         }
         other => anyhow::Error::new(other).context("failed to create the demo tenant"),

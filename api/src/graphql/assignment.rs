@@ -276,12 +276,12 @@ impl AssignmentMutation {
         input: CreateAssignmentRuleInput,
     ) -> Result<AssignmentRulePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let team_id = input
             .team_id
             .map(|id| validate::id("input.teamId", &id))
             .transpose()
-            .gql()?;
+            .gql_at("input")?;
         let rule = NewRule {
             team_id,
             name: input.name,
@@ -293,7 +293,7 @@ impl AssignmentMutation {
         };
         let saved = assignment::create_rule(&rc.db, &principal, rule, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(AssignmentRulePayload { rule: saved.into() })
     }
 
@@ -304,8 +304,8 @@ impl AssignmentMutation {
         input: UpdateAssignmentRuleInput,
     ) -> Result<AssignmentRulePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
-        let id = validate::id("input.id", &input.id).gql()?;
+        let principal = rc.principal().gql_at("input")?;
+        let id = validate::id("input.id", &input.id).gql_at("input")?;
         let changes = RuleChanges {
             name: input.name,
             strategy: input.strategy.map(Into::into),
@@ -316,7 +316,7 @@ impl AssignmentMutation {
         };
         let saved = assignment::update_rule(&rc.db, &principal, id, changes, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(AssignmentRulePayload { rule: saved.into() })
     }
 
@@ -344,8 +344,8 @@ impl AssignmentMutation {
         input: SetUserAvailabilityInput,
     ) -> Result<UserAvailabilityPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
-        let user_id = validate::id("input.userId", &input.user_id).gql()?;
+        let principal = rc.principal().gql_at("input")?;
+        let user_id = validate::id("input.userId", &input.user_id).gql_at("input")?;
         let saved = assignment::set_availability(
             &rc.db,
             &principal,
@@ -355,7 +355,7 @@ impl AssignmentMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(UserAvailabilityPayload { user: saved.into() })
     }
 }

@@ -155,15 +155,20 @@ impl JobMutation {
     /// with the queued run; `jobRuns` shows its progress.
     async fn run_rescoring(&self, ctx: &Context<'_>, input: RunRescoringInput) -> Result<JobRun> {
         let rc = ctx.data::<RequestContext>()?;
-        let (principal, scope) = rc.scope().gql()?;
-        principal.require_admin("run the re-scoring job").gql()?;
+        let (principal, scope) = rc.scope().gql_at("input")?;
+        principal
+            .require_admin("run the re-scoring job")
+            .gql_at("input")?;
         let team = input
             .team_id
             .map(|t| validate::id("input.teamId", &t))
             .transpose()
-            .gql()?;
+            .gql_at("input")?;
         if let Some(team) = team {
-            scope.get::<entity::team::Entity>(team).await.gql()?;
+            scope
+                .get::<entity::team::Entity>(team)
+                .await
+                .gql_at("input")?;
         }
         let run = rescore::enqueue(
             &rc.db,
@@ -174,7 +179,7 @@ impl JobMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         rescore::spawn_queued(rc.db.clone(), principal.tenant_id);
         Ok(run.into())
     }

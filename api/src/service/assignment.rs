@@ -254,7 +254,7 @@ async fn check_filter<C: ConnectionTrait>(
                 let mut keys: Vec<&String> = known.iter().collect();
                 keys.sort();
                 return Err(AppError::invalid(
-                    format!("input.filter.tiers[{i}]"),
+                    format!("filter.tiers[{i}]"),
                     format!(
                         "no active scoring model has a tier \"{tier}\"; tiers: {}",
                         keys.iter()
@@ -269,7 +269,7 @@ async fn check_filter<C: ConnectionTrait>(
     }
     for (i, source) in spec.sources.iter().enumerate() {
         filter.sources.push(validate::required_text(
-            &format!("input.filter.sources[{i}]"),
+            &format!("filter.sources[{i}]"),
             source,
             120,
         )?);
@@ -282,19 +282,19 @@ async fn check_filter<C: ConnectionTrait>(
         for (i, wanted) in spec.fields.into_iter().enumerate() {
             let Some(field) = fields.iter().find(|f| f.key == wanted.key) else {
                 return Err(AppError::invalid(
-                    format!("input.filter.fields[{i}].key"),
+                    format!("filter.fields[{i}].key"),
                     format!("the company has no lead field \"{}\"", wanted.key),
                 ));
             };
             if wanted.values.is_empty() {
                 return Err(AppError::invalid(
-                    format!("input.filter.fields[{i}].values"),
+                    format!("filter.fields[{i}].values"),
                     "give at least one value",
                 ));
             }
             let mut values = Vec::with_capacity(wanted.values.len());
             for (j, raw) in wanted.values.iter().enumerate() {
-                let path = format!("input.filter.fields[{i}].values[{j}]");
+                let path = format!("filter.fields[{i}].values[{j}]");
                 let parsed =
                     cell_value(field, raw.trim()).map_err(|m| AppError::invalid(&path, m))?;
                 values.push(check_attribute(field, &parsed, &path)?);
@@ -321,7 +321,7 @@ fn check_cap(field: &str, cap: Option<i32>) -> AppResult<Option<i32>> {
 fn require_cap_for(strategy: Strategy, cap: Option<i32>) -> AppResult<()> {
     if strategy == Strategy::RemainingCapacity && cap.is_none() {
         return Err(AppError::invalid(
-            "input.maxOpenPerRep",
+            "max_open_per_rep",
             "REMAINING_CAPACITY needs the most open leads a rep may hold",
         ));
     }
@@ -352,8 +352,8 @@ pub async fn create_rule(
     input: NewRule,
     now: DateTime<Utc>,
 ) -> AppResult<assignment_rule::Model> {
-    let name = validate::required_text("input.name", &input.name, 200)?;
-    let cap = check_cap("input.maxOpenPerRep", input.max_open_per_rep)?;
+    let name = validate::required_text("name", &input.name, 200)?;
+    let cap = check_cap("max_open_per_rep", input.max_open_per_rep)?;
     require_cap_for(input.strategy, cap)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -431,13 +431,13 @@ pub async fn update_rule(
     require_may_manage(&scope, principal, current.team_id, RuleKind::Assignment).await?;
     let mut row = current.clone().into_active_model();
     if let Some(name) = &changes.name {
-        row.name = Set(validate::required_text("input.name", name, 200)?);
+        row.name = Set(validate::required_text("name", name, 200)?);
     }
     let strategy = changes
         .strategy
         .unwrap_or_else(|| Strategy::parse(&current.strategy));
     let cap = match changes.max_open_per_rep {
-        Some(cap) => check_cap("input.maxOpenPerRep", cap)?,
+        Some(cap) => check_cap("max_open_per_rep", cap)?,
         None => current.max_open_per_rep,
     };
     require_cap_for(strategy, cap)?;
@@ -524,9 +524,7 @@ pub async fn set_availability(
     capacity: Option<Option<i32>>,
     now: DateTime<Utc>,
 ) -> AppResult<user::Model> {
-    let capacity = capacity
-        .map(|c| check_cap("input.capacity", c))
-        .transpose()?;
+    let capacity = capacity.map(|c| check_cap("capacity", c)).transpose()?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = scope.get::<user::Entity>(user_id).await?;

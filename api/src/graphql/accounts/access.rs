@@ -87,7 +87,7 @@ impl AccessMutation {
         input: ChangePasswordInput,
     ) -> Result<AuthPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let change = access::PasswordChange {
             current_password: input.current_password,
             new_password: input.new_password,
@@ -95,7 +95,7 @@ impl AccessMutation {
         let session =
             access::change_password(&rc.db, &rc.auth, &principal, change, &rc.client, Utc::now())
                 .await
-                .gql()?;
+                .gql_at("input")?;
         Ok(session.into())
     }
 
@@ -103,10 +103,10 @@ impl AccessMutation {
     /// the token used stops working at once.
     async fn sign_out(&self, ctx: &Context<'_>, input: SignOutInput) -> Result<SignOutPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let ended = access::sign_out(&rc.db, &principal, rc.session, input.everywhere, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(SignOutPayload {
             sessions_ended: count(ended),
         })
@@ -120,10 +120,10 @@ impl AccessMutation {
         input: RevokeSessionsInput,
     ) -> Result<RevokeSessionsPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let (user, ended) = access::revoke_sessions(&rc.db, &principal, &input.user_id, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(RevokeSessionsPayload {
             user: user.into(),
             sessions_ended: count(ended),
@@ -139,7 +139,7 @@ impl AccessMutation {
         input: ReassignLeadsInput,
     ) -> Result<ReassignLeadsPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let moved = access::reassign_leads(
             &rc.db,
             &principal,
@@ -148,7 +148,7 @@ impl AccessMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(ReassignLeadsPayload {
             moved: i32::try_from(moved).unwrap_or(i32::MAX),
         })
@@ -164,7 +164,7 @@ impl AccessMutation {
         input: DeactivateUserInput,
     ) -> Result<UserPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let user = access::deactivate_user(
             &rc.db,
             &principal,
@@ -173,7 +173,7 @@ impl AccessMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(UserPayload { user: user.into() })
     }
 
@@ -185,7 +185,7 @@ impl AccessMutation {
         input: UpdateUserRoleInput,
     ) -> Result<UserPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let user = access::update_user_role(
             &rc.db,
             &principal,
@@ -194,7 +194,7 @@ impl AccessMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(UserPayload { user: user.into() })
     }
 }

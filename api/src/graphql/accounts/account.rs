@@ -132,7 +132,7 @@ impl AccountMutation {
         Ok(
             account::sign_up(&rc.db, &rc.auth, input, &rc.client, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -150,7 +150,7 @@ impl AccountMutation {
             Utc::now(),
         )
         .await;
-        Ok(session.gql()?.into())
+        Ok(session.gql_at("input")?.into())
     }
 
     /// Trades a refresh token (usable once) for a new session.
@@ -159,7 +159,7 @@ impl AccountMutation {
         Ok(
             account::refresh_session(&rc.db, &rc.auth, &input.refresh_token, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -167,7 +167,7 @@ impl AccountMutation {
     /// Adds a user to the tenant (OWNER and ADMIN).
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<UserPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = account::NewUser {
             email: input.email,
             password: input.password,
@@ -177,7 +177,7 @@ impl AccountMutation {
         };
         let user = account::create_user(&rc.db, &principal, input, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(UserPayload { user: user.into() })
     }
 
@@ -188,13 +188,13 @@ impl AccountMutation {
         input: UpdateTenantSettingsInput,
     ) -> Result<TenantPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let settings = account::TenantSettings {
             reps_may_pin: input.reps_may_pin,
         };
         let tenant = account::update_tenant_settings(&rc.db, &principal, settings, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(TenantPayload {
             tenant: tenant.into(),
         })
@@ -203,7 +203,7 @@ impl AccountMutation {
     /// Creates a team (OWNER and ADMIN).
     async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> Result<TeamPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let team = account::create_team(
             &rc.db,
             &principal,
@@ -212,7 +212,7 @@ impl AccountMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(TeamPayload { team: team.into() })
     }
 }

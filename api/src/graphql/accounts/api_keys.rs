@@ -126,12 +126,12 @@ impl ApiKeyMutation {
         input: CreateApiKeyInput,
     ) -> Result<CreateApiKeyPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let scopes: Vec<Scope> = input.scopes.into_iter().map(Into::into).collect();
         let (key, secret) =
             api_keys::create_api_key(&rc.db, &principal, &input.name, &scopes, Utc::now())
                 .await
-                .gql()?;
+                .gql_at("input")?;
         Ok(CreateApiKeyPayload {
             api_key: key.into(),
             secret,
@@ -146,10 +146,10 @@ impl ApiKeyMutation {
         input: RevokeApiKeyInput,
     ) -> Result<ApiKeyPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let key = api_keys::revoke_api_key(&rc.db, &principal, &input.id, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(ApiKeyPayload {
             api_key: key.into(),
         })

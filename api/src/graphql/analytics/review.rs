@@ -274,7 +274,7 @@ impl<'a> Review<'a> {
         owner: Option<&ID>,
     ) -> Result<Self> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let window = Window::new(from, to).gql()?;
+        let window = Window::new(from, to).gql_at("input")?;
         let counted = review::counted(
             &scope,
             &principal,
@@ -282,7 +282,7 @@ impl<'a> Review<'a> {
             owner.map(|o| o.as_str()),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(Self {
             principal,
             scope,
@@ -311,7 +311,7 @@ impl ReviewQuery {
         let working_days = window.working_days(&counted.config.tenant.time_zone);
         let cards = review::scorecards(&scope, &principal, &counted, window, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(cards
             .into_iter()
             .map(|c| {
@@ -357,7 +357,9 @@ impl ReviewQuery {
             window,
             counted,
         } = Review::start(ctx, input.from, input.to, input.team_id.as_ref(), None).await?;
-        let rows = review::tier_report(&scope, &counted, window).await.gql()?;
+        let rows = review::tier_report(&scope, &counted, window)
+            .await
+            .gql_at("input")?;
         let won: u64 = rows.iter().map(|r| r.won).sum();
         let won_value: f64 = rows.iter().map(|r| r.won_value).sum();
         Ok(TierReport {
@@ -410,7 +412,7 @@ impl ReviewQuery {
             .unwrap_or(chrono_tz::UTC);
         let f = review::forecast(&scope, &counted, window, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         let mut expected = review::Sum::default();
         for m in &f.months {
             expected.open_leads += m.open_leads;
@@ -466,7 +468,7 @@ impl ReviewQuery {
         } = Review::start(ctx, input.from, input.to, input.team_id.as_ref(), None).await?;
         let m = review::tier_movements(&scope, &counted, window, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(TierMovements {
             tiers: m.tiers,
             cells: m

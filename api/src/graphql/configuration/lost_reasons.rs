@@ -130,7 +130,7 @@ impl LostReasonMutation {
         input: SetLostReasonCategoriesInput,
     ) -> Result<LostReasonCategoriesPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let categories = input
             .categories
             .into_iter()
@@ -142,7 +142,7 @@ impl LostReasonMutation {
         let saved =
             lost_reasons::set_lost_reason_categories(&rc.db, &principal, categories, Utc::now())
                 .await
-                .gql()?;
+                .gql_at("input")?;
         Ok(LostReasonCategoriesPayload {
             categories: saved.into_iter().map(Into::into).collect(),
         })

@@ -215,7 +215,7 @@ impl ConfigurationMutation {
         input: PipelineInput,
     ) -> Result<PipelinePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = pipeline::NewPipeline {
             name: input.name,
             template: input.template,
@@ -225,7 +225,7 @@ impl ConfigurationMutation {
         };
         let created = pipeline::create_pipeline(&rc.db, &principal, input, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(PipelinePayload {
             pipeline: Pipeline::new(created.pipeline, created.stages),
         })
@@ -239,7 +239,7 @@ impl ConfigurationMutation {
         input: UpdatePipelineInput,
     ) -> Result<PipelinePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let changes = pipeline::PipelineChanges {
             id: input.id.0,
             name: input.name,
@@ -258,7 +258,7 @@ impl ConfigurationMutation {
         };
         let updated = pipeline::update_pipeline(&rc.db, &principal, changes, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(PipelinePayload {
             pipeline: Pipeline::new(updated.pipeline, updated.stages),
         })
@@ -271,7 +271,7 @@ impl ConfigurationMutation {
         input: SignalTypeInput,
     ) -> Result<SignalTypePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let spec = catalog::SignalTypeSpec {
             key: input.key,
             label: input.label,
@@ -283,7 +283,7 @@ impl ConfigurationMutation {
         };
         let saved = catalog::upsert_signal_type(&rc.db, &principal, spec, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(SignalTypePayload {
             signal_type: saved.into(),
         })
@@ -296,7 +296,7 @@ impl ConfigurationMutation {
         input: LeadFieldInput,
     ) -> Result<LeadFieldPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let spec = catalog::LeadFieldSpec {
             key: input.key,
             label: input.label,
@@ -306,7 +306,7 @@ impl ConfigurationMutation {
         };
         let saved = catalog::upsert_lead_field(&rc.db, &principal, spec, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(LeadFieldPayload {
             field: saved.into(),
         })

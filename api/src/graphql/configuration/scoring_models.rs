@@ -395,7 +395,7 @@ impl ModelMutation {
         input: ScoringModelInput,
     ) -> Result<ScoringModelPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let spec = scoring_models::DraftSpec {
             team_id: input.team_id.map(|t| t.0),
             name: input.name,
@@ -437,9 +437,9 @@ impl ModelMutation {
         };
         let saved = scoring_models::create_draft(&rc.db, &principal, spec, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(ScoringModelPayload {
-            model: ScoringModel::try_from(saved).gql()?,
+            model: ScoringModel::try_from(saved).gql_at("input")?,
             job_run: None,
         })
     }
@@ -452,11 +452,13 @@ impl ModelMutation {
         ctx: &Context<'_>,
         input: PreviewInput,
     ) -> Result<ScoringPreview> {
-        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
+        let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql_at("input")?;
         let preview = scoring_models::preview(&scope, &principal, &input.model_id, Utc::now())
             .await
-            .gql()?;
-        let visible = LeadVisibility::load(&scope, &principal).await.gql()?;
+            .gql_at("input")?;
+        let visible = LeadVisibility::load(&scope, &principal)
+            .await
+            .gql_at("input")?;
         let leads = scope
             .select::<lead::Entity>()
             .filter(lead::Column::Id.is_in(preview.moved_leads.iter().copied()))
@@ -464,7 +466,7 @@ impl ModelMutation {
             .all(scope.conn())
             .await
             .map_err(AppError::from)
-            .gql()?;
+            .gql_at("input")?;
         let mut leads: std::collections::HashMap<entity::LeadId, lead::Model> =
             leads.into_iter().map(|l| (l.id, l)).collect();
         let c = preview.comparison;
@@ -515,16 +517,16 @@ impl ModelMutation {
         input: ActivateInput,
     ) -> Result<ScoringModelPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let limit = ctx
             .data_opt::<ActivationInlineLeads>()
             .map_or(2000, |l| l.0);
         let activated =
             scoring_models::activate(&rc.db, &principal, &input.model_id, limit, Utc::now())
                 .await
-                .gql()?;
+                .gql_at("input")?;
         Ok(ScoringModelPayload {
-            model: ScoringModel::try_from(activated.model).gql()?,
+            model: ScoringModel::try_from(activated.model).gql_at("input")?,
             job_run: activated.job_run.map(JobRun::from),
         })
     }

@@ -285,7 +285,7 @@ impl WebhookMutation {
         input: CreateWebhookEndpointInput,
     ) -> Result<WebhookSecretPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let settings = ctx.data::<WebhookSettings>()?;
         let (endpoint, secret) = webhooks::create_endpoint(
             &rc.db,
@@ -299,7 +299,7 @@ impl WebhookMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(WebhookSecretPayload {
             endpoint: endpoint.into(),
             secret,
@@ -313,9 +313,9 @@ impl WebhookMutation {
         input: UpdateWebhookEndpointInput,
     ) -> Result<WebhookEndpointPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let settings = ctx.data::<WebhookSettings>()?;
-        let id = validate::id("input.id", &input.id).gql()?;
+        let id = validate::id("input.id", &input.id).gql_at("input")?;
         let changes = EndpointChanges {
             url: input.url,
             event_types: input
@@ -327,7 +327,7 @@ impl WebhookMutation {
         let saved =
             webhooks::update_endpoint(&rc.db, &principal, id, changes, settings, Utc::now())
                 .await
-                .gql()?;
+                .gql_at("input")?;
         Ok(WebhookEndpointPayload {
             endpoint: saved.into(),
         })

@@ -64,7 +64,7 @@ impl ImportMutation {
         input: ImportLeadsInput,
     ) -> Result<ImportResult> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let report = import::import(
             &rc.db,
             &principal,
@@ -74,7 +74,7 @@ impl ImportMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         if report.rescoring_run.is_some() {
             rescore::spawn_queued(rc.db.clone(), principal.tenant_id);
         }

@@ -147,7 +147,7 @@ impl IngestMutation {
         input: Vec<RecordActivityInput>,
     ) -> Result<RecordActivitiesPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         if input.len() > ingest::MAX_EVENTS {
             return Err(crate::error::AppError::invalid(
                 "input",
@@ -168,7 +168,7 @@ impl IngestMutation {
         let events: Vec<Result<Event, Rejection>> = input.into_iter().map(event_of).collect();
         let outcomes = ingest::record_events(&rc.db, &principal, &events, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         let payload = RecordActivitiesPayload::from_outcomes(outcomes, input_field);
         let leads: std::collections::HashSet<&String> = payload
             .results

@@ -1266,7 +1266,7 @@ impl LeadMutation {
     /// company and name) are refused with the existing lead's id.
     async fn create_lead(&self, ctx: &Context<'_>, input: CreateLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = NewLead {
             name: input.name,
             company: input.company,
@@ -1286,14 +1286,14 @@ impl LeadMutation {
         };
         Ok(leads::create_lead(&rc.db, &principal, input, Utc::now())
             .await
-            .gql()?
+            .gql_at("input")?
             .into())
     }
 
     /// Changes a lead's details when `expectedVersion` is still current.
     async fn update_lead(&self, ctx: &Context<'_>, input: UpdateLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let changes = LeadChanges {
             name: input.name,
             company: text_change(input.company),
@@ -1314,7 +1314,7 @@ impl LeadMutation {
             Utc::now(),
         )
         .await
-        .gql()?
+        .gql_at("input")?
         .into())
     }
 
@@ -1325,11 +1325,11 @@ impl LeadMutation {
         input: MoveStageInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(
             leads::move_lead_stage(&rc.db, &principal, &input.id, &input.stage_key, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1337,12 +1337,12 @@ impl LeadMutation {
     /// Gives a lead to someone of the company, or back to the shared pool.
     async fn assign_lead(&self, ctx: &Context<'_>, input: AssignLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let owner = input.owner_id.map(|id| id.0);
         Ok(
             leads::assign_lead(&rc.db, &principal, &input.id, owner.as_deref(), Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1354,7 +1354,7 @@ impl LeadMutation {
         input: RecordActivityInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = NewActivity {
             lead_id: input.lead_id.0,
             signal_key: input.signal_key,
@@ -1366,7 +1366,7 @@ impl LeadMutation {
         Ok(
             leads::record_activity(&rc.db, &principal, input, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1381,7 +1381,7 @@ impl LeadMutation {
         input: PinLeadTierInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = NewTierPin {
             id: input.id.0,
             tier: input.tier,
@@ -1390,7 +1390,7 @@ impl LeadMutation {
         };
         Ok(leads::pin_lead_tier(&rc.db, &principal, input, Utc::now())
             .await
-            .gql()?
+            .gql_at("input")?
             .into())
     }
 
@@ -1402,11 +1402,11 @@ impl LeadMutation {
         input: UnpinLeadTierInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(
             leads::unpin_lead_tier(&rc.db, &principal, &input.id, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1421,7 +1421,7 @@ impl LeadMutation {
         input: ScheduleFollowUpInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let input = NewScheduledFollowUp {
             lead_id: input.lead_id.0,
             at: input.at,
@@ -1430,7 +1430,7 @@ impl LeadMutation {
         Ok(
             leads::schedule_follow_up(&rc.db, &principal, input, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1443,11 +1443,11 @@ impl LeadMutation {
         input: ClearScheduledFollowUpInput,
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(
             leads::clear_scheduled_follow_up(&rc.db, &principal, &input.lead_id, Utc::now())
                 .await
-                .gql()?
+                .gql_at("input")?
                 .into(),
         )
     }
@@ -1458,7 +1458,7 @@ impl LeadMutation {
     /// (REOPENED or RENEWAL, with the reason) and its score history.
     async fn reopen_lead(&self, ctx: &Context<'_>, input: ReopenLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(leads::reopen_lead(
             &rc.db,
             &principal,
@@ -1468,14 +1468,14 @@ impl LeadMutation {
             Utc::now(),
         )
         .await
-        .gql()?
+        .gql_at("input")?
         .into())
     }
 
     /// Closes an open lead as won or lost.
     async fn close_lead(&self, ctx: &Context<'_>, input: CloseLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(leads::close_lead(
             &rc.db,
             &principal,
@@ -1487,7 +1487,7 @@ impl LeadMutation {
             Utc::now(),
         )
         .await
-        .gql()?
+        .gql_at("input")?
         .into())
     }
 }

@@ -132,7 +132,7 @@ impl PoolMutation {
         input: PoolRuleInput,
     ) -> Result<PoolRulePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let change = pool::PoolRuleChange {
             team_id: input.team_id.map(|id| id.0),
             no_outbound_days: input.no_outbound_days,
@@ -142,7 +142,7 @@ impl PoolMutation {
         };
         let rule = pool::set_rule(&rc.db, &principal, change, Utc::now())
             .await
-            .gql()?;
+            .gql_at("input")?;
         Ok(PoolRulePayload {
             pool_rule: rule.into(),
         })
@@ -156,7 +156,7 @@ impl PoolMutation {
         input: RemovePoolRuleInput,
     ) -> Result<RemovePoolRulePayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         let removed = pool::remove_rule(
             &rc.db,
             &principal,
@@ -164,7 +164,7 @@ impl PoolMutation {
             Utc::now(),
         )
         .await
-        .gql()?;
+        .gql_at("input")?;
         Ok(RemovePoolRulePayload { removed })
     }
 
@@ -172,10 +172,10 @@ impl PoolMutation {
     /// day; recorded in the lead's history as CLAIMED.
     async fn claim_lead(&self, ctx: &Context<'_>, input: ClaimLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
-        let principal = rc.principal().gql()?;
+        let principal = rc.principal().gql_at("input")?;
         Ok(lead::claim_lead(&rc.db, &principal, &input.id, Utc::now())
             .await
-            .gql()?
+            .gql_at("input")?
             .into())
     }
 }

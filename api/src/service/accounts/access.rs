@@ -113,7 +113,7 @@ pub async fn change_password(
     client: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
-    validate::new_password("input.newPassword", &input.new_password)?;
+    validate::new_password("new_password", &input.new_password)?;
     let walled = Walled::new(db, principal.tenant_id);
     let scope = walled.scope();
     let tenant = account::get_tenant(&scope).await?;
@@ -131,7 +131,7 @@ pub async fn change_password(
         })?;
     if !verified {
         return Err(AppError::invalid(
-            "input.currentPassword",
+            "current_password",
             "the current password is not correct",
         ));
     }
@@ -232,7 +232,7 @@ pub async fn revoke_sessions(
 ) -> AppResult<(user::Model, u64)> {
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "input.userId", user_id).await?;
+    let target = target_user(&scope, "user_id", user_id).await?;
     require_may_manage(principal, &target, "end another user's sessions")?;
     let (target, ended) = end_every_session(&scope, &target, now).await?;
     audit::record(
@@ -274,7 +274,7 @@ pub async fn update_user_role(
     principal.require_may_grant(role)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "input.userId", user_id).await?;
+    let target = target_user(&scope, "user_id", user_id).await?;
     // Only an owner unmakes an owner.
     if target.role == Role::Owner {
         principal.require_at_least(Role::Owner, "change an owner's role")?;
@@ -292,7 +292,7 @@ pub async fn update_user_role(
             .await?;
         if owners == 0 {
             return Err(AppError::invalid(
-                "input.role",
+                "role",
                 "the company needs at least one owner: make someone else OWNER first",
             ));
         }
@@ -386,15 +386,15 @@ pub async fn reassign_leads(
 ) -> AppResult<u64> {
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let from_id = validate::id("input.fromUserId", from)?;
+    let from_id = validate::id("from_user_id", from)?;
     let source = scope
         .find::<user::Entity>(from_id)
         .await?
-        .ok_or_else(|| AppError::invalid("input.fromUserId", "no such user in your company"))?;
-    let target = lead_recipient(&scope, to, "input.toUserId").await?;
+        .ok_or_else(|| AppError::invalid("from_user_id", "no such user in your company"))?;
+    let target = lead_recipient(&scope, to, "to_user_id").await?;
     if target.as_ref().is_some_and(|t| t.id == source.id) {
         return Err(AppError::invalid(
-            "input.toUserId",
+            "to_user_id",
             "is the user the leads are moving from",
         ));
     }
@@ -449,18 +449,18 @@ pub async fn deactivate_user(
     principal.require_admin("deactivate users")?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "input.userId", user_id).await?;
+    let target = target_user(&scope, "user_id", user_id).await?;
     if target.id == principal.user_id {
         return Err(AppError::invalid(
-            "input.userId",
+            "user_id",
             "you cannot deactivate yourself; ask another owner or admin",
         ));
     }
     require_may_manage(principal, &target, "deactivate an owner")?;
-    let recipient = lead_recipient(&scope, reassign_to, "input.reassignTo").await?;
+    let recipient = lead_recipient(&scope, reassign_to, "reassign_to").await?;
     if recipient.as_ref().is_some_and(|r| r.id == target.id) {
         return Err(AppError::invalid(
-            "input.reassignTo",
+            "reassign_to",
             "is the user being deactivated",
         ));
     }

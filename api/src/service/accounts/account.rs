@@ -87,13 +87,13 @@ pub async fn sign_up(
     client: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
-    let tenant_name = validate::required_text("input.tenantName", &input.tenant_name, 200)?;
-    let slug = validate::slug("input.tenantSlug", &input.tenant_slug)?;
-    let email = validate::email("input.email", &input.email)?;
-    validate::new_password("input.password", &input.password)?;
-    let display_name = validate::required_text("input.displayName", &input.display_name, 200)?;
-    let locale = validate::locale("input.locale", &input.locale)?;
-    let time_zone = validate::time_zone("input.timeZone", &input.time_zone)?;
+    let tenant_name = validate::required_text("tenant_name", &input.tenant_name, 200)?;
+    let slug = validate::slug("tenant_slug", &input.tenant_slug)?;
+    let email = validate::email("email", &input.email)?;
+    validate::new_password("password", &input.password)?;
+    let display_name = validate::required_text("display_name", &input.display_name, 200)?;
+    let locale = validate::locale("locale", &input.locale)?;
+    let time_zone = validate::time_zone("time_zone", &input.time_zone)?;
     // Sign-up is open and each one creates a company with its defaults:
     // one client address may only make a few per window.
     auth.sign_ups.count_attempt(db, client, now).await?;
@@ -625,10 +625,10 @@ pub async fn create_user(
     // Only OWNER and ADMIN manage people, and only an OWNER makes owners.
     principal.require_admin("create users")?;
     principal.require_may_grant(input.role)?;
-    let email = validate::email("input.email", &input.email)?;
-    validate::new_password("input.password", &input.password)?;
-    let display_name = validate::required_text("input.displayName", &input.display_name, 200)?;
-    let team_ids = parse_ids("input.teamIds", &input.team_ids)?;
+    let email = validate::email("email", &input.email)?;
+    validate::new_password("password", &input.password)?;
+    let display_name = validate::required_text("display_name", &input.display_name, 200)?;
+    let team_ids = parse_ids("team_ids", &input.team_ids)?;
     let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
@@ -644,7 +644,7 @@ pub async fn create_user(
             existing_id: Some(existing.id.into()),
         });
     }
-    require_teams(&scope, &team_ids, "input.teamIds").await?;
+    require_teams(&scope, &team_ids, "team_ids").await?;
     let user = scope
         .insert(user::ActiveModel {
             id: Set(UserId::new()),
@@ -711,8 +711,8 @@ pub async fn create_team(
     now: DateTime<Utc>,
 ) -> AppResult<team::Model> {
     principal.require_admin("create teams")?;
-    let name = validate::required_text("input.name", name, 200)?;
-    let member_ids = parse_ids("input.memberIds", member_ids)?;
+    let name = validate::required_text("name", name, 200)?;
+    let member_ids = parse_ids("member_ids", member_ids)?;
 
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;

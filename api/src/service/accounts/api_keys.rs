@@ -336,13 +336,13 @@ pub async fn create_api_key(
     now: DateTime<Utc>,
 ) -> AppResult<(api_key::Model, String)> {
     principal.require_admin("manage API keys")?;
-    let name = validate::required_text("input.name", name, 120)?;
+    let name = validate::required_text("name", name, 120)?;
     let scopes = scopes
         .iter()
         .fold(Scopes::default(), |held, scope| held.with(*scope));
     if scopes == Scopes::default() {
         return Err(AppError::invalid(
-            "input.scopes",
+            "scopes",
             "choose at least one scope: INGEST, READ or both",
         ));
     }
@@ -404,7 +404,7 @@ pub async fn revoke_api_key(
     now: DateTime<Utc>,
 ) -> AppResult<api_key::Model> {
     principal.require_admin("manage API keys")?;
-    let id = validate::id("input.id", id)?;
+    let id = validate::id("id", id)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let before = scope.get::<api_key::Entity>(id).await?;

@@ -73,7 +73,7 @@ async fn counted_leads<C: ConnectionTrait>(
         mine = Some((teams, members));
     }
     if let Some(team) = narrowing.team {
-        let team = validate::id("teamId", team)?;
+        let team = validate::id("team_id", team)?;
         scope.get::<team::Entity>(team).await?;
         if mine
             .as_ref()
@@ -91,7 +91,7 @@ async fn counted_leads<C: ConnectionTrait>(
         );
     }
     if let Some(owner) = narrowing.owner {
-        let owner = validate::id("ownerId", owner)?;
+        let owner = validate::id("owner_id", owner)?;
         scope.get::<user::Entity>(owner).await?;
         if mine
             .as_ref()
@@ -156,7 +156,7 @@ pub async fn funnel<C: ConnectionTrait>(
 ) -> AppResult<Vec<FunnelStage>> {
     principal.require_at_least(Role::Manager, "read the funnel")?;
     let counted = counted_leads(scope, principal, narrowing).await?;
-    let id = validate::id("pipelineId", pipeline_id)?;
+    let id = validate::id("pipeline_id", pipeline_id)?;
     scope.get::<pipeline::Entity>(id).await?;
     let stages: Vec<stage::Model> = scope
         .select::<stage::Entity>()
@@ -291,7 +291,7 @@ pub async fn tier_distribution<C: ConnectionTrait>(
     principal: &Principal,
     team: Option<&str>,
 ) -> AppResult<Vec<(String, u64)>> {
-    let team = team.map(|t| validate::id("teamId", t)).transpose()?;
+    let team = team.map(|t| validate::id("team_id", t)).transpose()?;
     let model = configuration::active_scoring_model(scope, team).await?;
     let visible = LeadVisibility::load(scope, principal).await?.condition();
     let mut query = scope
@@ -371,7 +371,7 @@ pub async fn lost_reasons<C: ConnectionTrait>(
         .filter(counted)
         .group_by(lead::Column::CloseReasonCategory);
     if let Some(id) = pipeline_id {
-        let id = validate::id("pipelineId", id)?;
+        let id = validate::id("pipeline_id", id)?;
         scope.get::<pipeline::Entity>(id).await?;
         query = query.filter(lead::Column::PipelineId.eq(id));
     }

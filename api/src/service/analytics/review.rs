@@ -51,11 +51,11 @@ impl Window {
     /// window spans more than ten years.
     pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> AppResult<Self> {
         if to <= from {
-            return Err(AppError::invalid("input.to", "must be after from"));
+            return Err(AppError::invalid("to", "must be after from"));
         }
         if to - from > Duration::days(MAX_WINDOW_DAYS) {
             return Err(AppError::invalid(
-                "input.to",
+                "to",
                 "must be at most ten years after from",
             ));
         }
@@ -150,7 +150,7 @@ pub async fn counted<C: ConnectionTrait>(
     team: Option<&str>,
     owner: Option<&str>,
 ) -> AppResult<Counted> {
-    let team = team.map(|t| validate::id("input.teamId", t)).transpose()?;
+    let team = team.map(|t| validate::id("team_id", t)).transpose()?;
     let config = tenant_config::get(scope).await?;
     let mut leads = Condition::all().add(LeadVisibility::load(scope, principal).await?.condition());
     if let Some(team) = team {
@@ -168,7 +168,7 @@ pub async fn counted<C: ConnectionTrait>(
         );
     }
     if let Some(owner) = owner {
-        let owner = validate::id("input.ownerId", owner)?;
+        let owner = validate::id("owner_id", owner)?;
         scope.get::<user::Entity>(owner).await?;
         let mut members = config.members_of(config.teams_of(principal.user_id));
         members.push(principal.user_id);

@@ -75,11 +75,11 @@ pub async fn upsert_signal_type(
     now: DateTime<Utc>,
 ) -> AppResult<signal_type::Model> {
     principal.require_admin("change signal types")?;
-    let key = validate::key("input.key", &spec.key)?;
-    let label = validate::required_text("input.label", &spec.label, 200)?;
+    let key = validate::key("key", &spec.key)?;
+    let label = validate::required_text("label", &spec.label, 200)?;
     if !(spec.points.is_finite() && spec.points.abs() <= MAX_POINTS) {
         return Err(AppError::invalid(
-            "input.points",
+            "points",
             format!("must be a number from -{MAX_POINTS} to {MAX_POINTS}"),
         ));
     }
@@ -88,7 +88,7 @@ pub async fn upsert_signal_type(
         && spec.half_life_days <= MAX_HALF_LIFE_DAYS)
     {
         return Err(AppError::invalid(
-            "input.halfLifeDays",
+            "half_life_days",
             format!("must be more than 0 and at most {MAX_HALF_LIFE_DAYS} days"),
         ));
     }
@@ -120,9 +120,9 @@ pub async fn upsert_signal_type(
         None => catalog.signals.push(def),
     }
     let field = if spec.retired && existing.as_ref().is_some_and(|s| !s.retired) {
-        "input.retired"
+        "retired"
     } else {
-        "input.key"
+        "key"
     };
     require_models_fit(&scope, &current.catalog, &catalog, field).await?;
 
@@ -189,8 +189,8 @@ pub async fn upsert_lead_field(
     now: DateTime<Utc>,
 ) -> AppResult<lead_field::Model> {
     principal.require_admin("change lead fields")?;
-    let key = validate::key("input.key", &spec.key)?;
-    let label = validate::required_text("input.label", &spec.label, 200)?;
+    let key = validate::key("key", &spec.key)?;
+    let label = validate::required_text("label", &spec.label, 200)?;
     let options = check_options(spec.field_type, spec.options.unwrap_or_default())?;
 
     let txn = begin_write(db).await?;
@@ -237,9 +237,9 @@ pub async fn upsert_lead_field(
         .as_ref()
         .is_some_and(|f| f.field_type != spec.field_type)
     {
-        "input.type"
+        "type"
     } else {
-        "input.options"
+        "options"
     };
     require_models_fit(&scope, &current.catalog, &catalog, field).await?;
 
@@ -301,25 +301,25 @@ fn check_options(field_type: FieldType, options: Vec<String>) -> AppResult<Vec<S
             return Ok(options);
         }
         return Err(AppError::invalid(
-            "input.options",
+            "options",
             "only a CATEGORY field has options",
         ));
     }
     if options.is_empty() {
         return Err(AppError::invalid(
-            "input.options",
+            "options",
             "a CATEGORY field needs at least one option",
         ));
     }
     if options.len() > MAX_OPTIONS {
         return Err(AppError::invalid(
-            "input.options",
+            "options",
             format!("a field has at most {MAX_OPTIONS} options"),
         ));
     }
     let mut checked: Vec<String> = Vec::with_capacity(options.len());
     for (i, option) in options.iter().enumerate() {
-        let path = format!("input.options[{i}]");
+        let path = format!("options[{i}]");
         let option = validate::required_text(&path, option, 100)?;
         if checked.contains(&option) {
             return Err(AppError::invalid(
@@ -345,7 +345,7 @@ async fn refuse_stranded_values<C: ConnectionTrait>(
             let n = count_leads(scope, key, |v| v.is_some_and(|v| !v.is_null())).await?;
             if n > 0 {
                 return Err(AppError::invalid(
-                    "input.type",
+                    "type",
                     format!(
                         "{n} leads have a value for \"{key}\", so its type stays {}; clear those values first, or add a new field",
                         existing.field_type.to_value()
@@ -368,7 +368,7 @@ async fn refuse_stranded_values<C: ConnectionTrait>(
             .await?;
             if n > 0 {
                 return Err(AppError::invalid(
-                    "input.options",
+                    "options",
                     format!(
                         "{n} leads have \"{key}\" set to {}, which this change removes; change those leads first",
                         removed
@@ -385,7 +385,7 @@ async fn refuse_stranded_values<C: ConnectionTrait>(
         let n = count_leads(scope, key, |v| v.is_none_or(Value::is_null)).await?;
         if n > 0 {
             return Err(AppError::invalid(
-                "input.required",
+                "required",
                 format!(
                     "{n} leads have no value for \"{key}\"; give them one before making it required"
                 ),

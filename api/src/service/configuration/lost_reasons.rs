@@ -101,21 +101,20 @@ pub async fn set_lost_reason_categories(
     principal.require_admin("change the lost-reason categories")?;
     if categories.is_empty() || categories.len() > MAX_CATEGORIES {
         return Err(AppError::invalid(
-            "input.categories",
+            "categories",
             format!("give from 1 to {MAX_CATEGORIES} categories"),
         ));
     }
     let mut checked: Vec<LostReasonCategory> = Vec::with_capacity(categories.len());
     for (i, c) in categories.into_iter().enumerate() {
-        let key = validate::key(&format!("input.categories[{i}].key"), &c.key)?;
+        let key = validate::key(&format!("categories[{i}].key"), &c.key)?;
         if let Some(j) = checked.iter().position(|k| k.key == key) {
             return Err(AppError::invalid(
-                format!("input.categories[{i}].key"),
+                format!("categories[{i}].key"),
                 format!("the key \"{key}\" is already used by categories[{j}]"),
             ));
         }
-        let label =
-            validate::required_text(&format!("input.categories[{i}].label"), &c.label, 100)?;
+        let label = validate::required_text(&format!("categories[{i}].label"), &c.label, 100)?;
         checked.push(LostReasonCategory { key, label });
     }
     let txn = begin_write(db).await?;

@@ -93,11 +93,11 @@ pub async fn create_pipeline(
     now: DateTime<Utc>,
 ) -> AppResult<PipelineWithStages> {
     principal.require_admin("change pipelines")?;
-    let name = validate::required_text("input.name", &input.name, 200)?;
+    let name = validate::required_text("name", &input.name, 200)?;
     let explicit = input.stages.map(check_stages).transpose()?;
     if explicit.is_some() && input.template.is_some() {
         return Err(AppError::invalid(
-            "input.template",
+            "template",
             "give either a template or stages, not both",
         ));
     }
@@ -174,15 +174,15 @@ pub async fn update_pipeline(
     now: DateTime<Utc>,
 ) -> AppResult<PipelineWithStages> {
     principal.require_admin("change pipelines")?;
-    let id = validate::id("input.id", &changes.id)?;
+    let id = validate::id("id", &changes.id)?;
     let name = changes
         .name
-        .map(|name| validate::required_text("input.name", &name, 200))
+        .map(|name| validate::required_text("name", &name, 200))
         .transpose()?;
     let specs = changes.stages.map(check_stages).transpose()?;
     if specs.is_none() && !changes.move_leads_to.is_empty() {
         return Err(AppError::invalid(
-            "input.moveLeadsTo",
+            "move_leads_to",
             "only applies when `stages` removes a stage",
         ));
     }
@@ -249,7 +249,7 @@ pub async fn update_pipeline(
                 &scope,
                 &before.catalog,
                 &after.catalog,
-                "input.stages",
+                "stages",
             )
             .await?;
         }
@@ -291,13 +291,13 @@ pub async fn update_pipeline(
 fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
     if specs.len() > MAX_STAGES {
         return Err(AppError::invalid(
-            "input.stages",
+            "stages",
             format!("a pipeline has at most {MAX_STAGES} stages"),
         ));
     }
     let mut checked: Vec<StageSpec> = Vec::with_capacity(specs.len());
     for (i, spec) in specs.into_iter().enumerate() {
-        let path = |field: &str| format!("input.stages[{i}].{field}");
+        let path = |field: &str| format!("stages[{i}].{field}");
         let key = validate::key(&path("key"), &spec.key)?;
         if let Some(j) = checked.iter().position(|s| s.key == key) {
             return Err(AppError::invalid(
@@ -308,7 +308,7 @@ fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
         let name = validate::required_text(&path("name"), &spec.name, 200)?;
         if !(spec.win_probability.is_finite() && (0.0..=1.0).contains(&spec.win_probability)) {
             return Err(AppError::invalid(
-                path("winProbability"),
+                path("win_probability"),
                 format!(
                     "must be a probability from 0 to 1, got {}",
                     spec.win_probability
@@ -320,13 +320,13 @@ fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
             .is_some_and(|d| !(1..=MAX_ROTTING_DAYS).contains(&d))
         {
             return Err(AppError::invalid(
-                path("rottingDays"),
+                path("rotting_days"),
                 format!("must be from 1 to {MAX_ROTTING_DAYS} days, or null for never"),
             ));
         }
         if spec.post_sale && spec.kind != StageKind::Open {
             return Err(AppError::invalid(
-                path("postSale"),
+                path("post_sale"),
                 "only an OPEN stage can be a post-sale stage: won leads go on to it as customers",
             ));
         }
@@ -347,7 +347,7 @@ fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
     ] {
         if !checked.iter().any(|s| s.kind == kind) {
             return Err(AppError::invalid(
-                "input.stages",
+                "stages",
                 format!("a pipeline needs {rule}"),
             ));
         }
@@ -359,7 +359,7 @@ fn check_stages(specs: Vec<StageSpec>) -> AppResult<Vec<StageSpec>> {
 fn template_stages(template: &str, locale: &str) -> AppResult<Vec<StageSpec>> {
     let stages = defaults::pipeline_template(template.trim(), locale).ok_or_else(|| {
         AppError::invalid(
-            "input.template",
+            "template",
             format!(
                 "there is no template \"{template}\"; choose one of {}",
                 defaults::PIPELINE_TEMPLATES.join(", ")
@@ -485,7 +485,7 @@ fn plan<'a>(
             && held(old) > 0
         {
             return Err(AppError::invalid(
-                format!("input.stages[{i}].kind"),
+                format!("stages[{i}].kind"),
                 format!(
                     "the stage \"{}\" holds {} leads, so it stays {}; add a new stage instead and move the leads",
                     old.key,
@@ -501,30 +501,30 @@ fn plan<'a>(
         .collect();
     let mut planned: Vec<(&stage::Model, &StageSpec)> = Vec::new();
     for (i, m) in moves.iter().enumerate() {
-        let path = |field: &str| format!("input.moveLeadsTo[{i}].{field}");
+        let path = |field: &str| format!("move_leads_to[{i}].{field}");
         let from_key = m.from_key.trim();
         let Some(from) = removed.iter().copied().find(|s| s.key == from_key) else {
             return Err(AppError::invalid(
-                path("fromKey"),
+                path("from_key"),
                 format!("\"{from_key}\" is not a stage that this change removes"),
             ));
         };
         if planned.iter().any(|(f, _)| f.id == from.id) {
             return Err(AppError::invalid(
-                path("fromKey"),
+                path("from_key"),
                 format!("the leads of \"{from_key}\" are already moved by an earlier entry"),
             ));
         }
         let to_key = m.to_key.trim();
         let Some(to) = specs.iter().find(|s| s.key == to_key) else {
             return Err(AppError::invalid(
-                path("toKey"),
+                path("to_key"),
                 format!("the new stages have no \"{to_key}\""),
             ));
         };
         if to.kind != from.kind {
             return Err(AppError::invalid(
-                path("toKey"),
+                path("to_key"),
                 format!(
                     "the leads of the {} stage \"{}\" can only move to a {} stage, and \"{}\" is {}",
                     from.kind.to_value(),
@@ -542,7 +542,7 @@ fn plan<'a>(
         .find(|s| held(s) > 0 && !planned.iter().any(|(f, _)| f.id == s.id))
     {
         return Err(AppError::invalid(
-            "input.moveLeadsTo",
+            "move_leads_to",
             format!(
                 "the stage \"{}\" holds {} leads; say where they go with moveLeadsTo: [{{fromKey: \"{}\", toKey: …}}]",
                 stranded.key,
@@ -810,7 +810,7 @@ mod tests {
         ];
         assert_eq!(
             field_of(check_stages(stages).err().unwrap()),
-            "input.stages[2].kind"
+            "stages[2].kind"
         );
     }
 
@@ -825,20 +825,17 @@ mod tests {
             .into_iter()
             .filter(|s| s.kind != missing)
             .collect();
-            assert_eq!(
-                field_of(check_stages(stages).err().unwrap()),
-                "input.stages"
-            );
+            assert_eq!(field_of(check_stages(stages).err().unwrap()), "stages");
         }
     }
 
     #[test]
     fn win_probabilities_and_rotting_days_are_bounded() {
         for (p, days, field) in [
-            (1.5, Some(7), "input.stages[0].winProbability"),
-            (-0.1, Some(7), "input.stages[0].winProbability"),
-            (f64::NAN, Some(7), "input.stages[0].winProbability"),
-            (0.5, Some(0), "input.stages[0].rottingDays"),
+            (1.5, Some(7), "stages[0].win_probability"),
+            (-0.1, Some(7), "stages[0].win_probability"),
+            (f64::NAN, Some(7), "stages[0].win_probability"),
+            (0.5, Some(0), "stages[0].rotting_days"),
         ] {
             let mut first = spec("lead", StageKind::Open);
             first.win_probability = p;

@@ -79,7 +79,7 @@ async fn require_may_draft<C: ConnectionTrait>(
 /// came from a template or the active model.
 fn config_error(errors: &[ConfigError], given: &[&str], base: &str) -> AppError {
     let Some(first) = errors.first() else {
-        return AppError::invalid("input", "the model is invalid");
+        return AppError::invalid("", "the model is invalid");
     };
     let part = first
         .path
@@ -89,9 +89,9 @@ fn config_error(errors: &[ConfigError], given: &[&str], base: &str) -> AppError 
         .to_owned();
     let field = if given.contains(&part.as_str()) || base.is_empty() {
         if first.path.is_empty() {
-            "input".to_owned()
+            String::new()
         } else {
-            format!("input.{}", first.path)
+            first.path.clone()
         }
     } else {
         base.to_owned()
@@ -161,9 +161,9 @@ pub async fn create_draft(
     let team = spec
         .team_id
         .as_deref()
-        .map(|t| validate::id("input.teamId", t))
+        .map(|t| validate::id("team_id", t))
         .transpose()?;
-    let name = validate::required_text("input.name", &spec.name, 200)?;
+    let name = validate::required_text("name", &spec.name, 200)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     if let Some(team) = team {
@@ -175,7 +175,7 @@ pub async fn create_draft(
     let (base, base_field) = match (spec.copy_active, spec.template.as_deref()) {
         (true, Some(_)) => {
             return Err(AppError::invalid(
-                "input.template",
+                "template",
                 "give a template or copyActive, not both",
             ));
         }
@@ -185,27 +185,27 @@ pub async fn create_draft(
                     .await?
                     .config,
             ),
-            "input.copyActive",
+            "copy_active",
         ),
         (false, Some(name)) => {
             let template = scoring::templates::by_name(name).ok_or_else(|| {
                 AppError::invalid(
-                    "input.template",
+                    "template",
                     format!(
                         "unknown template \"{name}\"; expected one of {}",
                         scoring::templates::TEMPLATE_NAMES.join(", ")
                     ),
                 )
             })?;
-            (Some(template.to_json()), "input.template")
+            (Some(template.to_json()), "template")
         }
         (false, None) => (None, ""),
     };
     if base.is_none() && (spec.dimensions.is_none() || spec.tiers.is_none()) {
         let field = if spec.dimensions.is_none() {
-            "input.dimensions"
+            "dimensions"
         } else {
-            "input.tiers"
+            "tiers"
         };
         return Err(AppError::invalid(
             field,
@@ -529,7 +529,7 @@ pub async fn preview<C: ConnectionTrait>(
     model_id: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Preview> {
-    let id = validate::id("input.modelId", model_id)?;
+    let id = validate::id("model_id", model_id)?;
     let candidate = scope.get::<scoring_model::Entity>(id).await?;
     require_may_draft(
         scope,
@@ -539,7 +539,7 @@ pub async fn preview<C: ConnectionTrait>(
     )
     .await?;
     let config = tenant_config::get(scope).await?;
-    let compiled = compile_stored(&candidate, &config.catalog, "input.modelId")?;
+    let compiled = compile_stored(&candidate, &config.catalog, "model_id")?;
     let current = config.model(candidate.team_id)?;
     let stages = config.stages_by_pipeline();
     let filter = leads_of_scope(scope, candidate.team_id).await?;
@@ -631,7 +631,7 @@ pub async fn activate(
     now: DateTime<Utc>,
 ) -> AppResult<Activated> {
     principal.require_admin("activate scoring models")?;
-    let id = validate::id("input.modelId", model_id)?;
+    let id = validate::id("model_id", model_id)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = scope.get::<scoring_model::Entity>(id).await?;
@@ -642,7 +642,7 @@ pub async fn activate(
         });
     }
     let catalog = TenantCatalog::load(&scope).await?;
-    compile_stored(&target, &catalog, "input.modelId")?;
+    compile_stored(&target, &catalog, "model_id")?;
     let previous = in_scope(scope.select::<scoring_model::Entity>(), target.team_id)
         .filter(scoring_model::Column::Status.eq(ModelStatus::Active))
         .all(&txn)
@@ -747,13 +747,13 @@ pub async fn evaluation<C: ConnectionTrait>(
     model_id: &str,
 ) -> AppResult<Evaluation> {
     principal.require_at_least(Role::Manager, "evaluate scoring models")?;
-    let id = validate::id("modelId", model_id)?;
+    let id = validate::id("model_id", model_id)?;
     let model = scope.get::<scoring_model::Entity>(id).await?;
     if model.team_id.is_some() {
         require_may_draft(scope, principal, model.team_id, "evaluate scoring models").await?;
     }
     let config = tenant_config::get(scope).await?;
-    let compiled = compile_stored(&model, &config.catalog, "modelId")?;
+    let compiled = compile_stored(&model, &config.catalog, "model_id")?;
     let stages = config.stages_by_pipeline();
     let filter = leads_of_scope(scope, model.team_id).await?;
     let judged = judge_closed(scope, filter, &stages, &[&compiled]).await?;

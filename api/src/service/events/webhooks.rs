@@ -115,7 +115,7 @@ pub fn check_url(field: &str, raw: &str, settings: &WebhookSettings) -> AppResul
 fn check_types(types: &[EventType]) -> AppResult<Value> {
     if types.is_empty() {
         return Err(AppError::invalid(
-            "input.eventTypes",
+            "event_types",
             "choose at least one event type",
         ));
     }
@@ -180,10 +180,9 @@ pub async fn create_endpoint(
     now: DateTime<Utc>,
 ) -> AppResult<(webhook_endpoint::Model, String)> {
     principal.require_admin("manage webhooks")?;
-    let url = check_url("input.url", &input.url, settings)?;
+    let url = check_url("url", &input.url, settings)?;
     let types = check_types(&input.event_types)?;
-    let description =
-        validate::optional_text("input.description", input.description.as_deref(), 500)?;
+    let description = validate::optional_text("description", input.description.as_deref(), 500)?;
     let secret = new_secret()?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -236,14 +235,14 @@ pub async fn update_endpoint(
     let current = scope.get::<webhook_endpoint::Entity>(id).await?;
     let mut row = current.clone().into_active_model();
     if let Some(url) = &changes.url {
-        row.url = Set(check_url("input.url", url, settings)?);
+        row.url = Set(check_url("url", url, settings)?);
     }
     if let Some(types) = &changes.event_types {
         row.event_types = Set(check_types(types)?);
     }
     if let Some(description) = &changes.description {
         row.description = Set(validate::optional_text(
-            "input.description",
+            "description",
             description.as_deref(),
             500,
         )?);

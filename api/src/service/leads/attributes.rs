@@ -27,12 +27,12 @@ pub fn merge_attributes(
     if let Some(changes) = changes {
         let Some(changes) = changes.as_object() else {
             return Err(AppError::invalid(
-                "input.attributes",
+                "attributes",
                 "must be an object of field key to value",
             ));
         };
         for (key, value) in changes {
-            let path = format!("input.attributes.{key}");
+            let path = format!("attributes.{key}");
             let Some(field) = fields.iter().find(|f| &f.key == key) else {
                 return Err(AppError::invalid(
                     path,
@@ -51,7 +51,7 @@ pub fn merge_attributes(
         .find(|f| f.required && !merged.contains_key(&f.key))
     {
         return Err(AppError::invalid(
-            format!("input.attributes.{}", missing.key),
+            format!("attributes.{}", missing.key),
             "is required",
         ));
     }

@@ -194,47 +194,46 @@ pub async fn create_lead(
     input: NewLead,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let name = validate::required_text("input.name", &input.name, 200)?;
-    let company = validate::optional_text("input.company", input.company.as_deref(), 200)?;
+    let name = validate::required_text("name", &input.name, 200)?;
+    let company = validate::optional_text("company", input.company.as_deref(), 200)?;
     let email = input
         .email
         .as_deref()
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .map(|e| validate::email("input.email", e))
+        .map(|e| validate::email("email", e))
         .transpose()?;
     let phone = input
         .phone
         .as_deref()
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| normalise_phone("input.phone", p))
+        .map(|p| normalise_phone("phone", p))
         .transpose()?;
-    let industry = validate::optional_text("input.industry", input.industry.as_deref(), 120)?;
-    let source = validate::optional_text("input.source", input.source.as_deref(), 120)?;
-    let external_id =
-        validate::optional_text("input.externalId", input.external_id.as_deref(), 200)?;
+    let industry = validate::optional_text("industry", input.industry.as_deref(), 120)?;
+    let source = validate::optional_text("source", input.source.as_deref(), 120)?;
+    let external_id = validate::optional_text("external_id", input.external_id.as_deref(), 200)?;
     let deal_value = check_deal_value(input.deal_value)?;
     let created_at = input
         .created_at
         .map(|at| lead_writer::check_created_at(at, now))
         .transpose()
-        .map_err(|why| AppError::invalid("input.createdAt", why))?
+        .map_err(|why| AppError::invalid("created_at", why))?
         .unwrap_or(now);
     let owner_id = input
         .owner_id
         .as_deref()
-        .map(|id| validate::id("input.ownerId", id))
+        .map(|id| validate::id("owner_id", id))
         .transpose()?;
     let team_id = input
         .team_id
         .as_deref()
-        .map(|id| validate::id("input.teamId", id))
+        .map(|id| validate::id("team_id", id))
         .transpose()?;
     let pipeline_id = input
         .pipeline_id
         .as_deref()
-        .map(|id| validate::id("input.pipelineId", id))
+        .map(|id| validate::id("pipeline_id", id))
         .transpose()?;
     // A rep's new lead is theirs; they cannot hand it to someone else.
     let owner_id = match (principal.role, owner_id) {
@@ -256,7 +255,7 @@ pub async fn create_lead(
         input.attributes.as_ref(),
     )?;
     if let Some(owner) = owner_id {
-        active_user(&scope, owner, "input.ownerId").await?;
+        active_user(&scope, owner, "owner_id").await?;
     }
     if let Some(team) = team_id {
         scope.get::<team::Entity>(team).await?;
@@ -272,21 +271,16 @@ pub async fn create_lead(
     let (pipeline, stages) = (&pipeline.0, &pipeline.1);
     let stage = match input.stage_key.as_deref() {
         Some(key) => stages.iter().find(|s| s.key == key).ok_or_else(|| {
-            AppError::invalid(
-                "input.stageKey",
-                format!("the pipeline has no stage \"{key}\""),
-            )
+            AppError::invalid("stage_key", format!("the pipeline has no stage \"{key}\""))
         })?,
         None => stages
             .iter()
             .find(|s| s.kind == StageKind::Open)
-            .ok_or_else(|| {
-                AppError::invalid("input.pipelineId", "the pipeline has no open stage")
-            })?,
+            .ok_or_else(|| AppError::invalid("pipeline_id", "the pipeline has no open stage"))?,
     };
     if stage.kind != StageKind::Open {
         return Err(AppError::invalid(
-            "input.stageKey",
+            "stage_key",
             "a new lead starts in an open stage; use closeLead to win or lose it",
         ));
     }
@@ -367,7 +361,7 @@ pub async fn create_lead(
 }
 
 fn check_deal_value(value: Option<f64>) -> AppResult<Option<f64>> {
-    lead_writer::check_deal_value(value).map_err(|why| AppError::invalid("input.dealValue", why))
+    lead_writer::check_deal_value(value).map_err(|why| AppError::invalid("deal_value", why))
 }
 
 async fn active_user<C: ConnectionTrait>(
@@ -398,7 +392,7 @@ async fn start_editing_lead<'c>(
     start_editing(txn, principal, lead_id)
         .await
         .map_err(|err| match err {
-            AppError::InvalidInput { message, .. } => AppError::invalid("input.leadId", message),
+            AppError::InvalidInput { message, .. } => AppError::invalid("lead_id", message),
             other => other,
         })
 }
@@ -408,7 +402,7 @@ async fn start_editing<'c>(
     principal: &Principal,
     id: &str,
 ) -> AppResult<Editing<'c, DatabaseTransaction>> {
-    let id = validate::id("input.id", id)?;
+    let id = validate::id("id", id)?;
     let scope = TenantScope::enter(txn, principal.tenant_id).await?;
     let lead = get_visible(&scope, principal, id).await?;
     Ok(Editing { scope, lead })
@@ -480,25 +474,25 @@ pub async fn update_lead(
     }
     let mut changed = current.clone();
     if let Some(name) = changes.name {
-        changed.name = validate::required_text("input.name", &name, 200)?;
+        changed.name = validate::required_text("name", &name, 200)?;
     }
     if let Some(company) = changes.company {
-        changed.company = validate::optional_text("input.company", Some(&company), 200)?;
+        changed.company = validate::optional_text("company", Some(&company), 200)?;
     }
     if let Some(email) = changes.email {
         changed.email = Some(email)
             .filter(|e| !e.trim().is_empty())
-            .map(|e| validate::email("input.email", &e))
+            .map(|e| validate::email("email", &e))
             .transpose()?;
     }
     if let Some(phone) = changes.phone {
         changed.phone = Some(phone)
             .filter(|p| !p.trim().is_empty())
-            .map(|p| normalise_phone("input.phone", &p))
+            .map(|p| normalise_phone("phone", &p))
             .transpose()?;
     }
     if let Some(industry) = changes.industry {
-        changed.industry = validate::optional_text("input.industry", Some(&industry), 120)?;
+        changed.industry = validate::optional_text("industry", Some(&industry), 120)?;
     }
     if let Some(deal_value) = changes.deal_value {
         changed.deal_value = check_deal_value(deal_value)?;
@@ -509,7 +503,7 @@ pub async fn update_lead(
     if let Some(team) = changes.team_id {
         changed.team_id = match team {
             Some(team) => {
-                let team = validate::id("input.teamId", &team)?;
+                let team = validate::id("team_id", &team)?;
                 editing.scope.get::<team::Entity>(team).await?;
                 Some(team)
             }
@@ -563,13 +557,13 @@ pub async fn move_lead_stage(
     let stage = stage_named(stages, stage_key)?;
     if stage.kind != StageKind::Open {
         return Err(AppError::invalid(
-            "input.stageKey",
+            "stage_key",
             "won and lost stages are reached with closeLead",
         ));
     }
     if customer != stage.post_sale {
         return Err(AppError::invalid(
-            "input.stageKey",
+            "stage_key",
             if customer {
                 "a won lead moves on only to post-sale stages, where it stays won as a customer"
             } else {
@@ -615,9 +609,7 @@ pub async fn assign_lead(
     owner: Option<&str>,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let owner = owner
-        .map(|o| validate::id("input.ownerId", o))
-        .transpose()?;
+    let owner = owner.map(|o| validate::id("owner_id", o)).transpose()?;
     // A rep may take a lead from the pool or give theirs back, nothing more.
     if principal.role == Role::Rep && owner.is_some_and(|o| o != principal.user_id) {
         return Err(AppError::Forbidden {
@@ -628,7 +620,7 @@ pub async fn assign_lead(
     let editing = start_editing(&txn, principal, id).await?;
     let current = editing.lead.clone();
     if let Some(owner) = owner {
-        active_user(&editing.scope, owner, "input.ownerId").await?;
+        active_user(&editing.scope, owner, "owner_id").await?;
     }
     if current.owner_id == owner {
         return Ok(current);
@@ -636,14 +628,8 @@ pub async fn assign_lead(
     // A rep taking a pool lead claims it, within the day's claims.
     let claim = pool::claims(principal.role) && current.owner_id.is_none();
     if claim {
-        pool::require_claim_room(
-            &editing.scope,
-            principal,
-            current.team_id,
-            "input.ownerId",
-            now,
-        )
-        .await?;
+        pool::require_claim_room(&editing.scope, principal, current.team_id, "owner_id", now)
+            .await?;
     }
     let mut changed = current.clone();
     changed.owner_id = owner;
@@ -682,7 +668,7 @@ pub async fn claim_lead(
     let current = editing.lead.clone();
     if current.status != LeadStatus::Open {
         return Err(AppError::invalid(
-            "input.id",
+            "id",
             "is closed; only open leads of the pool can be claimed",
         ));
     }
@@ -697,7 +683,7 @@ pub async fn claim_lead(
         }
         None => {}
     }
-    pool::require_claim_room(&editing.scope, principal, current.team_id, "input.id", now).await?;
+    pool::require_claim_room(&editing.scope, principal, current.team_id, "id", now).await?;
     let mut changed = current.clone();
     changed.owner_id = Some(principal.user_id);
     lead_history(
@@ -760,16 +746,16 @@ async fn record_activity_once(
     input: &NewActivity,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let note = validate::optional_text("input.note", input.note.as_deref(), 5000)?;
+    let note = validate::optional_text("note", input.note.as_deref(), 5000)?;
     let occurred_at = input.occurred_at.unwrap_or(now);
     if occurred_at > now + chrono::Duration::minutes(5) {
         return Err(AppError::invalid(
-            "input.occurredAt",
+            "occurred_at",
             "must not be in the future",
         ));
     }
     if input.amount.is_some_and(|a| !a.is_finite()) {
-        return Err(AppError::invalid("input.amount", "must be a number"));
+        return Err(AppError::invalid("amount", "must be a number"));
     }
     let txn = begin_write(db).await?;
     let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
@@ -777,13 +763,13 @@ async fn record_activity_once(
     let config = tenant_config::get(&editing.scope).await?;
     let signal = config.catalog.signal(&input.signal_key).ok_or_else(|| {
         AppError::invalid(
-            "input.signalKey",
+            "signal_key",
             format!("there is no signal type \"{}\"", input.signal_key),
         )
     })?;
     if signal.retired {
         return Err(AppError::invalid(
-            "input.signalKey",
+            "signal_key",
             format!("the signal type \"{}\" is retired", signal.key),
         ));
     }
@@ -876,19 +862,16 @@ pub async fn close_lead(
     closed_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let reason = validate::optional_text("input.reason", reason, 500)?;
+    let reason = validate::optional_text("reason", reason, 500)?;
     if won && reason_category.is_some() {
         return Err(AppError::invalid(
-            "input.reasonCategory",
+            "reason_category",
             "only a lost lead has a lost-reason category",
         ));
     }
     let closed_at = closed_at.unwrap_or(now);
     if closed_at > now + chrono::Duration::minutes(5) {
-        return Err(AppError::invalid(
-            "input.closedAt",
-            "must not be in the future",
-        ));
+        return Err(AppError::invalid("closed_at", "must not be in the future"));
     }
     let txn = begin_write(db).await?;
     let editing = start_editing(&txn, principal, id).await?;
@@ -907,7 +890,7 @@ pub async fn close_lead(
         .map(|key| {
             crate::service::configuration::lost_reasons::check(
                 &config.tenant,
-                "input.reasonCategory",
+                "reason_category",
                 key,
             )
         })
@@ -915,7 +898,7 @@ pub async fn close_lead(
     let stages = config.stages(current.pipeline_id);
     let stage = stages.iter().find(|s| s.kind == kind).ok_or_else(|| {
         AppError::invalid(
-            "input.outcome",
+            "outcome",
             "the lead's pipeline has no stage for this outcome",
         )
     })?;
@@ -979,12 +962,9 @@ pub async fn pin_lead_tier(
     input: NewTierPin,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let reason = validate::required_text("input.reason", &input.reason, MAX_PIN_REASON)?;
+    let reason = validate::required_text("reason", &input.reason, MAX_PIN_REASON)?;
     if input.expires_at.is_some_and(|at| at <= now) {
-        return Err(AppError::invalid(
-            "input.expiresAt",
-            "must be in the future",
-        ));
+        return Err(AppError::invalid("expires_at", "must be in the future"));
     }
     let tier = input.tier.trim();
     let txn = begin_write(db).await?;
@@ -1000,7 +980,7 @@ pub async fn pin_lead_tier(
     if !tiers.iter().any(|t| t.key == tier) {
         let keys: Vec<&str> = tiers.iter().map(|t| t.key.as_str()).collect();
         return Err(AppError::invalid(
-            "input.tier",
+            "tier",
             format!(
                 "the lead's scoring model has no tier \"{tier}\"; its tiers are {}",
                 keys.join(", ")
@@ -1069,9 +1049,9 @@ pub async fn schedule_follow_up(
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     if input.at <= now {
-        return Err(AppError::invalid("input.at", "must be in the future"));
+        return Err(AppError::invalid("at", "must be in the future"));
     }
-    let note = validate::optional_text("input.note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
+    let note = validate::optional_text("note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
     let txn = begin_write(db).await?;
     let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -1260,10 +1240,7 @@ fn pin_of(lead: &lead::Model) -> Option<Value> {
 /// `input.stageKey`.
 fn stage_named<'s>(stages: &'s [stage::Model], key: &str) -> AppResult<&'s stage::Model> {
     stages.iter().find(|s| s.key == key).ok_or_else(|| {
-        AppError::invalid(
-            "input.stageKey",
-            format!("the pipeline has no stage \"{key}\""),
-        )
+        AppError::invalid("stage_key", format!("the pipeline has no stage \"{key}\""))
     })
 }
 
@@ -1288,7 +1265,7 @@ pub async fn reopen_lead(
     reason: &str,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let reason = validate::required_text("input.reason", reason, 500)?;
+    let reason = validate::required_text("reason", reason, 500)?;
     let txn = begin_write(db).await?;
     let editing = start_editing(&txn, principal, id).await?;
     let current = editing.lead.clone();
@@ -1305,7 +1282,7 @@ pub async fn reopen_lead(
         LeadStatus::Lost => {
             if stage.kind != StageKind::Open || stage.post_sale {
                 return Err(AppError::invalid(
-                    "input.stageKey",
+                    "stage_key",
                     "a lost lead is reopened into an open stage before the sale",
                 ));
             }
@@ -1318,7 +1295,7 @@ pub async fn reopen_lead(
         LeadStatus::Won => {
             if !stage.post_sale {
                 return Err(AppError::invalid(
-                    "input.stageKey",
+                    "stage_key",
                     "a won customer's renewal starts in a post-sale stage",
                 ));
             }
@@ -1326,7 +1303,7 @@ pub async fn reopen_lead(
         }
         LeadStatus::Open => {
             return Err(AppError::invalid(
-                "input.id",
+                "id",
                 "the lead is open; only a lost lead or a won customer can be reopened",
             ));
         }
@@ -1364,7 +1341,7 @@ fn require_open(lead: &lead::Model) -> AppResult<()> {
     if lead.status == LeadStatus::Open {
         Ok(())
     } else {
-        Err(AppError::invalid("input.id", "the lead is already closed"))
+        Err(AppError::invalid("id", "the lead is already closed"))
     }
 }
 

@@ -156,14 +156,14 @@ pub async fn set_rule(
             other => Ok(other),
         }
     };
-    let no_outbound_days = days("input.noOutboundDays", change.no_outbound_days, 1)?;
-    let cold_days = days("input.coldDays", change.cold_days, 1)?;
+    let no_outbound_days = days("no_outbound_days", change.no_outbound_days, 1)?;
+    let cold_days = days("cold_days", change.cold_days, 1)?;
     let protection_days =
-        days("input.protectionDays", change.protection_days, 0)?.unwrap_or(DEFAULT_PROTECTION_DAYS);
+        days("protection_days", change.protection_days, 0)?.unwrap_or(DEFAULT_PROTECTION_DAYS);
     let claims_per_day = match change.claims_per_day {
         Some(n) if !(0..=10_000).contains(&n) => {
             return Err(AppError::invalid(
-                "input.claimsPerDay",
+                "claims_per_day",
                 "must be between 0 and 10000",
             ));
         }
@@ -257,11 +257,11 @@ async fn rule_team<C: ConnectionTrait>(
     let Some(team) = team else {
         return Ok(None);
     };
-    let id = validate::id("input.teamId", team)?;
+    let id = validate::id("team_id", team)?;
     scope
         .find::<team::Entity>(id)
         .await?
-        .ok_or_else(|| AppError::invalid("input.teamId", "no such team in your company"))?;
+        .ok_or_else(|| AppError::invalid("team_id", "no such team in your company"))?;
     Ok(Some(id))
 }
 
