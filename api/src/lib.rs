@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod config_check;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod events_http;
 pub mod export_http;

@@ -45,6 +45,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, DbBackend};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::domain::{Email, Locale, Parse, Slug};
 use crate::{
     auth::{
         Principal,
@@ -380,18 +381,25 @@ async fn create_people(
     options: &DemoOptions,
     password: &Secret,
 ) -> anyhow::Result<People> {
-    let slug = options.tenant_slug.trim().to_lowercase();
+    let tenant_slug = Slug::parse(&options.tenant_slug)
+        .map_err(|why| anyhow::anyhow!("--tenant \"{}\" {why}", options.tenant_slug))?;
+    let slug = tenant_slug.as_str().to_owned();
+    // Built from a valid slug, these are addresses.
+    let email_of = |local: &str| {
+        Email::parse(&user_email(local, &slug))
+            .map_err(|why| anyhow::anyhow!("the demo address of {local} {why}"))
+    };
     let now = options.now;
     let session = account::sign_up(
         db,
         auth,
         SignUp {
             tenant_name: format!("{slug} (demo)"),
-            tenant_slug: slug.clone(),
-            email: user_email("owner", &slug),
+            tenant_slug,
+            email: email_of("owner")?,
             password: password.expose().to_owned(),
             display_name: "Demo Owner".into(),
-            locale: "en".into(),
+            locale: Locale::En,
             time_zone: "Asia/Shanghai".into(),
         },
         "command line",
@@ -402,9 +410,6 @@ async fn create_people(
         AppError::Conflict { .. } => anyhow::anyhow!(
             "the tenant \"{slug}\" already exists; choose another --tenant, or use a fresh database"
         ),
-        AppError::InvalidInput { field, message } if field == "tenant_slug" => {
-            anyhow::anyhow!("--tenant \"{}\" {message}", options.tenant_slug)
-        }
         other => anyhow::Error::new(other).context("failed to create the demo tenant"),
     })?;
     let owner = Principal {
@@ -420,18 +425,20 @@ async fn create_people(
             .with_context(|| format!("failed to create the team {name}"))?;
         teams.push(team.id);
     }
-    let new_user = |local: String, role: Role, team: TeamId| NewUser {
-        display_name: display_name(&local),
-        email: user_email(&local, &slug),
-        password: password.expose().to_owned(),
-        role,
-        team_ids: vec![team.to_string()],
+    let new_user = |local: String, role: Role, team: TeamId| {
+        anyhow::Ok(NewUser {
+            display_name: display_name(&local),
+            email: email_of(&local)?,
+            password: password.expose().to_owned(),
+            role,
+            team_ids: vec![team],
+        })
     };
     for (n, team) in (1..).zip(&teams) {
         account::create_user(
             db,
             &owner,
-            new_user(format!("manager{n}"), Role::Manager, *team),
+            new_user(format!("manager{n}"), Role::Manager, *team)?,
             now,
         )
         .await
@@ -442,7 +449,7 @@ async fn create_people(
         let rep = account::create_user(
             db,
             &owner,
-            new_user(format!("rep{n}"), Role::Rep, *team),
+            new_user(format!("rep{n}"), Role::Rep, *team)?,
             now,
         )
         .await
@@ -1547,10 +1554,7 @@ mod tests {
                 "{who:?}"
             );
             assert!(emails.insert(who.email.clone()), "{who:?}");
-            assert!(
-                crate::service::validate::email("email", &who.email).is_ok(),
-                "{who:?}"
-            );
+            assert!(Email::parse(&who.email).is_ok(), "{who:?}");
             if let Some(phone) = who.phone {
                 assert!(phones.insert(phone), "{index}");
             }

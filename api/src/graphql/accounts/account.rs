@@ -8,7 +8,10 @@ use crate::graphql::{
     RequestContext,
     types::{AuthPayload, Role, Team, TeamPayload, Tenant, TenantPayload, User, UserPayload},
 };
-use crate::{error::IntoGraphql, service::accounts::account};
+use crate::{
+    error::IntoGraphql,
+    service::{accounts::account, validate},
+};
 
 #[derive(InputObject)]
 pub struct SignUpInput {
@@ -61,11 +64,9 @@ pub struct UpdateTenantSettingsInput {
     pub reps_may_pin: Option<bool>,
 }
 
-fn ids(list: Option<Vec<ID>>) -> Vec<String> {
-    list.unwrap_or_default()
-        .into_iter()
-        .map(|id| id.0)
-        .collect()
+/// The ids of an optional list at `field`, each once.
+fn ids<T: From<uuid::Uuid> + Copy + Ord>(field: &str, list: Option<Vec<ID>>) -> Result<Vec<T>> {
+    validate::ids(field, &list.unwrap_or_default()).gql()
 }
 
 #[derive(Default)]
@@ -122,11 +123,11 @@ impl AccountMutation {
         let rc = ctx.data::<RequestContext>()?;
         let input = account::SignUp {
             tenant_name: input.tenant_name,
-            tenant_slug: input.tenant_slug,
-            email: input.email,
+            tenant_slug: validate::parse("input.tenantSlug", &input.tenant_slug).gql()?,
+            email: validate::parse("input.email", &input.email).gql()?,
             password: input.password,
             display_name: input.display_name,
-            locale: input.locale,
+            locale: validate::parse("input.locale", &input.locale).gql()?,
             time_zone: input.time_zone,
         };
         Ok(
@@ -169,11 +170,11 @@ impl AccountMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let input = account::NewUser {
-            email: input.email,
+            email: validate::parse("input.email", &input.email).gql()?,
             password: input.password,
             display_name: input.display_name,
             role: input.role.into(),
-            team_ids: ids(input.team_ids),
+            team_ids: ids("input.teamIds", input.team_ids)?,
         };
         let user = account::create_user(&rc.db, &principal, input, Utc::now())
             .await
@@ -208,7 +209,7 @@ impl AccountMutation {
             &rc.db,
             &principal,
             &input.name,
-            &ids(input.member_ids),
+            &ids("input.memberIds", input.member_ids)?,
             Utc::now(),
         )
         .await

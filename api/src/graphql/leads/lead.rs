@@ -1,6 +1,7 @@
 //! Leads, their activities and score history, the lead list and the
 //! follow-up queue.
 
+use crate::domain::Parse;
 use crate::graphql::cost;
 use std::sync::Arc;
 
@@ -1257,6 +1258,30 @@ fn text_change(value: MaybeUndefined<String>) -> Option<String> {
     }
 }
 
+/// The id at `field` of an input, as the kind of id it names.
+fn id_at<T: From<uuid::Uuid>>(field: &str, id: &ID) -> Result<T> {
+    validate::id(field, id).gql()
+}
+
+/// An optional contact (an email, a phone) at `field`: empty means none.
+fn contact<T: Parse>(field: &str, raw: Option<&str>) -> Result<Option<T>> {
+    raw.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| validate::parse(field, v))
+        .transpose()
+        .gql()
+}
+
+/// A contact to set, or to clear (null or empty); absent leaves it.
+fn contact_change<T: Parse>(
+    field: &str,
+    value: MaybeUndefined<String>,
+) -> Result<Option<Option<T>>> {
+    text_change(value)
+        .map(|v| contact(field, Some(&v)))
+        .transpose()
+}
+
 #[derive(Default)]
 pub struct LeadMutation;
 
@@ -1270,14 +1295,23 @@ impl LeadMutation {
         let input = NewLead {
             name: input.name,
             company: input.company,
-            email: input.email,
-            phone: input.phone,
+            email: contact("input.email", input.email.as_deref())?,
+            phone: contact("input.phone", input.phone.as_deref())?,
             industry: input.industry,
             attributes: input.attributes.map(|j| j.0),
             deal_value: input.deal_value,
-            owner_id: input.owner_id.map(|id| id.0),
-            team_id: input.team_id.map(|id| id.0),
-            pipeline_id: input.pipeline_id.map(|id| id.0),
+            owner_id: input
+                .owner_id
+                .map(|id| id_at("input.ownerId", &id))
+                .transpose()?,
+            team_id: input
+                .team_id
+                .map(|id| id_at("input.teamId", &id))
+                .transpose()?,
+            pipeline_id: input
+                .pipeline_id
+                .map(|id| id_at("input.pipelineId", &id))
+                .transpose()?,
             stage_key: input.stage_key,
             external_id: input.external_id,
             source: input.source,
@@ -1297,18 +1331,20 @@ impl LeadMutation {
         let changes = LeadChanges {
             name: input.name,
             company: text_change(input.company),
-            email: text_change(input.email),
-            phone: text_change(input.phone),
+            email: contact_change("input.email", input.email)?,
+            phone: contact_change("input.phone", input.phone)?,
             industry: text_change(input.industry),
             attributes: input.attributes.map(|j| j.0),
             deal_value: input.deal_value.into(),
-            team_id: Option::<Option<ID>>::from(input.team_id).map(|team| team.map(|id| id.0)),
+            team_id: Option::<Option<ID>>::from(input.team_id)
+                .map(|team| team.map(|id| id_at("input.teamId", &id)).transpose())
+                .transpose()?,
             expected_close_at: input.expected_close_at.into(),
         };
         Ok(leads::update_lead(
             &rc.db,
             &principal,
-            &input.id,
+            id_at("input.id", &input.id)?,
             input.expected_version,
             changes,
             Utc::now(),
@@ -1326,21 +1362,29 @@ impl LeadMutation {
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        Ok(
-            leads::move_lead_stage(&rc.db, &principal, &input.id, &input.stage_key, Utc::now())
-                .await
-                .gql_at("input")?
-                .into(),
+        Ok(leads::move_lead_stage(
+            &rc.db,
+            &principal,
+            id_at("input.id", &input.id)?,
+            &input.stage_key,
+            Utc::now(),
         )
+        .await
+        .gql_at("input")?
+        .into())
     }
 
     /// Gives a lead to someone of the company, or back to the shared pool.
     async fn assign_lead(&self, ctx: &Context<'_>, input: AssignLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let owner = input.owner_id.map(|id| id.0);
+        let id = id_at("input.id", &input.id)?;
+        let owner = input
+            .owner_id
+            .map(|id| id_at("input.ownerId", &id))
+            .transpose()?;
         Ok(
-            leads::assign_lead(&rc.db, &principal, &input.id, owner.as_deref(), Utc::now())
+            leads::assign_lead(&rc.db, &principal, id, owner, Utc::now())
                 .await
                 .gql_at("input")?
                 .into(),
@@ -1356,7 +1400,7 @@ impl LeadMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let input = NewActivity {
-            lead_id: input.lead_id.0,
+            lead_id: id_at("input.leadId", &input.lead_id)?,
             signal_key: input.signal_key,
             occurred_at: input.occurred_at,
             direction: input.direction.map(Into::into),
@@ -1383,7 +1427,7 @@ impl LeadMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let input = NewTierPin {
-            id: input.id.0,
+            id: id_at("input.id", &input.id)?,
             tier: input.tier,
             reason: input.reason,
             expires_at: input.expires_at,
@@ -1403,12 +1447,15 @@ impl LeadMutation {
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        Ok(
-            leads::unpin_lead_tier(&rc.db, &principal, &input.id, Utc::now())
-                .await
-                .gql_at("input")?
-                .into(),
+        Ok(leads::unpin_lead_tier(
+            &rc.db,
+            &principal,
+            id_at("input.id", &input.id)?,
+            Utc::now(),
         )
+        .await
+        .gql_at("input")?
+        .into())
     }
 
     /// Schedules a follow-up of an open lead: it is due at the earlier of
@@ -1423,7 +1470,7 @@ impl LeadMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let input = NewScheduledFollowUp {
-            lead_id: input.lead_id.0,
+            lead_id: id_at("input.leadId", &input.lead_id)?,
             at: input.at,
             note: input.note,
         };
@@ -1444,12 +1491,15 @@ impl LeadMutation {
     ) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        Ok(
-            leads::clear_scheduled_follow_up(&rc.db, &principal, &input.lead_id, Utc::now())
-                .await
-                .gql_at("input")?
-                .into(),
+        Ok(leads::clear_scheduled_follow_up(
+            &rc.db,
+            &principal,
+            id_at("input.leadId", &input.lead_id)?,
+            Utc::now(),
         )
+        .await
+        .gql_at("input")?
+        .into())
     }
 
     /// Reopens a LOST lead into an open stage before the sale, or starts a
@@ -1462,7 +1512,7 @@ impl LeadMutation {
         Ok(leads::reopen_lead(
             &rc.db,
             &principal,
-            &input.id,
+            id_at("input.id", &input.id)?,
             &input.stage_key,
             &input.reason,
             Utc::now(),
@@ -1479,7 +1529,7 @@ impl LeadMutation {
         Ok(leads::close_lead(
             &rc.db,
             &principal,
-            &input.id,
+            id_at("input.id", &input.id)?,
             input.outcome == Outcome::Won,
             input.reason.as_deref(),
             input.reason_category.as_deref(),

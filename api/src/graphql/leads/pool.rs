@@ -173,7 +173,8 @@ impl PoolMutation {
     async fn claim_lead(&self, ctx: &Context<'_>, input: ClaimLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        Ok(lead::claim_lead(&rc.db, &principal, &input.id, Utc::now())
+        let id = crate::service::validate::id("input.id", &input.id).gql()?;
+        Ok(lead::claim_lead(&rc.db, &principal, id, Utc::now())
             .await
             .gql_at("input")?
             .into())

@@ -1,7 +1,7 @@
 //! Tenants, users, teams and sessions.
 
 use entity::{TeamId, UserId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::Hash;
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +17,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::{Email, Locale, Slug};
 use crate::service::{
     accounts::audit, begin_write, configuration::defaults, configuration::tenant_config, validate,
 };
@@ -62,14 +63,14 @@ pub struct Session {
     pub tenant: tenant::Model,
 }
 
-/// The fields of `SignUpInput`.
+/// A new tenant and its owner.
 pub struct SignUp {
     pub tenant_name: String,
-    pub tenant_slug: String,
-    pub email: String,
+    pub tenant_slug: Slug,
+    pub email: Email,
     pub password: String,
     pub display_name: String,
-    pub locale: String,
+    pub locale: Locale,
     pub time_zone: String,
 }
 
@@ -88,11 +89,11 @@ pub async fn sign_up(
     now: DateTime<Utc>,
 ) -> AppResult<Session> {
     let tenant_name = validate::required_text("tenant_name", &input.tenant_name, 200)?;
-    let slug = validate::slug("tenant_slug", &input.tenant_slug)?;
-    let email = validate::email("email", &input.email)?;
+    let slug = String::from(input.tenant_slug);
+    let email = String::from(input.email);
     validate::new_password("password", &input.password)?;
     let display_name = validate::required_text("display_name", &input.display_name, 200)?;
-    let locale = validate::locale("locale", &input.locale)?;
+    let locale = input.locale.as_str().to_owned();
     let time_zone = validate::time_zone("time_zone", &input.time_zone)?;
     // Sign-up is open and each one creates a company with its defaults:
     // one client address may only make a few per window.
@@ -601,13 +602,13 @@ pub async fn users<C: ConnectionTrait>(
         .await?)
 }
 
-/// The fields of `CreateUserInput`.
+/// A user to add to a tenant.
 pub struct NewUser {
-    pub email: String,
+    pub email: Email,
     pub password: String,
     pub display_name: String,
     pub role: Role,
-    pub team_ids: Vec<String>,
+    pub team_ids: Vec<TeamId>,
 }
 
 /// Adds a user to the caller's tenant, optionally into teams.
@@ -625,10 +626,10 @@ pub async fn create_user(
     // Only OWNER and ADMIN manage people, and only an OWNER makes owners.
     principal.require_admin("create users")?;
     principal.require_may_grant(input.role)?;
-    let email = validate::email("email", &input.email)?;
+    let email = String::from(input.email);
     validate::new_password("password", &input.password)?;
     let display_name = validate::required_text("display_name", &input.display_name, 200)?;
-    let team_ids = parse_ids("team_ids", &input.team_ids)?;
+    let team_ids = input.team_ids;
     let password_hash = hash_off_thread(input.password.clone()).await?;
 
     let txn = begin_write(db).await?;
@@ -707,12 +708,11 @@ pub async fn create_team(
     db: &DatabaseConnection,
     principal: &Principal,
     name: &str,
-    member_ids: &[String],
+    member_ids: &[UserId],
     now: DateTime<Utc>,
 ) -> AppResult<team::Model> {
     principal.require_admin("create teams")?;
     let name = validate::required_text("name", name, 200)?;
-    let member_ids = parse_ids("member_ids", member_ids)?;
 
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -778,16 +778,6 @@ fn membership(team_id: TeamId, user_id: UserId, now: DateTime<Utc>) -> team_memb
         created_at: Set(now),
         ..Default::default()
     }
-}
-
-/// Parses and de-duplicates ids, naming the offending element.
-fn parse_ids<T: From<Uuid> + Copy + Ord>(field: &str, raw: &[String]) -> AppResult<Vec<T>> {
-    let mut seen = BTreeSet::new();
-    raw.iter()
-        .enumerate()
-        .map(|(i, id)| validate::id(&format!("{field}[{i}]"), id))
-        .filter(|id| id.as_ref().map_or(true, |id| seen.insert(*id)))
-        .collect()
 }
 
 async fn require_teams<C: ConnectionTrait>(

@@ -31,12 +31,12 @@ use sea_orm::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::domain::{Email, Parse, Phone};
 use crate::service::{
     assignment::{Assigner, Candidate, Turns},
     begin_write,
     configuration::tenant_config::{self, TenantConfig},
     leads::attributes::{cell_value, check_attribute},
-    leads::lead::normalise_phone,
     leads::lead_writer,
     leads::rescore_run::{self as rescore, Trigger},
     leads::rescoring::{self, ModelInUse, secs},
@@ -720,11 +720,14 @@ fn check_row(
                 Column::CloseReason => row.close_reason = text(500)?,
                 Column::ExternalId => row.external_id = text(200)?,
                 Column::Email if !value.is_empty() => {
-                    row.email =
-                        Some(validate::email("", value).map_err(|_| "is not an email address")?);
+                    row.email = Some(
+                        Email::parse(value)
+                            .map_err(|_| "is not an email address")?
+                            .into(),
+                    );
                 }
                 Column::Phone if !value.is_empty() => {
-                    row.phone = Some(normalise_phone("", value).map_err(|e| e.to_string())?);
+                    row.phone = Some(Phone::parse(value)?.into());
                 }
                 Column::DealValue if !value.is_empty() => {
                     let v: f64 = value.parse().map_err(|_| "must be a number")?;

@@ -28,6 +28,7 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::domain::Email;
 use crate::service::{
     assignment::{Assigner, Candidate},
     begin_write,
@@ -298,8 +299,8 @@ fn lead_ref(lead: &Map<String, Value>) -> Result<LeadRef, Rejection> {
         "externalId" => text(&field, Some(value), 200)?
             .map(LeadRef::ExternalId)
             .ok_or_else(|| Rejection::invalid(&field, "must not be empty")),
-        _ => validate::email(&field, value)
-            .map(LeadRef::Email)
+        _ => validate::parse::<Email>(&field, value)
+            .map(|email| LeadRef::Email(email.into()))
             .map_err(rejection),
     }
 }

@@ -3,7 +3,7 @@
 //! score or tier moved.
 
 use chrono::{DateTime, Utc};
-use entity::{LeadId, UserId};
+use entity::{LeadId, TeamId, UserId};
 use entity::{
     activity,
     enums::{Direction, LeadStatus, Role, StageKind},
@@ -16,6 +16,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::domain::{Email, Phone};
 use crate::service::{
     accounts::account,
     accounts::audit,
@@ -36,19 +37,20 @@ use crate::{
     tenancy::TenantScope,
 };
 
-/// The fields of `CreateLeadInput`.
+/// A lead to create, its ids and contacts parsed. Texts are checked here
+/// against the limits every writer of a lead shares.
 #[derive(Default)]
 pub struct NewLead {
     pub name: String,
     pub company: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
     pub industry: Option<String>,
     pub attributes: Option<Value>,
     pub deal_value: Option<f64>,
-    pub owner_id: Option<String>,
-    pub team_id: Option<String>,
-    pub pipeline_id: Option<String>,
+    pub owner_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
+    pub pipeline_id: Option<Uuid>,
     pub stage_key: Option<String>,
     pub external_id: Option<String>,
     pub source: Option<String>,
@@ -56,40 +58,19 @@ pub struct NewLead {
     pub expected_close_at: Option<DateTime<Utc>>,
 }
 
-/// The fields of `UpdateLeadInput`; `None` leaves a field as it is, and
-/// an empty text or `Some(None)` clears it.
+/// Changes to a lead's details: `None` leaves a field as it is; an empty
+/// text or `Some(None)` clears it.
 #[derive(Default)]
 pub struct LeadChanges {
     pub name: Option<String>,
     pub company: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
+    pub email: Option<Option<Email>>,
+    pub phone: Option<Option<Phone>>,
     pub industry: Option<String>,
     pub attributes: Option<Value>,
     pub deal_value: Option<Option<f64>>,
-    pub team_id: Option<Option<String>>,
+    pub team_id: Option<Option<TeamId>>,
     pub expected_close_at: Option<Option<DateTime<Utc>>>,
-}
-
-/// A phone number reduced to `+` and digits, so `+86 138-0000-0000` and
-/// `+8613800000000` are the same lead.
-///
-/// # Errors
-/// BAD_USER_INPUT on `field` when it has too few or too many digits.
-pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
-    let trimmed = raw.trim();
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    if !(6..=20).contains(&digits.len()) || trimmed.chars().any(|c| c.is_alphabetic()) {
-        return Err(AppError::invalid(
-            field,
-            "must be a phone number of 6 to 20 digits",
-        ));
-    }
-    Ok(if trimmed.starts_with('+') {
-        format!("+{digits}")
-    } else {
-        digits
-    })
 }
 
 /// The lead, if the caller may see it.
@@ -100,7 +81,7 @@ pub fn normalise_phone(field: &str, raw: &str) -> AppResult<String> {
 pub async fn find_visible<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    id: Uuid,
+    id: LeadId,
 ) -> AppResult<Option<lead::Model>> {
     let visible = LeadVisibility::load(scope, principal).await?;
     Ok(scope
@@ -119,7 +100,7 @@ pub async fn find_visible<C: ConnectionTrait>(
 pub async fn get_visible<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    id: Uuid,
+    id: LeadId,
 ) -> AppResult<lead::Model> {
     find_visible(scope, principal, id)
         .await?
@@ -196,20 +177,8 @@ pub async fn create_lead(
 ) -> AppResult<lead::Model> {
     let name = validate::required_text("name", &input.name, 200)?;
     let company = validate::optional_text("company", input.company.as_deref(), 200)?;
-    let email = input
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| validate::email("email", e))
-        .transpose()?;
-    let phone = input
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| normalise_phone("phone", p))
-        .transpose()?;
+    let email = input.email.map(String::from);
+    let phone = input.phone.map(String::from);
     let industry = validate::optional_text("industry", input.industry.as_deref(), 120)?;
     let source = validate::optional_text("source", input.source.as_deref(), 120)?;
     let external_id = validate::optional_text("external_id", input.external_id.as_deref(), 200)?;
@@ -220,21 +189,7 @@ pub async fn create_lead(
         .transpose()
         .map_err(|why| AppError::invalid("created_at", why))?
         .unwrap_or(now);
-    let owner_id = input
-        .owner_id
-        .as_deref()
-        .map(|id| validate::id("owner_id", id))
-        .transpose()?;
-    let team_id = input
-        .team_id
-        .as_deref()
-        .map(|id| validate::id("team_id", id))
-        .transpose()?;
-    let pipeline_id = input
-        .pipeline_id
-        .as_deref()
-        .map(|id| validate::id("pipeline_id", id))
-        .transpose()?;
+    let (owner_id, team_id, pipeline_id) = (input.owner_id, input.team_id, input.pipeline_id);
     // A rep's new lead is theirs; they cannot hand it to someone else.
     let owner_id = match (principal.role, owner_id) {
         (Role::Rep, Some(other)) if other != principal.user_id => {
@@ -382,27 +337,11 @@ struct Editing<'c, C> {
     lead: lead::Model,
 }
 
-/// [`start_editing`] for an input whose lead is `input.leadId`: a bad id
-/// is reported on that field.
-async fn start_editing_lead<'c>(
-    txn: &'c DatabaseTransaction,
-    principal: &Principal,
-    lead_id: &str,
-) -> AppResult<Editing<'c, DatabaseTransaction>> {
-    start_editing(txn, principal, lead_id)
-        .await
-        .map_err(|err| match err {
-            AppError::InvalidInput { message, .. } => AppError::invalid("lead_id", message),
-            other => other,
-        })
-}
-
 async fn start_editing<'c>(
     txn: &'c DatabaseTransaction,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
 ) -> AppResult<Editing<'c, DatabaseTransaction>> {
-    let id = validate::id("id", id)?;
     let scope = TenantScope::enter(txn, principal.tenant_id).await?;
     let lead = get_visible(&scope, principal, id).await?;
     Ok(Editing { scope, lead })
@@ -455,7 +394,7 @@ impl<C: ConnectionTrait> Editing<'_, C> {
 pub async fn update_lead(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     expected_version: i32,
     changes: LeadChanges,
     now: DateTime<Utc>,
@@ -480,16 +419,10 @@ pub async fn update_lead(
         changed.company = validate::optional_text("company", Some(&company), 200)?;
     }
     if let Some(email) = changes.email {
-        changed.email = Some(email)
-            .filter(|e| !e.trim().is_empty())
-            .map(|e| validate::email("email", &e))
-            .transpose()?;
+        changed.email = email.map(String::from);
     }
     if let Some(phone) = changes.phone {
-        changed.phone = Some(phone)
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| normalise_phone("phone", &p))
-            .transpose()?;
+        changed.phone = phone.map(String::from);
     }
     if let Some(industry) = changes.industry {
         changed.industry = validate::optional_text("industry", Some(&industry), 120)?;
@@ -503,7 +436,6 @@ pub async fn update_lead(
     if let Some(team) = changes.team_id {
         changed.team_id = match team {
             Some(team) => {
-                let team = validate::id("team_id", &team)?;
                 editing.scope.get::<team::Entity>(team).await?;
                 Some(team)
             }
@@ -540,7 +472,7 @@ pub async fn update_lead(
 pub async fn move_lead_stage(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     stage_key: &str,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
@@ -605,11 +537,10 @@ pub async fn move_lead_stage(
 pub async fn assign_lead(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
-    owner: Option<&str>,
+    id: LeadId,
+    owner: Option<UserId>,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
-    let owner = owner.map(|o| validate::id("owner_id", o)).transpose()?;
     // A rep may take a lead from the pool or give theirs back, nothing more.
     if principal.role == Role::Rep && owner.is_some_and(|o| o != principal.user_id) {
         return Err(AppError::Forbidden {
@@ -660,7 +591,7 @@ pub async fn assign_lead(
 pub async fn claim_lead(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
@@ -703,7 +634,7 @@ pub async fn claim_lead(
 
 /// The fields of `RecordActivityInput`.
 pub struct NewActivity {
-    pub lead_id: String,
+    pub lead_id: LeadId,
     pub signal_key: String,
     pub occurred_at: Option<DateTime<Utc>>,
     pub direction: Option<Direction>,
@@ -758,7 +689,7 @@ async fn record_activity_once(
         return Err(AppError::invalid("amount", "must be a number"));
     }
     let txn = begin_write(db).await?;
-    let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
+    let editing = start_editing(&txn, principal, input.lead_id).await?;
     let current = editing.lead.clone();
     let config = tenant_config::get(&editing.scope).await?;
     let signal = config.catalog.signal(&input.signal_key).ok_or_else(|| {
@@ -855,7 +786,7 @@ async fn record_activity_once(
 pub async fn close_lead(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     won: bool,
     reason: Option<&str>,
     reason_category: Option<&str>,
@@ -941,7 +872,7 @@ const MAX_PIN_REASON: usize = 500;
 
 /// The fields of `PinLeadTierInput`.
 pub struct NewTierPin {
-    pub id: String,
+    pub id: LeadId,
     pub tier: String,
     pub reason: String,
     pub expires_at: Option<DateTime<Utc>>,
@@ -968,7 +899,7 @@ pub async fn pin_lead_tier(
     }
     let tier = input.tier.trim();
     let txn = begin_write(db).await?;
-    let editing = start_editing(&txn, principal, &input.id).await?;
+    let editing = start_editing(&txn, principal, input.id).await?;
     // Saving consumes the editing; history and audit follow in the same
     // transaction.
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -1028,7 +959,7 @@ const MAX_FOLLOW_UP_NOTE: usize = 500;
 
 /// A follow-up to schedule: when, and why.
 pub struct NewScheduledFollowUp {
-    pub lead_id: String,
+    pub lead_id: LeadId,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
 }
@@ -1053,7 +984,7 @@ pub async fn schedule_follow_up(
     }
     let note = validate::optional_text("note", input.note.as_deref(), MAX_FOLLOW_UP_NOTE)?;
     let txn = begin_write(db).await?;
-    let editing = start_editing_lead(&txn, principal, &input.lead_id).await?;
+    let editing = start_editing(&txn, principal, input.lead_id).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_open(&current)?;
@@ -1090,11 +1021,11 @@ pub async fn schedule_follow_up(
 pub async fn clear_scheduled_follow_up(
     db: &DatabaseConnection,
     principal: &Principal,
-    lead_id: &str,
+    lead_id: LeadId,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
-    let editing = start_editing_lead(&txn, principal, lead_id).await?;
+    let editing = start_editing(&txn, principal, lead_id).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let current = editing.lead.clone();
     require_not_pool_for_rep(
@@ -1149,7 +1080,7 @@ fn require_not_pool_for_rep(
 pub async fn unpin_lead_tier(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     now: DateTime<Utc>,
 ) -> AppResult<lead::Model> {
     let txn = begin_write(db).await?;
@@ -1260,7 +1191,7 @@ fn stage_named<'s>(stages: &'s [stage::Model], key: &str) -> AppResult<&'s stage
 pub async fn reopen_lead(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: LeadId,
     stage_key: &str,
     reason: &str,
     now: DateTime<Utc>,
