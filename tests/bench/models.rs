@@ -99,10 +99,9 @@ async fn main() -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..5 {
         let started = Instant::now();
-        let preview =
-            scoring_models::preview(&scope, &principal, &draft.id.to_string(), Utc::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let preview = scoring_models::preview(&scope, &principal, draft.id, Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(started.elapsed().as_secs_f64());
         last = Some(preview);
     }
@@ -134,10 +133,9 @@ async fn main() -> anyhow::Result<()> {
 
     for (what, id) in [("activation", draft.id), ("rollback", was_active.id)] {
         let started = Instant::now();
-        let activated =
-            scoring_models::activate(&conn, &principal, &id.to_string(), u64::MAX, Utc::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let activated = scoring_models::activate(&conn, &principal, id, u64::MAX, Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = started.elapsed().as_secs_f64();
         let run = leadrank::jobs::rescore::latest_run(&conn, tenant.id).await?;
         println!(

@@ -209,6 +209,15 @@ pub struct Loaders {
 }
 
 /// A loader that lives for one request and remembers its results.
+/// The client's id at `field` (an argument, or a path inside one), as the
+/// kind of id it names; a malformed one is BAD_USER_INPUT there.
+pub(crate) fn id_at<T: From<uuid::Uuid>>(
+    field: &str,
+    id: &async_graphql::ID,
+) -> async_graphql::Result<T> {
+    crate::error::IntoGraphql::gql(crate::service::validate::id(field, id))
+}
+
 pub type RequestLoader<T> = DataLoader<T, HashMapCache>;
 
 fn request_loader<K, T>(loader: T) -> RequestLoader<T>

@@ -15,11 +15,12 @@ use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use super::{RequestContext, leads::lead::Lead};
+use crate::graphql::id_at;
 use crate::{
     auth::Principal,
     error::IntoGraphql,
     live::{Bus, Delivered},
-    service::{events::Notice, leads::lead_query, leads::visibility::LeadVisibility, validate},
+    service::{events::Notice, leads::lead_query, leads::visibility::LeadVisibility},
     tenancy::Walled,
 };
 
@@ -130,10 +131,6 @@ impl Feed {
     }
 }
 
-fn id_of<T: From<Uuid>>(raw: &ID, field: &str) -> Result<T> {
-    validate::id(field, raw).gql()
-}
-
 #[derive(Default)]
 pub struct Subscription;
 
@@ -152,11 +149,11 @@ impl Subscription {
         let filter = filter.unwrap_or_default();
         let only: Option<Vec<entity::LeadId>> = filter
             .lead_ids
-            .map(|ids| ids.iter().map(|id| id_of(id, "filter.leadIds")).collect())
+            .map(|ids| ids.iter().map(|id| id_at("filter.leadIds", id)).collect())
             .transpose()?;
         let owner = filter
             .owner_id
-            .map(|id| id_of(&id, "filter.ownerId"))
+            .map(|id| id_at("filter.ownerId", &id))
             .transpose()?;
         let viewer = LeadVisibility::load(
             &Walled::new(&rc.db, principal.tenant_id).scope(),
@@ -230,7 +227,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<QueueChange>>> {
         let rc = ctx.data::<RequestContext>()?;
         let (principal, scope) = rc.scope().gql()?;
-        let owner = owner_id.map(|id| id_of(&id, "ownerId")).transpose()?;
+        let owner = owner_id.map(|id| id_at("ownerId", &id)).transpose()?;
         let owner = lead_query::queue_owner(&scope, &principal, owner)
             .await
             .gql()?;

@@ -200,8 +200,7 @@ async fn send(
     );
     let mut out = Outgoing::default();
     for team in teams {
-        let team_id = team.as_ref().map(|t| t.id.to_string());
-        let counted = review::counted(&scope, &system, team_id.as_deref(), None).await?;
+        let counted = review::counted(&scope, &system, team.as_ref().map(|t| t.id), None).await?;
         let mut data = figures(&scope, &counted, week, now).await?;
         data["team"] = team.map_or(Value::Null, |t| json!({"id": t.id, "name": t.name}));
         out.events.push(Event::weekly_digest(tenant.id, data, now));

@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::Utc;
 
+use crate::graphql::id_at;
 use crate::graphql::{
     RequestContext,
     types::{AuthPayload, Role, User, UserPayload},
@@ -121,9 +122,14 @@ impl AccessMutation {
     ) -> Result<RevokeSessionsPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let (user, ended) = access::revoke_sessions(&rc.db, &principal, &input.user_id, Utc::now())
-            .await
-            .gql_at("input")?;
+        let (user, ended) = access::revoke_sessions(
+            &rc.db,
+            &principal,
+            id_at("input.userId", &input.user_id)?,
+            Utc::now(),
+        )
+        .await
+        .gql_at("input")?;
         Ok(RevokeSessionsPayload {
             user: user.into(),
             sessions_ended: count(ended),
@@ -143,8 +149,11 @@ impl AccessMutation {
         let moved = access::reassign_leads(
             &rc.db,
             &principal,
-            &input.from_user_id,
-            input.to_user_id.as_ref().map(|id| id.as_str()),
+            id_at("input.fromUserId", &input.from_user_id)?,
+            input
+                .to_user_id
+                .map(|id| id_at("input.toUserId", &id))
+                .transpose()?,
             Utc::now(),
         )
         .await
@@ -168,8 +177,11 @@ impl AccessMutation {
         let user = access::deactivate_user(
             &rc.db,
             &principal,
-            &input.user_id,
-            input.reassign_to.as_ref().map(|id| id.as_str()),
+            id_at("input.userId", &input.user_id)?,
+            input
+                .reassign_to
+                .map(|id| id_at("input.reassignTo", &id))
+                .transpose()?,
             Utc::now(),
         )
         .await
@@ -189,7 +201,7 @@ impl AccessMutation {
         let user = access::update_user_role(
             &rc.db,
             &principal,
-            &input.user_id,
+            id_at("input.userId", &input.user_id)?,
             input.role.into(),
             Utc::now(),
         )

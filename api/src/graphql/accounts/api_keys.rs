@@ -147,9 +147,14 @@ impl ApiKeyMutation {
     ) -> Result<ApiKeyPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let key = api_keys::revoke_api_key(&rc.db, &principal, &input.id, Utc::now())
-            .await
-            .gql_at("input")?;
+        let key = api_keys::revoke_api_key(
+            &rc.db,
+            &principal,
+            crate::graphql::id_at("input.id", &input.id)?,
+            Utc::now(),
+        )
+        .await
+        .gql_at("input")?;
         Ok(ApiKeyPayload {
             api_key: key.into(),
         })

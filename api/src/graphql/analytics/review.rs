@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, NaiveTime, Utc};
 
+use crate::graphql::id_at;
 use crate::graphql::{
     RequestContext,
     configuration::scoring_models::TierCount,
@@ -278,8 +279,8 @@ impl<'a> Review<'a> {
         let counted = review::counted(
             &scope,
             &principal,
-            team.map(|t| t.as_str()),
-            owner.map(|o| o.as_str()),
+            team.map(|t| id_at("input.teamId", t)).transpose()?,
+            owner.map(|o| id_at("input.ownerId", o)).transpose()?,
         )
         .await
         .gql_at("input")?;

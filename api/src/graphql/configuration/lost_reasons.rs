@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use crate::graphql::id_at;
 use crate::graphql::{RequestContext, cost};
 use crate::{
     error::IntoGraphql,
@@ -103,10 +104,10 @@ impl LostReasonQuery {
             &scope,
             &principal,
             &categories,
-            pipeline_id.as_ref().map(|p| p.as_str()),
+            pipeline_id.map(|p| id_at("pipelineId", &p)).transpose()?,
             analytics::Narrowing {
-                team: team_id.as_ref().map(|t| t.as_str()),
-                owner: owner_id.as_ref().map(|o| o.as_str()),
+                team: team_id.map(|t| id_at("teamId", &t)).transpose()?,
+                owner: owner_id.map(|o| id_at("ownerId", &o)).transpose()?,
             },
             from,
             to,

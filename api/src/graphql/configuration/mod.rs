@@ -241,7 +241,7 @@ impl ConfigurationMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let changes = pipeline::PipelineChanges {
-            id: input.id.0,
+            id: crate::graphql::id_at("input.id", &input.id)?,
             name: input.name,
             stages: input
                 .stages

@@ -2,6 +2,7 @@
 //! that judge them: funnel, tier distribution, model evaluation.
 
 use crate::graphql::cost;
+use crate::graphql::id_at;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::lead;
@@ -304,10 +305,11 @@ impl ModelQuery {
     ) -> Result<Vec<FunnelStage>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
         let narrowing = analytics::Narrowing {
-            team: team_id.as_ref().map(|t| t.as_str()),
-            owner: owner_id.as_ref().map(|o| o.as_str()),
+            team: team_id.map(|t| id_at("teamId", &t)).transpose()?,
+            owner: owner_id.map(|o| id_at("ownerId", &o)).transpose()?,
         };
-        let stages = analytics::funnel(&scope, &principal, &pipeline_id, narrowing, from, to)
+        let pipeline_id = id_at("pipelineId", &pipeline_id)?;
+        let stages = analytics::funnel(&scope, &principal, pipeline_id, narrowing, from, to)
             .await
             .gql()?;
         let config = tenant_config::get(&scope).await.gql()?;
@@ -337,10 +339,13 @@ impl ModelQuery {
         team_id: Option<ID>,
     ) -> Result<Vec<TierCount>> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql()?;
-        let counts =
-            analytics::tier_distribution(&scope, &principal, team_id.as_ref().map(|t| t.as_str()))
-                .await
-                .gql()?;
+        let counts = analytics::tier_distribution(
+            &scope,
+            &principal,
+            team_id.map(|t| id_at("teamId", &t)).transpose()?,
+        )
+        .await
+        .gql()?;
         Ok(counts
             .into_iter()
             .map(|(tier, n)| TierCount {
@@ -358,7 +363,7 @@ impl ModelQuery {
         let scoring_models::Evaluation {
             scores: e,
             predictor,
-        } = scoring_models::evaluation(&scope, &principal, &model_id)
+        } = scoring_models::evaluation(&scope, &principal, id_at("modelId", &model_id)?)
             .await
             .gql()?;
         Ok(ModelEvaluation {
@@ -397,7 +402,10 @@ impl ModelMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let spec = scoring_models::DraftSpec {
-            team_id: input.team_id.map(|t| t.0),
+            team_id: input
+                .team_id
+                .map(|t| id_at("input.teamId", &t))
+                .transpose()?,
             name: input.name,
             template: input.template,
             copy_active: input.copy_active,
@@ -453,9 +461,14 @@ impl ModelMutation {
         input: PreviewInput,
     ) -> Result<ScoringPreview> {
         let (principal, scope) = ctx.data::<RequestContext>()?.scope().gql_at("input")?;
-        let preview = scoring_models::preview(&scope, &principal, &input.model_id, Utc::now())
-            .await
-            .gql_at("input")?;
+        let preview = scoring_models::preview(
+            &scope,
+            &principal,
+            id_at("input.modelId", &input.model_id)?,
+            Utc::now(),
+        )
+        .await
+        .gql_at("input")?;
         let visible = LeadVisibility::load(&scope, &principal)
             .await
             .gql_at("input")?;
@@ -521,10 +534,15 @@ impl ModelMutation {
         let limit = ctx
             .data_opt::<ActivationInlineLeads>()
             .map_or(2000, |l| l.0);
-        let activated =
-            scoring_models::activate(&rc.db, &principal, &input.model_id, limit, Utc::now())
-                .await
-                .gql_at("input")?;
+        let activated = scoring_models::activate(
+            &rc.db,
+            &principal,
+            id_at("input.modelId", &input.model_id)?,
+            limit,
+            Utc::now(),
+        )
+        .await
+        .gql_at("input")?;
         Ok(ScoringModelPayload {
             model: ScoringModel::try_from(activated.model).gql_at("input")?,
             job_run: activated.job_run.map(JobRun::from),

@@ -3,6 +3,7 @@
 
 use crate::domain::Parse;
 use crate::graphql::cost;
+use crate::graphql::id_at;
 use std::sync::Arc;
 
 use async_graphql::{
@@ -1256,11 +1257,6 @@ fn text_change(value: MaybeUndefined<String>) -> Option<String> {
         MaybeUndefined::Null => Some(String::new()),
         MaybeUndefined::Value(v) => Some(v),
     }
-}
-
-/// The id at `field` of an input, as the kind of id it names.
-fn id_at<T: From<uuid::Uuid>>(field: &str, id: &ID) -> Result<T> {
-    validate::id(field, id).gql()
 }
 
 /// An optional contact (an email, a phone) at `field`: empty means none.

@@ -134,7 +134,10 @@ impl PoolMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let change = pool::PoolRuleChange {
-            team_id: input.team_id.map(|id| id.0),
+            team_id: input
+                .team_id
+                .map(|id| crate::graphql::id_at("input.teamId", &id))
+                .transpose()?,
             no_outbound_days: input.no_outbound_days,
             cold_days: input.cold_days,
             protection_days: input.protection_days,
@@ -160,7 +163,10 @@ impl PoolMutation {
         let removed = pool::remove_rule(
             &rc.db,
             &principal,
-            input.team_id.as_ref().map(|id| id.as_str()),
+            input
+                .team_id
+                .map(|id| crate::graphql::id_at("input.teamId", &id))
+                .transpose()?,
             Utc::now(),
         )
         .await
@@ -173,7 +179,7 @@ impl PoolMutation {
     async fn claim_lead(&self, ctx: &Context<'_>, input: ClaimLeadInput) -> Result<LeadPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let id = crate::service::validate::id("input.id", &input.id).gql()?;
+        let id = crate::graphql::id_at("input.id", &input.id)?;
         Ok(lead::claim_lead(&rc.db, &principal, id, Utc::now())
             .await
             .gql_at("input")?

@@ -62,13 +62,11 @@ async fn end_every_session<C: ConnectionTrait>(
     Ok((saved, live.len() as u64))
 }
 
-/// The user `id` of the scope's tenant, or NOT_FOUND at `field`.
+/// The user `id` of the scope's tenant, or NOT_FOUND.
 async fn target_user<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    field: &str,
-    raw_id: &str,
+    id: UserId,
 ) -> AppResult<user::Model> {
-    let id = validate::id(field, raw_id)?;
     scope.get::<user::Entity>(id).await
 }
 
@@ -227,12 +225,12 @@ pub async fn sign_out(
 pub async fn revoke_sessions(
     db: &DatabaseConnection,
     principal: &Principal,
-    user_id: &str,
+    user_id: UserId,
     now: DateTime<Utc>,
 ) -> AppResult<(user::Model, u64)> {
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "user_id", user_id).await?;
+    let target = target_user(&scope, user_id).await?;
     require_may_manage(principal, &target, "end another user's sessions")?;
     let (target, ended) = end_every_session(&scope, &target, now).await?;
     audit::record(
@@ -264,7 +262,7 @@ pub async fn revoke_sessions(
 pub async fn update_user_role(
     db: &DatabaseConnection,
     principal: &Principal,
-    user_id: &str,
+    user_id: UserId,
     role: Role,
     now: DateTime<Utc>,
 ) -> AppResult<user::Model> {
@@ -274,7 +272,7 @@ pub async fn update_user_role(
     principal.require_may_grant(role)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "user_id", user_id).await?;
+    let target = target_user(&scope, user_id).await?;
     // Only an owner unmakes an owner.
     if target.role == Role::Owner {
         principal.require_at_least(Role::Owner, "change an owner's role")?;
@@ -323,13 +321,12 @@ pub async fn update_user_role(
 /// back to the shared pool (`None`). `field` names the input.
 async fn lead_recipient<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    raw_id: Option<&str>,
+    id: Option<UserId>,
     field: &str,
 ) -> AppResult<Option<user::Model>> {
-    let Some(raw_id) = raw_id else {
+    let Some(id) = id else {
         return Ok(None);
     };
-    let id = validate::id(field, raw_id)?;
     match scope.find::<user::Entity>(id).await? {
         Some(user) if user.active => Ok(Some(user)),
         _ => Err(AppError::invalid(
@@ -376,17 +373,16 @@ async fn require_may_move_leads_of<C: ConnectionTrait>(
 /// # Errors
 /// BAD_USER_INPUT naming the field for an unknown user or the same user
 /// twice; FORBIDDEN as above.
-#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, from_user_id = %from, to_user_id = ?to))]
+#[tracing::instrument(skip_all, fields(tenant_id = %principal.tenant_id, from_user_id = %from_id, to_user_id = ?to))]
 pub async fn reassign_leads(
     db: &DatabaseConnection,
     principal: &Principal,
-    from: &str,
-    to: Option<&str>,
+    from_id: UserId,
+    to: Option<UserId>,
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let from_id = validate::id("from_user_id", from)?;
     let source = scope
         .find::<user::Entity>(from_id)
         .await?
@@ -442,14 +438,14 @@ pub async fn reassign_leads(
 pub async fn deactivate_user(
     db: &DatabaseConnection,
     principal: &Principal,
-    user_id: &str,
-    reassign_to: Option<&str>,
+    user_id: UserId,
+    reassign_to: Option<UserId>,
     now: DateTime<Utc>,
 ) -> AppResult<user::Model> {
     principal.require_admin("deactivate users")?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let target = target_user(&scope, "user_id", user_id).await?;
+    let target = target_user(&scope, user_id).await?;
     if target.id == principal.user_id {
         return Err(AppError::invalid(
             "user_id",

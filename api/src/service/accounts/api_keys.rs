@@ -400,11 +400,10 @@ pub async fn api_keys(
 pub async fn revoke_api_key(
     db: &DatabaseConnection,
     principal: &Principal,
-    id: &str,
+    id: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<api_key::Model> {
     principal.require_admin("manage API keys")?;
-    let id = validate::id("id", id)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let before = scope.get::<api_key::Entity>(id).await?;

@@ -20,7 +20,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::service::{
-    configuration, configuration::tenant_config, leads::visibility::LeadVisibility, validate,
+    configuration, configuration::tenant_config, leads::visibility::LeadVisibility,
 };
 use crate::{
     auth::Principal,
@@ -40,9 +40,9 @@ struct StageMove {
 /// Whose leads an analysis counts: one team's (led by it or owned by its
 /// members), one rep's, or all the caller may read.
 #[derive(Clone, Copy, Default)]
-pub struct Narrowing<'a> {
-    pub team: Option<&'a str>,
-    pub owner: Option<&'a str>,
+pub struct Narrowing {
+    pub team: Option<TeamId>,
+    pub owner: Option<UserId>,
 }
 
 /// The leads whose history the caller's funnel counts: every lead for
@@ -54,7 +54,7 @@ pub struct Narrowing<'a> {
 async fn counted_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    narrowing: Narrowing<'_>,
+    narrowing: Narrowing,
 ) -> AppResult<Condition> {
     let mut counted = Condition::all();
     let mut mine: Option<(Vec<TeamId>, Vec<UserId>)> = None;
@@ -73,7 +73,6 @@ async fn counted_leads<C: ConnectionTrait>(
         mine = Some((teams, members));
     }
     if let Some(team) = narrowing.team {
-        let team = validate::id("team_id", team)?;
         scope.get::<team::Entity>(team).await?;
         if mine
             .as_ref()
@@ -91,7 +90,6 @@ async fn counted_leads<C: ConnectionTrait>(
         );
     }
     if let Some(owner) = narrowing.owner {
-        let owner = validate::id("owner_id", owner)?;
         scope.get::<user::Entity>(owner).await?;
         if mine
             .as_ref()
@@ -149,14 +147,14 @@ impl FunnelStage {
 pub async fn funnel<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    pipeline_id: &str,
-    narrowing: Narrowing<'_>,
+    pipeline_id: Uuid,
+    narrowing: Narrowing,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> AppResult<Vec<FunnelStage>> {
     principal.require_at_least(Role::Manager, "read the funnel")?;
     let counted = counted_leads(scope, principal, narrowing).await?;
-    let id = validate::id("pipeline_id", pipeline_id)?;
+    let id = pipeline_id;
     scope.get::<pipeline::Entity>(id).await?;
     let stages: Vec<stage::Model> = scope
         .select::<stage::Entity>()
@@ -289,9 +287,8 @@ pub async fn funnel<C: ConnectionTrait>(
 pub async fn tier_distribution<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<&str>,
+    team: Option<TeamId>,
 ) -> AppResult<Vec<(String, u64)>> {
-    let team = team.map(|t| validate::id("team_id", t)).transpose()?;
     let model = configuration::active_scoring_model(scope, team).await?;
     let visible = LeadVisibility::load(scope, principal).await?.condition();
     let mut query = scope
@@ -355,8 +352,8 @@ pub async fn lost_reasons<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     categories: &[crate::service::configuration::lost_reasons::LostReasonCategory],
-    pipeline_id: Option<&str>,
-    narrowing: Narrowing<'_>,
+    pipeline_id: Option<Uuid>,
+    narrowing: Narrowing,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> AppResult<Vec<LostReasonCount>> {
@@ -371,7 +368,6 @@ pub async fn lost_reasons<C: ConnectionTrait>(
         .filter(counted)
         .group_by(lead::Column::CloseReasonCategory);
     if let Some(id) = pipeline_id {
-        let id = validate::id("pipeline_id", id)?;
         scope.get::<pipeline::Entity>(id).await?;
         query = query.filter(lead::Column::PipelineId.eq(id));
     }

@@ -26,7 +26,6 @@ use crate::service::{
     leads::pool,
     leads::{follow_up, visibility::LeadVisibility},
     sql::Sql,
-    validate,
 };
 use crate::{
     auth::Principal,
@@ -147,10 +146,9 @@ impl Counted {
 pub async fn counted<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    team: Option<&str>,
-    owner: Option<&str>,
+    team: Option<TeamId>,
+    owner: Option<UserId>,
 ) -> AppResult<Counted> {
-    let team = team.map(|t| validate::id("team_id", t)).transpose()?;
     let config = tenant_config::get(scope).await?;
     let mut leads = Condition::all().add(LeadVisibility::load(scope, principal).await?.condition());
     if let Some(team) = team {
@@ -168,7 +166,6 @@ pub async fn counted<C: ConnectionTrait>(
         );
     }
     if let Some(owner) = owner {
-        let owner = validate::id("owner_id", owner)?;
         scope.get::<user::Entity>(owner).await?;
         let mut members = config.members_of(config.teams_of(principal.user_id));
         members.push(principal.user_id);

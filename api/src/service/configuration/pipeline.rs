@@ -73,7 +73,7 @@ pub struct StageMove {
 /// The fields of `UpdatePipelineInput`; `None` leaves a part as it is, and
 /// `stages` is the full new list in order.
 pub struct PipelineChanges {
-    pub id: String,
+    pub id: Uuid,
     pub name: Option<String>,
     pub stages: Option<Vec<StageSpec>>,
     pub move_leads_to: Vec<StageMove>,
@@ -174,7 +174,7 @@ pub async fn update_pipeline(
     now: DateTime<Utc>,
 ) -> AppResult<PipelineWithStages> {
     principal.require_admin("change pipelines")?;
-    let id = validate::id("id", &changes.id)?;
+    let id = changes.id;
     let name = changes
         .name
         .map(|name| validate::required_text("name", &name, 200))

@@ -44,7 +44,7 @@ const BIGGEST_MOVES: usize = 20;
 /// The fields of `ScoringModelInput`; the parts are JSON in the scoring
 /// crate's shape.
 pub struct DraftSpec {
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     pub name: String,
     pub template: Option<String>,
     pub copy_active: bool,
@@ -158,11 +158,7 @@ pub async fn create_draft(
     spec: DraftSpec,
     now: DateTime<Utc>,
 ) -> AppResult<scoring_model::Model> {
-    let team = spec
-        .team_id
-        .as_deref()
-        .map(|t| validate::id("team_id", t))
-        .transpose()?;
+    let team = spec.team_id;
     let name = validate::required_text("name", &spec.name, 200)?;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
@@ -526,10 +522,10 @@ pub struct Preview {
 pub async fn preview<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    model_id: &str,
+    model_id: Uuid,
     now: DateTime<Utc>,
 ) -> AppResult<Preview> {
-    let id = validate::id("model_id", model_id)?;
+    let id = model_id;
     let candidate = scope.get::<scoring_model::Entity>(id).await?;
     require_may_draft(
         scope,
@@ -626,12 +622,12 @@ pub struct Activated {
 pub async fn activate(
     db: &DatabaseConnection,
     principal: &Principal,
-    model_id: &str,
+    model_id: Uuid,
     inline_limit: u64,
     now: DateTime<Utc>,
 ) -> AppResult<Activated> {
     principal.require_admin("activate scoring models")?;
-    let id = validate::id("model_id", model_id)?;
+    let id = model_id;
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
     let target = scope.get::<scoring_model::Entity>(id).await?;
@@ -744,10 +740,10 @@ async fn lead_count<C: ConnectionTrait>(
 pub async fn evaluation<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    model_id: &str,
+    model_id: Uuid,
 ) -> AppResult<Evaluation> {
     principal.require_at_least(Role::Manager, "evaluate scoring models")?;
-    let id = validate::id("model_id", model_id)?;
+    let id = model_id;
     let model = scope.get::<scoring_model::Entity>(id).await?;
     if model.team_id.is_some() {
         require_may_draft(scope, principal, model.team_id, "evaluate scoring models").await?;

@@ -27,7 +27,6 @@ use crate::service::{
     configuration::tenant_config,
     leads::lead_query,
     leads::lead_writer,
-    validate,
 };
 use crate::{
     auth::Principal,
@@ -45,9 +44,9 @@ pub const CLAIMED: &str = "CLAIMED";
 /// The history entry of a lead going back to the pool by the rules.
 pub const RETURNED: &str = "RETURNED_TO_POOL";
 
-/// The fields of `PoolRuleInput`: the whole rule, replacing what was.
+/// A pool rule, whole, replacing what was.
 pub struct PoolRuleChange {
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     pub no_outbound_days: Option<i32>,
     pub cold_days: Option<i32>,
     pub protection_days: Option<i32>,
@@ -171,7 +170,7 @@ pub async fn set_rule(
     };
     let txn = begin_write(db).await?;
     let scope = TenantScope::enter(&txn, principal.tenant_id).await?;
-    let team_id = rule_team(&scope, change.team_id.as_deref()).await?;
+    let team_id = rule_team(&scope, change.team_id).await?;
     require_may_manage(&scope, principal, team_id, RuleKind::Pool).await?;
     let id = team_id.map_or(principal.tenant_id, Uuid::from);
     let before = scope.find::<pool_rule::Entity>(id).await?;
@@ -217,7 +216,7 @@ pub async fn set_rule(
 pub async fn remove_rule(
     db: &DatabaseConnection,
     principal: &Principal,
-    team: Option<&str>,
+    team: Option<TeamId>,
     now: DateTime<Utc>,
 ) -> AppResult<bool> {
     let txn = begin_write(db).await?;
@@ -252,12 +251,11 @@ pub async fn remove_rule(
 
 async fn rule_team<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    team: Option<&str>,
+    team: Option<TeamId>,
 ) -> AppResult<Option<TeamId>> {
-    let Some(team) = team else {
+    let Some(id) = team else {
         return Ok(None);
     };
-    let id = validate::id("team_id", team)?;
     scope
         .find::<team::Entity>(id)
         .await?
