@@ -1,7 +1,7 @@
 //! What a request made with an API key may ask for, checked on its parsed
 //! document before anything runs: the root fields of its operation must be
 //! among those the key's scopes allow (see
-//! [`Scopes::allows_root_field`]). A key acts as an ADMIN inside those
+//! [`allows_root_field`]). A key acts as an ADMIN inside those
 //! fields, so the check at the root is the whole narrowing.
 
 use async_graphql::{
@@ -12,6 +12,69 @@ use async_graphql::{
 };
 
 use crate::{error::AppError, service::accounts::api_keys::Scopes};
+
+/// Query fields a READ key may ask for: leads, the queue and what is
+/// needed to make sense of them, but not the audit log, job runs, webhooks,
+/// API keys or the caller (`me`: a key is not a person).
+const READ_FIELDS: &[&str] = &[
+    "tenant",
+    "users",
+    "teams",
+    "pipelines",
+    "signalTypes",
+    "leadFields",
+    "scoringModels",
+    "activeScoringModel",
+    "lead",
+    "leads",
+    "followUpQueue",
+    "funnel",
+    "tierDistribution",
+];
+
+/// Mutations an INGEST key may run.
+const INGEST_FIELDS: &[&str] = &[
+    "recordActivity",
+    "recordActivities",
+    "createLead",
+    "updateLead",
+];
+
+/// Whether a key with these scopes may select `field` at the root of a
+/// query (`mutation: false`) or a mutation. `__typename` is always
+/// allowed; introspection follows the server's setting.
+///
+/// # Errors
+/// FORBIDDEN naming what the key would need.
+fn allows_root_field(scopes: Scopes, mutation: bool, field: &str) -> Result<(), AppError> {
+    if field.starts_with("__") {
+        return Ok(());
+    }
+    let (allowed, scope, list) = if mutation {
+        (scopes.ingest, "INGEST", INGEST_FIELDS)
+    } else {
+        (scopes.read, "READ", READ_FIELDS)
+    };
+    if !list.contains(&field) {
+        return Err(AppError::Forbidden {
+            action: if mutation {
+                "use this mutation with an API key: API keys may only record signals and create or update leads"
+            } else {
+                "read this with an API key: API keys read leads, the queue and the configuration behind them"
+            },
+        });
+    }
+    if !allowed {
+        return Err(AppError::Forbidden {
+            action: if scope == "INGEST" {
+                "record signals or change leads with a key that lacks the INGEST scope"
+            } else {
+                "read with a key that lacks the READ scope"
+            },
+        });
+    }
+    Ok(())
+}
 
 /// Fragments nest at most this deep at the root before the request is
 /// refused (the document limits refuse deeper ones anyway).
@@ -53,7 +116,7 @@ pub fn check(request: &mut Request, scopes: Scopes, max_nesting: usize) -> Resul
     root_fields(doc, &operation.selection_set.node, 0)
         .map_err(|err| refusal(&err))?
         .into_iter()
-        .try_for_each(|field| scopes.allows_root_field(mutation, &field))
+        .try_for_each(|field| allows_root_field(scopes, mutation, &field))
         .map_err(|err| refusal(&err))
 }
 
@@ -98,4 +161,22 @@ fn refusal(err: &AppError) -> ServerError {
     let mut server = ServerError::new(extended.message, None);
     server.extensions = extended.extensions;
     server
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_narrow_what_a_key_may_do() {
+        let ingest = Scopes::parse("INGEST");
+        assert!(allows_root_field(ingest, true, "recordActivities").is_ok());
+        assert!(allows_root_field(ingest, false, "leads").is_err());
+        assert!(allows_root_field(ingest, true, "createApiKey").is_err());
+        let read = Scopes::parse("READ");
+        assert!(allows_root_field(read, false, "followUpQueue").is_ok());
+        assert!(allows_root_field(read, false, "apiKeys").is_err());
+        assert!(allows_root_field(read, true, "recordActivity").is_err());
+        assert!(allows_root_field(read, false, "__typename").is_ok());
+    }
 }

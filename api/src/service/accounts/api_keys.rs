@@ -9,7 +9,7 @@
 //! are audited, without the secret.
 //!
 //! A key acts as an ADMIN of its tenant would, but only through the
-//! operations its scopes allow (see [`Scopes::allows_root_field`]); what it
+//! operations its scopes allow (see `graphql::key_gate`); what it
 //! writes is attributed to the key (its id in `created_by` and `actor_id`).
 
 use chrono::{DateTime, Utc};
@@ -76,33 +76,6 @@ pub struct Scopes {
     pub read: bool,
 }
 
-/// Query fields a READ key may ask for: leads, the queue and what is
-/// needed to make sense of them, but not the audit log, job runs, webhooks,
-/// API keys or the caller (`me`: a key is not a person).
-const READ_FIELDS: &[&str] = &[
-    "tenant",
-    "users",
-    "teams",
-    "pipelines",
-    "signalTypes",
-    "leadFields",
-    "scoringModels",
-    "activeScoringModel",
-    "lead",
-    "leads",
-    "followUpQueue",
-    "funnel",
-    "tierDistribution",
-];
-
-/// Mutations an INGEST key may run.
-const INGEST_FIELDS: &[&str] = &[
-    "recordActivity",
-    "recordActivities",
-    "createLead",
-    "updateLead",
-];
-
 impl Scopes {
     /// Reads the stored form, `INGEST,READ`.
     #[must_use]
@@ -152,42 +125,6 @@ impl Scopes {
             .collect::<Vec<_>>()
             .join(",")
     }
-
-    /// Whether a key with these scopes may select `field` at the root of a
-    /// query (`mutation: false`) or a mutation. `__typename` is always
-    /// allowed; introspection follows the server's setting.
-    ///
-    /// # Errors
-    /// FORBIDDEN naming what the key would need.
-    pub fn allows_root_field(self, mutation: bool, field: &str) -> AppResult<()> {
-        if field.starts_with("__") {
-            return Ok(());
-        }
-        let (allowed, scope, list) = if mutation {
-            (self.ingest, "INGEST", INGEST_FIELDS)
-        } else {
-            (self.read, "READ", READ_FIELDS)
-        };
-        if !list.contains(&field) {
-            return Err(AppError::Forbidden {
-                action: if mutation {
-                    "use this mutation with an API key: API keys may only record signals and create or update leads"
-                } else {
-                    "read this with an API key: API keys read leads, the queue and the configuration behind them"
-                },
-            });
-        }
-        if !allowed {
-            return Err(AppError::Forbidden {
-                action: if scope == "INGEST" {
-                    "record signals or change leads with a key that lacks the INGEST scope"
-                } else {
-                    "read with a key that lacks the READ scope"
-                },
-            });
-        }
-        Ok(())
-    }
 }
 
 /// A request's caller when it authenticated with an API key.
@@ -202,7 +139,7 @@ pub struct ApiKeyCaller {
 impl ApiKeyCaller {
     /// The key as a principal: an ADMIN of its tenant whose "user" is the
     /// key, so that what it writes is attributed to it. What it may do is
-    /// narrowed by [`Scopes::allows_root_field`] before anything runs.
+    /// narrowed by the GraphQL key gate before anything runs.
     #[must_use]
     pub fn principal(&self) -> Principal {
         Principal {
@@ -443,16 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn scopes_narrow_what_a_key_may_do() {
-        let ingest = Scopes::parse("INGEST");
-        assert!(ingest.allows_root_field(true, "recordActivities").is_ok());
-        assert!(ingest.allows_root_field(false, "leads").is_err());
-        assert!(ingest.allows_root_field(true, "createApiKey").is_err());
-        let read = Scopes::parse("READ");
-        assert!(read.allows_root_field(false, "followUpQueue").is_ok());
-        assert!(read.allows_root_field(false, "apiKeys").is_err());
-        assert!(read.allows_root_field(true, "recordActivity").is_err());
-        assert!(read.allows_root_field(false, "__typename").is_ok());
+    fn scopes_are_stored_in_one_order() {
         assert_eq!(Scopes::parse("READ,INGEST").stored(), "INGEST,READ");
     }
 }
