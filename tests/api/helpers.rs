@@ -618,6 +618,32 @@ impl TestApp {
         .await
     }
 
+    /// Waits (up to 20 seconds) for the job run `id` to succeed or fail,
+    /// and returns it as `jobRuns` lists it. The run goes on in the
+    /// server's background with no handle to await, so this asks
+    /// `jobRuns` until it says so.
+    pub async fn finished_job(&self, token: &str, id: &str) -> JobRun {
+        eventually(
+            &format!("the run {id} finishes"),
+            std::time::Duration::from_secs(20),
+            || async move {
+                let runs: Vec<JobRun> = self
+                    .root(
+                        Some(token),
+                        "{ jobRuns(first: 50) { id kind trigger status error leadsScanned } }",
+                        json!({}),
+                    )
+                    .await;
+                let run = runs
+                    .into_iter()
+                    .find(|r| r.id == id)
+                    .unwrap_or_else(|| panic!("run {id} is not listed"));
+                matches!(run.status.as_str(), "SUCCEEDED" | "FAILED").then_some(run)
+            },
+        )
+        .await
+    }
+
     /// The tenant's 200 newest audit entries, newest first.
     pub async fn audit_entries(&self, token: &str) -> Vec<Value> {
         let log: Connection<Value> = self
@@ -635,6 +661,21 @@ impl TestApp {
         let email = format!("{}@{}.test", role.to_lowercase(), tenant.slug);
         self.member(tenant, &email, role, &[]).await.1
     }
+}
+
+/// A job run as [`TestApp::finished_job`] asks for it.
+// The shape of the query helpers ask with: every field it returns is
+// named, though not every test reads every one.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobRun {
+    pub id: String,
+    pub kind: String,
+    pub trigger: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub leads_scanned: i64,
 }
 
 /// Asks `probe` until it answers `Some`, for at most `within`, and returns
@@ -802,7 +843,7 @@ pub struct Contribution {
 // The shape of the query helpers ask with: every field it returns is
 // named, though not every test reads every one.
 #[allow(dead_code)]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppliedOverride {
     pub rule: String,
