@@ -2,7 +2,7 @@
 //! 4): a tenant writes the rules into its model, and leads move by them
 //! on every change and on activation.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -161,8 +161,18 @@ async fn lead(app: &TestApp, t: &Tenant, id: &str) -> Lead {
     .await
 }
 
-async fn record(app: &TestApp, t: &Tenant, lead: &str, signal: &str, hours_ago: i64) -> Lead {
-    let at = (Utc::now() - Duration::hours(hours_ago)).to_rfc3339();
+/// Records `signal` on `lead` as happening `hours_ago` hours before `now`.
+/// Every time a test writes is reckoned from its one `now`, so the gaps
+/// between them are exactly the hours it names.
+async fn record(
+    app: &TestApp,
+    t: &Tenant,
+    lead: &str,
+    signal: &str,
+    now: DateTime<Utc>,
+    hours_ago: i64,
+) -> Lead {
+    let at = (now - Duration::hours(hours_ago)).to_rfc3339();
     let recorded: Payload = app
         .root(
             Some(&t.token),
@@ -285,13 +295,14 @@ async fn a_burst_of_three_inbound_signals_in_two_days_lifts_a_quiet_c_lead() {
     .await;
     let quiet = create_lead(&app, &t, json!({"attributes": middling()})).await;
     let id = quiet.id.as_str();
-    let quiet = record(&app, &t, id, "website_visit", 10 * 24).await;
+    let now = Utc::now();
+    let quiet = record(&app, &t, id, "website_visit", now, 10 * 24).await;
     assert_eq!(quiet.tier, "C", "{quiet:?}");
 
-    let once = record(&app, &t, id, "website_visit", 30).await;
-    let twice = record(&app, &t, id, "detail_question", 5).await;
+    let once = record(&app, &t, id, "website_visit", now, 30).await;
+    let twice = record(&app, &t, id, "detail_question", now, 5).await;
     assert_eq!(twice.tier, "C", "two are not a burst: {once:?} {twice:?}");
-    let burst = record(&app, &t, id, "inbound_inquiry", 1).await;
+    let burst = record(&app, &t, id, "inbound_inquiry", now, 1).await;
     assert_eq!(burst.tier, "B", "{burst:?}");
     assert_eq!(burst.score_breakdown.base_tier, "C");
     let o = burst.override_of("BURST");
@@ -400,10 +411,15 @@ async fn responsiveness_ranks_a_quick_responder_over_a_slow_one() {
     )
     .await;
     let (quick, slow) = (quick.id.as_str(), slow.id.as_str());
-    record(&app, &t, quick, "call", 5 * 24).await;
-    let quick = record(&app, &t, quick, "inbound_inquiry", 5 * 24 - 2).await;
-    record(&app, &t, slow, "email", 10 * 24).await;
-    let slow = record(&app, &t, slow, "inbound_inquiry", 7 * 24).await;
+    // One clock reading for every activity: each reply comes exactly the
+    // hours named after our contact. Read once per call, the clock moved
+    // between a contact and its reply, and "2 hours" came back a hair over
+    // 2.0, failing the exact compare.
+    let now = Utc::now();
+    record(&app, &t, quick, "call", now, 5 * 24).await;
+    let quick = record(&app, &t, quick, "inbound_inquiry", now, 5 * 24 - 2).await;
+    record(&app, &t, slow, "email", now, 10 * 24).await;
+    let slow = record(&app, &t, slow, "inbound_inquiry", now, 7 * 24).await;
     assert_eq!(quick.contribution("answers").raw_value, 2.0, "{quick:?}");
     assert_eq!(slow.contribution("answers").raw_value, 72.0, "{slow:?}");
     assert_eq!(
