@@ -795,7 +795,7 @@ pub struct Id {
 }
 
 /// `stage { key kind }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageRef {
     pub key: String,
