@@ -313,6 +313,12 @@ impl GraphqlErrors {
     pub fn message(&self) -> &str {
         &self.first().message
     }
+
+    /// Whether the answer carried no data beside its errors (`data` absent
+    /// or null): nothing of a refused request was run or shown.
+    pub fn has_no_data(&self) -> bool {
+        self.body.get("data").is_none_or(Value::is_null)
+    }
 }
 
 impl std::fmt::Display for GraphqlErrors {
