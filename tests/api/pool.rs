@@ -267,6 +267,7 @@ async fn neglected_or_long_cold_leads_return_to_the_pool_on_the_nightly_run_with
         .iter()
         .filter(|r| r.event_type == "lead.returned_to_pool")
         .map(|r| {
+            // The webhook body is the event; its `data` is the event's own.
             let body = r.json();
             assert_eq!(body["data"]["previousOwnerId"], rep.as_str(), "{body}");
             body["data"]["lead"]["id"]
