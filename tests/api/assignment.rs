@@ -321,7 +321,7 @@ async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
             json!({}),
         )
         .await;
-    let finished = app.finished_job(&acme.token, &run.id).await;
+    let finished = app.finished_run(&acme.token, &run.id).await;
     assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]

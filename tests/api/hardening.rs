@@ -857,7 +857,7 @@ async fn a_tenant_of_many_many_option_fields_trains_on_a_bounded_model() {
         .job_run
         .as_ref()
         .unwrap_or_else(|| panic!("the import queues a run: {imported:?}"));
-    let run = while_healthy(&app, app.finished_job(&t.token, &queued.id)).await;
+    let run = while_healthy(&app, app.finished_run(&t.token, &queued.id)).await;
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
     let tenant: uuid::Uuid = t.id.parse().expect("a tenant id");
     let predictor = entity::predictor_model::Entity::find()

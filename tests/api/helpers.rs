@@ -349,10 +349,10 @@ pub fn parse_answer<T: DeserializeOwned>(query: &str, body: Value) -> Result<T, 
     }))
 }
 
-/// The user the typed and untyped helpers create, as they ask for it.
+/// The user the user helpers create, as they ask for it.
 const CREATE_USER: &str = "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id email role teams { id name } } } }";
 
-/// The team the typed and untyped helpers create, as they ask for it.
+/// The team the team helpers create, as they ask for it.
 const CREATE_TEAM: &str = "mutation($input: CreateTeamInput!) { createTeam(input: $input) { team { id name members { id email } } } }";
 
 impl TestApp {
@@ -495,32 +495,6 @@ impl TestApp {
         .await
     }
 
-    /// Logs in and returns the whole response.
-    pub async fn login(&self, slug: &str, email: &str, password: &str) -> Value {
-        self.graphql(
-            None,
-            "mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken user { email role } } }",
-            json!({"input": {"tenantSlug": slug, "email": email, "password": password}}),
-        )
-        .await
-    }
-
-    /// Creates a user as `tenant`'s owner and returns the whole response.
-    pub async fn create_user(
-        &self,
-        token: &str,
-        email: &str,
-        role: &str,
-        team_ids: &[&str],
-    ) -> Value {
-        self.graphql(
-            Some(token),
-            CREATE_USER,
-            json!({"input": {"email": email, "password": PASSWORD, "displayName": email, "role": role, "teamIds": team_ids}}),
-        )
-        .await
-    }
-
     /// Creates a user as `token`'s holder: the user, or why it was refused.
     pub async fn try_create_user(
         &self,
@@ -566,16 +540,6 @@ impl TestApp {
         Ok(created.team)
     }
 
-    /// Creates a team and returns the whole response.
-    pub async fn create_team(&self, token: &str, name: &str, member_ids: &[&str]) -> Value {
-        self.graphql(
-            Some(token),
-            CREATE_TEAM,
-            json!({"input": {"name": name, "memberIds": member_ids}}),
-        )
-        .await
-    }
-
     /// Creates an empty team and returns its id.
     pub async fn new_team(&self, token: &str, name: &str) -> String {
         #[derive(Deserialize)]
@@ -602,33 +566,7 @@ impl TestApp {
     /// and returns it as `jobRuns` lists it. The run goes on in the
     /// server's background with no handle to await, so this asks
     /// `jobRuns` until it says so.
-    pub async fn finished_run(&self, token: &str, id: &Value) -> Value {
-        eventually(
-            &format!("the run {id} finishes"),
-            std::time::Duration::from_secs(20),
-            || async move {
-                let runs: Vec<Value> = self
-                    .root(
-                        Some(token),
-                        "{ jobRuns(first: 50) { id kind trigger status error leadsScanned } }",
-                        json!({}),
-                    )
-                    .await;
-                let run = runs
-                    .into_iter()
-                    .find(|r| r["id"] == *id)
-                    .unwrap_or_else(|| panic!("run {id} is not listed"));
-                (run["status"] == "SUCCEEDED" || run["status"] == "FAILED").then_some(run)
-            },
-        )
-        .await
-    }
-
-    /// Waits (up to 20 seconds) for the job run `id` to succeed or fail,
-    /// and returns it as `jobRuns` lists it. The run goes on in the
-    /// server's background with no handle to await, so this asks
-    /// `jobRuns` until it says so.
-    pub async fn finished_job(&self, token: &str, id: &str) -> JobRun {
+    pub async fn finished_run(&self, token: &str, id: &str) -> JobRun {
         eventually(
             &format!("the run {id} finishes"),
             std::time::Duration::from_secs(20),
@@ -669,7 +607,7 @@ impl TestApp {
     }
 }
 
-/// A job run as [`TestApp::finished_job`] asks for it.
+/// A job run as [`TestApp::finished_run`] asks for it.
 // The shape of the query helpers ask with: every field it returns is
 // named, though not every test reads every one.
 #[allow(dead_code)]
@@ -708,27 +646,6 @@ where
     tokio::time::timeout(within, asking)
         .await
         .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
-}
-
-/// The first error's `extensions.code`.
-pub fn error_code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error, got {body}"))
-}
-
-/// The first error's `extensions.field`.
-pub fn error_field(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["field"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a field, got {body}"))
-}
-
-/// The first error's message.
-pub fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error, got {body}"))
 }
 
 // ---------------------------------------------------------------------
@@ -1101,100 +1018,6 @@ impl TestApp {
             secret: created.secret,
         }
     }
-}
-
-// ---------------------------------------------------------------------
-// Untyped lead helpers, for the files not yet read through the typed
-// client above. They return raw JSON, where a misspelled field reads as
-// null; convert a file and its calls go.
-// ---------------------------------------------------------------------
-
-impl TestApp {
-    /// Creates a lead and returns the whole response.
-    pub async fn create_lead_json(&self, token: &str, input: Value) -> Value {
-        self.graphql(
-            Some(token),
-            &format!(
-                "mutation($input: CreateLeadInput!) {{ createLead(input: $input) {{ lead {{ {LEAD_FIELDS} }} }} }}"
-            ),
-            json!({ "input": input }),
-        )
-        .await
-    }
-
-    /// Creates a lead that must succeed, and returns it.
-    pub async fn new_lead_json(&self, token: &str, input: Value) -> Value {
-        let body = self.create_lead_json(token, input).await;
-        let lead = body["data"]["createLead"]["lead"].clone();
-        assert!(lead.is_object(), "createLead failed: {body}");
-        lead
-    }
-
-    /// Runs a lead mutation whose payload is `{ lead }`; returns the body.
-    pub async fn lead_mutation_json(
-        &self,
-        token: &str,
-        name: &str,
-        input_type: &str,
-        input: Value,
-    ) -> Value {
-        self.graphql(
-            Some(token),
-            &format!(
-                "mutation($input: {input_type}!) {{ {name}(input: $input) {{ lead {{ {LEAD_FIELDS} }} }} }}"
-            ),
-            json!({ "input": input }),
-        )
-        .await
-    }
-
-    pub async fn record_json(&self, token: &str, lead: &str, signal: &str, extra: Value) -> Value {
-        let mut input = json!({"leadId": lead, "signalKey": signal});
-        if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
-            input.extend(extra.clone());
-        }
-        let body = self
-            .lead_mutation_json(token, "recordActivity", "RecordActivityInput", input)
-            .await;
-        let lead = body["data"]["recordActivity"]["lead"].clone();
-        assert!(lead.is_object(), "recordActivity failed: {body}");
-        lead
-    }
-
-    pub async fn lead_by_id_json(&self, token: &str, id: &str) -> Value {
-        let body = self
-            .graphql(
-                Some(token),
-                &format!("query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"),
-                json!({ "id": id }),
-            )
-            .await;
-        assert!(body["errors"].is_null(), "lead query failed: {body}");
-        body["data"]["lead"].clone()
-    }
-}
-
-/// The points of every dimension a lead's explanation shows, added up.
-pub fn points_shown_json(lead: &Value) -> f64 {
-    lead["scoreBreakdown"]["contributions"]
-        .as_array()
-        .expect("contributions")
-        .iter()
-        .map(|c| c["points"].as_f64().expect("points"))
-        .sum()
-}
-
-pub fn score_json(lead: &Value) -> f64 {
-    lead["score"].as_f64().expect("a score")
-}
-
-pub fn flags_json(lead: &Value) -> Vec<&str> {
-    lead["flags"]
-        .as_array()
-        .expect("flags")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect()
 }
 
 // ---------------------------------------------------------------------

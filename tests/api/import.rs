@@ -79,7 +79,7 @@ async fn importing_a_file_twice_writes_its_valid_rows_once_with_their_history() 
     // Won and lost leads came in: the predictor is retrained at once.
     let retraining = retraining(&report);
     assert_eq!(retraining.kind, "rescore", "{report:?}");
-    let finished = app.finished_job(&t.token, &retraining.id).await;
+    let finished = app.finished_run(&t.token, &retraining.id).await;
     assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
 
     let leads = leads_by_external_id(&app, &t.token).await;
@@ -230,7 +230,7 @@ async fn imported_closed_leads_teach_the_predictor_which_open_leads_will_close()
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(counts(&report), (26, 0, 0, 0), "{report:?}");
     let retrained = app
-        .finished_job(&t.token, &retraining(&report).id)
+        .finished_run(&t.token, &retraining(&report).id)
         .await;
     assert_eq!(retrained.status, "SUCCEEDED", "{retrained:?}");
     let leads = leads_by_external_id(&app, &t.token).await;
@@ -315,7 +315,7 @@ async fn a_models_evaluation_shows_how_calibrated_its_scores_are_beside_the_clos
     );
 
     let report = import_report(&app, &t.token, &history_csv(), false).await;
-    app.finished_job(&t.token, &retraining(&report).id).await;
+    app.finished_run(&t.token, &retraining(&report).id).await;
     let e = evaluate().await;
     // The scores read as probabilities: ten bins holding every closed lead.
     assert_eq!(e.reliability.len(), 10);
@@ -365,7 +365,7 @@ async fn each_team_with_enough_history_gets_a_predictor_of_its_own() {
     csv.push_str("WEST-OPEN,West prospect,West Prospect Co,West,open,,5\n");
     let report = import_report(&app, &t.token, &csv, false).await;
     assert!(report.errors.is_empty(), "{report:?}");
-    app.finished_job(&t.token, &retraining(&report).id).await;
+    app.finished_run(&t.token, &retraining(&report).id).await;
     let run = rescore_now(&app, &t.id).await;
     assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
 
@@ -529,7 +529,7 @@ async fn the_example_file_of_the_readme_imports_without_a_single_error() {
         "created, updated, skipped, unchanged: {report:?}"
     );
     let retrained = app
-        .finished_job(&t.token, &retraining(&report).id)
+        .finished_run(&t.token, &retraining(&report).id)
         .await;
     assert_eq!(retrained.status, "SUCCEEDED", "{retrained:?}");
 

@@ -5,7 +5,18 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{Id, Lead, TestApp, error_code, spawn_app, spawn_app_with};
+use crate::helpers::{GraphqlErrors, Id, Lead, TestApp, parse_answer, spawn_app, spawn_app_with};
+
+/// How `/v1/events` refused a request: its errors are shaped as GraphQL's
+/// and read the same way.
+fn refusal(body: &Value) -> GraphqlErrors {
+    parse_answer::<Value>("POST /v1/events", body.clone()).expect_err("the events are refused")
+}
+
+/// The code `/v1/events` refused a request with.
+fn error_code(body: &Value) -> String {
+    refusal(body).code().to_owned()
+}
 
 /// A lead's activity as [`TestApp::activities_of`] asks for it.
 #[derive(Debug, Deserialize)]
@@ -204,17 +215,17 @@ async fn only_an_ingest_key_may_send_events() {
     let events = json!([{"lead": {"externalId": "x"}, "signal": "website_visit"}]);
 
     let (status, body) = app.send_events(&read.secret, events.clone()).await;
-    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"));
+    assert_eq!((status, error_code(&body).as_str()), (403, "FORBIDDEN"));
     let (status, body) = app.send_events(&acme.token, events.clone()).await;
-    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    assert_eq!((status, error_code(&body).as_str()), (401, "UNAUTHENTICATED"));
     let (status, body) = app.send_events("lrk_nonsense", events.clone()).await;
-    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    assert_eq!((status, error_code(&body).as_str()), (401, "UNAUTHENTICATED"));
     let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
     let (status, body) = app
         .post_events(&key.secret, "application/json", "[{\"lead\": ".into())
         .await
         .into_parts();
-    assert_eq!((status, error_code(&body)), (400, "BAD_REQUEST"));
+    assert_eq!((status, error_code(&body).as_str()), (400, "BAD_REQUEST"));
 }
 
 trait Parts {
@@ -254,10 +265,10 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
             json!([event.clone()]).to_string(),
         )
         .await;
-    assert_eq!((status, error_code(&body)), (429, "RATE_LIMITED"));
+    assert_eq!((status, error_code(&body).as_str()), (429, "RATE_LIMITED"));
     let wait: u64 = retry.unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
-    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], wait);
+    assert_eq!(refusal(&body).errors[0].extensions.retry_after, Some(wait));
     // Nothing of the refused request was recorded.
     assert_eq!(app.activities_of(&acme.token, &lead.id).await.len(), 3);
 

@@ -474,7 +474,7 @@ async fn an_admin_watches_a_job_they_started_finish() {
         matches!(run.status.as_str(), "QUEUED" | "RUNNING" | "SUCCEEDED"),
         "{run:?}"
     );
-    let finished = app.finished_job(&t.token, &run.id).await;
+    let finished = app.finished_run(&t.token, &run.id).await;
     assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
     assert_eq!(finished.leads_scanned, 1, "{finished:?}");
 

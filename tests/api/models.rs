@@ -744,7 +744,7 @@ async fn activating_a_model_for_many_leads_moves_every_lead_to_the_new_version_t
     );
     assert_eq!(run.trigger, "MODEL_ACTIVATION");
 
-    let finished = app.finished_job(&t.token, &run.id).await;
+    let finished = app.finished_run(&t.token, &run.id).await;
     assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
     assert_eq!(finished.trigger, "MODEL_ACTIVATION");
     assert_eq!(finished.leads_scanned, LEADS);
