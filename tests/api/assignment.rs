@@ -224,7 +224,12 @@ async fn round_robin_spreads_ten_new_leads_four_three_three_skipping_a_rep_who_i
         .find(|e| e.kind == "ASSIGNED")
         .unwrap_or_else(|| panic!("no ASSIGNED event: {lead:?}"));
     assert!(assigned.actor.is_none(), "no person did it");
-    assert_eq!(assigned.new_owner.as_ref(), Some(&Id { id: reps[0].clone() }));
+    assert_eq!(
+        assigned.new_owner.as_ref(),
+        Some(&Id {
+            id: reps[0].clone()
+        })
+    );
     assert_eq!(assigned.rule_id.as_deref(), Some(rule.as_str()));
     assert_eq!(assigned.rule_name.as_deref(), Some("East in turn"));
 
@@ -389,7 +394,9 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
         .await;
     assert_ne!(cold.tier, "B");
     assert!(
-        team_reps.iter().any(|r| cold.owner_id() == Some(r.as_str())),
+        team_reps
+            .iter()
+            .any(|r| cold.owner_id() == Some(r.as_str())),
         "{cold:?}"
     );
 
@@ -561,10 +568,7 @@ async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
             json!({}),
         )
         .await;
-    let by_id: BTreeMap<&str, &Node> = leads
-        .nodes()
-        .map(|n| (n.external_id.as_str(), n))
-        .collect();
+    let by_id: BTreeMap<&str, &Node> = leads.nodes().map(|n| (n.external_id.as_str(), n)).collect();
     assert_eq!(by_id["x1"].owner_id(), Some(reps[0].as_str()), "{leads:?}");
     assert_eq!(by_id["x2"].owner_id(), Some(reps[1].as_str()), "{leads:?}");
     assert_eq!(

@@ -165,7 +165,9 @@ impl TestApp {
     /// Wins a lead and moves it on to the post-sale stage: a customer.
     async fn customer(&self, t: &Tenant, name: &str) -> String {
         let id = self.aged_lead(t, name, 200).await;
-        let won = self.closed_lead(&t.token, &id, json!({"outcome": "WON"})).await;
+        let won = self
+            .closed_lead(&t.token, &id, json!({"outcome": "WON"}))
+            .await;
         assert_eq!(won.status, "WON", "{won:?}");
         let moved = self
             .lead_mutation(

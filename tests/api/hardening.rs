@@ -296,10 +296,7 @@ async fn ten_batches_of_ten_thousand_me_aliases_are_refused_at_once() {
     for each in answers {
         let refused = answer::<Value>(each).expect_err("too many aliases");
         assert_eq!(refused.code(), "QUERY_TOO_LARGE", "{each}");
-        assert!(
-            refused.message().contains("at most 30 aliases"),
-            "{each}"
-        );
+        assert!(refused.message().contains("at most 30 aliases"), "{each}");
     }
     // Refused before anything ran: not the 99,900 lookups of the attack.
     // The health checks beside it and the token's session check may run
@@ -389,9 +386,8 @@ async fn analytics_cost_enough_that_a_query_cannot_repeat_them_many_times() {
         format!("{{ {fields} }}")
     };
     // Five distributions, each under its own alias.
-    let counted: std::collections::BTreeMap<String, Vec<TierCount>> = app
-        .data(Some(&acme.token), &repeated(5), json!({}))
-        .await;
+    let counted: std::collections::BTreeMap<String, Vec<TierCount>> =
+        app.data(Some(&acme.token), &repeated(5), json!({})).await;
     assert_eq!(counted.len(), 5, "{counted:?}");
 
     let refused = app
@@ -612,7 +608,9 @@ async fn introspection_is_on_only_in_development() {
 
     let development = spawn_app_with(&[("LEADRANK_ENV", "development")]).await;
     let shown: Introspected = development.data(None, query, json!({})).await;
-    let schema = shown.__schema.expect("introspection answers in development");
+    let schema = shown
+        .__schema
+        .expect("introspection answers in development");
     assert_eq!(schema.query_type.name, "Query");
 }
 
@@ -782,13 +780,11 @@ async fn a_header_of_a_hundred_thousand_unknown_columns_gets_a_short_answer() {
     .await;
     assert!(body.to_string().len() < 100_000, "the answer stays short");
 
-    let report: ImportReport = parse_answer::<std::collections::BTreeMap<String, ImportReport>>(
-        query,
-        body,
-    )
-    .unwrap_or_else(|e| panic!("importLeads failed: {e}"))
-    .remove("importLeads")
-    .expect("the report");
+    let report: ImportReport =
+        parse_answer::<std::collections::BTreeMap<String, ImportReport>>(query, body)
+            .unwrap_or_else(|e| panic!("importLeads failed: {e}"))
+            .remove("importLeads")
+            .expect("the report");
     assert_eq!(report.error_count, 100_000, "{report:?}");
     assert_eq!(report.errors.len(), 200);
     assert_eq!(report.skipped, 1);

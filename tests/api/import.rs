@@ -38,7 +38,10 @@ async fn a_dry_run_reports_every_bad_row_by_line_and_column_without_writing() {
         message(&report, 6, "stage").contains("\"negotiation\""),
         "the unknown stage is named: {report:?}"
     );
-    assert!(message(&report, 7, "budget").contains("1 to 5"), "{report:?}");
+    assert!(
+        message(&report, 7, "budget").contains("1 to 5"),
+        "{report:?}"
+    );
     assert_eq!(message(&report, 8, "email"), "has the same email as line 2");
     assert_eq!(
         counts(&report),
@@ -111,7 +114,11 @@ async fn importing_a_file_twice_writes_its_valid_rows_once_with_their_history() 
 
     let wang = &leads["ACME-007"];
     assert_eq!(wang.name, "王伟");
-    assert_eq!(wang.company.as_deref(), Some("北京星河科技有限公司"), "{wang:?}");
+    assert_eq!(
+        wang.company.as_deref(),
+        Some("北京星河科技有限公司"),
+        "{wang:?}"
+    );
     assert_eq!(wang.phone.as_deref(), Some("+8613800138000"));
     assert_eq!(wang.owner_id(), Some(t.owner_id.as_str()));
     assert_eq!(wang.team_id(), Some(east.as_str()));
@@ -175,11 +182,7 @@ async fn importing_a_file_twice_writes_its_valid_rows_once_with_their_history() 
     );
     let after = leads_by_external_id(&app, &t.token).await;
     for (id, lead) in &after {
-        assert_eq!(
-            lead.version,
-            leads[id.as_str()].version,
-            "{id}: {lead:?}"
-        );
+        assert_eq!(lead.version, leads[id.as_str()].version, "{id}: {lead:?}");
     }
     assert_eq!(activity_count(&after), 5, "no activity twice: {after:?}");
     assert_eq!(after, leads, "re-importing the file changed a lead");
@@ -229,9 +232,7 @@ async fn imported_closed_leads_teach_the_predictor_which_open_leads_will_close()
     let report = import_report(&app, &t.token, &history_csv(), false).await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(counts(&report), (26, 0, 0, 0), "{report:?}");
-    let retrained = app
-        .finished_run(&t.token, &retraining(&report).id)
-        .await;
+    let retrained = app.finished_run(&t.token, &retraining(&report).id).await;
     assert_eq!(retrained.status, "SUCCEEDED", "{retrained:?}");
     let leads = leads_by_external_id(&app, &t.token).await;
     for key in ["OPEN-STRONG", "OPEN-WEAK"] {
@@ -291,11 +292,7 @@ async fn a_models_evaluation_shows_how_calibrated_its_scores_are_beside_the_clos
         reliability: Vec<Bin>,
     }
     let model: Id = app
-        .root(
-            Some(&t.token),
-            "{ activeScoringModel { id } }",
-            json!({}),
-        )
+        .root(Some(&t.token), "{ activeScoringModel { id } }", json!({}))
         .await;
     let evaluate = || async {
         app.root::<Evaluation>(
@@ -507,7 +504,11 @@ async fn each_company_imports_into_its_own_leads_because_external_ids_are_per_co
         a.owner_email
     );
     let refused = import_report(&app, &b.token, &foreign_owner, true).await;
-    assert_eq!(error_pairs(&refused), [(2_i64, "owner_email")], "{refused:?}");
+    assert_eq!(
+        error_pairs(&refused),
+        [(2_i64, "owner_email")],
+        "{refused:?}"
+    );
     assert_eq!(lead_count(&app, &a.token).await, 3);
     assert_eq!(lead_count(&app, &b.token).await, 3);
 }
@@ -528,9 +529,7 @@ async fn the_example_file_of_the_readme_imports_without_a_single_error() {
         (6, 0, 0, 0),
         "created, updated, skipped, unchanged: {report:?}"
     );
-    let retrained = app
-        .finished_run(&t.token, &retraining(&report).id)
-        .await;
+    let retrained = app.finished_run(&t.token, &retraining(&report).id).await;
     assert_eq!(retrained.status, "SUCCEEDED", "{retrained:?}");
 
     let leads = leads_by_external_id(&app, &t.token).await;
@@ -547,7 +546,11 @@ async fn the_example_file_of_the_readme_imports_without_a_single_error() {
     assert_eq!(leads["CRM-1004"].status, "WON");
     assert_eq!(leads["CRM-1005"].status, "LOST");
     let olivia = &leads["CRM-1001"];
-    assert_eq!(activity_times(olivia, "website_visit").len(), 6, "{olivia:?}");
+    assert_eq!(
+        activity_times(olivia, "website_visit").len(),
+        6,
+        "{olivia:?}"
+    );
     assert_eq!(
         activity_times(olivia, "meeting"),
         [

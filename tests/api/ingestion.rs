@@ -217,9 +217,15 @@ async fn only_an_ingest_key_may_send_events() {
     let (status, body) = app.send_events(&read.secret, events.clone()).await;
     assert_eq!((status, error_code(&body).as_str()), (403, "FORBIDDEN"));
     let (status, body) = app.send_events(&acme.token, events.clone()).await;
-    assert_eq!((status, error_code(&body).as_str()), (401, "UNAUTHENTICATED"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
     let (status, body) = app.send_events("lrk_nonsense", events.clone()).await;
-    assert_eq!((status, error_code(&body).as_str()), (401, "UNAUTHENTICATED"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
     let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
     let (status, body) = app
         .post_events(&key.secret, "application/json", "[{\"lead\": ".into())
@@ -299,9 +305,7 @@ async fn record_activities_names_each_bad_activity_by_its_input_path() {
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
     let lead = app.new_lead(&acme.token, json!({"name": "Li Wei"})).await;
-    let theirs = app
-        .new_lead(&globex.token, json!({"name": "Hidden"}))
-        .await;
+    let theirs = app.new_lead(&globex.token, json!({"name": "Hidden"})).await;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

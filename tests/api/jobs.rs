@@ -130,7 +130,11 @@ async fn a_lead_quiet_for_weeks_decays_into_a_cold_stale_lower_tier_on_the_night
     assert_eq!(newest.status, "SUCCEEDED", "{runs:?}");
     assert_eq!(newest.trigger, "MANUAL", "{runs:?}");
     assert_eq!(
-        (newest.leads_scanned, newest.leads_changed, newest.newly_cold),
+        (
+            newest.leads_scanned,
+            newest.leads_changed,
+            newest.newly_cold
+        ),
         (1, 1, 1),
         "{runs:?}"
     );

@@ -53,7 +53,10 @@ async fn an_over_deep_query_is_refused() {
             json!({}),
         )
         .await;
-    assert!(shallow.teams.iter().all(|t| !t.members.is_empty()), "{shallow:?}");
+    assert!(
+        shallow.teams.iter().all(|t| !t.members.is_empty()),
+        "{shallow:?}"
+    );
 
     let deep = app
         .refused(
@@ -141,7 +144,10 @@ async fn a_malformed_body_gets_a_clear_bad_request() {
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await.unwrap();
     let refused = parse_answer::<Value>("{not json", body).expect_err("a malformed body");
-    assert!(refused.message().contains("not a GraphQL request"), "{refused}");
+    assert!(
+        refused.message().contains("not a GraphQL request"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

@@ -322,8 +322,8 @@ async fn a_subscription_needs_the_rights_its_query_would_need() {
     // A rep may not follow another rep's queue.
     let mut sub = Subscriber::start(&app, &rep, QUEUE_CHANGED, json!({"owner": other})).await;
     let answer = sub.next(Duration::from_secs(5)).await.expect("an answer");
-    let refused = parse_answer::<Value>(QUEUE_CHANGED, answer.clone())
-        .expect_err("another rep's queue");
+    let refused =
+        parse_answer::<Value>(QUEUE_CHANGED, answer.clone()).expect_err("another rep's queue");
     assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
     // The path is not among the typed fields a refusal carries.
     assert_eq!(answer["errors"][0]["path"], json!(["queueChanged"]));

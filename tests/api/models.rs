@@ -33,7 +33,10 @@ async fn a_draft_takes_the_next_version_whatever_it_starts_from() {
         copy.dimensions, active.dimensions,
         "dimensions copied from the active model"
     );
-    assert_eq!(copy.tiers, active.tiers, "tiers copied from the active model");
+    assert_eq!(
+        copy.tiers, active.tiers,
+        "tiers copied from the active model"
+    );
     assert_eq!(
         copy.overrides, active.overrides,
         "overrides copied from the active model"
@@ -142,7 +145,10 @@ async fn a_team_with_its_own_model_scores_its_leads_differently_from_the_tenant_
     )
     .await;
     assert_eq!(own.version, 1, "the team's first version: {own:?}");
-    assert_eq!(own.team.as_ref().map(|t| t.id.as_str()), Some(team.as_str()));
+    assert_eq!(
+        own.team.as_ref().map(|t| t.id.as_str()),
+        Some(team.as_str())
+    );
     assert_eq!(
         own.tiers, default.tiers,
         "a team without a model of its own copies the tenant default"
@@ -472,9 +478,7 @@ async fn an_invalid_model_is_refused_by_field_without_saving_anything() {
         ),
     ];
     for (case, input, field) in cases {
-        let refused = create_draft(&app, &t.token, input)
-            .await
-            .expect_err(case);
+        let refused = create_draft(&app, &t.token, input).await.expect_err(case);
         assert_eq!(refused.code(), "BAD_USER_INPUT", "{case}: {refused}");
         assert_eq!(refused.field(), field, "{case}: {refused}");
     }
@@ -1069,10 +1073,7 @@ async fn a_models_evaluation_shows_strong_leads_won_more_often_than_weak_ones() 
             );
             with_leads.push(row.won_rate);
         }
-        assert!(
-            (row.lift - row.won_rate / overall).abs() < 1e-9,
-            "{row:?}"
-        );
+        assert!((row.lift - row.won_rate / overall).abs() < 1e-9, "{row:?}");
     }
     assert_eq!(with_leads.len(), expected.len(), "{e:?}");
     assert!(

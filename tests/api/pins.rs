@@ -508,7 +508,10 @@ async fn a_rep_pins_only_their_own_leads_once_the_company_allows_it() {
 
     let pinned = app.pinned(&rep, &own.id, "A", None).await;
     assert_eq!(pinned.tier, "A");
-    let pinned_by = pinned.pin.as_ref().map(|p| p.pinned_by.display_name.as_str());
+    let pinned_by = pinned
+        .pin
+        .as_ref()
+        .map(|p| p.pinned_by.display_name.as_str());
     assert_eq!(pinned_by, Some("Rey Rep"));
     let pool_pin = app
         .pin(&rep, &pool.id, "A", REASON, None)
@@ -755,9 +758,7 @@ async fn the_explanation_shown_adds_up_to_the_stored_score_after_every_kind_of_w
                 .any(|o| o.rule.contains("URGENT")),
             "{round}: {rush:?}"
         );
-        let wei = named("Wei")
-            .pin_override()
-            .expect("Wei's pin is explained");
+        let wei = named("Wei").pin_override().expect("Wei's pin is explained");
         assert!(
             wei.reason.contains("Mia Manager") && wei.reason.contains(REASON),
             "{round}: {wei:?}"

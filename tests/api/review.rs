@@ -974,7 +974,10 @@ async fn the_forecast_weighs_open_deals_by_expected_month_beside_what_was_won() 
             name(shanghai_month(now, 2))
         ]
     );
-    assert_eq!(f.months[0].starts_at.parse::<DateTime<Utc>>().unwrap(), from);
+    assert_eq!(
+        f.months[0].starts_at.parse::<DateTime<Utc>>().unwrap(),
+        from
+    );
 
     // By hand: this month holds the slipped deal, and the one dated by its
     // stage when 20 days from now is still this month.

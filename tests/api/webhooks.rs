@@ -414,7 +414,11 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_the_reason() {
     assert_eq!(endpoint.id, id);
     assert!(!endpoint.health.active, "{endpoint:?}");
     assert_eq!(endpoint.health.consecutive_failures, 3);
-    let reason = endpoint.health.disabled_reason.as_deref().unwrap_or_default();
+    let reason = endpoint
+        .health
+        .disabled_reason
+        .as_deref()
+        .unwrap_or_default();
     assert!(
         reason.contains("3 failed attempts") && reason.contains("503"),
         "{reason}"
@@ -456,10 +460,15 @@ async fn a_change_committed_before_a_crash_is_delivered_once_after_restart() {
     first
         .endpoint(&acme.token, &receiver.url, &["LEAD_CLOSED"])
         .await;
-    let lead = first
-        .new_lead(&acme.token, json!({"name": "Signed"}))
-        .await;
-    close(&first, &acme.token, &lead.id, "WON", Some("contract signed")).await;
+    let lead = first.new_lead(&acme.token, json!({"name": "Signed"})).await;
+    close(
+        &first,
+        &acme.token,
+        &lead.id,
+        "WON",
+        Some("contract signed"),
+    )
+    .await;
     let log = first.deliveries(&acme.token).await;
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, "PENDING");
@@ -636,9 +645,7 @@ async fn webhooks_are_managed_by_admins_inside_their_own_company() {
         assert_eq!(refused.code(), "NOT_FOUND", "{query}: {refused}");
     }
     // Globex's own changes never reach Acme's endpoint.
-    let lead = app
-        .new_lead(&globex.token, json!({"name": "Theirs"}))
-        .await;
+    let lead = app.new_lead(&globex.token, json!({"name": "Theirs"})).await;
     close(&app, &globex.token, &lead.id, "LOST", None).await;
     assert!(app.deliveries(&acme.token).await.is_empty());
     assert!(app.deliveries(&globex.token).await.is_empty());
@@ -699,9 +706,7 @@ async fn the_example_receiver_verifies_a_real_delivery() {
         )
         .await;
     assert_eq!(moved.endpoint.url, url);
-    let lead = app
-        .new_lead(&acme.token, json!({"name": "Example"}))
-        .await;
+    let lead = app.new_lead(&acme.token, json!({"name": "Example"})).await;
     close(&app, &acme.token, &lead.id, "WON", None).await;
     let verdict = tokio::task::spawn_blocking(move || next_line(&lines))
         .await
@@ -1061,9 +1066,7 @@ async fn a_slow_receiver_slows_only_its_own_endpoint_not_its_tenants_others_nor_
         Duration::from_secs(10),
         || async move {
             let log = app.deliveries_to(token, sibling_id).await;
-            log.iter()
-                .all(|d| d.status == "DELIVERED")
-                .then_some(log)
+            log.iter().all(|d| d.status == "DELIVERED").then_some(log)
         },
     )
     .await;
