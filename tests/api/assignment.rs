@@ -717,8 +717,8 @@ async fn each_role_changes_only_the_assignment_settings_it_owns_with_an_audit_en
     let actions: Vec<String> = app
         .audit_entries(&acme.token)
         .await
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .into_iter()
+        .map(|e| e.action)
         .collect();
     for action in [
         "assignment_rule.created",

@@ -547,7 +547,7 @@ async fn lost_leads_are_counted_by_reason_category() {
         app.audit_entries(&acme.token)
             .await
             .iter()
-            .any(|e| e["action"] == "tenant.lost_reason_categories_updated")
+            .any(|e| e.action == "tenant.lost_reason_categories_updated")
     );
     let (_, rep) = app.member(&acme, "rep@acme.test", "REP", &[]).await;
     let refused = app

@@ -2,7 +2,7 @@
 
 use leadrank::{config::Settings, startup::Application};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -589,8 +589,8 @@ impl TestApp {
     }
 
     /// The tenant's 200 newest audit entries, newest first.
-    pub async fn audit_entries(&self, token: &str) -> Vec<Value> {
-        let log: Connection<Value> = self
+    pub async fn audit_entries(&self, token: &str) -> Vec<AuditEntry> {
+        let log: Connection<AuditEntry> = self
             .root(
                 Some(token),
                 "{ auditLog(first: 200) { edges { node { action entity entityId before after actor { id } } } } }",
@@ -604,6 +604,27 @@ impl TestApp {
     pub async fn user_with_role(&self, tenant: &Tenant, role: &str) -> String {
         let email = format!("{}@{}.test", role.to_lowercase(), tenant.slug);
         self.member(tenant, &email, role, &[]).await.1
+    }
+}
+
+/// An audit entry as [`TestApp::audit_entries`] asks for it. `before` and
+/// `after` are JSON scalars, whose keys depend on the entity: null when
+/// there is none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditEntry {
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<String>,
+    pub before: Value,
+    pub after: Value,
+    pub actor: Option<Id>,
+}
+
+impl AuditEntry {
+    /// The id of whoever made the change; `None` for the system.
+    pub fn actor_id(&self) -> Option<&str> {
+        self.actor.as_ref().map(|a| a.id.as_str())
     }
 }
 
@@ -711,7 +732,7 @@ impl Lead {
 }
 
 /// `{ id }` of anything.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Id {
     pub id: String,

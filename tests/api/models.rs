@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Connection, GraphqlErrors, Id, TestApp, spawn_app, spawn_app_with},
+    helpers::{AuditEntry, Connection, GraphqlErrors, Id, TestApp, spawn_app, spawn_app_with},
     helpers::{strong, weak},
 };
 
@@ -488,10 +488,7 @@ async fn an_invalid_model_is_refused_by_field_without_saving_anything() {
     assert_eq!(listed[0].id, active.id);
     assert_eq!(active_model(&app, &t.token, None).await, active);
     let log = app.audit_entries(&t.token).await;
-    assert!(
-        log.iter().all(|e| e["entity"] != "scoring_model"),
-        "{log:?}"
-    );
+    assert!(log.iter().all(|e| e.entity != "scoring_model"), "{log:?}");
     // The same parts, put right, make a draft.
     let fixed = draft(
         &app,
@@ -662,16 +659,13 @@ async fn the_audit_log_keeps_every_model_change_with_its_before_and_after() {
     activate(&app, &t.token, &second.id).await;
     activate(&app, &t.token, &first.id).await;
 
-    let entries: Vec<Value> = app
+    let entries: Vec<AuditEntry> = app
         .audit_entries(&t.token)
         .await
         .into_iter()
-        .filter(|e| e["entity"] == "scoring_model")
+        .filter(|e| e.entity == "scoring_model")
         .collect();
-    let actions: Vec<&str> = entries
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or_default())
-        .collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
         [
@@ -682,33 +676,33 @@ async fn the_audit_log_keeps_every_model_change_with_its_before_and_after() {
         "newest first"
     );
     for entry in &entries {
-        assert_eq!(entry["actor"]["id"], t.owner_id.as_str(), "{entry}");
+        assert_eq!(entry.actor_id(), Some(t.owner_id.as_str()), "{entry:?}");
     }
 
     let created = &entries[2];
-    assert_eq!(created["entityId"], second.id.as_str());
-    assert!(created["before"].is_null(), "{created}");
-    assert_eq!(created["after"]["version"], 2, "{created}");
-    assert_eq!(created["after"]["name"], "Budget heavy");
+    assert_eq!(created.entity_id.as_deref(), Some(second.id.as_str()));
+    assert!(created.before.is_null(), "{created:?}");
+    assert_eq!(created.after["version"], 2, "{created:?}");
+    assert_eq!(created.after["name"], "Budget heavy");
 
     let activated = &entries[1];
-    assert_eq!(activated["entityId"], second.id.as_str());
-    assert!(activated["before"].is_object(), "{activated}");
-    assert!(activated["after"].is_object(), "{activated}");
-    assert_ne!(activated["before"], activated["after"]);
+    assert_eq!(activated.entity_id.as_deref(), Some(second.id.as_str()));
+    assert!(activated.before.is_object(), "{activated:?}");
+    assert!(activated.after.is_object(), "{activated:?}");
+    assert_ne!(activated.before, activated.after);
     assert!(
-        activated["after"].to_string().contains(&second.id),
-        "the version now active: {activated}"
+        activated.after.to_string().contains(&second.id),
+        "the version now active: {activated:?}"
     );
 
     let rolled_back = &entries[0];
-    assert_eq!(rolled_back["entityId"], first.id.as_str());
-    assert!(rolled_back["before"].is_object(), "{rolled_back}");
-    assert!(rolled_back["after"].is_object(), "{rolled_back}");
-    assert_ne!(rolled_back["before"], rolled_back["after"]);
+    assert_eq!(rolled_back.entity_id.as_deref(), Some(first.id.as_str()));
+    assert!(rolled_back.before.is_object(), "{rolled_back:?}");
+    assert!(rolled_back.after.is_object(), "{rolled_back:?}");
+    assert_ne!(rolled_back.before, rolled_back.after);
     assert!(
-        rolled_back["after"].to_string().contains(&first.id),
-        "the version now active: {rolled_back}"
+        rolled_back.after.to_string().contains(&first.id),
+        "the version now active: {rolled_back:?}"
     );
 }
 

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    helpers::{AppliedOverride, Connection, GraphqlErrors, Id, PASSWORD, Tenant, TestApp},
+    helpers::{
+        AppliedOverride, AuditEntry, Connection, GraphqlErrors, Id, PASSWORD, Tenant, TestApp,
+    },
     helpers::{spawn_app, weak},
 };
 
@@ -225,11 +227,11 @@ impl TestApp {
     }
 
     /// The tenant's audit entries with `action`, newest first.
-    async fn audited(&self, token: &str, action: &str) -> Vec<Value> {
+    async fn audited(&self, token: &str, action: &str) -> Vec<AuditEntry> {
         self.audit_entries(token)
             .await
             .into_iter()
-            .filter(|n| n["action"] == action)
+            .filter(|e| e.action == action)
             .collect()
     }
 
@@ -350,14 +352,14 @@ async fn a_managers_pin_lifts_a_weak_lead_to_a_with_who_and_why_explained() {
     let audited = app.audited(&d.tenant.token, "lead.tier_pinned").await;
     assert_eq!(audited.len(), 1, "{audited:?}");
     let entry = &audited[0];
-    assert_eq!(entry["entity"], "lead");
-    assert_eq!(entry["entityId"], before.id.as_str());
-    assert_eq!(entry["actor"]["id"], d.mia_id.as_str());
-    assert!(entry["before"].is_null(), "{entry}");
-    assert_eq!(entry["after"]["tier"], "A");
-    assert_eq!(entry["after"]["reason"], REASON);
-    assert_eq!(parse_time(entry["after"]["expiresAt"].as_str()), until);
-    assert_eq!(entry["after"]["pinnedBy"], d.mia_id.as_str());
+    assert_eq!(entry.entity, "lead");
+    assert_eq!(entry.entity_id.as_deref(), Some(before.id.as_str()));
+    assert_eq!(entry.actor_id(), Some(d.mia_id.as_str()));
+    assert!(entry.before.is_null(), "{entry:?}");
+    assert_eq!(entry.after["tier"], "A");
+    assert_eq!(entry.after["reason"], REASON);
+    assert_eq!(parse_time(entry.after["expiresAt"].as_str()), until);
+    assert_eq!(entry.after["pinnedBy"], d.mia_id.as_str());
     let history = app.history(id(before), "PIN").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].from_value.as_deref(), Some(before.tier.as_str()));
@@ -444,11 +446,12 @@ async fn unpinning_gives_the_lead_its_models_tier_back_with_an_audit_entry() {
     );
     let audited = app.audited(&d.tenant.token, "lead.tier_unpinned").await;
     assert_eq!(audited.len(), 1, "{audited:?}");
-    assert_eq!(audited[0]["entityId"], d.lead.id.as_str());
-    assert_eq!(audited[0]["before"]["tier"], "A");
-    assert_eq!(audited[0]["before"]["reason"], REASON);
-    assert!(audited[0]["before"]["expiresAt"].is_null());
-    assert!(audited[0]["after"].is_null());
+    let entry = &audited[0];
+    assert_eq!(entry.entity_id.as_deref(), Some(d.lead.id.as_str()));
+    assert_eq!(entry.before["tier"], "A");
+    assert_eq!(entry.before["reason"], REASON);
+    assert!(entry.before["expiresAt"].is_null(), "{entry:?}");
+    assert!(entry.after.is_null(), "{entry:?}");
     let history = app.history(id(&d.lead), "UNPIN").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].from_value.as_deref(), Some("A"));
@@ -499,8 +502,8 @@ async fn a_rep_pins_only_their_own_leads_once_the_company_allows_it() {
     assert!(allowed);
     let audited = app.audited(&t.token, "tenant.settings_updated").await;
     assert_eq!(audited.len(), 1);
-    assert_eq!(audited[0]["before"], json!({"repsMayPin": false}));
-    assert_eq!(audited[0]["after"], json!({"repsMayPin": true}));
+    assert_eq!(audited[0].before, json!({"repsMayPin": false}));
+    assert_eq!(audited[0].after, json!({"repsMayPin": true}));
     let tenant: RepsMayPin = app
         .root(Some(&rep), "{ tenant { repsMayPin } }", json!({}))
         .await;

@@ -429,11 +429,11 @@ async fn a_pool_rule_is_set_with_sound_numbers_by_its_teams_manager_or_above() {
             {"team": {"id": team}, "noOutboundDays": null, "coldDays": null, "protectionDays": 3, "claimsPerDay": 4},
         ])
     );
-    let audited: Vec<Value> = app
+    let audited: Vec<_> = app
         .audit_entries(&t.token)
         .await
         .into_iter()
-        .filter(|e| e["action"] == "pool_rule.set")
+        .filter(|e| e.action == "pool_rule.set")
         .collect();
     assert_eq!(audited.len(), 3, "{audited:?}");
 
