@@ -62,8 +62,6 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts the server with some settings overridden, as environment
-/// variables would.
 /// A server whose background workers never touch the database, so that
 /// `queries` counts only what the test's own requests run.
 pub async fn spawn_quiet_app() -> TestApp {
@@ -75,7 +73,12 @@ pub async fn spawn_quiet_app() -> TestApp {
     .await
 }
 
+/// Starts the server with some settings overridden, as environment
+/// variables would.
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    // The process's one subscriber goes in before any server runs, so no
+    // callsite's interest is ever worked out without it (see `observed`).
+    observed();
     let dir = tempfile::tempdir().expect("a temp dir");
     let (database_url, postgres) = fresh_database(&dir).await;
     let jwt_secret = format!("test-secret-{}", uuid::Uuid::now_v7().simple());
@@ -1091,7 +1094,10 @@ fn observed() -> &'static Observed {
         // A callsite first reached by another test's server while the
         // subscriber went in can keep the interest it had before ("none"),
         // and the trace test then missed its span in about one full run in
-        // three; asking every callsite again settles it.
+        // three. Asking every callsite again settled most of it, but not a
+        // callsite still registering while the cache was rebuilt (a run in
+        // ten or so): so spawn_app_with installs the subscriber before any
+        // server starts, and no callsite is reached without it.
         tracing::callsite::rebuild_interest_cache();
         Observed { errors, spans }
     })
