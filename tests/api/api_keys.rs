@@ -112,11 +112,12 @@ async fn an_api_keys_secret_is_shown_only_once_never_in_the_audit_log() {
     let audit = app.audit_entries(&acme.token).await;
     let entry = audit
         .iter()
-        .find(|e| e["action"] == "api_key.created")
+        .find(|e| e.action == "api_key.created")
         .expect("the creation is audited");
-    assert_eq!(entry["after"]["name"], "website");
-    assert!(!entry.to_string().contains(&secret[4..20]), "{entry}");
-    assert_eq!(entry["actor"]["id"], acme.owner_id.as_str());
+    assert_eq!(entry.after["name"], "website");
+    let written = serde_json::to_string(entry).unwrap();
+    assert!(!written.contains(&secret[4..20]), "{written}");
+    assert_eq!(entry.actor_id(), Some(acme.owner_id.as_str()));
 }
 
 #[tokio::test]
@@ -189,7 +190,7 @@ async fn a_key_is_refused_what_its_scopes_do_not_allow() {
         .await
         .expect_err("an INGEST key reads nothing");
     assert_eq!(refused.code(), "FORBIDDEN");
-    assert!(refused.body["data"].is_null(), "{refused}");
+    assert!(refused.has_no_data(), "{refused}");
 
     // READ reads leads and the queue, but changes nothing.
     #[derive(Deserialize)]
@@ -276,10 +277,10 @@ async fn a_revoked_api_key_is_refused_at_once_with_the_revocation_audited() {
     let audit = app.audit_entries(&acme.token).await;
     let entry = audit
         .iter()
-        .find(|e| e["action"] == "api_key.revoked")
+        .find(|e| e.action == "api_key.revoked")
         .expect("the revocation is audited");
-    assert!(entry["before"]["revokedAt"].is_null());
-    assert!(entry["after"]["revokedAt"].is_string());
+    assert!(entry.before["revokedAt"].is_null(), "{entry:?}");
+    assert!(entry.after["revokedAt"].is_string(), "{entry:?}");
 }
 
 #[tokio::test]

@@ -6,51 +6,123 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Tenant, TestApp, error_code, error_field, spawn_app},
+    helpers::{Connection, GraphqlErrors, Id, Tenant, TestApp, spawn_app},
     helpers::{strong, weak},
 };
 
 const RULE: &str = "rule { id name strategy position active maxOpenPerRep team { id }
     filter { tiers sources fields { key values } } lastAssignedTo { id } }";
 
+/// An assignment rule as [`RULE`] asks for it.
+// Every field the query asks for is named, though not every test reads
+// every one.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Rule {
+    id: String,
+    name: String,
+    strategy: String,
+    position: i64,
+    active: bool,
+    max_open_per_rep: Option<i64>,
+    team: Option<Id>,
+    filter: RuleFilter,
+    last_assigned_to: Option<Id>,
+}
+
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFilter {
+    tiers: Vec<String>,
+    sources: Vec<String>,
+    fields: Vec<FieldFilter>,
+}
+
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFilter {
+    key: String,
+    values: Vec<String>,
+}
+
+/// A user's `{ id away capacity }`.
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Availability {
+    id: String,
+    away: bool,
+    capacity: Option<i64>,
+}
+
+/// What `importLeads` answers to `{ created errors { line message } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Imported {
+    created: usize,
+    errors: Vec<Value>,
+}
+
+const IMPORT: &str = "mutation($input: ImportLeadsInput!) { importLeads(input: $input) { created errors { line message } } }";
+
 impl TestApp {
-    async fn create_rule(&self, token: &str, input: Value) -> Value {
-        self.graphql(
-            Some(token),
-            &format!(
-                "mutation($input: CreateAssignmentRuleInput!) {{ createAssignmentRule(input: $input) {{ {RULE} }} }}"
-            ),
-            json!({ "input": input }),
-        )
-        .await
+    /// Creates a rule: the rule, or why it was refused.
+    async fn create_rule(&self, token: &str, input: Value) -> Result<Rule, GraphqlErrors> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Payload {
+            rule: Rule,
+        }
+        let payload: Payload = self
+            .query_root(
+                Some(token),
+                &format!(
+                    "mutation($input: CreateAssignmentRuleInput!) {{ createAssignmentRule(input: $input) {{ {RULE} }} }}"
+                ),
+                json!({ "input": input }),
+            )
+            .await?;
+        Ok(payload.rule)
     }
 
     /// Creates a rule that must be accepted; its id.
     async fn new_rule(&self, token: &str, input: Value) -> String {
-        let body = self.create_rule(token, input).await;
-        body["data"]["createAssignmentRule"]["rule"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("createAssignmentRule failed: {body}"))
-            .to_owned()
+        self.create_rule(token, input)
+            .await
+            .unwrap_or_else(|e| panic!("createAssignmentRule failed: {e}"))
+            .id
     }
 
-    async fn set_availability(&self, token: &str, input: Value) -> Value {
-        self.graphql(
-            Some(token),
-            "mutation($input: SetUserAvailabilityInput!) { setUserAvailability(input: $input) { user { id away capacity } } }",
-            json!({ "input": input }),
-        )
-        .await
+    /// Sets a user's availability: the user's, or why it was refused.
+    async fn set_availability(
+        &self,
+        token: &str,
+        input: Value,
+    ) -> Result<Availability, GraphqlErrors> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Payload {
+            user: Availability,
+        }
+        let payload: Payload = self
+            .query_root(
+                Some(token),
+                "mutation($input: SetUserAvailabilityInput!) { setUserAvailability(input: $input) { user { id away capacity } } }",
+                json!({ "input": input }),
+            )
+            .await?;
+        Ok(payload.user)
     }
 
     /// The owner of a lead as the lead reads; `None` for the pool.
     async fn owner_of(&self, token: &str, id: &str) -> Option<String> {
-        self.lead_by_id_json(token, id).await["owner"]["id"]
-            .as_str()
-            .map(str::to_owned)
+        self.lead_by_id(token, id).await.owner.map(|o| o.id)
     }
 }
 
@@ -95,8 +167,7 @@ async fn pool_leads(
         if let (Some(input), Some(extra)) = (input.as_object_mut(), extra.as_object()) {
             input.extend(extra.clone());
         }
-        let lead = app.new_lead_json(&tenant.token, input).await;
-        ids.push(lead["id"].as_str().unwrap().to_owned());
+        ids.push(app.new_lead(&tenant.token, input).await.id);
     }
     ids
 }
@@ -126,32 +197,49 @@ async fn round_robin_spreads_ten_new_leads_four_three_three_skipping_a_rep_who_i
     );
 
     // The lead's history says a rule did it, and which.
-    let body = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct History {
+        history: Vec<Event>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Event {
+        kind: String,
+        actor: Option<Id>,
+        new_owner: Option<Id>,
+        rule_id: Option<String>,
+        rule_name: Option<String>,
+    }
+    let lead: History = app
+        .root(
             Some(&acme.token),
             "query($id: ID!) { lead(id: $id) { history { kind actor { id } newOwner { id } ruleId ruleName } } }",
             json!({"id": leads[0]}),
         )
         .await;
-    let history = body["data"]["lead"]["history"].as_array().unwrap();
-    let assigned = history
+    let assigned = lead
+        .history
         .iter()
-        .find(|e| e["kind"] == "ASSIGNED")
-        .unwrap_or_else(|| panic!("no ASSIGNED event: {body}"));
-    assert_eq!(assigned["actor"], Value::Null, "no person did it");
-    assert_eq!(assigned["newOwner"]["id"], reps[0].as_str());
-    assert_eq!(assigned["ruleId"], rule.as_str());
-    assert_eq!(assigned["ruleName"], "East in turn");
+        .find(|e| e.kind == "ASSIGNED")
+        .unwrap_or_else(|| panic!("no ASSIGNED event: {lead:?}"));
+    assert!(assigned.actor.is_none(), "no person did it");
+    assert_eq!(
+        assigned.new_owner.as_ref(),
+        Some(&Id {
+            id: reps[0].clone()
+        })
+    );
+    assert_eq!(assigned.rule_id.as_deref(), Some(rule.as_str()));
+    assert_eq!(assigned.rule_name.as_deref(), Some("East in turn"));
 
     // The rep who would be next marks themselves away: the turn passes them.
     let next = &reps[1];
     let away = app
         .set_availability(&rep_tokens[1], json!({"userId": next, "away": true}))
-        .await;
-    assert_eq!(
-        away["data"]["setUserAvailability"]["user"]["away"], true,
-        "{away}"
-    );
+        .await
+        .unwrap_or_else(|e| panic!("a rep marks themselves away: {e}"));
+    assert!(away.away, "{away:?}");
     let more = pool_leads(&app, &acme, "Later", 4, json!({"teamId": team})).await;
     let counts = tally(&app, &acme.token, &more).await;
     assert_eq!(counts.get(&Some(next.clone())), None, "{counts:?}");
@@ -160,16 +248,16 @@ async fn round_robin_spreads_ten_new_leads_four_three_three_skipping_a_rep_who_i
 
     // A lead given an owner, or created by a rep, is not touched.
     let given = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Given", "teamId": team, "ownerId": reps[2]}),
         )
         .await;
-    assert_eq!(given["owner"]["id"], reps[2].as_str());
+    assert_eq!(given.owner_id(), Some(reps[2].as_str()));
     let own = app
-        .new_lead_json(&rep_tokens[0], json!({"name": "Mine", "teamId": team}))
+        .new_lead(&rep_tokens[0], json!({"name": "Mine", "teamId": team}))
         .await;
-    assert_eq!(own["owner"]["id"], reps[0].as_str());
+    assert_eq!(own.owner_id(), Some(reps[0].as_str()));
 }
 
 #[tokio::test]
@@ -183,9 +271,10 @@ async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
             &acme.token,
             json!({"teamId": team, "name": "By room", "strategy": "REMAINING_CAPACITY"}),
         )
-        .await;
-    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
-    assert_eq!(error_field(&refused), "input.maxOpenPerRep");
+        .await
+        .expect_err("a rule by room needs a cap");
+    assert_eq!(refused.code(), "BAD_USER_INPUT");
+    assert_eq!(refused.field(), "input.maxOpenPerRep");
     app.new_rule(
         &acme.token,
         json!({"teamId": team, "name": "By room", "strategy": "REMAINING_CAPACITY", "maxOpenPerRep": 2}),
@@ -194,11 +283,9 @@ async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
     // The third rep may hold only one open lead.
     let capped = app
         .set_availability(&acme.token, json!({"userId": reps[2], "capacity": 1}))
-        .await;
-    assert_eq!(
-        capped["data"]["setUserAvailability"]["user"]["capacity"], 1,
-        "{capped}"
-    );
+        .await
+        .unwrap_or_else(|e| panic!("the owner sets a capacity: {e}"));
+    assert_eq!(capped.capacity, Some(1), "{capped:?}");
 
     let leads = pool_leads(&app, &acme, "Room", 6, json!({"teamId": team})).await;
     let counts = tally(&app, &acme.token, &leads).await;
@@ -222,41 +309,43 @@ async fn a_full_rep_gets_no_new_leads_until_the_nightly_job_finds_room() {
         }
     }
     let closed = closed.expect("the first rep holds leads");
-    let body = app
-        .lead_mutation_json(
+    let lost = app
+        .lead_mutation(
             &acme.token,
             "closeLead",
             "CloseLeadInput",
             json!({"id": closed, "outcome": "LOST", "reason": "went elsewhere"}),
         )
-        .await;
-    assert!(body["errors"].is_null(), "{body}");
-    let run = app
-        .graphql(
+        .await
+        .unwrap_or_else(|e| panic!("closeLead failed: {e}"));
+    assert_eq!(lost.status, "LOST", "{lost:?}");
+    let run: Id = app
+        .root(
             Some(&acme.token),
             "mutation { runRescoring(input: {}) { id } }",
             json!({}),
         )
         .await;
-    let id = run["data"]["runRescoring"]["id"].clone();
-    assert!(id.is_string(), "{run}");
-    let finished = app.finished_run(&acme.token, &id).await;
-    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
-    let runs = app
-        .graphql(
+    let finished = app.finished_run(&acme.token, &run.id).await;
+    assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Assigned {
+        id: String,
+        leads_assigned: i64,
+    }
+    let runs: Vec<Assigned> = app
+        .root(
             Some(&acme.token),
             "{ jobRuns(first: 5) { id leadsAssigned } }",
             json!({}),
         )
         .await;
-    let this = runs["data"]["jobRuns"]
-        .as_array()
-        .unwrap()
+    let this = runs
         .iter()
-        .find(|r| r["id"] == id)
-        .cloned()
-        .unwrap();
-    assert_eq!(this["leadsAssigned"], 1, "{runs}");
+        .find(|r| r.id == run.id)
+        .unwrap_or_else(|| panic!("the run is listed: {runs:?}"));
+    assert_eq!(this.leads_assigned, 1, "{runs:?}");
     assert_eq!(
         app.owner_of(&acme.token, &waiting).await.as_ref(),
         Some(&reps[0])
@@ -284,29 +373,31 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
     .await;
 
     let hot = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Hot", "teamId": team, "source": "web", "attributes": strong()}),
         )
         .await;
-    assert_eq!(hot["tier"], "B", "{hot}");
+    assert_eq!(hot.tier, "B", "{hot:?}");
     assert!(
-        team_reps.iter().any(|r| hot["owner"]["id"] == r.as_str()),
-        "{hot}"
+        team_reps.iter().any(|r| hot.owner_id() == Some(r.as_str())),
+        "{hot:?}"
     );
 
     // A weak lead of the same team fails the tier filter: the company rule
     // takes it, among the team's reps since the lead has a team.
     let cold = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Cold", "teamId": team, "source": "web", "attributes": weak()}),
         )
         .await;
-    assert_ne!(cold["tier"], "B");
+    assert_ne!(cold.tier, "B");
     assert!(
-        team_reps.iter().any(|r| cold["owner"]["id"] == r.as_str()),
-        "{cold}"
+        team_reps
+            .iter()
+            .any(|r| cold.owner_id() == Some(r.as_str())),
+        "{cold:?}"
     );
 
     // Without a team, the company rule hands leads to every rep in turn;
@@ -341,28 +432,36 @@ async fn filters_send_each_lead_to_the_first_rule_that_matches_team_rules_before
         ),
         (json!({"sources": [" "]}), "input.filter.sources[0]"),
     ] {
-        let body = app
+        let refused = app
             .create_rule(
                 &acme.token,
                 json!({"name": "Bad", "strategy": "ROUND_ROBIN", "filter": filter}),
             )
-            .await;
-        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-        assert_eq!(error_field(&body), field, "{body}");
+            .await
+            .expect_err("a bad filter");
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused.field(), field, "{refused}");
     }
-    let rules = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+        team: Option<Id>,
+    }
+    let rules: Vec<Named> = app
+        .root(
             Some(&acme.token),
             "{ assignmentRules { name team { id } } }",
             json!({}),
         )
         .await;
-    let names: Vec<&str> = rules["data"]["assignmentRules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert!(rules[0].team.is_none(), "the company's rule: {rules:?}");
+    assert_eq!(
+        rules[1].team.as_ref(),
+        Some(&Id { id: team.clone() }),
+        "the team's rule: {rules:?}"
+    );
     assert_eq!(
         names,
         vec!["Everyone else", "Hot web leads"],
@@ -387,35 +486,36 @@ async fn the_round_robin_turn_carries_on_across_import_batches_into_the_next_lea
     for i in 0..rows {
         csv.push_str(&format!("big-{i},Lead {i},Account {i}\n"));
     }
-    let body = app
-        .graphql(
+    let imported: Imported = app
+        .root(
             Some(&acme.token),
-            "mutation($input: ImportLeadsInput!) { importLeads(input: $input) { created errors { line message } } }",
+            IMPORT,
             json!({"input": {"csv": csv, "dryRun": false}}),
         )
         .await;
-    assert_eq!(body["data"]["importLeads"]["created"], rows, "{body}");
+    assert_eq!(imported.created, rows, "{imported:?}");
+    assert!(imported.errors.is_empty(), "{imported:?}");
 
     let mut open = Vec::new();
     for rep in &reps {
-        let body = app
-            .graphql(
+        let leads: Connection<Value> = app
+            .root(
                 Some(&acme.token),
                 "query($rep: ID!) { leads(first: 1, filter: {ownerId: $rep}) { totalCount } }",
                 json!({"rep": rep}),
             )
             .await;
-        open.push(body["data"]["leads"]["totalCount"].as_u64().unwrap_or(0));
+        open.push(leads.total_count.expect("totalCount was asked"));
     }
     // Rows go to the reps in turn: the first rep has the 1st, 4th, 7th…
-    let turns: Vec<u64> = (0..3).map(|k| ((rows - k).div_ceil(3)) as u64).collect();
+    let turns: Vec<i64> = (0..3).map(|k| ((rows - k).div_ceil(3)) as i64).collect();
     assert_eq!(open, turns);
 
     // The turn saved with the last batch goes on where the file stopped.
     let lead = app
-        .new_lead_json(&acme.token, json!({"name": "After the import"}))
+        .new_lead(&acme.token, json!({"name": "After the import"}))
         .await;
-    assert_eq!(lead["owner"]["id"], reps[rows % 3].as_str(), "{lead}");
+    assert_eq!(lead.owner_id(), Some(reps[rows % 3].as_str()), "{lead:?}");
 }
 
 #[tokio::test]
@@ -433,49 +533,60 @@ async fn imported_leads_without_an_owner_are_assigned_by_the_rules() {
          x2,Bo,Bo Co,,open,\n\
          x3,Cy,Cy Co,rep1.north@acme.test,open,\n\
          x4,Di,Di Co,,won,2026-01-05\n";
-    let body = app
-        .graphql(
+    let imported: Imported = app
+        .root(
             Some(&acme.token),
-            "mutation($input: ImportLeadsInput!) { importLeads(input: $input) { created errors { line message } } }",
+            IMPORT,
             json!({"input": {"csv": csv, "dryRun": false}}),
         )
         .await;
-    assert_eq!(body["data"]["importLeads"]["created"], 4, "{body}");
-    let leads = app
-        .graphql(
+    assert_eq!(imported.created, 4, "{imported:?}");
+    assert!(imported.errors.is_empty(), "{imported:?}");
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Node {
+        external_id: String,
+        status: String,
+        owner: Option<Id>,
+        history: Vec<Event>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Event {
+        kind: String,
+        rule_name: Option<String>,
+    }
+    impl Node {
+        fn owner_id(&self) -> Option<&str> {
+            self.owner.as_ref().map(|o| o.id.as_str())
+        }
+    }
+    let leads: Connection<Node> = app
+        .root(
             Some(&acme.token),
             "{ leads(first: 10) { edges { node { externalId status owner { id } history { kind ruleName } } } } }",
             json!({}),
         )
         .await;
-    let by_id: BTreeMap<String, Value> = leads["data"]["leads"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["node"]["externalId"].as_str().unwrap().to_owned(),
-                e["node"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(by_id["x1"]["owner"]["id"], reps[0].as_str(), "{leads}");
-    assert_eq!(by_id["x2"]["owner"]["id"], reps[1].as_str(), "{leads}");
+    let by_id: BTreeMap<&str, &Node> = leads.nodes().map(|n| (n.external_id.as_str(), n)).collect();
+    assert_eq!(by_id["x1"].owner_id(), Some(reps[0].as_str()), "{leads:?}");
+    assert_eq!(by_id["x2"].owner_id(), Some(reps[1].as_str()), "{leads:?}");
     assert_eq!(
-        by_id["x3"]["owner"]["id"],
-        reps[0].as_str(),
+        by_id["x3"].owner_id(),
+        Some(reps[0].as_str()),
         "the file's owner stays"
     );
+    assert_eq!(by_id["x4"].status, "WON", "{leads:?}");
     assert_eq!(
-        by_id["x4"]["owner"],
-        Value::Null,
+        by_id["x4"].owner_id(),
+        None,
         "a closed lead is not handed out"
     );
-    let events = by_id["x1"]["history"].as_array().unwrap();
+    let events = &by_id["x1"].history;
     assert!(
         events
             .iter()
-            .any(|e| e["kind"] == "ASSIGNED" && e["ruleName"] == "All reps"),
+            .any(|e| e.kind == "ASSIGNED" && e.rule_name.as_deref() == Some("All reps")),
         "{events:?}"
     );
 }
@@ -490,107 +601,124 @@ async fn each_role_changes_only_the_assignment_settings_it_owns_with_an_audit_en
         .member(&acme, "boss@acme.test", "MANAGER", &[&team])
         .await;
 
-    let mine = app
+    let rule = app
         .create_rule(
             &manager,
             json!({"teamId": team, "name": "Ours", "strategy": "ROUND_ROBIN"}),
         )
-        .await;
-    assert!(mine["errors"].is_null(), "{mine}");
-    let rule = mine["data"]["createAssignmentRule"]["rule"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await
+        .unwrap_or_else(|e| panic!("a manager makes a rule for their team: {e}"))
+        .id;
     for input in [
         json!({"teamId": other_team, "name": "Theirs", "strategy": "ROUND_ROBIN"}),
         json!({"name": "Company", "strategy": "ROUND_ROBIN"}),
     ] {
-        let body = app.create_rule(&manager, input).await;
-        assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+        let refused = app
+            .create_rule(&manager, input)
+            .await
+            .expect_err("not the manager's team");
+        assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
     }
-    let body = app
+    let refused = app
         .create_rule(
             &rep_tokens[0],
             json!({"teamId": team, "name": "Me", "strategy": "ROUND_ROBIN"}),
         )
-        .await;
-    assert_eq!(error_code(&body), "FORBIDDEN");
-    let body = app
-        .graphql(
+        .await
+        .expect_err("a rep makes no rules");
+    assert_eq!(refused.code(), "FORBIDDEN");
+    let refused = app
+        .refused(
             Some(&rep_tokens[0]),
             "{ assignmentRules { id } }",
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&body), "FORBIDDEN");
+    assert_eq!(refused.code(), "FORBIDDEN");
 
-    let updated = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Updated {
+        rule: UpdatedRule,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct UpdatedRule {
+        active: bool,
+        max_open_per_rep: Option<i64>,
+    }
+    let updated: Updated = app
+        .root(
             Some(&manager),
             "mutation($input: UpdateAssignmentRuleInput!) { updateAssignmentRule(input: $input) { rule { active maxOpenPerRep } } }",
             json!({"input": {"id": rule, "active": false, "maxOpenPerRep": 5}}),
         )
         .await;
-    assert_eq!(
-        updated["data"]["updateAssignmentRule"]["rule"]["active"], false,
-        "{updated}"
-    );
+    assert!(!updated.rule.active, "{updated:?}");
+    assert_eq!(updated.rule.max_open_per_rep, Some(5), "{updated:?}");
     // An inactive rule assigns nothing.
     let lead = app
-        .new_lead_json(&acme.token, json!({"name": "Idle", "teamId": team}))
+        .new_lead(&acme.token, json!({"name": "Idle", "teamId": team}))
         .await;
-    assert_eq!(lead["owner"], Value::Null);
+    assert_eq!(lead.owner_id(), None);
 
     // A rep marks themselves away but may not set their own capacity, nor
     // anyone else's absence; their manager may do both.
     let own_cap = app
         .set_availability(&rep_tokens[0], json!({"userId": reps[0], "capacity": 99}))
-        .await;
-    assert_eq!(error_code(&own_cap), "FORBIDDEN");
+        .await
+        .expect_err("a rep sets no capacity");
+    assert_eq!(own_cap.code(), "FORBIDDEN");
     let other = app
         .set_availability(&rep_tokens[0], json!({"userId": reps[1], "away": true}))
-        .await;
-    assert_eq!(error_code(&other), "FORBIDDEN");
+        .await
+        .expect_err("a rep marks only themselves away");
+    assert_eq!(other.code(), "FORBIDDEN");
     let by_manager = app
         .set_availability(
             &manager,
             json!({"userId": reps[1], "away": true, "capacity": 10}),
         )
-        .await;
+        .await
+        .unwrap_or_else(|e| panic!("the manager sets both: {e}"));
     assert_eq!(
-        by_manager["data"]["setUserAvailability"]["user"],
-        json!({"id": reps[1], "away": true, "capacity": 10})
+        by_manager,
+        Availability {
+            id: reps[1].clone(),
+            away: true,
+            capacity: Some(10)
+        }
     );
     let cleared = app
         .set_availability(&manager, json!({"userId": reps[1], "capacity": null}))
-        .await;
-    assert_eq!(
-        cleared["data"]["setUserAvailability"]["user"]["capacity"],
-        Value::Null,
-        "{cleared}"
-    );
+        .await
+        .unwrap_or_else(|e| panic!("the manager clears the capacity: {e}"));
+    assert_eq!(cleared.capacity, None, "{cleared:?}");
     let bad = app
         .set_availability(&manager, json!({"userId": reps[1], "capacity": 0}))
-        .await;
-    assert_eq!(error_field(&bad), "input.capacity");
+        .await
+        .expect_err("a capacity of 0");
+    assert_eq!(bad.field(), "input.capacity");
 
-    let deleted = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Deleted {
+        deleted_id: String,
+    }
+    let deleted: Deleted = app
+        .root(
             Some(&manager),
             "mutation($id: ID!) { deleteAssignmentRule(id: $id) { deletedId } }",
             json!({"id": rule}),
         )
         .await;
-    assert_eq!(
-        deleted["data"]["deleteAssignmentRule"]["deletedId"],
-        rule.as_str()
-    );
+    assert_eq!(deleted.deleted_id, rule);
 
     let actions: Vec<String> = app
         .audit_entries(&acme.token)
         .await
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(str::to_owned))
+        .into_iter()
+        .map(|e| e.action)
         .collect();
     for action in [
         "assignment_rule.created",
@@ -618,53 +746,61 @@ async fn a_companys_assignment_rules_never_reach_another_company() {
         )
         .await;
 
-    let listed = app
-        .graphql(Some(&globex.token), "{ assignmentRules { id } }", json!({}))
+    let listed: Vec<Id> = app
+        .root(Some(&globex.token), "{ assignmentRules { id } }", json!({}))
         .await;
-    assert_eq!(listed["data"]["assignmentRules"], json!([]), "{listed}");
+    assert!(listed.is_empty(), "{listed:?}");
     let changed = app
-        .graphql(
+        .refused(
             Some(&globex.token),
             "mutation($input: UpdateAssignmentRuleInput!) { updateAssignmentRule(input: $input) { rule { id } } }",
             json!({"input": {"id": rule, "active": false}}),
         )
         .await;
-    assert_eq!(error_code(&changed), "NOT_FOUND");
+    assert_eq!(changed.code(), "NOT_FOUND");
     let deleted = app
-        .graphql(
+        .refused(
             Some(&globex.token),
             "mutation($id: ID!) { deleteAssignmentRule(id: $id) { deletedId } }",
             json!({"id": rule}),
         )
         .await;
-    assert_eq!(error_code(&deleted), "NOT_FOUND");
+    assert_eq!(deleted.code(), "NOT_FOUND");
     let away = app
         .set_availability(&globex.token, json!({"userId": acme_reps[0], "away": true}))
-        .await;
-    assert_eq!(error_code(&away), "NOT_FOUND");
+        .await
+        .expect_err("another company's rep");
+    assert_eq!(away.code(), "NOT_FOUND");
     let foreign_team = app
         .create_rule(
             &globex.token,
             json!({"teamId": acme.id, "name": "x", "strategy": "ROUND_ROBIN"}),
         )
-        .await;
-    assert_eq!(error_code(&foreign_team), "NOT_FOUND");
+        .await
+        .expect_err("another company's team");
+    assert_eq!(foreign_team.code(), "NOT_FOUND");
 
     // Globex has no rule: its new leads stay in its own pool.
     let lead = app
-        .new_lead_json(&globex.token, json!({"name": "Globex lead"}))
+        .new_lead(&globex.token, json!({"name": "Globex lead"}))
         .await;
-    assert_eq!(lead["owner"], Value::Null);
-    let acme_rule = app
-        .graphql(
+    assert_eq!(lead.owner_id(), None);
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Untouched {
+        active: bool,
+        last_assigned_to: Option<Id>,
+    }
+    let acme_rules: Vec<Untouched> = app
+        .root(
             Some(&acme.token),
             "{ assignmentRules { active lastAssignedTo { id } } }",
             json!({}),
         )
         .await;
-    assert_eq!(
-        acme_rule["data"]["assignmentRules"],
-        json!([{"active": true, "lastAssignedTo": null}]),
-        "Acme's rule untouched"
+    assert_eq!(acme_rules.len(), 1, "{acme_rules:?}");
+    assert!(
+        acme_rules[0].active && acme_rules[0].last_assigned_to.is_none(),
+        "Acme's rule untouched: {acme_rules:?}"
     );
 }

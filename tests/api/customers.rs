@@ -7,11 +7,12 @@ use chrono::{Duration, Utc};
 use entity::webhook_delivery;
 use leadrank::jobs::rescore::{self, Options, Outcome, Trigger};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{LEAD_FIELDS, days_ago, flags_json, strong},
-    helpers::{Tenant, TestApp, error_code, error_field, spawn_app, spawn_app_with},
+    helpers::{Connection, GraphqlErrors, Id, LEAD_FIELDS, Lead, days_ago, strong},
+    helpers::{Tenant, TestApp, spawn_app, spawn_app_with},
 };
 
 /// Webhooks to a local address are allowed, so endpoints can be registered.
@@ -22,6 +23,98 @@ const CUSTOMER_FIELDS: &str =
     scoreBreakdown { overrides { rule reason } }
     history(first: 10) { kind fromValue toValue reason }
     scoreHistory(first: 5) { reason }";
+
+/// A lead as [`CUSTOMER_FIELDS`] asks for it.
+// Every field the query asks for is named, though not every test reads
+// every one.
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Customer {
+    id: String,
+    status: String,
+    flags: Vec<String>,
+    churn_causes: Vec<String>,
+    close_reason_category: Option<String>,
+    version: i64,
+    stage: CustomerStage,
+    score_breakdown: Overrides,
+    history: Vec<HistoryEntry>,
+    score_history: Vec<ScoreReason>,
+}
+
+impl Customer {
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    /// The reasons of the CHURN_RISK overrides of its last scoring.
+    fn churn_reasons(&self) -> Vec<&str> {
+        self.score_breakdown
+            .overrides
+            .iter()
+            .filter(|o| o.rule == "CHURN_RISK")
+            .map(|o| o.reason.as_str())
+            .collect()
+    }
+}
+
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CustomerStage {
+    key: String,
+    kind: String,
+    post_sale: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overrides {
+    overrides: Vec<Override>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Override {
+    rule: String,
+    reason: String,
+}
+
+/// `history { kind fromValue toValue reason }`.
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HistoryEntry {
+    kind: String,
+    from_value: Option<String>,
+    to_value: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScoreReason {
+    reason: String,
+}
+
+/// `lostReasons { category label count }`.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LostReasonCount {
+    category: Option<String>,
+    label: String,
+    count: i64,
+}
+
+/// `{ key label }` of a lost-reason category.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Category {
+    key: String,
+    label: String,
+}
 
 impl TestApp {
     /// The nightly job of `t` as if run at `at`.
@@ -44,81 +137,99 @@ impl TestApp {
 
     /// A lead of `t`'s owner created `age_days` ago.
     async fn aged_lead(&self, t: &Tenant, name: &str, age_days: i64) -> String {
-        let lead = self
-            .new_lead_json(
-                &t.token,
-                json!({"name": name, "attributes": strong(), "ownerId": t.owner_id, "createdAt": days_ago(age_days)}),
-            )
-            .await;
-        lead["id"].as_str().expect("a lead id").to_owned()
+        self.new_lead(
+            &t.token,
+            json!({"name": name, "attributes": strong(), "ownerId": t.owner_id, "createdAt": days_ago(age_days)}),
+        )
+        .await
+        .id
     }
 
-    /// Closes a lead; returns the whole response.
-    async fn close(&self, token: &str, id: &str, input: Value) -> Value {
+    /// Closes a lead: the lead, or why it was refused.
+    async fn close(&self, token: &str, id: &str, input: Value) -> Result<Lead, GraphqlErrors> {
         let mut full = json!({"id": id});
         if let (Some(full), Some(input)) = (full.as_object_mut(), input.as_object()) {
             full.extend(input.clone());
         }
-        self.lead_mutation_json(token, "closeLead", "CloseLeadInput", full)
+        self.lead_mutation(token, "closeLead", "CloseLeadInput", full)
             .await
+    }
+
+    /// Closes a lead, which must succeed, and returns it.
+    async fn closed_lead(&self, token: &str, id: &str, input: Value) -> Lead {
+        self.close(token, id, input)
+            .await
+            .unwrap_or_else(|e| panic!("closeLead failed: {e}"))
     }
 
     /// Wins a lead and moves it on to the post-sale stage: a customer.
     async fn customer(&self, t: &Tenant, name: &str) -> String {
         let id = self.aged_lead(t, name, 200).await;
-        let won = self.close(&t.token, &id, json!({"outcome": "WON"})).await;
-        assert_eq!(won["data"]["closeLead"]["lead"]["status"], "WON", "{won}");
+        let won = self
+            .closed_lead(&t.token, &id, json!({"outcome": "WON"}))
+            .await;
+        assert_eq!(won.status, "WON", "{won:?}");
         let moved = self
-            .lead_mutation_json(
+            .lead_mutation(
                 &t.token,
                 "moveLeadStage",
                 "MoveStageInput",
                 json!({"id": id, "stageKey": "post_sale"}),
             )
-            .await;
-        assert_eq!(
-            moved["data"]["moveLeadStage"]["lead"]["status"], "WON",
-            "{moved}"
-        );
+            .await
+            .unwrap_or_else(|e| panic!("moveLeadStage failed: {e}"));
+        assert_eq!(moved.status, "WON", "{moved:?}");
         id
     }
 
-    async fn customer_view(&self, token: &str, id: &str) -> Value {
-        let body = self
-            .graphql(
-                Some(token),
-                &format!("query($id: ID!) {{ lead(id: $id) {{ {CUSTOMER_FIELDS} }} }}"),
-                json!({"id": id}),
-            )
-            .await;
-        assert!(body["errors"].is_null(), "{body}");
-        body["data"]["lead"].clone()
-    }
-
-    async fn reopen(&self, token: &str, input: Value) -> Value {
-        self.graphql(
+    async fn customer_view(&self, token: &str, id: &str) -> Customer {
+        self.root(
             Some(token),
-            &format!(
-                "mutation($input: ReopenLeadInput!) {{ reopenLead(input: $input) {{ lead {{ {CUSTOMER_FIELDS} }} }} }}"
-            ),
-            json!({"input": input}),
+            &format!("query($id: ID!) {{ lead(id: $id) {{ {CUSTOMER_FIELDS} }} }}"),
+            json!({"id": id}),
         )
         .await
     }
 
+    /// Reopens a lead: the lead, or why it was refused.
+    async fn reopen(&self, token: &str, input: Value) -> Result<Customer, GraphqlErrors> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Payload {
+            lead: Customer,
+        }
+        let payload: Payload = self
+            .query_root(
+                Some(token),
+                &format!(
+                    "mutation($input: ReopenLeadInput!) {{ reopenLead(input: $input) {{ lead {{ {CUSTOMER_FIELDS} }} }} }}"
+                ),
+                json!({"input": input}),
+            )
+            .await?;
+        Ok(payload.lead)
+    }
+
     /// Registers an endpoint for `types`; deliveries stay in the outbox.
     async fn hook(&self, token: &str, types: &[&str]) {
-        let body = self
-            .graphql(
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Created {
+            endpoint: Id,
+        }
+        let created: Created = self
+            .root(
                 Some(token),
                 "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } } }",
                 json!({"input": {"url": "http://127.0.0.1:9/hook", "eventTypes": types}}),
             )
             .await;
-        assert!(body["errors"].is_null(), "{body}");
+        assert!(!created.endpoint.id.is_empty());
     }
 
-    /// The payloads of the outbox's events of `kind` about lead `id`.
+    /// The payloads of the outbox's events of `kind` about lead `id`. A
+    /// webhook payload is JSON the receiver reads as such (its `data` is the
+    /// event's, not a GraphQL answer's), so it stays a `Value`.
     async fn events_about(&self, kind: &str, id: &str) -> Vec<Value> {
         webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::EventType.eq(kind))
@@ -131,24 +242,14 @@ impl TestApp {
             .collect()
     }
 
-    async fn lost_reasons(&self, token: &str) -> Value {
-        self.graphql(
+    async fn lost_reasons(&self, token: &str) -> Vec<LostReasonCount> {
+        self.root(
             Some(token),
             "{ lostReasons { category label count } }",
             json!({}),
         )
         .await
     }
-}
-
-fn churn_reasons(lead: &Value) -> Vec<String> {
-    lead["scoreBreakdown"]["overrides"]
-        .as_array()
-        .expect("overrides")
-        .iter()
-        .filter(|o| o["rule"] == "CHURN_RISK")
-        .filter_map(|o| o["reason"].as_str().map(str::to_owned))
-        .collect()
 }
 
 #[tokio::test]
@@ -159,7 +260,7 @@ async fn a_customer_whose_orders_fall_becomes_a_churn_risk_announced_with_its_ca
     let id = app.customer(&acme, "Big buyer").await;
     // Orders worth 3,000 three to five months ago, 100 this month.
     for (days, amount) in [(100, 1000.0), (120, 1000.0), (150, 1000.0), (10, 100.0)] {
-        app.record_json(
+        app.record(
             &acme.token,
             &id,
             "purchase",
@@ -169,14 +270,10 @@ async fn a_customer_whose_orders_fall_becomes_a_churn_risk_announced_with_its_ca
     }
 
     let lead = app.customer_view(&acme.token, &id).await;
-    assert_eq!(lead["status"], "WON", "{lead}");
-    assert!(flags_json(&lead).contains(&"CHURN_RISK"), "{lead}");
-    assert_eq!(
-        lead["churnCauses"],
-        json!(["ORDER_AMOUNTS_FALLING"]),
-        "{lead}"
-    );
-    let reasons = churn_reasons(&lead);
+    assert_eq!(lead.status, "WON", "{lead:?}");
+    assert!(lead.has_flag("CHURN_RISK"), "{lead:?}");
+    assert_eq!(lead.churn_causes, ["ORDER_AMOUNTS_FALLING"], "{lead:?}");
+    let reasons = lead.churn_reasons();
     assert!(
         reasons.len() == 1 && reasons[0].starts_with("order amounts falling"),
         "{reasons:?}"
@@ -197,7 +294,7 @@ async fn the_nightly_job_announces_a_customer_whose_orders_stopped_as_a_churn_ri
         .await;
     let id = app.customer(&acme, "Steady buyer").await;
     for days in [20, 100] {
-        app.record_json(
+        app.record(
             &acme.token,
             &id,
             "purchase",
@@ -206,8 +303,8 @@ async fn the_nightly_job_announces_a_customer_whose_orders_stopped_as_a_churn_ri
         .await;
     }
     let before = app.customer_view(&acme.token, &id).await;
-    assert!(!flags_json(&before).contains(&"CHURN_RISK"), "{before}");
-    assert!(!flags_json(&before).contains(&"STALE"), "{before}");
+    assert!(!before.has_flag("CHURN_RISK"), "{before:?}");
+    assert!(!before.has_flag("STALE"), "{before:?}");
     // Brought over in its first stage long idle, it went stale once then.
     let stale_before = app.events_about("lead.went_stale", &id).await.len();
 
@@ -215,10 +312,10 @@ async fn the_nightly_job_announces_a_customer_whose_orders_stopped_as_a_churn_ri
     let run = app.nightly_at(&acme, Utc::now() + Duration::days(75)).await;
     assert_eq!(run.churn_risk, 1, "{run:?}");
     let after = app.customer_view(&acme.token, &id).await;
-    assert_eq!(after["status"], "WON", "{after}");
-    assert!(flags_json(&after).contains(&"CHURN_RISK"), "{after}");
-    assert!(flags_json(&after).contains(&"STALE"), "{after}");
-    assert_eq!(after["churnCauses"], json!(["ORDER_AMOUNTS_FALLING"]));
+    assert_eq!(after.status, "WON", "{after:?}");
+    assert!(after.has_flag("CHURN_RISK"), "{after:?}");
+    assert!(after.has_flag("STALE"), "{after:?}");
+    assert_eq!(after.churn_causes, ["ORDER_AMOUNTS_FALLING"]);
     let churn = app.events_about("lead.churn_risk", &id).await;
     assert_eq!(churn.len(), 1, "{churn:#?}");
     assert_eq!(
@@ -233,7 +330,7 @@ async fn rising_complaints_or_falling_interactions_make_a_churn_risk_named_for_i
     let acme = app.sign_up_tenant("acme").await;
     let complaining = app.customer(&acme, "Unhappy").await;
     for days in [2, 5, 9] {
-        app.record_json(
+        app.record(
             &acme.token,
             &complaining,
             "complaint",
@@ -243,7 +340,7 @@ async fn rising_complaints_or_falling_interactions_make_a_churn_risk_named_for_i
     }
     let fading = app.customer(&acme, "Fading").await;
     for days in [35, 40, 45, 50] {
-        app.record_json(
+        app.record(
             &acme.token,
             &fading,
             "inbound_inquiry",
@@ -253,19 +350,11 @@ async fn rising_complaints_or_falling_interactions_make_a_churn_risk_named_for_i
     }
 
     let unhappy = app.customer_view(&acme.token, &complaining).await;
-    assert_eq!(
-        unhappy["churnCauses"],
-        json!(["COMPLAINTS_RISING"]),
-        "{unhappy}"
-    );
-    assert!(churn_reasons(&unhappy)[0].starts_with("complaints rising: 3 complaints"));
+    assert_eq!(unhappy.churn_causes, ["COMPLAINTS_RISING"], "{unhappy:?}");
+    assert!(unhappy.churn_reasons()[0].starts_with("complaints rising: 3 complaints"));
     let quiet = app.customer_view(&acme.token, &fading).await;
-    assert_eq!(
-        quiet["churnCauses"],
-        json!(["INTERACTIONS_FALLING"]),
-        "{quiet}"
-    );
-    assert!(churn_reasons(&quiet)[0].starts_with("interaction frequency falling"));
+    assert_eq!(quiet.churn_causes, ["INTERACTIONS_FALLING"], "{quiet:?}");
+    assert!(quiet.churn_reasons()[0].starts_with("interaction frequency falling"));
 }
 
 #[tokio::test]
@@ -274,54 +363,63 @@ async fn a_won_lead_moved_to_a_post_sale_stage_stays_won() {
     let acme = app.sign_up_tenant("acme").await;
     let id = app.customer(&acme, "Customer").await;
     let lead = app.customer_view(&acme.token, &id).await;
-    assert_eq!(lead["stage"]["key"], "post_sale");
-    assert_eq!(lead["stage"]["postSale"], true);
-    assert_eq!(lead["status"], "WON");
+    assert_eq!(lead.stage.key, "post_sale");
+    assert!(lead.stage.post_sale);
+    assert_eq!(lead.status, "WON");
 
     // The nightly job scores it and leaves the outcome alone.
     app.nightly_at(&acme, Utc::now()).await;
-    let model = app
-        .graphql(
+    let model: Id = app
+        .root(
             Some(&acme.token),
             "{ activeScoringModel { id } }",
             json!({}),
         )
         .await;
-    let model_id = model["data"]["activeScoringModel"]["id"].clone();
-    let report = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Report {
+        model_evaluation: Evaluation,
+        leads: Connection<Value>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Evaluation {
+        closed_leads: i64,
+        tiers: Vec<Won>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Won {
+        won: i64,
+    }
+    let report: Report = app
+        .data(
             Some(&acme.token),
             "query($id: ID!) { modelEvaluation(modelId: $id) { closedLeads tiers { won } }
               leads(filter: {status: [WON]}) { totalCount } }",
-            json!({"id": model_id}),
+            json!({"id": model.id}),
         )
         .await;
-    assert_eq!(
-        report["data"]["modelEvaluation"]["closedLeads"], 1,
-        "{report}"
-    );
-    assert_eq!(report["data"]["leads"]["totalCount"], 1, "{report}");
-    let won: i64 = report["data"]["modelEvaluation"]["tiers"]
-        .as_array()
-        .expect("tiers")
-        .iter()
-        .filter_map(|t| t["won"].as_i64())
-        .sum();
-    assert_eq!(won, 1, "{report}");
+    assert_eq!(report.model_evaluation.closed_leads, 1, "{report:?}");
+    assert_eq!(report.leads.total_count, Some(1), "{report:?}");
+    let won: i64 = report.model_evaluation.tiers.iter().map(|t| t.won).sum();
+    assert_eq!(won, 1, "{report:?}");
 
     // An open lead does not skip the sale, and a customer does not go back.
     let open = app.aged_lead(&acme, "Prospect", 1).await;
     for (lead, key) in [(open.as_str(), "post_sale"), (id.as_str(), "proposal")] {
         let refused = app
-            .lead_mutation_json(
+            .lead_mutation(
                 &acme.token,
                 "moveLeadStage",
                 "MoveStageInput",
                 json!({"id": lead, "stageKey": key}),
             )
-            .await;
-        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
-        assert_eq!(error_field(&refused), "input.stageKey", "{refused}");
+            .await
+            .expect_err("the move is refused");
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused.field(), "input.stageKey", "{refused}");
     }
 }
 
@@ -331,32 +429,33 @@ async fn a_reopened_lost_leads_history_says_why_it_was_reopened() {
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Came back", 30).await;
     let lost = app
-        .close(
+        .closed_lead(
             &acme.token,
             &id,
             json!({"outcome": "LOST", "reason": "too dear", "reasonCategory": "price"}),
         )
         .await;
-    assert_eq!(
-        lost["data"]["closeLead"]["lead"]["status"], "LOST",
-        "{lost}"
-    );
+    assert_eq!(lost.status, "LOST", "{lost:?}");
 
-    let body = app
+    let lead = app
         .reopen(
             &acme.token,
             json!({"id": id, "stageKey": "needs_discovery", "reason": "budget approved after all"}),
         )
-        .await;
-    let lead = &body["data"]["reopenLead"]["lead"];
-    assert_eq!(lead["status"], "OPEN", "{body}");
-    assert_eq!(lead["stage"]["key"], "needs_discovery");
-    assert!(lead["closeReasonCategory"].is_null());
-    assert_eq!(lead["history"][0]["kind"], "REOPENED", "{body}");
-    assert_eq!(lead["history"][0]["fromValue"], "lost");
-    assert_eq!(lead["history"][0]["reason"], "budget approved after all");
+        .await
+        .unwrap_or_else(|e| panic!("reopenLead failed: {e}"));
+    assert_eq!(lead.status, "OPEN", "{lead:?}");
+    assert_eq!(lead.stage.key, "needs_discovery");
+    assert!(lead.close_reason_category.is_none());
+    let reopened = &lead.history[0];
+    assert_eq!(reopened.kind, "REOPENED", "{lead:?}");
+    assert_eq!(reopened.from_value.as_deref(), Some("lost"));
     assert_eq!(
-        lead["scoreHistory"][0]["reason"],
+        reopened.reason.as_deref(),
+        Some("budget approved after all")
+    );
+    assert_eq!(
+        lead.score_history[0].reason,
         "reopened: budget approved after all"
     );
 }
@@ -366,7 +465,8 @@ async fn a_won_customer_in_renewal_stays_won() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Renewing", 400).await;
-    app.close(&acme.token, &id, json!({"outcome": "WON"})).await;
+    app.closed_lead(&acme.token, &id, json!({"outcome": "WON"}))
+        .await;
 
     // Renewals start in a post-sale stage, nowhere else.
     let refused = app
@@ -374,22 +474,26 @@ async fn a_won_customer_in_renewal_stays_won() {
             &acme.token,
             json!({"id": id, "stageKey": "proposal", "reason": "renewal"}),
         )
-        .await;
-    assert_eq!(error_field(&refused), "input.stageKey", "{refused}");
+        .await
+        .expect_err("a renewal outside the post-sale stages");
+    assert_eq!(refused.field(), "input.stageKey", "{refused}");
 
-    let body = app
+    let lead = app
         .reopen(
             &acme.token,
             json!({"id": id, "stageKey": "post_sale", "reason": "contract renews in March"}),
         )
-        .await;
-    let lead = &body["data"]["reopenLead"]["lead"];
-    assert_eq!(lead["status"], "WON", "{body}");
-    assert_eq!(lead["stage"]["key"], "post_sale");
-    assert_eq!(lead["history"][0]["kind"], "RENEWAL", "{body}");
-    assert_eq!(lead["history"][0]["reason"], "contract renews in March");
+        .await
+        .unwrap_or_else(|e| panic!("reopenLead failed: {e}"));
+    assert_eq!(lead.status, "WON", "{lead:?}");
+    assert_eq!(lead.stage.key, "post_sale");
+    assert_eq!(lead.history[0].kind, "RENEWAL", "{lead:?}");
     assert_eq!(
-        lead["scoreHistory"][0]["reason"],
+        lead.history[0].reason.as_deref(),
+        Some("contract renews in March")
+    );
+    assert_eq!(
+        lead.score_history[0].reason,
         "renewal: contract renews in March"
     );
 }
@@ -409,69 +513,68 @@ async fn lost_leads_are_counted_by_reason_category() {
         if let Some(c) = category {
             input["reasonCategory"] = json!(c);
         }
-        let closed = app.close(&acme.token, &id, input).await;
-        assert_eq!(
-            closed["data"]["closeLead"]["lead"]["status"], "LOST",
-            "{closed}"
-        );
+        let closed = app.closed_lead(&acme.token, &id, input).await;
+        assert_eq!(closed.status, "LOST", "{closed:?}");
     }
-    let body = app.lost_reasons(&acme.token).await;
-    let counts = &body["data"]["lostReasons"];
-    let count = |key: Value| {
+    let counts = app.lost_reasons(&acme.token).await;
+    let count = |key: Option<&str>| {
         counts
-            .as_array()
-            .expect("counts")
             .iter()
-            .find(|c| c["category"] == key)
-            .map(|c| c["count"].clone())
+            .find(|c| c.category.as_deref() == key)
+            .map(|c| c.count)
     };
-    assert_eq!(count(json!("price")), Some(json!(2)), "{body}");
-    assert_eq!(count(json!("competitor")), Some(json!(1)), "{body}");
-    assert_eq!(count(json!("timing")), Some(json!(0)), "{body}");
-    assert_eq!(count(Value::Null), Some(json!(1)), "{body}");
+    assert_eq!(count(Some("price")), Some(2), "{counts:?}");
+    assert_eq!(count(Some("competitor")), Some(1), "{counts:?}");
+    assert_eq!(count(Some("timing")), Some(0), "{counts:?}");
+    assert_eq!(count(None), Some(1), "{counts:?}");
 
     // The owner edits the list, audited; a rep may not.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Categories {
+        categories: Vec<Category>,
+    }
     let set = "mutation($input: SetLostReasonCategoriesInput!) { setLostReasonCategories(input: $input) { categories { key label } } }";
-    let edited = app
-        .graphql(
+    let edited: Categories = app
+        .root(
             Some(&acme.token),
             set,
             json!({"input": {"categories": [{"key": "price", "label": "Too expensive"}, {"key": "lost_trust", "label": "Lost trust"}]}}),
         )
         .await;
-    assert_eq!(
-        edited["data"]["setLostReasonCategories"]["categories"][1]["key"], "lost_trust",
-        "{edited}"
-    );
+    assert_eq!(edited.categories[1].key, "lost_trust", "{edited:?}");
     assert!(
         app.audit_entries(&acme.token)
             .await
             .iter()
-            .any(|e| e["action"] == "tenant.lost_reason_categories_updated")
+            .any(|e| e.action == "tenant.lost_reason_categories_updated")
     );
     let (_, rep) = app.member(&acme, "rep@acme.test", "REP", &[]).await;
     let refused = app
-        .graphql(
+        .refused(
             Some(&rep),
             set,
             json!({"input": {"categories": [{"key": "price", "label": "Price"}]}}),
         )
         .await;
-    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
 
     // A Chinese tenant starts with the categories in Chinese.
     let zh = app.sign_up_tenant_in("huawen", "zh-CN").await;
-    let list = app
-        .graphql(
+    let list: Vec<Category> = app
+        .root(
             Some(&zh.token),
             "{ lostReasonCategories { key label } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        list["data"]["lostReasonCategories"][0],
-        json!({"key": "price", "label": "价格"}),
-        "{list}"
+        list[0],
+        Category {
+            key: "price".into(),
+            label: "价格".into()
+        },
+        "{list:?}"
     );
 }
 
@@ -480,21 +583,24 @@ async fn a_bad_category_or_stage_key_is_refused_by_name_without_writing_anything
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let id = app.aged_lead(&acme, "Careful", 5).await;
-    let before = app.lead_by_id_json(&acme.token, &id).await;
+    let before = app.lead_by_id(&acme.token, &id).await;
 
     for input in [
         json!({"outcome": "LOST", "reasonCategory": "vibes"}),
         json!({"outcome": "WON", "reasonCategory": "price"}),
     ] {
-        let refused = app.close(&acme.token, &id, input).await;
-        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
-        assert_eq!(error_field(&refused), "input.reasonCategory", "{refused}");
+        let refused = app
+            .close(&acme.token, &id, input)
+            .await
+            .expect_err("a bad category");
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused.field(), "input.reasonCategory", "{refused}");
     }
-    let after = app.lead_by_id_json(&acme.token, &id).await;
-    assert_eq!(after["status"], "OPEN");
-    assert_eq!(after["version"], before["version"]);
+    let after = app.lead_by_id(&acme.token, &id).await;
+    assert_eq!(after.status, "OPEN");
+    assert_eq!(after.version, before.version);
 
-    app.close(&acme.token, &id, json!({"outcome": "LOST"}))
+    app.closed_lead(&acme.token, &id, json!({"outcome": "LOST"}))
         .await;
     let lost = app.customer_view(&acme.token, &id).await;
     for (input, field) in [
@@ -511,14 +617,17 @@ async fn a_bad_category_or_stage_key_is_refused_by_name_without_writing_anything
             "input.reason",
         ),
     ] {
-        let refused = app.reopen(&acme.token, input).await;
-        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
-        assert_eq!(error_field(&refused), field, "{refused}");
+        let refused = app
+            .reopen(&acme.token, input)
+            .await
+            .expect_err("a bad stage or reason");
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused.field(), field, "{refused}");
     }
     let still = app.customer_view(&acme.token, &id).await;
-    assert_eq!(still["status"], "LOST");
-    assert_eq!(still["version"], lost["version"]);
-    assert_eq!(still["history"], lost["history"]);
+    assert_eq!(still.status, "LOST");
+    assert_eq!(still.version, lost.version);
+    assert_eq!(still.history, lost.history);
 }
 
 #[tokio::test]
@@ -527,65 +636,75 @@ async fn another_tenant_can_read_or_change_none_of_it() {
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
     let id = app.aged_lead(&acme, "Acme's", 5).await;
-    app.close(
+    app.closed_lead(
         &acme.token,
         &id,
         json!({"outcome": "LOST", "reasonCategory": "price"}),
     )
     .await;
-    app.graphql(
-        Some(&acme.token),
-        "mutation { setLostReasonCategories(input: {categories: [{key: \"price\", label: \"Acme price\"}]}) { categories { key } } }",
-        json!({}),
-    )
-    .await;
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Keys {
+        categories: Vec<Key>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Key {
+        key: String,
+    }
+    let set: Keys = app
+        .root(
+            Some(&acme.token),
+            "mutation { setLostReasonCategories(input: {categories: [{key: \"price\", label: \"Acme price\"}]}) { categories { key } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(set.categories.len(), 1, "{set:?}");
+    assert_eq!(set.categories[0].key, "price");
 
     let theirs = app
         .reopen(
             &globex.token,
             json!({"id": id, "stageKey": "proposal", "reason": "mine now"}),
         )
-        .await;
-    assert_eq!(error_code(&theirs), "NOT_FOUND", "{theirs}");
+        .await
+        .expect_err("another tenant's lead");
+    assert_eq!(theirs.code(), "NOT_FOUND", "{theirs}");
     let close = app
         .close(
             &globex.token,
             &id,
             json!({"outcome": "LOST", "reasonCategory": "price"}),
         )
-        .await;
-    assert_eq!(error_code(&close), "NOT_FOUND", "{close}");
-    let seen = app
-        .graphql(
+        .await
+        .expect_err("another tenant's lead");
+    assert_eq!(close.code(), "NOT_FOUND", "{close}");
+    let seen: Option<Lead> = app
+        .root(
             Some(&globex.token),
             &format!("query($id: ID!) {{ lead(id: $id) {{ {LEAD_FIELDS} }} }}"),
             json!({"id": id}),
         )
         .await;
-    assert!(seen["data"]["lead"].is_null(), "{seen}");
+    assert!(seen.is_none(), "{seen:?}");
     let counts = app.lost_reasons(&globex.token).await;
-    assert!(
-        counts["data"]["lostReasons"]
-            .as_array()
-            .expect("counts")
-            .iter()
-            .all(|c| c["count"] == 0),
-        "{counts}"
-    );
-    let list = app
-        .graphql(
+    assert!(counts.iter().all(|c| c.count == 0), "{counts:?}");
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Label {
+        label: String,
+    }
+    let list: Vec<Label> = app
+        .root(
             Some(&globex.token),
             "{ lostReasonCategories { label } }",
             json!({}),
         )
         .await;
-    assert_eq!(
-        list["data"]["lostReasonCategories"][0]["label"], "Price",
-        "{list}"
-    );
+    assert_eq!(list[0].label, "Price", "{list:?}");
 
     // Acme's own lead is still lost, as acme left it.
     let mine = app.customer_view(&acme.token, &id).await;
-    assert_eq!(mine["status"], "LOST");
-    assert_eq!(mine["closeReasonCategory"], "price");
+    assert_eq!(mine.status, "LOST");
+    assert_eq!(mine.close_reason_category.as_deref(), Some("price"));
 }

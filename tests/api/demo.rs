@@ -73,14 +73,24 @@ async fn a_demo_tenants_people_sign_in_to_scored_leads_in_several_tiers() {
         summary.email("manager4"),
         summary.email("rep6"),
     ] {
-        let login = app.login("demo", &email, password).await;
-        let token = login["data"]["login"]["accessToken"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{email} cannot sign in: {login}"));
-        let body = app
-            .graphql(Some(token), "{ tenant { slug } }", json!({}))
+        let session = app
+            .try_login("demo", &email, password)
+            .await
+            .unwrap_or_else(|e| panic!("{email} cannot sign in: {e}"));
+        assert_eq!(session.user.email, email);
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Slug {
+            slug: String,
+        }
+        let tenant: Slug = app
+            .root(
+                Some(&session.access_token),
+                "{ tenant { slug } }",
+                json!({}),
+            )
             .await;
-        assert_eq!(body["data"]["tenant"]["slug"], "demo", "{body}");
+        assert_eq!(tenant.slug, "demo", "{tenant:?}");
     }
     assert!(summary.report().contains(password));
 }

@@ -4,22 +4,44 @@
 //! behind by a deactivated person opens nothing.
 
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, error_code, spawn_app},
+    helpers::{GraphqlErrors, TestApp, parse_answer, spawn_app},
     helpers::{strong, weak},
     import::{counts, import_report},
 };
 
+/// What `exportLeads` answers: a signed link and when it stops working.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExportLink {
+    url: String,
+    expires_at: String,
+}
+
 impl TestApp {
-    async fn export_link(&self, token: &str, filter: Value, bom: bool) -> Value {
-        self.graphql(
+    /// Asks for an export link: the link, or why it was refused.
+    async fn try_export_link(
+        &self,
+        token: &str,
+        filter: Value,
+        bom: bool,
+    ) -> Result<ExportLink, GraphqlErrors> {
+        self.query_root(
             Some(token),
             "mutation($filter: LeadFilter, $bom: Boolean!) { exportLeads(filter: $filter, excelBom: $bom) { url expiresAt } }",
             json!({"filter": filter, "bom": bom}),
         )
         .await
+    }
+
+    /// An export link, which must be given.
+    async fn export_link(&self, token: &str, filter: Value, bom: bool) -> ExportLink {
+        self.try_export_link(token, filter, bom)
+            .await
+            .unwrap_or_else(|e| panic!("exportLeads failed: {e}"))
     }
 
     /// Asks for an export and downloads it: (status, content type, body).
@@ -29,11 +51,8 @@ impl TestApp {
         filter: Value,
         bom: bool,
     ) -> (StatusCode, String, Vec<u8>) {
-        let body = self.export_link(token, filter, bom).await;
-        let url = body["data"]["exportLeads"]["url"]
-            .as_str()
-            .unwrap_or_else(|| panic!("exportLeads failed: {body}"));
-        self.fetch(url).await
+        let link = self.export_link(token, filter, bom).await;
+        self.fetch(&link.url).await
     }
 
     async fn fetch(&self, url: &str) -> (StatusCode, String, Vec<u8>) {
@@ -77,7 +96,7 @@ async fn an_export_re_imports_with_nothing_changed() {
     let token = t.token.as_str();
     let team = app.new_team(token, "North").await;
     let (rep, _) = app.member(&t, "ann@acme.test", "REP", &[&team]).await;
-    app.new_lead_json(
+    app.new_lead(
         token,
         json!({"name": "王小明", "company": "上海贸易", "email": "wang@example.cn", "attributes": strong(),
                "dealValue": 1200.5, "ownerId": rep, "teamId": team, "externalId": "crm-1",
@@ -85,20 +104,21 @@ async fn an_export_re_imports_with_nothing_changed() {
     )
     .await;
     let won = app
-        .new_lead_json(
+        .new_lead(
             token,
             json!({"name": "Won Ltd", "attributes": weak(), "externalId": "crm-2"}),
         )
         .await;
     let closed = app
-        .lead_mutation_json(
+        .lead_mutation(
             token,
             "closeLead",
             "CloseLeadInput",
-            json!({"id": won["id"], "outcome": "WON", "reason": "signed"}),
+            json!({"id": won.id, "outcome": "WON", "reason": "signed"}),
         )
-        .await;
-    assert!(closed["data"]["closeLead"].is_object(), "{closed}");
+        .await
+        .unwrap_or_else(|e| panic!("closeLead failed: {e}"));
+    assert_eq!(closed.status, "WON", "{closed:?}");
 
     let (status, kind, csv) = app.download(token, json!(null), true).await;
     assert_eq!(status, StatusCode::OK);
@@ -157,8 +177,8 @@ async fn an_export_re_imports_with_nothing_changed() {
     // Back in, as it came out: every row found by its external id, none
     // changed, none refused.
     let report = import_report(&app, token, std::str::from_utf8(csv).unwrap(), false).await;
-    assert_eq!(counts(&report), (0, 0, 2, 2), "{report}");
-    assert_eq!(report["errors"], json!([]));
+    assert_eq!(counts(&report), (0, 0, 2, 2), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
 }
 
 #[tokio::test]
@@ -176,7 +196,7 @@ async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter
         ("Ann B", &ann, weak()),
         ("Bob A", &bob, strong()),
     ] {
-        app.new_lead_json(
+        app.new_lead(
             token,
             json!({"name": name, "ownerId": owner, "attributes": attributes}),
         )
@@ -196,19 +216,16 @@ async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter
     let (_, _, managed) = app.download(&max, json!(null), false).await;
     assert_eq!(names(&managed), ["Ann A", "Ann B"], "Max manages North");
 
-    let login = app
-        .login(&t.slug, "ann@acme.test", crate::helpers::PASSWORD)
-        .await;
-    let ann_token = login["data"]["login"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let refused = app.export_link(&ann_token, json!(null), false).await;
-    assert_eq!(
-        error_code(&refused),
-        "FORBIDDEN",
-        "a rep takes no bulk export"
-    );
+    let ann_token = app
+        .try_login(&t.slug, "ann@acme.test", crate::helpers::PASSWORD)
+        .await
+        .unwrap_or_else(|e| panic!("Ann signs in: {e}"))
+        .access_token;
+    let refused = app
+        .try_export_link(&ann_token, json!(null), false)
+        .await
+        .expect_err("a rep takes no bulk export");
+    assert_eq!(refused.code(), "FORBIDDEN", "a rep takes no bulk export");
 
     let other = app.sign_up_tenant("globex").await;
     let (_, _, theirs) = app.download(&other.token, json!(null), false).await;
@@ -222,14 +239,17 @@ async fn an_export_holds_only_the_leads_the_caller_may_see_that_match_the_filter
 async fn a_forged_expired_or_orphaned_export_link_opens_nothing() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    app.new_lead_json(&t.token, json!({"name": "Secret", "attributes": strong()}))
+    app.new_lead(&t.token, json!({"name": "Secret", "attributes": strong()}))
         .await;
     let (max_id, max) = app.member(&t, "max@acme.test", "MANAGER", &[]).await;
 
     let (status, _, body) = app.fetch("/v1/exports/not-a-link").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The download answers GraphQL-shaped errors, read the same way.
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    let refused = parse_answer::<Value>("GET /v1/exports/not-a-link", body)
+        .expect_err("a forged link opens nothing");
+    assert_eq!(refused.code(), "UNAUTHENTICATED");
 
     // An access token is not a link.
     let (status, _, _) = app.fetch(&format!("/v1/exports/{}", t.token)).await;
@@ -237,73 +257,75 @@ async fn a_forged_expired_or_orphaned_export_link_opens_nothing() {
 
     // Signing out of the session, or losing the role, ends the link.
     let (kim_id, kim) = app.member(&t, "kim@acme.test", "MANAGER", &[]).await;
-    let link = app.export_link(&kim, json!(null), false).await;
-    let signed_out = link["data"]["exportLeads"]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let out = app
-        .graphql(
+    let signed_out = app.export_link(&kim, json!(null), false).await.url;
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SignedOut {
+        __typename: String,
+    }
+    let out: SignedOut = app
+        .root(
             Some(&kim),
             "mutation { signOut(input: {everywhere: true}) { __typename } }",
             json!({}),
         )
         .await;
-    assert!(out["errors"].is_null(), "{out}");
+    assert!(!out.__typename.is_empty(), "{out:?}");
     let (status, _, _) = app.fetch(&signed_out).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "signed out");
-    let login = app
-        .login(&t.slug, "kim@acme.test", crate::helpers::PASSWORD)
-        .await;
-    let kim = login["data"]["login"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let link = app.export_link(&kim, json!(null), false).await;
-    let demoted = link["data"]["exportLeads"]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let changed = app
-        .graphql(
+    let kim = app
+        .try_login(&t.slug, "kim@acme.test", crate::helpers::PASSWORD)
+        .await
+        .unwrap_or_else(|e| panic!("Kim signs in again: {e}"))
+        .access_token;
+    let demoted = app.export_link(&kim, json!(null), false).await.url;
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Changed {
+        user: Role,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Role {
+        role: String,
+    }
+    let changed: Changed = app
+        .root(
             Some(&t.token),
             "mutation($id: ID!) { updateUserRole(input: {userId: $id, role: REP}) { user { role } } }",
             json!({"id": kim_id}),
         )
         .await;
-    assert_eq!(
-        changed["data"]["updateUserRole"]["user"]["role"], "REP",
-        "{changed}"
-    );
+    assert_eq!(changed.user.role, "REP", "{changed:?}");
     let (status, _, _) = app.fetch(&demoted).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no longer a manager");
 
     let link = app.export_link(&max, json!(null), false).await;
-    let url = link["data"]["exportLeads"]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let expires: chrono::DateTime<chrono::Utc> = link["data"]["exportLeads"]["expiresAt"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let url = link.url;
+    let expires: chrono::DateTime<chrono::Utc> = link.expires_at.parse().unwrap();
     let minutes = (expires - chrono::Utc::now()).num_minutes();
     assert!(
         (9..=10).contains(&minutes),
         "short-lived: {minutes} minutes"
     );
-    let deactivated = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Deactivated {
+        user: Active,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Active {
+        active: bool,
+    }
+    let deactivated: Deactivated = app
+        .root(
             Some(&t.token),
             "mutation($id: ID!) { deactivateUser(input: {userId: $id}) { user { active } } }",
             json!({"id": max_id}),
         )
         .await;
-    assert_eq!(
-        deactivated["data"]["deactivateUser"]["user"]["active"], false,
-        "{deactivated}"
-    );
+    assert!(!deactivated.user.active, "{deactivated:?}");
     let (status, _, body) = app.fetch(&url).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!String::from_utf8_lossy(&body).contains("Secret"));

@@ -2,12 +2,41 @@
 //! `recordActivities` in GraphQL. Each event is accepted, a duplicate or
 //! rejected on its own; a rejected one writes nothing.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
+use crate::helpers::{GraphqlErrors, Id, Lead, TestApp, parse_answer, spawn_app, spawn_app_with};
+
+/// How `/v1/events` refused a request: its errors are shaped as GraphQL's
+/// and read the same way.
+fn refusal(body: &Value) -> GraphqlErrors {
+    parse_answer::<Value>("POST /v1/events", body.clone()).expect_err("the events are refused")
+}
+
+/// The code `/v1/events` refused a request with.
+fn error_code(body: &Value) -> String {
+    refusal(body).code().to_owned()
+}
+
+/// A lead's activity as [`TestApp::activities_of`] asks for it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Activity {
+    signal_key: String,
+    note: Option<String>,
+    api_key: Option<KeyName>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyName {
+    name: String,
+}
 
 impl TestApp {
-    /// Posts events with `key`; (HTTP status, Retry-After, body).
+    /// Posts events with `key`; (HTTP status, Retry-After, body). The body
+    /// is `/v1/events`' own JSON (`accepted`, `results`), not a GraphQL
+    /// answer, and is read as such.
     pub(crate) async fn post_events(
         &self,
         key: &str,
@@ -40,18 +69,20 @@ impl TestApp {
     }
 
     /// A lead's activities as its owner sees them, newest first.
-    async fn activities_of(&self, token: &str, lead: &Value) -> Vec<Value> {
-        let body = self
-            .graphql(
+    async fn activities_of(&self, token: &str, lead: &str) -> Vec<Activity> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Activities {
+            activities: Vec<Activity>,
+        }
+        let lead: Option<Activities> = self
+            .root(
                 Some(token),
                 "query($id: ID!) { lead(id: $id) { activities(first: 200) { signalKey note apiKey { name } } } }",
                 json!({"id": lead}),
             )
             .await;
-        body["data"]["lead"]["activities"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no lead: {body}"))
-            .clone()
+        lead.expect("the lead is visible").activities
     }
 }
 
@@ -60,7 +91,7 @@ async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let known = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Li Wei", "company": "Hangzhou Optics", "externalId": "crm-1"}),
         )
@@ -90,7 +121,7 @@ async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
     );
     let results = body["results"].as_array().unwrap();
     assert_eq!(results[0]["status"], "accepted");
-    assert_eq!(results[0]["leadId"], known["id"]);
+    assert_eq!(results[0]["leadId"], known.id.as_str());
     assert_eq!(results[0]["created"], false);
     assert_eq!(
         (results[1]["code"].as_str(), results[1]["field"].as_str()),
@@ -108,38 +139,35 @@ async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
 
     // Only the accepted event reached the known lead, attributed to the key,
     // and it was scored: an urgent quote request makes it urgent.
-    let activities = app.activities_of(&acme.token, &known["id"]).await;
+    let activities = app.activities_of(&acme.token, &known.id).await;
     assert_eq!(activities.len(), 1, "{activities:?}");
-    assert_eq!(activities[0]["signalKey"], "urgent_quote_request");
-    assert_eq!(activities[0]["apiKey"]["name"], "website");
-    let lead = app
-        .graphql(
-            Some(&acme.token),
-            "query($id: ID!) { lead(id: $id) { score flags version } }",
-            json!({"id": known["id"]}),
-        )
-        .await;
-    assert!(
-        lead["data"]["lead"]["score"].as_f64().unwrap() > known["score"].as_f64().unwrap(),
-        "{lead}"
-    );
+    assert_eq!(activities[0].signal_key, "urgent_quote_request");
     assert_eq!(
-        lead["data"]["lead"]["version"],
-        known["version"].as_i64().unwrap() + 1
+        activities[0].api_key.as_ref().map(|k| k.name.as_str()),
+        Some("website")
     );
+    let lead = app.lead_by_id(&acme.token, &known.id).await;
+    assert!(lead.score > known.score, "{lead:?}");
+    assert!(lead.has_flag("URGENT"), "{lead:?}");
+    assert_eq!(lead.version, known.version + 1);
 
     // The new lead exists with its email and one activity.
     let created = app
-        .graphql(
-            Some(&acme.token),
-            "query($id: ID!) { lead(id: $id) { name company email } }",
-            json!({"id": results[3]["leadId"]}),
-        )
+        .lead_by_id(&acme.token, results[3]["leadId"].as_str().unwrap())
         .await;
     assert_eq!(
-        created["data"]["lead"],
-        json!({"name": "New Visitor", "company": "Visitor GmbH", "email": "new@visitor.example"})
+        (
+            created.name.as_str(),
+            created.company.as_deref(),
+            created.email.as_deref()
+        ),
+        (
+            "New Visitor",
+            Some("Visitor GmbH"),
+            Some("new@visitor.example")
+        )
     );
+    assert_eq!(app.activities_of(&acme.token, &created.id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -147,7 +175,7 @@ async fn a_repeated_idempotency_key_is_a_duplicate_never_a_second_activity() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Li Wei", "externalId": "crm-1"}),
         )
@@ -176,7 +204,7 @@ async fn a_repeated_idempotency_key_is_a_duplicate_never_a_second_activity() {
         first["results"][0]["activityId"]
     );
 
-    assert_eq!(app.activities_of(&acme.token, &lead["id"]).await.len(), 1);
+    assert_eq!(app.activities_of(&acme.token, &lead.id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -187,17 +215,23 @@ async fn only_an_ingest_key_may_send_events() {
     let events = json!([{"lead": {"externalId": "x"}, "signal": "website_visit"}]);
 
     let (status, body) = app.send_events(&read.secret, events.clone()).await;
-    assert_eq!((status, error_code(&body)), (403, "FORBIDDEN"));
+    assert_eq!((status, error_code(&body).as_str()), (403, "FORBIDDEN"));
     let (status, body) = app.send_events(&acme.token, events.clone()).await;
-    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
     let (status, body) = app.send_events("lrk_nonsense", events.clone()).await;
-    assert_eq!((status, error_code(&body)), (401, "UNAUTHENTICATED"));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (401, "UNAUTHENTICATED")
+    );
     let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
     let (status, body) = app
         .post_events(&key.secret, "application/json", "[{\"lead\": ".into())
         .await
         .into_parts();
-    assert_eq!((status, error_code(&body)), (400, "BAD_REQUEST"));
+    assert_eq!((status, error_code(&body).as_str()), (400, "BAD_REQUEST"));
 }
 
 trait Parts {
@@ -215,7 +249,7 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
     let app = spawn_app_with(&[("LEADRANK_INGEST_EVENTS_PER_MINUTE", "3")]).await;
     let acme = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Li Wei", "externalId": "crm-1"}),
         )
@@ -237,30 +271,31 @@ async fn a_key_sending_too_many_events_is_told_when_to_come_back() {
             json!([event.clone()]).to_string(),
         )
         .await;
-    assert_eq!((status, error_code(&body)), (429, "RATE_LIMITED"));
+    assert_eq!((status, error_code(&body).as_str()), (429, "RATE_LIMITED"));
     let wait: u64 = retry.unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait));
-    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], wait);
+    assert_eq!(refusal(&body).errors[0].extensions.retry_after, Some(wait));
     // Nothing of the refused request was recorded.
-    assert_eq!(app.activities_of(&acme.token, &lead["id"]).await.len(), 3);
+    assert_eq!(app.activities_of(&acme.token, &lead.id).await.len(), 3);
 
     // recordActivities counts against the same kind of bucket.
     let input: Vec<Value> = (0..4)
-        .map(|_| json!({"leadId": lead["id"], "signalKey": "website_visit"}))
+        .map(|_| json!({"leadId": lead.id, "signalKey": "website_visit"}))
         .collect();
-    let body = app
-        .graphql(
+    let refused = app
+        .refused(
             Some(&acme.token),
             "mutation($input: [RecordActivityInput!]!) { recordActivities(input: $input) { accepted } }",
             json!({"input": input}),
         )
         .await;
-    assert_eq!(error_code(&body), "RATE_LIMITED");
+    assert_eq!(refused.code(), "RATE_LIMITED");
     assert!(
-        body["errors"][0]["extensions"]["retryAfter"]
-            .as_u64()
-            .unwrap()
-            >= 1
+        refused.errors[0]
+            .extensions
+            .retry_after
+            .is_some_and(|wait| wait >= 1),
+        "{refused}"
     );
 }
 
@@ -269,42 +304,61 @@ async fn record_activities_names_each_bad_activity_by_its_input_path() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let globex = app.sign_up_tenant("globex").await;
-    let lead = app
-        .new_lead_json(&acme.token, json!({"name": "Li Wei"}))
-        .await;
-    let theirs = app
-        .new_lead_json(&globex.token, json!({"name": "Hidden"}))
-        .await;
+    let lead = app.new_lead(&acme.token, json!({"name": "Li Wei"})).await;
+    let theirs = app.new_lead(&globex.token, json!({"name": "Hidden"})).await;
 
-    let body = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Recorded {
+        accepted: i64,
+        rejected: i64,
+        results: Vec<Outcome>,
+    }
+    #[allow(dead_code)]
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Outcome {
+        index: i64,
+        status: String,
+        lead_id: Option<String>,
+        code: Option<String>,
+        field: Option<String>,
+    }
+    let payload: Recorded = app
+        .root(
             Some(&acme.token),
             "mutation($input: [RecordActivityInput!]!) { recordActivities(input: $input) { accepted rejected results { index status leadId code field } } }",
             json!({"input": [
-                {"leadId": lead["id"], "signalKey": "website_visit"},
-                {"leadId": lead["id"], "signalKey": "nope"},
-                {"leadId": theirs["id"], "signalKey": "website_visit"},
+                {"leadId": lead.id, "signalKey": "website_visit"},
+                {"leadId": lead.id, "signalKey": "nope"},
+                {"leadId": theirs.id, "signalKey": "website_visit"},
                 {"leadId": "not-an-id", "signalKey": "website_visit"},
-                {"leadId": lead["id"], "signalKey": "meeting_request", "note": "asked for a demo"}
+                {"leadId": lead.id, "signalKey": "meeting_request", "note": "asked for a demo"}
             ]}),
         )
         .await;
-    let payload = &body["data"]["recordActivities"];
+    assert_eq!((payload.accepted, payload.rejected), (2, 3), "{payload:?}");
+    let indexes: Vec<i64> = payload.results.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4], "{payload:?}");
     assert_eq!(
-        (payload["accepted"].as_i64(), payload["rejected"].as_i64()),
-        (Some(2), Some(3)),
-        "{body}"
+        payload.results[1].field.as_deref(),
+        Some("input[1].signalKey")
     );
-    assert_eq!(payload["results"][1]["field"], "input[1].signalKey");
     // Another tenant's lead is as unknown as one that never existed.
-    assert_eq!(payload["results"][2]["code"], "NOT_FOUND");
-    assert_eq!(payload["results"][2]["field"], "input[2].leadId");
-    assert_eq!(payload["results"][3]["field"], "input[3].leadId");
+    assert_eq!(payload.results[2].code.as_deref(), Some("NOT_FOUND"));
+    assert_eq!(payload.results[2].field.as_deref(), Some("input[2].leadId"));
+    assert_eq!(payload.results[3].field.as_deref(), Some("input[3].leadId"));
 
-    let activities = app.activities_of(&acme.token, &lead["id"]).await;
+    let activities = app.activities_of(&acme.token, &lead.id).await;
     assert_eq!(activities.len(), 2);
     assert!(
-        app.activities_of(&globex.token, &theirs["id"])
+        activities
+            .iter()
+            .any(|a| a.note.as_deref() == Some("asked for a demo")),
+        "{activities:?}"
+    );
+    assert!(
+        app.activities_of(&globex.token, &theirs.id)
             .await
             .is_empty()
     );
@@ -318,22 +372,24 @@ async fn webhooks_hear_of_what_ingestion_changed() {
     ])
     .await;
     let acme = app.sign_up_tenant("acme").await;
-    app.new_lead_json(
+    app.new_lead(
         &acme.token,
         json!({"name": "Li Wei", "externalId": "crm-1"}),
     )
     .await;
-    let endpoint = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Created {
+        endpoint: Id,
+    }
+    let created: Created = app
+        .root(
             Some(&acme.token),
             "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } } }",
             json!({"input": {"url": "http://127.0.0.1:9/hooks", "eventTypes": ["LEAD_BECAME_URGENT"]}}),
         )
         .await;
-    assert!(
-        endpoint["data"]["createWebhookEndpoint"].is_object(),
-        "{endpoint}"
-    );
+    assert!(!created.endpoint.id.is_empty());
     let key = app.new_api_key(&acme.token, "website", &["INGEST"]).await;
 
     let (status, body) = app
@@ -348,20 +404,20 @@ async fn webhooks_hear_of_what_ingestion_changed() {
         "{body}"
     );
 
-    let deliveries = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Delivery {
+        event_type: String,
+    }
+    let deliveries: Vec<Delivery> = app
+        .root(
             Some(&acme.token),
             "{ webhookDeliveries { eventType } }",
             json!({}),
         )
         .await;
-    let types: Vec<&Value> = deliveries["data"]["webhookDeliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| &d["eventType"])
-        .collect();
-    assert_eq!(types.len(), 1, "{deliveries}");
+    let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
+    assert_eq!(types, ["lead.became_urgent"], "{deliveries:?}");
 }
 
 /// Statements the server ran for one batch of a website visit to each of
@@ -418,34 +474,44 @@ async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it
 
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
-    let first = app
-        .new_lead_json(&acme.token, json!({"name": "Ana Souza", "company": "Acme"}))
+    let first: Lead = app
+        .new_lead(&acme.token, json!({"name": "Ana Souza", "company": "Acme"}))
         .await;
     let second = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Ben Okafor", "company": "Beta"}),
         )
         .await;
-    let read = |id: &Value| {
-        let id: uuid::Uuid = id.as_str().unwrap().parse().unwrap();
+    let read = |id: &str| {
+        let id: uuid::Uuid = id.parse().unwrap();
         let db = app.system_db.clone();
         async move {
             let found = lead::Entity::find().filter(lead::Column::Id.eq(id));
             found.one(&db).await.unwrap().unwrap()
         }
     };
-    let (first_read, second_read) = (read(&first["id"]).await, read(&second["id"]).await);
+    let (first_read, second_read) = (read(&first.id).await, read(&second.id).await);
 
     // Someone renames the second lead after the bulk writer read it.
-    let renamed = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Renamed {
+        lead: Version,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Version {
+        version: i64,
+    }
+    let renamed: Renamed = app
+        .root(
             Some(&acme.token),
             "mutation($input: UpdateLeadInput!) { updateLead(input: $input) { lead { version } } }",
-            json!({"input": {"id": second["id"], "name": "Ben Okafor-Smith", "expectedVersion": second_read.version}}),
+            json!({"input": {"id": second.id, "name": "Ben Okafor-Smith", "expectedVersion": second_read.version}}),
         )
         .await;
-    assert!(renamed["errors"].is_null(), "{renamed}");
+    assert_eq!(renamed.lead.version, i64::from(second_read.version) + 1);
 
     let write = |reads: [lead::Model; 2]| {
         let db = app.system_db.clone();
@@ -469,13 +535,13 @@ async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it
         "{:?}",
         refused.err()
     );
-    let second_now = read(&second["id"]).await;
+    let second_now = read(&second.id).await;
     assert_eq!(
         (second_now.name.as_str(), second_now.company.as_deref()),
         ("Ben Okafor-Smith", Some("Beta"))
     );
     assert_eq!(
-        read(&first["id"]).await,
+        read(&first.id).await,
         first_read,
         "the batch was rolled back"
     );
@@ -484,7 +550,7 @@ async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it
     write([first_read.clone(), second_now.clone()])
         .await
         .unwrap();
-    for (id, was) in [(&first["id"], &first_read), (&second["id"], &second_now)] {
+    for (id, was) in [(&first.id, &first_read), (&second.id, &second_now)] {
         let now = read(id).await;
         assert_eq!(now.company.as_deref(), Some("Written by the batch"));
         assert_eq!(

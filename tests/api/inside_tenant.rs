@@ -3,14 +3,10 @@
 //! too: the duplicate check, a team's members, the funnel, closing pool
 //! leads.
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
-use crate::helpers::{TestApp, error_code, error_message, spawn_app};
-
-/// Creates a lead as `token` and returns the whole response.
-async fn create(app: &TestApp, token: &str, input: Value) -> Value {
-    app.create_lead_json(token, input).await
-}
+use crate::helpers::{Member, spawn_app};
 
 #[tokio::test]
 async fn a_duplicate_of_a_lead_the_caller_cannot_see_answers_conflict_without_its_name_or_id() {
@@ -19,13 +15,13 @@ async fn a_duplicate_of_a_lead_the_caller_cannot_see_answers_conflict_without_it
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
     let (_, bo_token) = app.member(&acme, "bo@acme.test", "REP", &[]).await;
     let secret = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Secret Deal", "email": "cfo@bigco.example", "phone": "+1 555 0100",
                    "ownerId": ada, "externalId": "CRM-7"}),
         )
         .await;
-    let secret_id = secret["id"].as_str().unwrap();
+    let secret_id = secret.id.as_str();
 
     // Bo probes with Ada's customer's email, phone and external id.
     for probe in [
@@ -33,28 +29,35 @@ async fn a_duplicate_of_a_lead_the_caller_cannot_see_answers_conflict_without_it
         json!({"name": "Probe", "phone": "+1 555 0100"}),
         json!({"name": "Probe", "externalId": "CRM-7"}),
     ] {
-        let body = create(&app, &bo_token, probe).await;
-        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+        let refused = app
+            .create_lead(&bo_token, probe)
+            .await
+            .expect_err("a duplicate");
+        assert_eq!(refused.code(), "CONFLICT", "{refused}");
         assert!(
-            body["errors"][0]["extensions"]["existingId"].is_null(),
-            "{body}"
+            refused.errors[0].extensions.existing_id.is_none(),
+            "{refused}"
         );
-        let message = error_message(&body);
+        let message = refused.message();
         assert!(!message.contains("Secret Deal"), "{message}");
         assert!(!message.contains(secret_id), "{message}");
     }
 
     // Those who may see the lead are told which it is.
     for token in [&ada_token, &acme.token] {
-        let body = create(
-            &app,
-            token,
-            json!({"name": "Again", "email": "cfo@bigco.example"}),
-        )
-        .await;
-        assert_eq!(error_code(&body), "CONFLICT");
-        assert_eq!(body["errors"][0]["extensions"]["existingId"], secret_id);
-        assert!(error_message(&body).contains("Secret Deal"), "{body}");
+        let refused = app
+            .create_lead(
+                token,
+                json!({"name": "Again", "email": "cfo@bigco.example"}),
+            )
+            .await
+            .expect_err("a duplicate");
+        assert_eq!(refused.code(), "CONFLICT");
+        assert_eq!(
+            refused.errors[0].extensions.existing_id.as_deref(),
+            Some(secret_id)
+        );
+        assert!(refused.message().contains("Secret Deal"), "{refused}");
     }
 }
 
@@ -68,45 +71,70 @@ async fn a_rep_sees_only_themself_among_a_teams_members_as_users_shows_them_nobo
     let (_, boss) = app
         .member(&acme, "boss@acme.test", "MANAGER", &[&east])
         .await;
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Seen {
+        teams: Vec<Team>,
+        me: Me,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Team {
+        name: String,
+        members: Vec<Member>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Me {
+        teams: Vec<MyTeam>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MyTeam {
+        members: Vec<Email>,
+    }
+    #[derive(Debug, PartialEq, Eq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Email {
+        email: String,
+    }
     let members = |token: String| {
         let app = &app;
         async move {
-            let body = app
-                .graphql(
-                    Some(&token),
-                    "{ teams { name members { id email } } me { teams { members { email } } } }",
-                    json!({}),
-                )
-                .await;
-            assert!(body["errors"].is_null(), "{body}");
-            body
+            app.data::<Seen>(
+                Some(&token),
+                "{ teams { name members { id email } } me { teams { members { email } } } }",
+                json!({}),
+            )
+            .await
         }
     };
 
     let seen = members(ada_token.clone()).await;
+    assert_eq!(seen.teams.len(), 1, "{seen:?}");
+    assert_eq!(seen.teams[0].name, "East");
     assert_eq!(
-        seen["data"]["teams"][0]["members"],
-        json!([{"id": ada, "email": "ada@acme.test"}])
+        seen.teams[0].members,
+        [Member {
+            id: ada.clone(),
+            email: "ada@acme.test".into()
+        }]
     );
     assert_eq!(
-        seen["data"]["me"]["teams"][0]["members"],
-        json!([{"email": "ada@acme.test"}])
+        seen.me.teams[0].members,
+        [Email {
+            email: "ada@acme.test".into()
+        }]
     );
     // The users rule itself, unchanged.
     let users = app
-        .graphql(Some(&ada_token), "{ users { id } }", json!({}))
+        .refused(Some(&ada_token), "{ users { id } }", json!({}))
         .await;
-    assert_eq!(error_code(&users), "FORBIDDEN");
+    assert_eq!(users.code(), "FORBIDDEN");
 
     // A manager still sees the whole team.
     let seen = members(boss).await;
-    assert_eq!(
-        seen["data"]["teams"][0]["members"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(seen.teams[0].members.len(), 3, "{seen:?}");
 }
 
 #[tokio::test]
@@ -122,42 +150,48 @@ async fn a_managers_funnel_counts_only_their_teams_leads() {
         .await;
     // East's: one of Ed's, one filed under the team. Not East's: one of
     // Wes's and one in the pool.
-    app.new_lead_json(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
+    app.new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
         .await;
-    app.new_lead_json(&acme.token, json!({"name": "East's", "teamId": east}))
+    app.new_lead(&acme.token, json!({"name": "East's", "teamId": east}))
         .await;
-    app.new_lead_json(&acme.token, json!({"name": "Wes's", "ownerId": wes}))
+    app.new_lead(&acme.token, json!({"name": "Wes's", "ownerId": wes}))
         .await;
-    app.new_lead_json(&acme.token, json!({"name": "Pool"}))
-        .await;
-    let pipelines = app
-        .graphql(
+    app.new_lead(&acme.token, json!({"name": "Pool"})).await;
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Pipeline {
+        id: String,
+        is_default: bool,
+    }
+    let pipelines: Vec<Pipeline> = app
+        .root(
             Some(&acme.token),
             "{ pipelines { id isDefault } }",
             json!({}),
         )
         .await;
-    let pipeline = pipelines["data"]["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["isDefault"] == true)
-        .unwrap()["id"]
-        .clone();
+    let pipeline = pipelines
+        .into_iter()
+        .find(|p| p.is_default)
+        .expect("a default pipeline")
+        .id;
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entered {
+        entered: i64,
+    }
     let entered = |token: String| {
         let app = &app;
         let pipeline = pipeline.clone();
         async move {
-            let body = app
-                .graphql(
+            let stages: Vec<Entered> = app
+                .root(
                     Some(&token),
                     "query($p: ID!) { funnel(pipelineId: $p) { entered } }",
                     json!({"p": pipeline}),
                 )
                 .await;
-            body["data"]["funnel"][0]["entered"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("{body}"))
+            stages.first().expect("a first stage").entered
         }
     };
 
@@ -170,14 +204,12 @@ async fn a_rep_cannot_close_a_pool_lead_but_can_once_it_is_theirs() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
-    let pool = app
-        .new_lead_json(&acme.token, json!({"name": "Pool"}))
-        .await;
-    let id = pool["id"].as_str().unwrap();
+    let pool = app.new_lead(&acme.token, json!({"name": "Pool"})).await;
+    let id = pool.id.as_str();
     let close = |token: String| {
         let app = &app;
         async move {
-            app.lead_mutation_json(
+            app.lead_mutation(
                 &token,
                 "closeLead",
                 "CloseLeadInput",
@@ -187,29 +219,25 @@ async fn a_rep_cannot_close_a_pool_lead_but_can_once_it_is_theirs() {
         }
     };
 
-    let refused = close(ada_token.clone()).await;
-    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
-    let still = app
-        .graphql(
-            Some(&acme.token),
-            "query($id: ID!) { lead(id: $id) { status } }",
-            json!({"id": id}),
-        )
-        .await;
-    assert_eq!(still["data"]["lead"]["status"], "OPEN");
+    let refused = close(ada_token.clone())
+        .await
+        .expect_err("a pool lead is not Ada's to close");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
+    let still = app.lead_by_id(&acme.token, id).await;
+    assert_eq!(still.status, "OPEN");
 
     let taken = app
-        .lead_mutation_json(
+        .lead_mutation(
             &ada_token,
             "assignLead",
             "AssignLeadInput",
             json!({"id": id, "ownerId": ada}),
         )
-        .await;
-    assert!(taken["data"]["assignLead"].is_object(), "{taken}");
-    let closed = close(ada_token).await;
-    assert_eq!(
-        closed["data"]["closeLead"]["lead"]["status"], "LOST",
-        "{closed}"
-    );
+        .await
+        .unwrap_or_else(|e| panic!("Ada takes the lead: {e}"));
+    assert_eq!(taken.owner_id(), Some(ada.as_str()), "{taken:?}");
+    let closed = close(ada_token)
+        .await
+        .unwrap_or_else(|e| panic!("Ada closes her own lead: {e}"));
+    assert_eq!(closed.status, "LOST", "{closed:?}");
 }

@@ -12,17 +12,18 @@ use leadrank::jobs::{
     scheduler,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     hardening::assert_healthy,
-    helpers::{TestApp, error_code, spawn_app},
-    helpers::{flags_json, strong, weak},
+    helpers::{Id, TestApp, spawn_app},
+    helpers::{strong, weak},
 };
 
-fn uuid(id: &serde_json::Value) -> Uuid {
-    id.as_str().and_then(|s| s.parse().ok()).expect("a lead id")
+fn uuid(id: &str) -> Uuid {
+    id.parse().expect("a lead id")
 }
 
 async fn finished(outcome: Outcome) -> job_run::Model {
@@ -66,16 +67,16 @@ async fn a_lead_quiet_for_weeks_decays_into_a_cold_stale_lower_tier_on_the_night
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead_json(
+        .new_lead(
             &t.token,
             json!({"name": "Hot", "attributes": weak(), "ownerId": t.owner_id}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default().to_owned();
+    let id = lead.id;
     let hot = app
-        .record_json(&t.token, &id, "urgent_quote_request", json!({}))
+        .record(&t.token, &id, "urgent_quote_request", json!({}))
         .await;
-    assert_eq!(hot["tier"], "A");
+    assert_eq!(hot.tier, "A");
 
     // Today nothing has moved enough to be written.
     let today = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
@@ -92,27 +93,54 @@ async fn a_lead_quiet_for_weeks_decays_into_a_cold_stale_lower_tier_on_the_night
         "20 days in the first stage, which rots after 14"
     );
 
-    let after = app.lead_by_id_json(&t.token, &id).await;
-    assert_ne!(after["tier"], "A", "{after}");
-    assert!(after["score"].as_f64() < hot["score"].as_f64());
-    let now_flags = flags_json(&after);
+    let after = app.lead_by_id(&t.token, &id).await;
+    assert_ne!(after.tier, "A", "{after:?}");
+    assert!(after.score < hot.score);
     assert!(
-        now_flags.contains(&"COLD") && now_flags.contains(&"STALE"),
-        "{after}"
+        after.has_flag("COLD") && after.has_flag("STALE"),
+        "{after:?}"
     );
-    assert!(!now_flags.contains(&"URGENT"));
+    assert!(!after.has_flag("URGENT"));
 
-    let runs = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Run {
+        status: String,
+        trigger: String,
+        leads_scanned: i64,
+        leads_changed: i64,
+        newly_cold: i64,
+        tier_changes: Vec<TierChange>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TierChange {
+        from: String,
+        to: String,
+        count: i64,
+    }
+    let runs: Vec<Run> = app
+        .root(
             Some(&t.token),
             "{ jobRuns { status trigger leadsScanned leadsChanged newlyCold tierChanges { from to count } } }",
             json!({}),
         )
         .await;
-    let newest = &runs["data"]["jobRuns"][0];
-    assert_eq!(newest["status"], "SUCCEEDED", "{runs}");
-    assert_eq!(newest["tierChanges"][0]["from"], "A");
-    assert_eq!(newest["tierChanges"][0]["count"], 1);
+    let newest = &runs[0];
+    assert_eq!(newest.status, "SUCCEEDED", "{runs:?}");
+    assert_eq!(newest.trigger, "MANUAL", "{runs:?}");
+    assert_eq!(
+        (
+            newest.leads_scanned,
+            newest.leads_changed,
+            newest.newly_cold
+        ),
+        (1, 1, 1),
+        "{runs:?}"
+    );
+    assert_eq!(newest.tier_changes[0].from, "A");
+    assert_eq!(newest.tier_changes[0].to, after.tier);
+    assert_eq!(newest.tier_changes[0].count, 1);
     let events = app.events_of_run(run.id).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].reason, "nightly re-scoring");
@@ -123,7 +151,7 @@ async fn a_second_runner_finds_the_tenant_busy_while_the_first_holds_the_lease()
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     for i in 0..5 {
-        app.new_lead_json(&t.token, json!({"name": format!("L{i}")}))
+        app.new_lead(&t.token, json!({"name": format!("L{i}")}))
             .await;
     }
     let tenant: Uuid = t.id.parse().expect("id");
@@ -175,19 +203,14 @@ async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
     let mut ids = Vec::new();
     for i in 0..5 {
         let lead = app
-            .new_lead_json(
+            .new_lead(
                 &t.token,
                 json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
             )
             .await;
-        app.record_json(
-            &t.token,
-            lead["id"].as_str().unwrap_or_default(),
-            "meeting_request",
-            json!({}),
-        )
-        .await;
-        ids.push(uuid(&lead["id"]));
+        app.record(&t.token, &lead.id, "meeting_request", json!({}))
+            .await;
+        ids.push(uuid(&lead.id));
     }
     let first_try = Utc::now() + Duration::days(10);
     let dying = Options {
@@ -260,10 +283,10 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let a = app
-        .new_lead_json(&t.token, json!({"name": "A", "attributes": weak()}))
+        .new_lead(&t.token, json!({"name": "A", "attributes": weak()}))
         .await;
     let b = app
-        .new_lead_json(&t.token, json!({"name": "B", "attributes": weak()}))
+        .new_lead(&t.token, json!({"name": "B", "attributes": weak()}))
         .await;
     let pause = Arc::new((tokio::sync::Barrier::new(2), tokio::sync::Barrier::new(2)));
     let options = Options {
@@ -279,28 +302,18 @@ async fn a_mutation_during_the_run_is_not_overwritten() {
 
     pause.0.wait().await;
     let mutated = app
-        .record_json(
-            &t.token,
-            a["id"].as_str().unwrap_or_default(),
-            "urgent_quote_request",
-            json!({}),
-        )
+        .record(&t.token, &a.id, "urgent_quote_request", json!({}))
         .await;
     pause.1.wait().await;
     let run = finished(job.await.expect("the job task").expect("recorded")).await;
     assert_eq!(run.status, JobStatus::Succeeded);
 
-    let a_now = app
-        .lead_by_id_json(&t.token, a["id"].as_str().unwrap_or_default())
-        .await;
-    assert_eq!(
-        a_now["score"], mutated["score"],
-        "the mutation's score stands"
-    );
-    assert_eq!(a_now["tier"], "A");
-    assert_eq!(a_now["version"], mutated["version"]);
+    let a_now = app.lead_by_id(&t.token, &a.id).await;
+    assert_eq!(a_now.score, mutated.score, "the mutation's score stands");
+    assert_eq!(a_now.tier, "A");
+    assert_eq!(a_now.version, mutated.version);
     let b_row = lead::Entity::find()
-        .filter(lead::Column::Id.eq(uuid(&b["id"])))
+        .filter(lead::Column::Id.eq(uuid(&b.id)))
         .one(&app.system_db)
         .await
         .expect("query")
@@ -319,7 +332,7 @@ async fn one_tenants_failure_does_not_stop_the_others() {
     let good = app.sign_up_tenant("good").await;
     let bad = app.sign_up_tenant("bad").await;
     for t in [&good, &bad] {
-        app.new_lead_json(&t.token, json!({"name": "L", "attributes": strong()}))
+        app.new_lead(&t.token, json!({"name": "L", "attributes": strong()}))
             .await;
     }
     // Break the bad tenant's model so that scoring it fails.
@@ -372,47 +385,41 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
     for i in 0..12 {
         for (attributes, outcome) in [(strong(), "WON"), (weak(), "LOST")] {
             let lead = app
-                .new_lead_json(
+                .new_lead(
                     &t.token,
                     json!({"name": format!("{outcome} {i}"), "attributes": attributes}),
                 )
                 .await;
             let closed = app
-                .lead_mutation_json(
+                .lead_mutation(
                     &t.token,
                     "closeLead",
                     "CloseLeadInput",
-                    json!({"id": lead["id"], "outcome": outcome}),
+                    json!({"id": lead.id, "outcome": outcome}),
                 )
-                .await;
-            assert!(closed["errors"].is_null(), "{closed}");
+                .await
+                .unwrap_or_else(|e| panic!("closeLead failed: {e}"));
+            assert_eq!(closed.status, outcome, "{closed:?}");
         }
     }
     let likely = app
-        .new_lead_json(&t.token, json!({"name": "Likely", "attributes": strong()}))
+        .new_lead(&t.token, json!({"name": "Likely", "attributes": strong()}))
         .await;
     let unlikely = app
-        .new_lead_json(&t.token, json!({"name": "Unlikely", "attributes": weak()}))
+        .new_lead(&t.token, json!({"name": "Unlikely", "attributes": weak()}))
         .await;
-    assert!(likely["closeProbability"].is_null());
+    assert!(likely.close_probability.is_none());
 
     let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
     assert_eq!(run.status, JobStatus::Succeeded, "{run:?}");
-    let p = |lead: &serde_json::Value| {
+    let p = |lead: &crate::helpers::Lead| {
         let app = &app;
         let token = t.token.clone();
-        let id = lead["id"].as_str().unwrap_or_default().to_owned();
+        let id = lead.id.clone();
         async move {
-            let body = app
-                .graphql(
-                    Some(&token),
-                    "query($id: ID!) { lead(id: $id) { closeProbability } }",
-                    json!({"id": id}),
-                )
-                .await;
-            body["data"]["lead"]["closeProbability"]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{body}"))
+            let lead = app.lead_by_id(&token, &id).await;
+            lead.close_probability
+                .unwrap_or_else(|| panic!("no close probability: {lead:?}"))
         }
     };
     let (high, low) = (p(&likely).await, p(&unlikely).await);
@@ -420,16 +427,17 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
 
     // Between trainings, a change re-predicts at once with the trained model.
     let improved = app
-        .lead_mutation_json(
+        .lead_mutation(
             &t.token,
             "updateLead",
             "UpdateLeadInput",
-            json!({"id": unlikely["id"], "expectedVersion": 1, "attributes": strong()}),
+            json!({"id": unlikely.id, "expectedVersion": 1, "attributes": strong()}),
         )
-        .await;
-    let now = improved["data"]["updateLead"]["lead"]["closeProbability"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{improved}"));
+        .await
+        .unwrap_or_else(|e| panic!("updateLead failed: {e}"));
+    let now = improved
+        .close_probability
+        .unwrap_or_else(|| panic!("no close probability: {improved:?}"));
     assert!(
         (now - high).abs() < 1e-9,
         "the same facts, the same probability: {now} vs {high}"
@@ -440,35 +448,46 @@ async fn retraining_moves_close_probability_the_way_the_history_says() {
 async fn an_admin_watches_a_job_they_started_finish() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
-    app.new_lead_json(&t.token, json!({"name": "L"})).await;
+    app.new_lead(&t.token, json!({"name": "L"})).await;
     let rep = app.user_with_role(&t, "REP").await;
     let refused = app
-        .graphql(
+        .refused(
             Some(&rep),
             "mutation { runRescoring(input: {}) { id } }",
             json!({}),
         )
         .await;
-    assert_eq!(error_code(&refused), "FORBIDDEN");
+    assert_eq!(refused.code(), "FORBIDDEN");
 
-    let started = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Started {
+        id: String,
+        status: String,
+        trigger: String,
+    }
+    let run: Started = app
+        .root(
             Some(&t.token),
             "mutation { runRescoring(input: {}) { id status trigger } }",
             json!({}),
         )
         .await;
-    let run = &started["data"]["runRescoring"];
-    assert_eq!(run["trigger"], "MANUAL", "{started}");
-    let finished = app.finished_run(&t.token, &run["id"]).await;
-    assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
+    assert_eq!(run.trigger, "MANUAL", "{run:?}");
+    assert!(
+        matches!(run.status.as_str(), "QUEUED" | "RUNNING" | "SUCCEEDED"),
+        "{run:?}"
+    );
+    let finished = app.finished_run(&t.token, &run.id).await;
+    assert_eq!(finished.status, "SUCCEEDED", "{finished:?}");
+    assert_eq!(finished.leads_scanned, 1, "{finished:?}");
 
     // Another company sees none of it.
     let other = app.sign_up_tenant("globex").await;
-    let theirs = app
-        .graphql(Some(&other.token), "{ jobRuns { id } }", json!({}))
+    let theirs: Vec<Id> = app
+        .root(Some(&other.token), "{ jobRuns { id } }", json!({}))
         .await;
-    assert_eq!(theirs["data"]["jobRuns"], json!([]), "{theirs}");
+    assert!(theirs.is_empty(), "{theirs:?}");
 }
 
 #[tokio::test]
@@ -476,14 +495,14 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
     let app = spawn_app().await;
     let t = app.sign_up_tenant("acme").await;
     let lead = app
-        .new_lead_json(
+        .new_lead(
             &t.token,
             json!({"name": "Fading", "attributes": strong(), "ownerId": t.owner_id, "createdAt": crate::helpers::days_ago(90)}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap_or_default().to_owned();
+    let id = lead.id;
     for days in [35, 40, 45, 50] {
-        app.record_json(
+        app.record(
             &t.token,
             &id,
             "inbound_inquiry",
@@ -495,8 +514,8 @@ async fn a_customer_replying_less_than_before_is_flagged_as_a_churn_risk() {
     let run = app.rescore_at(&t.id, Utc::now(), &Options::default()).await;
     assert_eq!(run.status, JobStatus::Succeeded);
     assert_eq!(run.churn_risk, 1, "{run:?}");
-    let after = app.lead_by_id_json(&t.token, &id).await;
-    assert!(flags_json(&after).contains(&"CHURN_RISK"), "{after}");
+    let after = app.lead_by_id(&t.token, &id).await;
+    assert!(after.has_flag("CHURN_RISK"), "{after:?}");
 }
 
 /// A clock the test moves by hand, shared by every runner of a test.
@@ -530,19 +549,14 @@ async fn six_leads_that_decay(app: &TestApp, t: &crate::helpers::Tenant) -> Vec<
     let mut ids = Vec::new();
     for i in 0..6 {
         let lead = app
-            .new_lead_json(
+            .new_lead(
                 &t.token,
                 json!({"name": format!("L{i}"), "attributes": weak(), "ownerId": t.owner_id}),
             )
             .await;
-        app.record_json(
-            &t.token,
-            lead["id"].as_str().unwrap_or_default(),
-            "meeting_request",
-            json!({}),
-        )
-        .await;
-        ids.push(uuid(&lead["id"]));
+        app.record(&t.token, &lead.id, "meeting_request", json!({}))
+            .await;
+        ids.push(uuid(&lead.id));
     }
     ids
 }
@@ -550,23 +564,21 @@ async fn six_leads_that_decay(app: &TestApp, t: &crate::helpers::Tenant) -> Vec<
 impl TestApp {
     /// The tenant's runs as `jobRuns` lists them over HTTP: (status, leadsScanned).
     async fn listed_runs(&self, token: &str) -> Vec<(String, i64)> {
-        let body = self
-            .graphql(
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Listed {
+            status: String,
+            leads_scanned: i64,
+        }
+        let runs: Vec<Listed> = self
+            .root(
                 Some(token),
                 "{ jobRuns(first: 50) { status leadsScanned } }",
                 json!({}),
             )
             .await;
-        body["data"]["jobRuns"]
-            .as_array()
-            .unwrap_or_else(|| panic!("jobRuns failed: {body}"))
-            .iter()
-            .map(|r| {
-                (
-                    r["status"].as_str().unwrap_or_default().to_owned(),
-                    r["leadsScanned"].as_i64().unwrap_or_default(),
-                )
-            })
+        runs.into_iter()
+            .map(|r| (r.status, r.leads_scanned))
             .collect()
     }
 }

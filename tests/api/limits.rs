@@ -1,31 +1,72 @@
 //! Request limits, health, the IDE, introspection and CORS.
 
-use serde_json::json;
+use std::collections::BTreeMap;
 
-use crate::helpers::{error_message, spawn_app, spawn_app_with};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::helpers::{Connection, parse_answer, spawn_app, spawn_app_with};
+
+/// `{ __schema { queryType { name } } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Introspected {
+    __schema: Option<Schema>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Schema {
+    query_type: Name,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Name {
+    name: String,
+}
 
 #[tokio::test]
 async fn an_over_deep_query_is_refused() {
     let app = spawn_app_with(&[("LEADRANK_MAX_QUERY_DEPTH", "6")]).await;
     let acme = app.sign_up_tenant("acme").await;
-    let shallow = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Me {
+        teams: Vec<Members>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Members {
+        members: Vec<Email>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Email {
+        #[allow(dead_code)]
+        email: String,
+    }
+    let shallow: Me = app
+        .root(
             Some(&acme.token),
             "{ me { teams { members { email } } } }",
             json!({}),
         )
         .await;
-    assert!(shallow["errors"].is_null(), "{shallow}");
+    assert!(
+        shallow.teams.iter().all(|t| !t.members.is_empty()),
+        "{shallow:?}"
+    );
 
     let deep = app
-        .graphql(
+        .refused(
             Some(&acme.token),
             "{ me { teams { members { teams { members { teams { members { email } } } } } } } }",
             json!({}),
         )
         .await;
-    assert!(deep["data"].is_null(), "{deep}");
-    assert!(error_message(&deep).contains("nested too deep"), "{deep}");
+    assert!(deep.has_no_data(), "{deep}");
+    assert!(deep.message().contains("nested too deep"), "{deep}");
 }
 
 #[tokio::test]
@@ -45,26 +86,21 @@ async fn an_oversized_request_body_is_refused() {
 #[tokio::test]
 async fn introspection_can_be_switched_off() {
     let open = spawn_app().await;
-    let body = open
-        .graphql(None, "{ __schema { queryType { name } } }", json!({}))
+    let shown: Introspected = open
+        .data(None, "{ __schema { queryType { name } } }", json!({}))
         .await;
-    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    let schema = shown.__schema.expect("introspection answers when on");
+    assert_eq!(schema.query_type.name, "Query");
 
     let closed = spawn_app_with(&[("LEADRANK_INTROSPECTION", "false")]).await;
     for query in [
         "{ __schema { queryType { name } } }",
         "{ __type(name: \"User\") { fields { name } } }",
     ] {
-        let body = closed.graphql(None, query, json!({})).await;
         // The schema is not revealed: the introspection fields answer null.
-        assert!(
-            body["data"]
-                .as_object()
-                .unwrap()
-                .values()
-                .all(serde_json::Value::is_null),
-            "{body}"
-        );
+        let shown: BTreeMap<String, Option<Value>> = closed.data(None, query, json!({})).await;
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert!(shown.values().all(Option::is_none), "{shown:?}");
     }
 }
 
@@ -78,9 +114,10 @@ async fn health_reports_the_database_beside_a_served_ide() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    // /healthz is not GraphQL: its body is its own JSON.
     assert_eq!(
-        health.json::<serde_json::Value>().await.unwrap()["database"],
-        "ok"
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "database": "ok"})
     );
 
     let ide = app
@@ -105,8 +142,12 @@ async fn a_malformed_body_gets_a_clear_bad_request() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert!(error_message(&body).contains("not a GraphQL request"));
+    let body: Value = response.json().await.unwrap();
+    let refused = parse_answer::<Value>("{not json", body).expect_err("a malformed body");
+    assert!(
+        refused.message().contains("not a GraphQL request"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -144,23 +185,30 @@ async fn only_configured_origins_may_call_from_a_browser() {
 async fn a_query_fanning_out_over_nested_lists_is_refused_before_it_runs() {
     let app = spawn_app().await;
     let acme = app.sign_up_tenant("acme").await;
-    let page = app
-        .graphql(
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Node {
+        #[allow(dead_code)]
+        id: String,
+        activities: Vec<crate::helpers::Id>,
+    }
+    let page: Connection<Node> = app
+        .root(
             Some(&acme.token),
             "{ leads(first: 50) { edges { node { id activities(first: 5) { id } } } } }",
             json!({}),
         )
         .await;
-    assert!(page["errors"].is_null(), "{page}");
+    assert!(page.nodes().all(|n| n.activities.len() <= 5), "{page:?}");
 
     // 200 leads × 200 activities each: tens of thousands of rows.
     let fan_out = app
-        .graphql(
+        .refused(
             Some(&acme.token),
             "{ leads(first: 200) { edges { node { id activities(first: 200) { id signalKey note } } } } }",
             json!({}),
         )
         .await;
-    assert!(fan_out["data"].is_null(), "{fan_out}");
-    assert!(error_message(&fan_out).contains("too complex"), "{fan_out}");
+    assert!(fan_out.has_no_data(), "{fan_out}");
+    assert!(fan_out.message().contains("too complex"), "{fan_out}");
 }

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
@@ -13,9 +14,48 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    helpers::weak,
-    helpers::{TestApp, spawn_app, spawn_app_with},
+    helpers::{Id, weak},
+    helpers::{TestApp, parse_answer, spawn_app, spawn_app_with},
 };
+
+/// A `leadChanged` event as [`LEAD_CHANGED`] asks for it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeadChanged {
+    pub(crate) reason: String,
+    pub(crate) lead: ChangedLead,
+}
+
+/// The lead of a [`LeadChanged`].
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangedLead {
+    pub(crate) id: String,
+    pub(crate) tier: String,
+    pub(crate) score: f64,
+    pub(crate) flags: Vec<String>,
+    pub(crate) owner: Option<Id>,
+}
+
+/// A `queueChanged` event as [`QUEUE_CHANGED`] asks for it.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QueueChanged {
+    owner_id: String,
+    lead_ids: Vec<String>,
+    reasons: Vec<String>,
+}
+
+/// Reads a subscription's `next` payload (a GraphQL answer) as `T`, the
+/// value of its one root field.
+fn event<T: serde::de::DeserializeOwned>(field: &str, payload: Value) -> T {
+    let mut data: std::collections::BTreeMap<String, T> = parse_answer(field, payload)
+        .unwrap_or_else(|e| panic!("the subscription answered errors: {e}"));
+    data.remove(field)
+        .unwrap_or_else(|| panic!("no {field} in the payload"))
+}
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -114,13 +154,15 @@ impl Subscriber {
         None
     }
 
-    /// Waits until a change of `lead` arrives, skipping others; its data.
-    pub(crate) async fn change_of(&mut self, lead: &str) -> Value {
+    /// Waits until a change of `lead` arrives, skipping others.
+    pub(crate) async fn change_of(&mut self, lead: &str) -> LeadChanged {
         let payload = self
             .about(lead, Duration::from_secs(5))
             .await
             .unwrap_or_else(|| panic!("no change of lead {lead} within 5 s"));
-        payload["data"]["leadChanged"].clone()
+        let change: LeadChanged = event("leadChanged", payload);
+        assert_eq!(change.lead.id, lead, "{change:?}");
+        change
     }
 
     /// Asserts that nothing about `lead` arrives within `wait`.
@@ -137,9 +179,8 @@ impl Subscriber {
         for attempt in 0..10 {
             let mut input = input.clone();
             input["name"] = json!(format!("Warm-up {attempt} {}", uuid::Uuid::now_v7()));
-            let lead = app.new_lead_json(token, input).await;
-            let id = lead["id"].as_str().unwrap().to_owned();
-            if self.about(&id, Duration::from_secs(1)).await.is_some() {
+            let lead = app.new_lead(token, input).await;
+            if self.about(&lead.id, Duration::from_secs(1)).await.is_some() {
                 return;
             }
         }
@@ -185,12 +226,12 @@ async fn an_urgent_signal_reaches_only_its_reps_subscriptions_at_once() {
     let (ada, ada_token) = app.member(&acme, "ada@acme.test", "REP", &[]).await;
     let (_, bo_token) = app.member(&acme, "bo@acme.test", "REP", &[]).await;
     let lead = app
-        .new_lead_json(
+        .new_lead(
             &acme.token,
             json!({"name": "Quiet Co", "attributes": weak(), "ownerId": ada}),
         )
         .await;
-    let id = lead["id"].as_str().unwrap();
+    let id = lead.id.as_str();
 
     let mut ada_leads = Subscriber::start(&app, &ada_token, LEAD_CHANGED, json!({})).await;
     let mut ada_queue = Subscriber::start(&app, &ada_token, QUEUE_CHANGED, json!({})).await;
@@ -209,24 +250,21 @@ async fn an_urgent_signal_reaches_only_its_reps_subscriptions_at_once() {
         .await;
 
     let sent = Instant::now();
-    app.record_json(&acme.token, id, "urgent_quote_request", json!({}))
+    app.record(&acme.token, id, "urgent_quote_request", json!({}))
         .await;
     let change = ada_leads.change_of(id).await;
     let latency = sent.elapsed();
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
-    assert_eq!(change["reason"], "activity: urgent_quote_request");
-    assert_eq!(change["lead"]["tier"], "A");
-    assert_eq!(change["lead"]["flags"], json!(["URGENT"]));
+    assert_eq!(change.reason, "activity: urgent_quote_request");
+    assert_eq!(change.lead.tier, "A");
+    assert_eq!(change.lead.flags, ["URGENT"]);
     let queue = ada_queue
         .about(id, Duration::from_secs(1))
         .await
         .expect("the queue moved");
-    let queue = &queue["data"]["queueChanged"];
-    assert_eq!(queue["ownerId"], ada.as_str());
-    assert!(
-        queue["leadIds"].as_array().unwrap().iter().any(|l| l == id),
-        "{queue}"
-    );
+    let queue: QueueChanged = event("queueChanged", queue);
+    assert_eq!(queue.owner_id, ada);
+    assert!(queue.lead_ids.iter().any(|l| l == id), "{queue:?}");
 
     // Another rep and another company get nothing of it.
     bo_leads.never_sees(id, Duration::from_millis(400)).await;
@@ -247,11 +285,9 @@ async fn a_change_on_one_server_reaches_a_subscriber_of_another_on_the_same_data
     let mut subscriber = Subscriber::start(&second, &acme.token, LEAD_CHANGED, json!({})).await;
     subscriber.until_live(&second, &acme.token, json!({})).await;
 
-    let lead = first
-        .new_lead_json(&acme.token, json!({"name": "There"}))
-        .await;
-    let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
-    assert_eq!(change["reason"], "created");
+    let lead = first.new_lead(&acme.token, json!({"name": "There"})).await;
+    let change = subscriber.change_of(&lead.id).await;
+    assert_eq!(change.reason, "created");
 }
 
 #[tokio::test]
@@ -286,10 +322,10 @@ async fn a_subscription_needs_the_rights_its_query_would_need() {
     // A rep may not follow another rep's queue.
     let mut sub = Subscriber::start(&app, &rep, QUEUE_CHANGED, json!({"owner": other})).await;
     let answer = sub.next(Duration::from_secs(5)).await.expect("an answer");
-    assert_eq!(
-        answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{answer}"
-    );
+    let refused =
+        parse_answer::<Value>(QUEUE_CHANGED, answer.clone()).expect_err("another rep's queue");
+    assert_eq!(refused.code(), "FORBIDDEN", "{refused}");
+    // The path is not among the typed fields a refusal carries.
     assert_eq!(answer["errors"][0]["path"], json!(["queueChanged"]));
 }
 
@@ -313,10 +349,10 @@ async fn a_manager_follows_only_their_own_teams_leads() {
 
     // Ed's lead, outside any team: his manager sees it through him.
     let lead = app
-        .new_lead_json(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
+        .new_lead(&acme.token, json!({"name": "Ed's", "ownerId": ed}))
         .await;
-    let id = lead["id"].as_str().unwrap();
+    let id = lead.id.as_str();
     let change = east_sub.change_of(id).await;
-    assert_eq!(change["lead"]["owner"]["id"], ed.as_str());
+    assert_eq!(change.lead.owner, Some(Id { id: ed.clone() }));
     west_sub.never_sees(id, Duration::from_millis(400)).await;
 }

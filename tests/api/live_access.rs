@@ -67,10 +67,10 @@ async fn a_fresh_token_in_a_ping_keeps_the_subscription_open_past_the_old_ones_e
     // Past the first token's expiry, the subscription still receives.
     assert_eq!(subscriber.closed(Duration::from_secs(4)).await, None);
     let lead = app
-        .new_lead_json(&acme.token, json!({"name": "Still here"}))
+        .new_lead(&acme.token, json!({"name": "Still here"}))
         .await;
-    let change = subscriber.change_of(lead["id"].as_str().unwrap()).await;
-    assert_eq!(change["reason"], "created");
+    let change = subscriber.change_of(&lead.id).await;
+    assert_eq!(change.reason, "created");
 }
 
 #[tokio::test]
@@ -98,14 +98,19 @@ async fn revoking_a_users_sessions_closes_their_live_connections_at_once() {
     let mut subscriber = Subscriber::start(&app, &rep, LEAD_CHANGED, json!({})).await;
     subscriber.until_live(&app, &acme.token, json!({})).await;
 
-    let revoked = app
-        .graphql(
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Revoked {
+        sessions_ended: i64,
+    }
+    let revoked: Revoked = app
+        .root(
             Some(&acme.token),
             "mutation($input: RevokeSessionsInput!) { revokeSessions(input: $input) { sessionsEnded } }",
             json!({"input": {"userId": rep_id}}),
         )
         .await;
-    assert!(revoked["data"]["revokeSessions"].is_object(), "{revoked}");
+    assert!(revoked.sessions_ended >= 1, "{revoked:?}");
 
     let (code, reason) = subscriber
         .closed(Duration::from_secs(5))
@@ -123,14 +128,24 @@ async fn a_demoted_managers_connection_is_closed_so_they_keep_no_wider_feed() {
     let mut subscriber = Subscriber::start(&app, &boss, LEAD_CHANGED, json!({})).await;
     subscriber.until_live(&app, &acme.token, json!({})).await;
 
-    let demoted = app
-        .graphql(
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Demoted {
+        user: RoleOf,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RoleOf {
+        role: String,
+    }
+    let demoted: Demoted = app
+        .root(
             Some(&acme.token),
             "mutation($input: UpdateUserRoleInput!) { updateUserRole(input: $input) { user { role } } }",
             json!({"input": {"userId": boss_id, "role": "REP"}}),
         )
         .await;
-    assert_eq!(demoted["data"]["updateUserRole"]["user"]["role"], "REP");
+    assert_eq!(demoted.user.role, "REP");
 
     let (code, reason) = subscriber
         .closed(Duration::from_secs(5))

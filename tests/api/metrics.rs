@@ -41,7 +41,7 @@ async fn metrics_count_the_traffic_they_saw() {
         .await
         .unwrap();
     assert!(body.status().is_success());
-    app.new_lead_json(
+    app.new_lead(
         &acme.token,
         json!({"name": "Li Wei", "externalId": "crm-1"}),
     )

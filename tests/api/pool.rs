@@ -267,6 +267,7 @@ async fn neglected_or_long_cold_leads_return_to_the_pool_on_the_nightly_run_with
         .iter()
         .filter(|r| r.event_type == "lead.returned_to_pool")
         .map(|r| {
+            // The webhook body is the event; its `data` is the event's own.
             let body = r.json();
             assert_eq!(body["data"]["previousOwnerId"], rep.as_str(), "{body}");
             body["data"]["lead"]["id"]
@@ -428,11 +429,11 @@ async fn a_pool_rule_is_set_with_sound_numbers_by_its_teams_manager_or_above() {
             {"team": {"id": team}, "noOutboundDays": null, "coldDays": null, "protectionDays": 3, "claimsPerDay": 4},
         ])
     );
-    let audited: Vec<Value> = app
+    let audited: Vec<_> = app
         .audit_entries(&t.token)
         .await
         .into_iter()
-        .filter(|e| e["action"] == "pool_rule.set")
+        .filter(|e| e.action == "pool_rule.set")
         .collect();
     assert_eq!(audited.len(), 3, "{audited:?}");
 
