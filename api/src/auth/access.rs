@@ -30,16 +30,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{enums::Role, refresh_session, user};
 use moka::sync::Cache;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, QueryFilter, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::{
     Authentication, Principal,
     tokens::{Claims, TokenKeys},
 };
-use crate::{error::AppResult, service::events, tenancy::TenantScope};
+use crate::{error::AppResult, tenancy::TenantScope};
 
 /// How long a copy lives at most, should the notice of a change not reach
 /// this process.
@@ -225,26 +223,6 @@ pub async fn authenticate(
 pub fn invalidate(tenant_id: Uuid, user_id: UserId) {
     EPOCH.fetch_add(1, Ordering::AcqRel);
     CACHE.invalidate(&(tenant_id, user_id));
-}
-
-/// Commits a transaction that changed the access of `users`: announces
-/// the change to every process, commits, and drops this process's copies,
-/// so the very next request sees it.
-///
-/// # Errors
-/// Database errors.
-pub async fn commit_change(
-    txn: DatabaseTransaction,
-    tenant_id: Uuid,
-    users: &[UserId],
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    events::announce_access_change(&TenantScope::enter(&txn, tenant_id).await?, users, now).await?;
-    txn.commit().await?;
-    for user in users {
-        invalidate(tenant_id, *user);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

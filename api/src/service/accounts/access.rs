@@ -1,7 +1,7 @@
 //! Taking access away: changing a password, signing out, revoking a
 //! user's sessions and changing their role.
 //!
-//! Each of these ends with [`access::commit_change`], so the change holds
+//! Each of these ends with [`commit_change`], so the change holds
 //! on the very next request, on every server process: requests compare
 //! their token with the user as they are now (see [`crate::auth::access`]).
 
@@ -157,7 +157,7 @@ pub async fn change_password(
     )
     .await?;
     let session = account::issue_session(&scope, auth, me, tenant, Family::new(now), now).await?;
-    access::commit_change(txn, principal.tenant_id, &[principal.user_id], now).await?;
+    commit_change(txn, principal.tenant_id, &[principal.user_id], now).await?;
     tracing::info!("password changed; every other session ended");
     Ok(session)
 }
@@ -211,7 +211,7 @@ pub async fn sign_out(
         now,
     )
     .await?;
-    access::commit_change(txn, principal.tenant_id, &[principal.user_id], now).await?;
+    commit_change(txn, principal.tenant_id, &[principal.user_id], now).await?;
     Ok(ended)
 }
 
@@ -246,7 +246,7 @@ pub async fn revoke_sessions(
         now,
     )
     .await?;
-    access::commit_change(txn, principal.tenant_id, &[target.id], now).await?;
+    commit_change(txn, principal.tenant_id, &[target.id], now).await?;
     tracing::info!(target_user_id = %target.id, sessions = ended, "sessions revoked");
     Ok((target, ended))
 }
@@ -313,7 +313,7 @@ pub async fn update_user_role(
         now,
     )
     .await?;
-    access::commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
+    commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
     Ok(saved)
 }
 
@@ -491,7 +491,32 @@ pub async fn deactivate_user(
         now,
     )
     .await?;
-    access::commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
+    commit_change(txn, principal.tenant_id, &[saved.id], now).await?;
     tracing::info!(target_user_id = %saved.id, moved, "user deactivated");
     Ok(saved)
+}
+
+/// Commits a transaction that changed the access of `users`: announces
+/// the change to every process, commits, and drops this process's copies
+/// (see [`access::invalidate`]), so the very next request sees it.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn commit_change(
+    txn: sea_orm::DatabaseTransaction,
+    tenant_id: Uuid,
+    users: &[UserId],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    crate::service::events::announce_access_change(
+        &TenantScope::enter(&txn, tenant_id).await?,
+        users,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    for user in users {
+        access::invalidate(tenant_id, *user);
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use crate::service::{
 };
 use crate::{
     auth::{
-        Principal, access,
+        Principal,
         password::{hash_password, verify_against_nothing, verify_password},
         throttle::{AttemptKeys, LoginThrottle, SignUpThrottle},
         tokens::{RefreshToken, SessionClaims, TokenKeys},
@@ -470,7 +470,7 @@ pub async fn refresh_session(
             .exec(&txn)
             .await?;
         // The family's access tokens stop too, on every process.
-        access::commit_change(txn, token.tenant_id, &[session.user_id], now).await?;
+        super::access::commit_change(txn, token.tenant_id, &[session.user_id], now).await?;
         tracing::warn!(tenant_id = %token.tenant_id, user_id = %session.user_id, "a used refresh token was presented again; its session family is revoked");
         return Err(AppError::Unauthorized(
             "this refresh token was already used, so the session has been ended for safety; sign in again",
