@@ -396,7 +396,7 @@ async fn a_deactivated_users_token_stops_working_at_once() {
     ))
     .await
     .unwrap();
-    leadrank::auth::access::commit_change(
+    leadrank::service::accounts::access::commit_change(
         txn,
         acme.id.parse().unwrap(),
         &[rep_id.parse().unwrap()],

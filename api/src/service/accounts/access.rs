@@ -502,7 +502,7 @@ pub async fn deactivate_user(
 ///
 /// # Errors
 /// Database errors.
-pub(crate) async fn commit_change(
+pub async fn commit_change(
     txn: sea_orm::DatabaseTransaction,
     tenant_id: Uuid,
     users: &[UserId],
