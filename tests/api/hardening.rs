@@ -11,7 +11,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Connection, GraphqlErrors, TestApp, parse_answer},
+    helpers::{Connection, GraphqlErrors, Introspected, TestApp, parse_answer},
     helpers::{spawn_app, spawn_app_with, spawn_quiet_app},
     live::Subscriber,
 };
@@ -586,21 +586,6 @@ async fn a_token_in_the_url_is_refused_even_when_it_is_valid() {
 
 #[tokio::test]
 async fn introspection_is_on_only_in_development() {
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Introspected {
-        __schema: Option<Schema>,
-    }
-    #[derive(Debug, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct Schema {
-        query_type: Name,
-    }
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Name {
-        name: String,
-    }
     let query = "{ __schema { queryType { name } } }";
     let production = spawn_app_with(&[("LEADRANK_ENV", "production")]).await;
     let shown: Introspected = production.data(None, query, json!({})).await;

@@ -430,16 +430,9 @@ impl TestApp {
 
     /// Posts a GraphQL request and returns the whole response body.
     pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .json(&json!({"query": query, "variables": variables}));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("the server answers");
-        assert!(response.status().is_success(), "HTTP {}", response.status());
-        response.json().await.expect("a JSON body")
+        self.graphql_with_request_id(token, query, variables)
+            .await
+            .1
     }
 
     /// Signs up a tenant named after `slug`, in `locale`.
@@ -1242,4 +1235,19 @@ impl TestApp {
             .await
             .expect("the test may rename a table");
     }
+}
+
+/// The answer to `{ __schema { queryType { name } } }`: the schema when
+/// introspection is on, null otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Introspected {
+    pub __schema: Option<IntrospectedSchema>,
+}
+
+/// The part of the schema [`Introspected`] asks for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntrospectedSchema {
+    pub query_type: Name,
 }

@@ -5,26 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{Connection, parse_answer, spawn_app, spawn_app_with};
-
-/// `{ __schema { queryType { name } } }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Introspected {
-    __schema: Option<Schema>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Schema {
-    query_type: Name,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Name {
-    name: String,
-}
+use crate::helpers::{Connection, Introspected, parse_answer, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_over_deep_query_is_refused() {
