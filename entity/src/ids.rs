@@ -73,12 +73,6 @@ macro_rules! id_types {
                 Err(DbErr::ConvertFromU64(stringify!($name)))
             }
         }
-
-        impl PartialEq<Uuid> for $name {
-            fn eq(&self, other: &Uuid) -> bool {
-                self.0 == *other
-            }
-        }
     )*};
 }
 

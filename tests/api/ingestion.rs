@@ -531,7 +531,7 @@ async fn a_bulk_write_over_a_lead_changed_since_it_was_read_writes_nothing_of_it
     };
     let refused = write([first_read.clone(), second_read.clone()]).await;
     assert!(
-        matches!(&refused, Err(AppError::Conflict { existing_id: Some(id), .. }) if second_read.id == *id),
+        matches!(&refused, Err(AppError::Conflict { existing_id: Some(id), .. }) if *id == second_read.id.uuid()),
         "{:?}",
         refused.err()
     );

@@ -262,7 +262,7 @@ async fn a_run_killed_after_its_first_batch_resumes_from_its_checkpoint() {
     );
 
     let events = app.events_of_run(resumed.id).await;
-    let mut leads: Vec<entity::LeadId> = events.iter().map(|e| e.lead_id).collect();
+    let mut leads: Vec<Uuid> = events.iter().map(|e| e.lead_id.uuid()).collect();
     leads.sort();
     leads.dedup();
     assert_eq!(
@@ -586,7 +586,7 @@ impl TestApp {
 /// Each lead of `ids` has exactly one score event from `run`.
 async fn each_announced_once(app: &TestApp, run: Uuid, ids: &[Uuid]) {
     let events = app.events_of_run(run).await;
-    let mut leads: Vec<entity::LeadId> = events.iter().map(|e| e.lead_id).collect();
+    let mut leads: Vec<Uuid> = events.iter().map(|e| e.lead_id.uuid()).collect();
     leads.sort();
     let mut expected = ids.to_vec();
     expected.sort();
