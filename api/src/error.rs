@@ -143,16 +143,9 @@ impl<T> IntoGraphql<T> for AppResult<T> {
     }
 }
 
-/// `field` inside `argument`. A path the GraphQL layer built itself (it
-/// parses ids and formats before the service runs) already starts at the
-/// argument and is kept.
+/// A service's `field` inside the GraphQL `argument` it was given.
 fn within(argument: &str, field: String) -> String {
-    let starts_there = field
-        .strip_prefix(argument)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
-    if starts_there {
-        field
-    } else if field.is_empty() {
+    if field.is_empty() {
         argument.to_owned()
     } else if field.starts_with('[') {
         format!("{argument}{field}")
@@ -216,7 +209,6 @@ mod tests {
                 "attributes.trial_lesson",
                 "input.attributes.trial_lesson",
             ),
-            ("input", "input.teamId", "input.teamId"),
             ("input", "input_count", "input.inputCount"),
             ("filter", "[3]", "filter[3]"),
         ] {

@@ -1,6 +1,7 @@
 //! Assignment rules for unowned leads, and reps' availability.
 
 use crate::graphql::cost;
+use crate::graphql::id_at;
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject,
 };
@@ -279,9 +280,8 @@ impl AssignmentMutation {
         let principal = rc.principal().gql_at("input")?;
         let team_id = input
             .team_id
-            .map(|id| validate::id("input.teamId", &id))
-            .transpose()
-            .gql_at("input")?;
+            .map(|id| id_at("input.teamId", &id))
+            .transpose()?;
         let rule = NewRule {
             team_id,
             name: input.name,
@@ -305,7 +305,7 @@ impl AssignmentMutation {
     ) -> Result<AssignmentRulePayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let id = validate::id("input.id", &input.id).gql_at("input")?;
+        let id = id_at("input.id", &input.id)?;
         let changes = RuleChanges {
             name: input.name,
             strategy: input.strategy.map(Into::into),
@@ -345,7 +345,7 @@ impl AssignmentMutation {
     ) -> Result<UserAvailabilityPayload> {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
-        let user_id = validate::id("input.userId", &input.user_id).gql_at("input")?;
+        let user_id = id_at("input.userId", &input.user_id)?;
         let saved = assignment::set_availability(
             &rc.db,
             &principal,

@@ -2,6 +2,7 @@
 //! the list of runs with their progress.
 
 use crate::graphql::cost;
+use crate::graphql::id_at;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::job_run;
@@ -11,7 +12,6 @@ use super::RequestContext;
 use crate::{
     error::{AppError, IntoGraphql},
     service::leads::rescore_run::{self as rescore, Trigger},
-    service::validate,
 };
 
 /// Where a job run is.
@@ -161,9 +161,8 @@ impl JobMutation {
             .gql_at("input")?;
         let team = input
             .team_id
-            .map(|t| validate::id("input.teamId", &t))
-            .transpose()
-            .gql_at("input")?;
+            .map(|t| id_at("input.teamId", &t))
+            .transpose()?;
         if let Some(team) = team {
             scope
                 .get::<entity::team::Entity>(team)

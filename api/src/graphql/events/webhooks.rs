@@ -1,6 +1,7 @@
 //! Webhook endpoints and their delivery log (OWNER and ADMIN).
 
 use crate::graphql::cost;
+use crate::graphql::id_at;
 use async_graphql::{
     Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
 };
@@ -315,7 +316,7 @@ impl WebhookMutation {
         let rc = ctx.data::<RequestContext>()?;
         let principal = rc.principal().gql_at("input")?;
         let settings = ctx.data::<WebhookSettings>()?;
-        let id = validate::id("input.id", &input.id).gql_at("input")?;
+        let id = id_at("input.id", &input.id)?;
         let changes = EndpointChanges {
             url: input.url,
             event_types: input
