@@ -79,7 +79,7 @@ tenant_owned! {
     team => "team", Some(entity::team::Column::Id), entity::TeamId;
     team_member => "team membership", None, Uuid;
     refresh_session => "session", Some(entity::refresh_session::Column::Id), Uuid;
-    pipeline => "pipeline", Some(entity::pipeline::Column::Id), Uuid;
+    pipeline => "pipeline", Some(entity::pipeline::Column::Id), entity::PipelineId;
     stage => "stage", Some(entity::stage::Column::Id), Uuid;
     signal_type => "signal type", Some(entity::signal_type::Column::Id), Uuid;
     lead_field => "lead field", Some(entity::lead_field::Column::Id), Uuid;

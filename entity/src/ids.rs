@@ -83,4 +83,7 @@ id_types! {
     UserId;
     /// A team of a tenant.
     TeamId;
+    /// A sales pipeline of a tenant (`pipelines.id`, a lead's and a stage's
+    /// `pipeline_id`).
+    PipelineId;
 }

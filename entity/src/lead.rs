@@ -3,7 +3,7 @@
 //! read only; the API's lead writer writes the two tables.
 
 use crate::enums::LeadStatus;
-use crate::ids::{LeadId, TeamId, UserId};
+use crate::ids::{LeadId, PipelineId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -26,7 +26,7 @@ pub struct Model {
     pub deal_value: Option<f64>,
     pub owner_id: Option<UserId>,
     pub team_id: Option<TeamId>,
-    pub pipeline_id: Uuid,
+    pub pipeline_id: PipelineId,
     pub stage_id: Uuid,
     pub stage_entered_at: DateTimeUtc,
     pub status: LeadStatus,

@@ -3,7 +3,7 @@
 //! use `lead`, which joins the two.
 
 use crate::enums::LeadStatus;
-use crate::ids::{LeadId, TeamId, UserId};
+use crate::ids::{LeadId, PipelineId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -28,7 +28,7 @@ pub struct Model {
     pub owner_id: Option<UserId>,
     /// The same as `lead_scores.team_id`.
     pub team_id: Option<TeamId>,
-    pub pipeline_id: Uuid,
+    pub pipeline_id: PipelineId,
     pub stage_id: Uuid,
     pub stage_entered_at: DateTimeUtc,
     /// The same as `lead_scores.status`.

@@ -1,5 +1,6 @@
 //! An ordered set of stages a lead moves through.
 
+use crate::ids::PipelineId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: PipelineId,
     pub name: String,
     pub is_default: bool,
     pub created_at: DateTimeUtc,

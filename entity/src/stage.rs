@@ -1,6 +1,7 @@
 //! One stage of a pipeline.
 
 use crate::enums::StageKind;
+use crate::ids::PipelineId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -10,7 +11,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub pipeline_id: Uuid,
+    pub pipeline_id: PipelineId,
     pub key: String,
     pub name: String,
     pub kind: StageKind,

@@ -17,6 +17,7 @@
 //! in the pipeline and whether it was won, so tiers mean something and a
 //! close-probability model has something to learn.
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashSet},
@@ -1062,7 +1063,7 @@ struct LeadMaker {
     config: Arc<TenantConfig>,
     model: Arc<ModelInUse>,
     stages: StagePlan,
-    pipeline_id: Uuid,
+    pipeline_id: PipelineId,
     signals: Vec<SignalChoice>,
     activities_per_lead: f64,
     now: i64,

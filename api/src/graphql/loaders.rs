@@ -127,11 +127,14 @@ pub struct PipelineById {
 /// A pipeline and its stages in order.
 pub type PipelineWithStages = tenant_config::PipelineStages;
 
-impl Loader<Uuid> for PipelineById {
+impl Loader<entity::PipelineId> for PipelineById {
     type Value = PipelineWithStages;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[entity::PipelineId],
+    ) -> Result<HashMap<entity::PipelineId, Self::Value>, Self::Error> {
         // Pipelines change rarely and every lead names one: the tenant's
         // configuration in memory has them all.
         let walled = Walled::new(&self.db, self.tenant_id);

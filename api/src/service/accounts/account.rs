@@ -1,5 +1,6 @@
 //! Tenants, users, teams and sessions.
 
+use entity::PipelineId;
 use entity::{TeamId, UserId};
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -172,7 +173,7 @@ async fn create_tenant_defaults<C: ConnectionTrait>(
     owner: UserId,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    let pipeline_id = Uuid::now_v7();
+    let pipeline_id = PipelineId::new();
     scope
         .insert(pipeline::ActiveModel {
             id: Set(pipeline_id),

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod review;
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId, UserId};
 use std::collections::HashMap;
 
@@ -147,7 +148,7 @@ impl FunnelStage {
 pub async fn funnel<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    pipeline_id: Uuid,
+    pipeline_id: PipelineId,
     narrowing: Narrowing,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -352,7 +353,7 @@ pub async fn lost_reasons<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
     categories: &[crate::service::configuration::lost_reasons::LostReasonCategory],
-    pipeline_id: Option<Uuid>,
+    pipeline_id: Option<PipelineId>,
     narrowing: Narrowing,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,

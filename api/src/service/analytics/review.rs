@@ -3,6 +3,7 @@
 //! the leads the caller may see (the rule of `leads`), of one team or
 //! all; only grouped rows come back, never a row per lead.
 
+use entity::PipelineId;
 use entity::{TeamId, UserId};
 use std::{
     collections::{BTreeSet, HashMap},
@@ -1063,7 +1064,7 @@ pub struct Forecast {
 async fn typical_days<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     counted: &Counted,
-    pipeline: Uuid,
+    pipeline: PipelineId,
     since: DateTime<Utc>,
 ) -> AppResult<HashMap<String, f64>> {
     // The won leads and their stage moves are read once each (`w`, `m`):

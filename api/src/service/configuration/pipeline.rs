@@ -3,6 +3,7 @@
 //! remains keeps its id, since leads point at stage ids; a removed stage's
 //! leads move where the admin says, in the same transaction.
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId};
 use std::collections::{HashMap, HashSet};
 
@@ -73,7 +74,7 @@ pub struct StageMove {
 /// The fields of `UpdatePipelineInput`; `None` leaves a part as it is, and
 /// `stages` is the full new list in order.
 pub struct PipelineChanges {
-    pub id: Uuid,
+    pub id: PipelineId,
     pub name: Option<String>,
     pub stages: Option<Vec<StageSpec>>,
     pub move_leads_to: Vec<StageMove>,
@@ -114,7 +115,7 @@ pub async fn create_pipeline(
     refuse_taken_name(&scope, &name, None).await?;
     let pipeline = scope
         .insert(pipeline::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(PipelineId::new()),
             name: Set(name),
             is_default: Set(false),
             created_at: Set(now),
@@ -141,7 +142,7 @@ pub async fn create_pipeline(
             actor: Some(principal.user_id),
             action: "pipeline.created",
             entity: "pipeline",
-            entity_id: Some(pipeline.id),
+            entity_id: Some(pipeline.id.into()),
             before: None,
             after: Some(snapshot(&pipeline, &stages)),
         },
@@ -275,7 +276,7 @@ pub async fn update_pipeline(
                 actor: Some(principal.user_id),
                 action: "pipeline.updated",
                 entity: "pipeline",
-                entity_id: Some(id),
+                entity_id: Some(id.into()),
                 before: Some(before),
                 after: Some(after),
             },
@@ -382,7 +383,7 @@ fn template_stages(template: &str, locale: &str) -> AppResult<Vec<StageSpec>> {
 async fn refuse_taken_name<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     name: &str,
-    except: Option<Uuid>,
+    except: Option<PipelineId>,
 ) -> AppResult<()> {
     let taken = scope
         .select::<pipeline::Entity>()
@@ -393,7 +394,7 @@ async fn refuse_taken_name<C: ConnectionTrait>(
     match taken {
         Some(existing) => Err(AppError::Conflict {
             message: format!("a pipeline named \"{name}\" already exists"),
-            existing_id: Some(existing.id),
+            existing_id: Some(existing.id.into()),
         }),
         None => Ok(()),
     }
@@ -401,7 +402,7 @@ async fn refuse_taken_name<C: ConnectionTrait>(
 
 fn new_stage(
     tenant_id: Uuid,
-    pipeline_id: Uuid,
+    pipeline_id: PipelineId,
     spec: &StageSpec,
     position: i32,
     now: DateTime<Utc>,
@@ -442,7 +443,7 @@ fn snapshot(pipeline: &pipeline::Model, stages: &[stage::Model]) -> Value {
 /// How many leads (open or closed) each stage of the pipeline holds.
 async fn leads_per_stage<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    pipeline: Uuid,
+    pipeline: PipelineId,
 ) -> AppResult<HashMap<Uuid, u64>> {
     let rows: Vec<(Uuid, i64)> = scope
         .select::<lead::Entity>()
@@ -565,7 +566,7 @@ async fn apply_stages<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     old: &[stage::Model],
     specs: &[StageSpec],
-    pipeline: Uuid,
+    pipeline: PipelineId,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<stage::Model>> {
     let mut stages = Vec::with_capacity(specs.len());
@@ -724,7 +725,7 @@ async fn move_leads<C: ConnectionTrait>(
 /// with the old stages. Returns how many were re-scored.
 async fn rescore_open_leads<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    pipeline: Uuid,
+    pipeline: PipelineId,
     stages: &[stage::Model],
     rescoring: &Rescoring,
     skip: &HashSet<LeadId>,

@@ -6,6 +6,7 @@
 //! The tenant default scores every lead whose team has no active model of
 //! its own; a team model scores that team's leads.
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId};
 use std::collections::HashMap;
 
@@ -392,7 +393,7 @@ struct ClosedLeads {
 impl ClosedLeads {
     async fn load<C: ConnectionTrait>(
         scope: &TenantScope<'_, C>,
-        stages: &HashMap<Uuid, Vec<stage::Model>>,
+        stages: &HashMap<PipelineId, Vec<stage::Model>>,
     ) -> AppResult<Self> {
         let closing: Vec<String> = stages
             .values()
@@ -451,7 +452,7 @@ struct Judged {
 async fn judge_closed<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     filter: Condition,
-    stages: &HashMap<Uuid, Vec<stage::Model>>,
+    stages: &HashMap<PipelineId, Vec<stage::Model>>,
     models: &[&CompiledModel],
 ) -> AppResult<Vec<Vec<Judged>>> {
     let closed = ClosedLeads::load(scope, stages).await?;

@@ -14,6 +14,7 @@
 //! copy also expires after [`TTL`], in case a notice was missed (a process
 //! running with live updates off hears none).
 
+use entity::PipelineId;
 use entity::{TeamId, UserId};
 use std::{
     collections::HashMap,
@@ -206,7 +207,7 @@ impl TenantConfig {
     }
 
     /// The pipeline `id` with its stages.
-    pub fn pipeline(&self, id: Uuid) -> Option<&PipelineStages> {
+    pub fn pipeline(&self, id: PipelineId) -> Option<&PipelineStages> {
         self.pipelines.iter().find(|p| p.0.id == id)
     }
 
@@ -216,12 +217,12 @@ impl TenantConfig {
     }
 
     /// The stages of pipeline `id` in order; none for an unknown pipeline.
-    pub fn stages(&self, pipeline: Uuid) -> &[stage::Model] {
+    pub fn stages(&self, pipeline: PipelineId) -> &[stage::Model] {
         self.pipeline(pipeline).map_or(&[][..], |p| p.1.as_slice())
     }
 
     /// Every stage by pipeline, in order.
-    pub fn stages_by_pipeline(&self) -> HashMap<Uuid, Vec<stage::Model>> {
+    pub fn stages_by_pipeline(&self) -> HashMap<PipelineId, Vec<stage::Model>> {
         self.pipelines
             .iter()
             .map(|p| (p.0.id, p.1.clone()))

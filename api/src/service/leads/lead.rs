@@ -3,6 +3,7 @@
 //! score or tier moved.
 
 use chrono::{DateTime, Utc};
+use entity::PipelineId;
 use entity::{LeadId, TeamId, UserId};
 use entity::{
     activity,
@@ -50,7 +51,7 @@ pub struct NewLead {
     pub deal_value: Option<f64>,
     pub owner_id: Option<UserId>,
     pub team_id: Option<TeamId>,
-    pub pipeline_id: Option<Uuid>,
+    pub pipeline_id: Option<PipelineId>,
     pub stage_key: Option<String>,
     pub external_id: Option<String>,
     pub source: Option<String>,

@@ -11,6 +11,7 @@
 //! import, the demo loader, the nightly job and activations ([`Bulk`],
 //! [`write_rescored`]), where thousands of leads go in a few statements.
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId, UserId};
 use std::collections::{BTreeMap, HashSet};
 
@@ -85,7 +86,7 @@ pub fn blank(
     tenant_id: Uuid,
     id: LeadId,
     by: UserId,
-    pipeline: Uuid,
+    pipeline: PipelineId,
     now: DateTime<Utc>,
 ) -> lead::Model {
     lead::Model {

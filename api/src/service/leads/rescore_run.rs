@@ -15,6 +15,7 @@
 //! runs too (activating a model, an import); the nightly scheduler in
 //! `jobs` is one more caller.
 
+use entity::PipelineId;
 use entity::{LeadId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashMap},
@@ -609,7 +610,7 @@ struct Scorer<'a> {
     batch_size: u64,
     now: DateTime<Utc>,
     config: &'a TenantConfig,
-    stages: &'a HashMap<Uuid, Vec<stage::Model>>,
+    stages: &'a HashMap<PipelineId, Vec<stage::Model>>,
     /// Tonight's predictors, when the run retrained them.
     trained: Option<&'a Trained>,
     /// The model in use for each team's leads, loaded on first need.
@@ -792,7 +793,7 @@ async fn retrain(
     lease: &Lease,
     run: Uuid,
     catalog: &TenantCatalog,
-    stages: &HashMap<Uuid, Vec<stage::Model>>,
+    stages: &HashMap<PipelineId, Vec<stage::Model>>,
     now: DateTime<Utc>,
     options: &Options,
 ) -> AppResult<Option<Trained>> {

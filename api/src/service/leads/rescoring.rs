@@ -2,6 +2,7 @@
 //! model that applies, and writing the result back onto the row. Shared by
 //! every mutation that changes a lead's facts (and, later, the nightly job).
 
+use entity::PipelineId;
 use entity::{LeadId, UserId};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -138,7 +139,7 @@ impl ModelInUse {
 /// Database errors.
 pub async fn pipeline_stages<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
-    pipeline: Uuid,
+    pipeline: PipelineId,
 ) -> AppResult<Vec<stage::Model>> {
     Ok(scope
         .select::<stage::Entity>()
@@ -218,7 +219,7 @@ fn json_as_text(
 #[derive(sea_orm::FromQueryResult)]
 pub struct FactColumns {
     pub id: LeadId,
-    pub pipeline_id: Uuid,
+    pub pipeline_id: PipelineId,
     pub stage_id: Uuid,
     pub stage_entered_at: DateTime<Utc>,
     pub attributes: String,
