@@ -203,7 +203,11 @@ mod tests {
         // Every migration before the move.
         Migrator::up(&db, Some(12)).await?;
         let now = Utc::now();
-        let (t, p, s) = (Uuid::now_v7(), entity::PipelineId::new(), Uuid::now_v7());
+        let (t, p, s) = (
+            Uuid::now_v7(),
+            entity::PipelineId::new(),
+            entity::StageId::new(),
+        );
         // Without RETURNING: columns added later do not exist yet.
         tenant::Entity::insert(tenant::ActiveModel {
             id: Set(t),

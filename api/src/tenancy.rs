@@ -80,10 +80,10 @@ tenant_owned! {
     team_member => "team membership", None, Uuid;
     refresh_session => "session", Some(entity::refresh_session::Column::Id), Uuid;
     pipeline => "pipeline", Some(entity::pipeline::Column::Id), entity::PipelineId;
-    stage => "stage", Some(entity::stage::Column::Id), Uuid;
+    stage => "stage", Some(entity::stage::Column::Id), entity::StageId;
     signal_type => "signal type", Some(entity::signal_type::Column::Id), Uuid;
     lead_field => "lead field", Some(entity::lead_field::Column::Id), Uuid;
-    scoring_model => "scoring model", Some(entity::scoring_model::Column::Id), Uuid;
+    scoring_model => "scoring model", Some(entity::scoring_model::Column::Id), entity::ScoringModelId;
     predictor_model => "predictor", Some(entity::predictor_model::Column::Id), Uuid;
     lead => "lead", Some(entity::lead::Column::Id), entity::LeadId;
     lead_facts => "lead", Some(entity::lead_facts::Column::Id), entity::LeadId;

@@ -86,4 +86,9 @@ id_types! {
     /// A sales pipeline of a tenant (`pipelines.id`, a lead's and a stage's
     /// `pipeline_id`).
     PipelineId;
+    /// A stage of a pipeline (`stages.id`, a lead's `stage_id`).
+    StageId;
+    /// A version of a scoring model (`scoring_models.id`, the model a lead
+    /// and a score event were scored with).
+    ScoringModelId;
 }

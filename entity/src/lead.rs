@@ -3,7 +3,7 @@
 //! read only; the API's lead writer writes the two tables.
 
 use crate::enums::LeadStatus;
-use crate::ids::{LeadId, PipelineId, TeamId, UserId};
+use crate::ids::{LeadId, PipelineId, ScoringModelId, StageId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -27,7 +27,7 @@ pub struct Model {
     pub owner_id: Option<UserId>,
     pub team_id: Option<TeamId>,
     pub pipeline_id: PipelineId,
-    pub stage_id: Uuid,
+    pub stage_id: StageId,
     pub stage_entered_at: DateTimeUtc,
     pub status: LeadStatus,
     pub closed_at: Option<DateTimeUtc>,
@@ -44,7 +44,7 @@ pub struct Model {
     /// 0: open and due when scored; 1: open, not due yet; 2: closed.
     pub bucket: i16,
     pub close_probability: Option<f64>,
-    pub scoring_model_id: Option<Uuid>,
+    pub scoring_model_id: Option<ScoringModelId>,
     pub model_version: Option<i32>,
     pub next_follow_up_at: Option<DateTimeUtc>,
     pub last_activity_at: Option<DateTimeUtc>,

@@ -3,7 +3,7 @@
 //! use `lead`, which joins the two.
 
 use crate::enums::LeadStatus;
-use crate::ids::{LeadId, PipelineId, TeamId, UserId};
+use crate::ids::{LeadId, PipelineId, StageId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -29,7 +29,7 @@ pub struct Model {
     /// The same as `lead_scores.team_id`.
     pub team_id: Option<TeamId>,
     pub pipeline_id: PipelineId,
-    pub stage_id: Uuid,
+    pub stage_id: StageId,
     pub stage_entered_at: DateTimeUtc,
     /// The same as `lead_scores.status`.
     pub status: LeadStatus,

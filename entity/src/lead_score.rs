@@ -4,7 +4,7 @@
 //! index, and the activity state each signal moves.
 
 use crate::enums::LeadStatus;
-use crate::ids::{LeadId, TeamId, UserId};
+use crate::ids::{LeadId, ScoringModelId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -27,7 +27,7 @@ pub struct Model {
     pub priority: i64,
     pub flags: i32,
     pub close_probability: Option<f64>,
-    pub scoring_model_id: Option<Uuid>,
+    pub scoring_model_id: Option<ScoringModelId>,
     pub model_version: Option<i32>,
     pub next_follow_up_at: Option<DateTimeUtc>,
     pub scored_at: Option<DateTimeUtc>,

@@ -5,7 +5,7 @@
 pub mod enums;
 pub mod ids;
 
-pub use ids::{LeadId, PipelineId, TeamId, UserId};
+pub use ids::{LeadId, PipelineId, ScoringModelId, StageId, TeamId, UserId};
 
 pub mod activity;
 pub mod api_key;

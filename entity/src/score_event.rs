@@ -1,6 +1,6 @@
 //! A change of a lead's score or tier.
 
-use crate::ids::LeadId;
+use crate::ids::{LeadId, ScoringModelId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -17,7 +17,7 @@ pub struct Model {
     pub old_tier: Option<String>,
     pub new_tier: String,
     pub reason: String,
-    pub model_id: Option<Uuid>,
+    pub model_id: Option<ScoringModelId>,
     pub model_version: i32,
     pub job_run_id: Option<Uuid>,
 }

@@ -1,7 +1,7 @@
 //! One version of a tenant's (or a team's) scoring model; `config` is the `scoring` crate's JSON.
 
 use crate::enums::ModelStatus;
-use crate::ids::{TeamId, UserId};
+use crate::ids::{ScoringModelId, TeamId, UserId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -10,7 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: ScoringModelId,
     pub team_id: Option<TeamId>,
     pub version: i32,
     pub status: ModelStatus,

@@ -1,7 +1,7 @@
 //! One stage of a pipeline.
 
 use crate::enums::StageKind;
-use crate::ids::PipelineId;
+use crate::ids::{PipelineId, StageId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -10,7 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: StageId,
     pub pipeline_id: PipelineId,
     pub key: String,
     pub name: String,

@@ -17,8 +17,7 @@
 //! in the pipeline and whether it was won, so tiers mean something and a
 //! close-probability model has something to learn.
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, PipelineId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashSet},
     fmt::Write as _,

@@ -12,7 +12,7 @@ mod phone;
 mod slug;
 
 pub use email::Email;
-pub use entity::{LeadId, PipelineId, TeamId, UserId};
+pub use entity::{LeadId, PipelineId, ScoringModelId, StageId, TeamId, UserId};
 pub use locale::Locale;
 pub use phone::Phone;
 pub use slug::Slug;

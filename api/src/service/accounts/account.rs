@@ -1,7 +1,6 @@
 //! Tenants, users, teams and sessions.
 
-use entity::PipelineId;
-use entity::{TeamId, UserId};
+use entity::{PipelineId, ScoringModelId, StageId, TeamId, UserId};
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -190,7 +189,7 @@ async fn create_tenant_defaults<C: ConnectionTrait>(
                 .into_iter()
                 .zip(0..)
                 .map(|(s, position)| stage::ActiveModel {
-                    id: Set(Uuid::now_v7()),
+                    id: Set(StageId::new()),
                     pipeline_id: Set(pipeline_id),
                     key: Set(s.key.to_owned()),
                     name: Set(s.name.to_owned()),
@@ -251,7 +250,7 @@ async fn create_tenant_defaults<C: ConnectionTrait>(
     }
     scope
         .insert(scoring_model::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(ScoringModelId::new()),
             team_id: Set(None),
             version: Set(1),
             status: Set(ModelStatus::Active),

@@ -6,7 +6,7 @@
 //! The file is written a page of leads at a time, in id order, so memory
 //! holds one page however many leads match.
 
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, StageId, TeamId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -19,7 +19,6 @@ use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryOrder, QuerySel
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::service::{
     accounts::audit,
@@ -117,7 +116,7 @@ struct Names {
     /// Active users' emails: a departed owner's would not re-import.
     owners: HashMap<UserId, String>,
     teams: HashMap<TeamId, String>,
-    stages: HashMap<Uuid, String>,
+    stages: HashMap<StageId, String>,
 }
 
 impl Names {

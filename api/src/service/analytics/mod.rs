@@ -5,8 +5,7 @@
 pub mod export;
 pub mod review;
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, PipelineId, StageId, TeamId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +17,6 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait,
 };
-use uuid::Uuid;
 
 use crate::service::{
     configuration, configuration::tenant_config, leads::visibility::LeadVisibility,
@@ -107,7 +105,7 @@ async fn counted_leads<C: ConnectionTrait>(
 
 /// What the funnel reads of a lead: id, creation, stage now, status, and
 /// lost-reason category.
-type FunnelLead = (LeadId, DateTime<Utc>, Uuid, LeadStatus, Option<String>);
+type FunnelLead = (LeadId, DateTime<Utc>, StageId, LeadStatus, Option<String>);
 
 /// One stage of the funnel.
 pub struct FunnelStage {
@@ -168,7 +166,8 @@ pub async fn funnel<C: ConnectionTrait>(
         .enumerate()
         .map(|(i, s)| (s.key.as_str(), i))
         .collect();
-    let by_id: HashMap<Uuid, usize> = stages.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let by_id: HashMap<StageId, usize> =
+        stages.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
 
     let leads: Vec<FunnelLead> = scope
         .select::<lead::Entity>()

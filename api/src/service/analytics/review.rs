@@ -3,8 +3,7 @@
 //! the leads the caller may see (the rule of `leads`), of one team or
 //! all; only grouped rows come back, never a row per lead.
 
-use entity::PipelineId;
-use entity::{TeamId, UserId};
+use entity::{PipelineId, StageId, TeamId, UserId};
 use std::{
     collections::{BTreeSet, HashMap},
     sync::Arc,
@@ -20,7 +19,6 @@ use sea_orm::{
     ActiveEnum, ColumnTrait, Condition, ConnectionTrait, QueryFilter, QueryResult, QuerySelect,
     QueryTrait,
 };
-use uuid::Uuid;
 
 use crate::service::{
     configuration::tenant_config::{self, TenantConfig},
@@ -1174,7 +1172,7 @@ pub async fn forecast<C: ConnectionTrait>(
     let epoch_day = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     let day_of = |n: i64| epoch_day + Duration::days(n);
 
-    let mut typical: HashMap<Uuid, f64> = HashMap::new();
+    let mut typical: HashMap<StageId, f64> = HashMap::new();
     let mut stages: Vec<StageForecast> = Vec::new();
     for pipeline in counted.config.pipelines() {
         let days = typical_days(
@@ -1265,7 +1263,7 @@ pub async fn forecast<C: ConnectionTrait>(
     let mut outside = Sum::default();
     let mut undated = Sum::default();
     for row in &open {
-        let stage: Uuid = row.try_get("", "stage")?;
+        let stage: StageId = row.try_get("", "stage")?;
         let day: Option<i64> = row.try_get("", "day")?;
         let n = count(row.try_get("", "n")?);
         let value: f64 = row.try_get::<Option<f64>>("", "value")?.unwrap_or(0.0);

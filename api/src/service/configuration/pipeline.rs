@@ -3,8 +3,7 @@
 //! remains keeps its id, since leads point at stage ids; a removed stage's
 //! leads move where the admin says, in the same transaction.
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId};
+use entity::{LeadId, PipelineId, StageId, TeamId};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -409,7 +408,7 @@ fn new_stage(
 ) -> stage::Model {
     stage::Model {
         tenant_id,
-        id: Uuid::now_v7(),
+        id: StageId::new(),
         pipeline_id,
         key: spec.key.clone(),
         name: spec.name.clone(),
@@ -444,8 +443,8 @@ fn snapshot(pipeline: &pipeline::Model, stages: &[stage::Model]) -> Value {
 async fn leads_per_stage<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     pipeline: PipelineId,
-) -> AppResult<HashMap<Uuid, u64>> {
-    let rows: Vec<(Uuid, i64)> = scope
+) -> AppResult<HashMap<StageId, u64>> {
+    let rows: Vec<(StageId, i64)> = scope
         .select::<lead::Entity>()
         .select_only()
         .column(lead::Column::StageId)
@@ -477,7 +476,7 @@ fn plan<'a>(
     old: &'a [stage::Model],
     specs: &'a [StageSpec],
     moves: &[StageMove],
-    counts: &HashMap<Uuid, u64>,
+    counts: &HashMap<StageId, u64>,
 ) -> AppResult<Plan<'a>> {
     let held = |stage: &stage::Model| counts.get(&stage.id).copied().unwrap_or(0);
     for (i, spec) in specs.iter().enumerate() {
@@ -605,7 +604,7 @@ async fn apply_stages<C: ConnectionTrait>(
 /// Whether any lead's scoring facts differ between the two stage lists:
 /// everything but the names counts.
 fn scoring_facts_changed(old: &[stage::Model], new: &[stage::Model]) -> bool {
-    let facts = |stages: &[stage::Model]| -> Vec<(Uuid, StageKind, u64, Option<i32>, bool)> {
+    let facts = |stages: &[stage::Model]| -> Vec<(StageId, StageKind, u64, Option<i32>, bool)> {
         stages
             .iter()
             .map(|s| {

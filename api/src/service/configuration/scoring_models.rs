@@ -6,8 +6,7 @@
 //! The tenant default scores every lead whose team has no active model of
 //! its own; a team model scores that team's leads.
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId};
+use entity::{LeadId, PipelineId, ScoringModelId, TeamId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -234,7 +233,7 @@ pub async fn create_draft(
     let version = latest_version(&scope, team).await? + 1;
     let saved = scope
         .insert(scoring_model::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(ScoringModelId::new()),
             team_id: Set(team),
             version: Set(version),
             status: Set(ModelStatus::Draft),
@@ -253,7 +252,7 @@ pub async fn create_draft(
             actor: Some(principal.user_id),
             action: "scoring_model.draft_created",
             entity: "scoring_model",
-            entity_id: Some(saved.id),
+            entity_id: Some(saved.id.into()),
             before: None,
             after: Some(audit_json(&saved)),
         },
@@ -523,7 +522,7 @@ pub struct Preview {
 pub async fn preview<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    model_id: Uuid,
+    model_id: ScoringModelId,
     now: DateTime<Utc>,
 ) -> AppResult<Preview> {
     let id = model_id;
@@ -623,7 +622,7 @@ pub struct Activated {
 pub async fn activate(
     db: &DatabaseConnection,
     principal: &Principal,
-    model_id: Uuid,
+    model_id: ScoringModelId,
     inline_limit: u64,
     now: DateTime<Utc>,
 ) -> AppResult<Activated> {
@@ -666,7 +665,7 @@ pub async fn activate(
                 "scoring_model.activated"
             },
             entity: "scoring_model",
-            entity_id: Some(active.id),
+            entity_id: Some(active.id.into()),
             before: Some(json!({
                 "active": previous.first().map(audit_json),
                 "this": audit_json(&target),
@@ -741,7 +740,7 @@ async fn lead_count<C: ConnectionTrait>(
 pub async fn evaluation<C: ConnectionTrait>(
     scope: &TenantScope<'_, C>,
     principal: &Principal,
-    model_id: Uuid,
+    model_id: ScoringModelId,
 ) -> AppResult<Evaluation> {
     principal.require_at_least(Role::Manager, "evaluate scoring models")?;
     let id = model_id;

@@ -14,8 +14,7 @@
 //! copy also expires after [`TTL`], in case a notice was missed (a process
 //! running with live updates off hears none).
 
-use entity::PipelineId;
-use entity::{TeamId, UserId};
+use entity::{PipelineId, ScoringModelId, TeamId, UserId};
 use std::{
     collections::HashMap,
     sync::{
@@ -77,7 +76,7 @@ pub struct TenantConfig {
     pub webhooks: Vec<(Uuid, Vec<String>)>,
     /// Older model versions compiled to explain the scores they made, by
     /// id; dropped with this copy when the catalog changes.
-    versions: Mutex<HashMap<Uuid, Arc<CompiledModel>>>,
+    versions: Mutex<HashMap<ScoringModelId, Arc<CompiledModel>>>,
 }
 
 impl TenantConfig {
@@ -177,7 +176,7 @@ impl TenantConfig {
     pub async fn version<C: ConnectionTrait>(
         &self,
         scope: &TenantScope<'_, C>,
-        id: Uuid,
+        id: ScoringModelId,
     ) -> AppResult<Arc<CompiledModel>> {
         let active = self
             .models
@@ -275,8 +274,9 @@ async fn load_models<C: ConnectionTrait>(
         .collect();
     let models: HashMap<Option<TeamId>, &scoring_model::Model> =
         active.iter().map(|m| (m.team_id, m)).collect();
-    let mut compiled: HashMap<Uuid, Result<Arc<scoring::CompiledModel>, String>> = HashMap::new();
-    let mut in_use: HashMap<(Uuid, Option<Uuid>), Arc<ModelInUse>> = HashMap::new();
+    let mut compiled: HashMap<ScoringModelId, Result<Arc<scoring::CompiledModel>, String>> =
+        HashMap::new();
+    let mut in_use: HashMap<(ScoringModelId, Option<Uuid>), Arc<ModelInUse>> = HashMap::new();
     let mut by_team = HashMap::new();
     let mut teams: Vec<Option<TeamId>> = vec![None];
     teams.extend(models.keys().copied().filter(Option::is_some));

@@ -3,8 +3,7 @@
 //! score or tier moved.
 
 use chrono::{DateTime, Utc};
-use entity::PipelineId;
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, PipelineId, TeamId, UserId};
 use entity::{
     activity,
     enums::{Direction, LeadStatus, Role, StageKind},

@@ -4,7 +4,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, StageId, TeamId, UserId};
 use entity::{
     enums::{LeadStatus, Role},
     lead, lead_score, team_member,
@@ -16,7 +16,6 @@ use sea_orm::{
     sea_query::{Asterisk, Expr, Func, LikeExpr, Query, UnionType},
 };
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::service::{
     configuration::tenant_config::teams_of,
@@ -199,7 +198,7 @@ pub(crate) async fn filtered<C: ConnectionTrait>(
     if let Some(keys) = &filter.stage_keys {
         // Stage keys repeat across pipelines: match all stages with the key.
         let config = crate::service::configuration::tenant_config::get(scope).await?;
-        let stages: Vec<Uuid> = config
+        let stages: Vec<StageId> = config
             .pipelines()
             .iter()
             .flat_map(|p| p.1.iter())

@@ -11,8 +11,7 @@
 //! import, the demo loader, the nightly job and activations ([`Bulk`],
 //! [`write_rescored`]), where thousands of leads go in a few statements.
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, PipelineId, ScoringModelId, StageId, TeamId, UserId};
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
@@ -105,7 +104,7 @@ pub fn blank(
         owner_id: None,
         team_id: None,
         pipeline_id: pipeline,
-        stage_id: Uuid::nil(),
+        stage_id: StageId(Uuid::nil()),
         stage_entered_at: now,
         status: LeadStatus::Open,
         closed_at: None,
@@ -974,7 +973,7 @@ pub struct Rescored {
     pub old_tier: String,
     pub card: Scorecard,
     pub close_probability: Option<f64>,
-    pub model_id: Uuid,
+    pub model_id: ScoringModelId,
     pub model_version: i32,
     /// When it last rose into a higher tier, kept or set by this scoring.
     pub tier_rose_at: Option<DateTime<Utc>>,
@@ -996,7 +995,7 @@ struct Written<'a> {
     /// as text; PostgreSQL reads the same form.
     next_follow_up_at: String,
     close_probability: Option<f64>,
-    scoring_model_id: Uuid,
+    scoring_model_id: ScoringModelId,
     model_version: i32,
     /// As `next_follow_up_at`.
     tier_rose_at: Option<String>,

@@ -15,8 +15,7 @@
 //! runs too (activating a model, an import); the nightly scheduler in
 //! `jobs` is one more caller.
 
-use entity::PipelineId;
-use entity::{LeadId, TeamId, UserId};
+use entity::{LeadId, PipelineId, ScoringModelId, StageId, TeamId, UserId};
 use std::{
     collections::{BTreeMap, HashMap},
     time::Instant,
@@ -168,7 +167,7 @@ struct Row {
     flags: i32,
     bucket: i16,
     next_follow_up_at: Option<DateTime<Utc>>,
-    scoring_model_id: Option<Uuid>,
+    scoring_model_id: Option<ScoringModelId>,
     scored_at: Option<DateTime<Utc>>,
     closed_at: Option<DateTime<Utc>>,
 }
@@ -507,7 +506,7 @@ async fn rescore(
     };
     // Won leads in these stages are customers: scored like open leads so
     // that churn and staleness reach their owners.
-    let customer_stages: Vec<Uuid> = stages
+    let customer_stages: Vec<StageId> = stages
         .values()
         .flatten()
         .filter(|s| s.post_sale)
@@ -603,7 +602,7 @@ async fn rescore(
 /// the run's `now`.
 struct Scorer<'a> {
     /// The tenant's post-sale stages, whose won leads are scored too.
-    customer_stages: Vec<Uuid>,
+    customer_stages: Vec<StageId>,
     scope: &'a TenantScope<'a, Walled>,
     /// Only this team's leads, for a team's run.
     team: Option<TeamId>,

@@ -2,8 +2,7 @@
 //! model that applies, and writing the result back onto the row. Shared by
 //! every mutation that changes a lead's facts (and, later, the nightly job).
 
-use entity::PipelineId;
-use entity::{LeadId, UserId};
+use entity::{LeadId, PipelineId, StageId, UserId};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
@@ -18,7 +17,6 @@ use scoring::{
     Catalog, CompiledModel, FieldDef, LeadFacts, Scorecard, SignalDef, StageFacts, TierPin,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
-use uuid::Uuid;
 
 use crate::service::configuration;
 use crate::{
@@ -162,7 +160,7 @@ pub fn from_secs(secs: i64) -> DateTime<Utc> {
 /// What scoring reads of a lead row: the columns the nightly job selects,
 /// or a whole row.
 pub struct FactSource<'a> {
-    pub stage_id: Uuid,
+    pub stage_id: StageId,
     pub attributes: JsonSource<'a>,
     pub deal_value: Option<f64>,
     pub stage_entered_at: DateTime<Utc>,
@@ -220,7 +218,7 @@ fn json_as_text(
 pub struct FactColumns {
     pub id: LeadId,
     pub pipeline_id: PipelineId,
-    pub stage_id: Uuid,
+    pub stage_id: StageId,
     pub stage_entered_at: DateTime<Utc>,
     pub attributes: String,
     pub deal_value: Option<f64>,
