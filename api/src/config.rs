@@ -199,7 +199,7 @@ pub struct WebhookSettings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &crate::db::redact(&self.database_url))
+            .field("database_url", &redact(&self.database_url))
             .field("bind", &self.bind)
             .field("jwt_secret", &self.jwt_secret)
             .field("access_token_ttl", &self.access_token_ttl)
@@ -434,10 +434,33 @@ fn secret_file_beside(database_url: &str) -> PathBuf {
     PathBuf::from(format!("{path}.jwt-secret"))
 }
 
+/// A database URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn passwords_are_hidden_from_database_urls() {
+        assert_eq!(
+            redact("postgres://lr:s3cret@localhost:5432/db"),
+            "postgres://lr:***@localhost:5432/db"
+        );
+        assert_eq!(redact("sqlite://leadrank.db"), "sqlite://leadrank.db");
+    }
 
     fn from(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
         let pairs: Vec<(String, String)> = pairs

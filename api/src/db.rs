@@ -90,7 +90,7 @@ async fn open(settings: &Settings, system: bool) -> anyhow::Result<DatabaseConne
     Database::connect(options).await.with_context(|| {
         format!(
             "failed to connect to the database at {}",
-            redact(&settings.database_url)
+            crate::config::redact(&settings.database_url)
         )
     })
 }
@@ -152,36 +152,11 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("failed to apply database migrations")
 }
 
-/// A database URL without its password, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 // The migration test writes rows as they were before a migration, which no
 // scope of today's entities can.
 #[allow(clippy::disallowed_methods)]
 mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_hidden_from_database_urls() {
-        assert_eq!(
-            redact("postgres://lr:s3cret@localhost:5432/db"),
-            "postgres://lr:***@localhost:5432/db"
-        );
-        assert_eq!(redact("sqlite://leadrank.db"), "sqlite://leadrank.db");
-    }
-
     /// Leads scored before `lead_scores` existed keep their score, tier,
     /// version and place in the queue through the migration that moved
     /// what scoring keeps out of the lead row.

@@ -23,12 +23,12 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::{Authentication, tokens::TokenKeys},
+    caller::{Caller, authenticate},
     rate_limit::EventRateLimit,
     service::{
         accounts::api_keys::Scope,
         ingestion::ingest::{self, Event, Outcome, Rejection},
     },
-    startup::{Caller, authenticate},
 };
 
 /// What the endpoint needs of the server.

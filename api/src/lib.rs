@@ -2,6 +2,7 @@
 //! backend that scores every lead through the pure `scoring` crate.
 
 pub mod auth;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod config_check;

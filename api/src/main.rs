@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             let conn = db::connect(&settings).await?;
             db::migrate(&conn).await?;
-            tracing::info!(database = %db::redact(&settings.database_url), "migrations applied");
+            tracing::info!(database = %leadrank::config::redact(&settings.database_url), "migrations applied");
         }
         Command::Rescore { tenant, all } => {
             let conn = db::connect(&settings).await?;
@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
                 conn.ping().await?;
                 println!(
                     "The database answers: {}",
-                    db::redact(&settings.database_url)
+                    leadrank::config::redact(&settings.database_url)
                 );
             }
         }

@@ -21,17 +21,17 @@ use async_graphql::{
     http::GraphiQLSource,
     parser::types::{DocumentOperations, OperationType},
 };
-use chrono::Utc;
 use futures_util::FutureExt;
 use sea_orm::DatabaseConnection;
 use tracing::{Instrument, field::Empty};
 
 use crate::{
     auth::{
-        Authentication, access,
+        Authentication,
         throttle::{LoginThrottle, SignUpThrottle},
         tokens::{Claims, TokenKeys, load_or_create_secret},
     },
+    caller::{Caller, authenticate},
     config::Settings,
     db,
     graphql::{
@@ -40,10 +40,7 @@ use crate::{
         persisted::PersistedQueries,
     },
     rate_limit::{Bucket, Exhausted, RequestRateLimit},
-    service::{
-        accounts::account::Auth,
-        accounts::api_keys::{self, ApiKeyCaller},
-    },
+    service::accounts::account::Auth,
 };
 
 /// What every request handler shares.
@@ -180,7 +177,7 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
-        tracing::info!(bind = %settings.bind, port, database = %db::redact(&settings.database_url), "LeadRank is listening");
+        tracing::info!(bind = %settings.bind, port, database = %crate::config::redact(&settings.database_url), "LeadRank is listening");
         Ok(Self {
             port,
             db,
@@ -287,69 +284,6 @@ async fn trace_request(
         }
         res
     })
-}
-
-/// Who is calling, as the `Authorization` header says.
-pub(crate) struct Caller {
-    pub authentication: Authentication,
-    /// The verified claims of a person's access token.
-    pub claims: Option<Claims>,
-    /// The key, when the request authenticated with an API key.
-    pub api_key: Option<ApiKeyCaller>,
-}
-
-impl Caller {
-    fn from(authentication: Authentication) -> Self {
-        Self {
-            authentication,
-            claims: None,
-            api_key: None,
-        }
-    }
-}
-
-/// Who is calling: the bearer token checked in full, including the user as
-/// they are now (role, active flag, revoked sessions), or an API key
-/// (`lrk_…`) checked against its tenant's stored hash.
-pub(crate) async fn authenticate(
-    req: &HttpRequest,
-    db: &DatabaseConnection,
-    keys: &TokenKeys,
-) -> Caller {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Caller::from(Authentication::Anonymous);
-    };
-    let token = value.to_str().ok().and_then(|v| {
-        v.strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-    });
-    match token.map(str::trim) {
-        Some(key) if key.starts_with(api_keys::PREFIX) => {
-            match api_keys::authenticate(db, key, Utc::now()).await {
-                Ok(Ok(caller)) => Caller {
-                    authentication: Authentication::Authenticated(caller.principal()),
-                    claims: None,
-                    api_key: Some(caller),
-                },
-                Ok(Err(why)) => Caller::from(Authentication::Rejected(why)),
-                Err(err) => {
-                    tracing::error!(error = ?err, "an API key could not be checked");
-                    Caller::from(Authentication::Unavailable)
-                }
-            }
-        }
-        Some(token) => {
-            let (authentication, claims) = access::authenticate(db, keys, token, Utc::now()).await;
-            Caller {
-                authentication,
-                claims,
-                api_key: None,
-            }
-        }
-        None => Caller::from(Authentication::Rejected(
-            "the Authorization header must be `Bearer <accessToken>` or `Bearer lrk_…` (an API key)",
-        )),
-    }
 }
 
 fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {

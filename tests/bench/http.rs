@@ -361,7 +361,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "LeadRank HTTP bench: {} on {}, {} leads, {} reps, {} clients, {} s each after {} s warm-up, {} cores",
         tenant.slug,
-        leadrank::db::redact(&database_url),
+        leadrank::config::redact(&database_url),
         total,
         reps.len(),
         options.clients,

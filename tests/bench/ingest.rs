@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "LeadRank ingest bench: {} on {}, {} open leads, {} clients, batches of {}, {} s each, {} cores",
         tenant.slug,
-        leadrank::db::redact(&database_url),
+        leadrank::config::redact(&database_url),
         leads.len(),
         options.clients,
         options.batch,

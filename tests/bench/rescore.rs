@@ -155,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "re-scoring {} on {}: {:?}",
         slug,
-        db::redact(&settings.database_url),
+        leadrank::config::redact(&settings.database_url),
         run.status
     );
     println!(

@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "LeadRank review bench: {} on {}, {} leads, {} users, {} cores",
         tenant.slug,
-        leadrank::db::redact(&database_url),
+        leadrank::config::redact(&database_url),
         leads,
         users.len(),
         std::thread::available_parallelism().map_or(0, usize::from),

@@ -69,7 +69,7 @@ impl BenchServer {
             .with_context(|| {
                 format!(
                     "no tenant \"{slug}\" in {}; load it first with `leadrank demo --tenant {slug} --leads 100000`",
-                    leadrank::db::redact(&database_url)
+                    leadrank::config::redact(&database_url)
                 )
             })?;
         Ok(Self {
