@@ -683,18 +683,23 @@ async fn write_events(
     let mut idempotency: Vec<ingestion_key::ActiveModel> = Vec::new();
     let mut created_ids: HashSet<LeadId> = HashSet::new();
     for lead_id in &order {
-        let Some(t) = touched.get_mut(lead_id) else {
+        // Each lead is folded once: it leaves the map, and its rows move
+        // into the batch instead of being copied there.
+        let Some(Touched {
+            before,
+            mut lead,
+            events,
+        }) = touched.remove(lead_id)
+        else {
             continue;
         };
-        let mut mine: Vec<&(Ready<'_>, LeadId, Uuid)> = t
-            .events
+        let mut mine: Vec<&(Ready<'_>, LeadId, Uuid)> = events
             .iter()
             .filter_map(|(i, _)| accepted.get(*i))
             .collect();
         mine.sort_by_key(|(r, _, _)| r.occurred_at);
-        let lead = &mut t.lead;
         let mut state: scoring::ActivityState =
-            serde_json::from_value(lead.signal_state.clone()).unwrap_or_default();
+            serde_json::from_value(std::mem::take(&mut lead.signal_state)).unwrap_or_default();
         for (r, _, activity_id) in &mine {
             let scoring_direction = match r.direction {
                 Direction::Inbound => scoring::Direction::Inbound,
@@ -741,22 +746,22 @@ async fn write_events(
         let model = config.model(lead.team_id)?;
         let stages = config.stages(lead.pipeline_id);
         let pinner = pinners.name(lead.pinned_by).map(str::to_owned);
-        lead_writer::score(lead, pinner.as_deref(), stages, &model, now)?;
+        lead_writer::score(&mut lead, pinner.as_deref(), stages, &model, now)?;
         let reason = match mine.as_slice() {
             [(one, _, _)] => format!("activity: {}", one.signal.key),
             many => format!("{} activities ingested", many.len()),
         };
-        match &t.before {
+        match before {
             Some(before) => {
                 out.lead(
                     tenant_id,
-                    Some(&LeadState::from(before)),
-                    &LeadSummary::from(&*lead),
+                    Some(&LeadState::from(&before)),
+                    &LeadSummary::from(&lead),
                     &reason,
                     None,
                     now,
                 );
-                batch.update(before, lead.clone(), &reason, now);
+                batch.update(&before, lead, &reason, now);
             }
             None => {
                 let pick = assigner.as_mut().and_then(|a| {
@@ -774,7 +779,7 @@ async fn write_events(
                 out.lead(
                     tenant_id,
                     None,
-                    &LeadSummary::from(&*lead),
+                    &LeadSummary::from(&lead),
                     "created",
                     pick.as_ref().map(|p| ByRule {
                         id: p.rule_id,
@@ -783,7 +788,7 @@ async fn write_events(
                     now,
                 );
                 created_ids.insert(lead.id);
-                batch.insert(lead.clone(), "created", now);
+                batch.insert(lead, "created", now);
             }
         }
     }
