@@ -6,7 +6,9 @@
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::helpers::{GraphqlErrors, PASSWORD, TestApp, parse_answer, spawn_app, spawn_app_with};
+use crate::helpers::{
+    GraphqlErrors, PASSWORD, SignedUpSlug, TestApp, parse_answer, spawn_app, spawn_app_with,
+};
 
 /// Posts a GraphQL request as if from `client` (the server trusts
 /// `X-Forwarded-For` in these tests, as behind a proxy), and reads its one
@@ -66,17 +68,7 @@ async fn sign_up_from(
     slug: &str,
     password: &str,
 ) -> Result<String, GraphqlErrors> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SignedUp {
-        tenant: Slug,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Slug {
-        slug: String,
-    }
-    let signed_up: SignedUp = from(
+    let signed_up: SignedUpSlug = from(
         app,
         client,
         "mutation($input: SignUpInput!) { signUp(input: $input) { tenant { slug } } }",

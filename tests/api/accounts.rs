@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{Id, Member, Name, TeamName, spawn_app};
+use crate::helpers::{Id, Member, Name, SignedUpSlug, TeamName, spawn_app};
 
 /// `{ key }` of anything.
 #[derive(Debug, Deserialize)]
@@ -275,17 +275,7 @@ async fn bad_sign_up_input_is_refused_naming_the_field() {
         assert_eq!(refused.field(), field);
     }
     // Nothing was half-created: the slug is still free.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct SignedUp {
-        tenant: Slug,
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Slug {
-        slug: String,
-    }
-    let signed_up: SignedUp = app
+    let signed_up: SignedUpSlug = app
         .root(
             None,
             "mutation($input: SignUpInput!) { signUp(input: $input) { tenant { slug } } }",

@@ -1251,3 +1251,17 @@ pub struct Introspected {
 pub struct IntrospectedSchema {
     pub query_type: Name,
 }
+
+/// The answer to `signUp(…) { tenant { slug } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUpSlug {
+    pub tenant: Slugged,
+}
+
+/// A tenant read for its slug alone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slugged {
+    pub slug: String,
+}
