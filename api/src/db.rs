@@ -224,6 +224,25 @@ mod tests {
         })
         .exec_without_returning(&db)
         .await?;
+        // A state with history, stored as JSON as it was then.
+        let mut state = scoring::ActivityState::new();
+        let visit = scoring::SignalDef {
+            key: "website_visit".into(),
+            points: 5.0,
+            half_life_days: 7.0,
+            urgent: false,
+            direction: scoring::Direction::Inbound,
+            retired: false,
+        };
+        for i in 0..5 {
+            state.record_as(
+                &visit,
+                scoring::Direction::Inbound,
+                1_790_000_000 + i * 3_600,
+                None,
+            );
+        }
+        let state_json = serde_json::to_string(&state)?;
         let due = Uuid::now_v7();
         let later = Uuid::now_v7();
         let closed = Uuid::now_v7();
@@ -237,7 +256,7 @@ mod tests {
                 "INSERT INTO leads (tenant_id, id, name, attributes, pipeline_id, stage_id, \
                  stage_entered_at, status, score, tier, tier_rank, priority, flags, breakdown, \
                  next_follow_up_at, signal_state, scored_at, version, created_at, updated_at) \
-                 VALUES (?, ?, 'Li', '{}', ?, ?, ?, ?, 81.5, 'A', 0, 123, 4, '{}', ?, '{}', ?, \
+                 VALUES (?, ?, 'Li', '{}', ?, ?, ?, ?, 81.5, 'A', 0, 123, 4, '{}', ?, ?, ?, \
                  ?, ?, ?)",
                 [
                     t.into(),
@@ -247,6 +266,7 @@ mod tests {
                     now.into(),
                     status.into(),
                     next.into(),
+                    state_json.clone().into(),
                     now.into(),
                     version.into(),
                     now.into(),
@@ -283,6 +303,9 @@ mod tests {
                 (81.5, "A", 490_815_000, 4)
             );
             assert_eq!(l.name, "Li");
+            // The JSON state is rewritten in the compact form, whole.
+            assert_eq!(l.signal_state.first(), Some(&1));
+            assert_eq!(scoring::ActivityState::from_bytes(&l.signal_state)?, state);
             assert_eq!(l.stage_id, s);
         }
         Ok(())

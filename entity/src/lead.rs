@@ -50,8 +50,10 @@ pub struct Model {
     pub last_activity_at: Option<DateTimeUtc>,
     pub last_inbound_at: Option<DateTimeUtc>,
     pub last_outbound_at: Option<DateTimeUtc>,
-    #[sea_orm(column_type = "JsonBinary")]
-    pub signal_state: Json,
+    /// The activity state in scoring's stored form
+    /// (`scoring::ActivityState::from_bytes`).
+    #[sea_orm(column_type = "VarBinary(StringLen::None)")]
+    pub signal_state: Vec<u8>,
     pub scored_at: Option<DateTimeUtc>,
     pub pinned_tier: Option<String>,
     pub pin_reason: Option<String>,

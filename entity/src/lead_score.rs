@@ -40,9 +40,10 @@ pub struct Model {
     pub last_inbound_at: Option<DateTimeUtc>,
     pub last_outbound_at: Option<DateTimeUtc>,
     /// Per-signal decayed accumulators, so re-scoring never re-reads
-    /// activities.
-    #[sea_orm(column_type = "JsonBinary")]
-    pub signal_state: Json,
+    /// activities, in scoring's stored form
+    /// (`scoring::ActivityState::from_bytes`).
+    #[sea_orm(column_type = "VarBinary(StringLen::None)")]
+    pub signal_state: Vec<u8>,
     /// When the lead last changed: any edit, activity or assignment (the
     /// nightly re-scoring is not a change of the lead).
     pub updated_at: DateTimeUtc,

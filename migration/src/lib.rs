@@ -32,6 +32,7 @@ mod m20261206_000001_expected_close;
 mod m20261207_000001_tenant_wall;
 mod m20261208_000001_activity_state_on_scores;
 mod m20261208_000002_history_points_at_scores;
+mod m20261209_000001_compact_activity_state;
 mod shape;
 
 /// Applies LeadRank's migrations in order.
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_tenant_wall::Migration),
             Box::new(m20261208_000001_activity_state_on_scores::Migration),
             Box::new(m20261208_000002_history_points_at_scores::Migration),
+            Box::new(m20261209_000001_compact_activity_state::Migration),
         ]
     }
 }

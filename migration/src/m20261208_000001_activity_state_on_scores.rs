@@ -22,7 +22,7 @@ pub struct Migration;
 
 /// `lead_view` as of `m20261206_000001_expected_close`, with the activity
 /// state read from `lead_scores`.
-const VIEW: &str = "CREATE VIEW lead_view AS SELECT \
+pub(crate) const VIEW: &str = "CREATE VIEW lead_view AS SELECT \
     s.tenant_id, s.lead_id AS id, l.external_id, l.name, l.company, l.email, l.phone, \
     l.dedupe_key, l.industry, l.source, l.attributes, l.deal_value, s.owner_id, s.team_id, \
     l.pipeline_id, l.stage_id, l.stage_entered_at, s.status, l.closed_at, l.close_reason, \

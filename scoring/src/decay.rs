@@ -110,6 +110,7 @@ pub struct Activity {
 #[serde(rename_all = "camelCase")]
 pub struct ActivityState {
     /// Decayed counts by signal key.
+    #[serde(default)]
     pub signals: BTreeMap<String, SignalAccumulator>,
     /// Latest inbound activity, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]

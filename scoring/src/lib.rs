@@ -122,6 +122,7 @@ pub mod facts;
 pub mod model;
 pub mod overrides;
 pub mod predictor;
+pub mod stored;
 pub mod templates;
 pub mod tiers;
 

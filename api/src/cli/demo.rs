@@ -1197,8 +1197,7 @@ impl LeadMaker {
             },
             last_inbound_at: totals.last_inbound,
             last_outbound_at: totals.last_outbound,
-            signal_state: serde_json::to_value(&totals.state)
-                .context("failed to store a lead's activity state")?,
+            signal_state: totals.state.to_bytes(),
             created_at: rescoring::from_secs(story.created),
             ..lead_writer::blank(
                 self.tenant_id,

@@ -1234,8 +1234,7 @@ impl Writer<'_> {
 
         // Activities not already recorded, folded into the signal state the
         // way `recordActivity` folds them.
-        let mut state: ActivityState =
-            serde_json::from_value(lead.signal_state.clone()).unwrap_or_default();
+        let mut state = ActivityState::from_bytes(&lead.signal_state).unwrap_or_default();
         let mut new: Vec<(usize, DateTime<Utc>)> = Vec::new();
         for (signal, at) in &row.activities {
             let known = known_activities
@@ -1282,8 +1281,7 @@ impl Writer<'_> {
             });
         }
         lead.last_activity_at = lead.last_inbound_at.max(lead.last_outbound_at);
-        lead.signal_state =
-            serde_json::to_value(&state).map_err(|e| AppError::Internal(e.into()))?;
+        lead.signal_state = state.to_bytes();
 
         if let Some(current) = current
             && added == 0

@@ -698,8 +698,7 @@ async fn write_events(
             .filter_map(|(i, _)| accepted.get(*i))
             .collect();
         mine.sort_by_key(|(r, _, _)| r.occurred_at);
-        let mut state: scoring::ActivityState =
-            serde_json::from_value(std::mem::take(&mut lead.signal_state)).unwrap_or_default();
+        let mut state = scoring::ActivityState::from_bytes(&lead.signal_state).unwrap_or_default();
         for (r, _, activity_id) in &mine {
             let scoring_direction = match r.direction {
                 Direction::Inbound => scoring::Direction::Inbound,
@@ -741,8 +740,7 @@ async fn write_events(
                 });
             }
         }
-        lead.signal_state =
-            serde_json::to_value(&state).map_err(|e| AppError::Internal(e.into()))?;
+        lead.signal_state = state.to_bytes();
         let model = config.model(lead.team_id)?;
         let stages = config.stages(lead.pipeline_id);
         let pinner = pinners.name(lead.pinned_by).map(str::to_owned);

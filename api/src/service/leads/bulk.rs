@@ -186,18 +186,30 @@ fn json_of(value: &Value) -> Option<serde_json::Value> {
         Value::ChronoDateTimeWithTimeZone(Some(t)) => {
             serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
         }
-        // Non-finite numbers have no JSON form, and bytes none that keeps
-        // them; neither is in a lead's rows, but they must not turn into
-        // nulls unseen.
+        // Bytes as the hex text PostgreSQL's `bytea` input reads.
+        Value::Bytes(Some(bytes)) => serde_json::Value::String(hex_bytea(bytes)),
+        // Non-finite numbers have no JSON form; none is in a lead's rows,
+        // but they must not turn into nulls unseen.
         Value::Double(Some(v)) if !v.is_finite() => return None,
         Value::Float(Some(v)) if !v.is_finite() => return None,
-        Value::Bytes(_)
-        | Value::ChronoDate(Some(_))
+        Value::ChronoDate(Some(_))
         | Value::ChronoTime(Some(_))
         | Value::ChronoDateTime(Some(_))
         | Value::ChronoDateTimeLocal(Some(_)) => return None,
         other => sea_orm::sea_query::value::sea_value_to_json_value(other),
     })
+}
+
+/// `bytes` in PostgreSQL's hex form for `bytea`: `\x` and two digits a byte.
+fn hex_bytea(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("\\x");
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -255,6 +267,12 @@ mod tests {
         let text = values[0].to_string();
         assert!(text.contains("2026-12-03T09:30:00.123456+00:00"), "{text}");
         assert!(text.contains("12.5") && text.contains("INBOUND"), "{text}");
+    }
+
+    #[test]
+    fn bytes_go_as_the_hex_text_bytea_reads() {
+        let json = super::json_of(&sea_orm::Value::Bytes(Some(vec![0x01, 0xab, 0x7b])));
+        assert_eq!(json, Some(serde_json::json!("\\x01ab7b")));
     }
 
     #[test]

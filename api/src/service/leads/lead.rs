@@ -721,8 +721,7 @@ async fn record_activity_once(
         })
         .await?;
 
-    let mut state: scoring::ActivityState =
-        serde_json::from_value(current.signal_state.clone()).unwrap_or_default();
+    let mut state = scoring::ActivityState::from_bytes(&current.signal_state).unwrap_or_default();
     let scoring_direction = match direction {
         Direction::Inbound => scoring::Direction::Inbound,
         Direction::Outbound => scoring::Direction::Outbound,
@@ -734,8 +733,7 @@ async fn record_activity_once(
         input.amount,
     );
     let mut changed = current.clone();
-    changed.signal_state =
-        serde_json::to_value(&state).map_err(|err| AppError::Internal(err.into()))?;
+    changed.signal_state = state.to_bytes();
     changed.last_activity_at = current.last_activity_at.max(Some(occurred_at));
     match direction {
         Direction::Inbound => {

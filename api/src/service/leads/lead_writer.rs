@@ -124,7 +124,7 @@ pub fn blank(
         last_activity_at: None,
         last_inbound_at: None,
         last_outbound_at: None,
-        signal_state: json!({}),
+        signal_state: Vec::new(),
         scored_at: None,
         pinned_tier: None,
         pin_reason: None,

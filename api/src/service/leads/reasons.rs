@@ -148,7 +148,7 @@ pub fn queue_reasons(facts: &QueueFacts<'_>, locale: &str, now: DateTime<Utc>) -
     let words = phrases(locale);
     let QueueFacts { lead, signals, .. } = facts;
     let has = |flag: LeadFlag| lead.flags & i32::from(flag.bit()) != 0;
-    let state: Option<ActivityState> = serde_json::from_value(lead.signal_state.clone()).ok();
+    let state: Option<ActivityState> = ActivityState::from_bytes(&lead.signal_state).ok();
     let mut out = Vec::new();
     if has(LeadFlag::Urgent)
         && let Some((label, at)) = state

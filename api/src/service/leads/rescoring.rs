@@ -164,7 +164,8 @@ pub struct FactSource<'a> {
     pub attributes: JsonSource<'a>,
     pub deal_value: Option<f64>,
     pub stage_entered_at: DateTime<Utc>,
-    pub signal_state: JsonSource<'a>,
+    /// The activity state as stored (`scoring::ActivityState::from_bytes`).
+    pub signal_state: &'a [u8],
     pub created_at: DateTime<Utc>,
     pub close_probability: Option<f64>,
     /// The lead's tier pin, if it has one.
@@ -211,7 +212,7 @@ fn json_as_text(
 }
 
 /// The columns scoring reads of a lead, for the readers that go through
-/// many leads (the nightly job, the preview): the JSON ones as text, and
+/// many leads (the nightly job, the preview): the JSON one as text, and
 /// never the stored breakdown, the bulk of a row. Nest it in a reader's own
 /// row with `#[sea_orm(nested)]` and select with [`FactColumns::select`].
 #[derive(sea_orm::FromQueryResult)]
@@ -222,7 +223,7 @@ pub struct FactColumns {
     pub stage_entered_at: DateTime<Utc>,
     pub attributes: String,
     pub deal_value: Option<f64>,
-    pub signal_state: String,
+    pub signal_state: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub close_probability: Option<f64>,
     pub pinned_tier: Option<String>,
@@ -251,9 +252,9 @@ impl FactColumns {
             lead::Column::PinnedBy,
             lead::Column::ScheduledFollowUpAt,
             lead::Column::TierRoseAt,
+            lead::Column::SignalState,
         ]);
-        let query = json_as_text(query, lead::Column::Attributes);
-        json_as_text(query, lead::Column::SignalState)
+        json_as_text(query, lead::Column::Attributes)
     }
 
     /// What scoring reads, with the pinner's name for the explanation.
@@ -263,7 +264,7 @@ impl FactColumns {
             attributes: JsonSource::Text(&self.attributes),
             deal_value: self.deal_value,
             stage_entered_at: self.stage_entered_at,
-            signal_state: JsonSource::Text(&self.signal_state),
+            signal_state: &self.signal_state,
             created_at: self.created_at,
             close_probability: self.close_probability,
             pin: PinSource::of(
@@ -313,7 +314,7 @@ impl<'a> From<&'a lead::Model> for FactSource<'a> {
             attributes: JsonSource::Value(&lead.attributes),
             deal_value: lead.deal_value,
             stage_entered_at: lead.stage_entered_at,
-            signal_state: JsonSource::Value(&lead.signal_state),
+            signal_state: &lead.signal_state,
             created_at: lead.created_at,
             close_probability: lead.close_probability,
             pin: PinSource::of(
@@ -449,7 +450,9 @@ pub fn facts_of(lead: &FactSource<'_>, stages: &[stage::Model]) -> LeadFacts {
                 .and_then(|d| u32::try_from(d).ok()),
             key: stage.map(|s| s.key.clone()).unwrap_or_default(),
         },
-        activity: lead.signal_state.parse(),
+        // A state that does not read counts as none, as an older shape
+        // did: one odd row must not stop a re-score.
+        activity: scoring::ActivityState::from_bytes(lead.signal_state).unwrap_or_default(),
         created_at: secs(lead.created_at),
         scheduled_follow_up_at: lead.scheduled_follow_up_at.map(secs),
         tier_rose_at: lead.tier_rose_at.map(secs),
