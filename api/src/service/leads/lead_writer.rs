@@ -1043,7 +1043,7 @@ pub(crate) fn rescored_sql(backend: DbBackend) -> String {
                 .join(", ");
             (
                 String::new(),
-                format!("jsonb_to_recordset($2::jsonb) AS v(id uuid, {types})"),
+                format!("json_to_recordset($2::json) AS v(id uuid, {types})"),
                 "$1",
                 "$3",
             )
