@@ -78,7 +78,7 @@ async fn compact(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
             DbBackend::Postgres => {
                 let array: Vec<serde_json::Value> = rewritten
                     .iter()
-                    .map(|(t, l, s)| serde_json::json!({"t": t, "l": l, "s": hex(s)}))
+                    .map(|(t, l, s)| serde_json::json!({"t": t, "l": l, "s": hex::encode(s)}))
                     .collect();
                 db.execute_raw(Statement::from_sql_and_values(
                     backend,
@@ -103,13 +103,17 @@ async fn compact(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+/// Changes the type of `lead_scores.signal_state` on PostgreSQL with
+/// `alter` (the view that reads it goes while it does), for every tenant.
+async fn retype_on_postgres(manager: &SchemaManager<'_>, alter: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    // Every tenant's rows: past the tenant wall for this transaction.
+    db.execute_unprepared("SET LOCAL leadrank.system = 'on'")
+        .await?;
+    db.execute_unprepared("DROP VIEW lead_view").await?;
+    db.execute_unprepared(alter).await?;
+    db.execute_unprepared(VIEW).await?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -117,18 +121,14 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if manager.get_database_backend() == DbBackend::Postgres {
-            // Every tenant's rows: past the tenant wall for this transaction.
-            db.execute_unprepared("SET LOCAL leadrank.system = 'on'")
-                .await?;
-            db.execute_unprepared("DROP VIEW lead_view").await?;
-            db.execute_unprepared(
+            retype_on_postgres(
+                manager,
                 "ALTER TABLE lead_scores ALTER COLUMN signal_state DROP DEFAULT; \
                  ALTER TABLE lead_scores ALTER COLUMN signal_state TYPE bytea \
                  USING convert_to(signal_state::text, 'UTF8'); \
                  ALTER TABLE lead_scores ALTER COLUMN signal_state SET DEFAULT ''::bytea",
             )
             .await?;
-            db.execute_unprepared(VIEW).await?;
         } else {
             // SQLite keeps any value in any column: the JSON text becomes
             // bytes so that it reads as bytes until it is rewritten.
@@ -147,10 +147,8 @@ impl MigrationTrait for Migration {
         // states become empty. The activities stay; their decayed counts
         // start again from each lead's next activity.
         if manager.get_database_backend() == DbBackend::Postgres {
-            db.execute_unprepared("SET LOCAL leadrank.system = 'on'")
-                .await?;
-            db.execute_unprepared("DROP VIEW lead_view").await?;
-            db.execute_unprepared(
+            retype_on_postgres(
+                manager,
                 "ALTER TABLE lead_scores ALTER COLUMN signal_state DROP DEFAULT; \
                  ALTER TABLE lead_scores ALTER COLUMN signal_state TYPE jsonb \
                  USING CASE WHEN substring(signal_state FROM 1 FOR 1) = '\\x7b'::bytea \
@@ -158,7 +156,6 @@ impl MigrationTrait for Migration {
                  ALTER TABLE lead_scores ALTER COLUMN signal_state SET DEFAULT '{}'::jsonb",
             )
             .await?;
-            db.execute_unprepared(VIEW).await?;
         } else {
             db.execute_unprepared(
                 "UPDATE lead_scores SET signal_state = CASE \

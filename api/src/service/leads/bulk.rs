@@ -191,7 +191,9 @@ fn json_of(value: &Value) -> Option<serde_json::Value> {
             serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
         }
         // Bytes as the hex text PostgreSQL's `bytea` input reads.
-        Value::Bytes(Some(bytes)) => serde_json::Value::String(hex_bytea(bytes)),
+        Value::Bytes(Some(bytes)) => {
+            serde_json::Value::String(format!("\\x{}", hex::encode(bytes)))
+        }
         // Non-finite numbers have no JSON form; none is in a lead's rows,
         // but they must not turn into nulls unseen.
         Value::Double(Some(v)) if !v.is_finite() => return None,
@@ -202,18 +204,6 @@ fn json_of(value: &Value) -> Option<serde_json::Value> {
         | Value::ChronoDateTimeLocal(Some(_)) => return None,
         other => sea_orm::sea_query::value::sea_value_to_json_value(other),
     })
-}
-
-/// `bytes` in PostgreSQL's hex form for `bytea`: `\x` and two digits a byte.
-fn hex_bytea(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 + bytes.len() * 2);
-    out.push_str("\\x");
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 #[cfg(test)]
