@@ -1,7 +1,8 @@
 //! Time decay and a lead's activity state.
 //!
-//! [`ActivityState`] is what the server keeps on the lead row (one JSON column)
-//! instead of replaying the activity history on every score:
+//! [`ActivityState`] is what the server keeps on the lead row (one column, in
+//! the form of [`crate::stored`]) instead of replaying the activity history on
+//! every score:
 //!
 //! * per signal, a decayed count with its reference time, so recording one
 //!   activity is O(1) and scoring at any later `now` needs no history;
