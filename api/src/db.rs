@@ -308,6 +308,21 @@ mod tests {
             assert_eq!(scoring::ActivityState::from_bytes(&l.signal_state)?, state);
             assert_eq!(l.stage_id, s);
         }
+
+        // Down and up again: the compact states cannot go back to JSON and
+        // come back empty, as the migration says; nothing else is lost.
+        Migrator::down(&db, Some(1)).await?;
+        Migrator::up(&db, None).await?;
+        let again = lead::Entity::find().all(&db).await?;
+        assert_eq!(again.len(), 3);
+        for l in &again {
+            assert_eq!(l.signal_state.first(), Some(&1));
+            assert_eq!(
+                scoring::ActivityState::from_bytes(&l.signal_state)?,
+                scoring::ActivityState::default()
+            );
+            assert_eq!((l.score, l.name.as_str()), (81.5, "Li"));
+        }
         Ok(())
     }
 }

@@ -31,10 +31,7 @@ const CHUNK: u64 = 2_000;
 async fn compact(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
-    let json_first = match backend {
-        DbBackend::Postgres => "substring(signal_state FROM 1 FOR 1) = '\\x7b'::bytea",
-        _ => "substr(signal_state, 1, 1) = X'7B'",
-    };
+    let json_first = holds_json(backend);
     // Keyset pages: a state that does not read stays JSON and must not be
     // met again.
     let mut after: Option<(Uuid, Uuid)> = None;
@@ -103,15 +100,40 @@ async fn compact(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     }
 }
 
-/// Changes the type of `lead_scores.signal_state` on PostgreSQL with
-/// `alter` (the view that reads it goes while it does), for every tenant.
-async fn retype_on_postgres(manager: &SchemaManager<'_>, alter: &str) -> Result<(), DbErr> {
+/// Whether a stored state is JSON of earlier versions (starts with `{`).
+fn holds_json(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "substring(signal_state FROM 1 FOR 1) = '\\x7b'::bytea",
+        _ => "substr(signal_state, 1, 1) = X'7B'",
+    }
+}
+
+/// Gives `lead_scores.signal_state` new values, for every tenant: on
+/// PostgreSQL the column becomes `pg_type` with each value `using` and the
+/// default `default` (the view that reads it goes while it does); SQLite,
+/// which keeps any value in any column, runs `sqlite` instead.
+async fn retype(
+    manager: &SchemaManager<'_>,
+    pg_type: &str,
+    using: &str,
+    default: &str,
+    sqlite: &str,
+) -> Result<(), DbErr> {
     let db = manager.get_connection();
+    if manager.get_database_backend() != DbBackend::Postgres {
+        db.execute_unprepared(sqlite).await?;
+        return Ok(());
+    }
     // Every tenant's rows: past the tenant wall for this transaction.
     db.execute_unprepared("SET LOCAL leadrank.system = 'on'")
         .await?;
     db.execute_unprepared("DROP VIEW lead_view").await?;
-    db.execute_unprepared(alter).await?;
+    db.execute_unprepared(&format!(
+        "ALTER TABLE lead_scores ALTER COLUMN signal_state DROP DEFAULT; \
+         ALTER TABLE lead_scores ALTER COLUMN signal_state TYPE {pg_type} USING {using}; \
+         ALTER TABLE lead_scores ALTER COLUMN signal_state SET DEFAULT {default}"
+    ))
+    .await?;
     db.execute_unprepared(VIEW).await?;
     Ok(())
 }
@@ -119,51 +141,40 @@ async fn retype_on_postgres(manager: &SchemaManager<'_>, alter: &str) -> Result<
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        if manager.get_database_backend() == DbBackend::Postgres {
-            retype_on_postgres(
-                manager,
-                "ALTER TABLE lead_scores ALTER COLUMN signal_state DROP DEFAULT; \
-                 ALTER TABLE lead_scores ALTER COLUMN signal_state TYPE bytea \
-                 USING convert_to(signal_state::text, 'UTF8'); \
-                 ALTER TABLE lead_scores ALTER COLUMN signal_state SET DEFAULT ''::bytea",
-            )
-            .await?;
-        } else {
-            // SQLite keeps any value in any column: the JSON text becomes
-            // bytes so that it reads as bytes until it is rewritten.
-            db.execute_unprepared(
-                "UPDATE lead_scores SET signal_state = CAST(signal_state AS BLOB) \
-                 WHERE typeof(signal_state) = 'text'",
-            )
-            .await?;
-        }
+        // SQLite: the JSON text becomes bytes, so that it reads as bytes
+        // until it is rewritten.
+        retype(
+            manager,
+            "bytea",
+            "convert_to(signal_state::text, 'UTF8')",
+            "''::bytea",
+            "UPDATE lead_scores SET signal_state = CAST(signal_state AS BLOB) \
+             WHERE typeof(signal_state) = 'text'",
+        )
+        .await?;
         compact(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
         // The compact form cannot be turned back into JSON in SQL: those
         // states become empty. The activities stay; their decayed counts
         // start again from each lead's next activity.
-        if manager.get_database_backend() == DbBackend::Postgres {
-            retype_on_postgres(
-                manager,
-                "ALTER TABLE lead_scores ALTER COLUMN signal_state DROP DEFAULT; \
-                 ALTER TABLE lead_scores ALTER COLUMN signal_state TYPE jsonb \
-                 USING CASE WHEN substring(signal_state FROM 1 FOR 1) = '\\x7b'::bytea \
-                 THEN convert_from(signal_state, 'UTF8')::jsonb ELSE '{}'::jsonb END; \
-                 ALTER TABLE lead_scores ALTER COLUMN signal_state SET DEFAULT '{}'::jsonb",
-            )
-            .await?;
-        } else {
-            db.execute_unprepared(
-                "UPDATE lead_scores SET signal_state = CASE \
-                 WHEN substr(signal_state, 1, 1) = X'7B' THEN CAST(signal_state AS TEXT) \
-                 ELSE '{}' END",
-            )
-            .await?;
-        }
-        Ok(())
+        let backend = manager.get_database_backend();
+        retype(
+            manager,
+            "jsonb",
+            &format!(
+                "CASE WHEN {} THEN convert_from(signal_state, 'UTF8')::jsonb \
+                 ELSE '{{}}'::jsonb END",
+                holds_json(backend)
+            ),
+            "'{}'::jsonb",
+            &format!(
+                "UPDATE lead_scores SET signal_state = CASE WHEN {} \
+                 THEN CAST(signal_state AS TEXT) ELSE '{{}}' END",
+                holds_json(backend)
+            ),
+        )
+        .await
     }
 }
