@@ -38,7 +38,7 @@ pub fn insert_statements<A: ActiveModelTrait>(
     out: &mut Vec<Statement>,
 ) {
     if backend == DbBackend::Postgres
-        && let Some(statements) = json_inserts(&rows)
+        && let Some(statements) = array_inserts(&rows)
     {
         out.extend(statements);
         return;
@@ -51,23 +51,19 @@ pub fn insert_statements<A: ActiveModelTrait>(
     }
 }
 
-/// Rows per JSON insert on PostgreSQL: a few megabytes of text each, so a
-/// batch's statements stay small beside the rows they carry.
-const ROWS_PER_JSON_INSERT: usize = 5_000;
+/// Rows per array insert on PostgreSQL: each statement's parameters are
+/// built whole in memory, so a loader's large batch goes as several.
+const ROWS_PER_ARRAY_INSERT: usize = 5_000;
 
-/// PostgreSQL inserts whose only parameter is the rows as one JSON array,
-/// which the server turns into rows of the table's own column types
-/// (`json_populate_recordset`). A multi-row `VALUES` of 30,000 bound
-/// parameters costs the server a parse and plan of the whole list and the
-/// client an encoding of each value; inserting 100,000 activities took
-/// 7.2 s that way and 4.5 s from JSON, in the same psql session. The
-/// parameter is `json`, not `jsonb`: the server then reads the text into
-/// rows once, instead of first building a binary document of it with each
-/// object's keys sorted; a thousand-row update of `lead_scores` took about
-/// a quarter less time that way in psql. `None`
-/// when a row holds a value JSON cannot carry: the caller then writes them
-/// as `VALUES`.
-fn json_inserts<A: ActiveModelTrait>(rows: &[A]) -> Option<Vec<Statement>> {
+/// PostgreSQL inserts that bind each column as one array (`unnest`), in
+/// the driver's binary form. A multi-row `VALUES` of 30,000 bound
+/// parameters costs the server a parse and plan of the whole list;
+/// inserting 100,000 activities took 7.2 s that way and 4.5 s from one
+/// JSON array. JSON in turn cost the server a text parse of every value
+/// (times and UUIDs are slow to read as text): 13% of the machine's CPU
+/// in `perf` while events were ingested. `None` when a value cannot be
+/// bound as an array: the caller then writes the rows as `VALUES`.
+fn array_inserts<A: ActiveModelTrait>(rows: &[A]) -> Option<Vec<Statement>> {
     // As `insert_many` does: a column any row gives is written, as null
     // where a row leaves it unset.
     let columns: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
@@ -79,48 +75,108 @@ fn json_inserts<A: ActiveModelTrait>(rows: &[A]) -> Option<Vec<Statement>> {
     if columns.is_empty() {
         return None;
     }
-    let names: Vec<&str> = columns.iter().map(IdenStatic::as_str).collect();
     let table = <A::Entity as Default>::default().table_name();
-    let list = names
+    let list = columns
         .iter()
-        .map(|n| format!("\"{n}\""))
+        .map(|c| format!("\"{}\"", c.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!(
-        "INSERT INTO \"{table}\" ({list}) SELECT {list} \
-         FROM json_populate_recordset(NULL::\"{table}\", $1::json)"
-    );
     let mut statements = Vec::new();
-    for chunk in rows.chunks(ROWS_PER_JSON_INSERT) {
+    for chunk in rows.chunks(ROWS_PER_ARRAY_INSERT) {
+        let (from, values) = unnest(chunk, &columns, 1)?;
         statements.push(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            sql.clone(),
-            [json_array(chunk, &columns)?.into()],
+            format!("INSERT INTO \"{table}\" ({list}) SELECT {list} FROM {from}"),
+            values,
         ));
     }
     Some(statements)
 }
 
-/// `rows` as one JSON array of objects keyed by column name, as
-/// `json_populate_recordset` reads them; `None` when a value has no JSON
-/// form.
-fn json_array<A: ActiveModelTrait>(
+/// `rows` as a derived table `v` with a column per column of `columns`
+/// (under its own name), and its parameters, numbered from `first`: one
+/// array per column, and beside each column that holds a null a `bool`
+/// array saying which rows' values are null, since the driver cannot
+/// bind an array with null elements. `None` when a column's values are
+/// not all of one type the driver binds as an array.
+fn unnest<A: ActiveModelTrait>(
     rows: &[A],
     columns: &[<A::Entity as EntityTrait>::Column],
-) -> Option<String> {
-    let mut array = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut object = serde_json::Map::with_capacity(columns.len());
-        for column in columns {
-            let value = match row.get(*column) {
-                ActiveValue::Set(value) | ActiveValue::Unchanged(value) => json_of(&value)?,
-                ActiveValue::NotSet => serde_json::Value::Null,
-            };
-            object.insert(column.as_str().to_owned(), value);
+    first: usize,
+) -> Option<(String, Vec<Value>)> {
+    let mut params = Vec::with_capacity(columns.len() * 2);
+    let mut names = Vec::with_capacity(columns.len() * 2);
+    let mut select = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        // A row that leaves the column unset writes a null there, typed as
+        // the rows that set it.
+        let given: Vec<Option<Value>> = rows
+            .iter()
+            .map(|row| row.get(*column).into_value())
+            .collect();
+        let null = given.iter().flatten().next()?.as_null();
+        let values = given
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|| null.clone()))
+            .collect();
+        let (array, nulls) = array_of(values)?;
+        let name = column.as_str();
+        params.push(array);
+        names.push(format!("c{i}"));
+        match nulls {
+            Some(nulls) => {
+                params.push(nulls);
+                names.push(format!("n{i}"));
+                select.push(format!(
+                    "CASE WHEN n{i} THEN NULL ELSE c{i} END AS \"{name}\""
+                ));
+            }
+            None => select.push(format!("c{i} AS \"{name}\"")),
         }
-        array.push(serde_json::Value::Object(object));
     }
-    serde_json::to_string(&array).ok()
+    let placeholders = (first..first + params.len())
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((
+        format!(
+            "(SELECT {} FROM unnest({placeholders}) AS u({})) AS v",
+            select.join(", "),
+            names.join(", ")
+        ),
+        params,
+    ))
+}
+
+/// One column's values as an array parameter, and the null mask when a
+/// value is null (its place in the array then holds a placeholder of the
+/// same type).
+fn array_of(values: Vec<Value>) -> Option<(Value, Option<Value>)> {
+    let first = values.first()?;
+    let kind = std::mem::discriminant(first);
+    if values.iter().any(|v| std::mem::discriminant(v) != kind)
+        || matches!(first, Value::Array(..) | Value::Enum(..))
+    {
+        return None;
+    }
+    let array_type = first.array_type();
+    let nulls: Vec<bool> = values.iter().map(|v| *v == v.as_null()).collect();
+    let any_null = nulls.iter().any(|n| *n);
+    let values = if any_null {
+        values
+            .into_iter()
+            .map(|v| if v == v.as_null() { v.dummy_value() } else { v })
+            .collect()
+    } else {
+        values
+    };
+    let nulls = any_null.then(|| {
+        Value::Array(
+            sea_orm::sea_query::ArrayType::Bool,
+            Some(Box::new(nulls.into_iter().map(Value::from).collect())),
+        )
+    });
+    Some((Value::Array(array_type, Some(Box::new(values))), nulls))
 }
 
 /// A PostgreSQL update of many rows of `A`'s table in one statement, each
@@ -129,9 +185,10 @@ fn json_array<A: ActiveModelTrait>(
 /// new values `v` (such as a version check). Returns the keys of the rows
 /// written. One statement per row cost ingestion a round trip per lead:
 /// two thousand of them for a batch of a thousand events. `None` when a
-/// value has no JSON form, or a key comes twice (an update `FROM` a list
-/// applies only one of a key's rows): the caller then updates row by row.
-pub fn json_update<A: ActiveModelTrait, K: Eq + std::hash::Hash>(
+/// value cannot be bound as an array, or a key comes twice (an update
+/// `FROM` a list applies only one of a key's rows): the caller then
+/// updates row by row.
+pub fn bulk_update<A: ActiveModelTrait, K: Eq + std::hash::Hash>(
     tenant_id: uuid::Uuid,
     rows: &[A],
     key: <A::Entity as EntityTrait>::Column,
@@ -155,7 +212,7 @@ pub fn json_update<A: ActiveModelTrait, K: Eq + std::hash::Hash>(
     }
     let mut carried = columns.clone();
     carried.push(key);
-    let array = json_array(rows, &carried)?;
+    let (from, arrays) = unnest(rows, &carried, 2)?;
     let table = <A::Entity as Default>::default().table_name();
     let key = key.as_str();
     let set = columns
@@ -168,49 +225,24 @@ pub fn json_update<A: ActiveModelTrait, K: Eq + std::hash::Hash>(
     } else {
         format!(" AND {guard}")
     };
+    let mut values = vec![tenant_id.into()];
+    values.extend(arrays);
     Some(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
-            "UPDATE \"{table}\" AS t SET {set} \
-             FROM json_populate_recordset(NULL::\"{table}\", $2::json) AS v \
+            "UPDATE \"{table}\" AS t SET {set} FROM {from} \
              WHERE t.tenant_id = $1 AND t.\"{key}\" = v.\"{key}\"{guard} \
              RETURNING t.\"{key}\" AS key"
         ),
-        [tenant_id.into(), array.into()],
+        values,
     ))
-}
-
-/// A column value as the JSON PostgreSQL reads back into the column's
-/// type; times in RFC 3339 with their offset, to the microsecond.
-fn json_of(value: &Value) -> Option<serde_json::Value> {
-    Some(match value {
-        Value::ChronoDateTimeUtc(Some(t)) => {
-            serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
-        }
-        Value::ChronoDateTimeWithTimeZone(Some(t)) => {
-            serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
-        }
-        // Bytes as the hex text PostgreSQL's `bytea` input reads.
-        Value::Bytes(Some(bytes)) => {
-            serde_json::Value::String(format!("\\x{}", hex::encode(bytes)))
-        }
-        // Non-finite numbers have no JSON form; none is in a lead's rows,
-        // but they must not turn into nulls unseen.
-        Value::Double(Some(v)) if !v.is_finite() => return None,
-        Value::Float(Some(v)) if !v.is_finite() => return None,
-        Value::ChronoDate(Some(_))
-        | Value::ChronoTime(Some(_))
-        | Value::ChronoDateTime(Some(_))
-        | Value::ChronoDateTimeLocal(Some(_)) => return None,
-        other => sea_orm::sea_query::value::sea_value_to_json_value(other),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
     use entity::{activity, enums::Direction};
-    use sea_orm::{ActiveValue::Set, DbBackend, IntoActiveModel};
+    use sea_orm::{DbBackend, IntoActiveModel, Value};
     use uuid::Uuid;
 
     use super::insert_statements;
@@ -236,8 +268,23 @@ mod tests {
         .into_active_model()
     }
 
+    fn values(statement: &sea_orm::Statement) -> Vec<Value> {
+        statement
+            .values
+            .as_ref()
+            .map(|v| v.0.clone())
+            .unwrap_or_default()
+    }
+
+    fn array(value: &Value) -> Vec<Value> {
+        match value {
+            Value::Array(_, Some(items)) => items.to_vec(),
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
     #[test]
-    fn postgres_gets_the_rows_as_one_json_parameter_with_times_to_the_microsecond() {
+    fn postgres_gets_one_array_per_column_and_a_mask_beside_each_null() {
         let mut out = Vec::new();
         insert_statements(
             vec![activity(Some(12.5)), activity(None)],
@@ -245,38 +292,89 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
+        let sql = &out[0].sql;
+        assert!(sql.contains("FROM unnest($1, $2"), "{sql}");
+        // Ten columns; `note`, `amount` and `created_by` hold nulls.
+        let values = values(&out[0]);
+        assert_eq!(values.len(), 13, "{sql}");
         assert!(
-            out[0]
-                .sql
-                .contains("json_populate_recordset(NULL::\"activities\""),
-            "{}",
-            out[0].sql
+            sql.contains("CASE WHEN n7 THEN NULL ELSE c7 END AS \"amount\""),
+            "{sql}"
         );
-        let values = out[0]
-            .values
-            .as_ref()
-            .map(|v| v.0.clone())
-            .unwrap_or_default();
-        assert_eq!(values.len(), 1);
-        let text = values[0].to_string();
-        assert!(text.contains("2026-12-03T09:30:00.123456+00:00"), "{text}");
-        assert!(text.contains("12.5") && text.contains("INBOUND"), "{text}");
+        let amount = sql
+            .split("AS u(")
+            .nth(1)
+            .and_then(|names| names.split(", ").position(|n| n == "c7"))
+            .unwrap_or(usize::MAX);
+        assert_eq!(
+            array(&values[amount]),
+            vec![Value::Double(Some(12.5)), Value::Double(Some(0.0))]
+        );
+        assert_eq!(
+            array(&values[amount + 1]),
+            vec![Value::Bool(Some(false)), Value::Bool(Some(true))]
+        );
+        assert!(sql.contains("c3 AS \"signal_key\""), "{sql}");
     }
 
     #[test]
-    fn bytes_go_as_the_hex_text_bytea_reads() {
-        let json = super::json_of(&sea_orm::Value::Bytes(Some(vec![0x01, 0xab, 0x7b])));
-        assert_eq!(json, Some(serde_json::json!("\\x01ab7b")));
-    }
-
-    #[test]
-    fn a_value_json_cannot_carry_falls_back_to_bound_parameters() {
+    fn a_column_some_rows_leave_unset_is_null_in_those_rows() {
+        let mut unset = activity(Some(1.0));
+        unset.amount = sea_orm::ActiveValue::NotSet;
         let mut out = Vec::new();
-        let mut nan = activity(None);
-        nan.amount = Set(Some(f64::NAN));
-        insert_statements(vec![activity(None), nan], DbBackend::Postgres, &mut out);
-        assert_eq!(out.len(), 1);
-        assert!(!out[0].sql.contains("json_populate"), "{}", out[0].sql);
+        insert_statements(
+            vec![unset, activity(Some(2.0))],
+            DbBackend::Postgres,
+            &mut out,
+        );
+        let sql = &out[0].sql;
+        assert!(
+            sql.contains("CASE WHEN n7 THEN NULL ELSE c7 END AS \"amount\""),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn the_update_binds_the_tenant_first_and_returns_the_keys_written() {
+        let rows = vec![activity(None), activity(None)];
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .filter_map(|r| r.id.clone().into_value())
+            .filter_map(|v| match v {
+                Value::Uuid(Some(id)) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let statement = super::bulk_update(
+            Uuid::nil(),
+            &rows,
+            activity::Column::Id,
+            &ids,
+            "t.amount IS NULL",
+        );
+        let Some(statement) = statement else {
+            panic!("no statement")
+        };
+        assert!(
+            statement.sql.starts_with("UPDATE \"activities\" AS t SET"),
+            "{}",
+            statement.sql
+        );
+        assert!(
+            statement.sql.contains("FROM unnest($2,"),
+            "{}",
+            statement.sql
+        );
+        assert!(
+            statement
+                .sql
+                .ends_with("AND t.amount IS NULL RETURNING t.\"id\" AS key"),
+            "{}",
+            statement.sql
+        );
+        assert_eq!(values(&statement)[0], Value::Uuid(Some(Uuid::nil())));
+        let twice = [ids[0], ids[0]];
+        assert!(super::bulk_update(Uuid::nil(), &rows, activity::Column::Id, &twice, "").is_none());
     }
 
     #[test]

@@ -834,7 +834,7 @@ impl Bulk {
     }
 
     /// The changed leads as two statements on PostgreSQL, one per table;
-    /// `None` when they cannot be (see [`bulk::json_update`]).
+    /// `None` when they cannot be (see [`bulk::bulk_update`]).
     fn together(tenant_id: Uuid, updates: &[(lead::Model, i32, bool)]) -> Option<Updates> {
         if updates.is_empty() {
             return Some(Updates::Each(Vec::new()));
@@ -868,7 +868,7 @@ impl Bulk {
         let facts = if facts.is_empty() {
             None
         } else {
-            Some(bulk::json_update(
+            Some(bulk::bulk_update(
                 tenant_id,
                 &facts,
                 lead_facts::Column::Id,
@@ -877,7 +877,7 @@ impl Bulk {
             )?)
         };
         Some(Updates::Together {
-            scores: bulk::json_update(
+            scores: bulk::bulk_update(
                 tenant_id,
                 &scores,
                 lead_score::Column::LeadId,
