@@ -152,23 +152,30 @@ impl Writer {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
-    fn days<T>(&mut self, days: &[(i64, T)], mut value: impl FnMut(&mut Self, &T)) {
-        self.unsigned(days.len() as u64);
-        let mut previous = 0;
-        for (day, v) in days {
-            self.signed(day.wrapping_sub(previous));
-            previous = *day;
-            value(self, v);
+    /// `items` in order, each as the difference of its time (a day or a
+    /// second) from the one before, then what `value` writes of it.
+    fn deltas<T>(
+        &mut self,
+        items: &[T],
+        at: impl Fn(&T) -> i64,
+        mut value: impl FnMut(&mut Self, &T),
+    ) {
+        self.unsigned(items.len() as u64);
+        let mut previous = 0i64;
+        for item in items {
+            let at = at(item);
+            self.signed(at.wrapping_sub(previous));
+            previous = at;
+            value(self, item);
         }
     }
 
+    fn days<T>(&mut self, days: &[(i64, T)], mut value: impl FnMut(&mut Self, &T)) {
+        self.deltas(days, |(day, _)| *day, |w, (_, v)| value(w, v));
+    }
+
     fn times(&mut self, times: &[i64]) {
-        self.unsigned(times.len() as u64);
-        let mut previous = 0;
-        for at in times {
-            self.signed(at.wrapping_sub(previous));
-            previous = *at;
-        }
+        self.deltas(times, |at| *at, |_, _| {});
     }
 }
 
@@ -223,31 +230,32 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(array))
     }
 
-    fn days<T>(
+    /// What [`Writer::deltas`] wrote: each item from its time and what
+    /// follows it.
+    fn deltas<T>(
         &mut self,
-        mut value: impl FnMut(&mut Self) -> Result<T, DecodeError>,
-    ) -> Result<Vec<(i64, T)>, DecodeError> {
+        mut item: impl FnMut(&mut Self, i64) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
         let n = self.length()?;
-        let mut days = Vec::with_capacity(n);
-        let mut previous = 0i64;
-        for _ in 0..n {
-            let day = previous.wrapping_add(self.signed()?);
-            previous = day;
-            days.push((day, value(self)?));
-        }
-        Ok(days)
-    }
-
-    fn times(&mut self) -> Result<Vec<i64>, DecodeError> {
-        let n = self.length()?;
-        let mut times = Vec::with_capacity(n);
+        let mut items = Vec::with_capacity(n);
         let mut previous = 0i64;
         for _ in 0..n {
             let at = previous.wrapping_add(self.signed()?);
             previous = at;
-            times.push(at);
+            items.push(item(self, at)?);
         }
-        Ok(times)
+        Ok(items)
+    }
+
+    fn days<T>(
+        &mut self,
+        mut value: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<(i64, T)>, DecodeError> {
+        self.deltas(|r, day| Ok((day, value(r)?)))
+    }
+
+    fn times(&mut self) -> Result<Vec<i64>, DecodeError> {
+        self.deltas(|_, at| Ok(at))
     }
 }
 
