@@ -24,6 +24,7 @@ fn error_code(body: &Value) -> String {
 struct Activity {
     signal_key: String,
     note: Option<String>,
+    amount: Option<f64>,
     api_key: Option<KeyName>,
 }
 
@@ -78,7 +79,7 @@ impl TestApp {
         let lead: Option<Activities> = self
             .root(
                 Some(token),
-                "query($id: ID!) { lead(id: $id) { activities(first: 200) { signalKey note apiKey { name } } } }",
+                "query($id: ID!) { lead(id: $id) { activities(first: 200) { signalKey note amount apiKey { name } } } }",
                 json!({"id": lead}),
             )
             .await;
@@ -168,6 +169,56 @@ async fn a_mixed_batch_records_the_good_events_naming_each_bad_one() {
         )
     );
     assert_eq!(app.activities_of(&acme.token, &created.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn each_event_keeps_its_own_note_and_amount_and_absent_ones_stay_empty() {
+    let app = spawn_app().await;
+    let acme = app.sign_up_tenant("acme").await;
+    let lead = app
+        .new_lead(
+            &acme.token,
+            json!({"name": "Ana Souza", "company": "Recife Labs", "externalId": "crm-7"}),
+        )
+        .await;
+    let key = app.new_api_key(&acme.token, "shop", &["INGEST"]).await;
+
+    // One batch, so the events are written together: notes and amounts
+    // set on some events and absent on others, in both orders.
+    let (status, body) = app
+        .send_events(
+            &key.secret,
+            json!([
+                {"lead": {"externalId": "crm-7"}, "signal": "website_visit",
+                 "occurredAt": "2026-11-30T09:00:00Z", "note": "pricing page", "amount": 120.5},
+                {"lead": {"externalId": "crm-7"}, "signal": "website_visit",
+                 "occurredAt": "2026-11-30T10:00:00Z"},
+                {"lead": {"externalId": "crm-7"}, "signal": "website_visit",
+                 "occurredAt": "2026-11-30T11:00:00Z", "amount": 0.0},
+                {"lead": {"externalId": "crm-7"}, "signal": "website_visit",
+                 "occurredAt": "2026-11-30T12:00:00Z", "note": "docs"}
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"].as_i64(), Some(4), "{body}");
+
+    // Newest first.
+    let written: Vec<(Option<String>, Option<f64>)> = app
+        .activities_of(&acme.token, &lead.id)
+        .await
+        .into_iter()
+        .map(|a| (a.note, a.amount))
+        .collect();
+    assert_eq!(
+        written,
+        vec![
+            (Some("docs".to_owned()), None),
+            (None, Some(0.0)),
+            (None, None),
+            (Some("pricing page".to_owned()), Some(120.5)),
+        ]
+    );
 }
 
 #[tokio::test]
