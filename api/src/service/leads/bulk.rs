@@ -165,7 +165,8 @@ fn array_of(values: Vec<Value>) -> Option<(Value, Option<Value>)> {
     let values = if any_null {
         values
             .into_iter()
-            .map(|v| if v == v.as_null() { v.dummy_value() } else { v })
+            .zip(&nulls)
+            .map(|(v, null)| if *null { v.dummy_value() } else { v })
             .collect()
     } else {
         values
